@@ -1,0 +1,402 @@
+//! The rules of the double-entry ledger, computed in memory.
+//!
+//! Storage locks the wallets a batch touches and loads them into a [`Book`];
+//! every transfer of the batch is applied here, in order; what is posted is
+//! then written back. Nothing in this module does I/O, so the invariants are
+//! checked by property tests over millions of random transfers:
+//!
+//! 1. a transfer moves the same amount out of one wallet and into another, so
+//!    per currency the sum of all balances never changes (and starts at zero);
+//! 2. no wallet ever goes below its floor (its overdraft limit);
+//! 3. a rejected transfer changes nothing.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::WalletId;
+use crate::money::{AMOUNT_MINOR_MAX, Currency, PositiveAmount};
+
+/// What a wallet is for. Tenants and accounts own `primary` and `promo`
+/// wallets; `world` and `revenue` are the tenant's system wallets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WalletPurpose {
+    /// Recharged money (充值账户).
+    Primary,
+    /// Bonus money (优惠/赠送账户); spent after nothing else, never withdrawn.
+    Promo,
+    /// The outside world: recharges come from here, so its balance is minus
+    /// everything ever deposited. Unbounded below.
+    World,
+    /// Where usage charges go. Refunds flow back out of it.
+    Revenue,
+}
+
+impl WalletPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WalletPurpose::Primary => "primary",
+            WalletPurpose::Promo => "promo",
+            WalletPurpose::World => "world",
+            WalletPurpose::Revenue => "revenue",
+        }
+    }
+
+    /// Whether people can hold money in it (as opposed to a system wallet).
+    pub fn is_spendable(self) -> bool {
+        matches!(self, WalletPurpose::Primary | WalletPurpose::Promo)
+    }
+}
+
+impl fmt::Display for WalletPurpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown wallet {0:?} (expected primary or promo)")]
+pub struct UnknownWalletPurpose(pub String);
+
+impl FromStr for WalletPurpose {
+    type Err = UnknownWalletPurpose;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "primary" => Ok(WalletPurpose::Primary),
+            "promo" => Ok(WalletPurpose::Promo),
+            "world" => Ok(WalletPurpose::World),
+            "revenue" => Ok(WalletPurpose::Revenue),
+            _ => Err(UnknownWalletPurpose(s.to_owned())),
+        }
+    }
+}
+
+/// Why money moves. Stored with every transfer and shown in entry listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferKind {
+    /// From the outside world into a tenant's or account's wallet (充值).
+    Deposit,
+    /// From a tenant's wallet to one of its accounts (分账, `transferIn`).
+    Allocation,
+    /// Back from an account to its tenant.
+    Reclaim,
+    /// Between two wallets of the same owner (e.g. promo to primary).
+    Internal,
+    /// A usage charge, to revenue.
+    Charge,
+    /// A refund, from revenue.
+    Refund,
+}
+
+impl TransferKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferKind::Deposit => "deposit",
+            TransferKind::Allocation => "allocation",
+            TransferKind::Reclaim => "reclaim",
+            TransferKind::Internal => "internal",
+            TransferKind::Charge => "charge",
+            TransferKind::Refund => "refund",
+        }
+    }
+}
+
+impl FromStr for TransferKind {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Ok(match s {
+            "deposit" => TransferKind::Deposit,
+            "allocation" => TransferKind::Allocation,
+            "reclaim" => TransferKind::Reclaim,
+            "internal" => TransferKind::Internal,
+            "charge" => TransferKind::Charge,
+            "refund" => TransferKind::Refund,
+            _ => return Err(()),
+        })
+    }
+}
+
+/// How far the debited wallet may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DebitRule {
+    /// Down to the wallet's floor (0, or minus its overdraft limit).
+    ToFloor,
+    /// As `ToFloor`, and the wallet must not already be in the red: a tenant
+    /// that has used its overdraft must recharge before funding anyone
+    /// (SendCloud 416 余额为负,请充值后再来).
+    ToFloorFromNonNegative,
+}
+
+/// One wallet as the ledger sees it while applying a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletState {
+    pub id: WalletId,
+    pub currency: Currency,
+    pub balance_minor: i64,
+    /// The lowest balance allowed; `None` for system wallets, which are unbounded.
+    pub floor_minor: Option<i64>,
+    /// Sequence number of the wallet's last entry (0 when it has none).
+    pub entry_seq: i64,
+}
+
+/// A request to move money, already resolved to wallets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferIntent {
+    pub debit: WalletId,
+    pub credit: WalletId,
+    pub amount: PositiveAmount,
+    pub currency: Currency,
+    pub debit_rule: DebitRule,
+}
+
+/// Why the ledger refused a transfer. A refused transfer moves nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferRejection {
+    #[error("a transfer needs two different wallets")]
+    SameWallet,
+    #[error("the wallets hold a different currency than the transfer")]
+    CurrencyMismatch,
+    #[error("the paying wallet has a negative balance")]
+    NegativeBalance,
+    #[error("the paying wallet has insufficient funds")]
+    InsufficientFunds,
+    #[error("the receiving wallet would exceed the largest allowed balance")]
+    BalanceLimit,
+}
+
+impl TransferRejection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferRejection::SameWallet => "same_wallet",
+            TransferRejection::CurrencyMismatch => "currency_mismatch",
+            TransferRejection::NegativeBalance => "negative_balance",
+            TransferRejection::InsufficientFunds => "insufficient_funds",
+            TransferRejection::BalanceLimit => "balance_limit",
+        }
+    }
+}
+
+impl FromStr for TransferRejection {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Ok(match s {
+            "same_wallet" => TransferRejection::SameWallet,
+            "currency_mismatch" => TransferRejection::CurrencyMismatch,
+            "negative_balance" => TransferRejection::NegativeBalance,
+            "insufficient_funds" => TransferRejection::InsufficientFunds,
+            "balance_limit" => TransferRejection::BalanceLimit,
+            _ => return Err(()),
+        })
+    }
+}
+
+/// One side of a posted transfer: the entry appended to a wallet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryLine {
+    pub wallet: WalletId,
+    pub seq: i64,
+    /// Signed: negative on the debited side.
+    pub amount_minor: i64,
+    pub balance_after_minor: i64,
+}
+
+/// The two entries a posted transfer appends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostedEntries {
+    pub debit: EntryLine,
+    pub credit: EntryLine,
+}
+
+/// The wallets of one batch, with their balances as the batch goes along.
+#[derive(Debug, Clone, Default)]
+pub struct Book {
+    wallets: HashMap<WalletId, WalletState>,
+}
+
+impl Book {
+    pub fn new(wallets: impl IntoIterator<Item = WalletState>) -> Self {
+        Book { wallets: wallets.into_iter().map(|w| (w.id, w)).collect() }
+    }
+
+    pub fn wallet(&self, id: WalletId) -> Option<&WalletState> {
+        self.wallets.get(&id)
+    }
+
+    pub fn wallets(&self) -> impl Iterator<Item = &WalletState> {
+        self.wallets.values()
+    }
+
+    /// Applies one transfer, or refuses it and leaves the book unchanged.
+    ///
+    /// # Panics
+    /// If a wallet of the intent is not in the book: the caller loads every
+    /// wallet its batch names before applying, so a missing one is a bug.
+    pub fn apply(&mut self, intent: &TransferIntent) -> Result<PostedEntries, TransferRejection> {
+        if intent.debit == intent.credit {
+            return Err(TransferRejection::SameWallet);
+        }
+        let amount = intent.amount.minor();
+        let debit = &self.wallets[&intent.debit];
+        let credit = &self.wallets[&intent.credit];
+        if debit.currency != intent.currency || credit.currency != intent.currency {
+            return Err(TransferRejection::CurrencyMismatch);
+        }
+        if intent.debit_rule == DebitRule::ToFloorFromNonNegative && debit.balance_minor < 0 {
+            return Err(TransferRejection::NegativeBalance);
+        }
+        let debit_after = debit.balance_minor - amount;
+        let debit_floor = debit.floor_minor.unwrap_or(-AMOUNT_MINOR_MAX);
+        if debit_after < debit_floor {
+            return Err(TransferRejection::InsufficientFunds);
+        }
+        let credit_after = credit.balance_minor + amount;
+        if credit_after > AMOUNT_MINOR_MAX {
+            return Err(TransferRejection::BalanceLimit);
+        }
+
+        let debit = self.wallets.get_mut(&intent.debit).expect("checked above");
+        debit.balance_minor = debit_after;
+        debit.entry_seq += 1;
+        let debit_line = EntryLine { wallet: debit.id, seq: debit.entry_seq, amount_minor: -amount, balance_after_minor: debit_after };
+
+        let credit = self.wallets.get_mut(&intent.credit).expect("checked above");
+        credit.balance_minor = credit_after;
+        credit.entry_seq += 1;
+        let credit_line = EntryLine { wallet: credit.id, seq: credit.entry_seq, amount_minor: amount, balance_after_minor: credit_after };
+
+        debug_assert!(debit_line.amount_minor + credit_line.amount_minor == 0);
+        Ok(PostedEntries { debit: debit_line, credit: credit_line })
+    }
+
+    /// Sum of balances per currency. Zero for every currency of a complete ledger.
+    pub fn totals_by_currency(&self) -> HashMap<Currency, i128> {
+        let mut totals = HashMap::new();
+        for wallet in self.wallets.values() {
+            *totals.entry(wallet.currency).or_insert(0) += i128::from(wallet.balance_minor);
+        }
+        totals
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn wallet(id: i64, currency: Currency, floor: Option<i64>) -> WalletState {
+        WalletState { id: WalletId(id), currency, balance_minor: 0, floor_minor: floor, entry_seq: 0 }
+    }
+
+    fn intent(debit: i64, credit: i64, amount: i64, rule: DebitRule) -> TransferIntent {
+        TransferIntent {
+            debit: WalletId(debit),
+            credit: WalletId(credit),
+            amount: PositiveAmount::new(amount).unwrap(),
+            currency: Currency::Cny,
+            debit_rule: rule,
+        }
+    }
+
+    #[test]
+    fn deposit_then_allocation_moves_money_and_numbers_entries() {
+        let mut book = Book::new([wallet(1, Currency::Cny, None), wallet(2, Currency::Cny, Some(0)), wallet(3, Currency::Cny, Some(0))]);
+        let posted = book.apply(&intent(1, 2, 100_000, DebitRule::ToFloor)).unwrap();
+        assert_eq!(posted.debit, EntryLine { wallet: WalletId(1), seq: 1, amount_minor: -100_000, balance_after_minor: -100_000 });
+        assert_eq!(posted.credit, EntryLine { wallet: WalletId(2), seq: 1, amount_minor: 100_000, balance_after_minor: 100_000 });
+        let posted = book.apply(&intent(2, 3, 65_400, DebitRule::ToFloorFromNonNegative)).unwrap();
+        assert_eq!(posted.debit.balance_after_minor, 34_600);
+        assert_eq!(posted.debit.seq, 2);
+        assert_eq!(book.totals_by_currency()[&Currency::Cny], 0);
+    }
+
+    #[test]
+    fn refusals_change_nothing() {
+        let mut book = Book::new([wallet(1, Currency::Cny, None), wallet(2, Currency::Cny, Some(-5_000)), wallet(3, Currency::Cny, Some(0)), wallet(4, Currency::Usd, Some(0))]);
+        book.apply(&intent(1, 2, 1_000, DebitRule::ToFloor)).unwrap();
+        let before: Vec<_> = {
+            let mut w: Vec<_> = book.wallets().cloned().collect();
+            w.sort_by_key(|w| w.id);
+            w
+        };
+        assert_eq!(book.apply(&intent(2, 3, 6_001, DebitRule::ToFloor)), Err(TransferRejection::InsufficientFunds));
+        assert_eq!(book.apply(&intent(2, 2, 1, DebitRule::ToFloor)), Err(TransferRejection::SameWallet));
+        assert_eq!(book.apply(&intent(2, 4, 1, DebitRule::ToFloor)), Err(TransferRejection::CurrencyMismatch));
+        let mut after: Vec<_> = book.wallets().cloned().collect();
+        after.sort_by_key(|w| w.id);
+        assert_eq!(before, after);
+        // The overdraft floor allows going to -50.00, and then no further allocation.
+        book.apply(&intent(2, 3, 6_000, DebitRule::ToFloor)).unwrap();
+        assert_eq!(book.wallet(WalletId(2)).unwrap().balance_minor, -5_000);
+        assert_eq!(book.apply(&intent(1, 2, 1, DebitRule::ToFloor)).map(|p| p.credit.balance_after_minor), Ok(-4_999));
+        assert_eq!(book.apply(&intent(2, 3, 1, DebitRule::ToFloorFromNonNegative)), Err(TransferRejection::NegativeBalance));
+    }
+
+    #[test]
+    fn balances_are_bounded() {
+        let mut book = Book::new([wallet(1, Currency::Cny, None), wallet(2, Currency::Cny, Some(0))]);
+        book.apply(&intent(1, 2, AMOUNT_MINOR_MAX, DebitRule::ToFloor)).unwrap();
+        assert_eq!(book.apply(&intent(1, 2, 1, DebitRule::ToFloor)), Err(TransferRejection::InsufficientFunds));
+    }
+
+    #[derive(Debug, Clone)]
+    struct RandomTransfer {
+        debit: i64,
+        credit: i64,
+        amount: i64,
+        non_negative: bool,
+    }
+
+    fn random_transfer(wallet_count: i64) -> impl Strategy<Value = RandomTransfer> {
+        (0..wallet_count, 0..wallet_count, 1i64..=50_000, any::<bool>())
+            .prop_map(|(debit, credit, amount, non_negative)| RandomTransfer { debit, credit, amount, non_negative })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The three invariants of the module documentation, over random
+        /// transfers between wallets of two currencies with random floors.
+        #[test]
+        fn invariants_hold_for_any_sequence_of_transfers(
+            floors in proptest::collection::vec(prop_oneof![Just(None), (0i64..=20_000).prop_map(|o| Some(-o))], 2..12),
+            transfers in proptest::collection::vec(random_transfer(12), 0..200),
+        ) {
+            let wallet_count = floors.len() as i64;
+            let mut book = Book::new(floors.iter().enumerate().map(|(i, floor)| {
+                let currency = if i % 5 == 4 { Currency::Usd } else { Currency::Cny };
+                wallet(i as i64, currency, *floor)
+            }));
+            for t in transfers.iter().filter(|t| t.debit < wallet_count && t.credit < wallet_count) {
+                let before = book.clone();
+                let rule = if t.non_negative { DebitRule::ToFloorFromNonNegative } else { DebitRule::ToFloor };
+                let currency = book.wallet(WalletId(t.debit)).unwrap().currency;
+                let intent = TransferIntent { currency, ..intent(t.debit, t.credit, t.amount, rule) };
+                match book.apply(&intent) {
+                    Ok(posted) => {
+                        prop_assert_eq!(posted.debit.amount_minor, -t.amount);
+                        prop_assert_eq!(posted.credit.amount_minor, t.amount);
+                        prop_assert_eq!(book.wallet(intent.debit).unwrap().balance_minor, posted.debit.balance_after_minor);
+                        prop_assert_eq!(book.wallet(intent.credit).unwrap().balance_minor, posted.credit.balance_after_minor);
+                        prop_assert_eq!(posted.debit.seq, before.wallet(intent.debit).unwrap().entry_seq + 1);
+                    }
+                    Err(_) => {
+                        for w in before.wallets() {
+                            prop_assert_eq!(book.wallet(w.id), Some(w));
+                        }
+                    }
+                }
+                for total in book.totals_by_currency().values() {
+                    prop_assert_eq!(*total, 0);
+                }
+                for w in book.wallets() {
+                    prop_assert!(w.balance_minor >= w.floor_minor.unwrap_or(-AMOUNT_MINOR_MAX), "{:?} below its floor", w);
+                }
+            }
+        }
+    }
+}

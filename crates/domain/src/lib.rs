@@ -1,0 +1,11 @@
+//! The pure domain of subledger: money, identifiers, account fields, ledger
+//! rules and calendars. No I/O lives here; everything is unit- and
+//! property-tested. Raw input from the wire is parsed into these types at the
+//! edge, so the layers above never see an unchecked value.
+
+pub mod account;
+pub mod calendar;
+pub mod ids;
+pub mod ledger;
+pub mod money;
+pub mod paging;

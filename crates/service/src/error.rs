@@ -1,0 +1,53 @@
+//! The service error type. Each dialect maps it, once, to its own codes.
+
+use subledger_domain::ledger::TransferRejection;
+use subledger_storage::StorageError;
+
+/// What a service call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0} not found")]
+    NotFound(Resource),
+    #[error("the username is already taken in this tenant")]
+    UsernameTaken,
+    #[error("the phone number is already used by another account of this tenant")]
+    PhoneTaken,
+    #[error("the tenant has reached its limit of {limit} accounts")]
+    AccountLimit { limit: i64 },
+    /// The ledger refused the transfer; nothing moved.
+    #[error("transfer refused: {0}")]
+    Rejected(TransferRejection),
+    #[error("this idempotency key was already used for a different request")]
+    IdempotencyKeyReused,
+    /// Input that passed the edge's parsing but breaks a rule that needs state
+    /// or several fields to check.
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    /// The server is shutting down or overloaded; the request did nothing.
+    #[error("service unavailable: {0}")]
+    Unavailable(&'static str),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// The kinds of thing a lookup can miss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Tenant,
+    Account,
+    Wallet,
+    Transfer,
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Resource::Tenant => "tenant",
+            Resource::Account => "account",
+            Resource::Wallet => "wallet",
+            Resource::Transfer => "transfer",
+        })
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;

@@ -1,0 +1,146 @@
+//! Moving money: deposits from the outside world, allocations to accounts
+//! (SendCloud `transferIn`), transfers between a tenant's wallets, and reading
+//! balances and entries.
+
+use subledger_domain::account::Username;
+use subledger_domain::ids::{TenantId, WalletId};
+use subledger_domain::ledger::{DebitRule, TransferIntent, TransferKind, WalletPurpose};
+use subledger_domain::money::{Currency, PositiveAmount};
+use subledger_storage::accounts as store_accounts;
+use subledger_storage::wallets::{self as store_wallets, EntryRecord, WalletOwner, WalletRecord};
+
+use crate::accounts::create_account_wallets;
+use crate::error::{Resource, ServiceError, ServiceResult};
+use crate::ledger::{TransferReceipt, TransferRequest};
+use crate::tenants::{Tenant, create_tenant_wallets};
+use crate::{Services, now_us};
+
+/// Whose wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// The tenant's own.
+    Tenant,
+    /// One of the tenant's accounts.
+    Account(Username),
+}
+
+/// A spendable wallet (`primary` or `promo`) of a holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletRef {
+    pub holder: Holder,
+    pub purpose: WalletPurpose,
+}
+
+impl WalletRef {
+    pub fn primary(holder: Holder) -> Self {
+        WalletRef { holder, purpose: WalletPurpose::Primary }
+    }
+}
+
+/// Optional request fields every money movement takes.
+#[derive(Debug, Clone, Default)]
+pub struct MoveOptions {
+    pub idempotency_key: Option<String>,
+    pub memo: Option<String>,
+}
+
+/// Most entries one page of a wallet's history returns.
+pub const ENTRY_PAGE_MAX: i64 = 500;
+
+impl Services {
+    /// A recharge from the outside world into a spendable wallet of the tenant
+    /// or of one of its accounts.
+    pub async fn deposit(&self, tenant: &Tenant, to: &WalletRef, amount: PositiveAmount, currency: Currency, options: MoveOptions) -> ServiceResult<TransferReceipt> {
+        let credit = self.spendable_wallet(tenant, to, currency).await?;
+        let world = self.system_wallet(tenant, WalletPurpose::World, currency).await?;
+        let intent = TransferIntent { debit: world, credit, amount, currency, debit_rule: DebitRule::ToFloor };
+        self.post(tenant.id, TransferKind::Deposit, intent, options).await
+    }
+
+    /// Moves money between two spendable wallets of the tenant (its own and
+    /// its accounts'). From the tenant to an account this is an allocation
+    /// (分账), which a tenant in the red may not make.
+    pub async fn transfer(&self, tenant: &Tenant, from: &WalletRef, to: &WalletRef, amount: PositiveAmount, currency: Currency, options: MoveOptions) -> ServiceResult<TransferReceipt> {
+        let (kind, debit_rule) = match (&from.holder, &to.holder) {
+            (Holder::Tenant, Holder::Account(_)) => (TransferKind::Allocation, DebitRule::ToFloorFromNonNegative),
+            (Holder::Account(_), Holder::Tenant) => (TransferKind::Reclaim, DebitRule::ToFloor),
+            _ => (TransferKind::Internal, DebitRule::ToFloor),
+        };
+        let debit = self.spendable_wallet(tenant, from, currency).await?;
+        let credit = self.spendable_wallet(tenant, to, currency).await?;
+        let intent = TransferIntent { debit, credit, amount, currency, debit_rule };
+        self.post(tenant.id, kind, intent, options).await
+    }
+
+    async fn post(&self, tenant: TenantId, kind: TransferKind, intent: TransferIntent, options: MoveOptions) -> ServiceResult<TransferReceipt> {
+        self.ledger.submit(TransferRequest { tenant, idempotency_key: options.idempotency_key, kind, intent, memo: options.memo }).await
+    }
+
+    /// The id of a spendable wallet, created on first use for a new currency.
+    async fn spendable_wallet(&self, tenant: &Tenant, wallet: &WalletRef, currency: Currency) -> ServiceResult<WalletId> {
+        if !wallet.purpose.is_spendable() {
+            return Err(ServiceError::Invalid { field: "wallet", reason: "must be primary or promo".to_owned() });
+        }
+        let found = match &wallet.holder {
+            Holder::Tenant => store_wallets::find(&self.store, WalletOwner::Tenant(tenant.id), wallet.purpose, currency).await?,
+            Holder::Account(username) => store_wallets::find_for_username(&self.store, tenant.id, username.as_str(), wallet.purpose, currency).await?,
+        };
+        if let Some(found) = found {
+            return Ok(found.id);
+        }
+        // No wallet yet: an unknown account, or a currency not used before.
+        let owner = match &wallet.holder {
+            Holder::Tenant => WalletOwner::Tenant(tenant.id),
+            Holder::Account(username) => {
+                let account = store_accounts::find_by_username(&self.store, tenant.id, username.as_str()).await?.ok_or(ServiceError::NotFound(Resource::Account))?;
+                WalletOwner::Account(tenant.id, account.account_id())
+            }
+        };
+        self.open_currency(tenant, owner, currency).await?;
+        let found = store_wallets::find(&self.store, owner, wallet.purpose, currency).await?;
+        Ok(found.ok_or(ServiceError::NotFound(Resource::Wallet))?.id)
+    }
+
+    async fn system_wallet(&self, tenant: &Tenant, purpose: WalletPurpose, currency: Currency) -> ServiceResult<WalletId> {
+        let owner = WalletOwner::Tenant(tenant.id);
+        if let Some(found) = store_wallets::find(&self.store, owner, purpose, currency).await? {
+            return Ok(found.id);
+        }
+        self.open_currency(tenant, owner, currency).await?;
+        Ok(store_wallets::find(&self.store, owner, purpose, currency).await?.ok_or(ServiceError::NotFound(Resource::Wallet))?.id)
+    }
+
+    /// Creates an owner's wallets of a currency (and the tenant's, which every
+    /// movement of that currency needs).
+    async fn open_currency(&self, tenant: &Tenant, owner: WalletOwner, currency: Currency) -> ServiceResult<()> {
+        let now = now_us();
+        let mut tx = self.store.begin_write().await?;
+        create_tenant_wallets(&mut tx, tenant.id, currency, now).await?;
+        if let WalletOwner::Account(_, account) = owner {
+            create_account_wallets(&mut tx, tenant, account, currency, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The wallets of the tenant itself (system wallets included) or of one account.
+    pub async fn wallets(&self, tenant: &Tenant, holder: &Holder) -> ServiceResult<Vec<WalletRecord>> {
+        let owner = match holder {
+            Holder::Tenant => WalletOwner::Tenant(tenant.id),
+            Holder::Account(username) => WalletOwner::Account(tenant.id, self.account(tenant, username.as_str()).await?.id),
+        };
+        Ok(store_wallets::of_owner(&self.store, owner).await?)
+    }
+
+    /// A wallet of this tenant (or of one of its accounts) by id.
+    pub async fn wallet(&self, tenant: &Tenant, id: WalletId) -> ServiceResult<WalletRecord> {
+        store_wallets::get(&self.store, tenant.id, id).await?.ok_or(ServiceError::NotFound(Resource::Wallet))
+    }
+
+    /// A page of a wallet's entries after entry number `after_seq`, oldest first.
+    pub async fn wallet_entries(&self, tenant: &Tenant, id: WalletId, after_seq: i64, limit: i64) -> ServiceResult<(WalletRecord, Vec<EntryRecord>)> {
+        let wallet = self.wallet(tenant, id).await?;
+        let entries = store_wallets::entries_after(&self.store, wallet.id, after_seq.max(0), limit.clamp(0, ENTRY_PAGE_MAX)).await?;
+        Ok((wallet, entries))
+    }
+}

@@ -1,0 +1,343 @@
+//! The ledger's hot path: concurrent transfers are grouped into batches.
+//!
+//! A transfer is a tiny write, and committing each alone is bounded by the
+//! disk's fsync rate and by the row lock on a hot wallet (every `transferIn`
+//! of a tenant debits the same parent wallet). So requests queue to one
+//! worker per process, which takes everything waiting (up to
+//! [`LedgerConfig::batch_max`]) and, in one database transaction:
+//!
+//! 1. locks every wallet the batch names, in id order;
+//! 2. looks up the idempotency keys of the batch (after locking, so a key
+//!    committed by another process meanwhile is seen);
+//! 3. applies each transfer in memory with the domain's [`Book`];
+//! 4. writes all transfers, entries and balances with a few multi-row statements;
+//! 5. commits, and only then answers each caller.
+//!
+//! Several processes may share one PostgreSQL database: the row locks order
+//! their batches, and a batch that loses a race on an idempotency key (a unique
+//! violation) or a deadlock is run again from the start.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use subledger_domain::ids::{TenantId, TransferId, WalletId};
+use subledger_domain::ledger::{Book, TransferIntent, TransferKind, TransferRejection};
+use subledger_storage::ledger::{self as store_ledger, NewEntry, StoredTransfer};
+use subledger_storage::{StorageError, Store};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::error::{Resource, ServiceError, ServiceResult};
+use crate::metrics::LedgerMetrics;
+
+/// Limits of the batcher.
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// Most transfers written in one database transaction.
+    pub batch_max: usize,
+    /// Most transfers waiting for a batch; callers beyond it wait to enqueue.
+    pub queue_max: usize,
+    /// Times a batch is run again after a transient conflict.
+    pub retries_max: u32,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig { batch_max: 512, queue_max: 16_384, retries_max: 8 }
+    }
+}
+
+/// Longest accepted idempotency key, in bytes.
+pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 255;
+/// Longest memo kept with a transfer, in characters.
+pub const MEMO_CHARS_MAX: usize = 500;
+
+/// A transfer to post, with its wallets already resolved.
+#[derive(Debug, Clone)]
+pub struct TransferRequest {
+    pub tenant: TenantId,
+    /// Replaying a key returns the first outcome and moves nothing.
+    pub idempotency_key: Option<String>,
+    pub kind: TransferKind,
+    pub intent: TransferIntent,
+    pub memo: Option<String>,
+}
+
+impl TransferRequest {
+    /// What must match for a reused idempotency key to count as a replay.
+    fn fingerprint(&self) -> String {
+        let i = &self.intent;
+        format!("{}:{}>{}:{}:{}", self.kind.as_str(), i.debit, i.credit, i.amount.minor(), i.currency)
+    }
+}
+
+/// The balances right after a posted transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostedBalances {
+    pub debit_balance_after_minor: i64,
+    pub credit_balance_after_minor: i64,
+}
+
+/// The answer to a transfer request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferReceipt {
+    pub transfer_id: TransferId,
+    pub kind: TransferKind,
+    pub debit: WalletId,
+    pub credit: WalletId,
+    pub amount_minor: i64,
+    pub created_at_us: i64,
+    /// True when this is the stored outcome of an earlier request with the same key.
+    pub replayed: bool,
+    pub outcome: Result<PostedBalances, TransferRejection>,
+}
+
+impl TransferReceipt {
+    /// The receipt when posted, the rejection as an error otherwise.
+    pub fn posted(self) -> ServiceResult<(TransferReceipt, PostedBalances)> {
+        match self.outcome {
+            Ok(balances) => Ok((self, balances)),
+            Err(reason) => Err(ServiceError::Rejected(reason)),
+        }
+    }
+}
+
+struct Pending {
+    request: TransferRequest,
+    reply: oneshot::Sender<ServiceResult<TransferReceipt>>,
+}
+
+/// Handle to the batching worker. Cloning it is cheap; the worker stops once
+/// every handle is dropped and the queue is empty.
+#[derive(Clone)]
+pub struct Ledger {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl Ledger {
+    pub fn start(store: Store, config: LedgerConfig, metrics: LedgerMetrics) -> (Ledger, JoinHandle<()>) {
+        assert!(config.batch_max > 0 && config.queue_max > 0);
+        let (queue, receiver) = mpsc::channel(config.queue_max);
+        let worker = tokio::spawn(run_worker(receiver, store, config, metrics));
+        (Ledger { queue }, worker)
+    }
+
+    /// Posts a transfer (or refuses it) and returns once the outcome is durable.
+    pub async fn submit(&self, request: TransferRequest) -> ServiceResult<TransferReceipt> {
+        if let Some(key) = &request.idempotency_key {
+            if key.is_empty() || key.len() > IDEMPOTENCY_KEY_BYTES_MAX {
+                return Err(ServiceError::Invalid { field: "idempotency key", reason: format!("must be 1 to {IDEMPOTENCY_KEY_BYTES_MAX} bytes") });
+            }
+        }
+        if request.memo.as_ref().is_some_and(|m| m.chars().count() > MEMO_CHARS_MAX) {
+            return Err(ServiceError::Invalid { field: "memo", reason: format!("must be at most {MEMO_CHARS_MAX} characters") });
+        }
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Pending { request, reply }).await.map_err(|_| ServiceError::Unavailable("the ledger is shutting down"))?;
+        answer.await.map_err(|_| ServiceError::Unavailable("the ledger stopped before answering"))?
+    }
+}
+
+async fn run_worker(mut receiver: mpsc::Receiver<Pending>, store: Store, config: LedgerConfig, metrics: LedgerMetrics) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(config.batch_max);
+    // Returns 0 only once the channel is closed and drained: that is shutdown.
+    while receiver.recv_many(&mut batch, config.batch_max).await > 0 {
+        metrics.batch_transfers.observe(batch.len() as f64);
+        let requests: Vec<&TransferRequest> = batch.iter().map(|p| &p.request).collect();
+        let started = Instant::now();
+        let mut attempt = 0;
+        let answers = loop {
+            match commit_batch(&store, &requests).await {
+                Ok(answers) => break Ok(answers),
+                Err(error) if attempt < config.retries_max && is_retryable(&error) => {
+                    attempt += 1;
+                    metrics.batches_retried.inc();
+                    tracing::debug!(%error, attempt, "ledger batch conflicted; running it again");
+                    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
+                }
+                Err(error) => break Err(error),
+            }
+        };
+        metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        match answers {
+            Ok(answers) => {
+                for (pending, answer) in batch.drain(..).zip(answers) {
+                    if let Ok(receipt) = &answer {
+                        match (&receipt.outcome, receipt.replayed) {
+                            (_, true) => metrics.transfers_replayed.inc(),
+                            (Ok(_), false) => metrics.transfers_posted.inc(),
+                            (Err(_), false) => metrics.transfers_rejected.inc(),
+                        };
+                    }
+                    // A caller that went away (client disconnected) gets nothing; its transfer stands.
+                    let _ = pending.reply.send(answer);
+                }
+            }
+            Err(error) => {
+                metrics.batches_failed.inc();
+                tracing::error!(%error, transfers = batch.len(), "ledger batch failed; nothing of it was written");
+                let message = error.to_string();
+                for pending in batch.drain(..) {
+                    let _ = pending.reply.send(Err(ServiceError::Storage(StorageError::Transient(message.clone()))));
+                }
+            }
+        }
+    }
+    tracing::debug!("ledger worker stopped: queue closed and drained");
+}
+
+/// A unique violation means another process committed one of our idempotency
+/// keys after we looked: running the batch again finds it and replays it.
+fn is_retryable(error: &StorageError) -> bool {
+    error.is_retryable() || matches!(error, StorageError::UniqueViolation { .. })
+}
+
+/// One database transaction for the whole batch. Returns one answer per
+/// request, in order; an `Err` here means nothing was written.
+async fn commit_batch(store: &Store, requests: &[&TransferRequest]) -> Result<Vec<ServiceResult<TransferReceipt>>, StorageError> {
+    let mut tx = store.begin_write().await?;
+
+    let wallet_ids: Vec<WalletId> = requests.iter().flat_map(|r| [r.intent.debit, r.intent.credit]).collect();
+    let locked = store_ledger::lock_wallets(&mut tx, &wallet_ids).await?;
+    let owners: HashMap<WalletId, TenantId> = locked.iter().map(|(tenant, w)| (w.id, *tenant)).collect();
+    let mut book = Book::new(locked.into_iter().map(|(_, w)| w));
+
+    // Earlier outcomes of the idempotency keys in this batch.
+    let mut keys_by_tenant: HashMap<TenantId, Vec<&str>> = HashMap::new();
+    for request in requests {
+        if let Some(key) = &request.idempotency_key {
+            keys_by_tenant.entry(request.tenant).or_default().push(key);
+        }
+    }
+    let mut earlier: HashMap<(TenantId, String), StoredTransfer> = HashMap::new();
+    for (tenant, keys) in &keys_by_tenant {
+        for transfer in store_ledger::transfers_by_keys(&mut tx, *tenant, keys).await? {
+            let key = transfer.idempotency_key.clone().expect("looked up by key");
+            earlier.insert((*tenant, key), transfer);
+        }
+    }
+    let posted_earlier: Vec<TransferId> = earlier.values().filter(|t| t.outcome.is_ok()).map(|t| t.id).collect();
+    let mut balances_after: HashMap<(TransferId, WalletId), i64> = HashMap::new();
+    if !posted_earlier.is_empty() {
+        for (transfer, wallet, balance) in store_ledger::balances_after(&mut tx, &posted_earlier).await? {
+            balances_after.insert((transfer, wallet), balance);
+        }
+    }
+
+    let now_us = subledger_domain::calendar::to_unix_micros(jiff::Timestamp::now());
+    let mut new_transfers: Vec<StoredTransfer> = Vec::with_capacity(requests.len());
+    let mut new_entries: Vec<NewEntry> = Vec::with_capacity(requests.len() * 2);
+    let mut answers: Vec<ServiceResult<TransferReceipt>> = Vec::with_capacity(requests.len());
+    // Receipts of keys first used in this very batch, for duplicates within it.
+    let mut fresh: HashMap<(TenantId, String), (String, TransferReceipt)> = HashMap::new();
+
+    for request in requests {
+        let intent = &request.intent;
+        let owned = |wallet: WalletId| owners.get(&wallet) == Some(&request.tenant);
+        if !owned(intent.debit) || !owned(intent.credit) {
+            // The service resolves wallets within the caller's tenant; this
+            // guards tenant isolation should that ever go wrong.
+            answers.push(Err(ServiceError::NotFound(Resource::Wallet)));
+            continue;
+        }
+        let fingerprint = request.fingerprint();
+        if let Some(key) = &request.idempotency_key {
+            let slot = (request.tenant, key.clone());
+            if let Some(stored) = earlier.get(&slot) {
+                answers.push(if stored.fingerprint == fingerprint {
+                    Ok(replay_of(stored, &balances_after))
+                } else {
+                    Err(ServiceError::IdempotencyKeyReused)
+                });
+                continue;
+            }
+            if let Some((first_fingerprint, receipt)) = fresh.get(&slot) {
+                answers.push(if *first_fingerprint == fingerprint {
+                    Ok(TransferReceipt { replayed: true, ..receipt.clone() })
+                } else {
+                    Err(ServiceError::IdempotencyKeyReused)
+                });
+                continue;
+            }
+        }
+
+        let transfer_id = TransferId(uuid::Uuid::now_v7().as_u128());
+        let outcome = book.apply(intent).map(|posted| {
+            for line in [posted.debit, posted.credit] {
+                new_entries.push(NewEntry {
+                    wallet: line.wallet,
+                    seq: line.seq,
+                    tenant_id: request.tenant,
+                    transfer_id,
+                    amount_minor: line.amount_minor,
+                    balance_after_minor: line.balance_after_minor,
+                    created_at_us: now_us,
+                });
+            }
+            PostedBalances { debit_balance_after_minor: posted.debit.balance_after_minor, credit_balance_after_minor: posted.credit.balance_after_minor }
+        });
+        let receipt = TransferReceipt {
+            transfer_id,
+            kind: request.kind,
+            debit: intent.debit,
+            credit: intent.credit,
+            amount_minor: intent.amount.minor(),
+            created_at_us: now_us,
+            replayed: false,
+            outcome,
+        };
+        // Rejections are kept only when a key must be able to replay them.
+        if receipt.outcome.is_ok() || request.idempotency_key.is_some() {
+            new_transfers.push(StoredTransfer {
+                id: transfer_id,
+                tenant_id: request.tenant,
+                idempotency_key: request.idempotency_key.clone(),
+                fingerprint: fingerprint.clone(),
+                outcome: receipt.outcome.map(|_| ()),
+                kind: request.kind,
+                debit: intent.debit,
+                credit: intent.credit,
+                amount_minor: intent.amount.minor(),
+                currency: intent.currency,
+                memo: request.memo.clone(),
+                created_at_us: now_us,
+            });
+        }
+        if let Some(key) = &request.idempotency_key {
+            fresh.insert((request.tenant, key.clone()), (fingerprint, receipt.clone()));
+        }
+        answers.push(Ok(receipt));
+    }
+
+    if !new_transfers.is_empty() {
+        store_ledger::insert_transfers(&mut tx, &new_transfers).await?;
+    }
+    if !new_entries.is_empty() {
+        store_ledger::insert_entries(&mut tx, &new_entries).await?;
+        let mut touched: Vec<WalletId> = new_entries.iter().map(|e| e.wallet).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let states: Vec<_> = touched.iter().map(|id| book.wallet(*id).expect("entries only name locked wallets")).collect();
+        store_ledger::store_balances(&mut tx, &states).await?;
+    }
+    debug_assert!(book.wallets().all(|w| w.balance_minor >= w.floor_minor.unwrap_or(i64::MIN)), "a batch left a wallet below its floor");
+    tx.commit().await?;
+    Ok(answers)
+}
+
+fn replay_of(stored: &StoredTransfer, balances_after: &HashMap<(TransferId, WalletId), i64>) -> TransferReceipt {
+    let outcome = stored.outcome.map(|()| PostedBalances {
+        debit_balance_after_minor: balances_after.get(&(stored.id, stored.debit)).copied().unwrap_or_default(),
+        credit_balance_after_minor: balances_after.get(&(stored.id, stored.credit)).copied().unwrap_or_default(),
+    });
+    TransferReceipt {
+        transfer_id: stored.id,
+        kind: stored.kind,
+        debit: stored.debit,
+        credit: stored.credit,
+        amount_minor: stored.amount_minor,
+        created_at_us: stored.created_at_us,
+        replayed: true,
+        outcome,
+    }
+}

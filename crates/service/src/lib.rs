@@ -1,0 +1,62 @@
+//! The service layer: every rule that needs state lives here, once, and every
+//! dialect (SendCloud, native, CLI …) calls it. It takes domain types that the
+//! edge has already parsed, decides, and uses storage inside the transactions
+//! it chooses.
+
+pub mod accounts;
+pub mod admin;
+mod error;
+pub mod funds;
+pub mod ledger;
+pub mod metrics;
+pub mod secrets;
+pub mod tenants;
+
+use prometheus_client::registry::Registry;
+use subledger_storage::Store;
+use tokio::task::JoinHandle;
+
+pub use error::{Resource, ServiceError, ServiceResult};
+pub use ledger::{Ledger, LedgerConfig};
+
+/// Settings of the service layer.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Sub-accounts a new tenant may have (SendCloud 417 beyond it); each
+    /// tenant's own limit can then be changed.
+    pub account_limit_default: i64,
+    /// Daily request quota of a new account unless its tenant says otherwise.
+    pub daily_quota_default: i64,
+    pub ledger: LedgerConfig,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig { account_limit_default: 10_000, daily_quota_default: 2_500, ledger: LedgerConfig::default() }
+    }
+}
+
+/// Everything a request needs: the store, the ledger worker and the settings.
+/// Shared by all requests of a process.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Store,
+    pub ledger: Ledger,
+    pub config: ServiceConfig,
+}
+
+impl Services {
+    /// Starts the service layer (and its ledger worker) on an open store.
+    /// The worker ends once every clone of the returned `Services` is dropped
+    /// and its queue is drained; await the handle to flush before exiting.
+    pub fn start(store: Store, config: ServiceConfig, registry: &mut Registry) -> (Services, JoinHandle<()>) {
+        let metrics = metrics::LedgerMetrics::new(registry);
+        let (ledger, worker) = Ledger::start(store.clone(), config.ledger.clone(), metrics);
+        (Services { store, ledger, config }, worker)
+    }
+}
+
+/// The current instant in stored form (microseconds since the epoch).
+pub(crate) fn now_us() -> i64 {
+    subledger_domain::calendar::to_unix_micros(jiff::Timestamp::now())
+}

@@ -1,0 +1,173 @@
+//! Sub-accounts of a tenant.
+
+use subledger_domain::ids::{AccountId, TenantId};
+use subledger_domain::money::Currency;
+
+use crate::{Result, Store, WriteTx};
+
+/// An account as stored. Secrets (password, API key) stay in the table.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AccountRecord {
+    pub id: i64,
+    pub tenant_id: i64,
+    pub username: String,
+    pub user_type: i64,
+    pub status: i64,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub company_name: Option<String>,
+    pub company_url: Option<String>,
+    pub api_user: Option<String>,
+    pub daily_quota: i64,
+    pub created_at_us: i64,
+    pub updated_at_us: i64,
+}
+
+impl AccountRecord {
+    pub fn account_id(&self) -> AccountId {
+        AccountId(self.id)
+    }
+}
+
+const COLUMNS: &str = "id, tenant_id, username, user_type, status, phone, email, company_name, company_url, api_user, daily_quota, created_at_us, updated_at_us";
+
+pub struct NewAccount<'a> {
+    pub tenant_id: TenantId,
+    pub username: &'a str,
+    pub user_type: i64,
+    pub phone: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub company_name: Option<&'a str>,
+    pub company_url: Option<&'a str>,
+    pub password_hash: Option<&'a str>,
+    pub api_user: Option<&'a str>,
+    pub api_key_sha256: Option<&'a str>,
+    pub daily_quota: i64,
+    pub now_us: i64,
+}
+
+pub async fn insert(tx: &mut WriteTx, account: &NewAccount<'_>) -> Result<AccountId> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO accounts (tenant_id, username, user_type, status, phone, email, company_name, company_url,
+                               password_hash, api_user, api_key_sha256, daily_quota, created_at_us, updated_at_us)
+         VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id",
+    )
+    .bind(account.tenant_id.0)
+    .bind(account.username)
+    .bind(account.user_type)
+    .bind(account.phone)
+    .bind(account.email)
+    .bind(account.company_name)
+    .bind(account.company_url)
+    .bind(account.password_hash)
+    .bind(account.api_user)
+    .bind(account.api_key_sha256)
+    .bind(account.daily_quota)
+    .bind(account.now_us)
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(AccountId(id))
+}
+
+pub async fn find_by_username(store: &Store, tenant: TenantId, username: &str) -> Result<Option<AccountRecord>> {
+    let sql = format!("SELECT {COLUMNS} FROM accounts WHERE tenant_id = $1 AND username = $2");
+    Ok(sqlx::query_as(&sql).bind(tenant.0).bind(username).fetch_optional(store.reader()).await?)
+}
+
+/// Whether the tenant has these values already (checked inside the write
+/// transaction that inserts, so the answer is still true at commit).
+pub async fn username_taken(tx: &mut WriteTx, tenant: TenantId, username: &str) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE tenant_id = $1 AND username = $2")
+        .bind(tenant.0)
+        .bind(username)
+        .fetch_one(tx.conn())
+        .await?;
+    Ok(n > 0)
+}
+
+pub async fn phone_taken(tx: &mut WriteTx, tenant: TenantId, phone: &str) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE tenant_id = $1 AND phone = $2")
+        .bind(tenant.0)
+        .bind(phone)
+        .fetch_one(tx.conn())
+        .await?;
+    Ok(n > 0)
+}
+
+pub async fn count_in_tx(tx: &mut WriteTx, tenant: TenantId) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE tenant_id = $1").bind(tenant.0).fetch_one(tx.conn()).await?)
+}
+
+/// How many accounts match a listing, and how many of those are frozen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountCounts {
+    pub total: i64,
+    pub frozen: i64,
+}
+
+/// One row of an account listing: the account with its balance (primary +
+/// promo, in the listing's currency) and the requests it used on `day`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AccountSummary {
+    #[sqlx(flatten)]
+    pub account: AccountRecord,
+    pub balance_minor: i64,
+    pub used_today: i64,
+}
+
+pub struct AccountFilter<'a> {
+    pub tenant: TenantId,
+    pub username: Option<&'a str>,
+}
+
+pub async fn counts(store: &Store, filter: &AccountFilter<'_>) -> Result<AccountCounts> {
+    let (total, frozen): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN status = -1 THEN 1 ELSE 0 END), 0) AS BIGINT)
+         FROM accounts WHERE tenant_id = $1 AND ($2 IS NULL OR username = $2)",
+    )
+    .bind(filter.tenant.0)
+    .bind(filter.username)
+    .fetch_one(store.reader())
+    .await?;
+    Ok(AccountCounts { total, frozen })
+}
+
+pub async fn list_summaries(store: &Store, filter: &AccountFilter<'_>, currency: Currency, day: &str, offset: i64, limit: i64) -> Result<Vec<AccountSummary>> {
+    let sql = format!(
+        "SELECT {columns},
+            CAST(COALESCE((SELECT SUM(w.balance_minor) FROM wallets w
+                           WHERE w.account_id = a.id AND w.currency = $3 AND w.purpose IN ('primary', 'promo')), 0) AS BIGINT) AS balance_minor,
+            COALESCE((SELECT q.used FROM quota_usage q WHERE q.account_id = a.id AND q.day = $4), 0) AS used_today
+         FROM accounts a
+         WHERE a.tenant_id = $1 AND ($2 IS NULL OR a.username = $2)
+         ORDER BY a.id LIMIT $5 OFFSET $6",
+        columns = COLUMNS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ")
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(filter.tenant.0)
+        .bind(filter.username)
+        .bind(currency.code())
+        .bind(day)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(store.reader())
+        .await?)
+}
+
+pub async fn used_on_day(store: &Store, account: AccountId, day: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COALESCE((SELECT used FROM quota_usage WHERE account_id = $1 AND day = $2), 0)")
+        .bind(account.0)
+        .bind(day)
+        .fetch_one(store.reader())
+        .await?)
+}
+
+pub async fn set_status(tx: &mut WriteTx, tenant: TenantId, username: &str, status: i64, now_us: i64) -> Result<Option<AccountRecord>> {
+    let sql = format!("UPDATE accounts SET status = $3, updated_at_us = $4 WHERE tenant_id = $1 AND username = $2 RETURNING {COLUMNS}");
+    Ok(sqlx::query_as(&sql).bind(tenant.0).bind(username).bind(status).bind(now_us).fetch_optional(tx.conn()).await?)
+}
+
+pub async fn set_daily_quota(tx: &mut WriteTx, tenant: TenantId, username: &str, quota: i64, now_us: i64) -> Result<Option<AccountRecord>> {
+    let sql = format!("UPDATE accounts SET daily_quota = $3, updated_at_us = $4 WHERE tenant_id = $1 AND username = $2 RETURNING {COLUMNS}");
+    Ok(sqlx::query_as(&sql).bind(tenant.0).bind(username).bind(quota).bind(now_us).fetch_optional(tx.conn()).await?)
+}

@@ -1,0 +1,238 @@
+//! SQL storage of subledger, on SQLite (the embedded default) or PostgreSQL.
+//!
+//! One set of queries serves both backends through sqlx's `Any` driver: the
+//! schema uses only types both share (64-bit integers and text), placeholders
+//! are `$n` on both, and the few statements that must differ (row locks,
+//! transaction start) branch on [`Backend`] here, in one place. Storage stores:
+//! it decides nothing; the service layer calls it inside the transactions it
+//! chooses.
+
+pub mod accounts;
+mod error;
+pub mod ledger;
+pub mod settings;
+mod sql;
+pub mod tenants;
+pub mod wallets;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, ConnectOptions, Executor, Transaction};
+
+pub use error::StorageError;
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// The two databases subledger runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Connection limits. Each has a bound; none grows with load.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Connections for reads (and, on PostgreSQL, writes too).
+    pub connections_max: u32,
+    /// How long a request may wait for a free connection.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { connections_max: 16, acquire_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// Handle to the database: cheap to clone, shared by every request.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+    /// Reads go here. On PostgreSQL this is also the write pool.
+    read: AnyPool,
+    /// On SQLite, a single connection: SQLite allows one writer at a time, and
+    /// queueing writers in the pool is cheaper and fairer than letting them
+    /// spin on the file lock.
+    write: AnyPool,
+}
+
+/// A write transaction. Dropping it without [`WriteTx::commit`] rolls it back.
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await.map_err(StorageError::from)
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        self.tx.rollback().await.map_err(StorageError::from)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
+
+impl Store {
+    /// Opens the database at `url` (creating a SQLite file and its folder as
+    /// needed) and brings its schema up to date.
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url).ok_or_else(|| StorageError::Config(format!("unsupported database URL {url:?}: use sqlite:PATH or postgres://…")))?;
+        let store = match backend {
+            Backend::Sqlite => Self::open_sqlite(url, options).await?,
+            Backend::Postgres => Self::open_postgres(url, options).await?,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn open_sqlite(url: &str, options: &StoreOptions) -> Result<Store> {
+        let url = sqlite_url_with_create(url);
+        if let Some(folder) = sqlite_folder(&url) {
+            std::fs::create_dir_all(&folder).map_err(|e| StorageError::Config(format!("cannot create {}: {e}", folder.display())))?;
+        }
+        let connect = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        let pool = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .min_connections(1)
+                .acquire_timeout(options.acquire_timeout)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        // WAL lets readers run beside the writer; synchronous=FULL
+                        // fsyncs the WAL at every commit, so an acknowledged
+                        // transfer survives power loss.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = FULL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 10000",
+                            "PRAGMA cache_size = -16000",
+                        ] {
+                            conn.execute(pragma).await?;
+                        }
+                        Ok(())
+                    })
+                })
+        };
+        let write = pool(1).connect_with(connect.clone()).await?;
+        let read = pool(options.connections_max.max(2)).connect_with(connect).await?;
+        Ok(Store { backend: Backend::Sqlite, read, write })
+    }
+
+    async fn open_postgres(url: &str, options: &StoreOptions) -> Result<Store> {
+        let connect = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.connections_max)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(Store { backend: Backend::Postgres, read: pool.clone(), write: pool })
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        // PostgreSQL's migrator takes an advisory lock, so several servers
+        // starting together migrate once.
+        let migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator.run(&self.write).await.map_err(|e| StorageError::Migration(e.to_string()))
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a transaction that reads before it writes could
+    /// otherwise fail to upgrade its lock when another process wrote meanwhile.
+    pub async fn begin_write(&self) -> Result<WriteTx> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write.begin().await?,
+        };
+        Ok(WriteTx { tx, backend: self.backend })
+    }
+
+    pub(crate) fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// `sqlite:PATH` opens read-write but does not create; subledger creates its file.
+fn sqlite_url_with_create(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+fn sqlite_folder(url: &str) -> Option<std::path::PathBuf> {
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next()?;
+    if path.is_empty() || path.contains(":memory:") {
+        return None;
+    }
+    Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_create_their_file_and_folder() {
+        assert_eq!(sqlite_url_with_create("sqlite://data/subledger.db"), "sqlite://data/subledger.db?mode=rwc");
+        assert_eq!(sqlite_url_with_create("sqlite:x.db?cache=shared"), "sqlite:x.db?cache=shared&mode=rwc");
+        assert_eq!(sqlite_folder("sqlite://data/subledger.db?mode=rwc"), Some("data".into()));
+        assert_eq!(sqlite_folder("sqlite:///tmp/a/b.db"), Some("/tmp/a".into()));
+        assert_eq!(sqlite_folder("sqlite:b.db"), None);
+        assert_eq!(Backend::of_url("mysql://x"), None);
+    }
+}

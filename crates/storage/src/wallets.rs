@@ -1,0 +1,174 @@
+//! Wallets and their entry history (reads and creation; balances move only
+//! through [`crate::ledger`]).
+
+use std::str::FromStr;
+
+use subledger_domain::ids::{AccountId, TenantId, WalletId};
+use subledger_domain::ledger::WalletPurpose;
+use subledger_domain::money::Currency;
+
+use crate::{Result, StorageError, Store, WriteTx};
+
+/// Who a wallet belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WalletOwner {
+    /// The tenant itself (and its system wallets).
+    Tenant(TenantId),
+    Account(TenantId, AccountId),
+}
+
+impl WalletOwner {
+    pub fn tenant(self) -> TenantId {
+        match self {
+            WalletOwner::Tenant(t) | WalletOwner::Account(t, _) => t,
+        }
+    }
+
+    fn account_key(self) -> i64 {
+        match self {
+            WalletOwner::Tenant(_) => 0,
+            WalletOwner::Account(_, a) => a.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WalletRecord {
+    pub id: WalletId,
+    pub tenant_id: TenantId,
+    pub account_id: Option<AccountId>,
+    pub purpose: WalletPurpose,
+    pub currency: Currency,
+    pub balance_minor: i64,
+    pub floor_minor: Option<i64>,
+    pub entry_seq: i64,
+    pub created_at_us: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct WalletRow {
+    id: i64,
+    tenant_id: i64,
+    account_id: Option<i64>,
+    purpose: String,
+    currency: String,
+    balance_minor: i64,
+    floor_minor: Option<i64>,
+    entry_seq: i64,
+    created_at_us: i64,
+}
+
+impl TryFrom<WalletRow> for WalletRecord {
+    type Error = StorageError;
+    fn try_from(row: WalletRow) -> Result<Self> {
+        Ok(WalletRecord {
+            id: WalletId(row.id),
+            tenant_id: TenantId(row.tenant_id),
+            account_id: row.account_id.map(AccountId),
+            purpose: WalletPurpose::from_str(&row.purpose).map_err(|e| StorageError::corrupt(e.to_string()))?,
+            currency: Currency::from_str(&row.currency).map_err(|e| StorageError::corrupt(e.to_string()))?,
+            balance_minor: row.balance_minor,
+            floor_minor: row.floor_minor,
+            entry_seq: row.entry_seq,
+            created_at_us: row.created_at_us,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, tenant_id, account_id, purpose, currency, balance_minor, floor_minor, entry_seq, created_at_us";
+
+/// Creates a wallet unless the owner has one for this purpose and currency
+/// already, and returns its id either way.
+pub async fn ensure(tx: &mut WriteTx, owner: WalletOwner, purpose: WalletPurpose, currency: Currency, floor_minor: Option<i64>, now_us: i64) -> Result<WalletId> {
+    let account_id = match owner {
+        WalletOwner::Tenant(_) => None,
+        WalletOwner::Account(_, a) => Some(a.0),
+    };
+    sqlx::query(
+        "INSERT INTO wallets (tenant_id, account_id, purpose, currency, balance_minor, floor_minor, entry_seq, created_at_us)
+         VALUES ($1, $2, $3, $4, 0, $5, 0, $6)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(owner.tenant().0)
+    .bind(account_id)
+    .bind(purpose.as_str())
+    .bind(currency.code())
+    .bind(floor_minor)
+    .bind(now_us)
+    .execute(tx.conn())
+    .await?;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM wallets WHERE tenant_id = $1 AND COALESCE(account_id, 0) = $2 AND purpose = $3 AND currency = $4")
+        .bind(owner.tenant().0)
+        .bind(owner.account_key())
+        .bind(purpose.as_str())
+        .bind(currency.code())
+        .fetch_one(tx.conn())
+        .await?;
+    Ok(WalletId(id))
+}
+
+/// Finds the wallet of an owner for a purpose and currency.
+pub async fn find(store: &Store, owner: WalletOwner, purpose: WalletPurpose, currency: Currency) -> Result<Option<WalletRecord>> {
+    let sql = format!("SELECT {COLUMNS} FROM wallets WHERE tenant_id = $1 AND COALESCE(account_id, 0) = $2 AND purpose = $3 AND currency = $4");
+    let row: Option<WalletRow> = sqlx::query_as(&sql)
+        .bind(owner.tenant().0)
+        .bind(owner.account_key())
+        .bind(purpose.as_str())
+        .bind(currency.code())
+        .fetch_optional(store.reader())
+        .await?;
+    row.map(WalletRecord::try_from).transpose()
+}
+
+/// All wallets of an owner (its own, not those of its accounts), by currency then purpose.
+pub async fn of_owner(store: &Store, owner: WalletOwner) -> Result<Vec<WalletRecord>> {
+    let sql = format!("SELECT {COLUMNS} FROM wallets WHERE tenant_id = $1 AND COALESCE(account_id, 0) = $2 ORDER BY currency, id");
+    let rows: Vec<WalletRow> = sqlx::query_as(&sql).bind(owner.tenant().0).bind(owner.account_key()).fetch_all(store.reader()).await?;
+    rows.into_iter().map(WalletRecord::try_from).collect()
+}
+
+pub async fn get(store: &Store, tenant: TenantId, id: WalletId) -> Result<Option<WalletRecord>> {
+    let sql = format!("SELECT {COLUMNS} FROM wallets WHERE tenant_id = $1 AND id = $2");
+    let row: Option<WalletRow> = sqlx::query_as(&sql).bind(tenant.0).bind(id.0).fetch_optional(store.reader()).await?;
+    row.map(WalletRecord::try_from).transpose()
+}
+
+/// One entry of a wallet's history, with the transfer it belongs to.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EntryRecord {
+    pub seq: i64,
+    pub transfer_id: String,
+    pub amount_minor: i64,
+    pub balance_after_minor: i64,
+    pub created_at_us: i64,
+    pub kind: String,
+    pub memo: Option<String>,
+    pub counterparty_wallet_id: i64,
+}
+
+/// Entries of a wallet after sequence number `after_seq`, oldest first.
+pub async fn entries_after(store: &Store, wallet: WalletId, after_seq: i64, limit: i64) -> Result<Vec<EntryRecord>> {
+    Ok(sqlx::query_as(
+        "SELECT e.seq, e.transfer_id, e.amount_minor, e.balance_after_minor, e.created_at_us, t.kind, t.memo,
+                CASE WHEN t.debit_wallet_id = e.wallet_id THEN t.credit_wallet_id ELSE t.debit_wallet_id END AS counterparty_wallet_id
+         FROM entries e JOIN transfers t ON t.id = e.transfer_id
+         WHERE e.wallet_id = $1 AND e.seq > $2
+         ORDER BY e.seq LIMIT $3",
+    )
+    .bind(wallet.0)
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(store.reader())
+    .await?)
+}
+
+/// The wallet of the account with this username, in one lookup.
+pub async fn find_for_username(store: &Store, tenant: TenantId, username: &str, purpose: WalletPurpose, currency: Currency) -> Result<Option<WalletRecord>> {
+    let sql = format!(
+        "SELECT {} FROM wallets w JOIN accounts a ON a.id = w.account_id
+         WHERE a.tenant_id = $1 AND a.username = $2 AND w.purpose = $3 AND w.currency = $4",
+        COLUMNS.split(", ").map(|c| format!("w.{c}")).collect::<Vec<_>>().join(", ")
+    );
+    let row: Option<WalletRow> = sqlx::query_as(&sql).bind(tenant.0).bind(username).bind(purpose.as_str()).bind(currency.code()).fetch_optional(store.reader()).await?;
+    row.map(WalletRecord::try_from).transpose()
+}
