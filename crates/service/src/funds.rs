@@ -7,7 +7,9 @@ use subledger_domain::ids::{TenantId, WalletId};
 use subledger_domain::ledger::{DebitRule, TransferIntent, TransferKind, WalletPurpose};
 use subledger_domain::money::{Currency, PositiveAmount};
 use subledger_storage::accounts as store_accounts;
-use subledger_storage::wallets::{self as store_wallets, EntryRecord, WalletOwner, WalletRecord};
+use subledger_storage::wallets::{self as store_wallets, WalletOwner};
+pub use subledger_storage::ledger::StoredTransfer;
+pub use subledger_storage::wallets::{EntryRecord, WalletRecord};
 
 use crate::accounts::create_account_wallets;
 use crate::error::{Resource, ServiceError, ServiceResult};
@@ -142,5 +144,12 @@ impl Services {
         let wallet = self.wallet(tenant, id).await?;
         let entries = store_wallets::entries_after(&self.store, wallet.id, after_seq.max(0), limit.clamp(0, ENTRY_PAGE_MAX)).await?;
         Ok((wallet, entries))
+    }
+}
+
+impl Services {
+    /// A transfer of this tenant by id.
+    pub async fn transfer_by_id(&self, tenant: &Tenant, id: subledger_domain::ids::TransferId) -> ServiceResult<StoredTransfer> {
+        subledger_storage::ledger::get_transfer(&self.store, tenant.id, id).await?.ok_or(ServiceError::NotFound(Resource::Transfer))
     }
 }

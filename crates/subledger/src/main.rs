@@ -1,1 +1,40 @@
-fn main() {}
+//! The `subledger` binary: the HTTP server and the command-line interface.
+//! Both call the same service layer on the same database.
+
+mod cli;
+mod commands;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command, ServeArgs};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(matches!(cli.command, None | Some(Command::Serve(_))));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts");
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            None => serve::run(&cli.database_url, ServeArgs::default()).await,
+            Some(Command::Serve(args)) => serve::run(&cli.database_url, args).await,
+            Some(command) => commands::run(&cli.database_url, command).await,
+        }
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr; stdout is kept for what commands print. The server logs
+/// at `info` by default, commands only at `warn`; `RUST_LOG` overrides both.
+fn init_logging(server: bool) {
+    let default = if server { "info,sqlx=warn" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

@@ -1,0 +1,99 @@
+//! The native API's one error type and its mapping from service errors.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::Serialize;
+use subledger_domain::ledger::TransferRejection;
+use subledger_service::{Resource, ServiceError};
+use utoipa::ToSchema;
+
+/// `{"error": {"code": "...", "message": "..."}}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable, snake_case.
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub enum ApiError {
+    Unauthenticated,
+    BadRequest { code: &'static str, message: String },
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Service(ServiceError),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: &str) -> Self {
+        ApiError::BadRequest { code, message: message.to_owned() }
+    }
+
+    pub fn from_json_rejection(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            JsonRejection::BytesRejection(ref r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            other => ApiError::bad_request("invalid_body", &other.body_text()),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        ApiError::Service(error)
+    }
+}
+
+fn rejection_code(reason: TransferRejection) -> &'static str {
+    reason.as_str()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message): (StatusCode, &str, String) = match self {
+            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", "send a valid bearer token in the Authorization header".to_owned()),
+            ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large".to_owned()),
+            ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as application/json".to_owned()),
+            ApiError::Service(error) => {
+                let message = error.to_string();
+                match error {
+                    ServiceError::NotFound(resource) => (
+                        StatusCode::NOT_FOUND,
+                        match resource {
+                            Resource::Tenant => "tenant_not_found",
+                            Resource::Account => "account_not_found",
+                            Resource::Wallet => "wallet_not_found",
+                            Resource::Transfer => "transfer_not_found",
+                        },
+                        message,
+                    ),
+                    ServiceError::UsernameTaken => (StatusCode::CONFLICT, "username_taken", message),
+                    ServiceError::PhoneTaken => (StatusCode::CONFLICT, "phone_taken", message),
+                    ServiceError::IdempotencyKeyReused => (StatusCode::CONFLICT, "idempotency_key_reused", message),
+                    ServiceError::AccountLimit { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "account_limit_reached", message),
+                    ServiceError::Rejected(reason) => (StatusCode::UNPROCESSABLE_ENTITY, rejection_code(reason), message),
+                    ServiceError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_request", message),
+                    ServiceError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
+                    ServiceError::Storage(storage) if storage.is_retryable() => {
+                        tracing::warn!(error = %storage, "native API request hit a transient storage conflict");
+                        (StatusCode::SERVICE_UNAVAILABLE, "retry_later", "the database is busy; nothing was changed, retry".to_owned())
+                    }
+                    ServiceError::Storage(storage) => {
+                        tracing::error!(error = %storage, "native API request failed in storage");
+                        (StatusCode::INTERNAL_SERVER_ERROR, "storage_error", "the database failed; nothing was changed".to_owned())
+                    }
+                }
+            }
+        };
+        (status, Json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message } })).into_response()
+    }
+}

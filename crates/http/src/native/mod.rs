@@ -1,0 +1,109 @@
+//! The native API (`/v1`): JSON over HTTP, bearer tokens, OpenAPI 3.1.
+//!
+//! Two credentials: a tenant's `api_token` for everything inside that tenant,
+//! and the admin token for tenant administration. Money-moving calls require
+//! an `Idempotency-Key` header; replaying it returns the first outcome.
+
+mod accounts;
+mod error;
+pub mod openapi;
+mod tenants;
+mod wallets;
+
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::routing::{get, post, put};
+use http::request::Parts;
+use serde::de::DeserializeOwned;
+use subledger_service::tenants::Tenant;
+
+pub use error::{ApiError, ErrorBody};
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tenants", post(tenants::create).get(tenants::list))
+        .route("/v1/tenants/{tenant}", get(tenants::show).patch(tenants::update))
+        .route("/v1/tenants/{tenant}/rotate-secrets", post(tenants::rotate_secrets))
+        .route("/v1/tenants/{tenant}/deposits", post(wallets::deposit))
+        .route("/v1/tenant", get(tenants::current))
+        .route("/v1/accounts", get(accounts::list).post(accounts::create))
+        .route("/v1/accounts/{username}", get(accounts::show))
+        .route("/v1/accounts/{username}/quota", put(accounts::set_quota))
+        .route("/v1/accounts/{username}/freeze", post(accounts::freeze))
+        .route("/v1/accounts/{username}/unfreeze", post(accounts::unfreeze))
+        .route("/v1/wallets", get(wallets::list))
+        .route("/v1/wallets/{wallet_id}/entries", get(wallets::entries))
+        .route("/v1/transfers", post(wallets::transfer))
+        .route("/v1/transfers/{transfer_id}", get(wallets::show_transfer))
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+/// The tenant whose `api_token` authenticated the request.
+pub struct TenantAuth(pub Tenant);
+
+impl FromRequestParts<AppState> for TenantAuth {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;
+        let tenant = state.services.tenant_by_api_token(token).await?.ok_or(ApiError::Unauthenticated)?;
+        Ok(TenantAuth(tenant))
+    }
+}
+
+/// Proof that the request carries the admin token.
+pub struct AdminAuth;
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;
+        if state.services.is_admin_token(token).await? { Ok(AdminAuth) } else { Err(ApiError::Unauthenticated) }
+    }
+}
+
+/// A JSON body, with malformed, oversized or mistyped bodies answered in the
+/// API's own error format.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(ApiError::from_json_rejection(rejection)),
+        }
+    }
+}
+
+/// The `Idempotency-Key` header, required on money-moving calls.
+pub struct IdempotencyKey(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let value = parts.headers.get("idempotency-key").ok_or(ApiError::bad_request("idempotency_key_required", "send an Idempotency-Key header"))?;
+        let key = value.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= subledger_service::ledger::IDEMPOTENCY_KEY_BYTES_MAX);
+        let key = key.ok_or(ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters"))?;
+        Ok(IdempotencyKey(key.to_owned()))
+    }
+}
+
+/// Query parameters, with bad values answered in the API's error format.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError::bad_request("invalid_query", &rejection.body_text())),
+        }
+    }
+}

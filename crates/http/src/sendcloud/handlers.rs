@@ -1,0 +1,235 @@
+//! The SendCloud endpoints. Each one: authenticate, parse, call the service, render.
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use subledger_domain::account::{
+    CompanyName, CompanyNameError, CompanyUrl, CompanyUrlError, DailyQuota, Email, Password, PasswordError, Phone, UserType, Username, UsernameError,
+};
+use subledger_domain::ledger::TransferRejection;
+use subledger_domain::money::{AmountParseError, Currency, PositiveAmount, parse_amount_minor};
+use subledger_domain::paging::Page;
+use subledger_service::ServiceError;
+use subledger_service::accounts::NewAccountInput;
+use subledger_service::funds::{Holder, MoveOptions, WalletRef};
+
+use super::envelope::{Code, Refusal, Yuan, success};
+use super::{SignedCall, authenticate, storage_refusal};
+use crate::AppState;
+
+/// `startNo` default and `pageSize` default and maximum, as the spec gives them.
+const PAGE_SIZE_DEFAULT: i64 = 10;
+const PAGE_SIZE_MAX: i64 = 200;
+/// `transferIn` accepts 1.00 to 10000.00 yuan.
+const TRANSFER_MINOR_MIN: i64 = 100;
+const TRANSFER_MINOR_MAX: i64 = 1_000_000;
+
+/// Answers a mutation called with GET: the spec documents POST only.
+pub async fn only_post() -> Response {
+    Refusal(Code::Failed).into_response()
+}
+
+/// Runs an endpoint after authentication; both kinds of refusal render the same way.
+async fn run<F, Fut>(state: AppState, request: Request, timestamp_required: bool, endpoint: F) -> Response
+where
+    F: FnOnce(AppState, SignedCall) -> Fut,
+    Fut: Future<Output = Result<Response, Refusal>>,
+{
+    let call = match authenticate(&state, request, timestamp_required).await {
+        Ok(call) => call,
+        Err(refusal) => return refusal.into_response(),
+    };
+    endpoint(state, call).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A username parameter: 407 when missing or empty, 426 when malformed.
+fn username_param(call: &SignedCall) -> Result<Username, Refusal> {
+    Username::parse(call.params.get("username").unwrap_or("")).map_err(|e| match e {
+        UsernameError::Empty => Refusal(Code::UsernameMissing),
+        UsernameError::Format => Refusal(Code::UsernameFormat),
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListInfo {
+    total: i64,
+    freeze: i64,
+    available: i64,
+    count: usize,
+    list: Vec<ListedAccount>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedAccount {
+    username: String,
+    phone: String,
+    user_type: i64,
+    status: i64,
+    balance: Yuan,
+    quota: i64,
+    today_used_quota: i64,
+}
+
+/// `list`: a page of sub-accounts with the counts over all that match.
+pub async fn list(State(state): State<AppState>, request: Request) -> Response {
+    run(state, request, false, |state, call| async move {
+        let page = Page::parse(call.params.get("startNo"), call.params.get("pageSize"), PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX).map_err(|_| Refusal(Code::PageSize))?;
+        // An empty `username` is no filter; a name that cannot exist matches nothing.
+        let username = call.params.get("username").filter(|u| !u.is_empty());
+        let found = state.services.list_accounts(&call.tenant, username, page).await.map_err(|e| storage_refusal(e, Code::Failed))?;
+        if username.is_some() && found.total == 0 {
+            return Err(Refusal(Code::UsernameUnknown));
+        }
+        let list: Vec<ListedAccount> = found
+            .accounts
+            .into_iter()
+            .map(|row| ListedAccount {
+                phone: row.account.phone.unwrap_or_default(),
+                user_type: row.account.user_type.code(),
+                status: row.account.status.code(),
+                balance: Yuan(row.balance_minor),
+                quota: row.account.daily_quota,
+                today_used_quota: row.used_today,
+                username: row.account.username,
+            })
+            .collect();
+        Ok(success(ListInfo { total: found.total, freeze: found.frozen, available: found.total - found.frozen, count: list.len(), list }))
+    })
+    .await
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreatedInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key: Option<String>,
+}
+
+/// Parses the fields of `create` in the order the codes are numbered.
+fn new_account_input(call: &SignedCall) -> Result<NewAccountInput, Refusal> {
+    let params = &call.params;
+    let username = username_param(call)?;
+    let user_type = UserType::parse(params.get("userType").unwrap_or("")).map_err(|_| Refusal(Code::UserType))?;
+    // Optional, but a present phone or e-mail must be valid (an empty one is "missing").
+    let phone = params.get("phone").map(|p| Phone::parse(p).map_err(|_| Refusal(Code::Phone))).transpose()?;
+    let email = params.get("email").map(|e| Email::parse(e).map_err(|_| Refusal(Code::Email))).transpose()?;
+    let company_name = CompanyName::parse(params.get("companyName").unwrap_or("")).map_err(|e| match e {
+        CompanyNameError::Empty => Refusal(Code::CompanyNameMissing),
+        // Too long or with control characters: the spec has no code of its own for it.
+        CompanyNameError::Invalid => Refusal(Code::Failed),
+    })?;
+    let company_url = CompanyUrl::parse(params.get("companyUrl").unwrap_or("")).map_err(|e| match e {
+        CompanyUrlError::Empty => Refusal(Code::CompanyUrlMissing),
+        CompanyUrlError::Invalid => Refusal(Code::CompanyUrlInvalid),
+    })?;
+    let password = Password::parse(params.get("pwd").unwrap_or("")).map_err(|e| match e {
+        PasswordError::Empty => Refusal(Code::PasswordMissing),
+        PasswordError::Weak => Refusal(Code::PasswordRule),
+    })?;
+    Ok(NewAccountInput {
+        username,
+        user_type,
+        phone,
+        email,
+        company_name: Some(company_name),
+        company_url: Some(company_url),
+        password: Some(password),
+        daily_quota: None,
+    })
+}
+
+/// `create`: a new sub-account; SendCloud accounts get an API user and key.
+pub async fn create(State(state): State<AppState>, request: Request) -> Response {
+    run(state, request, false, |state, call| async move {
+        let input = new_account_input(&call)?;
+        let created = state.services.create_account(&call.tenant, input).await.map_err(|e| match e {
+            ServiceError::UsernameTaken => Refusal(Code::UsernameTaken),
+            ServiceError::PhoneTaken => Refusal(Code::PhoneTaken),
+            ServiceError::AccountLimit { .. } => Refusal(Code::AccountLimit),
+            other => storage_refusal(other, Code::SaveFailed),
+        })?;
+        Ok(success(CreatedInfo { api_user: created.account.api_user, api_key: created.api_key }))
+    })
+    .await
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TransferInfo {
+    username: String,
+    money: Yuan,
+    transfer_id: String,
+}
+
+/// `money`: 421 when it is not a plain decimal with at most two places, 422
+/// when it is outside 1.00–10000.00.
+fn money_param(call: &SignedCall) -> Result<PositiveAmount, Refusal> {
+    let minor = parse_amount_minor(call.params.get("money").unwrap_or("")).map_err(|e| match e {
+        AmountParseError::TooLarge => Refusal(Code::MoneyOutOfRange),
+        AmountParseError::Empty | AmountParseError::Malformed | AmountParseError::TooPrecise => Refusal(Code::MoneyMalformed),
+    })?;
+    if !(TRANSFER_MINOR_MIN..=TRANSFER_MINOR_MAX).contains(&minor) {
+        return Err(Refusal(Code::MoneyOutOfRange));
+    }
+    PositiveAmount::new(minor).map_err(|_| Refusal(Code::MoneyOutOfRange))
+}
+
+/// `transferIn`: moves money from the tenant's primary wallet to the
+/// sub-account's, as one ledger transfer.
+pub async fn transfer_in(State(state): State<AppState>, request: Request) -> Response {
+    let timestamp_required = state.sendcloud.transfer_requires_timestamp;
+    run(state, request, timestamp_required, |state, call| async move {
+        let username = username_param(&call)?;
+        let amount = money_param(&call)?;
+        // A timestamped request is unique, so its signature is its idempotency
+        // key: a replay that reaches another server process is caught by the
+        // ledger (the first outcome is kept) and refused here.
+        let options = MoveOptions { idempotency_key: call.has_timestamp.then(|| format!("sendcloud:{}", call.signature)), memo: None };
+        let receipt = state
+            .services
+            .transfer(&call.tenant, &WalletRef::primary(Holder::Tenant), &WalletRef::primary(Holder::Account(username.clone())), amount, Currency::Cny, options)
+            .await
+            .map_err(|e| match e {
+                ServiceError::NotFound(_) => Refusal(Code::UsernameUnknown),
+                ServiceError::IdempotencyKeyReused => Refusal(Code::Timestamp),
+                other => storage_refusal(other, Code::TransferFailed),
+            })?;
+        if receipt.replayed {
+            return Err(Refusal(Code::Timestamp));
+        }
+        let (receipt, _) = receipt.posted().map_err(|e| match e {
+            ServiceError::Rejected(TransferRejection::InsufficientFunds) => Refusal(Code::BalanceInsufficient),
+            ServiceError::Rejected(TransferRejection::NegativeBalance) => Refusal(Code::BalanceNegative),
+            other => storage_refusal(other, Code::TransferFailed),
+        })?;
+        Ok(success(TransferInfo { username: username.into_string(), money: Yuan(amount.minor()), transfer_id: receipt.transfer_id.to_string() }))
+    })
+    .await
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QuotaInfo {
+    username: String,
+    quota: i64,
+    today_used_quota: i64,
+}
+
+/// `quota`: sets a sub-account's daily request quota.
+pub async fn quota(State(state): State<AppState>, request: Request) -> Response {
+    run(state, request, false, |state, call| async move {
+        let username = username_param(&call)?;
+        // The spec has no code of its own for a bad quota: plain 400.
+        let quota = DailyQuota::parse(call.params.get("quota").unwrap_or("")).map_err(|_| Refusal(Code::Failed))?;
+        let (account, state) = state.services.set_daily_quota(&call.tenant, username.as_str(), quota).await.map_err(|e| match e {
+            ServiceError::NotFound(_) => Refusal(Code::UsernameUnknown),
+            other => storage_refusal(other, Code::UpdateFailed),
+        })?;
+        Ok(success(QuotaInfo { username: account.username, quota: state.quota, today_used_quota: state.used_today }))
+    })
+    .await
+}

@@ -1,0 +1,135 @@
+//! The SendCloud sub-account dialect: `/api/subAccount/*`.
+//!
+//! Authenticates as SendCloud does (appId + MD5 signature + timestamp), parses
+//! the vendor's parameters into domain types, calls the service layer and
+//! renders the vendor's envelope. No business rule lives here. The choices this
+//! dialect makes where the spec is silent are listed in `docs/sendcloud.md`.
+
+mod envelope;
+mod handlers;
+pub mod params;
+mod replay;
+pub mod signature;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::routing::{get, post};
+use http::header::CONTENT_TYPE;
+use subledger_service::tenants::Tenant;
+
+pub use envelope::Code;
+use envelope::Refusal;
+use params::Params;
+pub use replay::ReplayGuard;
+use replay::Verdict;
+
+use crate::AppState;
+
+/// Settings of the SendCloud dialect.
+#[derive(Debug, Clone)]
+pub struct SendCloudConfig {
+    /// How far a request's `timestamp` may be from server time, either way.
+    pub timestamp_window_ms: i64,
+    /// Whether `transferIn` must carry a `timestamp` (and so replay protection).
+    /// Turn off only for legacy clients that cannot send one.
+    pub transfer_requires_timestamp: bool,
+    /// Largest request body accepted.
+    pub body_bytes_max: usize,
+    /// Most signed requests remembered for replay protection.
+    pub replay_entries_max: usize,
+}
+
+impl Default for SendCloudConfig {
+    fn default() -> Self {
+        SendCloudConfig { timestamp_window_ms: 6_000, transfer_requires_timestamp: true, body_bytes_max: 64 * 1024, replay_entries_max: 1_000_000 }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/subAccount/list", get(handlers::list).post(handlers::list))
+        .route("/api/subAccount/create", post(handlers::create).fallback(handlers::only_post))
+        .route("/api/subAccount/transferIn", post(handlers::transfer_in).fallback(handlers::only_post))
+        .route("/api/subAccount/quota", post(handlers::quota).fallback(handlers::only_post))
+}
+
+/// A request that passed authentication.
+struct SignedCall {
+    tenant: Tenant,
+    params: Params,
+    /// The signature, lowercased; with a timestamp it names this exact request.
+    signature: String,
+    has_timestamp: bool,
+}
+
+/// Reads the parameters and checks appId, signature and timestamp, in that order.
+async fn authenticate(state: &AppState, request: Request, timestamp_required: bool) -> Result<SignedCall, Refusal> {
+    let config = &state.sendcloud;
+    let (parts, body) = request.into_parts();
+    let mut params = Params::default();
+    if let Some(query) = parts.uri.query() {
+        params.extend_urlencoded(query.as_bytes()).map_err(|_| Refusal(Code::Failed))?;
+    }
+    let body = read_body(body, config.body_bytes_max).await?;
+    if !body.is_empty() {
+        let form = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_none_or(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+        if !form {
+            return Err(Refusal(Code::Failed));
+        }
+        params.extend_urlencoded(&body).map_err(|_| Refusal(Code::Failed))?;
+    }
+
+    let app_id = params.get("appId").filter(|v| !v.is_empty()).ok_or(Refusal(Code::AppIdMissing))?;
+    if app_id.len() > 64 {
+        return Err(Refusal(Code::AppIdUnknown));
+    }
+    let tenant = state.services.tenant_by_app_id(app_id).await.map_err(|e| storage_refusal(e, Code::Failed))?.ok_or(Refusal(Code::AppIdUnknown))?;
+
+    let presented = params.get(signature::SIGNATURE_PARAM).filter(|s| signature::is_well_formed(s)).ok_or(Refusal(Code::SignatureParam))?;
+    let expected = signature::expected_signature(tenant.signing_key(), &params);
+    let presented = presented.to_ascii_lowercase();
+    if !subledger_service::secrets::secrets_equal(presented.as_bytes(), expected.as_bytes()) {
+        return Err(Refusal(Code::SignatureWrong));
+    }
+
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let has_timestamp = match params.get("timestamp") {
+        Some(text) => {
+            let at_ms = parse_timestamp_ms(text).ok_or(Refusal(Code::Timestamp))?;
+            if (now_ms - at_ms).abs() > config.timestamp_window_ms {
+                return Err(Refusal(Code::Timestamp));
+            }
+            match state.replay.check(tenant.id, &presented, now_ms, at_ms + config.timestamp_window_ms) {
+                Verdict::First => {}
+                Verdict::Replayed => return Err(Refusal(Code::Timestamp)),
+                Verdict::Full => {
+                    tracing::warn!("SendCloud replay guard is full; refusing signed requests until entries expire");
+                    return Err(Refusal(Code::Failed));
+                }
+            }
+            true
+        }
+        None if timestamp_required => return Err(Refusal(Code::Timestamp)),
+        None => false,
+    };
+    Ok(SignedCall { tenant, params, signature: presented, has_timestamp })
+}
+
+async fn read_body(body: Body, bytes_max: usize) -> Result<Bytes, Refusal> {
+    axum::body::to_bytes(body, bytes_max).await.map_err(|_| Refusal(Code::Failed))
+}
+
+/// Milliseconds since the epoch, as digits only (at most 16).
+fn parse_timestamp_ms(text: &str) -> Option<i64> {
+    if text.is_empty() || text.len() > 16 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Storage and availability failures, logged, shown as the endpoint's failure code.
+fn storage_refusal(error: subledger_service::ServiceError, code: Code) -> Refusal {
+    tracing::error!(%error, code = code.number(), "SendCloud request failed in the service layer");
+    Refusal(code)
+}

@@ -1,0 +1,113 @@
+//! SendCloud parameters: the query string and an `application/x-www-form-urlencoded`
+//! body, merged, decoded strictly.
+
+use std::collections::BTreeMap;
+
+use percent_encoding::percent_decode;
+
+/// Most parameters one request may carry.
+pub const PARAMS_MAX: usize = 64;
+/// Longest parameter value, in bytes after decoding.
+pub const VALUE_BYTES_MAX: usize = 4096;
+
+/// A request's parameters by name. Sorted, as the signature wants them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params(BTreeMap<String, String>);
+
+/// Why parameters could not be read. All of them are a plain 400 in the dialect.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamsError {
+    #[error("parameters are not valid UTF-8 after percent-decoding")]
+    NotUtf8,
+    #[error("parameter {0:?} is given more than once")]
+    Repeated(String),
+    #[error("too many parameters (at most {PARAMS_MAX})")]
+    TooMany,
+    #[error("parameter {0:?} is too long (at most {VALUE_BYTES_MAX} bytes)")]
+    TooLong(String),
+    #[error("a parameter has no name")]
+    Unnamed,
+}
+
+impl Params {
+    /// Adds every pair of an urlencoded string (`a=1&b=x%20y`).
+    pub fn extend_urlencoded(&mut self, raw: &[u8]) -> Result<(), ParamsError> {
+        for pair in raw.split(|b| *b == b'&') {
+            if pair.is_empty() {
+                continue;
+            }
+            let (name, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &[][..]),
+            };
+            let name = decode_component(name)?;
+            if name.is_empty() {
+                return Err(ParamsError::Unnamed);
+            }
+            let value = decode_component(value)?;
+            if value.len() > VALUE_BYTES_MAX {
+                return Err(ParamsError::TooLong(name));
+            }
+            if self.0.len() >= PARAMS_MAX {
+                return Err(ParamsError::TooMany);
+            }
+            if self.0.contains_key(&name) {
+                // Two values for one name would make the signed string ambiguous.
+                return Err(ParamsError::Repeated(name));
+            }
+            self.0.insert(name, value);
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// All parameters, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn insert(&mut self, name: &str, value: &str) {
+        self.0.insert(name.to_owned(), value.to_owned());
+    }
+}
+
+/// `+` is a space in form encoding; then percent-decoding; then strict UTF-8.
+fn decode_component(raw: &[u8]) -> Result<String, ParamsError> {
+    let plus_as_space: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
+    let bytes: Vec<u8> = percent_decode(&plus_as_space).collect();
+    String::from_utf8(bytes).map_err(|_| ParamsError::NotUtf8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str) -> Result<Params, ParamsError> {
+        let mut params = Params::default();
+        params.extend_urlencoded(raw.as_bytes())?;
+        Ok(params)
+    }
+
+    #[test]
+    fn decodes_form_encoding() {
+        let params = parse("appId=abc&companyName=%E5%85%AC%E5%8F%B8&note=a+b%2Bc&empty=&flag").unwrap();
+        assert_eq!(params.get("companyName"), Some("公司"));
+        assert_eq!(params.get("note"), Some("a b+c"));
+        assert_eq!(params.get("empty"), Some(""));
+        assert_eq!(params.get("flag"), Some(""));
+        assert_eq!(params.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["appId", "companyName", "empty", "flag", "note"]);
+    }
+
+    #[test]
+    fn refuses_ambiguous_or_broken_input() {
+        assert_eq!(parse("a=1&a=2"), Err(ParamsError::Repeated("a".into())));
+        assert_eq!(parse("a=%FF%FE"), Err(ParamsError::NotUtf8));
+        assert_eq!(parse("=x"), Err(ParamsError::Unnamed));
+        assert!(matches!(parse(&format!("a={}", "x".repeat(VALUE_BYTES_MAX + 1))), Err(ParamsError::TooLong(_))));
+        let many: Vec<String> = (0..=PARAMS_MAX).map(|i| format!("p{i}=1")).collect();
+        assert_eq!(parse(&many.join("&")), Err(ParamsError::TooMany));
+    }
+}

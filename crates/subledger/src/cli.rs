@@ -1,0 +1,269 @@
+//! The command line. Names here are a contract: scripts and docs rely on them.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/subledger.db";
+
+#[derive(Parser, Debug)]
+#[command(name = "subledger", version, about = "Account, wallet and billing hub for resellers. Without a command, runs the server.")]
+pub struct Cli {
+    /// Where the data lives: sqlite://PATH (created as needed) or postgres://…
+    #[arg(long, global = true, env = "SUBLEDGER_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve(ServeArgs),
+    /// Manage tenants (resellers).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage sub-accounts of a tenant.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Money in wallets.
+    #[command(subcommand)]
+    Wallet(WalletCommand),
+    /// Print a SendCloud-signed parameter string, ready for curl.
+    Sign(SignArgs),
+    /// The admin token of the native API.
+    #[command(subcommand, name = "admin-token")]
+    AdminToken(AdminTokenCommand),
+    /// Ledger maintenance.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "SUBLEDGER_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Admin token for tenant administration; generated (and printed once) at first start if not given.
+    #[arg(long, env = "SUBLEDGER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Sub-accounts a new tenant may have (SendCloud 417 beyond it).
+    #[arg(long, env = "SUBLEDGER_ACCOUNT_LIMIT_DEFAULT", default_value_t = 10_000)]
+    pub account_limit_default: i64,
+    /// How far a SendCloud `timestamp` may be from server time, in milliseconds.
+    #[arg(long, env = "SUBLEDGER_SENDCLOUD_TIMESTAMP_WINDOW_MS", default_value_t = 6_000)]
+    pub sendcloud_timestamp_window_ms: i64,
+    /// Accept SendCloud `transferIn` without `timestamp` (legacy clients; no replay protection).
+    #[arg(long, env = "SUBLEDGER_SENDCLOUD_TRANSFER_TIMESTAMP_OPTIONAL")]
+    pub sendcloud_transfer_timestamp_optional: bool,
+    /// Database connections for reads (and, on PostgreSQL, writes).
+    #[arg(long, env = "SUBLEDGER_DB_CONNECTIONS", default_value_t = 16)]
+    pub db_connections: u32,
+    /// Most transfers committed in one ledger batch.
+    #[arg(long, env = "SUBLEDGER_LEDGER_BATCH_MAX", default_value_t = 512)]
+    pub ledger_batch_max: usize,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        ServeArgs::parse_from(["serve"])
+    }
+}
+
+#[derive(Parser, Debug)]
+struct ServeOnly {
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+impl ServeArgs {
+    fn parse_from<I: IntoIterator<Item = &'static str>>(args: I) -> ServeArgs {
+        ServeOnly::parse_from(args).args
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Create a tenant and print its credentials (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// IANA time zone in which days and months are cut.
+        #[arg(long, default_value = "Asia/Shanghai")]
+        timezone: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tenants.
+    List {
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one tenant.
+    Show {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a tenant's settings.
+    Update {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        timezone: Option<String>,
+        #[arg(long)]
+        account_limit: Option<i64>,
+        #[arg(long)]
+        default_daily_quota: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a new app key and API token (the old ones stop working).
+    RotateSecrets {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct AccountRef {
+    /// Tenant id (tn_…) or app id.
+    #[arg(long)]
+    pub tenant: String,
+    #[arg(long)]
+    pub username: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountCommand {
+    /// Create a sub-account.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: String,
+        /// 0 SendCloud, 1 iFaxin.
+        #[arg(long, default_value = "0")]
+        user_type: String,
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        company_name: Option<String>,
+        #[arg(long)]
+        company_url: Option<String>,
+        #[arg(long, env = "SUBLEDGER_ACCOUNT_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        #[arg(long)]
+        daily_quota: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List sub-accounts with balances and today's quota use.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Freeze a sub-account (shown as status -1 in SendCloud `list`).
+    Freeze(AccountRef),
+    /// Unfreeze a sub-account.
+    Unfreeze(AccountRef),
+    /// Set a sub-account's daily request quota.
+    Quota {
+        #[command(flatten)]
+        account: AccountRef,
+        #[arg(long)]
+        quota: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WalletCommand {
+    /// Record a recharge of a wallet from the outside world.
+    Deposit {
+        /// Tenant id (tn_…) or app id.
+        #[arg(long)]
+        tenant: String,
+        /// Decimal amount, e.g. 1000.00.
+        #[arg(long)]
+        amount: String,
+        #[arg(long, default_value = "primary", value_parser = ["primary", "promo"])]
+        wallet: String,
+        #[arg(long, default_value = "CNY")]
+        currency: String,
+        /// Deposit into this sub-account instead of the tenant's own wallet.
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        /// Replaying the same key records nothing new (default: a fresh key).
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show wallets and balances of a tenant or of one of its sub-accounts.
+    Balances {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    /// Take appId and the signing key from this tenant (tn_… or app id) in the database.
+    #[arg(long, conflicts_with_all = ["app_id", "app_key"])]
+    pub tenant: Option<String>,
+    /// The appId, when not reading it from the database.
+    #[arg(long, requires = "app_key")]
+    pub app_id: Option<String>,
+    /// The signing key, when not reading it from the database.
+    #[arg(long, env = "SUBLEDGER_APP_KEY", hide_env_values = true)]
+    pub app_key: Option<String>,
+    /// Leave out the timestamp (only for endpoints and servers that accept that).
+    #[arg(long)]
+    pub no_timestamp: bool,
+    /// Parameters as name=value (the value as it should arrive, not encoded).
+    #[arg(value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminTokenCommand {
+    /// Replace the admin token with a new one and print it.
+    Rotate,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LedgerCommand {
+    /// Check every ledger invariant over the whole database; exits 1 if one fails.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}

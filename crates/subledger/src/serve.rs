@@ -1,0 +1,81 @@
+//! `subledger serve`: open the database, start the ledger worker, serve HTTP,
+//! and on SIGINT/SIGTERM stop accepting, finish in-flight requests and flush
+//! the ledger before exiting.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use prometheus_client::registry::Registry;
+use subledger_http::HttpConfig;
+use subledger_http::sendcloud::SendCloudConfig;
+use subledger_service::{LedgerConfig, ServiceConfig, Services};
+use subledger_storage::{Store, StoreOptions};
+
+use crate::cli::ServeArgs;
+
+pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+pub async fn run(database_url: &str, args: ServeArgs) -> Result<ExitCode, AnyError> {
+    if args.ledger_batch_max == 0 || args.db_connections == 0 {
+        return Err("--ledger-batch-max and --db-connections must be at least 1".into());
+    }
+    if args.admin_token.as_deref().is_some_and(|t| t.len() < subledger_service::admin::ADMIN_TOKEN_CHARS_MIN) {
+        return Err(format!("--admin-token must be at least {} characters", subledger_service::admin::ADMIN_TOKEN_CHARS_MIN).into());
+    }
+    let store = Store::open(database_url, &StoreOptions { connections_max: args.db_connections, ..StoreOptions::default() }).await?;
+    tracing::info!(backend = store.backend().name(), "database ready");
+
+    let mut registry = Registry::default();
+    let config = ServiceConfig {
+        account_limit_default: args.account_limit_default,
+        ledger: LedgerConfig { batch_max: args.ledger_batch_max, ..LedgerConfig::default() },
+        ..ServiceConfig::default()
+    };
+    let (services, ledger_worker) = Services::start(store.clone(), config, &mut registry);
+    if let Some(token) = services.ensure_admin_token(args.admin_token.as_deref()).await? {
+        // Shown once; only its digest is stored. `subledger admin-token rotate` makes a new one.
+        println!("admin token (shown once, keep it): {token}");
+    }
+
+    let http_config = HttpConfig {
+        sendcloud: SendCloudConfig {
+            timestamp_window_ms: args.sendcloud_timestamp_window_ms,
+            transfer_requires_timestamp: !args.sendcloud_transfer_timestamp_optional,
+            ..SendCloudConfig::default()
+        },
+        ..HttpConfig::default()
+    };
+    let app = subledger_http::app(services.clone(), http_config, registry);
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    let local = listener.local_addr()?;
+    // Tests and scripts read this line to find the port.
+    println!("subledger listening on http://{local}");
+    std::io::stdout().flush()?;
+    tracing::info!(%local, "serving");
+
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("stopped accepting; in-flight requests done; flushing the ledger");
+    drop(services);
+    ledger_worker.await?;
+    store.close().await;
+    tracing::info!("shut down cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}
