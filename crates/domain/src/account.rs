@@ -263,8 +263,10 @@ impl Password {
 #[serde(rename_all = "snake_case")]
 pub enum UserType {
     /// `0`: a SendCloud (e-mail) account; gets an API user and key.
+    #[serde(rename = "sendcloud")]
     SendCloud,
     /// `1`: an iFaxin (爱发信, SMS) account.
+    #[serde(rename = "ifaxin")]
     IFaxin,
 }
 

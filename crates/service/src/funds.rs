@@ -153,3 +153,23 @@ impl Services {
         subledger_storage::ledger::get_transfer(&self.store, tenant.id, id).await?.ok_or(ServiceError::NotFound(Resource::Transfer))
     }
 }
+
+/// Largest overdraft that can be granted, in minor units (10 million yuan).
+pub const OVERDRAFT_MINOR_MAX: i64 = 1_000_000_000;
+
+impl Services {
+    /// Lets a primary wallet go down to `-limit_minor` (0 removes the overdraft).
+    /// Refused when the wallet already owes more than the new limit.
+    pub async fn set_overdraft(&self, tenant: &Tenant, holder: &Holder, currency: Currency, limit_minor: i64) -> ServiceResult<WalletRecord> {
+        if !(0..=OVERDRAFT_MINOR_MAX).contains(&limit_minor) {
+            return Err(ServiceError::Invalid { field: "overdraft", reason: format!("must be from 0 to {}", subledger_domain::money::format_minor(OVERDRAFT_MINOR_MAX)) });
+        }
+        let wallet = self.spendable_wallet(tenant, &WalletRef::primary(holder.clone()), currency).await?;
+        let mut tx = self.store.begin_write().await?;
+        if !store_wallets::set_floor(&mut tx, wallet, -limit_minor).await? {
+            return Err(ServiceError::Invalid { field: "overdraft", reason: "the wallet already owes more than this limit".to_owned() });
+        }
+        tx.commit().await?;
+        self.wallet(tenant, wallet).await
+    }
+}

@@ -172,3 +172,15 @@ pub async fn find_for_username(store: &Store, tenant: TenantId, username: &str, 
     let row: Option<WalletRow> = sqlx::query_as(&sql).bind(tenant.0).bind(username).bind(purpose.as_str()).bind(currency.code()).fetch_optional(store.reader()).await?;
     row.map(WalletRecord::try_from).transpose()
 }
+
+/// Sets a wallet's floor (its overdraft limit, negated). Refused — `false` —
+/// when the balance is already below the new floor: the floor is an
+/// invariant, so it cannot be raised past money already owed.
+pub async fn set_floor(tx: &mut WriteTx, wallet: WalletId, floor_minor: i64) -> Result<bool> {
+    let done = sqlx::query("UPDATE wallets SET floor_minor = $2 WHERE id = $1 AND balance_minor >= $2 AND floor_minor IS NOT NULL")
+        .bind(wallet.0)
+        .bind(floor_minor)
+        .execute(tx.conn())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

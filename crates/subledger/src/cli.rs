@@ -223,6 +223,21 @@ pub enum WalletCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Let a primary wallet go below zero, down to minus LIMIT (0 removes the overdraft).
+    Overdraft {
+        #[arg(long)]
+        tenant: String,
+        /// Decimal amount, e.g. 500.00.
+        #[arg(long)]
+        limit: String,
+        #[arg(long, default_value = "CNY")]
+        currency: String,
+        /// Grant it to this sub-account instead of the tenant.
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show wallets and balances of a tenant or of one of its sub-accounts.
     Balances {
         #[arg(long)]

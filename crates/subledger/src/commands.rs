@@ -215,10 +215,7 @@ async fn wallet(services: &Services, command: WalletCommand) -> Result<ExitCode,
             let tenant = services.find_tenant(&tenant).await?;
             let amount = PositiveAmount::new(parse_amount_minor(&amount)?)?;
             let currency = Currency::from_str(&currency)?;
-            let holder = match username {
-                Some(name) => Holder::Account(Username::parse(&name)?),
-                None => Holder::Tenant,
-            };
+            let holder = holder_of(username.as_deref())?;
             let to = WalletRef { holder, purpose: WalletPurpose::from_str(&wallet)? };
             // A fresh key unless given: re-running a script with the same key records nothing twice.
             let key = idempotency_key.unwrap_or_else(|| format!("cli:{}", uuid::Uuid::now_v7()));
@@ -238,12 +235,18 @@ async fn wallet(services: &Services, command: WalletCommand) -> Result<ExitCode,
                 format!("deposited {} {} into {wallet}; balance {}", format_minor(receipt.amount_minor), currency, format_minor(balances.credit_balance_after_minor))
             });
         }
+        WalletCommand::Overdraft { tenant, limit, currency, username, json } => {
+            let tenant = services.find_tenant(&tenant).await?;
+            let holder = holder_of(username.as_deref())?;
+            let wallet = services.set_overdraft(&tenant, &holder, Currency::from_str(&currency)?, parse_amount_minor(&limit)?).await?;
+            let floor = wallet.floor_minor.unwrap_or_default();
+            print(json, json!({"wallet_id": wallet.id.0, "currency": wallet.currency.code(), "overdraft_limit": format_minor(-floor), "balance": format_minor(wallet.balance_minor)}), || {
+                format!("primary {} may go down to {}", wallet.currency, format_minor(floor))
+            });
+        }
         WalletCommand::Balances { tenant, username, json } => {
             let tenant = services.find_tenant(&tenant).await?;
-            let holder = match username {
-                Some(name) => Holder::Account(Username::parse(&name)?),
-                None => Holder::Tenant,
-            };
+            let holder = holder_of(username.as_deref())?;
             let wallets = services.wallets(&tenant, &holder).await?;
             let items: Vec<Value> = wallets
                 .iter()
@@ -280,4 +283,11 @@ async fn sign(services: Option<&Services>, args: &SignArgs) -> Result<ExitCode, 
     }
     println!("{}", subledger_http::sendcloud::signature::signed_form(&app_key, &params));
     Ok(ExitCode::SUCCESS)
+}
+
+fn holder_of(username: Option<&str>) -> Result<Holder, AnyError> {
+    Ok(match username {
+        Some(name) => Holder::Account(Username::parse(name)?),
+        None => Holder::Tenant,
+    })
 }

@@ -12,7 +12,7 @@ use super::{accounts, tenants, wallets};
     paths(
         tenants::create, tenants::list, tenants::show, tenants::update, tenants::rotate_secrets, tenants::current,
         accounts::list, accounts::create, accounts::show, accounts::set_quota, accounts::freeze, accounts::unfreeze,
-        wallets::list, wallets::entries, wallets::deposit, wallets::transfer, wallets::show_transfer,
+        wallets::list, wallets::entries, wallets::deposit, wallets::transfer, wallets::show_transfer, wallets::tenant_overdraft, wallets::account_overdraft,
     ),
     modifiers(&BearerTokens),
     tags(

@@ -324,3 +324,46 @@ pub async fn show_transfer(TenantAuth(tenant): TenantAuth, State(state): State<A
         created_at: from_unix_micros(t.created_at_us).to_string(),
     }))
 }
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverdraftBody {
+    /// How far below zero the primary wallet may go, e.g. `"500.00"`; `"0"` removes it.
+    pub limit: String,
+    /// `CNY` (default) or `USD`.
+    pub currency: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantOverdraftBody {
+    #[serde(flatten)]
+    pub overdraft: OverdraftBody,
+    /// Grant it to this account instead of the tenant.
+    pub username: Option<String>,
+}
+
+fn parse_limit(text: &str) -> Result<i64, ApiError> {
+    parse_amount_minor(text).map_err(|e| ApiError::bad_request("invalid_amount", &e.to_string()))
+}
+
+/// Grant a tenant (or one of its accounts) an overdraft on its primary wallet (admin)
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/overdraft", tag = "wallets", security(("admin_token" = [])),
+    params(("tenant" = String, Path, description = "tenant id or app id")), request_body = TenantOverdraftBody,
+    responses((status = 200, body = WalletView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn tenant_overdraft(_: AdminAuth, State(state): State<AppState>, Path(tenant): Path<String>, ApiJson(body): ApiJson<TenantOverdraftBody>) -> Result<Json<WalletView>, ApiError> {
+    let tenant = state.services.find_tenant(&tenant).await?;
+    let holder = holder_of(body.username.as_deref())?;
+    let wallet = state.services.set_overdraft(&tenant, &holder, parse_currency(body.overdraft.currency.as_deref())?, parse_limit(&body.overdraft.limit)?).await?;
+    Ok(Json(WalletView::from(&wallet)))
+}
+
+/// Grant one of the tenant's accounts an overdraft on its primary wallet
+#[utoipa::path(put, path = "/v1/accounts/{username}/overdraft", tag = "wallets", security(("api_token" = [])),
+    params(("username" = String, Path)), request_body = OverdraftBody,
+    responses((status = 200, body = WalletView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn account_overdraft(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, Path(username): Path<String>, ApiJson(body): ApiJson<OverdraftBody>) -> Result<Json<WalletView>, ApiError> {
+    let holder = Holder::Account(parse_username(&username)?);
+    let wallet = state.services.set_overdraft(&tenant, &holder, parse_currency(body.currency.as_deref())?, parse_limit(&body.limit)?).await?;
+    Ok(Json(WalletView::from(&wallet)))
+}

@@ -1,0 +1,9 @@
+//! The black-box suite: the real binary, over HTTP and its CLI, on SQLite and
+//! (with `SUBLEDGER_TEST_POSTGRES_URL` set) PostgreSQL.
+
+mod support;
+
+mod cli;
+mod native;
+mod reliability;
+mod sendcloud;

@@ -1,0 +1,255 @@
+//! Reliability: concurrent transfers on one hot wallet, a crash in the middle
+//! of a load, a graceful stop, and two server processes on one database.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::*;
+
+on_both_backends!(
+    concurrent_transfers_never_overdraw,
+    concurrent_replays_of_one_key_move_money_once,
+    crash_keeps_every_acknowledged_transfer,
+    graceful_stop_flushes_the_ledger,
+    two_processes_share_one_database,
+);
+
+async fn accounts(h: &Harness, tenant: &Tenant, count: usize) -> Vec<String> {
+    let mut names = Vec::with_capacity(count);
+    for i in 0..count {
+        let name = format!("load{i:05}");
+        let (status, body) = h.post_json("/v1/accounts", &tenant.api_token, &json!({"username": name})).await;
+        assert_eq!(status, 201, "{body}");
+        names.push(name);
+    }
+    names
+}
+
+/// One signed `transferIn` of `money` to `username` at `base`; the reply's
+/// status code and transfer id, or `None` when the server did not answer.
+async fn transfer_in(http: &reqwest::Client, base: &str, tenant: &Tenant, username: &str, money: &str) -> Option<(u64, Option<String>, String)> {
+    let body = signed_form(tenant, &[("username", username), ("money", money)], true);
+    let signature = body.rsplit_once("signature=").map(|(_, s)| s.to_owned()).unwrap_or_default();
+    let response = http.post(format!("{base}/api/subAccount/transferIn")).header("Content-Type", "application/x-www-form-urlencoded").body(body).send().await.ok()?;
+    let reply: Value = response.json().await.ok()?;
+    Some((reply["statusCode"].as_u64().unwrap_or_default(), reply["info"]["transferId"].as_str().map(str::to_owned), signature))
+}
+
+async fn primary_balance(h: &Harness, token: &str, username: Option<&str>) -> String {
+    let path = username.map_or_else(|| "/v1/wallets".to_owned(), |u| format!("/v1/wallets?username={u}"));
+    let (_, wallets) = h.get_json(&path, token).await;
+    wallets["items"].as_array().unwrap().iter().find(|w| w["purpose"] == "primary").unwrap()["balance"].as_str().unwrap().to_owned()
+}
+
+async fn concurrent_transfers_never_overdraw(backend: Backend) {
+    let Some(h) = Harness::start(backend).await else { return };
+    let tenant = h.create_tenant("Hot wallet").await;
+    h.deposit(&tenant, "1000.00").await;
+    let names = accounts(&h, &tenant, 20).await;
+    // 200 concurrent allocations of 10.00 against 1000.00: exactly 100 fit.
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let (http, base, tenant, name) = (h.http.clone(), h.server.base.clone(), tenant.clone(), names[i % names.len()].clone());
+            tokio::spawn(async move { transfer_in(&http, &base, &tenant, &name, "10.00").await })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut insufficient = 0;
+    for task in tasks {
+        match task.await.unwrap().expect("every request is answered").0 {
+            200 => ok += 1,
+            420 => insufficient += 1,
+            other => panic!("unexpected code {other}"),
+        }
+    }
+    assert_eq!((ok, insufficient), (100, 100));
+    assert_eq!(primary_balance(&h, &tenant.api_token, None).await, "0.00");
+    let report = h.assert_ledger_sound().await;
+    assert_eq!(report["wallets_below_floor"], 0);
+    // Batching really happened: fewer commits than transfers.
+    let metrics = h.http.get(h.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let batches: f64 = metrics.lines().find_map(|l| l.strip_prefix("subledger_ledger_batch_transfers_count ")).unwrap().parse().unwrap();
+    let transfers: f64 = metrics.lines().find_map(|l| l.strip_prefix("subledger_ledger_batch_transfers_sum ")).unwrap().parse().unwrap();
+    assert!(transfers >= 201.0, "{transfers}");
+    assert!(batches < transfers, "{batches} batches for {transfers} transfers");
+}
+
+async fn concurrent_replays_of_one_key_move_money_once(backend: Backend) {
+    let Some(h) = Harness::start(backend).await else { return };
+    let tenant = h.create_tenant("Replays").await;
+    h.deposit(&tenant, "100.00").await;
+    accounts(&h, &tenant, 1).await;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let request = h
+                .http
+                .post(h.url("/v1/transfers"))
+                .bearer_auth(&tenant.api_token)
+                .header("Idempotency-Key", "the-one-key")
+                .json(&json!({"from": {}, "to": {"username": "load00000"}, "amount": "30.00"}));
+            tokio::spawn(async move { status_and_json(request.send().await.unwrap()).await })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 201, "{body}");
+        ids.insert(body["transfer_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 1, "every replay answers with the first transfer");
+    assert_eq!(primary_balance(&h, &tenant.api_token, None).await, "70.00");
+    h.assert_ledger_sound().await;
+}
+
+/// Drives `transferIn` of 1.00 from `workers` concurrent clients until stopped;
+/// returns the signatures sent and the transfer ids acknowledged.
+struct Load {
+    sent: Arc<Mutex<HashSet<String>>>,
+    acknowledged: Arc<Mutex<Vec<String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(bases: Vec<String>, tenant: &Tenant, names: &[String], workers: usize) -> Load {
+        let load = Load { sent: Arc::default(), acknowledged: Arc::default(), stop: Arc::default(), tasks: Vec::new() };
+        let tasks = (0..workers)
+            .map(|worker| {
+                let (sent, acknowledged, stop) = (load.sent.clone(), load.acknowledged.clone(), load.stop.clone());
+                let (tenant, names, base) = (tenant.clone(), names.to_vec(), bases[worker % bases.len()].clone());
+                tokio::spawn(async move {
+                    let http = client();
+                    let mut i = worker;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let name = &names[i % names.len()];
+                        i += workers;
+                        let body = signed_form(&tenant, &[("username", name), ("money", "1.00")], true);
+                        let signature = body.rsplit_once("signature=").unwrap().1.to_owned();
+                        sent.lock().unwrap().insert(signature);
+                        let request = http.post(format!("{base}/api/subAccount/transferIn")).header("Content-Type", "application/x-www-form-urlencoded").body(body);
+                        let Ok(response) = request.send().await else { break };
+                        let Ok(reply) = response.json::<Value>().await else { break };
+                        match reply["statusCode"].as_u64() {
+                            Some(200) => acknowledged.lock().unwrap().push(reply["info"]["transferId"].as_str().unwrap().to_owned()),
+                            other => panic!("unexpected reply {other:?}: {reply}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { tasks, ..load }
+    }
+
+    async fn finish(self) -> (HashSet<String>, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.expect("a load worker");
+        }
+        let sent = self.sent.lock().unwrap().clone();
+        let acknowledged = self.acknowledged.lock().unwrap().clone();
+        (sent, acknowledged)
+    }
+}
+
+/// After a load: every acknowledged transfer is stored; every stored
+/// allocation is one that was sent; the parent's balance matches; the ledger is sound.
+async fn check_after_load(h: &Harness, tenant: &Tenant, funded_minor: i64, sent: &HashSet<String>, acknowledged: &[String]) {
+    for id in acknowledged {
+        let (status, transfer) = h.get_json(&format!("/v1/transfers/{id}"), &tenant.api_token).await;
+        assert_eq!((status, transfer["status"].as_str()), (200, Some("posted")), "acknowledged transfer {id} is stored");
+    }
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&h.db.url).await.unwrap();
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT idempotency_key FROM transfers WHERE kind = 'allocation' AND status = 'posted'").fetch_all(&mut conn).await.unwrap();
+    assert!(keys.len() >= acknowledged.len(), "{} stored < {} acknowledged", keys.len(), acknowledged.len());
+    for key in &keys {
+        let signature = key.strip_prefix("sendcloud:").expect("transferIn keys are signatures");
+        assert!(sent.contains(signature), "stored transfer {key} was never sent");
+    }
+    let stored: HashSet<&String> = keys.iter().collect();
+    assert_eq!(stored.len(), keys.len(), "no transfer is stored twice");
+    let expected = format_cents(funded_minor - keys.len() as i64 * 100);
+    assert_eq!(primary_balance(h, &tenant.api_token, None).await, expected);
+    h.assert_ledger_sound().await;
+}
+
+fn format_cents(minor: i64) -> String {
+    format!("{}.{:02}", minor / 100, minor % 100)
+}
+
+async fn crash_keeps_every_acknowledged_transfer(backend: Backend) {
+    let Some(mut h) = Harness::start(backend).await else { return };
+    let tenant = h.create_tenant("Crash").await;
+    h.deposit(&tenant, "1000000.00").await;
+    let names = accounts(&h, &tenant, 50).await;
+    let load = Load::start(vec![h.server.base.clone()], &tenant, &names, 16);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    h.server.kill_hard().await;
+    let (sent, acknowledged) = load.finish().await;
+    assert!(acknowledged.len() > 50, "the load ran before the crash ({} acknowledged)", acknowledged.len());
+    // Restart on the same database: nothing to repair, everything acknowledged is there.
+    h.server = TestServer::start(&h.db, &[]).await;
+    check_after_load(&h, &tenant, 100_000_000, &sent, &acknowledged).await;
+}
+
+async fn graceful_stop_flushes_the_ledger(backend: Backend) {
+    let Some(mut h) = Harness::start(backend).await else { return };
+    let tenant = h.create_tenant("Graceful").await;
+    h.deposit(&tenant, "1000000.00").await;
+    let names = accounts(&h, &tenant, 10).await;
+    let load = Load::start(vec![h.server.base.clone()], &tenant, &names, 16);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(h.server.stop_gracefully().await, "SIGTERM ends the server with success");
+    let (sent, acknowledged) = load.finish().await;
+    h.server = TestServer::start(&h.db, &[]).await;
+    check_after_load(&h, &tenant, 100_000_000, &sent, &acknowledged).await;
+}
+
+async fn two_processes_share_one_database(backend: Backend) {
+    let Some(h) = Harness::start(backend).await else { return };
+    let second = TestServer::start(&h.db, &[]).await;
+    let tenant = h.create_tenant("Two servers").await;
+    h.deposit(&tenant, "300.00").await;
+    let names = accounts(&h, &tenant, 10).await;
+    // 600 requests of 1.00 against 300.00, split over both processes.
+    let tasks: Vec<_> = (0..600)
+        .map(|i| {
+            let base = if i % 2 == 0 { h.server.base.clone() } else { second.base.clone() };
+            let (http, tenant, name) = (h.http.clone(), tenant.clone(), names[i % names.len()].clone());
+            tokio::spawn(async move { transfer_in(&http, &base, &tenant, &name, "1.00").await })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut ids = HashSet::new();
+    for task in tasks {
+        let (code, id, _) = task.await.unwrap().expect("answered");
+        match code {
+            200 => {
+                ok += 1;
+                ids.insert(id.unwrap());
+            }
+            420 => {}
+            other => panic!("unexpected code {other}"),
+        }
+    }
+    assert_eq!(ok, 300, "exactly what the parent could pay");
+    assert_eq!(ids.len(), 300, "no transfer answered twice");
+    assert_eq!(primary_balance(&h, &tenant.api_token, None).await, "0.00");
+    let mut sum_minor = 0;
+    for name in &names {
+        let balance = primary_balance(&h, &tenant.api_token, Some(name)).await;
+        sum_minor += parse_cents(&balance);
+    }
+    assert_eq!(sum_minor, 30_000, "no lost or doubled transfer");
+    h.assert_ledger_sound().await;
+}
+
+fn parse_cents(text: &str) -> i64 {
+    let (whole, fraction) = text.split_once('.').unwrap();
+    whole.parse::<i64>().unwrap() * 100 + fraction.parse::<i64>().unwrap()
+}
