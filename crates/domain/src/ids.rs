@@ -43,36 +43,19 @@ impl fmt::Display for TenantPublicId {
     }
 }
 
-/// Identifier of a ledger transfer: a UUID (version 7, so ids sort by creation time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TransferId(pub u128);
-
-impl fmt::Display for TransferId {
-    /// The canonical hyphenated UUID form, which is also how it is stored.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0.to_be_bytes();
-        write!(
-            f,
-            "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
-        )
-    }
-}
+integer_id!(
+    /// Identifier of a ledger transfer, increasing with the order of commits
+    /// (on one database process; across PostgreSQL clients, a sequence).
+    TransferId
+);
 
 impl std::str::FromStr for TransferId {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        let hex: String = s.chars().filter(|c| *c != '-').collect();
-        if hex.len() != 32 {
+        if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(());
         }
-        u128::from_str_radix(&hex, 16).map(TransferId).map_err(|_| ())
-    }
-}
-
-impl Serialize for TransferId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        s.parse().map(TransferId).map_err(|_| ())
     }
 }
 
@@ -82,9 +65,11 @@ mod tests {
 
     #[test]
     fn transfer_id_round_trips_through_its_text_form() {
-        let id = TransferId(0x0190_1234_5678_7abc_8def_0123_4567_89ab);
-        let text = id.to_string();
-        assert_eq!(text, "01901234-5678-7abc-8def-0123456789ab");
-        assert_eq!(text.parse::<TransferId>(), Ok(id));
+        let id = TransferId(1_234_567);
+        assert_eq!(id.to_string(), "1234567");
+        assert_eq!("1234567".parse::<TransferId>(), Ok(id));
+        for bad in ["", "-1", "1e3", "abc", "99999999999999999999"] {
+            assert!(bad.parse::<TransferId>().is_err(), "{bad}");
+        }
     }
 }

@@ -12,6 +12,7 @@ pub use subledger_storage::ledger::StoredTransfer;
 pub use subledger_storage::wallets::{EntryRecord, WalletRecord};
 
 use crate::accounts::create_account_wallets;
+use crate::cache::WalletKey;
 use crate::error::{Resource, ServiceError, ServiceResult};
 use crate::ledger::{TransferReceipt, TransferRequest};
 use crate::tenants::{Tenant, create_tenant_wallets};
@@ -83,6 +84,24 @@ impl Services {
         if !wallet.purpose.is_spendable() {
             return Err(ServiceError::Invalid { field: "wallet", reason: "must be primary or promo".to_owned() });
         }
+        let key = WalletKey {
+            tenant: tenant.id,
+            username: match &wallet.holder {
+                Holder::Tenant => None,
+                Holder::Account(username) => Some(username.as_str().to_owned()),
+            },
+            purpose: wallet.purpose,
+            currency,
+        };
+        if let Some(id) = self.caches.wallet_id(&key) {
+            return Ok(id);
+        }
+        let id = self.find_or_open_spendable_wallet(tenant, wallet, currency).await?;
+        self.caches.remember_wallet_id(key, id);
+        Ok(id)
+    }
+
+    async fn find_or_open_spendable_wallet(&self, tenant: &Tenant, wallet: &WalletRef, currency: Currency) -> ServiceResult<WalletId> {
         let found = match &wallet.holder {
             Holder::Tenant => store_wallets::find(&self.store, WalletOwner::Tenant(tenant.id), wallet.purpose, currency).await?,
             Holder::Account(username) => store_wallets::find_for_username(&self.store, tenant.id, username.as_str(), wallet.purpose, currency).await?,
@@ -104,12 +123,20 @@ impl Services {
     }
 
     async fn system_wallet(&self, tenant: &Tenant, purpose: WalletPurpose, currency: Currency) -> ServiceResult<WalletId> {
-        let owner = WalletOwner::Tenant(tenant.id);
-        if let Some(found) = store_wallets::find(&self.store, owner, purpose, currency).await? {
-            return Ok(found.id);
+        let key = WalletKey { tenant: tenant.id, username: None, purpose, currency };
+        if let Some(id) = self.caches.wallet_id(&key) {
+            return Ok(id);
         }
-        self.open_currency(tenant, owner, currency).await?;
-        Ok(store_wallets::find(&self.store, owner, purpose, currency).await?.ok_or(ServiceError::NotFound(Resource::Wallet))?.id)
+        let owner = WalletOwner::Tenant(tenant.id);
+        let found = match store_wallets::find(&self.store, owner, purpose, currency).await? {
+            Some(found) => found,
+            None => {
+                self.open_currency(tenant, owner, currency).await?;
+                store_wallets::find(&self.store, owner, purpose, currency).await?.ok_or(ServiceError::NotFound(Resource::Wallet))?
+            }
+        };
+        self.caches.remember_wallet_id(key, found.id);
+        Ok(found.id)
     }
 
     /// Creates an owner's wallets of a currency (and the tenant's, which every

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod admin;
+mod cache;
 mod error;
 pub mod funds;
 pub mod ledger;
@@ -12,10 +13,14 @@ pub mod metrics;
 pub mod secrets;
 pub mod tenants;
 
+use std::sync::Arc;
+
 use prometheus_client::registry::Registry;
 use subledger_storage::Store;
 use tokio::task::JoinHandle;
 
+pub use cache::CacheConfig;
+use cache::Caches;
 pub use error::{Resource, ServiceError, ServiceResult};
 pub use ledger::{Ledger, LedgerConfig};
 
@@ -28,11 +33,12 @@ pub struct ServiceConfig {
     /// Daily request quota of a new account unless its tenant says otherwise.
     pub daily_quota_default: i64,
     pub ledger: LedgerConfig,
+    pub cache: CacheConfig,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { account_limit_default: 10_000, daily_quota_default: 2_500, ledger: LedgerConfig::default() }
+        ServiceConfig { account_limit_default: 10_000, daily_quota_default: 2_500, ledger: LedgerConfig::default(), cache: CacheConfig::default() }
     }
 }
 
@@ -43,6 +49,7 @@ pub struct Services {
     pub store: Store,
     pub ledger: Ledger,
     pub config: ServiceConfig,
+    caches: Arc<Caches>,
 }
 
 impl Services {
@@ -52,7 +59,8 @@ impl Services {
     pub fn start(store: Store, config: ServiceConfig, registry: &mut Registry) -> (Services, JoinHandle<()>) {
         let metrics = metrics::LedgerMetrics::new(registry);
         let (ledger, worker) = Ledger::start(store.clone(), config.ledger.clone(), metrics);
-        (Services { store, ledger, config }, worker)
+        let caches = Arc::new(Caches::new(&config.cache));
+        (Services { store, ledger, config, caches }, worker)
     }
 }
 

@@ -117,7 +117,14 @@ impl Services {
     }
 
     pub async fn tenant_by_app_id(&self, app_id: &str) -> ServiceResult<Option<Tenant>> {
-        store_tenants::find_by_app_id(&self.store, app_id).await?.map(Tenant::from_record).transpose()
+        if let Some(tenant) = self.caches.tenant_by_app_id(app_id) {
+            return Ok(Some(tenant));
+        }
+        let tenant = store_tenants::find_by_app_id(&self.store, app_id).await?.map(Tenant::from_record).transpose()?;
+        if let Some(tenant) = &tenant {
+            self.caches.remember_app_id(tenant);
+        }
+        Ok(tenant)
     }
 
     /// Finds a tenant by its `tn_…` id or its app id (what the CLI's `--tenant` takes).
@@ -135,7 +142,15 @@ impl Services {
         if !token.starts_with(API_TOKEN_PREFIX) || token.len() > 128 {
             return Ok(None);
         }
-        store_tenants::find_by_token_sha256(&self.store, &token_digest(token)).await?.map(Tenant::from_record).transpose()
+        let digest = token_digest(token);
+        if let Some(tenant) = self.caches.tenant_by_token_digest(&digest) {
+            return Ok(Some(tenant));
+        }
+        let tenant = store_tenants::find_by_token_sha256(&self.store, &digest).await?.map(Tenant::from_record).transpose()?;
+        if let Some(tenant) = &tenant {
+            self.caches.remember_token_digest(digest, tenant);
+        }
+        Ok(tenant)
     }
 
     pub async fn list_tenants(&self, offset: i64, limit: i64) -> ServiceResult<(i64, Vec<Tenant>)> {
@@ -163,6 +178,7 @@ impl Services {
             return Err(ServiceError::NotFound(Resource::Tenant));
         }
         tx.commit().await?;
+        self.caches.forget_tenants();
         self.tenant(id).await
     }
 
@@ -177,6 +193,7 @@ impl Services {
             return Err(ServiceError::NotFound(Resource::Tenant));
         }
         tx.commit().await?;
+        self.caches.forget_tenants();
         Ok(TenantWithSecrets { tenant: self.tenant(id).await?, app_key, api_token })
     }
 }

@@ -20,6 +20,9 @@ pub enum StorageError {
     Migration(String),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// A failure reported to several callers at once (a failed ledger batch).
+    #[error("database error: {0}")]
+    Shared(String),
 }
 
 impl StorageError {

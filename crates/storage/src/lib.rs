@@ -11,7 +11,6 @@ pub mod accounts;
 mod error;
 pub mod ledger;
 pub mod settings;
-mod sql;
 pub mod tenants;
 pub mod wallets;
 
@@ -127,6 +126,9 @@ impl Store {
             AnyPoolOptions::new()
                 .max_connections(max)
                 .min_connections(1)
+                // No ping before every use: a dead connection fails its
+                // first statement instead, and callers retry transient errors.
+                .test_before_acquire(false)
                 .acquire_timeout(options.acquire_timeout)
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
@@ -139,6 +141,10 @@ impl Store {
                             "PRAGMA foreign_keys = ON",
                             "PRAGMA busy_timeout = 10000",
                             "PRAGMA cache_size = -16000",
+                            // Statement journals (multi-row writes under
+                            // constraints) stay in memory, not in temp files.
+                            "PRAGMA temp_store = MEMORY",
+                            "PRAGMA wal_autocheckpoint = 10000",
                         ] {
                             conn.execute(pragma).await?;
                         }
@@ -155,6 +161,7 @@ impl Store {
         let connect = AnyConnectOptions::from_str(url)?.disable_statement_logging();
         let pool = AnyPoolOptions::new()
             .max_connections(options.connections_max)
+            .test_before_acquire(false)
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await?;
@@ -184,6 +191,10 @@ impl Store {
             Backend::Postgres => self.write.begin().await?,
         };
         Ok(WriteTx { tx, backend: self.backend })
+    }
+
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.write
     }
 
     pub(crate) fn reader(&self) -> &AnyPool {

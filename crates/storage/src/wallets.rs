@@ -137,7 +137,7 @@ pub async fn get(store: &Store, tenant: TenantId, id: WalletId) -> Result<Option
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EntryRecord {
     pub seq: i64,
-    pub transfer_id: String,
+    pub transfer_id: i64,
     pub amount_minor: i64,
     pub balance_after_minor: i64,
     pub created_at_us: i64,

@@ -63,6 +63,9 @@ pub struct ServeArgs {
     /// Most transfers committed in one ledger batch.
     #[arg(long, env = "SUBLEDGER_LEDGER_BATCH_MAX", default_value_t = 512)]
     pub ledger_batch_max: usize,
+    /// Ledger batches committing at once on PostgreSQL (SQLite: always 1).
+    #[arg(long, env = "SUBLEDGER_LEDGER_BATCHES_IN_FLIGHT", default_value_t = 1)]
+    pub ledger_batches_in_flight: usize,
 }
 
 impl Default for ServeArgs {

@@ -16,8 +16,8 @@ use crate::cli::ServeArgs;
 pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 pub async fn run(database_url: &str, args: ServeArgs) -> Result<ExitCode, AnyError> {
-    if args.ledger_batch_max == 0 || args.db_connections == 0 {
-        return Err("--ledger-batch-max and --db-connections must be at least 1".into());
+    if args.ledger_batch_max == 0 || args.db_connections == 0 || args.ledger_batches_in_flight == 0 {
+        return Err("--ledger-batch-max, --ledger-batches-in-flight and --db-connections must be at least 1".into());
     }
     if args.admin_token.as_deref().is_some_and(|t| t.len() < subledger_service::admin::ADMIN_TOKEN_CHARS_MIN) {
         return Err(format!("--admin-token must be at least {} characters", subledger_service::admin::ADMIN_TOKEN_CHARS_MIN).into());
@@ -28,7 +28,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> Result<ExitCode, AnyErr
     let mut registry = Registry::default();
     let config = ServiceConfig {
         account_limit_default: args.account_limit_default,
-        ledger: LedgerConfig { batch_max: args.ledger_batch_max, ..LedgerConfig::default() },
+        ledger: LedgerConfig { batch_max: args.ledger_batch_max, batches_in_flight: args.ledger_batches_in_flight, ..LedgerConfig::default() },
         ..ServiceConfig::default()
     };
     let (services, ledger_worker) = Services::start(store.clone(), config, &mut registry);

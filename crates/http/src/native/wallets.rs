@@ -101,7 +101,7 @@ impl From<EntryRecord> for EntryView {
     fn from(e: EntryRecord) -> Self {
         EntryView {
             seq: e.seq,
-            transfer_id: e.transfer_id,
+            transfer_id: e.transfer_id.to_string(),
             kind: e.kind,
             amount: format_minor(e.amount_minor),
             amount_minor: e.amount_minor,

@@ -185,10 +185,15 @@ pub async fn transfer_in(State(state): State<AppState>, request: Request) -> Res
     run(state, request, timestamp_required, |state, call| async move {
         let username = username_param(&call)?;
         let amount = money_param(&call)?;
-        // A timestamped request is unique, so its signature is its idempotency
-        // key: a replay that reaches another server process is caught by the
-        // ledger (the first outcome is kept) and refused here.
-        let options = MoveOptions { idempotency_key: call.has_timestamp.then(|| format!("sendcloud:{}", call.signature)), memo: None };
+        // A timestamped request is unique, so it is its own idempotency key:
+        // a replay that reaches another server process is caught by the ledger
+        // (which keeps the first outcome) and refused here. The timestamp
+        // leads the key so that keys arrive in order and land side by side
+        // in the index, instead of one random page each.
+        let options = MoveOptions {
+            idempotency_key: call.has_timestamp.then(|| format!("sendcloud:{}:{}", call.params.get("timestamp").unwrap_or_default(), call.signature)),
+            memo: None,
+        };
         let receipt = state
             .services
             .transfer(&call.tenant, &WalletRef::primary(Holder::Tenant), &WalletRef::primary(Holder::Account(username.clone())), amount, Currency::Cny, options)

@@ -168,7 +168,7 @@ async fn check_after_load(h: &Harness, tenant: &Tenant, funded_minor: i64, sent:
         sqlx::query_scalar("SELECT idempotency_key FROM transfers WHERE kind = 'allocation' AND status = 'posted'").fetch_all(&mut conn).await.unwrap();
     assert!(keys.len() >= acknowledged.len(), "{} stored < {} acknowledged", keys.len(), acknowledged.len());
     for key in &keys {
-        let signature = key.strip_prefix("sendcloud:").expect("transferIn keys are signatures");
+        let signature = key.strip_prefix("sendcloud:").and_then(|k| k.rsplit_once(':')).map(|(_, s)| s).expect("transferIn keys are sendcloud:TIMESTAMP:SIGNATURE");
         assert!(sent.contains(signature), "stored transfer {key} was never sent");
     }
     let stored: HashSet<&String> = keys.iter().collect();

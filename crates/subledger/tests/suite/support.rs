@@ -334,19 +334,17 @@ pub fn sign(app_key: &str, params: &[(String, String)]) -> String {
     hex::encode(Md5::digest(text.as_bytes()))
 }
 
-/// A timestamp in milliseconds, strictly increasing within this process, so
-/// two identical calls never share a signature (which would be a replay).
+/// The current time in milliseconds, as clients send it.
 pub fn fresh_timestamp_ms() -> i64 {
-    static LAST: AtomicI64 = AtomicI64::new(0);
-    let now = jiff::Timestamp::now().as_millisecond();
-    let mut last = LAST.load(Ordering::Relaxed);
-    loop {
-        let next = now.max(last + 1);
-        match LAST.compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return next,
-            Err(seen) => last = seen,
-        }
-    }
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// Signatures issued by this test process. Two identical requests signed in
+/// the same millisecond would be one request replayed (and refused), so the
+/// second is signed a millisecond later, as a real client's would be.
+fn first_use(signature: &str) -> bool {
+    static ISSUED: std::sync::Mutex<Option<std::collections::HashSet<String>>> = std::sync::Mutex::new(None);
+    ISSUED.lock().unwrap().get_or_insert_with(Default::default).insert(signature.to_owned())
 }
 
 pub fn encode(value: &str) -> String {
@@ -372,7 +370,16 @@ pub fn signed_form(tenant: &Tenant, params: &[(&str, &str)], timestamp: bool) ->
         all.push(("appId".into(), tenant.app_id.clone()));
     }
     if timestamp && !all.iter().any(|(k, _)| k == "timestamp") {
-        all.push(("timestamp".into(), fresh_timestamp_ms().to_string()));
+        let now = fresh_timestamp_ms();
+        for later_ms in 0.. {
+            let mut attempt = all.clone();
+            attempt.push(("timestamp".into(), (now + later_ms).to_string()));
+            let signature = sign(&tenant.app_key, &attempt);
+            if first_use(&signature) {
+                attempt.push(("signature".into(), signature));
+                return form(&attempt);
+            }
+        }
     }
     let signature = sign(&tenant.app_key, &all);
     all.push(("signature".into(), signature));
