@@ -51,6 +51,9 @@ impl Backend {
     }
 }
 
+/// How often the SQLite WAL is checkpointed in the background.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
 /// Connection limits. Each has a bound; none grows with load.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -144,7 +147,10 @@ impl Store {
                             // Statement journals (multi-row writes under
                             // constraints) stay in memory, not in temp files.
                             "PRAGMA temp_store = MEMORY",
-                            "PRAGMA wal_autocheckpoint = 10000",
+                            // Checkpoints run in the background (see
+                            // `checkpoint_in_background`), not inside
+                            // whichever commit happens to cross a threshold.
+                            "PRAGMA wal_autocheckpoint = 0",
                         ] {
                             conn.execute(pragma).await?;
                         }
@@ -154,7 +160,29 @@ impl Store {
         };
         let write = pool(1).connect_with(connect.clone()).await?;
         let read = pool(options.connections_max.max(2)).connect_with(connect).await?;
-        Ok(Store { backend: Backend::Sqlite, read, write })
+        let store = Store { backend: Backend::Sqlite, read, write };
+        store.checkpoint_in_background();
+        Ok(store)
+    }
+
+    /// Copies the WAL back into the database file every so often, on a
+    /// connection of its own. PASSIVE never blocks the writer or readers; it
+    /// copies what it can and the writer starts the WAL over once all of it
+    /// is copied. Stops when the pools close.
+    fn checkpoint_in_background(&self) {
+        let pool = self.read.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while !pool.is_closed() {
+                tick.tick().await;
+                if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                    if !pool.is_closed() {
+                        tracing::warn!(%error, "background WAL checkpoint failed; will retry");
+                    }
+                }
+            }
+        });
     }
 
     async fn open_postgres(url: &str, options: &StoreOptions) -> Result<Store> {
