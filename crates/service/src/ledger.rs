@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use subledger_domain::ids::{TenantId, TransferId, WalletId};
 use subledger_domain::ledger::{Book, TransferIntent, TransferKind, TransferRejection};
-use subledger_storage::ledger::{self as store_ledger, NewEntry, StoredTransfer};
+use subledger_storage::ledger::{self as store_ledger, Locking, NewEntry, StoredTransfer};
 use std::sync::Arc;
 
 use subledger_storage::{Backend, StorageError, Store};
@@ -198,7 +198,9 @@ async fn run_batch(batch: Vec<Pending>, store: &Store, config: &LedgerConfig, me
     let started = Instant::now();
     let mut attempt = 0;
     let answers = loop {
-        match commit_batch(store, &requests).await {
+        // First optimistically; a batch that lost a race runs again with row locks.
+        let locking = if attempt == 0 { Locking::Optimistic } else { Locking::Pessimistic };
+        match commit_batch(store, &requests, locking).await {
             Ok(answers) => break Ok(answers),
             Err(error) if attempt < config.retries_max && is_retryable(&error) => {
                 attempt += 1;
@@ -243,10 +245,11 @@ fn is_retryable(error: &StorageError) -> bool {
 
 /// One database transaction for the whole batch. Returns one answer per
 /// request, in order; an `Err` here means nothing was written.
-async fn commit_batch(store: &Store, requests: &[&TransferRequest]) -> Result<Vec<ServiceResult<TransferReceipt>>, StorageError> {
+async fn commit_batch(store: &Store, requests: &[&TransferRequest], locking: Locking) -> Result<Vec<ServiceResult<TransferReceipt>>, StorageError> {
     let wallet_ids: Vec<WalletId> = requests.iter().flat_map(|r| [r.intent.debit, r.intent.credit]).collect();
     let keys: Vec<(TenantId, &str)> = requests.iter().filter_map(|r| r.idempotency_key.as_deref().map(|k| (r.tenant, k))).collect();
-    let (mut tx, reads) = store_ledger::begin_batch(store, &wallet_ids, &keys, requests.len()).await?;
+    let (mut tx, reads) = store_ledger::begin_batch(store, &wallet_ids, &keys, requests.len(), locking).await?;
+    let seqs_as_read: HashMap<WalletId, i64> = reads.wallets.iter().map(|(_, w)| (w.id, w.entry_seq)).collect();
     let mut fresh_ids = reads.transfer_ids.into_iter();
     let owners: HashMap<WalletId, TenantId> = reads.wallets.iter().map(|(tenant, w)| (w.id, *tenant)).collect();
     let mut book = Book::new(reads.wallets.into_iter().map(|(_, w)| w));
@@ -356,7 +359,7 @@ async fn commit_batch(store: &Store, requests: &[&TransferRequest]) -> Result<Ve
     let mut touched: Vec<WalletId> = new_entries.iter().map(|e| e.wallet).collect();
     touched.sort_unstable();
     touched.dedup();
-    let states: Vec<_> = touched.iter().map(|id| book.wallet(*id).expect("entries only name locked wallets")).collect();
+    let states: Vec<_> = touched.iter().map(|id| (book.wallet(*id).expect("entries only name locked wallets"), seqs_as_read[id])).collect();
     debug_assert!(book.wallets().all(|w| w.balance_minor >= w.floor_minor.unwrap_or(i64::MIN)), "a batch left a wallet below its floor");
     store_ledger::finish_batch(tx, &new_transfers, &new_entries, &states).await?;
     Ok(answers)

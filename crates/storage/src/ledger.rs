@@ -65,38 +65,78 @@ const SQLITE: BatchSql = BatchSql {
 /// process committed while this one waited for the lock; the unique index on
 /// the keys then refuses the insert, and the worker runs the batch again,
 /// which finds the key and answers with its first outcome.
+///
+/// The optimistic variant is the same statement without `FOR UPDATE`, run
+/// outside a transaction: see [`Locking`].
+///
+/// Every lookup is written to go through an index whatever the plan: these
+/// statements are prepared, and PostgreSQL's generic plan guesses 100 rows
+/// for a JSON array, which made it scan and hash whole tables (`transfers`
+/// for the keys; `wallets` and its dead row versions for the update), a
+/// cost that grew with the data. `LATERAL … LIMIT 1` and `= ANY(ARRAY(…))`
+/// keep them to index probes.
 const POSTGRES: BatchSql = BatchSql {
     reads: &["SELECT
           (SELECT COALESCE(json_agg(json_build_array(id, tenant_id, currency, balance_minor, floor_minor, entry_seq))::text, '[]') FROM
              (SELECT id, tenant_id, currency, balance_minor, floor_minor, entry_seq FROM wallets
-              WHERE id = ANY(ARRAY(SELECT json_array_elements_text($1::json)::bigint)) ORDER BY id FOR UPDATE) AS locked),
+              WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::bigint)) ORDER BY id FOR UPDATE) AS locked),
           (SELECT COALESCE(json_agg(json_build_array(t.id, t.tenant_id, t.idempotency_key, t.fingerprint, t.status, t.rejection, t.kind,
                                                      t.debit_wallet_id, t.credit_wallet_id, t.amount_minor, t.currency, t.memo, t.created_at_us,
                                                      t.debit_seq, t.credit_seq))::text, '[]')
-             FROM json_array_elements($2::json) AS k
-             JOIN transfers AS t ON t.tenant_id = (k->>0)::bigint AND t.idempotency_key = k->>1),
+             FROM jsonb_array_elements($2::jsonb) AS k,
+                  LATERAL (SELECT * FROM transfers WHERE tenant_id = (k->>0)::bigint AND idempotency_key = k->>1 LIMIT 1) AS t),
           (SELECT COALESCE(json_agg(nextval('transfer_ids'))::text, '[]') FROM generate_series(1, $3))"],
     balances_after: "SELECT COALESCE(json_agg(json_build_array(e.transfer_id, e.wallet_id, e.balance_after_minor))::text, '[]')
-                     FROM json_array_elements($1::json) AS k JOIN entries AS e ON e.wallet_id = (k->>0)::bigint AND e.seq = (k->>1)::bigint",
+                     FROM jsonb_array_elements($1::jsonb) AS k,
+                          LATERAL (SELECT * FROM entries WHERE wallet_id = (k->>0)::bigint AND seq = (k->>1)::bigint LIMIT 1) AS e",
     write: "WITH new_transfers AS (
               INSERT INTO transfers (id, tenant_id, idempotency_key, fingerprint, status, rejection, kind, debit_wallet_id, credit_wallet_id, amount_minor, currency, memo, created_at_us, debit_seq, credit_seq)
               SELECT (r->>0)::bigint, (r->>1)::bigint, r->>2, r->>3, r->>4, r->>5, r->>6, (r->>7)::bigint, (r->>8)::bigint, (r->>9)::bigint, r->>10, r->>11, (r->>12)::bigint, (r->>13)::bigint, (r->>14)::bigint
-              FROM json_array_elements($1::json) AS r RETURNING 1),
+              FROM jsonb_array_elements($1::jsonb) AS r RETURNING 1),
             new_entries AS (
               INSERT INTO entries (wallet_id, seq, tenant_id, transfer_id, amount_minor, balance_after_minor, created_at_us)
               SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::bigint, (r->>3)::bigint, (r->>4)::bigint, (r->>5)::bigint, (r->>6)::bigint
-              FROM json_array_elements($2::json) AS r RETURNING 1),
+              FROM jsonb_array_elements($2::jsonb) AS r RETURNING 1),
             new_balances AS (
               UPDATE wallets SET balance_minor = (r->>1)::bigint, entry_seq = (r->>2)::bigint
-              FROM json_array_elements($3::json) AS r WHERE wallets.id = (r->>0)::bigint RETURNING 1)
-            SELECT (SELECT COUNT(*) FROM new_transfers) + (SELECT COUNT(*) FROM new_entries) + (SELECT COUNT(*) FROM new_balances)",
+              FROM jsonb_array_elements($3::jsonb) AS r
+              WHERE wallets.id = ANY(ARRAY(SELECT (w->>0)::bigint FROM jsonb_array_elements($3::jsonb) AS w))
+                AND wallets.id = (r->>0)::bigint AND wallets.entry_seq = (r->>3)::bigint RETURNING 1)
+            SELECT (SELECT COUNT(*) FROM new_transfers) + (SELECT COUNT(*) FROM new_entries)
+                 + subledger_expect_rows((SELECT COUNT(*) FROM new_balances), $4)",
 };
+
+/// [`POSTGRES`]'s reads without the row locks, for [`Locking::Optimistic`].
+const POSTGRES_UNLOCKED_READS: &str = "SELECT
+          (SELECT COALESCE(json_agg(json_build_array(id, tenant_id, currency, balance_minor, floor_minor, entry_seq))::text, '[]') FROM
+             (SELECT id, tenant_id, currency, balance_minor, floor_minor, entry_seq FROM wallets
+              WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::bigint)) ORDER BY id) AS read),
+          (SELECT COALESCE(json_agg(json_build_array(t.id, t.tenant_id, t.idempotency_key, t.fingerprint, t.status, t.rejection, t.kind,
+                                                     t.debit_wallet_id, t.credit_wallet_id, t.amount_minor, t.currency, t.memo, t.created_at_us,
+                                                     t.debit_seq, t.credit_seq))::text, '[]')
+             FROM jsonb_array_elements($2::jsonb) AS k,
+                  LATERAL (SELECT * FROM transfers WHERE tenant_id = (k->>0)::bigint AND idempotency_key = k->>1 LIMIT 1) AS t),
+          (SELECT COALESCE(json_agg(nextval('transfer_ids'))::text, '[]') FROM generate_series(1, $3))";
 
 fn sql_for(backend: Backend) -> &'static BatchSql {
     match backend {
         Backend::Sqlite => &SQLITE,
         Backend::Postgres => &POSTGRES,
     }
+}
+
+/// How a batch protects the wallets it read until it writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locking {
+    /// PostgreSQL: read without locks and outside a transaction, then write
+    /// in one statement (its own transaction) that updates each wallet only
+    /// if its `entry_seq` is still the one read, and fails with a
+    /// serialization error otherwise. Two round trips; the usual case.
+    Optimistic,
+    /// PostgreSQL: `BEGIN`, lock the wallets `FOR UPDATE`, read, write,
+    /// `COMMIT`. For a batch that lost an optimistic race: under contention
+    /// it waits instead of failing again.
+    Pessimistic,
 }
 
 /// The transaction of one ledger batch, from [`begin_batch`] to [`finish_batch`].
@@ -110,6 +150,8 @@ enum BatchTxInner {
     /// than pooled if dropped unfinished, which rolls the transaction back.
     Sqlite(sqlx::pool::PoolConnection<sqlx::Any>),
     Postgres(sqlx::Transaction<'static, sqlx::Any>),
+    /// PostgreSQL without a transaction: the write commits itself.
+    PostgresOptimistic(sqlx::pool::PoolConnection<sqlx::Any>),
     /// Committed or rolled back.
     Done,
 }
@@ -117,14 +159,14 @@ enum BatchTxInner {
 impl BatchTx {
     fn backend(&self) -> Backend {
         match self.inner {
-            BatchTxInner::Postgres(_) => Backend::Postgres,
+            BatchTxInner::Postgres(_) | BatchTxInner::PostgresOptimistic(_) => Backend::Postgres,
             BatchTxInner::Sqlite(_) | BatchTxInner::Done => Backend::Sqlite,
         }
     }
 
     fn conn(&mut self) -> &mut sqlx::AnyConnection {
         match &mut self.inner {
-            BatchTxInner::Sqlite(conn) => conn,
+            BatchTxInner::Sqlite(conn) | BatchTxInner::PostgresOptimistic(conn) => conn,
             BatchTxInner::Postgres(tx) => tx,
             BatchTxInner::Done => panic!("a finished ledger batch has no connection"),
         }
@@ -147,11 +189,12 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<
     serde_json::from_str(text).map_err(|e| StorageError::corrupt(format!("{what}: {e}")))
 }
 
-/// Starts a batch: takes the write lock (SQLite) or the wallets' row locks
-/// (PostgreSQL), and reads the wallets and the earlier outcomes of `keys`.
-/// Rows travel as one JSON array per query: one row crosses to the driver
-/// far cheaper than hundreds.
-pub async fn begin_batch(store: &Store, wallet_ids: &[WalletId], keys: &[(TenantId, &str)], ids_needed: usize) -> Result<(BatchTx, BatchReads)> {
+/// Starts a batch: takes the write lock (SQLite) or, unless optimistic, the
+/// wallets' row locks (PostgreSQL), and reads the wallets and the earlier
+/// outcomes of `keys`. Rows travel as one JSON array per query: one row
+/// crosses to the driver far cheaper than hundreds. SQLite ignores `locking`:
+/// its write lock is always taken first.
+pub async fn begin_batch(store: &Store, wallet_ids: &[WalletId], keys: &[(TenantId, &str)], ids_needed: usize, locking: Locking) -> Result<(BatchTx, BatchReads)> {
     let mut ids: Vec<i64> = wallet_ids.iter().map(|w| w.0).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -177,9 +220,12 @@ pub async fn begin_batch(store: &Store, wallet_ids: &[WalletId], keys: &[(Tenant
             (BatchTx { inner: BatchTxInner::Sqlite(conn) }, wallets, earlier, ids)
         }
         Backend::Postgres => {
-            let mut tx = BatchTx { inner: BatchTxInner::Postgres(store.writer().begin().await?) };
+            let (mut tx, statement) = match locking {
+                Locking::Optimistic => (BatchTx { inner: BatchTxInner::PostgresOptimistic(store.writer().acquire().await?) }, POSTGRES_UNLOCKED_READS),
+                Locking::Pessimistic => (BatchTx { inner: BatchTxInner::Postgres(store.writer().begin().await?) }, sql.reads[0]),
+            };
             let (wallets, earlier, ids): (String, String, String) =
-                sqlx::query_as(sql.reads[0]).bind(ids).bind(keys).bind(ids_needed as i64).fetch_one(tx.conn()).await?;
+                sqlx::query_as(statement).bind(ids).bind(keys).bind(ids_needed as i64).fetch_one(tx.conn()).await?;
             let ids = parse_json::<Vec<i64>>(&ids, "transfer ids")?.into_iter().map(TransferId).collect();
             (tx, wallets, earlier, ids)
         }
@@ -284,7 +330,9 @@ pub struct NewEntry {
 /// Writes a batch — its transfers (posted and rejected alike), the entries
 /// of the posted ones, the new balance and last entry number of every wallet
 /// they touched — and commits it.
-pub async fn finish_batch(mut tx: BatchTx, transfers: &[StoredTransfer], entries: &[NewEntry], wallets: &[&WalletState]) -> Result<()> {
+/// `wallets` pairs each touched wallet's new state with the `entry_seq` it had
+/// when the batch read it (which an optimistic write checks).
+pub async fn finish_batch(mut tx: BatchTx, transfers: &[StoredTransfer], entries: &[NewEntry], wallets: &[(&WalletState, i64)]) -> Result<()> {
     if transfers.is_empty() {
         // Only replays and refusals without keys: nothing to write.
         return commit(tx).await;
@@ -319,7 +367,7 @@ pub async fn finish_batch(mut tx: BatchTx, transfers: &[StoredTransfer], entries
         .iter()
         .map(|e| json!([e.wallet.0, e.seq, e.tenant_id.0, e.transfer_id.0, e.amount_minor, e.balance_after_minor, e.created_at_us]))
         .collect();
-    let wallet_rows: Vec<serde_json::Value> = wallets.iter().map(|w| json!([w.id.0, w.balance_minor, w.entry_seq])).collect();
+    let wallet_rows: Vec<serde_json::Value> = wallets.iter().map(|(w, read_seq)| json!([w.id.0, w.balance_minor, w.entry_seq, read_seq])).collect();
     let query = sqlx::query(sql_for(tx.backend()).write)
         .bind(serde_json::Value::Array(transfer_rows).to_string())
         .bind(serde_json::Value::Array(entry_rows).to_string())
@@ -348,6 +396,7 @@ pub async fn finish_batch(mut tx: BatchTx, transfers: &[StoredTransfer], entries
         }
         Backend::Postgres => {
             use sqlx::Row;
+            let query = query.bind(wallets.len() as i64);
             let written = query.fetch_one(tx.conn()).await?.try_get::<i64, _>(0)?;
             let expected = (transfers.len() + entries.len() + wallets.len()) as i64;
             if written != expected {
@@ -369,7 +418,8 @@ async fn commit(mut tx: BatchTx) -> Result<()> {
             Ok(())
         }
         BatchTxInner::Postgres(transaction) => Ok(transaction.commit().await?),
-        BatchTxInner::Done => Ok(()),
+        // Each statement committed itself.
+        BatchTxInner::PostgresOptimistic(_) | BatchTxInner::Done => Ok(()),
     }
 }
 

@@ -108,6 +108,18 @@ CREATE TABLE entries (
     PRIMARY KEY (wallet_id, seq)
 );
 
+-- Raised by a ledger batch written optimistically (without row locks) when
+-- a wallet changed since it was read: the whole statement rolls back and the
+-- batch runs again, with row locks. 40001 is serialization_failure.
+CREATE FUNCTION subledger_expect_rows(actual BIGINT, expected BIGINT) RETURNS BIGINT LANGUAGE plpgsql AS $$
+BEGIN
+    IF actual <> expected THEN
+        RAISE EXCEPTION 'a wallet changed under the ledger batch (% of % as read)', actual, expected USING ERRCODE = '40001';
+    END IF;
+    RETURN actual;
+END;
+$$;
+
 -- History is never edited.
 CREATE FUNCTION subledger_refuse_history_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
