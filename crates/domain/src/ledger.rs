@@ -84,7 +84,8 @@ pub enum TransferKind {
     Allocation,
     /// Back from an account to its tenant.
     Reclaim,
-    /// Between two wallets of the same owner (e.g. promo to primary).
+    /// Any other move among a tenant's own wallets and its accounts' (promo
+    /// to primary of one owner, or from one account to another).
     Internal,
     /// A usage charge, to revenue.
     Charge,

@@ -16,7 +16,6 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 use subledger_service::Services;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
 pub use metrics::HttpMetrics;
 use sendcloud::{ReplayGuard, SendCloudConfig};
@@ -71,12 +70,35 @@ pub fn app(services: Services, config: HttpConfig, mut registry: Registry) -> Ro
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi_json))
-        .merge(native::router().layer(DefaultBodyLimit::max(config.json_body_bytes_max)))
-        .merge(sendcloud::router())
+        .merge(
+            native::router()
+                .layer(DefaultBodyLimit::max(config.json_body_bytes_max))
+                .layer(axum::middleware::from_fn_with_state(Deadline { limit: config.request_timeout, answer: native::timed_out }, deadline)),
+        )
+        .merge(sendcloud::router().layer(axum::middleware::from_fn_with_state(Deadline { limit: config.request_timeout, answer: sendcloud::timed_out }, deadline)))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
         .layer(CatchPanicLayer::new())
+}
+
+/// How long a dialect's request may take, and how that dialect says it did not finish in time.
+#[derive(Clone, Copy)]
+struct Deadline {
+    limit: Duration,
+    answer: fn() -> axum::response::Response,
+}
+
+/// Answers in the dialect's own format when a request outlives its deadline.
+/// The work may still complete (a transfer already in a ledger batch commits);
+/// clients retry with the same idempotency key (native) or check `list` (SendCloud).
+async fn deadline(State(deadline): State<Deadline>, request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    match tokio::time::timeout(deadline.limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(limit_ms = deadline.limit.as_millis() as u64, "request exceeded its deadline");
+            (deadline.answer)()
+        }
+    }
 }
 
 /// Liveness: the process answers.

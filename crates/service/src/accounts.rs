@@ -155,7 +155,7 @@ impl Services {
         .map_err(|e| match e {
             // Only reachable if the checks above were bypassed; say the same thing they would.
             StorageError::UniqueViolation { detail } if detail.contains("phone") => ServiceError::PhoneTaken,
-            StorageError::UniqueViolation { .. } => ServiceError::UsernameTaken,
+            StorageError::UniqueViolation { detail } if detail.contains("username") => ServiceError::UsernameTaken,
             other => other.into(),
         })?;
         create_account_wallets(&mut tx, tenant, id, Currency::Cny, now).await?;

@@ -230,8 +230,10 @@ async fn run_batch(batch: Vec<Pending>, store: &Store, config: &LedgerConfig, me
             metrics.batches_failed.inc();
             tracing::error!(%error, transfers = batch.len(), "ledger batch failed; nothing of it was written");
             let message = error.to_string();
+            let transient = is_retryable(&error);
             for pending in batch {
-                let _ = pending.reply.send(Err(ServiceError::Storage(StorageError::Shared(message.clone()))));
+                let error = if transient { StorageError::Transient(message.clone()) } else { StorageError::Shared(message.clone()) };
+                let _ = pending.reply.send(Err(ServiceError::Storage(error)));
             }
         }
     }

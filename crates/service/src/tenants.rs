@@ -4,6 +4,7 @@
 use subledger_domain::account::{DailyQuota, TenantName};
 use subledger_domain::calendar::TenantTimeZone;
 use subledger_domain::ids::{TenantId, TenantPublicId};
+use subledger_domain::paging::Page;
 use subledger_domain::ledger::WalletPurpose;
 use subledger_domain::money::Currency;
 use subledger_storage::tenants::{self as store_tenants, NewTenant, TenantChanges, TenantRecord};
@@ -153,10 +154,10 @@ impl Services {
         Ok(tenant)
     }
 
-    pub async fn list_tenants(&self, offset: i64, limit: i64) -> ServiceResult<(i64, Vec<Tenant>)> {
-        let limit = limit.clamp(0, TENANT_PAGE_MAX);
+    pub async fn list_tenants(&self, page: Page) -> ServiceResult<(i64, Vec<Tenant>)> {
+        let limit = page.limit.min(TENANT_PAGE_MAX);
         let total = store_tenants::count(&self.store).await?;
-        let tenants = store_tenants::list(&self.store, offset, limit).await?.into_iter().map(Tenant::from_record).collect::<ServiceResult<_>>()?;
+        let tenants = store_tenants::list(&self.store, page.offset, limit).await?.into_iter().map(Tenant::from_record).collect::<ServiceResult<_>>()?;
         Ok((total, tenants))
     }
 

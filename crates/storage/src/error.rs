@@ -3,8 +3,8 @@
 /// A storage failure, classified so the service layer can retry or map it.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    /// A unique constraint refused the write. `constraint` names it when the
-    /// database says which one (PostgreSQL does; SQLite names the columns).
+    /// A unique constraint refused the write. `detail` names the constraint
+    /// (PostgreSQL) or its columns (SQLite).
     #[error("unique constraint violated: {detail}")]
     UniqueViolation { detail: String },
     /// A conflict that a retry of the whole transaction resolves: a

@@ -28,8 +28,9 @@ struct BatchSql {
     write: &'static str,
 }
 
-/// On SQLite the batch takes two calls: one string begins the transaction
-/// and runs both reads, another writes and commits. `BEGIN IMMEDIATE` holds
+/// On SQLite the batch takes two calls (three when it replays a posted key):
+/// one string begins the transaction and runs the reads, another writes and
+/// commits. `BEGIN IMMEDIATE` holds
 /// the database's only write lock, so the reads see every committed batch.
 const SQLITE: BatchSql = BatchSql {
     reads: &["BEGIN IMMEDIATE;

@@ -13,6 +13,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "SUBLEDGER_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
 
+    /// Sub-accounts a new tenant may have (SendCloud 417 beyond it); applies
+    /// to tenants created by the server and by `tenant create` alike.
+    #[arg(long, global = true, env = "SUBLEDGER_ACCOUNT_LIMIT_DEFAULT", default_value_t = 10_000)]
+    pub account_limit_default: i64,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -48,9 +53,6 @@ pub struct ServeArgs {
     /// Admin token for tenant administration; generated (and printed once) at first start if not given.
     #[arg(long, env = "SUBLEDGER_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Sub-accounts a new tenant may have (SendCloud 417 beyond it).
-    #[arg(long, env = "SUBLEDGER_ACCOUNT_LIMIT_DEFAULT", default_value_t = 10_000)]
-    pub account_limit_default: i64,
     /// How far a SendCloud `timestamp` may be from server time, in milliseconds.
     #[arg(long, env = "SUBLEDGER_SENDCLOUD_TIMESTAMP_WINDOW_MS", default_value_t = 6_000)]
     pub sendcloud_timestamp_window_ms: i64,

@@ -20,7 +20,7 @@ use subledger_storage::{Store, StoreOptions};
 use crate::cli::{AccountCommand, AccountRef, AdminTokenCommand, Command, LedgerCommand, SignArgs, TenantCommand, WalletCommand};
 use crate::serve::AnyError;
 
-pub async fn run(database_url: &str, command: Command) -> Result<ExitCode, AnyError> {
+pub async fn run(database_url: &str, account_limit_default: i64, command: Command) -> Result<ExitCode, AnyError> {
     if let Command::Sign(args) = &command
         && args.tenant.is_none()
     {
@@ -28,7 +28,8 @@ pub async fn run(database_url: &str, command: Command) -> Result<ExitCode, AnyEr
         return sign(None, args).await;
     }
     let store = Store::open(database_url, &StoreOptions { connections_max: 2, ..StoreOptions::default() }).await?;
-    let (services, worker) = Services::start(store.clone(), ServiceConfig::default(), &mut Registry::default());
+    let config = ServiceConfig { account_limit_default, ..ServiceConfig::default() };
+    let (services, worker) = Services::start(store.clone(), config, &mut Registry::default());
     let outcome = dispatch(&services, command).await;
     // Let the ledger worker finish (it stops once the last handle is gone).
     drop(services);
@@ -103,7 +104,7 @@ async fn tenant(services: &Services, command: TenantCommand) -> Result<ExitCode,
             });
         }
         TenantCommand::List { offset, limit, json } => {
-            let (total, tenants) = services.list_tenants(offset.max(0), limit).await?;
+            let (total, tenants) = services.list_tenants(Page::new(offset, limit, subledger_service::tenants::TENANT_PAGE_MAX)?).await?;
             print(json, json!({"total": total, "items": tenants.iter().map(tenant_json).collect::<Vec<_>>()}), || {
                 tenants.iter().map(|t| format!("{}  {}  {}  {}", t.public_id, t.app_id, t.timezone.name(), t.name)).collect::<Vec<_>>().join("\n")
             });

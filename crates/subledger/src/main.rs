@@ -23,9 +23,9 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts");
     let outcome = runtime.block_on(async move {
         match cli.command {
-            None => serve::run(&cli.database_url, ServeArgs::default()).await,
-            Some(Command::Serve(args)) => serve::run(&cli.database_url, args).await,
-            Some(command) => commands::run(&cli.database_url, command).await,
+            None => serve::run(&cli.database_url, cli.account_limit_default, ServeArgs::default()).await,
+            Some(Command::Serve(args)) => serve::run(&cli.database_url, cli.account_limit_default, args).await,
+            Some(command) => commands::run(&cli.database_url, cli.account_limit_default, command).await,
         }
     });
     match outcome {

@@ -15,9 +15,15 @@ use crate::cli::ServeArgs;
 
 pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
-pub async fn run(database_url: &str, args: ServeArgs) -> Result<ExitCode, AnyError> {
+pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs) -> Result<ExitCode, AnyError> {
     if args.ledger_batch_max == 0 || args.db_connections == 0 || args.ledger_batches_in_flight == 0 {
         return Err("--ledger-batch-max, --ledger-batches-in-flight and --db-connections must be at least 1".into());
+    }
+    if !(1..=300_000).contains(&args.sendcloud_timestamp_window_ms) {
+        return Err("--sendcloud-timestamp-window-ms must be from 1 to 300000".into());
+    }
+    if !(0..=subledger_service::tenants::ACCOUNT_LIMIT_MAX).contains(&account_limit_default) {
+        return Err(format!("--account-limit-default must be from 0 to {}", subledger_service::tenants::ACCOUNT_LIMIT_MAX).into());
     }
     if args.admin_token.as_deref().is_some_and(|t| t.len() < subledger_service::admin::ADMIN_TOKEN_CHARS_MIN) {
         return Err(format!("--admin-token must be at least {} characters", subledger_service::admin::ADMIN_TOKEN_CHARS_MIN).into());
@@ -27,7 +33,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> Result<ExitCode, AnyErr
 
     let mut registry = Registry::default();
     let config = ServiceConfig {
-        account_limit_default: args.account_limit_default,
+        account_limit_default,
         ledger: LedgerConfig { batch_max: args.ledger_batch_max, batches_in_flight: args.ledger_batches_in_flight, ..LedgerConfig::default() },
         ..ServiceConfig::default()
     };

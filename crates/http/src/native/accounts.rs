@@ -1,7 +1,7 @@
 //! `/v1/accounts`: a tenant's sub-accounts.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ use subledger_domain::paging::Page;
 use subledger_service::accounts::{ACCOUNT_PAGE_MAX, Account, NewAccountInput};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, ApiJson, ApiQuery, ErrorBody, TenantAuth};
+use super::{ApiPath, ApiError, ApiJson, ApiQuery, ErrorBody, TenantAuth};
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -146,7 +146,7 @@ pub async fn create(TenantAuth(tenant): TenantAuth, State(state): State<AppState
 /// Show an account
 #[utoipa::path(get, path = "/v1/accounts/{username}", tag = "accounts", security(("api_token" = [])), params(("username" = String, Path)),
     responses((status = 200, body = AccountView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn show(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, Path(username): Path<String>) -> Result<Json<AccountView>, ApiError> {
+pub async fn show(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>) -> Result<Json<AccountView>, ApiError> {
     Ok(Json(state.services.account(&tenant, &username).await?.into()))
 }
 
@@ -167,7 +167,7 @@ pub struct QuotaView {
 #[utoipa::path(put, path = "/v1/accounts/{username}/quota", tag = "accounts", security(("api_token" = [])), params(("username" = String, Path)),
     request_body = QuotaBody,
     responses((status = 200, body = QuotaView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn set_quota(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, Path(username): Path<String>, ApiJson(body): ApiJson<QuotaBody>) -> Result<Json<QuotaView>, ApiError> {
+pub async fn set_quota(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>, ApiJson(body): ApiJson<QuotaBody>) -> Result<Json<QuotaView>, ApiError> {
     let quota = DailyQuota::new(body.daily_quota).map_err(|e| invalid("invalid_quota", e))?;
     let (account, quota) = state.services.set_daily_quota(&tenant, &username, quota).await?;
     Ok(Json(QuotaView { username: account.username, daily_quota: quota.quota, used_today: quota.used_today }))
@@ -176,13 +176,13 @@ pub async fn set_quota(TenantAuth(tenant): TenantAuth, State(state): State<AppSt
 /// Freeze an account
 #[utoipa::path(post, path = "/v1/accounts/{username}/freeze", tag = "accounts", security(("api_token" = [])), params(("username" = String, Path)),
     responses((status = 200, body = AccountView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn freeze(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, Path(username): Path<String>) -> Result<Json<AccountView>, ApiError> {
+pub async fn freeze(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>) -> Result<Json<AccountView>, ApiError> {
     Ok(Json(state.services.set_account_status(&tenant, &username, AccountStatus::Frozen).await?.into()))
 }
 
 /// Unfreeze an account
 #[utoipa::path(post, path = "/v1/accounts/{username}/unfreeze", tag = "accounts", security(("api_token" = [])), params(("username" = String, Path)),
     responses((status = 200, body = AccountView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn unfreeze(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, Path(username): Path<String>) -> Result<Json<AccountView>, ApiError> {
+pub async fn unfreeze(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>) -> Result<Json<AccountView>, ApiError> {
     Ok(Json(state.services.set_account_status(&tenant, &username, AccountStatus::Active).await?.into()))
 }

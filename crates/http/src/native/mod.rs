@@ -47,6 +47,12 @@ fn bearer(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
+/// The answer to a request that outlived its deadline: 503, safe to retry
+/// with the same `Idempotency-Key`.
+pub fn timed_out() -> axum::response::Response {
+    axum::response::IntoResponse::into_response(ApiError::Service(subledger_service::ServiceError::Unavailable("the request took too long; retry it with the same Idempotency-Key")))
+}
+
 /// The tenant whose `api_token` authenticated the request.
 pub struct TenantAuth(pub Tenant);
 
@@ -94,6 +100,19 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         let key = value.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= subledger_service::ledger::IDEMPOTENCY_KEY_BYTES_MAX);
         let key = key.ok_or(ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters"))?;
         Ok(IdempotencyKey(key.to_owned()))
+    }
+}
+
+/// A path parameter, with a malformed one answered in the API's error format.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(ApiError::bad_request("invalid_path", &rejection.body_text())),
+        }
     }
 }
 

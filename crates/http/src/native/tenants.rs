@@ -1,16 +1,17 @@
 //! `/v1/tenants` (admin) and `/v1/tenant` (a tenant about itself).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use subledger_domain::account::{DailyQuota, TenantName};
 use subledger_domain::calendar::{TenantTimeZone, from_unix_micros};
-use subledger_service::tenants::{Tenant, TenantUpdate, TenantWithSecrets};
+use subledger_domain::paging::Page;
+use subledger_service::tenants::{TENANT_PAGE_MAX, Tenant, TenantUpdate, TenantWithSecrets};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{AdminAuth, ApiError, ApiJson, ApiQuery, ErrorBody, TenantAuth};
+use super::{ApiPath, AdminAuth, ApiError, ApiJson, ApiQuery, ErrorBody, TenantAuth};
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -107,7 +108,8 @@ pub struct TenantList {
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants", security(("admin_token" = [])), params(PageQuery),
     responses((status = 200, body = TenantList), (status = 401, body = ErrorBody)))]
 pub async fn list(_: AdminAuth, State(state): State<AppState>, ApiQuery(query): ApiQuery<PageQuery>) -> Result<Json<TenantList>, ApiError> {
-    let (total, tenants) = state.services.list_tenants(query.offset.unwrap_or(0).max(0), query.limit.unwrap_or(50)).await?;
+    let page = Page::new(query.offset.unwrap_or(0), query.limit.unwrap_or(50), TENANT_PAGE_MAX).map_err(|e| ApiError::bad_request("invalid_page", &e.to_string()))?;
+    let (total, tenants) = state.services.list_tenants(page).await?;
     Ok(Json(TenantList { total, items: tenants.iter().map(TenantView::from).collect() }))
 }
 
@@ -115,7 +117,7 @@ pub async fn list(_: AdminAuth, State(state): State<AppState>, ApiQuery(query): 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants", security(("admin_token" = [])),
     params(("tenant" = String, Path, description = "tenant id or app id")),
     responses((status = 200, body = TenantView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn show(_: AdminAuth, State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<TenantView>, ApiError> {
+pub async fn show(_: AdminAuth, State(state): State<AppState>, ApiPath(tenant): ApiPath<String>) -> Result<Json<TenantView>, ApiError> {
     Ok(Json(TenantView::from(&state.services.find_tenant(&tenant).await?)))
 }
 
@@ -140,7 +142,7 @@ pub struct UpdateTenantBody {
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}", tag = "tenants", security(("admin_token" = [])),
     params(("tenant" = String, Path, description = "tenant id or app id")), request_body = UpdateTenantBody,
     responses((status = 200, body = TenantView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn update(_: AdminAuth, State(state): State<AppState>, Path(tenant): Path<String>, ApiJson(body): ApiJson<UpdateTenantBody>) -> Result<Json<TenantView>, ApiError> {
+pub async fn update(_: AdminAuth, State(state): State<AppState>, ApiPath(tenant): ApiPath<String>, ApiJson(body): ApiJson<UpdateTenantBody>) -> Result<Json<TenantView>, ApiError> {
     let tenant = state.services.find_tenant(&tenant).await?;
     let update = TenantUpdate {
         name: body.name.as_deref().map(parse_name).transpose()?,
@@ -158,7 +160,7 @@ pub async fn update(_: AdminAuth, State(state): State<AppState>, Path(tenant): P
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/rotate-secrets", tag = "tenants", security(("admin_token" = [])),
     params(("tenant" = String, Path, description = "tenant id or app id")),
     responses((status = 200, body = TenantCreated), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn rotate_secrets(_: AdminAuth, State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<TenantCreated>, ApiError> {
+pub async fn rotate_secrets(_: AdminAuth, State(state): State<AppState>, ApiPath(tenant): ApiPath<String>) -> Result<Json<TenantCreated>, ApiError> {
     let tenant = state.services.find_tenant(&tenant).await?;
     Ok(Json(TenantCreated::from(state.services.rotate_tenant_secrets(tenant.id).await?)))
 }

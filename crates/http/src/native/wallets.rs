@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use subledger_service::ledger::TransferReceipt;
 use subledger_service::funds::{EntryRecord, WalletRecord};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{AdminAuth, ApiError, ApiJson, ApiQuery, ErrorBody, IdempotencyKey, TenantAuth};
+use super::{ApiPath, AdminAuth, ApiError, ApiJson, ApiQuery, ErrorBody, IdempotencyKey, TenantAuth};
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -138,7 +138,7 @@ pub struct EntryQuery {
 pub async fn entries(
     TenantAuth(tenant): TenantAuth,
     State(state): State<AppState>,
-    Path(wallet_id): Path<i64>,
+    ApiPath(wallet_id): ApiPath<i64>,
     ApiQuery(query): ApiQuery<EntryQuery>,
 ) -> Result<Json<EntryPage>, ApiError> {
     let limit = query.limit.unwrap_or(100);
@@ -232,7 +232,7 @@ pub struct DepositBody {
 pub async fn deposit(
     _: AdminAuth,
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<DepositBody>,
 ) -> Result<Response, ApiError> {
@@ -307,8 +307,8 @@ pub struct StoredTransferView {
 /// Show a transfer
 #[utoipa::path(get, path = "/v1/transfers/{transfer_id}", tag = "wallets", security(("api_token" = [])), params(("transfer_id" = String, Path)),
     responses((status = 200, body = StoredTransferView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn show_transfer(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<StoredTransferView>, ApiError> {
-    let id = TransferId::from_str(&id).map_err(|_| ApiError::bad_request("invalid_transfer_id", "transfer ids are UUIDs"))?;
+pub async fn show_transfer(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<StoredTransferView>, ApiError> {
+    let id = TransferId::from_str(&id).map_err(|_| ApiError::bad_request("invalid_transfer_id", "transfer ids are whole numbers"))?;
     let t = state.services.transfer_by_id(&tenant, id).await?;
     Ok(Json(StoredTransferView {
         transfer_id: t.id.to_string(),
@@ -351,7 +351,7 @@ fn parse_limit(text: &str) -> Result<i64, ApiError> {
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/overdraft", tag = "wallets", security(("admin_token" = [])),
     params(("tenant" = String, Path, description = "tenant id or app id")), request_body = TenantOverdraftBody,
     responses((status = 200, body = WalletView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn tenant_overdraft(_: AdminAuth, State(state): State<AppState>, Path(tenant): Path<String>, ApiJson(body): ApiJson<TenantOverdraftBody>) -> Result<Json<WalletView>, ApiError> {
+pub async fn tenant_overdraft(_: AdminAuth, State(state): State<AppState>, ApiPath(tenant): ApiPath<String>, ApiJson(body): ApiJson<TenantOverdraftBody>) -> Result<Json<WalletView>, ApiError> {
     let tenant = state.services.find_tenant(&tenant).await?;
     let holder = holder_of(body.username.as_deref())?;
     let wallet = state.services.set_overdraft(&tenant, &holder, parse_currency(body.overdraft.currency.as_deref())?, parse_limit(&body.overdraft.limit)?).await?;
@@ -362,7 +362,7 @@ pub async fn tenant_overdraft(_: AdminAuth, State(state): State<AppState>, Path(
 #[utoipa::path(put, path = "/v1/accounts/{username}/overdraft", tag = "wallets", security(("api_token" = [])),
     params(("username" = String, Path)), request_body = OverdraftBody,
     responses((status = 200, body = WalletView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn account_overdraft(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, Path(username): Path<String>, ApiJson(body): ApiJson<OverdraftBody>) -> Result<Json<WalletView>, ApiError> {
+pub async fn account_overdraft(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>, ApiJson(body): ApiJson<OverdraftBody>) -> Result<Json<WalletView>, ApiError> {
     let holder = Holder::Account(parse_username(&username)?);
     let wallet = state.services.set_overdraft(&tenant, &holder, parse_currency(body.currency.as_deref())?, parse_limit(&body.limit)?).await?;
     Ok(Json(WalletView::from(&wallet)))

@@ -109,7 +109,8 @@ struct CreatedInfo {
     api_key: Option<String>,
 }
 
-/// Parses the fields of `create` in the order the codes are numbered.
+/// Parses the fields of `create`: username, userType, phone, email,
+/// companyName, companyUrl, pwd; the first bad one decides the code.
 fn new_account_input(call: &SignedCall) -> Result<NewAccountInput, Refusal> {
     let params = &call.params;
     let username = username_param(call)?;

@@ -128,6 +128,11 @@ fn parse_timestamp_ms(text: &str) -> Option<i64> {
     text.parse().ok()
 }
 
+/// The answer to a request that outlived its deadline: 400 in the envelope.
+pub fn timed_out() -> axum::response::Response {
+    axum::response::IntoResponse::into_response(Refusal(Code::Failed))
+}
+
 /// Storage and availability failures, logged, shown as the endpoint's failure code.
 fn storage_refusal(error: subledger_service::ServiceError, code: Code) -> Refusal {
     tracing::error!(%error, code = code.number(), "SendCloud request failed in the service layer");

@@ -38,13 +38,15 @@ impl ReplayGuard {
     /// Records `signature` of `tenant` until `expires_at_ms`, unless it is already recorded.
     pub fn check(&self, tenant: TenantId, signature: &str, now_ms: i64, expires_at_ms: i64) -> Verdict {
         let mut seen = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // An entry is kept through its expiry millisecond: the timestamp
+        // window accepts a request up to and including that instant.
         while let Some((expiry, _, _)) = seen.order.front() {
-            if *expiry > now_ms {
+            if *expiry >= now_ms {
                 break;
             }
             let (_, t, s) = seen.order.pop_front().expect("front exists");
             let key = (t, s);
-            if seen.expiry_ms_by_request.get(&key).is_some_and(|e| *e <= now_ms) {
+            if seen.expiry_ms_by_request.get(&key).is_some_and(|e| *e < now_ms) {
                 seen.expiry_ms_by_request.remove(&key);
             }
         }
@@ -73,8 +75,9 @@ mod tests {
         assert_eq!(guard.check(t, "aa", 50, 150), Verdict::Replayed);
         assert_eq!(guard.check(TenantId(2), "aa", 50, 150), Verdict::First);
         assert_eq!(guard.check(t, "bb", 60, 160), Verdict::Full);
-        // After the first expires, its slot is free and it may be used again.
-        assert_eq!(guard.check(t, "bb", 100, 200), Verdict::First);
+        // Still remembered at its expiry instant, forgotten after it.
+        assert_eq!(guard.check(t, "aa", 100, 200), Verdict::Replayed);
+        assert_eq!(guard.check(t, "bb", 101, 201), Verdict::First);
         assert_eq!(guard.check(t, "aa", 151, 251), Verdict::First);
     }
 }

@@ -62,6 +62,10 @@ async fn tenant_administration_and_secret_rotation(backend: Backend) {
     assert_eq!((status, shown["tenant_id"].as_str()), (200, Some(tenant.tenant_id.as_str())));
     let (status, _) = h.get_json("/v1/tenants/tn_nobody", ADMIN_TOKEN).await;
     assert_eq!(status, 404);
+    for bad in ["limit=201", "offset=-1", "limit=x"] {
+        let (status, body) = h.get_json(&format!("/v1/tenants?{bad}"), ADMIN_TOKEN).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
 
     let (status, rotated) = h.admin_post(&format!("/v1/tenants/{}/rotate-secrets", tenant.tenant_id), &json!({})).await;
     assert_eq!(status, 200);
@@ -240,6 +244,9 @@ async fn entries_page_through_history(backend: Backend) {
     }
     let (status, _) = h.get_json("/v1/wallets/999999/entries", &tenant.api_token).await;
     assert_eq!(status, 404);
+    // A malformed path parameter is answered in the API's own error format.
+    let (status, body) = h.get_json("/v1/wallets/abc/entries", &tenant.api_token).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_path")), "{body}");
 }
 
 async fn malformed_requests_get_json_errors(backend: Backend) {
