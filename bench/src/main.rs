@@ -229,7 +229,13 @@ async fn main() {
         let base = base.clone();
         move |http: reqwest::Client, _: usize, _: u64| {
             let url = format!("{base}/healthz");
-            async move { http.get(url).send().await.is_ok_and(|r| r.status().is_success()) }
+            // Read the whole answer, as the transfer phase does.
+            async move {
+                match http.get(url).send().await {
+                    Ok(response) if response.status().is_success() => response.text().await.is_ok(),
+                    _ => false,
+                }
+            }
         }
     };
     drive(args.connections, 2, healthz.clone()).await;

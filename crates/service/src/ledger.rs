@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use subledger_domain::ids::{TenantId, TransferId, WalletId};
 use subledger_domain::ledger::{Book, TransferIntent, TransferKind, TransferRejection};
-use subledger_storage::ledger::{self as store_ledger, Locking, NewEntry, StoredTransfer};
+use subledger_storage::ledger::{self as store_ledger, LedgerWriter, Locking, NewEntry, StoredTransfer};
 use std::sync::Arc;
 
 use subledger_storage::{Backend, StorageError, Store};
@@ -167,6 +167,17 @@ async fn run_worker(mut receiver: mpsc::Receiver<Pending>, store: Store, config:
         Backend::Sqlite => 1,
         Backend::Postgres => config.batches_in_flight,
     };
+    // Opened here: on SQLite it is a connection that lives on this thread.
+    let writer = match LedgerWriter::open(&store) {
+        Ok(writer) => writer,
+        Err(error) => {
+            tracing::error!(%error, "the ledger cannot open its database connection; refusing transfers");
+            while let Some(pending) = receiver.recv().await {
+                let _ = pending.reply.send(Err(ServiceError::Unavailable("the ledger cannot reach its database")));
+            }
+            return;
+        }
+    };
     let permits = Arc::new(Semaphore::new(in_flight.max(1)));
     let tasks = tokio::task::LocalSet::new();
     tasks
@@ -178,9 +189,9 @@ async fn run_worker(mut receiver: mpsc::Receiver<Pending>, store: Store, config:
                 if receiver.recv_many(&mut batch, config.batch_max).await == 0 {
                     break;
                 }
-                let (store, config, metrics) = (store.clone(), config.clone(), metrics.clone());
+                let (writer, config, metrics) = (writer.clone(), config.clone(), metrics.clone());
                 tokio::task::spawn_local(async move {
-                    run_batch(batch, &store, &config, &metrics).await;
+                    run_batch(batch, &writer, &config, &metrics).await;
                     drop(permit);
                 });
             }
@@ -192,7 +203,7 @@ async fn run_worker(mut receiver: mpsc::Receiver<Pending>, store: Store, config:
 }
 
 /// Commits one batch (running it again after transient conflicts) and answers every caller.
-async fn run_batch(batch: Vec<Pending>, store: &Store, config: &LedgerConfig, metrics: &LedgerMetrics) {
+async fn run_batch(batch: Vec<Pending>, writer: &LedgerWriter, config: &LedgerConfig, metrics: &LedgerMetrics) {
     metrics.batch_transfers.observe(batch.len() as f64);
     let requests: Vec<&TransferRequest> = batch.iter().map(|p| &p.request).collect();
     let started = Instant::now();
@@ -200,7 +211,7 @@ async fn run_batch(batch: Vec<Pending>, store: &Store, config: &LedgerConfig, me
     let answers = loop {
         // First optimistically; a batch that lost a race runs again with row locks.
         let locking = if attempt == 0 { Locking::Optimistic } else { Locking::Pessimistic };
-        match commit_batch(store, &requests, locking).await {
+        match commit_batch(writer, &requests, locking).await {
             Ok(answers) => break Ok(answers),
             Err(error) if attempt < config.retries_max && is_retryable(&error) => {
                 attempt += 1;
@@ -232,7 +243,7 @@ async fn run_batch(batch: Vec<Pending>, store: &Store, config: &LedgerConfig, me
             let message = error.to_string();
             let transient = is_retryable(&error);
             for pending in batch {
-                let error = if transient { StorageError::Transient(message.clone()) } else { StorageError::Shared(message.clone()) };
+                let error = if transient { StorageError::Transient(message.clone()) } else { StorageError::Failed(message.clone()) };
                 let _ = pending.reply.send(Err(ServiceError::Storage(error)));
             }
         }
@@ -247,10 +258,10 @@ fn is_retryable(error: &StorageError) -> bool {
 
 /// One database transaction for the whole batch. Returns one answer per
 /// request, in order; an `Err` here means nothing was written.
-async fn commit_batch(store: &Store, requests: &[&TransferRequest], locking: Locking) -> Result<Vec<ServiceResult<TransferReceipt>>, StorageError> {
+async fn commit_batch(writer: &LedgerWriter, requests: &[&TransferRequest], locking: Locking) -> Result<Vec<ServiceResult<TransferReceipt>>, StorageError> {
     let wallet_ids: Vec<WalletId> = requests.iter().flat_map(|r| [r.intent.debit, r.intent.credit]).collect();
     let keys: Vec<(TenantId, &str)> = requests.iter().filter_map(|r| r.idempotency_key.as_deref().map(|k| (r.tenant, k))).collect();
-    let (mut tx, reads) = store_ledger::begin_batch(store, &wallet_ids, &keys, requests.len(), locking).await?;
+    let (mut tx, reads) = store_ledger::begin_batch(writer, &wallet_ids, &keys, requests.len(), locking).await?;
     let seqs_as_read: HashMap<WalletId, i64> = reads.wallets.iter().map(|(_, w)| (w.id, w.entry_seq)).collect();
     let mut fresh_ids = reads.transfer_ids.into_iter();
     let owners: HashMap<WalletId, TenantId> = reads.wallets.iter().map(|(tenant, w)| (w.id, *tenant)).collect();

@@ -20,9 +20,10 @@ pub enum StorageError {
     Migration(String),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
-    /// A failure reported to several callers at once (a failed ledger batch).
+    /// A database failure known by its message: from the ledger's own SQLite
+    /// connection, or shared by every caller of a failed ledger batch.
     #[error("database error: {0}")]
-    Shared(String),
+    Failed(String),
 }
 
 impl StorageError {

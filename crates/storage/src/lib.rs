@@ -14,7 +14,8 @@ pub mod settings;
 pub mod tenants;
 pub mod wallets;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -73,6 +74,12 @@ impl Default for StoreOptions {
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
+    /// The database file (SQLite only), for the ledger's own connection.
+    sqlite_path: Option<PathBuf>,
+    /// SQLite allows one writer at a time; in this process writers take
+    /// turns here, first come first served, rather than racing in SQLite's
+    /// busy handler (where a busy ledger could starve everyone else).
+    write_gate: Arc<tokio::sync::Mutex<()>>,
     /// Reads go here. On PostgreSQL this is also the write pool.
     read: AnyPool,
     /// On SQLite, a single connection: SQLite allows one writer at a time, and
@@ -85,6 +92,8 @@ pub struct Store {
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
     backend: Backend,
+    /// Held until the transaction ends (SQLite); dropped after `tx`.
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {
@@ -160,7 +169,8 @@ impl Store {
         };
         let write = pool(1).connect_with(connect.clone()).await?;
         let read = pool(options.connections_max.max(2)).connect_with(connect).await?;
-        let store = Store { backend: Backend::Sqlite, read, write };
+        let sqlite_path = sqlite_file(&url).map(PathBuf::from);
+        let store = Store { backend: Backend::Sqlite, sqlite_path, write_gate: Arc::default(), read, write };
         store.checkpoint_in_background();
         Ok(store)
     }
@@ -193,7 +203,7 @@ impl Store {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await?;
-        Ok(Store { backend: Backend::Postgres, read: pool.clone(), write: pool })
+        Ok(Store { backend: Backend::Postgres, sqlite_path: None, write_gate: Arc::default(), read: pool.clone(), write: pool })
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -214,15 +224,26 @@ impl Store {
     /// (`BEGIN IMMEDIATE`): a transaction that reads before it writes could
     /// otherwise fail to upgrade its lock when another process wrote meanwhile.
     pub async fn begin_write(&self) -> Result<WriteTx> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.write.begin().await?,
+        let (tx, gate) = match self.backend {
+            Backend::Sqlite => {
+                let gate = self.write_gate.clone().lock_owned().await;
+                (self.write.begin_with("BEGIN IMMEDIATE").await?, Some(gate))
+            }
+            Backend::Postgres => (self.write.begin().await?, None),
         };
-        Ok(WriteTx { tx, backend: self.backend })
+        Ok(WriteTx { tx, backend: self.backend, _gate: gate })
     }
 
     pub(crate) fn writer(&self) -> &AnyPool {
         &self.write
+    }
+
+    pub(crate) fn sqlite_path(&self) -> Option<&Path> {
+        self.sqlite_path.as_deref()
+    }
+
+    pub(crate) fn write_gate(&self) -> Arc<tokio::sync::Mutex<()>> {
+        self.write_gate.clone()
     }
 
     pub(crate) fn reader(&self) -> &AnyPool {
@@ -252,13 +273,15 @@ fn sqlite_url_with_create(url: &str) -> String {
     }
 }
 
-fn sqlite_folder(url: &str) -> Option<std::path::PathBuf> {
+/// The file of a `sqlite:` URL (`None` for in-memory databases).
+fn sqlite_file(url: &str) -> Option<&str> {
     let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = path.split('?').next()?;
-    if path.is_empty() || path.contains(":memory:") {
-        return None;
-    }
-    Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf)
+    (!path.is_empty() && !path.contains(":memory:")).then_some(path)
+}
+
+fn sqlite_folder(url: &str) -> Option<PathBuf> {
+    Path::new(sqlite_file(url)?).parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf)
 }
 
 #[cfg(test)]
