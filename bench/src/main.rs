@@ -44,8 +44,12 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     accounts: usize,
     /// Seconds of each measured phase.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Rounds of (/healthz phase, transferIn phase), interleaved so that both
+    /// rates see the same machine; rates are summed over all rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// pgbench scale factor (PostgreSQL only).
     #[arg(long, default_value_t = 64)]
     pgbench_scale: u32,
@@ -99,6 +103,17 @@ struct Phase {
 }
 
 impl Phase {
+    fn empty() -> Phase {
+        Phase { requests: 0, failures: 0, elapsed: Duration::ZERO, latencies_us: Vec::new() }
+    }
+
+    fn absorb(&mut self, other: Phase) {
+        self.requests += other.requests;
+        self.failures += other.failures;
+        self.elapsed += other.elapsed;
+        self.latencies_us.extend(other.latencies_us);
+    }
+
     fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
@@ -238,10 +253,6 @@ async fn main() {
             }
         }
     };
-    drive(args.connections, 2, healthz.clone()).await;
-    let health = drive(args.connections, args.seconds, healthz).await;
-    eprintln!("/healthz: {:.0} req/s", health.rate());
-
     let app_id = Arc::new(tenant["app_id"].as_str().unwrap().to_owned());
     let app_key = Arc::new(tenant["app_key"].as_str().unwrap().to_owned());
     let connections = args.connections;
@@ -267,8 +278,20 @@ async fn main() {
             }
         }
     };
+    // Warm both paths, then interleave the measured phases.
+    drive(args.connections, 2, healthz.clone()).await;
     drive(args.connections, 2, transfer.clone()).await;
-    let transfers = drive(args.connections, args.seconds, transfer).await;
+    let mut health = Phase::empty();
+    let mut transfers = Phase::empty();
+    let mut round_ratios = Vec::new();
+    for round in 1..=args.rounds {
+        let h = drive(args.connections, args.seconds, healthz.clone()).await;
+        let t = drive(args.connections, args.seconds, transfer.clone()).await;
+        eprintln!("round {round}: /healthz {:.0} req/s, transferIn {:.0} transfers/s, ratio {:.3}", h.rate(), t.rate(), t.rate() / h.rate());
+        round_ratios.push(t.rate() / h.rate());
+        health.absorb(h);
+        transfers.absorb(t);
+    }
     let peak_rss = server.peak_rss_mib();
     let metrics = http.get(format!("{}/metrics", server.base)).send().await.expect("metrics").text().await.expect("metrics text");
     let metric = |name: &str| metrics.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok())).unwrap_or(0.0);
@@ -283,7 +306,7 @@ async fn main() {
     println!("/healthz             {:.0} req/s", health.rate());
     println!("transferIn           {:.0} transfers/s ({} failed)", transfers.rate(), transfers.failures);
     println!("latency p50 / p99    {:.2} ms / {:.2} ms", transfers.percentile_ms(0.50), transfers.percentile_ms(0.99));
-    println!("ratio to /healthz    {ratio:.3}");
+    println!("ratio to /healthz    {ratio:.3} (rounds: {})", round_ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", "));
     println!("peak server RSS      {peak_rss:.1} MiB");
     println!("ledger batches       {batches:.0}, mean {batch_mean:.1} transfers, mean commit {commit_mean_ms:.2} ms");
     let mut verdicts = vec![(format!("RSS {peak_rss:.0} MiB <= 150 MiB"), peak_rss <= 150.0)];

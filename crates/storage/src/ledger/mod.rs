@@ -12,7 +12,6 @@ mod sqlite;
 
 use std::str::FromStr;
 
-use serde_json::json;
 use subledger_domain::ids::{TenantId, TransferId, WalletId};
 use subledger_domain::ledger::{TransferKind, TransferRejection, WalletState};
 use subledger_domain::money::Currency;
@@ -137,35 +136,37 @@ fn parse_wallets(rows: Vec<WalletRow>) -> Result<Vec<(TenantId, WalletState)>> {
         .collect()
 }
 
-/// Transfers as a JSON array of rows in [`TRANSFER_COLUMNS`] order.
-fn transfer_rows_json(transfers: &[StoredTransfer]) -> String {
-    let rows: Vec<serde_json::Value> = transfers
-        .iter()
-        .map(|t| {
-            let (status, rejection) = match t.outcome {
-                Ok(()) => ("posted", None),
-                Err(reason) => ("rejected", Some(reason.as_str())),
-            };
-            json!([
-                t.id.0,
-                t.tenant_id.0,
-                t.idempotency_key,
-                t.fingerprint,
-                status,
-                rejection,
-                t.kind.as_str(),
-                t.debit.0,
-                t.credit.0,
-                t.amount_minor,
-                t.currency.code(),
-                t.memo,
-                t.created_at_us,
-                t.entry_seqs.map(|(debit, _)| debit),
-                t.entry_seqs.map(|(_, credit)| credit)
-            ])
-        })
-        .collect();
-    serde_json::Value::Array(rows).to_string()
+/// A transfer's values in [`TRANSFER_COLUMNS`] order: what both backends write.
+type TransferValues<'a> =
+    (i64, i64, Option<&'a str>, &'a str, &'static str, Option<&'static str>, &'static str, i64, i64, i64, &'static str, Option<&'a str>, i64, Option<i64>, Option<i64>);
+
+fn transfer_values(t: &StoredTransfer) -> TransferValues<'_> {
+    let (status, rejection) = match t.outcome {
+        Ok(()) => ("posted", None),
+        Err(reason) => ("rejected", Some(reason.as_str())),
+    };
+    (
+        t.id.0,
+        t.tenant_id.0,
+        t.idempotency_key.as_deref(),
+        &t.fingerprint,
+        status,
+        rejection,
+        t.kind.as_str(),
+        t.debit.0,
+        t.credit.0,
+        t.amount_minor,
+        t.currency.code(),
+        t.memo.as_deref(),
+        t.created_at_us,
+        t.entry_seqs.map(|(debit, _)| debit),
+        t.entry_seqs.map(|(_, credit)| credit),
+    )
+}
+
+/// An entry's values in the column order both backends write.
+fn entry_values(e: &NewEntry) -> (i64, i64, i64, i64, i64, i64, i64) {
+    (e.wallet.0, e.seq, e.tenant_id.0, e.transfer_id.0, e.amount_minor, e.balance_after_minor, e.created_at_us)
 }
 
 /// A transfer as stored: the request and its outcome.

@@ -30,31 +30,31 @@ use subledger_domain::ids::{TenantId, TransferId, WalletId};
 use subledger_domain::ledger::WalletState;
 use sqlx::Row;
 
-use super::{BatchReads, Locking, NewEntry, StoredTransfer, TransferRow, parse_json, parse_wallets, transfer_rows_json, transfer_from_row};
+use super::{BatchReads, Locking, NewEntry, StoredTransfer, TransferRow, entry_values, parse_json, parse_wallets, transfer_from_row, transfer_values};
 use crate::{Result, StorageError, Store};
 
-const READS_LOCKED: &str = "SELECT
-      (SELECT COALESCE(json_agg(json_build_array(id, tenant_id, currency, balance_minor, floor_minor, entry_seq))::text, '[]') FROM
-         (SELECT id, tenant_id, currency, balance_minor, floor_minor, entry_seq FROM wallets
-          WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::bigint)) ORDER BY id FOR UPDATE) AS locked),
-      (SELECT COALESCE(json_agg(json_build_array(t.id, t.tenant_id, t.idempotency_key, t.fingerprint, t.status, t.rejection, t.kind,
-                                                 t.debit_wallet_id, t.credit_wallet_id, t.amount_minor, t.currency, t.memo, t.created_at_us,
-                                                 t.debit_seq, t.credit_seq))::text, '[]')
-         FROM jsonb_array_elements($2::jsonb) AS k,
-              LATERAL (SELECT * FROM transfers WHERE tenant_id = (k->>0)::bigint AND idempotency_key = k->>1 LIMIT 1) AS t),
-      (SELECT COALESCE(json_agg(nextval('transfer_ids'))::text, '[]') FROM generate_series(1, $3))";
+/// The batch's reads in one statement; `$lock` is `FOR UPDATE` or nothing.
+macro_rules! batch_reads {
+    ($lock:literal) => {
+        concat!(
+            "SELECT
+              (SELECT COALESCE(json_agg(json_build_array(id, tenant_id, currency, balance_minor, floor_minor, entry_seq))::text, '[]') FROM
+                 (SELECT id, tenant_id, currency, balance_minor, floor_minor, entry_seq FROM wallets
+                  WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::bigint)) ORDER BY id ",
+            $lock,
+            ") AS read),
+              (SELECT COALESCE(json_agg(json_build_array(t.id, t.tenant_id, t.idempotency_key, t.fingerprint, t.status, t.rejection, t.kind,
+                                                         t.debit_wallet_id, t.credit_wallet_id, t.amount_minor, t.currency, t.memo, t.created_at_us,
+                                                         t.debit_seq, t.credit_seq))::text, '[]')
+                 FROM jsonb_array_elements($2::jsonb) AS k,
+                      LATERAL (SELECT * FROM transfers WHERE tenant_id = (k->>0)::bigint AND idempotency_key = k->>1 LIMIT 1) AS t),
+              (SELECT COALESCE(json_agg(nextval('transfer_ids'))::text, '[]') FROM generate_series(1, $3))"
+        )
+    };
+}
 
-/// [`READS_LOCKED`] without the row locks.
-const READS_UNLOCKED: &str = "SELECT
-      (SELECT COALESCE(json_agg(json_build_array(id, tenant_id, currency, balance_minor, floor_minor, entry_seq))::text, '[]') FROM
-         (SELECT id, tenant_id, currency, balance_minor, floor_minor, entry_seq FROM wallets
-          WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::bigint)) ORDER BY id) AS read),
-      (SELECT COALESCE(json_agg(json_build_array(t.id, t.tenant_id, t.idempotency_key, t.fingerprint, t.status, t.rejection, t.kind,
-                                                 t.debit_wallet_id, t.credit_wallet_id, t.amount_minor, t.currency, t.memo, t.created_at_us,
-                                                 t.debit_seq, t.credit_seq))::text, '[]')
-         FROM jsonb_array_elements($2::jsonb) AS k,
-              LATERAL (SELECT * FROM transfers WHERE tenant_id = (k->>0)::bigint AND idempotency_key = k->>1 LIMIT 1) AS t),
-      (SELECT COALESCE(json_agg(nextval('transfer_ids'))::text, '[]') FROM generate_series(1, $3))";
+const READS_LOCKED: &str = batch_reads!("FOR UPDATE");
+const READS_UNLOCKED: &str = batch_reads!("");
 
 const BALANCES_AFTER: &str = "SELECT COALESCE(json_agg(json_build_array(e.transfer_id, e.wallet_id, e.balance_after_minor))::text, '[]')
      FROM jsonb_array_elements($1::jsonb) AS k,
@@ -117,14 +117,10 @@ pub(super) async fn balances_after(batch: &mut Batch, positions: &[(WalletId, i6
 
 pub(super) async fn finish(mut batch: Batch, transfers: &[StoredTransfer], entries: &[NewEntry], wallets: &[(&WalletState, i64)]) -> Result<()> {
     if !transfers.is_empty() {
-        let entry_rows: Vec<serde_json::Value> = entries
-            .iter()
-            .map(|e| json!([e.wallet.0, e.seq, e.tenant_id.0, e.transfer_id.0, e.amount_minor, e.balance_after_minor, e.created_at_us]))
-            .collect();
         let wallet_rows: Vec<serde_json::Value> = wallets.iter().map(|(w, read_seq)| json!([w.id.0, w.balance_minor, w.entry_seq, read_seq])).collect();
         let written = sqlx::query(WRITE)
-            .bind(transfer_rows_json(transfers))
-            .bind(serde_json::Value::Array(entry_rows).to_string())
+            .bind(json!(transfers.iter().map(transfer_values).collect::<Vec<_>>()).to_string())
+            .bind(json!(entries.iter().map(entry_values).collect::<Vec<_>>()).to_string())
             .bind(serde_json::Value::Array(wallet_rows).to_string())
             .bind(wallets.len() as i64)
             .fetch_one(batch.conn())

@@ -23,7 +23,7 @@ use subledger_domain::ledger::WalletState;
 use subledger_domain::money::Currency;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use super::{BatchReads, NewEntry, StoredTransfer, TRANSFER_COLUMNS, TransferRow, transfer_from_row};
+use super::{BatchReads, NewEntry, StoredTransfer, TRANSFER_COLUMNS, TransferRow, entry_values, transfer_from_row, transfer_values};
 use crate::{Result, StorageError};
 
 /// The ledger's own connection. Not `Send`: it stays on the worker's thread.
@@ -143,37 +143,13 @@ pub(super) fn finish(mut batch: Batch, transfers: &[StoredTransfer], entries: &[
             .prepare_cached(&format!("INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"))
             .map_err(storage_error)?;
         for t in transfers {
-            let (status, rejection) = match t.outcome {
-                Ok(()) => ("posted", None),
-                Err(reason) => ("rejected", Some(reason.as_str())),
-            };
-            insert_transfer
-                .execute(params![
-                    t.id.0,
-                    t.tenant_id.0,
-                    t.idempotency_key,
-                    t.fingerprint,
-                    status,
-                    rejection,
-                    t.kind.as_str(),
-                    t.debit.0,
-                    t.credit.0,
-                    t.amount_minor,
-                    t.currency.code(),
-                    t.memo,
-                    t.created_at_us,
-                    t.entry_seqs.map(|(debit, _)| debit),
-                    t.entry_seqs.map(|(_, credit)| credit),
-                ])
-                .map_err(storage_error)?;
+            insert_transfer.execute(transfer_values(t)).map_err(storage_error)?;
         }
         let mut insert_entry = conn
             .prepare_cached("INSERT INTO entries (wallet_id, seq, tenant_id, transfer_id, amount_minor, balance_after_minor, created_at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
             .map_err(storage_error)?;
         for e in entries {
-            insert_entry
-                .execute(params![e.wallet.0, e.seq, e.tenant_id.0, e.transfer_id.0, e.amount_minor, e.balance_after_minor, e.created_at_us])
-                .map_err(storage_error)?;
+            insert_entry.execute(entry_values(e)).map_err(storage_error)?;
         }
         // The write lock has been held since the read: the sequence check is
         // a guard against a bug, not against another writer.
