@@ -5,7 +5,9 @@
 
 pub mod account;
 pub mod calendar;
+pub mod catalog;
 pub mod ids;
 pub mod ledger;
 pub mod money;
 pub mod paging;
+pub mod rating;
