@@ -11,3 +11,4 @@ pub mod ledger;
 pub mod money;
 pub mod paging;
 pub mod rating;
+pub mod usage;
