@@ -4,6 +4,7 @@
 //! edge, so the layers above never see an unchecked value.
 
 pub mod account;
+pub mod billing;
 pub mod calendar;
 pub mod catalog;
 pub mod ids;
