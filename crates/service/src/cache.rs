@@ -13,13 +13,14 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use subledger_domain::ids::{TenantId, WalletId};
 use subledger_domain::ledger::WalletPurpose;
 use subledger_domain::money::Currency;
 
+use crate::catalog::{Product, TariffBook};
 use crate::tenants::Tenant;
 
 #[derive(Debug, Clone)]
@@ -74,6 +75,11 @@ impl<K: Eq + Hash, V: Clone> Bounded<K, V> {
 
 pub(crate) struct Caches {
     ttl: Duration,
+    /// Per tenant: its catalog and tariff versions. Dropped here when this
+    /// process changes them; other processes see changes after the TTL.
+    products: Bounded<TenantId, (Arc<Vec<Product>>, Instant)>,
+    tariffs: Bounded<TenantId, (Arc<TariffBook>, Instant)>,
+    usernames: Bounded<(TenantId, String), subledger_domain::ids::AccountId>,
     tenants_by_app_id: Bounded<String, (Tenant, Instant)>,
     tenants_by_token_digest: Bounded<String, (Tenant, Instant)>,
     wallet_ids: Bounded<WalletKey, WalletId>,
@@ -86,6 +92,9 @@ impl Caches {
             tenants_by_app_id: Bounded::new(config.entries_max),
             tenants_by_token_digest: Bounded::new(config.entries_max),
             wallet_ids: Bounded::new(config.entries_max),
+            products: Bounded::new(config.entries_max),
+            tariffs: Bounded::new(config.entries_max),
+            usernames: Bounded::new(config.entries_max),
         }
     }
 
@@ -113,6 +122,37 @@ impl Caches {
     pub fn forget_tenants(&self) {
         self.tenants_by_app_id.clear();
         self.tenants_by_token_digest.clear();
+    }
+
+    pub fn products(&self, tenant: TenantId) -> Option<Arc<Vec<Product>>> {
+        self.products.get(&tenant).filter(|(_, at)| at.elapsed() < self.ttl).map(|(p, _)| p)
+    }
+
+    pub fn remember_products(&self, tenant: TenantId, products: Arc<Vec<Product>>) {
+        self.products.insert(tenant, (products, Instant::now()));
+    }
+
+    pub fn tariffs(&self, tenant: TenantId) -> Option<Arc<TariffBook>> {
+        self.tariffs.get(&tenant).filter(|(_, at)| at.elapsed() < self.ttl).map(|(t, _)| t)
+    }
+
+    pub fn remember_tariffs(&self, tenant: TenantId, book: Arc<TariffBook>) {
+        self.tariffs.insert(tenant, (book, Instant::now()));
+    }
+
+    /// After this process changed a tenant's products or tariffs.
+    pub fn forget_catalog(&self, tenant: TenantId) {
+        self.products.map.lock().unwrap_or_else(|p| p.into_inner()).remove(&tenant);
+        self.tariffs.map.lock().unwrap_or_else(|p| p.into_inner()).remove(&tenant);
+    }
+
+    /// Account ids by username never change (accounts are never renamed or deleted).
+    pub fn account_id(&self, tenant: TenantId, username: &str) -> Option<subledger_domain::ids::AccountId> {
+        self.usernames.get(&(tenant, username.to_owned()))
+    }
+
+    pub fn remember_account_id(&self, tenant: TenantId, username: String, id: subledger_domain::ids::AccountId) {
+        self.usernames.insert((tenant, username), id);
     }
 
     pub fn wallet_id(&self, key: &WalletKey) -> Option<WalletId> {

@@ -19,6 +19,9 @@ pub enum ServiceError {
     Rejected(TransferRejection),
     #[error("this idempotency key was already used for a different request")]
     IdempotencyKeyReused,
+    /// The request contradicts what exists (a product code taken, …).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
     /// Input that passed the edge's parsing but breaks a rule that needs state
     /// or several fields to check.
     #[error("invalid {field}: {reason}")]
@@ -37,6 +40,8 @@ pub enum Resource {
     Account,
     Wallet,
     Transfer,
+    Product,
+    Bill,
 }
 
 impl std::fmt::Display for Resource {
@@ -46,6 +51,8 @@ impl std::fmt::Display for Resource {
             Resource::Account => "account",
             Resource::Wallet => "wallet",
             Resource::Transfer => "transfer",
+            Resource::Product => "product",
+            Resource::Bill => "bill",
         })
     }
 }

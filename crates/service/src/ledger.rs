@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{Resource, ServiceError, ServiceResult};
 use crate::metrics::LedgerMetrics;
+use crate::usage::{UsageJob, UsageReply, run_usage_job};
 
 /// Limits of the batcher.
 #[derive(Debug, Clone)]
@@ -115,11 +116,18 @@ struct Pending {
     reply: oneshot::Sender<ServiceResult<TransferReceipt>>,
 }
 
+/// What the worker does: transfers (batched together) and jobs that are
+/// batches of their own (usage ingestion).
+enum Work {
+    Transfer(Pending),
+    Usage(UsageJob, UsageReply),
+}
+
 /// Handle to the batching worker. Cloning it is cheap; the worker stops once
 /// every handle is dropped and the queue is empty.
 #[derive(Clone)]
 pub struct Ledger {
-    queue: mpsc::Sender<Pending>,
+    queue: mpsc::Sender<Work>,
 }
 
 impl Ledger {
@@ -156,12 +164,19 @@ impl Ledger {
             return Err(ServiceError::Invalid { field: "memo", reason: format!("must be at most {MEMO_CHARS_MAX} characters") });
         }
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Pending { request, reply }).await.map_err(|_| ServiceError::Unavailable("the ledger is shutting down"))?;
+        self.queue.send(Work::Transfer(Pending { request, reply })).await.map_err(|_| ServiceError::Unavailable("the ledger is shutting down"))?;
+        answer.await.map_err(|_| ServiceError::Unavailable("the ledger stopped before answering"))?
+    }
+
+    /// Runs a usage batch on the worker, in a transaction of its own.
+    pub(crate) async fn submit_usage(&self, job: UsageJob) -> ServiceResult<Vec<(subledger_domain::usage::Outcome, bool)>> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Work::Usage(job, reply)).await.map_err(|_| ServiceError::Unavailable("the ledger is shutting down"))?;
         answer.await.map_err(|_| ServiceError::Unavailable("the ledger stopped before answering"))?
     }
 }
 
-async fn run_worker(mut receiver: mpsc::Receiver<Pending>, store: Store, config: LedgerConfig, metrics: LedgerMetrics) {
+async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: LedgerConfig, metrics: LedgerMetrics) {
     // SQLite has a single writer: a second batch would only sleep in its busy handler.
     let in_flight = match store.backend() {
         Backend::Sqlite => 1,
@@ -172,8 +187,12 @@ async fn run_worker(mut receiver: mpsc::Receiver<Pending>, store: Store, config:
         Ok(writer) => writer,
         Err(error) => {
             tracing::error!(%error, "the ledger cannot open its database connection; refusing transfers");
-            while let Some(pending) = receiver.recv().await {
-                let _ = pending.reply.send(Err(ServiceError::Unavailable("the ledger cannot reach its database")));
+            while let Some(work) = receiver.recv().await {
+                let refusal = ServiceError::Unavailable("the ledger cannot reach its database");
+                let _ = match work {
+                    Work::Transfer(pending) => pending.reply.send(Err(refusal)).map_err(|_| ()),
+                    Work::Usage(_, reply) => reply.send(Err(refusal)).map_err(|_| ()),
+                };
             }
             return;
         }
@@ -184,14 +203,27 @@ async fn run_worker(mut receiver: mpsc::Receiver<Pending>, store: Store, config:
         .run_until(async {
             loop {
                 let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
-                let mut batch: Vec<Pending> = Vec::with_capacity(config.batch_max);
+                let mut work: Vec<Work> = Vec::with_capacity(config.batch_max);
                 // Returns 0 only once the channel is closed and drained: that is shutdown.
-                if receiver.recv_many(&mut batch, config.batch_max).await == 0 {
+                if receiver.recv_many(&mut work, config.batch_max).await == 0 {
                     break;
+                }
+                let mut batch = Vec::with_capacity(work.len());
+                let mut jobs = Vec::new();
+                for item in work {
+                    match item {
+                        Work::Transfer(pending) => batch.push(pending),
+                        Work::Usage(job, reply) => jobs.push((job, reply)),
+                    }
                 }
                 let (writer, config, metrics) = (writer.clone(), config.clone(), metrics.clone());
                 tokio::task::spawn_local(async move {
-                    run_batch(batch, &writer, &config, &metrics).await;
+                    if !batch.is_empty() {
+                        run_batch(batch, &writer, &config, &metrics).await;
+                    }
+                    for (job, reply) in jobs {
+                        let _ = reply.send(run_job(&job, &writer, &config, &metrics).await);
+                    }
                     drop(permit);
                 });
             }
@@ -200,6 +232,29 @@ async fn run_worker(mut receiver: mpsc::Receiver<Pending>, store: Store, config:
         })
         .await;
     tracing::debug!("ledger worker stopped: queue closed and drained");
+}
+
+/// Runs a usage job, again after transient conflicts.
+async fn run_job(job: &UsageJob, writer: &LedgerWriter, config: &LedgerConfig, metrics: &LedgerMetrics) -> ServiceResult<Vec<(subledger_domain::usage::Outcome, bool)>> {
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        match run_usage_job(writer, job).await {
+            Ok(outcomes) => {
+                metrics.usage_batch_seconds.observe(started.elapsed().as_secs_f64());
+                return Ok(outcomes);
+            }
+            Err(error) if attempt < config.retries_max && is_retryable(&error) => {
+                attempt += 1;
+                metrics.batches_retried.inc();
+                tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, events = job.events.len(), "usage batch failed; nothing of it was written");
+                return Err(ServiceError::Storage(error));
+            }
+        }
+    }
 }
 
 /// Commits one batch (running it again after transient conflicts) and answers every caller.

@@ -6,12 +6,14 @@
 pub mod accounts;
 pub mod admin;
 mod cache;
+pub mod catalog;
 mod error;
 pub mod funds;
 pub mod ledger;
 pub mod metrics;
 pub mod secrets;
 pub mod tenants;
+pub mod usage;
 
 use std::sync::Arc;
 

@@ -14,6 +14,7 @@ pub struct LedgerMetrics {
     pub transfers_posted: Counter,
     pub transfers_rejected: Counter,
     pub transfers_replayed: Counter,
+    pub usage_batch_seconds: Histogram,
 }
 
 impl LedgerMetrics {
@@ -26,6 +27,7 @@ impl LedgerMetrics {
             transfers_posted: Counter::default(),
             transfers_rejected: Counter::default(),
             transfers_replayed: Counter::default(),
+            usage_batch_seconds: Histogram::new(exponential_buckets(0.000_25, 2.0, 14)),
         };
         let ledger = registry.sub_registry_with_prefix("subledger_ledger");
         ledger.register("batch_transfers", "Transfer requests per ledger batch", metrics.batch_transfers.clone());
@@ -35,6 +37,7 @@ impl LedgerMetrics {
         ledger.register("transfers_posted", "Transfers posted", metrics.transfers_posted.clone());
         ledger.register("transfers_rejected", "Transfers refused by a ledger rule", metrics.transfers_rejected.clone());
         ledger.register("transfers_replayed", "Requests answered from an earlier outcome of their idempotency key", metrics.transfers_replayed.clone());
+        ledger.register("usage_batch_seconds", "Time to rate, record and commit one batch of usage events", metrics.usage_batch_seconds.clone());
         metrics
     }
 }

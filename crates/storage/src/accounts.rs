@@ -19,6 +19,7 @@ pub struct AccountRecord {
     pub company_url: Option<String>,
     pub api_user: Option<String>,
     pub daily_quota: i64,
+    pub billing_mode: String,
     pub created_at_us: i64,
     pub updated_at_us: i64,
 }
@@ -29,7 +30,7 @@ impl AccountRecord {
     }
 }
 
-const COLUMNS: &str = "id, tenant_id, username, user_type, status, phone, email, company_name, company_url, api_user, daily_quota, created_at_us, updated_at_us";
+const COLUMNS: &str = "id, tenant_id, username, user_type, status, phone, email, company_name, company_url, api_user, daily_quota, billing_mode, created_at_us, updated_at_us";
 
 pub struct NewAccount<'a> {
     pub tenant_id: TenantId,

@@ -8,6 +8,7 @@
 //! chooses.
 
 pub mod accounts;
+pub mod catalog;
 mod error;
 pub mod ledger;
 pub mod settings;

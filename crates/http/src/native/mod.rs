@@ -5,9 +5,11 @@
 //! an `Idempotency-Key` header; replaying it returns the first outcome.
 
 mod accounts;
+mod catalog;
 mod error;
 pub mod openapi;
 mod tenants;
+mod usage;
 mod wallets;
 
 use axum::Router;
@@ -20,6 +22,9 @@ use subledger_service::tenants::Tenant;
 pub use error::{ApiError, ErrorBody};
 
 use crate::AppState;
+
+/// Largest body of `POST /v1/usage`.
+pub const USAGE_BODY_BYTES_MAX: usize = 2 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -39,6 +44,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/wallets/{wallet_id}/entries", get(wallets::entries))
         .route("/v1/transfers", post(wallets::transfer))
         .route("/v1/transfers/{transfer_id}", get(wallets::show_transfer))
+        .route("/v1/products", get(catalog::list_products).post(catalog::add_product))
+        .route("/v1/tariffs", get(catalog::list_tariffs).post(catalog::set_tariff))
+        .route("/v1/accounts/{username}/billing", put(catalog::set_billing))
+        // A thousand events with attributes outgrow the default JSON limit.
+        .route("/v1/usage", post(usage::ingest).layer(axum::extract::DefaultBodyLimit::max(USAGE_BODY_BYTES_MAX)))
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, tenants, wallets};
+use super::{accounts, catalog, tenants, usage, wallets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,12 +13,14 @@ use super::{accounts, tenants, wallets};
         tenants::create, tenants::list, tenants::show, tenants::update, tenants::rotate_secrets, tenants::current,
         accounts::list, accounts::create, accounts::show, accounts::set_quota, accounts::freeze, accounts::unfreeze,
         wallets::list, wallets::entries, wallets::deposit, wallets::transfer, wallets::show_transfer, wallets::tenant_overdraft, wallets::account_overdraft,
+        catalog::list_products, catalog::add_product, catalog::list_tariffs, catalog::set_tariff, catalog::set_billing, usage::ingest,
     ),
     modifiers(&BearerTokens),
     tags(
         (name = "tenants", description = "Resellers and their credentials"),
         (name = "accounts", description = "Sub-accounts of a tenant"),
         (name = "wallets", description = "Balances, entries and money movements"),
+        (name = "billing", description = "Products, tariffs, usage, bills"),
     )
 )]
 pub struct NativeApi;

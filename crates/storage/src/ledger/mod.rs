@@ -9,6 +9,7 @@
 
 mod postgres;
 mod sqlite;
+pub mod usage;
 
 use std::str::FromStr;
 

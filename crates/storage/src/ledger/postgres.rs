@@ -137,3 +137,145 @@ pub(super) async fn finish(mut batch: Batch, transfers: &[StoredTransfer], entri
         Batch::Optimistic(_) => Ok(()),
     }
 }
+
+const USAGE_ACCOUNTS: &str = "SELECT COALESCE(json_agg(json_build_array(a.id, a.status, a.billing_mode, a.daily_quota,
+           (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'primary' AND currency = 'CNY'),
+           (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'promo' AND currency = 'CNY')))::text, '[]')
+     FROM accounts a WHERE a.tenant_id = $1 AND a.id = ANY(ARRAY(SELECT jsonb_array_elements_text($2::jsonb)::bigint))";
+
+const USAGE_READS: &str = "SELECT
+      (SELECT COALESCE(json_agg(json_build_array(k, e.status, e.rejection, e.billable_milli, e.rated_micros, e.charge_cents))::text, '[]')
+         FROM jsonb_array_elements_text($2::jsonb) AS k,
+              LATERAL (SELECT * FROM usage_events WHERE tenant_id = $1 AND event_id = k LIMIT 1) AS e),
+      (SELECT COALESCE(json_agg(json_build_array(m.account_id, m.product_code, m.month, m.attr, m.quantity_milli, m.billable_milli, m.events, m.rated_micros, m.charged_cents))::text, '[]')
+         FROM jsonb_array_elements($3::jsonb) AS k,
+              LATERAL (SELECT * FROM usage_monthly WHERE account_id = (k->>0)::bigint AND product_code = k->>1 AND month = k->>2) AS m),
+      (SELECT COALESCE(json_agg(json_build_array(q.account_id, q.day, q.used))::text, '[]')
+         FROM jsonb_array_elements($4::jsonb) AS k,
+              LATERAL (SELECT * FROM quota_usage WHERE account_id = (k->>0)::bigint AND day = k->>1 LIMIT 1) AS q),
+      (SELECT COALESCE(json_agg(month)::text, '[]') FROM month_closes
+         WHERE tenant_id = $1 AND month = ANY(ARRAY(SELECT jsonb_array_elements_text($5::jsonb))))";
+
+const USAGE_WRITES: &str = "WITH new_events AS (
+      INSERT INTO usage_events (tenant_id, event_id, account_id, username, product_code, quantity_milli, occurred_at_us, attributes,
+                                status, rejection, billable_milli, rated_micros, charge_cents, ingested_at_us)
+      SELECT $1, r->>0, (r->>1)::bigint, r->>2, r->>3, (r->>4)::bigint, (r->>5)::bigint, r->>6, r->>7, r->>8, (r->>9)::bigint, (r->>10)::bigint, (r->>11)::bigint, $2
+      FROM jsonb_array_elements($3::jsonb) AS r RETURNING 1),
+    days AS (
+      INSERT INTO usage_daily (tenant_id, account_id, product_code, day, attr, quantity_milli, billable_milli, events, rated_micros, charged_cents)
+      SELECT $1, (r->>0)::bigint, r->>1, r->>2, r->>3, (r->>4)::bigint, (r->>5)::bigint, (r->>6)::bigint, (r->>7)::bigint, (r->>8)::bigint
+      FROM jsonb_array_elements($4::jsonb) AS r
+      ON CONFLICT (account_id, product_code, day, attr) DO UPDATE SET
+        quantity_milli = usage_daily.quantity_milli + excluded.quantity_milli, billable_milli = usage_daily.billable_milli + excluded.billable_milli,
+        events = usage_daily.events + excluded.events, rated_micros = usage_daily.rated_micros + excluded.rated_micros,
+        charged_cents = usage_daily.charged_cents + excluded.charged_cents
+      RETURNING 1),
+    months AS (
+      INSERT INTO usage_monthly (tenant_id, account_id, product_code, month, attr, quantity_milli, billable_milli, events, rated_micros, charged_cents, late)
+      SELECT $1, (r->>0)::bigint, r->>1, r->>2, r->>3, (r->>4)::bigint, (r->>5)::bigint, (r->>6)::bigint, (r->>7)::bigint, (r->>8)::bigint, (r->>9)::bigint
+      FROM jsonb_array_elements($5::jsonb) AS r
+      ON CONFLICT (account_id, product_code, month, attr) DO UPDATE SET
+        quantity_milli = usage_monthly.quantity_milli + excluded.quantity_milli, billable_milli = usage_monthly.billable_milli + excluded.billable_milli,
+        events = usage_monthly.events + excluded.events, rated_micros = usage_monthly.rated_micros + excluded.rated_micros,
+        charged_cents = usage_monthly.charged_cents + excluded.charged_cents, late = GREATEST(usage_monthly.late, excluded.late)
+      RETURNING 1),
+    quota AS (
+      INSERT INTO quota_usage (account_id, day, tenant_id, used)
+      SELECT (r->>0)::bigint, r->>1, $1, (r->>2)::bigint FROM jsonb_array_elements($6::jsonb) AS r
+      ON CONFLICT (account_id, day) DO UPDATE SET used = quota_usage.used + excluded.used
+      RETURNING 1)
+    SELECT (SELECT COUNT(*) FROM new_events) + (SELECT COUNT(*) FROM days) + (SELECT COUNT(*) FROM months) + (SELECT COUNT(*) FROM quota)";
+
+/// Begins a usage batch: a transaction with the accounts' and the revenue
+/// wallet locked, and everything the engine reads.
+pub(super) async fn usage_begin(store: &Store, keys: &super::usage::UsageKeys<'_>) -> Result<(Batch, super::usage::UsageReads)> {
+    use subledger_domain::ids::AccountId;
+    use subledger_domain::usage::RollupAmounts;
+
+    let mut batch = Batch::Locked(store.writer().begin().await?);
+    let account_ids: Vec<i64> = keys.accounts.iter().map(|a| a.0).collect();
+    let text: String = sqlx::query_scalar(USAGE_ACCOUNTS).bind(keys.tenant.0).bind(json!(account_ids).to_string()).fetch_one(batch.conn()).await?;
+    let accounts: Vec<super::usage::AccountRow> = parse_json::<Vec<(i64, i64, String, i64, Option<i64>, Option<i64>)>>(&text, "accounts")?
+        .into_iter()
+        .filter_map(|(id, status, mode, quota, primary, promo)| {
+            Some(super::usage::AccountRow { id: AccountId(id), active: status == 1, postpaid: mode == "postpaid", daily_quota: quota, primary: WalletId(primary?), promo: WalletId(promo?) })
+        })
+        .collect();
+    let mut wallet_ids: Vec<i64> = accounts.iter().flat_map(|a| [a.primary.0, a.promo.0]).chain([keys.revenue.0]).collect();
+    wallet_ids.sort_unstable();
+    wallet_ids.dedup();
+    let (wallets, _, ids): (String, String, String) =
+        sqlx::query_as(READS_LOCKED).bind(json!(wallet_ids).to_string()).bind("[]").bind(keys.ids_needed as i64).fetch_one(batch.conn()).await?;
+    let months_json = serde_json::Value::Array(keys.months.iter().map(|(a, p, m)| json!([a.0, p, m])).collect()).to_string();
+    let quota_json = serde_json::Value::Array(keys.quota_days.iter().map(|(a, d)| json!([a.0, d])).collect()).to_string();
+    let (earlier, months, quota, closed): (String, String, String, String) = sqlx::query_as(USAGE_READS)
+        .bind(keys.tenant.0)
+        .bind(json!(keys.event_ids).to_string())
+        .bind(months_json)
+        .bind(quota_json)
+        .bind(json!(keys.month_names).to_string())
+        .fetch_one(batch.conn())
+        .await?;
+    let earlier = parse_json::<Vec<(String, String, Option<String>, Option<i64>, Option<i64>, Option<i64>)>>(&earlier, "earlier events")?
+        .into_iter()
+        .map(|(id, status, rejection, billable, rated, charge)| {
+            let outcome = super::usage::outcome_from_columns(&id, &status, rejection.as_deref(), billable, rated, charge)?;
+            Ok((id, outcome))
+        })
+        .collect::<Result<_>>()?;
+    let months = parse_json::<Vec<(i64, String, String, String, i64, i64, i64, i64, i64)>>(&months, "month rollups")?
+        .into_iter()
+        .map(|(account, product, month, attr, quantity_milli, billable_milli, events, rated_micros, charged_cents)| {
+            ((AccountId(account), product, month, attr), RollupAmounts { quantity_milli, billable_milli, events, rated_micros, charged_cents })
+        })
+        .collect();
+    let quota = parse_json::<Vec<(i64, String, i64)>>(&quota, "quota")?.into_iter().map(|(account, day, used)| ((AccountId(account), day), used)).collect();
+    let reads = super::usage::UsageReads {
+        wallets: parse_wallets(parse_json(&wallets, "locked wallets")?)?,
+        transfer_ids: parse_json::<Vec<i64>>(&ids, "transfer ids")?.into_iter().map(TransferId).collect(),
+        earlier,
+        accounts,
+        months,
+        quota,
+        closed_months: parse_json(&closed, "closed months")?,
+    };
+    Ok((batch, reads))
+}
+
+/// The writes of a usage batch, before the charges are posted and committed.
+pub(super) async fn usage_writes(batch: &mut Batch, writes: &super::usage::UsageWrites<'_>) -> Result<()> {
+    let events: Vec<serde_json::Value> = writes
+        .events
+        .iter()
+        .map(|e| {
+            let (status, rejection, billable, rated, charge) = super::usage::outcome_columns(e.outcome);
+            json!([e.event_id, e.account_id.map(|a| a.0), e.username, e.product_code, e.quantity_milli, e.occurred_at_us, e.attributes, status, rejection, billable, rated, charge])
+        })
+        .collect();
+    let days: Vec<serde_json::Value> = writes
+        .days
+        .iter()
+        .map(|((account, product, day, attr), a)| json!([account.0, product, day, attr, a.quantity_milli, a.billable_milli, a.events, a.rated_micros, a.charged_cents]))
+        .collect();
+    let months: Vec<serde_json::Value> = writes
+        .months
+        .iter()
+        .map(|((account, product, month, attr), a, late)| json!([account.0, product, month, attr, a.quantity_milli, a.billable_milli, a.events, a.rated_micros, a.charged_cents, i64::from(*late)]))
+        .collect();
+    let quota: Vec<serde_json::Value> = writes.quota.iter().map(|((account, day), used)| json!([account.0, day, used])).collect();
+    let written: i64 = sqlx::query(USAGE_WRITES)
+        .bind(writes.tenant.0)
+        .bind(writes.ingested_at_us)
+        .bind(serde_json::Value::Array(events).to_string())
+        .bind(serde_json::Value::Array(days).to_string())
+        .bind(serde_json::Value::Array(months).to_string())
+        .bind(serde_json::Value::Array(quota).to_string())
+        .fetch_one(batch.conn())
+        .await?
+        .try_get(0)?;
+    let expected = (writes.events.len() + writes.days.len() + writes.months.len() + writes.quota.len()) as i64;
+    if written != expected {
+        return Err(StorageError::corrupt(format!("a usage batch wrote {written} rows where {expected} were due")));
+    }
+    Ok(())
+}

@@ -44,8 +44,9 @@ const PRAGMAS: &str = "PRAGMA journal_mode = WAL;
      PRAGMA temp_store = MEMORY;
      PRAGMA wal_autocheckpoint = 0;";
 
-/// Prepared statements kept per connection: the batch path uses eight.
-const STATEMENT_CACHE_CAPACITY: usize = 16;
+/// Prepared statements kept per connection: the transfer, usage and close
+/// paths use a few dozen.
+const STATEMENT_CACHE_CAPACITY: usize = 64;
 
 impl Writer {
     pub fn open(path: &Path, gate: Arc<Mutex<()>>) -> Result<Writer> {
@@ -58,7 +59,7 @@ impl Writer {
 
 /// A batch in progress: the write lock is held until [`finish`] or drop.
 pub(super) struct Batch {
-    conn: Rc<Connection>,
+    pub(super) conn: Rc<Connection>,
     /// Rolled back on drop while `open`.
     open: bool,
     _gate: OwnedMutexGuard<()>,
@@ -72,7 +73,7 @@ impl Drop for Batch {
     }
 }
 
-fn storage_error(error: rusqlite::Error) -> StorageError {
+pub(super) fn storage_error(error: rusqlite::Error) -> StorageError {
     if let rusqlite::Error::SqliteFailure(failure, message) = &error {
         let detail = message.clone().unwrap_or_else(|| failure.to_string());
         match failure.code {
@@ -85,15 +86,23 @@ fn storage_error(error: rusqlite::Error) -> StorageError {
     StorageError::Failed(error.to_string())
 }
 
-pub(super) async fn begin(writer: &Writer, wallet_ids: &[i64], keys: &[(TenantId, &str)], ids_needed: usize) -> Result<(Batch, BatchReads)> {
+/// Takes the write gate and SQLite's write lock.
+pub(super) async fn open_batch(writer: &Writer) -> Result<Batch> {
     let gate = writer.gate.clone().lock_owned().await;
-    let conn = &writer.conn;
     // Waits in SQLite's busy handler if another process is writing.
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(storage_error)?;
-    let batch = Batch { conn: conn.clone(), open: true, _gate: gate };
+    writer.conn.execute_batch("BEGIN IMMEDIATE").map_err(storage_error)?;
+    Ok(Batch { conn: writer.conn.clone(), open: true, _gate: gate })
+}
 
+pub(super) async fn begin(writer: &Writer, wallet_ids: &[i64], keys: &[(TenantId, &str)], ids_needed: usize) -> Result<(Batch, BatchReads)> {
+    let batch = open_batch(writer).await?;
+    let reads = BatchReads { wallets: read_wallets(&batch, wallet_ids)?, earlier: read_keys(&batch, keys)?, transfer_ids: fresh_ids(&batch, ids_needed)? };
+    Ok((batch, reads))
+}
+
+pub(super) fn read_wallets(batch: &Batch, wallet_ids: &[i64]) -> Result<Vec<(TenantId, WalletState)>> {
     let mut wallets = Vec::with_capacity(wallet_ids.len());
-    let mut select = conn.prepare_cached("SELECT tenant_id, currency, balance_minor, floor_minor, entry_seq FROM wallets WHERE id = ?1").map_err(storage_error)?;
+    let mut select = batch.conn.prepare_cached("SELECT tenant_id, currency, balance_minor, floor_minor, entry_seq FROM wallets WHERE id = ?1").map_err(storage_error)?;
     for id in wallet_ids {
         let row = select
             .query_row(params![id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?, r.get::<_, i64>(4)?)))
@@ -104,9 +113,12 @@ pub(super) async fn begin(writer: &Writer, wallet_ids: &[i64], keys: &[(TenantId
             wallets.push((TenantId(tenant), WalletState { id: WalletId(*id), currency, balance_minor, floor_minor, entry_seq }));
         }
     }
+    Ok(wallets)
+}
 
+fn read_keys(batch: &Batch, keys: &[(TenantId, &str)]) -> Result<Vec<StoredTransfer>> {
     let mut earlier = Vec::new();
-    let mut by_key = conn.prepare_cached(&format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE tenant_id = ?1 AND idempotency_key = ?2")).map_err(storage_error)?;
+    let mut by_key = batch.conn.prepare_cached(&format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE tenant_id = ?1 AND idempotency_key = ?2")).map_err(storage_error)?;
     for (tenant, key) in keys {
         let row: Option<TransferRow> = by_key
             .query_row(params![tenant.0, key], |r| {
@@ -118,11 +130,13 @@ pub(super) async fn begin(writer: &Writer, wallet_ids: &[i64], keys: &[(TenantId
             earlier.push(transfer_from_row(row)?);
         }
     }
+    Ok(earlier)
+}
 
-    // Under the write lock nobody else inserts transfers: the ids after the largest are free.
-    let largest: i64 = conn.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM transfers").and_then(|mut s| s.query_row([], |r| r.get(0))).map_err(storage_error)?;
-    let transfer_ids = (1..=ids_needed as i64).map(|i| TransferId(largest + i)).collect();
-    Ok((batch, BatchReads { wallets, earlier, transfer_ids }))
+/// Under the write lock nobody else inserts transfers: the ids after the largest are free.
+pub(super) fn fresh_ids(batch: &Batch, count: usize) -> Result<Vec<TransferId>> {
+    let largest: i64 = batch.conn.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM transfers").and_then(|mut s| s.query_row([], |r| r.get(0))).map_err(storage_error)?;
+    Ok((1..=count as i64).map(|i| TransferId(largest + i)).collect())
 }
 
 pub(super) fn balances_after(batch: &mut Batch, positions: &[(WalletId, i64)]) -> Result<Vec<(TransferId, WalletId, i64)>> {
@@ -162,5 +176,153 @@ pub(super) fn finish(mut batch: Batch, transfers: &[StoredTransfer], entries: &[
     }
     conn.execute_batch("COMMIT").map_err(storage_error)?;
     batch.open = false;
+    Ok(())
+}
+
+/// The reads of a usage batch, under the write lock.
+pub(super) fn usage_reads(batch: &Batch, keys: &super::usage::UsageKeys<'_>) -> Result<super::usage::UsageReads> {
+    use subledger_domain::ids::AccountId;
+    use subledger_domain::usage::RollupAmounts;
+
+    let conn = &batch.conn;
+    let mut accounts = Vec::with_capacity(keys.accounts.len());
+    let mut select_account = conn
+        .prepare_cached(
+            "SELECT a.status, a.billing_mode, a.daily_quota,
+                    (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'primary' AND currency = 'CNY'),
+                    (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'promo' AND currency = 'CNY')
+             FROM accounts a WHERE a.id = ?1 AND a.tenant_id = ?2",
+        )
+        .map_err(storage_error)?;
+    for account in keys.accounts {
+        let row = select_account
+            .query_row(params![account.0, keys.tenant.0], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?, r.get::<_, Option<i64>>(4)?)))
+            .optional()
+            .map_err(storage_error)?;
+        if let Some((status, mode, quota, Some(primary), Some(promo))) = row {
+            accounts.push(super::usage::AccountRow { id: *account, active: status == 1, postpaid: mode == "postpaid", daily_quota: quota, primary: WalletId(primary), promo: WalletId(promo) });
+        }
+    }
+    let mut wallet_ids: Vec<i64> = accounts.iter().flat_map(|a| [a.primary.0, a.promo.0]).chain([keys.revenue.0]).collect();
+    wallet_ids.sort_unstable();
+    wallet_ids.dedup();
+    let wallets = read_wallets(batch, &wallet_ids)?;
+
+    let mut earlier = Vec::new();
+    let mut select_event = conn
+        .prepare_cached("SELECT status, rejection, billable_milli, rated_micros, charge_cents FROM usage_events WHERE tenant_id = ?1 AND event_id = ?2")
+        .map_err(storage_error)?;
+    for id in keys.event_ids {
+        let row = select_event
+            .query_row(params![keys.tenant.0, id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<i64>>(3)?, r.get::<_, Option<i64>>(4)?)))
+            .optional()
+            .map_err(storage_error)?;
+        if let Some((status, rejection, billable, rated, charge)) = row {
+            earlier.push(((*id).to_owned(), super::usage::outcome_from_columns(id, &status, rejection.as_deref(), billable, rated, charge)?));
+        }
+    }
+
+    let mut months = Vec::new();
+    let mut select_month = conn
+        .prepare_cached("SELECT attr, quantity_milli, billable_milli, events, rated_micros, charged_cents FROM usage_monthly WHERE account_id = ?1 AND product_code = ?2 AND month = ?3")
+        .map_err(storage_error)?;
+    for (account, product, month) in keys.months {
+        let rows = select_month
+            .query_map(params![account.0, product, month], |r| {
+                Ok((r.get::<_, String>(0)?, RollupAmounts { quantity_milli: r.get(1)?, billable_milli: r.get(2)?, events: r.get(3)?, rated_micros: r.get(4)?, charged_cents: r.get(5)? }))
+            })
+            .map_err(storage_error)?;
+        for row in rows {
+            let (attr, amounts) = row.map_err(storage_error)?;
+            months.push(((*account, (*product).to_owned(), (*month).to_owned(), attr), amounts));
+        }
+    }
+
+    let mut quota = Vec::new();
+    let mut select_quota = conn.prepare_cached("SELECT used FROM quota_usage WHERE account_id = ?1 AND day = ?2").map_err(storage_error)?;
+    for (account, day) in keys.quota_days {
+        if let Some(used) = select_quota.query_row(params![account.0, day], |r| r.get::<_, i64>(0)).optional().map_err(storage_error)? {
+            quota.push(((AccountId(account.0), (*day).to_owned()), used));
+        }
+    }
+
+    let mut closed_months = Vec::new();
+    let mut select_closed = conn.prepare_cached("SELECT 1 FROM month_closes WHERE tenant_id = ?1 AND month = ?2").map_err(storage_error)?;
+    for month in keys.month_names {
+        if select_closed.query_row(params![keys.tenant.0, month], |_| Ok(())).optional().map_err(storage_error)?.is_some() {
+            closed_months.push((*month).to_owned());
+        }
+    }
+
+    Ok(super::usage::UsageReads { wallets, transfer_ids: fresh_ids(batch, keys.ids_needed)?, earlier, accounts, months, quota, closed_months })
+}
+
+/// The writes of a usage batch, before the charges are posted and committed.
+pub(super) fn usage_writes(batch: &Batch, writes: &super::usage::UsageWrites<'_>) -> Result<()> {
+    let conn = &batch.conn;
+    let tenant = writes.tenant.0;
+    let mut insert_event = conn
+        .prepare_cached(
+            "INSERT INTO usage_events (tenant_id, event_id, account_id, username, product_code, quantity_milli, occurred_at_us, attributes,
+                                       status, rejection, billable_milli, rated_micros, charge_cents, ingested_at_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )
+        .map_err(storage_error)?;
+    for e in writes.events {
+        let (status, rejection, billable, rated, charge) = super::usage::outcome_columns(e.outcome);
+        insert_event
+            .execute(params![
+                tenant,
+                e.event_id,
+                e.account_id.map(|a| a.0),
+                e.username,
+                e.product_code,
+                e.quantity_milli,
+                e.occurred_at_us,
+                e.attributes,
+                status,
+                rejection,
+                billable,
+                rated,
+                charge,
+                writes.ingested_at_us
+            ])
+            .map_err(storage_error)?;
+    }
+    let mut upsert_day = conn
+        .prepare_cached(
+            "INSERT INTO usage_daily (tenant_id, account_id, product_code, day, attr, quantity_milli, billable_milli, events, rated_micros, charged_cents)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (account_id, product_code, day, attr) DO UPDATE SET
+               quantity_milli = quantity_milli + excluded.quantity_milli, billable_milli = billable_milli + excluded.billable_milli,
+               events = events + excluded.events, rated_micros = rated_micros + excluded.rated_micros, charged_cents = charged_cents + excluded.charged_cents",
+        )
+        .map_err(storage_error)?;
+    for ((account, product, day, attr), a) in writes.days {
+        upsert_day
+            .execute(params![tenant, account.0, product, day, attr, a.quantity_milli, a.billable_milli, a.events, a.rated_micros, a.charged_cents])
+            .map_err(storage_error)?;
+    }
+    let mut upsert_month = conn
+        .prepare_cached(
+            "INSERT INTO usage_monthly (tenant_id, account_id, product_code, month, attr, quantity_milli, billable_milli, events, rated_micros, charged_cents, late)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (account_id, product_code, month, attr) DO UPDATE SET
+               quantity_milli = quantity_milli + excluded.quantity_milli, billable_milli = billable_milli + excluded.billable_milli,
+               events = events + excluded.events, rated_micros = rated_micros + excluded.rated_micros, charged_cents = charged_cents + excluded.charged_cents,
+               late = MAX(late, excluded.late)",
+        )
+        .map_err(storage_error)?;
+    for ((account, product, month, attr), a, late) in writes.months {
+        upsert_month
+            .execute(params![tenant, account.0, product, month, attr, a.quantity_milli, a.billable_milli, a.events, a.rated_micros, a.charged_cents, i64::from(*late)])
+            .map_err(storage_error)?;
+    }
+    let mut upsert_quota = conn
+        .prepare_cached("INSERT INTO quota_usage (account_id, day, tenant_id, used) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account_id, day) DO UPDATE SET used = used + excluded.used")
+        .map_err(storage_error)?;
+    for ((account, day), used) in writes.quota {
+        upsert_quota.execute(params![account.0, day, tenant, used]).map_err(storage_error)?;
+    }
     Ok(())
 }

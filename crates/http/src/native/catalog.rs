@@ -1,0 +1,192 @@
+//! `/v1/products`, `/v1/tariffs` and accounts' billing mode.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use subledger_domain::account::Username;
+use subledger_domain::calendar::from_unix_micros;
+use subledger_domain::rating::{Grouping, PriceModel};
+use subledger_service::catalog::{NewProduct, Product, TariffVersion};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, TenantAuth};
+use crate::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct ProductView {
+    pub code: String,
+    pub name: String,
+    /// Unit of the billed quantity (`component` of SendCloud bill lines).
+    pub unit: String,
+    /// SendCloud `orderType` of its bill lines.
+    pub order_type: i64,
+    /// `none`, `country` (events carry attribute `country`) or `item` (attribute `item`).
+    pub grouping: String,
+    pub supplement_order_type: i64,
+    pub refund_order_type: Option<i64>,
+    /// What an event's quantity counts.
+    pub quantity_meaning: String,
+    pub builtin: bool,
+    /// Telephony group (`pstn`, `voip`, `messages`) for telephony items.
+    pub telephony_group: Option<String>,
+}
+
+fn grouping_name(grouping: Grouping) -> &'static str {
+    match grouping {
+        Grouping::None => "none",
+        Grouping::Country => "country",
+        Grouping::Item => "item",
+    }
+}
+
+impl From<&Product> for ProductView {
+    fn from(p: &Product) -> Self {
+        ProductView {
+            code: p.code.clone(),
+            name: p.name.clone(),
+            unit: p.unit.clone(),
+            order_type: p.order_type,
+            grouping: grouping_name(p.grouping).to_owned(),
+            supplement_order_type: p.supplement_order_type,
+            refund_order_type: p.refund_order_type,
+            quantity_meaning: p.quantity_meaning.clone(),
+            builtin: p.builtin,
+            telephony_group: p.telephony.map(|t| t.group.key().to_owned()),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProductList {
+    pub items: Vec<ProductView>,
+}
+
+/// The catalog: built-in products and the tenant's own
+#[utoipa::path(get, path = "/v1/products", tag = "billing", security(("api_token" = [])),
+    responses((status = 200, body = ProductList), (status = 401, body = ErrorBody)))]
+pub async fn list_products(TenantAuth(tenant): TenantAuth, State(state): State<AppState>) -> Result<Json<ProductList>, ApiError> {
+    let products = state.services.products(&tenant).await?;
+    Ok(Json(ProductList { items: products.iter().map(ProductView::from).collect() }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProductBody {
+    pub code: String,
+    pub name: String,
+    pub unit: String,
+    pub order_type: i64,
+    /// `none` (default), `country` or `item`.
+    pub grouping: Option<String>,
+}
+
+/// Add a product of the tenant's own
+#[utoipa::path(post, path = "/v1/products", tag = "billing", security(("api_token" = [])), request_body = NewProductBody,
+    responses((status = 201, body = ProductView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn add_product(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiJson(body): ApiJson<NewProductBody>) -> Result<impl IntoResponse, ApiError> {
+    let grouping = match body.grouping.as_deref().unwrap_or("none") {
+        "none" => Grouping::None,
+        "country" => Grouping::Country,
+        "item" => Grouping::Item,
+        other => return Err(ApiError::bad_request("invalid_grouping", &format!("grouping must be none, country or item, not {other:?}"))),
+    };
+    let product = state.services.add_product(&tenant, NewProduct { code: body.code, name: body.name, unit: body.unit, order_type: body.order_type, grouping }).await?;
+    Ok((StatusCode::CREATED, Json(ProductView::from(&product))))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TariffView {
+    pub tariff_id: i64,
+    pub product: String,
+    /// The account this version overrides the tenant's default for.
+    pub account_id: Option<i64>,
+    /// RFC 3339: from when this version is in force.
+    pub effective_from: String,
+    /// The price model (see `PriceModel` in the docs).
+    #[schema(value_type = Object)]
+    pub model: PriceModel,
+    pub created_at: String,
+}
+
+impl From<&TariffVersion> for TariffView {
+    fn from(v: &TariffVersion) -> Self {
+        TariffView {
+            tariff_id: v.id,
+            product: v.product_code.clone(),
+            account_id: v.account.map(|a| a.0),
+            effective_from: from_unix_micros(v.effective_from_us).to_string(),
+            model: (*v.model).clone(),
+            created_at: from_unix_micros(v.created_at_us).to_string(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TariffList {
+    pub items: Vec<TariffView>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TariffQuery {
+    pub product: Option<String>,
+}
+
+/// Tariff versions (defaults and per-account overrides)
+#[utoipa::path(get, path = "/v1/tariffs", tag = "billing", security(("api_token" = [])), params(TariffQuery),
+    responses((status = 200, body = TariffList), (status = 401, body = ErrorBody)))]
+pub async fn list_tariffs(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiQuery(query): ApiQuery<TariffQuery>) -> Result<Json<TariffList>, ApiError> {
+    let book = state.services.tariff_book(&tenant).await?;
+    let mut items: Vec<TariffView> = book.versions().filter(|v| query.product.as_deref().is_none_or(|p| p == v.product_code)).map(TariffView::from).collect();
+    items.sort_by(|a, b| (a.product.as_str(), a.account_id, a.effective_from.as_str()).cmp(&(b.product.as_str(), b.account_id, b.effective_from.as_str())));
+    Ok(Json(TariffList { items }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTariffBody {
+    pub product: String,
+    /// Override for this account only; without it, the tenant's default.
+    pub username: Option<String>,
+    /// RFC 3339; default: now.
+    pub effective_from: Option<String>,
+    #[schema(value_type = Object)]
+    pub model: serde_json::Value,
+}
+
+pub(super) fn parse_instant(text: &str) -> Result<i64, ApiError> {
+    text.parse::<jiff::Timestamp>().map(|t| t.as_microsecond()).map_err(|e| ApiError::bad_request("invalid_time", &format!("{text:?} is not an RFC 3339 instant: {e}")))
+}
+
+/// Set a tariff version
+#[utoipa::path(post, path = "/v1/tariffs", tag = "billing", security(("api_token" = [])), request_body = NewTariffBody,
+    responses((status = 201, body = TariffView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn set_tariff(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiJson(body): ApiJson<NewTariffBody>) -> Result<impl IntoResponse, ApiError> {
+    let model: PriceModel = serde_json::from_value(body.model).map_err(|e| ApiError::bad_request("invalid_model", &e.to_string()))?;
+    let username = body.username.as_deref().map(Username::parse).transpose().map_err(|e| ApiError::bad_request("invalid_username", &e.to_string()))?;
+    let from = body.effective_from.as_deref().map(parse_instant).transpose()?;
+    let version = state.services.set_tariff(&tenant, &body.product, username.as_ref(), from, model).await?;
+    Ok((StatusCode::CREATED, Json(TariffView::from(&version))))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BillingBody {
+    /// `prepaid` (charged per event) or `postpaid` (charged at month close).
+    pub mode: String,
+}
+
+/// Set how an account pays for usage
+#[utoipa::path(put, path = "/v1/accounts/{username}/billing", tag = "billing", security(("api_token" = [])), params(("username" = String, Path)),
+    request_body = BillingBody, responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn set_billing(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>, ApiJson(body): ApiJson<BillingBody>) -> Result<StatusCode, ApiError> {
+    let postpaid = match body.mode.as_str() {
+        "prepaid" => false,
+        "postpaid" => true,
+        other => return Err(ApiError::bad_request("invalid_mode", &format!("mode must be prepaid or postpaid, not {other:?}"))),
+    };
+    state.services.set_billing_mode(&tenant, &username, postpaid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,245 @@
+//! Products (built-in and the tenant's own) and tariffs (effective-dated, per
+//! tenant with per-account overrides).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use subledger_domain::account::Username;
+use subledger_domain::catalog::{self, BUILTIN, TelephonyItem};
+use subledger_domain::ids::AccountId;
+use subledger_domain::rating::{Grouping, PriceModel};
+use subledger_storage::catalog::{self as store_catalog, NewTariff, ProductRecord};
+use subledger_storage::StorageError;
+
+use crate::error::{Resource, ServiceError, ServiceResult};
+use crate::tenants::Tenant;
+use crate::{Services, now_us};
+
+/// A product as every layer sees it, whichever list it comes from.
+#[derive(Debug, Clone)]
+pub struct Product {
+    pub code: String,
+    pub name: String,
+    pub unit: String,
+    pub order_type: i64,
+    pub grouping: Grouping,
+    pub supplement_order_type: i64,
+    pub refund_order_type: Option<i64>,
+    pub quantity_meaning: String,
+    pub builtin: bool,
+    pub telephony: Option<TelephonyItem>,
+}
+
+impl Product {
+    fn from_builtin(p: &catalog::Product) -> Product {
+        Product {
+            code: p.code.to_owned(),
+            name: p.name.to_owned(),
+            unit: p.unit.to_owned(),
+            order_type: p.order_type,
+            grouping: p.grouping,
+            supplement_order_type: p.supplement,
+            refund_order_type: p.refund,
+            quantity_meaning: p.quantity_meaning.to_owned(),
+            builtin: true,
+            telephony: p.telephony,
+        }
+    }
+
+    fn from_record(r: ProductRecord) -> Product {
+        let grouping = match r.grouping.as_str() {
+            "country" => Grouping::Country,
+            "item" => Grouping::Item,
+            _ => Grouping::None,
+        };
+        Product {
+            code: r.code,
+            name: r.name,
+            unit: r.unit,
+            order_type: r.order_type,
+            grouping,
+            supplement_order_type: catalog::MANUAL_SUPPLEMENT,
+            refund_order_type: None,
+            quantity_meaning: "as the tenant defines it".to_owned(),
+            builtin: false,
+            telephony: None,
+        }
+    }
+
+    /// The line product of this product's bill lines.
+    pub fn line_product(&self) -> subledger_domain::billing::LineProduct {
+        subledger_domain::billing::LineProduct {
+            code: self.code.clone(),
+            order_type: self.order_type,
+            name: self.name.clone(),
+            unit: self.unit.clone(),
+            supplement_order_type: self.supplement_order_type,
+            supplement_name: catalog::adjustment_name(self.supplement_order_type).to_owned(),
+        }
+    }
+}
+
+/// A tenant's own product, as asked for.
+#[derive(Debug, Clone)]
+pub struct NewProduct {
+    pub code: String,
+    pub name: String,
+    pub unit: String,
+    pub order_type: i64,
+    pub grouping: Grouping,
+}
+
+/// One version of a tariff.
+#[derive(Debug, Clone)]
+pub struct TariffVersion {
+    pub id: i64,
+    pub product_code: String,
+    /// `None`: the tenant's default; `Some`: an override for one account.
+    pub account: Option<AccountId>,
+    pub effective_from_us: i64,
+    pub model: Arc<PriceModel>,
+    pub created_at_us: i64,
+}
+
+/// All of a tenant's tariff versions, by product, oldest first.
+#[derive(Debug, Default)]
+pub struct TariffBook {
+    by_product: HashMap<String, Vec<TariffVersion>>,
+}
+
+impl TariffBook {
+    /// The version in force for `account` at `at_us`: its own override if it
+    /// has one in force, else the tenant's default.
+    pub fn in_force(&self, product: &str, account: AccountId, at_us: i64) -> Option<&TariffVersion> {
+        let versions = self.by_product.get(product)?;
+        let latest = |wanted: Option<AccountId>| versions.iter().rev().find(|v| v.account == wanted && v.effective_from_us <= at_us);
+        latest(Some(account)).or_else(|| latest(None))
+    }
+
+    pub fn versions(&self) -> impl Iterator<Item = &TariffVersion> {
+        self.by_product.values().flatten()
+    }
+}
+
+/// Most products a tenant may add.
+pub const TENANT_PRODUCTS_MAX: i64 = 1_000;
+
+impl Services {
+    /// The built-in catalog followed by the tenant's own products.
+    pub async fn products(&self, tenant: &Tenant) -> ServiceResult<Arc<Vec<Product>>> {
+        if let Some(products) = self.caches.products(tenant.id) {
+            return Ok(products);
+        }
+        let mut products: Vec<Product> = BUILTIN.iter().map(Product::from_builtin).collect();
+        products.extend(store_catalog::products(&self.store, tenant.id).await?.into_iter().map(Product::from_record));
+        let products = Arc::new(products);
+        self.caches.remember_products(tenant.id, products.clone());
+        Ok(products)
+    }
+
+    pub async fn product(&self, tenant: &Tenant, code: &str) -> ServiceResult<Product> {
+        self.products(tenant).await?.iter().find(|p| p.code == code).cloned().ok_or(ServiceError::NotFound(Resource::Product))
+    }
+
+    pub async fn add_product(&self, tenant: &Tenant, product: NewProduct) -> ServiceResult<Product> {
+        if !catalog::is_valid_code(&product.code) {
+            return Err(ServiceError::Invalid { field: "code", reason: "must be 2-40 lowercase letters, digits or _, a letter first".to_owned() });
+        }
+        if product.name.trim().is_empty() || product.name.chars().count() > 100 || product.unit.trim().is_empty() || product.unit.chars().count() > 20 {
+            return Err(ServiceError::Invalid { field: "product", reason: "name (1-100 characters) and unit (1-20) are required".to_owned() });
+        }
+        if !(1..=9_999).contains(&product.order_type) {
+            return Err(ServiceError::Invalid { field: "order_type", reason: "must be from 1 to 9999".to_owned() });
+        }
+        let existing = self.products(tenant).await?;
+        if existing.iter().any(|p| p.code == product.code) {
+            return Err(ServiceError::Conflict("a product with this code exists"));
+        }
+        if existing.iter().filter(|p| !p.builtin).count() as i64 >= TENANT_PRODUCTS_MAX {
+            return Err(ServiceError::Invalid { field: "product", reason: format!("a tenant may add at most {TENANT_PRODUCTS_MAX} products") });
+        }
+        let record = ProductRecord {
+            code: product.code,
+            name: product.name.trim().to_owned(),
+            unit: product.unit.trim().to_owned(),
+            order_type: product.order_type,
+            grouping: match product.grouping {
+                Grouping::None => "none",
+                Grouping::Country => "country",
+                Grouping::Item => "item",
+            }
+            .to_owned(),
+            created_at_us: now_us(),
+        };
+        let mut tx = self.store.begin_write().await?;
+        store_catalog::insert_product(&mut tx, tenant.id, &record).await.map_err(|e| match e {
+            StorageError::UniqueViolation { .. } => ServiceError::Conflict("a product with this code exists"),
+            other => other.into(),
+        })?;
+        tx.commit().await?;
+        self.caches.forget_catalog(tenant.id);
+        Ok(Product::from_record(record))
+    }
+
+    /// The tenant's tariff versions (cached; dropped when a tariff changes here).
+    pub async fn tariff_book(&self, tenant: &Tenant) -> ServiceResult<Arc<TariffBook>> {
+        if let Some(book) = self.caches.tariffs(tenant.id) {
+            return Ok(book);
+        }
+        let mut book = TariffBook::default();
+        for record in store_catalog::tariffs(&self.store, tenant.id).await? {
+            let model: PriceModel = serde_json::from_str(&record.model).map_err(|e| ServiceError::Storage(StorageError::Corrupt(format!("tariff {}: {e}", record.id))))?;
+            book.by_product.entry(record.product_code.clone()).or_default().push(TariffVersion {
+                id: record.id,
+                product_code: record.product_code,
+                account: record.account_id.map(AccountId),
+                effective_from_us: record.effective_from_us,
+                model: Arc::new(model),
+                created_at_us: record.created_at_us,
+            });
+        }
+        let book = Arc::new(book);
+        self.caches.remember_tariffs(tenant.id, book.clone());
+        Ok(book)
+    }
+
+    /// Adds a tariff version: from `effective_from_us` on (default: now), for
+    /// all the tenant's accounts or, with `account`, as that account's override.
+    /// Events already rated keep their price; monthly models are settled at
+    /// close with the version in force at the end of the month.
+    pub async fn set_tariff(&self, tenant: &Tenant, product_code: &str, account: Option<&Username>, effective_from_us: Option<i64>, model: PriceModel) -> ServiceResult<TariffVersion> {
+        let product = self.product(tenant, product_code).await?;
+        model.validate().map_err(|e| ServiceError::Invalid { field: "model", reason: e.to_string() })?;
+        let needs = model.grouping();
+        if needs != Grouping::None && needs != product.grouping {
+            return Err(ServiceError::Invalid { field: "model", reason: format!("product {} is not grouped the way this model needs ({needs:?})", product.code) });
+        }
+        let account = match account {
+            Some(username) => Some(self.account(tenant, username.as_str()).await?.id),
+            None => None,
+        };
+        let now = now_us();
+        let effective_from_us = effective_from_us.unwrap_or(now);
+        let model_json = serde_json::to_string(&model).expect("price models serialize");
+        let mut tx = self.store.begin_write().await?;
+        let id = store_catalog::insert_tariff(&mut tx, &NewTariff { tenant: tenant.id, account, product_code, effective_from_us, model: &model_json, now_us: now })
+            .await
+            .map_err(|e| match e {
+                StorageError::UniqueViolation { .. } => ServiceError::Conflict("a version of this tariff starts at the same instant"),
+                other => other.into(),
+            })?;
+        tx.commit().await?;
+        self.caches.forget_catalog(tenant.id);
+        Ok(TariffVersion { id, product_code: product_code.to_owned(), account, effective_from_us, model: Arc::new(model), created_at_us: now })
+    }
+
+    /// Whether an account pays per event (prepaid) or at month close (postpaid).
+    pub async fn set_billing_mode(&self, tenant: &Tenant, username: &str, postpaid: bool) -> ServiceResult<()> {
+        let mut tx = self.store.begin_write().await?;
+        if !store_catalog::set_billing_mode(&mut tx, tenant.id, username, if postpaid { "postpaid" } else { "prepaid" }, now_us()).await? {
+            return Err(ServiceError::NotFound(Resource::Account));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,290 @@
+//! Usage ingestion: validate and resolve a batch of events, then have the
+//! ledger worker rate, count, charge and record it in one transaction.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use subledger_domain::calendar::from_unix_micros;
+use subledger_domain::ids::{AccountId, TenantId, WalletId};
+use subledger_domain::ledger::{Book, TransferKind, WalletPurpose};
+use subledger_domain::money::Currency;
+use subledger_domain::rating::{Grouping, Quantity};
+use subledger_domain::usage::{self as engine, AccountTerms, BatchState, EventInput, MonthRollup, Outcome, UsageRejection};
+use subledger_storage::ledger::usage::{self as store_usage, NewUsageEvent, UsageKeys, UsageWrites};
+use subledger_storage::ledger::{LedgerWriter, NewEntry, StoredTransfer};
+use subledger_storage::wallets::{self as store_wallets, WalletOwner};
+use subledger_storage::{StorageError, catalog as store_catalog};
+
+use crate::error::{Resource, ServiceError, ServiceResult};
+use crate::tenants::Tenant;
+use crate::{Services, now_us};
+
+/// Most events one batch may carry.
+pub const USAGE_BATCH_MAX: usize = 1_000;
+/// Longest event id, in bytes.
+pub const EVENT_ID_BYTES_MAX: usize = 128;
+/// Most attributes per event, and the longest attribute name and value.
+pub const ATTRIBUTES_MAX: usize = 16;
+pub const ATTRIBUTE_BYTES_MAX: usize = 256;
+/// How far in the future an event may claim to have occurred (clock skew).
+pub const FUTURE_TOLERANCE_US: i64 = 5 * 60 * 1_000_000;
+
+/// One event as received, already parsed at the edge.
+#[derive(Debug, Clone)]
+pub struct UsageEventIn {
+    pub id: String,
+    pub username: String,
+    pub product: String,
+    pub quantity: Quantity,
+    pub occurred_at_us: i64,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The answer for one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageResult {
+    pub id: String,
+    pub outcome: Outcome,
+    /// True when the id was seen before: `outcome` is the first one.
+    pub duplicate: bool,
+}
+
+/// What the worker needs to run a batch.
+pub struct UsageJob {
+    pub tenant: TenantId,
+    pub revenue: WalletId,
+    pub events: Vec<EventInput>,
+    pub raw: Vec<RawEvent>,
+}
+
+/// What is stored of an event besides its outcome.
+pub struct RawEvent {
+    pub username: String,
+    pub quantity_milli: i64,
+    pub occurred_at_us: i64,
+    pub attributes: Option<String>,
+}
+
+impl Services {
+    /// Ingests a batch: each event is answered on its own (accepted with its
+    /// charge, duplicate with its first outcome, or rejected with a reason),
+    /// and the batch is recorded in one transaction — never half of it.
+    pub async fn ingest_usage(&self, tenant: &Tenant, events: Vec<UsageEventIn>) -> ServiceResult<Vec<UsageResult>> {
+        if events.len() > USAGE_BATCH_MAX {
+            return Err(ServiceError::Invalid { field: "events", reason: format!("a batch holds at most {USAGE_BATCH_MAX} events") });
+        }
+        for event in &events {
+            validate_event(event)?;
+        }
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let products = self.products(tenant).await?;
+        let tariffs = self.tariff_book(tenant).await?;
+        let accounts = self.account_ids(tenant, events.iter().map(|e| e.username.as_str())).await?;
+        let revenue = self.revenue_wallet(tenant).await?;
+        let now = now_us();
+
+        let mut inputs = Vec::with_capacity(events.len());
+        let mut raw = Vec::with_capacity(events.len());
+        for event in &events {
+            let at = from_unix_micros(event.occurred_at_us);
+            let day = tenant.timezone.day_of(at);
+            let product = products.iter().find(|p| p.code == event.product);
+            let account = accounts.get(event.username.as_str()).copied().ok_or(UsageRejection::UnknownAccount);
+            let (attr, country) = match product.map(|p| p.grouping) {
+                Some(Grouping::Country) => {
+                    let country = event.attributes.get("country").and_then(|c| c.parse::<i64>().ok());
+                    (country.map(|c| c.to_string()).unwrap_or_default(), country)
+                }
+                Some(Grouping::Item) => (event.attributes.get("item").cloned().unwrap_or_default(), None),
+                _ => (String::new(), None),
+            };
+            let pre_check = if product.is_none() {
+                Err(UsageRejection::UnknownProduct)
+            } else if product.is_some_and(|p| p.grouping != Grouping::None) && attr.is_empty() {
+                Err(UsageRejection::MissingAttribute)
+            } else if event.quantity.milli() == 0 {
+                Err(UsageRejection::InvalidQuantity)
+            } else if event.occurred_at_us > now + FUTURE_TOLERANCE_US {
+                Err(UsageRejection::InFuture)
+            } else {
+                account
+            };
+            let model = pre_check.ok().and_then(|account| tariffs.in_force(&event.product, account, event.occurred_at_us)).map(|v| v.model.clone());
+            inputs.push(EventInput {
+                event_id: event.id.clone(),
+                account: pre_check,
+                product: event.product.clone(),
+                quantity: event.quantity,
+                day: day.to_string(),
+                month: day.month().to_string(),
+                attr,
+                country,
+                model,
+            });
+            raw.push(RawEvent {
+                username: event.username.clone(),
+                quantity_milli: event.quantity.milli(),
+                occurred_at_us: event.occurred_at_us,
+                attributes: (!event.attributes.is_empty()).then(|| serde_json::to_string(&event.attributes).expect("string maps serialize")),
+            });
+        }
+        let outcomes = self.ledger.submit_usage(UsageJob { tenant: tenant.id, revenue, events: inputs, raw }).await?;
+        Ok(events.into_iter().zip(outcomes).map(|(event, (outcome, duplicate))| UsageResult { id: event.id, outcome, duplicate }).collect())
+    }
+
+    /// Account ids of usernames (the mapping never changes, so it is cached).
+    async fn account_ids<'a>(&self, tenant: &Tenant, usernames: impl Iterator<Item = &'a str>) -> ServiceResult<HashMap<String, AccountId>> {
+        let mut found = HashMap::new();
+        let mut missing: Vec<&str> = Vec::new();
+        for name in usernames {
+            if found.contains_key(name) || missing.contains(&name) {
+                continue;
+            }
+            match self.caches.account_id(tenant.id, name) {
+                Some(id) => {
+                    found.insert(name.to_owned(), id);
+                }
+                None => missing.push(name),
+            }
+        }
+        if !missing.is_empty() {
+            for (name, id) in store_catalog::account_ids(&self.store, tenant.id, &missing).await? {
+                self.caches.remember_account_id(tenant.id, name.clone(), id);
+                found.insert(name, id);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The tenant's revenue wallet in CNY, where usage charges go.
+    pub(crate) async fn revenue_wallet(&self, tenant: &Tenant) -> ServiceResult<WalletId> {
+        let found = store_wallets::find(&self.store, WalletOwner::Tenant(tenant.id), WalletPurpose::Revenue, Currency::Cny).await?;
+        Ok(found.ok_or(ServiceError::NotFound(Resource::Wallet))?.id)
+    }
+}
+
+fn validate_event(event: &UsageEventIn) -> ServiceResult<()> {
+    let invalid = |reason: String| Err(ServiceError::Invalid { field: "event", reason });
+    if event.id.is_empty() || event.id.len() > EVENT_ID_BYTES_MAX || event.id.chars().any(char::is_control) {
+        return invalid(format!("event ids are 1 to {EVENT_ID_BYTES_MAX} bytes without control characters"));
+    }
+    if event.username.is_empty() || event.username.len() > 64 || event.product.is_empty() || event.product.len() > 64 {
+        return invalid(format!("event {}: account and product are required", event.id));
+    }
+    if event.attributes.len() > ATTRIBUTES_MAX || event.attributes.iter().any(|(k, v)| k.is_empty() || k.len() > 64 || v.len() > ATTRIBUTE_BYTES_MAX) {
+        return invalid(format!("event {}: at most {ATTRIBUTES_MAX} attributes, names up to 64 bytes, values up to {ATTRIBUTE_BYTES_MAX}", event.id));
+    }
+    Ok(())
+}
+
+/// Runs a usage batch on the ledger writer: one transaction.
+pub(crate) async fn run_usage_job(writer: &LedgerWriter, job: &UsageJob) -> Result<Vec<(Outcome, bool)>, StorageError> {
+    let mut accounts: Vec<AccountId> = job.events.iter().filter_map(|e| e.account.ok()).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    let event_ids: Vec<&str> = job.events.iter().map(|e| e.event_id.as_str()).collect();
+    let mut month_keys: Vec<(AccountId, &str, &str)> = job.events.iter().filter_map(|e| Some((e.account.ok()?, e.product.as_str(), e.month.as_str()))).collect();
+    month_keys.sort_unstable();
+    month_keys.dedup();
+    let mut quota_days: Vec<(AccountId, &str)> = job.events.iter().filter_map(|e| Some((e.account.ok()?, e.day.as_str()))).collect();
+    quota_days.sort_unstable();
+    quota_days.dedup();
+    let mut month_names: Vec<&str> = job.events.iter().map(|e| e.month.as_str()).collect();
+    month_names.sort_unstable();
+    month_names.dedup();
+    let keys = UsageKeys {
+        tenant: job.tenant,
+        event_ids: &event_ids,
+        accounts: &accounts,
+        months: &month_keys,
+        quota_days: &quota_days,
+        month_names: &month_names,
+        revenue: job.revenue,
+        ids_needed: accounts.len() * 2,
+    };
+    let (tx, reads) = store_usage::begin_usage(writer, &keys).await?;
+
+    if reads.wallets.iter().any(|(tenant, _)| *tenant != job.tenant) {
+        return Err(StorageError::Corrupt("a usage batch named a wallet of another tenant".to_owned()));
+    }
+    let seqs_as_read: HashMap<WalletId, i64> = reads.wallets.iter().map(|(_, w)| (w.id, w.entry_seq)).collect();
+    let mut months: HashMap<(AccountId, String, String), MonthRollup> = HashMap::new();
+    for ((account, product, month, attr), amounts) in reads.months {
+        months.entry((account, product, month)).or_default().by_attr.insert(attr, amounts);
+    }
+    let closed: HashSet<String> = reads.closed_months.into_iter().collect();
+    let mut state = BatchState {
+        earlier: reads.earlier.into_iter().collect(),
+        accounts: reads
+            .accounts
+            .iter()
+            .map(|a| (a.id, AccountTerms { id: a.id, active: a.active, postpaid: a.postpaid, daily_quota: a.daily_quota, primary: a.primary, promo: a.promo }))
+            .collect(),
+        months,
+        quota_used: reads.quota.into_iter().collect(),
+        book: Book::new(reads.wallets.into_iter().map(|(_, w)| w)),
+        revenue: job.revenue,
+        currency: Currency::Cny,
+    };
+    let changes = engine::ingest(&job.events, &mut state);
+
+    // The charges, through the same ledger rules as every transfer.
+    let now = now_us();
+    let mut fresh_ids = reads.transfer_ids.into_iter();
+    let mut transfers = Vec::with_capacity(changes.debits.len());
+    let mut entries = Vec::with_capacity(changes.debits.len() * 2);
+    for debit in &changes.debits {
+        let posted = state.book.apply(debit).map_err(|reason| StorageError::Corrupt(format!("a usage charge the engine accepted was refused: {reason}")))?;
+        let id = fresh_ids.next().ok_or_else(|| StorageError::Corrupt("not enough transfer ids for the usage charges".to_owned()))?;
+        for line in [posted.debit, posted.credit] {
+            entries.push(NewEntry { wallet: line.wallet, seq: line.seq, tenant_id: job.tenant, transfer_id: id, amount_minor: line.amount_minor, balance_after_minor: line.balance_after_minor, created_at_us: now });
+        }
+        transfers.push(StoredTransfer {
+            id,
+            tenant_id: job.tenant,
+            idempotency_key: None,
+            fingerprint: format!("charge:{}>{}:{}:{}", debit.debit, debit.credit, debit.amount.minor(), debit.currency),
+            outcome: Ok(()),
+            kind: TransferKind::Charge,
+            debit: debit.debit,
+            credit: debit.credit,
+            amount_minor: debit.amount.minor(),
+            currency: debit.currency,
+            memo: Some("usage".to_owned()),
+            created_at_us: now,
+            entry_seqs: Some((posted.debit.seq, posted.credit.seq)),
+        });
+    }
+    let mut touched: Vec<WalletId> = entries.iter().map(|e| e.wallet).collect();
+    touched.sort_unstable();
+    touched.dedup();
+    let wallets: Vec<_> = touched.iter().map(|id| (state.book.wallet(*id).expect("charged wallets were read"), seqs_as_read[id])).collect();
+
+    let new_events: Vec<NewUsageEvent> = job
+        .events
+        .iter()
+        .zip(&job.raw)
+        .zip(&changes.outcomes)
+        .filter(|(_, (_, duplicate))| !duplicate)
+        .map(|((event, raw), (outcome, _))| NewUsageEvent {
+            event_id: &event.event_id,
+            account_id: event.account.ok(),
+            username: &raw.username,
+            product_code: &event.product,
+            quantity_milli: raw.quantity_milli,
+            occurred_at_us: raw.occurred_at_us,
+            attributes: raw.attributes.as_deref(),
+            outcome,
+        })
+        .collect();
+    let days: Vec<_> = changes.days.iter().collect();
+    let month_rows: Vec<_> = changes.months.iter().map(|(key, amounts)| (key, amounts, closed.contains(&key.2))).collect();
+    let quota: Vec<_> = changes.quota.iter().map(|(key, used)| (key, *used)).collect();
+    let writes = UsageWrites { tenant: job.tenant, ingested_at_us: now, events: &new_events, days: &days, months: &month_rows, quota: &quota };
+    store_usage::finish_usage(tx, &writes, &transfers, &entries, &wallets).await?;
+    Ok(changes.outcomes)
+}
+
+/// Shared by the ledger module: answers a job's caller.
+pub(crate) type UsageReply = tokio::sync::oneshot::Sender<ServiceResult<Vec<(Outcome, bool)>>>;

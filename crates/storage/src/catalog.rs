@@ -1,0 +1,102 @@
+//! Tenant products and tariff versions.
+
+use subledger_domain::ids::{AccountId, TenantId};
+
+use crate::{Result, Store, WriteTx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProductRecord {
+    pub code: String,
+    pub name: String,
+    pub unit: String,
+    pub order_type: i64,
+    pub grouping: String,
+    pub created_at_us: i64,
+}
+
+pub async fn insert_product(tx: &mut WriteTx, tenant: TenantId, product: &ProductRecord) -> Result<()> {
+    sqlx::query("INSERT INTO products (tenant_id, code, name, unit, order_type, grouping, created_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(tenant.0)
+        .bind(&product.code)
+        .bind(&product.name)
+        .bind(&product.unit)
+        .bind(product.order_type)
+        .bind(&product.grouping)
+        .bind(product.created_at_us)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+pub async fn products(store: &Store, tenant: TenantId) -> Result<Vec<ProductRecord>> {
+    Ok(sqlx::query_as("SELECT code, name, unit, order_type, grouping, created_at_us FROM products WHERE tenant_id = $1 ORDER BY code")
+        .bind(tenant.0)
+        .fetch_all(store.reader())
+        .await?)
+}
+
+/// A version of a tariff. `model` is the JSON of a `PriceModel`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TariffRecord {
+    pub id: i64,
+    pub account_id: Option<i64>,
+    pub product_code: String,
+    pub effective_from_us: i64,
+    pub model: String,
+    pub created_at_us: i64,
+}
+
+pub struct NewTariff<'a> {
+    pub tenant: TenantId,
+    pub account: Option<AccountId>,
+    pub product_code: &'a str,
+    pub effective_from_us: i64,
+    pub model: &'a str,
+    pub now_us: i64,
+}
+
+pub async fn insert_tariff(tx: &mut WriteTx, tariff: &NewTariff<'_>) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO tariffs (tenant_id, account_id, product_code, effective_from_us, model, created_at_us) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(tariff.tenant.0)
+    .bind(tariff.account.map(|a| a.0))
+    .bind(tariff.product_code)
+    .bind(tariff.effective_from_us)
+    .bind(tariff.model)
+    .bind(tariff.now_us)
+    .fetch_one(tx.conn())
+    .await?)
+}
+
+/// Every version of the tenant's tariffs (defaults and overrides), oldest first.
+pub async fn tariffs(store: &Store, tenant: TenantId) -> Result<Vec<TariffRecord>> {
+    Ok(sqlx::query_as(
+        "SELECT id, account_id, product_code, effective_from_us, model, created_at_us FROM tariffs WHERE tenant_id = $1 ORDER BY product_code, effective_from_us, id",
+    )
+    .bind(tenant.0)
+    .fetch_all(store.reader())
+    .await?)
+}
+
+/// Account ids of these usernames in the tenant (absent names are left out).
+pub async fn account_ids(store: &Store, tenant: TenantId, usernames: &[&str]) -> Result<Vec<(String, AccountId)>> {
+    let names = serde_json::Value::Array(usernames.iter().map(|u| serde_json::Value::String((*u).to_owned())).collect()).to_string();
+    let sql = match store.backend() {
+        crate::Backend::Sqlite => "SELECT username, id FROM accounts WHERE tenant_id = $1 AND username IN (SELECT value FROM json_each($2))",
+        crate::Backend::Postgres => "SELECT username, id FROM accounts WHERE tenant_id = $1 AND username = ANY(ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))",
+    };
+    let rows: Vec<(String, i64)> = sqlx::query_as(sql).bind(tenant.0).bind(names).fetch_all(store.reader()).await?;
+    Ok(rows.into_iter().map(|(name, id)| (name, AccountId(id))).collect())
+}
+
+pub async fn set_billing_mode(tx: &mut WriteTx, tenant: TenantId, username: &str, mode: &str, now_us: i64) -> Result<bool> {
+    let done = sqlx::query("UPDATE accounts SET billing_mode = $3, updated_at_us = $4 WHERE tenant_id = $1 AND username = $2")
+        .bind(tenant.0)
+        .bind(username)
+        .bind(mode)
+        .bind(now_us)
+        .execute(tx.conn())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
