@@ -360,7 +360,7 @@ pub struct MonthUsage {
 }
 
 /// One line of a rating's detail: what each part of the month costs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DetailLine {
     Tier { level: usize, min: Quantity, max: Option<Quantity>, unit: Quantity, price: UnitPrice, count: Quantity, money_micros: i64 },

@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{Resource, ServiceError, ServiceResult};
 use crate::metrics::LedgerMetrics;
+use crate::billing::{CloseJob, CloseReport, run_close_job};
 use crate::usage::{UsageJob, UsageReply, run_usage_job};
 
 /// Limits of the batcher.
@@ -121,6 +122,7 @@ struct Pending {
 enum Work {
     Transfer(Pending),
     Usage(UsageJob, UsageReply),
+    Close(CloseJob, oneshot::Sender<ServiceResult<CloseReport>>),
 }
 
 /// Handle to the batching worker. Cloning it is cheap; the worker stops once
@@ -168,6 +170,13 @@ impl Ledger {
         answer.await.map_err(|_| ServiceError::Unavailable("the ledger stopped before answering"))?
     }
 
+    /// Closes a month on the worker, in a transaction of its own.
+    pub(crate) async fn submit_close(&self, job: CloseJob) -> ServiceResult<CloseReport> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Work::Close(job, reply)).await.map_err(|_| ServiceError::Unavailable("the ledger is shutting down"))?;
+        answer.await.map_err(|_| ServiceError::Unavailable("the ledger stopped before answering"))?
+    }
+
     /// Runs a usage batch on the worker, in a transaction of its own.
     pub(crate) async fn submit_usage(&self, job: UsageJob) -> ServiceResult<Vec<(subledger_domain::usage::Outcome, bool)>> {
         let (reply, answer) = oneshot::channel();
@@ -192,6 +201,7 @@ async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: Le
                 let _ = match work {
                     Work::Transfer(pending) => pending.reply.send(Err(refusal)).map_err(|_| ()),
                     Work::Usage(_, reply) => reply.send(Err(refusal)).map_err(|_| ()),
+                    Work::Close(_, reply) => reply.send(Err(refusal)).map_err(|_| ()),
                 };
             }
             return;
@@ -210,10 +220,12 @@ async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: Le
                 }
                 let mut batch = Vec::with_capacity(work.len());
                 let mut jobs = Vec::new();
+                let mut closes = Vec::new();
                 for item in work {
                     match item {
                         Work::Transfer(pending) => batch.push(pending),
                         Work::Usage(job, reply) => jobs.push((job, reply)),
+                        Work::Close(job, reply) => closes.push((job, reply)),
                     }
                 }
                 let (writer, config, metrics) = (writer.clone(), config.clone(), metrics.clone());
@@ -224,6 +236,9 @@ async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: Le
                     for (job, reply) in jobs {
                         let _ = reply.send(run_job(&job, &writer, &config, &metrics).await);
                     }
+                    for (job, reply) in closes {
+                        let _ = reply.send(run_close(&job, &writer, &config).await);
+                    }
                     drop(permit);
                 });
             }
@@ -232,6 +247,25 @@ async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: Le
         })
         .await;
     tracing::debug!("ledger worker stopped: queue closed and drained");
+}
+
+/// Runs a close, again after transient conflicts (another process closing
+/// the same month makes this one find it closed).
+async fn run_close(job: &CloseJob, writer: &LedgerWriter, config: &LedgerConfig) -> ServiceResult<CloseReport> {
+    let mut attempt = 0;
+    loop {
+        match run_close_job(writer, job).await {
+            Ok(report) => return Ok(report),
+            Err(error) if attempt < config.retries_max && is_retryable(&error) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 5)).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, month = %job.month, "month close failed; nothing of it was written");
+                return Err(ServiceError::Storage(error));
+            }
+        }
+    }
 }
 
 /// Runs a usage job, again after transient conflicts.

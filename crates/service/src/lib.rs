@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod billing;
 mod cache;
 pub mod catalog;
 mod error;

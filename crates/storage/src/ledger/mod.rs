@@ -7,6 +7,7 @@
 //! transfer posts, which replays) is the service layer's; storage only reads
 //! under lock and writes what it is given.
 
+pub mod close;
 mod postgres;
 mod sqlite;
 pub mod usage;

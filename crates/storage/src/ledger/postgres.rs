@@ -279,3 +279,146 @@ pub(super) async fn usage_writes(batch: &mut Batch, writes: &super::usage::Usage
     }
     Ok(())
 }
+
+const CLOSE_ROW: &str = "json_build_array(account_id, product_code, month, attr, quantity_milli, billable_milli, events, rated_micros, charged_cents)";
+
+fn month_rows(text: &str) -> Result<Vec<super::close::MonthRow>> {
+    use subledger_domain::ids::AccountId;
+    use subledger_domain::usage::RollupAmounts;
+    Ok(parse_json::<Vec<(i64, String, String, String, i64, i64, i64, i64, i64)>>(text, "month rows")?
+        .into_iter()
+        .map(|(account, product, month, attr, quantity_milli, billable_milli, events, rated_micros, charged_cents)| super::close::MonthRow {
+            account: AccountId(account),
+            product,
+            month,
+            attr,
+            amounts: RollupAmounts { quantity_milli, billable_milli, events, rated_micros, charged_cents },
+        })
+        .collect())
+}
+
+fn totals(text: &str, what: &str) -> Result<super::close::ProductTotals> {
+    use subledger_domain::ids::AccountId;
+    Ok(parse_json::<Vec<(i64, String, i64)>>(text, what)?.into_iter().map(|(account, product, cents)| ((AccountId(account), product), cents)).collect())
+}
+
+/// Begins a month close: a transaction holding the tenant row (so two
+/// processes closing the same month take turns), then the reads.
+pub(super) async fn close_begin(store: &Store, tenant: TenantId, month: &str) -> Result<(Batch, super::close::CloseReads)> {
+    use subledger_domain::ids::AccountId;
+    let mut batch = Batch::Locked(store.writer().begin().await?);
+    sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE").bind(tenant.0).execute(batch.conn()).await?;
+    let sql = format!(
+        "SELECT
+          EXISTS (SELECT 1 FROM month_closes WHERE tenant_id = $1 AND month = $2),
+          (SELECT COALESCE(json_agg({CLOSE_ROW})::text, '[]') FROM usage_monthly WHERE tenant_id = $1 AND month = $2),
+          (SELECT COALESCE(json_agg({CLOSE_ROW})::text, '[]') FROM usage_monthly WHERE tenant_id = $1 AND late = 1 AND month < $2),
+          (SELECT COALESCE(json_agg(json_build_array(account_id, product_code, for_month, q, m))::text, '[]') FROM
+             (SELECT account_id, product_code, for_month, SUM(quantity_milli)::bigint AS q, SUM(money_cents)::bigint AS m FROM bill_lines
+              WHERE tenant_id = $1 AND for_month IN (SELECT DISTINCT month FROM usage_monthly WHERE tenant_id = $1 AND late = 1 AND month < $2)
+              GROUP BY account_id, product_code, for_month) AS previous),
+          (SELECT COALESCE(json_agg(json_build_array(account_id, product_code, c))::text, '[]') FROM
+             (SELECT account_id, product_code, SUM(money_cents)::bigint AS c FROM bill_lines WHERE tenant_id = $1 GROUP BY account_id, product_code) AS billed),
+          (SELECT COALESCE(json_agg(json_build_array(account_id, product_code, c))::text, '[]') FROM
+             (SELECT account_id, product_code, SUM(charged_cents)::bigint AS c FROM usage_monthly WHERE tenant_id = $1 AND month <= $2 GROUP BY account_id, product_code) AS charged),
+          (SELECT COALESCE(json_agg(json_build_array(account_id, product_code, c))::text, '[]') FROM
+             (SELECT account_id, product_code, SUM(amount_cents)::bigint AS c FROM settlements WHERE tenant_id = $1 AND status = 'posted' GROUP BY account_id, product_code) AS settled)"
+    );
+    let (closed, month_json, late_json, previous_json, billed, charged, settled): (bool, String, String, String, String, String, String) =
+        sqlx::query_as(&sql).bind(tenant.0).bind(month).fetch_one(batch.conn()).await?;
+    let previous_billed = parse_json::<Vec<(i64, String, String, i64, i64)>>(&previous_json, "previous bills")?
+        .into_iter()
+        .map(|(account, product, for_month, quantity, cents)| ((AccountId(account), product, for_month), (quantity, cents)))
+        .collect();
+    let reads = super::close::CloseReads {
+        already_closed: closed,
+        month_rows: month_rows(&month_json)?,
+        late_rows: month_rows(&late_json)?,
+        previous_billed,
+        billed: totals(&billed, "billed")?,
+        charged: totals(&charged, "charged")?,
+        settled: totals(&settled, "settled")?,
+    };
+    Ok((batch, reads))
+}
+
+pub(super) async fn settlement_wallets(batch: &mut Batch, tenant: TenantId, accounts: &[subledger_domain::ids::AccountId], revenue: WalletId, ids_needed: usize) -> Result<super::close::SettlementWallets> {
+    use subledger_domain::ids::AccountId;
+    let account_ids: Vec<i64> = accounts.iter().map(|a| a.0).collect();
+    let text: String = sqlx::query_scalar(USAGE_ACCOUNTS).bind(tenant.0).bind(json!(account_ids).to_string()).fetch_one(batch.conn()).await?;
+    let found: Vec<(AccountId, WalletId, WalletId)> = parse_json::<Vec<(i64, i64, String, i64, Option<i64>, Option<i64>)>>(&text, "accounts")?
+        .into_iter()
+        .filter_map(|(id, _, _, _, primary, promo)| Some((AccountId(id), WalletId(primary?), WalletId(promo?))))
+        .collect();
+    let mut ids: Vec<i64> = found.iter().flat_map(|(_, p, q)| [p.0, q.0]).chain([revenue.0]).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let (wallets, _, transfer_ids): (String, String, String) =
+        sqlx::query_as(READS_LOCKED).bind(json!(ids).to_string()).bind("[]").bind(ids_needed as i64).fetch_one(batch.conn()).await?;
+    Ok(super::close::SettlementWallets {
+        accounts: found,
+        wallets: parse_wallets(parse_json(&wallets, "locked wallets")?)?,
+        transfer_ids: parse_json::<Vec<i64>>(&transfer_ids, "transfer ids")?.into_iter().map(TransferId).collect(),
+    })
+}
+
+const CLOSE_WRITES: &str = "WITH new_bills AS (
+      INSERT INTO bills (tenant_id, account_id, month, total_cents, created_at_us)
+      SELECT $1, (r->>0)::bigint, $2, (r->>1)::bigint, $3 FROM jsonb_array_elements($4::jsonb) AS r RETURNING 1),
+    new_lines AS (
+      INSERT INTO bill_lines (tenant_id, account_id, month, line_no, kind, for_month, product_code, order_type, description, unit,
+                              quantity_milli, money_cents, previous_quantity_milli, previous_money_cents, detail)
+      SELECT $1, (r->>0)::bigint, $2, (r->>1)::bigint, r->>2, r->>3, r->>4, (r->>5)::bigint, r->>6, r->>7, (r->>8)::bigint, (r->>9)::bigint, (r->>10)::bigint, (r->>11)::bigint, r->>12
+      FROM jsonb_array_elements($5::jsonb) AS r RETURNING 1),
+    new_settlements AS (
+      INSERT INTO settlements (tenant_id, account_id, product_code, month, order_type, amount_cents, status, transfer_id, created_at_us)
+      SELECT $1, (r->>0)::bigint, r->>1, $2, (r->>2)::bigint, (r->>3)::bigint, r->>4, (r->>5)::bigint, $3 FROM jsonb_array_elements($6::jsonb) AS r RETURNING 1),
+    cleared AS (UPDATE usage_monthly SET late = 0 WHERE tenant_id = $1 AND late = 1 AND month < $2 RETURNING 1),
+    closed AS (INSERT INTO month_closes (tenant_id, month, closed_at_us, accounts) VALUES ($1, $2, $3, $7) RETURNING 1)
+    SELECT (SELECT COUNT(*) FROM new_bills) + (SELECT COUNT(*) FROM new_lines) + (SELECT COUNT(*) FROM new_settlements) + (SELECT COUNT(*) FROM closed)";
+
+pub(super) async fn close_writes(batch: &mut Batch, writes: &super::close::CloseWrites<'_>) -> Result<()> {
+    let bills: Vec<serde_json::Value> = writes.bills.iter().map(|(account, total)| json!([account.0, total])).collect();
+    let lines: Vec<serde_json::Value> = writes
+        .lines
+        .iter()
+        .map(|l| {
+            json!([
+                l.account.0,
+                l.line_no,
+                l.kind,
+                l.for_month,
+                l.product_code,
+                l.order_type,
+                l.description,
+                l.unit,
+                l.quantity_milli,
+                l.money_cents,
+                l.previous.map(|p| p.0),
+                l.previous.map(|p| p.1),
+                l.detail
+            ])
+        })
+        .collect();
+    let settlements: Vec<serde_json::Value> = writes
+        .settlements
+        .iter()
+        .map(|s| json!([s.account.0, s.product_code, s.order_type, s.amount_cents, if s.transfer_id.is_some() { "posted" } else { "outstanding" }, s.transfer_id.map(|t| t.0)]))
+        .collect();
+    let written: i64 = sqlx::query(CLOSE_WRITES)
+        .bind(writes.tenant.0)
+        .bind(writes.month)
+        .bind(writes.now_us)
+        .bind(serde_json::Value::Array(bills).to_string())
+        .bind(serde_json::Value::Array(lines).to_string())
+        .bind(serde_json::Value::Array(settlements).to_string())
+        .bind(writes.bills.len() as i64)
+        .fetch_one(batch.conn())
+        .await?
+        .try_get(0)?;
+    let expected = (writes.bills.len() + writes.lines.len() + writes.settlements.len() + 1) as i64;
+    if written != expected {
+        return Err(StorageError::corrupt(format!("a month close wrote {written} rows where {expected} were due")));
+    }
+    Ok(())
+}

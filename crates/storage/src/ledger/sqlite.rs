@@ -326,3 +326,150 @@ pub(super) fn usage_writes(batch: &Batch, writes: &super::usage::UsageWrites<'_>
     }
     Ok(())
 }
+
+fn month_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<super::close::MonthRow> {
+    use subledger_domain::ids::AccountId;
+    use subledger_domain::usage::RollupAmounts;
+    Ok(super::close::MonthRow {
+        account: AccountId(r.get(0)?),
+        product: r.get(1)?,
+        month: r.get(2)?,
+        attr: r.get(3)?,
+        amounts: RollupAmounts { quantity_milli: r.get(4)?, billable_milli: r.get(5)?, events: r.get(6)?, rated_micros: r.get(7)?, charged_cents: r.get(8)? },
+    })
+}
+
+fn product_totals(batch: &Batch, sql: &str, params: impl rusqlite::Params) -> Result<super::close::ProductTotals> {
+    use subledger_domain::ids::AccountId;
+    let mut statement = batch.conn.prepare_cached(sql).map_err(storage_error)?;
+    let rows = statement.query_map(params, |r| Ok(((AccountId(r.get(0)?), r.get::<_, String>(1)?), r.get::<_, i64>(2)?))).map_err(storage_error)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(storage_error)
+}
+
+/// The reads of a month close, under the write lock.
+pub(super) fn close_reads(batch: &Batch, tenant: TenantId, month: &str) -> Result<super::close::CloseReads> {
+    use subledger_domain::ids::AccountId;
+    let conn = &batch.conn;
+    let already_closed = conn
+        .prepare_cached("SELECT 1 FROM month_closes WHERE tenant_id = ?1 AND month = ?2")
+        .and_then(|mut s| s.query_row(params![tenant.0, month], |_| Ok(())).optional())
+        .map_err(storage_error)?
+        .is_some();
+    const ROW: &str = "SELECT account_id, product_code, month, attr, quantity_milli, billable_milli, events, rated_micros, charged_cents FROM usage_monthly";
+    let month_rows = conn
+        .prepare_cached(&format!("{ROW} WHERE tenant_id = ?1 AND month = ?2"))
+        .and_then(|mut s| s.query_map(params![tenant.0, month], month_row)?.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(storage_error)?;
+    let late_rows = conn
+        .prepare_cached(&format!("{ROW} WHERE tenant_id = ?1 AND late = 1 AND month < ?2"))
+        .and_then(|mut s| s.query_map(params![tenant.0, month], month_row)?.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(storage_error)?;
+    let previous_billed = conn
+        .prepare_cached(
+            "SELECT account_id, product_code, for_month, SUM(quantity_milli), SUM(money_cents) FROM bill_lines
+             WHERE tenant_id = ?1 AND for_month IN (SELECT DISTINCT month FROM usage_monthly WHERE tenant_id = ?1 AND late = 1 AND month < ?2)
+             GROUP BY account_id, product_code, for_month",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![tenant.0, month], |r| Ok(((AccountId(r.get(0)?), r.get::<_, String>(1)?, r.get::<_, String>(2)?), (r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(storage_error)?;
+    Ok(super::close::CloseReads {
+        already_closed,
+        month_rows,
+        late_rows,
+        previous_billed,
+        billed: product_totals(batch, "SELECT account_id, product_code, SUM(money_cents) FROM bill_lines WHERE tenant_id = ?1 GROUP BY account_id, product_code", params![tenant.0])?,
+        charged: product_totals(
+            batch,
+            "SELECT account_id, product_code, SUM(charged_cents) FROM usage_monthly WHERE tenant_id = ?1 AND month <= ?2 GROUP BY account_id, product_code",
+            params![tenant.0, month],
+        )?,
+        settled: product_totals(
+            batch,
+            "SELECT account_id, product_code, SUM(amount_cents) FROM settlements WHERE tenant_id = ?1 AND status = 'posted' GROUP BY account_id, product_code",
+            params![tenant.0],
+        )?,
+    })
+}
+
+pub(super) fn settlement_wallets(batch: &mut Batch, tenant: TenantId, accounts: &[subledger_domain::ids::AccountId], revenue: WalletId, ids_needed: usize) -> Result<super::close::SettlementWallets> {
+    let mut found = Vec::with_capacity(accounts.len());
+    {
+        let mut select = batch
+            .conn
+            .prepare_cached(
+                "SELECT (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'primary' AND currency = 'CNY'),
+                        (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'promo' AND currency = 'CNY')
+                 FROM accounts a WHERE a.id = ?1 AND a.tenant_id = ?2",
+            )
+            .map_err(storage_error)?;
+        for account in accounts {
+            let row = select.query_row(params![account.0, tenant.0], |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?))).optional().map_err(storage_error)?;
+            if let Some((Some(primary), Some(promo))) = row {
+                found.push((*account, WalletId(primary), WalletId(promo)));
+            }
+        }
+    }
+    let mut ids: Vec<i64> = found.iter().flat_map(|(_, p, q)| [p.0, q.0]).chain([revenue.0]).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(super::close::SettlementWallets { wallets: read_wallets(batch, &ids)?, transfer_ids: fresh_ids(batch, ids_needed)?, accounts: found })
+}
+
+pub(super) fn close_writes(batch: &Batch, writes: &super::close::CloseWrites<'_>) -> Result<()> {
+    let conn = &batch.conn;
+    let tenant = writes.tenant.0;
+    let mut insert_bill = conn.prepare_cached("INSERT INTO bills (tenant_id, account_id, month, total_cents, created_at_us) VALUES (?1, ?2, ?3, ?4, ?5)").map_err(storage_error)?;
+    for (account, total) in writes.bills {
+        insert_bill.execute(params![tenant, account.0, writes.month, total, writes.now_us]).map_err(storage_error)?;
+    }
+    let mut insert_line = conn
+        .prepare_cached(
+            "INSERT INTO bill_lines (tenant_id, account_id, month, line_no, kind, for_month, product_code, order_type, description, unit,
+                                     quantity_milli, money_cents, previous_quantity_milli, previous_money_cents, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )
+        .map_err(storage_error)?;
+    for l in writes.lines {
+        insert_line
+            .execute(params![
+                tenant,
+                l.account.0,
+                writes.month,
+                l.line_no,
+                l.kind,
+                l.for_month,
+                l.product_code,
+                l.order_type,
+                l.description,
+                l.unit,
+                l.quantity_milli,
+                l.money_cents,
+                l.previous.map(|p| p.0),
+                l.previous.map(|p| p.1),
+                l.detail
+            ])
+            .map_err(storage_error)?;
+    }
+    let mut insert_settlement = conn
+        .prepare_cached(
+            "INSERT INTO settlements (tenant_id, account_id, product_code, month, order_type, amount_cents, status, transfer_id, created_at_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(storage_error)?;
+    for s in writes.settlements {
+        let status = if s.transfer_id.is_some() { "posted" } else { "outstanding" };
+        insert_settlement
+            .execute(params![tenant, s.account.0, s.product_code, writes.month, s.order_type, s.amount_cents, status, s.transfer_id.map(|t| t.0), writes.now_us])
+            .map_err(storage_error)?;
+    }
+    conn.prepare_cached("UPDATE usage_monthly SET late = 0 WHERE tenant_id = ?1 AND late = 1 AND month < ?2")
+        .and_then(|mut s| s.execute(params![tenant, writes.month]))
+        .map_err(storage_error)?;
+    conn.prepare_cached("INSERT INTO month_closes (tenant_id, month, closed_at_us, accounts) VALUES (?1, ?2, ?3, ?4)")
+        .and_then(|mut s| s.execute(params![tenant, writes.month, writes.now_us, writes.bills.len() as i64]))
+        .map_err(storage_error)?;
+    Ok(())
+}

@@ -1,0 +1,406 @@
+//! Month close and bills.
+//!
+//! Closing a month, for one tenant, is one transaction on the ledger worker:
+//! 1. every account that used something gets a bill: one usage line per
+//!    product (its exact cost, with detail), plus a supplementary line (补扣)
+//!    per product of an earlier, closed month whose usage grew since;
+//! 2. each (account, product) is settled: billed so far, minus charged in real
+//!    time, minus settled before, is posted as a charge (补扣 code) or a
+//!    refund (返账 code); a charge the wallets cannot pay stays outstanding and
+//!    the next close tries again (the amounts are running totals);
+//! 3. the month is marked closed. Closing it again changes nothing.
+//!
+//! Months close in order: closing a month first closes every earlier month
+//! that has usage. Only months that have ended can close.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use subledger_domain::billing::{BillLine, supplement_line, usage_line};
+use subledger_domain::calendar::{Month, TenantTimeZone};
+use subledger_domain::ids::{AccountId, TenantId, WalletId};
+use subledger_domain::ledger::{Book, DebitRule, TransferIntent, TransferKind};
+use subledger_domain::money::{Currency, PositiveAmount};
+use subledger_domain::rating::Quantity;
+use subledger_domain::usage::MonthRollup;
+use subledger_storage::StorageError;
+use subledger_storage::bills as store_bills;
+use subledger_storage::ledger::close::{self as store_close, CloseWrites, NewBillLine, NewSettlement};
+use subledger_storage::ledger::{LedgerWriter, NewEntry, StoredTransfer};
+
+use crate::catalog::{Product, TariffBook};
+use crate::error::{ServiceError, ServiceResult};
+use crate::tenants::Tenant;
+use crate::{Services, now_us};
+
+/// What closing one month did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReport {
+    pub month: String,
+    /// The month was closed before: nothing changed.
+    pub already_closed: bool,
+    pub bills: usize,
+    pub billed_cents: i64,
+    /// Settlement charges (positive) and refunds (negative) posted.
+    pub settled_cents: i64,
+    /// Settlements the wallets could not pay, left for the next close.
+    pub outstanding_cents: i64,
+}
+
+/// Everything the worker needs to close a month.
+pub struct CloseJob {
+    pub tenant: TenantId,
+    pub timezone: TenantTimeZone,
+    pub month: Month,
+    pub products: Arc<Vec<Product>>,
+    pub tariffs: Arc<TariffBook>,
+    pub revenue: WalletId,
+}
+
+impl Services {
+    /// Closes `month` (and, first, every earlier month with usage that is
+    /// still open) for a tenant. The month must have ended in the tenant's
+    /// time zone.
+    pub async fn close_month(&self, tenant: &Tenant, month: Month) -> ServiceResult<Vec<CloseReport>> {
+        let current = tenant.timezone.month_of(jiff::Timestamp::now());
+        if month >= current {
+            return Err(ServiceError::Invalid { field: "month", reason: format!("{month} has not ended yet in {}", tenant.timezone.name()) });
+        }
+        let mut months: Vec<Month> = store_bills::unclosed_months_with_usage(&self.store, tenant.id, &month.to_string())
+            .await?
+            .iter()
+            .filter_map(|m| Month::parse_dashed(m).ok())
+            .filter(|m| *m < month)
+            .collect();
+        months.push(month);
+        let products = self.products(tenant).await?;
+        let tariffs = self.tariff_book(tenant).await?;
+        let revenue = self.revenue_wallet(tenant).await?;
+        let mut reports = Vec::with_capacity(months.len());
+        for month in months {
+            let job = CloseJob { tenant: tenant.id, timezone: tenant.timezone.clone(), month, products: products.clone(), tariffs: tariffs.clone(), revenue };
+            reports.push(self.ledger.submit_close(job).await?);
+        }
+        Ok(reports)
+    }
+}
+
+/// The version of a product's tariff in force at the end of a month.
+fn model_at_end<'a>(tariffs: &'a TariffBook, timezone: &TenantTimeZone, product: &str, account: AccountId, month: &str) -> Option<&'a subledger_domain::rating::PriceModel> {
+    let month = Month::parse_dashed(month).ok()?;
+    let (_, end) = timezone.month_bounds(month);
+    tariffs.in_force(product, account, end.as_microsecond() - 1).map(|v| v.model.as_ref())
+}
+
+fn group_rows(rows: Vec<store_close::MonthRow>) -> BTreeMap<(AccountId, String, String), MonthRollup> {
+    let mut grouped: BTreeMap<(AccountId, String, String), MonthRollup> = BTreeMap::new();
+    for row in rows {
+        grouped.entry((row.account, row.product, row.month)).or_default().by_attr.insert(row.attr, row.amounts);
+    }
+    grouped
+}
+
+/// The product's bill-line identity, or a stand-in for a product no longer in the catalog.
+fn line_product(products: &[Product], code: &str) -> subledger_domain::billing::LineProduct {
+    products.iter().find(|p| p.code == code).map(Product::line_product).unwrap_or_else(|| subledger_domain::billing::LineProduct {
+        code: code.to_owned(),
+        order_type: subledger_domain::catalog::MANUAL_SUPPLEMENT,
+        name: code.to_owned(),
+        unit: String::new(),
+        supplement_order_type: subledger_domain::catalog::MANUAL_SUPPLEMENT,
+        supplement_name: subledger_domain::catalog::adjustment_name(subledger_domain::catalog::MANUAL_SUPPLEMENT).to_owned(),
+    })
+}
+
+/// Runs a close on the ledger writer: one transaction.
+pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Result<CloseReport, StorageError> {
+    let month = job.month.to_string();
+    let (mut tx, reads) = store_close::begin_close(writer, job.tenant, &month).await?;
+    if reads.already_closed {
+        store_close::abandon(tx).await?;
+        return Ok(CloseReport { month, already_closed: true, bills: 0, billed_cents: 0, settled_cents: 0, outstanding_cents: 0 });
+    }
+
+    // Lines, per account.
+    let current = group_rows(reads.month_rows);
+    let late = group_rows(reads.late_rows);
+    let previous: HashMap<(AccountId, String, String), (i64, i64)> = reads.previous_billed.into_iter().collect();
+    let mut lines: BTreeMap<AccountId, Vec<BillLine>> = BTreeMap::new();
+    for ((account, product, _), rollup) in &current {
+        let model = model_at_end(&job.tariffs, &job.timezone, product, *account, &month);
+        lines.entry(*account).or_default().push(usage_line(&line_product(&job.products, product), &month, rollup, model));
+    }
+    for ((account, product, for_month), rollup) in &late {
+        let model = model_at_end(&job.tariffs, &job.timezone, product, *account, for_month);
+        let (quantity, cents) = previous.get(&(*account, product.clone(), for_month.clone())).copied().unwrap_or_default();
+        let counted = (Quantity::from_milli(quantity).unwrap_or_default(), cents);
+        if let Some(line) = supplement_line(&line_product(&job.products, product), &month, for_month, rollup, model, counted) {
+            lines.entry(*account).or_default().push(line);
+        }
+    }
+
+    // Settlements: running totals per (account, product).
+    let mut due: BTreeMap<(AccountId, String), i64> = BTreeMap::new();
+    for (key, cents) in reads.billed {
+        *due.entry(key).or_default() += cents;
+    }
+    for (account, account_lines) in &lines {
+        for line in account_lines {
+            *due.entry((*account, line.product_code.clone())).or_default() += line.money_cents;
+        }
+    }
+    for (key, cents) in reads.charged.into_iter().chain(reads.settled) {
+        *due.entry(key).or_default() -= cents;
+    }
+    due.retain(|_, cents| *cents != 0);
+    let mut settling: Vec<AccountId> = due.keys().map(|(account, _)| *account).collect();
+    settling.dedup();
+
+    let wallets = store_close::settlement_wallets(&mut tx, job.tenant, &settling, job.revenue, due.len() * 2).await?;
+    if wallets.wallets.iter().any(|(tenant, _)| *tenant != job.tenant) {
+        return Err(StorageError::Corrupt("a close named a wallet of another tenant".to_owned()));
+    }
+    let account_wallets: HashMap<AccountId, (WalletId, WalletId)> = wallets.accounts.iter().map(|(a, primary, promo)| (*a, (*primary, *promo))).collect();
+    let seqs_as_read: HashMap<WalletId, i64> = wallets.wallets.iter().map(|(_, w)| (w.id, w.entry_seq)).collect();
+    let mut book = Book::new(wallets.wallets.into_iter().map(|(_, w)| w));
+    let mut fresh_ids = wallets.transfer_ids.into_iter();
+    let now = now_us();
+    let mut transfers = Vec::new();
+    let mut entries = Vec::new();
+    let mut settlements = Vec::new();
+    let (mut settled_cents, mut outstanding_cents) = (0, 0);
+
+    for ((account, product_code), cents) in &due {
+        let product = job.products.iter().find(|p| &p.code == product_code);
+        let supplement = product.map_or(subledger_domain::catalog::MANUAL_SUPPLEMENT, |p| p.supplement_order_type);
+        let order_type = if *cents < 0 { product.and_then(|p| p.refund_order_type).unwrap_or(supplement) } else { supplement };
+        let Some((primary, promo)) = account_wallets.get(account).copied() else { continue };
+        let memo = format!("settlement {month} {product_code} orderType {order_type}");
+        let intents: Vec<(TransferKind, TransferIntent)> = if *cents > 0 {
+            let available = |w: WalletId| book.wallet(w).map_or(0, |s| (s.balance_minor - s.floor_minor.unwrap_or(s.balance_minor)).max(0));
+            if available(promo) + available(primary) < *cents {
+                outstanding_cents += cents;
+                settlements.push(NewSettlement { account: *account, product_code, order_type, amount_cents: *cents, transfer_id: None });
+                continue;
+            }
+            let from_promo = (*cents).min(available(promo));
+            [(promo, from_promo), (primary, cents - from_promo)]
+                .into_iter()
+                .filter_map(|(wallet, amount)| {
+                    let amount = PositiveAmount::new(amount).ok()?;
+                    Some((TransferKind::Charge, TransferIntent { debit: wallet, credit: job.revenue, amount, currency: Currency::Cny, debit_rule: DebitRule::ToFloor }))
+                })
+                .collect()
+        } else {
+            let amount = PositiveAmount::new(-cents).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            vec![(TransferKind::Refund, TransferIntent { debit: job.revenue, credit: primary, amount, currency: Currency::Cny, debit_rule: DebitRule::ToFloor })]
+        };
+        let mut first_transfer = None;
+        for (kind, intent) in intents {
+            let posted = book.apply(&intent).map_err(|reason| StorageError::Corrupt(format!("a settlement checked for funds was refused: {reason}")))?;
+            let id = fresh_ids.next().ok_or_else(|| StorageError::Corrupt("not enough transfer ids for the settlements".to_owned()))?;
+            first_transfer.get_or_insert(id);
+            for line in [posted.debit, posted.credit] {
+                entries.push(NewEntry { wallet: line.wallet, seq: line.seq, tenant_id: job.tenant, transfer_id: id, amount_minor: line.amount_minor, balance_after_minor: line.balance_after_minor, created_at_us: now });
+            }
+            transfers.push(StoredTransfer {
+                id,
+                tenant_id: job.tenant,
+                idempotency_key: None,
+                fingerprint: format!("{}:{}>{}:{}:CNY", kind.as_str(), intent.debit, intent.credit, intent.amount.minor()),
+                outcome: Ok(()),
+                kind,
+                debit: intent.debit,
+                credit: intent.credit,
+                amount_minor: intent.amount.minor(),
+                currency: Currency::Cny,
+                memo: Some(memo.clone()),
+                created_at_us: now,
+                entry_seqs: Some((posted.debit.seq, posted.credit.seq)),
+            });
+        }
+        settled_cents += cents;
+        settlements.push(NewSettlement { account: *account, product_code, order_type, amount_cents: *cents, transfer_id: first_transfer });
+    }
+
+    // Bills and their lines.
+    let bills: Vec<(AccountId, i64)> = lines.iter().map(|(account, l)| (*account, l.iter().map(|line| line.money_cents).sum())).collect();
+    let details: Vec<(AccountId, usize, &BillLine, String)> = lines
+        .iter()
+        .flat_map(|(account, l)| l.iter().enumerate().map(move |(i, line)| (*account, i, line)))
+        .map(|(account, i, line)| (account, i, line, serde_json::to_string(&line.detail).expect("detail lines serialize")))
+        .collect();
+    let new_lines: Vec<NewBillLine> = details
+        .iter()
+        .map(|(account, i, line, detail)| NewBillLine {
+            account: *account,
+            line_no: *i as i64 + 1,
+            kind: line.kind.as_str(),
+            for_month: &line.for_month,
+            product_code: &line.product_code,
+            order_type: line.order_type,
+            description: &line.description,
+            unit: &line.unit,
+            quantity_milli: line.quantity.milli(),
+            money_cents: line.money_cents,
+            previous: line.previous.map(|(q, c)| (q.milli(), c)),
+            detail: detail.clone(),
+        })
+        .collect();
+    let mut touched: Vec<WalletId> = entries.iter().map(|e| e.wallet).collect();
+    touched.sort_unstable();
+    touched.dedup();
+    let wallet_states: Vec<_> = touched.iter().map(|id| (book.wallet(*id).expect("settled wallets were read"), seqs_as_read[id])).collect();
+    let writes = CloseWrites { tenant: job.tenant, month: &month, now_us: now, bills: &bills, lines: &new_lines, settlements: &settlements };
+    store_close::finish_close(tx, &writes, &transfers, &entries, &wallet_states).await?;
+    Ok(CloseReport {
+        month: month.clone(),
+        already_closed: false,
+        bills: bills.len(),
+        billed_cents: bills.iter().map(|(_, cents)| cents).sum(),
+        settled_cents,
+        outstanding_cents,
+    })
+}
+
+/// A bill line as shown: stored (closed months) or computed (the month so far).
+#[derive(Debug, Clone)]
+pub struct LineView {
+    pub kind: subledger_domain::billing::LineKind,
+    pub for_month: String,
+    pub product_code: String,
+    pub order_type: i64,
+    pub description: String,
+    pub unit: String,
+    pub quantity: Quantity,
+    pub money_cents: i64,
+    pub previous: Option<(Quantity, i64)>,
+    pub detail: Vec<subledger_domain::rating::DetailLine>,
+}
+
+impl From<BillLine> for LineView {
+    fn from(line: BillLine) -> Self {
+        LineView {
+            kind: line.kind,
+            for_month: line.for_month,
+            product_code: line.product_code,
+            order_type: line.order_type,
+            description: line.description,
+            unit: line.unit,
+            quantity: line.quantity,
+            money_cents: line.money_cents,
+            previous: line.previous,
+            detail: line.detail,
+        }
+    }
+}
+
+/// A settlement a close recorded.
+#[derive(Debug, Clone)]
+pub struct SettlementView {
+    pub product_code: String,
+    pub order_type: i64,
+    pub amount_cents: i64,
+    pub posted: bool,
+    pub transfer_id: Option<i64>,
+}
+
+/// One account's bill for one month.
+#[derive(Debug, Clone)]
+pub struct BillView {
+    pub account: AccountId,
+    pub month: String,
+    /// False for the current month so far (computed, not closed).
+    pub closed: bool,
+    pub total_cents: i64,
+    pub lines: Vec<LineView>,
+    pub settlements: Vec<SettlementView>,
+}
+
+impl Services {
+    /// Bills of these accounts for months `from`..=`to`: the closed months'
+    /// bills, and with `month_to_date`, the current month so far.
+    pub async fn bills(&self, tenant: &Tenant, accounts: &[AccountId], from: Month, to: Month, month_to_date: bool) -> ServiceResult<Vec<BillView>> {
+        if accounts.is_empty() || from > to {
+            return Ok(Vec::new());
+        }
+        let (from_text, to_text) = (from.to_string(), to.to_string());
+        let stored = store_bills::bills(&self.store, tenant.id, accounts, &from_text, &to_text).await?;
+        let stored_lines = store_bills::bill_lines(&self.store, tenant.id, accounts, &from_text, &to_text).await?;
+        let stored_settlements = store_bills::settlements(&self.store, tenant.id, accounts, &from_text, &to_text).await?;
+        let mut lines: HashMap<(i64, String), Vec<LineView>> = HashMap::new();
+        for l in stored_lines {
+            let detail = serde_json::from_str(&l.detail).map_err(|e| ServiceError::Storage(StorageError::Corrupt(format!("bill line detail: {e}"))))?;
+            lines.entry((l.account_id, l.month.clone())).or_default().push(LineView {
+                kind: if l.kind == "supplement" { subledger_domain::billing::LineKind::Supplement } else { subledger_domain::billing::LineKind::Usage },
+                for_month: l.for_month,
+                product_code: l.product_code,
+                order_type: l.order_type,
+                description: l.description,
+                unit: l.unit,
+                quantity: Quantity::from_milli(l.quantity_milli).unwrap_or_default(),
+                money_cents: l.money_cents,
+                previous: l.previous_quantity_milli.zip(l.previous_money_cents).map(|(q, c)| (Quantity::from_milli(q).unwrap_or_default(), c)),
+                detail,
+            });
+        }
+        let mut settlements: HashMap<(i64, String), Vec<SettlementView>> = HashMap::new();
+        for s in stored_settlements {
+            settlements.entry((s.account_id, s.month)).or_default().push(SettlementView {
+                product_code: s.product_code,
+                order_type: s.order_type,
+                amount_cents: s.amount_cents,
+                posted: s.status == "posted",
+                transfer_id: s.transfer_id,
+            });
+        }
+        let mut bills: Vec<BillView> = stored
+            .into_iter()
+            .map(|b| BillView {
+                account: AccountId(b.account_id),
+                closed: true,
+                total_cents: b.total_cents,
+                lines: lines.remove(&(b.account_id, b.month.clone())).unwrap_or_default(),
+                settlements: settlements.remove(&(b.account_id, b.month.clone())).unwrap_or_default(),
+                month: b.month,
+            })
+            .collect();
+
+        let current = tenant.timezone.month_of(jiff::Timestamp::now());
+        if month_to_date && from <= current && current <= to {
+            let current_text = current.to_string();
+            let products = self.products(tenant).await?;
+            let tariffs = self.tariff_book(tenant).await?;
+            let rows = store_bills::month_rows(&self.store, tenant.id, accounts, &current_text).await?;
+            let mut live: BTreeMap<AccountId, Vec<LineView>> = BTreeMap::new();
+            for ((account, product, _), rollup) in group_rows(rows) {
+                let model = model_at_end(&tariffs, &tenant.timezone, &product, account, &current_text);
+                live.entry(account).or_default().push(usage_line(&line_product(&products, &product), &current_text, &rollup, model).into());
+            }
+            for (account, lines) in live {
+                bills.push(BillView { account, month: current_text.clone(), closed: false, total_cents: lines.iter().map(|l| l.money_cents).sum(), lines, settlements: Vec::new() });
+            }
+        }
+        bills.sort_by(|a, b| (a.account, &a.month).cmp(&(b.account, &b.month)));
+        Ok(bills)
+    }
+
+    /// Every bill of a closed month (all accounts), for exports.
+    pub async fn month_bills(&self, tenant: &Tenant, month: Month) -> ServiceResult<Vec<(String, BillView)>> {
+        let accounts = subledger_storage::accounts::all_ids(&self.store, tenant.id).await?;
+        let ids: Vec<AccountId> = accounts.iter().map(|(id, _)| *id).collect();
+        let names: HashMap<AccountId, String> = accounts.into_iter().collect();
+        let mut all = Vec::new();
+        for chunk in ids.chunks(5_000) {
+            for bill in self.bills(tenant, chunk, month, month, false).await? {
+                all.push((names.get(&bill.account).cloned().unwrap_or_default(), bill));
+            }
+        }
+        Ok(all)
+    }
+
+    /// Whether a month is closed for the tenant.
+    pub async fn closed_months(&self, tenant: &Tenant) -> ServiceResult<Vec<String>> {
+        Ok(store_bills::closed_months(&self.store, tenant.id).await?)
+    }
+}

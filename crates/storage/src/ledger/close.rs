@@ -1,0 +1,130 @@
+//! Month close's storage: one transaction per tenant and month, on the ledger
+//! writer. It reads the month's rollups, the late usage of closed months and
+//! the running totals (billed, charged, settled), then writes the bills, the
+//! settlements and their transfers, and marks the month closed.
+
+use subledger_domain::ids::{AccountId, TenantId, TransferId, WalletId};
+use subledger_domain::ledger::WalletState;
+use subledger_domain::usage::RollupAmounts;
+
+use super::{BatchInner, BatchTx, LedgerWriter, NewEntry, StoredTransfer, WriterInner, postgres, sqlite};
+use crate::Result;
+
+/// A rollup row of the month being closed, or of a closed month with late usage.
+#[derive(Debug, Clone)]
+pub struct MonthRow {
+    pub account: AccountId,
+    pub product: String,
+    pub month: String,
+    pub attr: String,
+    pub amounts: RollupAmounts,
+}
+
+/// Per (account, product): an amount in cents.
+pub type ProductTotals = Vec<((AccountId, String), i64)>;
+
+pub struct CloseReads {
+    pub already_closed: bool,
+    /// Rows of the month itself.
+    pub month_rows: Vec<MonthRow>,
+    /// Rows of earlier months flagged late.
+    pub late_rows: Vec<MonthRow>,
+    /// What earlier bills counted per (account, product, month): quantity and cents.
+    pub previous_billed: Vec<((AccountId, String, String), (i64, i64))>,
+    /// Running totals per (account, product), before this close.
+    pub billed: ProductTotals,
+    /// Real-time charges of months up to the one closed.
+    pub charged: ProductTotals,
+    pub settled: ProductTotals,
+}
+
+/// The wallets a close's settlements move, locked.
+pub struct SettlementWallets {
+    /// Account → (primary, promo).
+    pub accounts: Vec<(AccountId, WalletId, WalletId)>,
+    pub wallets: Vec<(TenantId, WalletState)>,
+    pub transfer_ids: Vec<TransferId>,
+}
+
+/// One line to store.
+pub struct NewBillLine<'a> {
+    pub account: AccountId,
+    pub line_no: i64,
+    pub kind: &'a str,
+    pub for_month: &'a str,
+    pub product_code: &'a str,
+    pub order_type: i64,
+    pub description: &'a str,
+    pub unit: &'a str,
+    pub quantity_milli: i64,
+    pub money_cents: i64,
+    pub previous: Option<(i64, i64)>,
+    pub detail: String,
+}
+
+pub struct NewSettlement<'a> {
+    pub account: AccountId,
+    pub product_code: &'a str,
+    pub order_type: i64,
+    pub amount_cents: i64,
+    pub transfer_id: Option<TransferId>,
+}
+
+pub struct CloseWrites<'a> {
+    pub tenant: TenantId,
+    pub month: &'a str,
+    pub now_us: i64,
+    /// (account, total cents) per bill.
+    pub bills: &'a [(AccountId, i64)],
+    pub lines: &'a [NewBillLine<'a>],
+    pub settlements: &'a [NewSettlement<'a>],
+}
+
+/// Begins closing `month` for a tenant: takes the write lock (or a
+/// transaction) and reads what the close needs.
+pub async fn begin_close(writer: &LedgerWriter, tenant: TenantId, month: &str) -> Result<(BatchTx, CloseReads)> {
+    match &writer.inner {
+        WriterInner::Sqlite(w) => {
+            let batch = sqlite::open_batch(w).await?;
+            let reads = sqlite::close_reads(&batch, tenant, month)?;
+            Ok((BatchTx { inner: BatchInner::Sqlite(batch) }, reads))
+        }
+        WriterInner::Postgres(store) => {
+            let (batch, reads) = postgres::close_begin(store, tenant, month).await?;
+            Ok((BatchTx { inner: BatchInner::Postgres(batch) }, reads))
+        }
+    }
+}
+
+/// Locks and reads the wallets of the accounts the close settles, with the
+/// tenant's revenue wallet, and draws transfer ids.
+pub async fn settlement_wallets(tx: &mut BatchTx, tenant: TenantId, accounts: &[AccountId], revenue: WalletId, ids_needed: usize) -> Result<SettlementWallets> {
+    match &mut tx.inner {
+        BatchInner::Sqlite(batch) => sqlite::settlement_wallets(batch, tenant, accounts, revenue, ids_needed),
+        BatchInner::Postgres(batch) => postgres::settlement_wallets(batch, tenant, accounts, revenue, ids_needed).await,
+    }
+}
+
+/// Writes the close (bills, lines, settlements, late flags cleared, the month
+/// marked closed), then the settlements' transfers, and commits.
+pub async fn finish_close(tx: BatchTx, writes: &CloseWrites<'_>, transfers: &[StoredTransfer], entries: &[NewEntry], wallets: &[(&WalletState, i64)]) -> Result<()> {
+    match tx.inner {
+        BatchInner::Sqlite(batch) => {
+            sqlite::close_writes(&batch, writes)?;
+            sqlite::finish(batch, transfers, entries, wallets)
+        }
+        BatchInner::Postgres(mut batch) => {
+            postgres::close_writes(&mut batch, writes).await?;
+            postgres::finish(batch, transfers, entries, wallets).await
+        }
+    }
+}
+
+/// Ends a close that found nothing to do (the month was closed already).
+pub async fn abandon(tx: BatchTx) -> Result<()> {
+    finish_close_empty(tx).await
+}
+
+async fn finish_close_empty(tx: BatchTx) -> Result<()> {
+    super::finish_batch(tx, &[], &[], &[]).await
+}
