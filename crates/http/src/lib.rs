@@ -4,6 +4,7 @@
 mod metrics;
 pub mod native;
 pub mod sendcloud;
+pub mod telephony;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +77,7 @@ pub fn app(services: Services, config: HttpConfig, mut registry: Registry) -> Ro
                 .layer(axum::middleware::from_fn_with_state(Deadline { limit: config.request_timeout, answer: native::timed_out }, deadline)),
         )
         .merge(sendcloud::router().layer(axum::middleware::from_fn_with_state(Deadline { limit: config.request_timeout, answer: sendcloud::timed_out }, deadline)))
+        .merge(telephony::router().layer(axum::middleware::from_fn_with_state(Deadline { limit: config.request_timeout, answer: telephony::timed_out }, deadline)))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         .layer(CatchPanicLayer::new())

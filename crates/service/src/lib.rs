@@ -13,6 +13,7 @@ pub mod funds;
 pub mod ledger;
 pub mod metrics;
 pub mod secrets;
+pub mod statements;
 pub mod tenants;
 pub mod usage;
 

@@ -13,6 +13,7 @@ pub mod catalog;
 mod error;
 pub mod ledger;
 pub mod settings;
+pub mod statements;
 pub mod tenants;
 pub mod wallets;
 

@@ -7,3 +7,4 @@ mod cli;
 mod native;
 mod reliability;
 mod sendcloud;
+mod telephony;

@@ -1,0 +1,1 @@
+//! Reads behind statements: wallet movements over a period. Being written.

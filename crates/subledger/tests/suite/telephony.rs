@@ -1,0 +1,1 @@
+//! The telephony dialect (spec 002). Being written.
