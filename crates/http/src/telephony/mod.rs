@@ -1,14 +1,96 @@
-//! The telephony balance dialect (spec 002): `/balance/*`. Being written.
+//! The telephony balance dialect (spec 002): `/balance/*`.
+//!
+//! Authenticates with the tenant's API token (`Authorization: Bearer slt_…`,
+//! as the native API does), reads `accountId` as the username of one of the
+//! tenant's sub-accounts, calls the service layer (`subledger_service::statements`)
+//! and renders the spec's envelope `{"code", "msg", "data"}`. No business rule
+//! lives here. The choices made where the spec is silent are listed in
+//! `docs/telephony.md`.
+
+mod envelope;
+mod handlers;
 
 use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use http::request::Parts;
+use serde::de::DeserializeOwned;
+use subledger_service::tenants::Tenant;
+
+use envelope::Failure;
 
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/balance/charges", get(handlers::charges).fallback(handlers::only_get))
+        .route("/balance/getAccountAmount/{account_id}", get(handlers::account_amount).fallback(handlers::only_get))
+        .route("/balance/getConsumerOverview/{account_id}", get(handlers::consumer_overview).fallback(handlers::only_get))
+        .route("/balance/getAccountInfo/{account_id}", get(handlers::account_info).fallback(handlers::only_get))
+        .route("/balance/getConsumerInfo/{account_id}/{month}", get(handlers::consumer_info).fallback(handlers::only_get))
+        .route("/balance/getConsumptionTrend/{account_id}", get(handlers::consumption_trend).fallback(handlers::only_get))
 }
 
-/// The answer to a request that outlived its deadline.
+/// The answer to a request that outlived its deadline: code 503 in the envelope.
 pub fn timed_out() -> axum::response::Response {
-    axum::response::IntoResponse::into_response((http::StatusCode::SERVICE_UNAVAILABLE, "timed out"))
+    Failure::Unavailable("请求超时，请稍后重试").into_response()
+}
+
+/// The tenant whose API token authenticated the request.
+struct TenantAuth(Tenant);
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+impl FromRequestParts<AppState> for TenantAuth {
+    type Rejection = Failure;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Failure> {
+        let token = bearer(parts).ok_or(Failure::Unauthenticated)?;
+        let tenant = state.services.tenant_by_api_token(token).await?.ok_or(Failure::Unauthenticated)?;
+        Ok(TenantAuth(tenant))
+    }
+}
+
+/// Path parameters; undecodable ones answer 400 in the envelope.
+struct PathParams<T>(T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParams<T> {
+    type Rejection = Failure;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Failure> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(PathParams(value)),
+            Err(_) => Err(Failure::BadRequest("路径参数错误：请使用UTF-8编码".to_owned())),
+        }
+    }
+}
+
+/// Query parameters; malformed ones answer 400 in the envelope.
+struct QueryParams<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = Failure;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Failure> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(QueryParams(value)),
+            Err(_) => Err(Failure::BadRequest("查询参数错误".to_owned())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_timeout_is_a_503_in_the_envelope() {
+        let response = super::timed_out();
+        assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body, serde_json::json!({"code": 503, "msg": "请求超时，请稍后重试", "data": null}));
+    }
 }
