@@ -68,6 +68,12 @@ pub fn month_amount(rollup: &MonthRollup, model: Option<&PriceModel>) -> (i64, V
     let totals = rollup.totals();
     let billable = Quantity::from_milli(totals.billable_milli).unwrap_or_default();
     match model {
+        Some(model @ PriceModel::Recurring { .. }) => {
+            // The quantity of a rental is how many items were rented.
+            let usage = rollup.usage();
+            let cost = month_cost(model, &usage);
+            (cost.total_micros, cost.detail, Quantity::units(usage.items.len() as i64))
+        }
         Some(model) if model.is_monthly() => {
             let cost = month_cost(model, &rollup.usage());
             (cost.total_micros, cost.detail, billable)

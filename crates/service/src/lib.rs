@@ -9,6 +9,7 @@ pub mod billing;
 mod cache;
 pub mod catalog;
 mod error;
+pub mod exports;
 pub mod funds;
 pub mod ledger;
 pub mod metrics;

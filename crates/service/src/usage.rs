@@ -96,7 +96,12 @@ impl Services {
                     let country = event.attributes.get("country").and_then(|c| c.parse::<i64>().ok());
                     (country.map(|c| c.to_string()).unwrap_or_default(), country)
                 }
-                Some(Grouping::Item) => (event.attributes.get("item").cloned().unwrap_or_default(), None),
+                // An item is its type (e.g. 国内) and its name (e.g. an IP), when the type is given.
+                Some(Grouping::Item) => match (event.attributes.get("item"), event.attributes.get("type")) {
+                    (Some(item), Some(kind)) if !item.is_empty() => (format!("{kind}|{item}"), None),
+                    (Some(item), _) => (item.clone(), None),
+                    _ => (String::new(), None),
+                },
                 _ => (String::new(), None),
             };
             let pre_check = if product.is_none() {

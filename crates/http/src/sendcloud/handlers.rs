@@ -30,7 +30,7 @@ pub async fn only_post() -> Response {
 }
 
 /// Runs an endpoint after authentication; both kinds of refusal render the same way.
-async fn run<F, Fut>(state: AppState, request: Request, timestamp_required: bool, endpoint: F) -> Response
+pub(super) async fn run<F, Fut>(state: AppState, request: Request, timestamp_required: bool, endpoint: F) -> Response
 where
     F: FnOnce(AppState, SignedCall) -> Fut,
     Fut: Future<Output = Result<Response, Refusal>>,

@@ -5,6 +5,7 @@
 //! renders the vendor's envelope. No business rule lives here. The choices this
 //! dialect makes where the spec is silent are listed in `docs/sendcloud.md`.
 
+mod bills;
 mod envelope;
 mod handlers;
 pub mod params;
@@ -52,6 +53,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/subAccount/create", post(handlers::create).fallback(handlers::only_post))
         .route("/api/subAccount/transferIn", post(handlers::transfer_in).fallback(handlers::only_post))
         .route("/api/subAccount/quota", post(handlers::quota).fallback(handlers::only_post))
+        .route("/api/subAccount/bill", get(bills::bill).post(bills::bill))
+        .route("/api/subAccount/billDetail", get(bills::bill_detail).post(bills::bill_detail))
 }
 
 /// A request that passed authentication.

@@ -1,0 +1,274 @@
+//! `bill` and `billDetail`: sub-accounts' monthly bills, paged over sub-accounts.
+//!
+//! SendCloud accounts (`userType` 0) see closed months only; iFaxin accounts
+//! (`userType` 1) also see the current month to date, as the spec describes.
+//! `billDetail` does not cover iFaxin accounts (spec note 2): they are listed,
+//! so that paging and `total` stay those of `bill`, with an empty `billDetail`.
+
+use axum::extract::{Request, State};
+use axum::response::Response;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use subledger_domain::account::UserType;
+use subledger_domain::calendar::Month;
+use subledger_domain::paging::Page;
+use subledger_domain::rating::{DetailLine, Quantity, UnitPrice, format_scaled};
+use subledger_service::billing::{BillView, LineView};
+
+use super::envelope::{Code, Refusal, Yuan, success};
+use super::handlers::run;
+use super::{SignedCall, storage_refusal};
+use crate::AppState;
+
+/// Widest range of months one query may span.
+const MONTHS_MAX: usize = 24;
+const PAGE_SIZE_DEFAULT: i64 = 10;
+const PAGE_SIZE_MAX: i64 = 200;
+
+/// A JSON number written from exact decimal text (no float on the way).
+#[derive(Debug, Clone)]
+struct Number(String);
+
+impl Serialize for Number {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RawValue::from_string(self.0.clone()).map_err(serde::ser::Error::custom)?.serialize(serializer)
+    }
+}
+
+fn quantity(q: Quantity) -> Number {
+    Number(q.to_string())
+}
+
+fn price(p: UnitPrice) -> Number {
+    Number(p.to_string())
+}
+
+/// Micros as a decimal of at most four places (detail lines keep 3–4 decimals).
+fn detail_money(micros: i64) -> Number {
+    // Half-up to units of 100 micros (the fourth decimal).
+    let units = if micros >= 0 { (micros + 50) / 100 } else { -((-micros + 50) / 100) };
+    Number(format_scaled(units, 4))
+}
+
+#[derive(Serialize)]
+struct ConsumeOrder {
+    #[serde(rename = "orderType")]
+    order_type: i64,
+    desc: String,
+    remark: Number,
+    component: String,
+    #[serde(rename = "orderMoney")]
+    order_money: Yuan,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BillData {
+    date: String,
+    total_money: Yuan,
+    consume_orders: Vec<ConsumeOrder>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AccountBills<T: Serialize> {
+    username: String,
+    user_type: i64,
+    #[serde(flatten)]
+    bills: T,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BillPage<T: Serialize> {
+    total: i64,
+    count: usize,
+    list: Vec<AccountBills<T>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BillDataList {
+    bill_data: Vec<BillData>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BillDetailList {
+    bill_detail: Vec<DetailOrder>,
+}
+
+#[derive(Serialize)]
+struct DetailOrder {
+    date: String,
+    #[serde(rename = "orderType")]
+    order_type: i64,
+    desc: String,
+    remark: Number,
+    component: String,
+    #[serde(rename = "orderMoney")]
+    order_money: Yuan,
+    info: serde_json::Value,
+}
+
+/// The `info` of a detail line, in the spec's shape for its kind.
+fn detail_json(line: &DetailLine) -> serde_json::Value {
+    let number = |n: Number| serde_json::from_str::<serde_json::Value>(&n.0).unwrap_or(serde_json::Value::Null);
+    match line {
+        DetailLine::Tier { level, min, max, unit, price: p, count, money_micros } => serde_json::json!({
+            "level": level,
+            "price": number(price(*p)),
+            "unit": number(quantity(*unit)),
+            "minValue": number(quantity(*min)),
+            "maxValue": max.map(|m| number(quantity(m))),
+            "count": number(quantity(*count)),
+            "money": number(detail_money(*money_micros)),
+        }),
+        DetailLine::Units { count, price: p, money_micros } => serde_json::json!({
+            "level": 0,
+            "price": number(price(*p)),
+            "unit": 1,
+            "minValue": 0,
+            "maxValue": null,
+            "count": number(quantity(*count)),
+            "money": number(detail_money(*money_micros)),
+        }),
+        DetailLine::Country { country_id, name, price: p, count, money_micros } => serde_json::json!({
+            "money": number(detail_money(*money_micros)),
+            "price": number(price(*p)),
+            "count": number(quantity(*count)),
+            "countryName": name,
+            "countryId": country_id,
+        }),
+        DetailLine::Item { item, price: p, money_micros } => {
+            let (kind, ip) = item.split_once('|').unwrap_or(("", item.as_str()));
+            serde_json::json!({ "money": number(detail_money(*money_micros)), "price": number(price(*p)), "ip": ip, "type": kind })
+        }
+        DetailLine::Allowance { total, free, pay, price: p, money_micros } => serde_json::json!({
+            "payEmailDataCount": number(quantity(*pay)),
+            "money": number(detail_money(*money_micros)),
+            "price": number(price(*p)),
+            "totalEmailDataCount": number(quantity(*total)),
+            "freeEmailDataCount": number(quantity(*free)),
+        }),
+    }
+}
+
+/// The `info` of a bill line: a list for tiers, countries and items, an
+/// object for a single part, and for a supplement the spec's
+/// `{lastMonthMoney, lastMonthAmount, list}`.
+fn line_info(line: &LineView) -> serde_json::Value {
+    let parts: Vec<serde_json::Value> = line.detail.iter().map(detail_json).collect();
+    let single = matches!(line.detail.as_slice(), [DetailLine::Units { .. } | DetailLine::Allowance { .. }]);
+    match line.previous {
+        Some((amount, money)) => serde_json::json!({
+            "lastMonthMoney": serde_json::from_str::<serde_json::Value>(&subledger_domain::money::format_minor(money)).unwrap_or_default(),
+            "lastMonthAmount": serde_json::from_str::<serde_json::Value>(&amount.to_string()).unwrap_or_default(),
+            "list": parts,
+        }),
+        None if single => parts.into_iter().next().unwrap_or_default(),
+        None => serde_json::Value::Array(parts),
+    }
+}
+
+/// The range, paging and filter of both endpoints.
+struct BillQuery {
+    from: Month,
+    to: Month,
+    page: Page,
+    username: Option<String>,
+}
+
+fn bill_query(call: &SignedCall) -> Result<BillQuery, Refusal> {
+    let month = |name: &str| call.params.get(name).ok_or(Refusal(Code::Failed)).and_then(|m| Month::parse_compact(m).map_err(|_| Refusal(Code::Failed)));
+    let (from, to) = (month("startMonth")?, month("endMonth")?);
+    if from > to || from.through(to).count() > MONTHS_MAX {
+        return Err(Refusal(Code::Failed));
+    }
+    let page = Page::parse(call.params.get("startNo"), call.params.get("pageSize"), PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX).map_err(|_| Refusal(Code::PageSize))?;
+    Ok(BillQuery { from, to, page, username: call.params.get("username").filter(|u| !u.is_empty()).map(str::to_owned) })
+}
+
+/// The page of sub-accounts and their bills in the range.
+async fn page_bills(state: &AppState, call: &SignedCall, query: &BillQuery) -> Result<(i64, Vec<(String, UserType, Vec<BillView>)>), Refusal> {
+    let found = state.services.list_accounts(&call.tenant, query.username.as_deref(), query.page).await.map_err(|e| storage_refusal(e, Code::Failed))?;
+    if query.username.is_some() && found.total == 0 {
+        return Err(Refusal(Code::UsernameUnknown));
+    }
+    let ids: Vec<_> = found.accounts.iter().map(|row| row.account.id).collect();
+    let bills = state.services.bills(&call.tenant, &ids, query.from, query.to, true).await.map_err(|e| storage_refusal(e, Code::Failed))?;
+    let accounts = found
+        .accounts
+        .into_iter()
+        .map(|row| {
+            let user_type = row.account.user_type;
+            // SendCloud accounts see closed months only; iFaxin ones the month so far too.
+            let mine: Vec<BillView> = bills.iter().filter(|b| b.account == row.account.id && (b.closed || user_type == UserType::IFaxin)).cloned().collect();
+            (row.account.username, user_type, mine)
+        })
+        .collect();
+    Ok((found.total, accounts))
+}
+
+pub async fn bill(State(state): State<AppState>, request: Request) -> Response {
+    run(state, request, false, |state, call| async move {
+        let query = bill_query(&call)?;
+        let (total, accounts) = page_bills(&state, &call, &query).await?;
+        let list: Vec<AccountBills<BillDataList>> = accounts
+            .into_iter()
+            .map(|(username, user_type, mut bills)| {
+                bills.sort_by(|a, b| b.month.cmp(&a.month));
+                let bill_data = bills
+                    .into_iter()
+                    .map(|b| BillData {
+                        date: b.month,
+                        total_money: Yuan(b.total_cents),
+                        consume_orders: b
+                            .lines
+                            .iter()
+                            .map(|l| ConsumeOrder { order_type: l.order_type, desc: l.description.clone(), remark: quantity(l.quantity), component: l.unit.clone(), order_money: Yuan(l.money_cents) })
+                            .collect(),
+                    })
+                    .collect();
+                AccountBills { username, user_type: user_type.code(), bills: BillDataList { bill_data } }
+            })
+            .collect();
+        Ok(success(BillPage { total, count: list.len(), list }))
+    })
+    .await
+}
+
+pub async fn bill_detail(State(state): State<AppState>, request: Request) -> Response {
+    run(state, request, false, |state, call| async move {
+        let query = bill_query(&call)?;
+        let (total, accounts) = page_bills(&state, &call, &query).await?;
+        let list: Vec<AccountBills<BillDetailList>> = accounts
+            .into_iter()
+            .map(|(username, user_type, mut bills)| {
+                bills.sort_by(|a, b| b.month.cmp(&a.month));
+                let bill_detail = if user_type == UserType::IFaxin {
+                    Vec::new()
+                } else {
+                    bills
+                        .into_iter()
+                        .flat_map(|b| {
+                            let month = b.month;
+                            b.lines.into_iter().map(move |l| DetailOrder {
+                                date: month.clone(),
+                                order_type: l.order_type,
+                                desc: l.description.clone(),
+                                remark: quantity(l.quantity),
+                                component: l.unit.clone(),
+                                order_money: Yuan(l.money_cents),
+                                info: line_info(&l),
+                            })
+                        })
+                        .collect()
+                };
+                AccountBills { username, user_type: user_type.code(), bills: BillDetailList { bill_detail } }
+            })
+            .collect();
+        Ok(success(BillPage { total, count: list.len(), list }))
+    })
+    .await
+}
