@@ -85,6 +85,59 @@ impl Services {
     }
 }
 
+/// Tenants visited per page when closing across all tenants.
+const TENANT_PAGE: i64 = 500;
+
+impl Services {
+    /// Closes `month` for every tenant (and, first, each tenant's earlier
+    /// open months with usage). Tenants in whose time zone the month has not
+    /// ended yet are skipped and reported as such.
+    pub async fn close_month_all_tenants(&self, month: Month) -> ServiceResult<Vec<(Tenant, ServiceResult<Vec<CloseReport>>)>> {
+        let mut outcomes = Vec::new();
+        let mut offset = 0;
+        loop {
+            let (total, tenants) = self.list_tenants(subledger_domain::paging::Page { offset, limit: TENANT_PAGE }).await?;
+            if tenants.is_empty() {
+                break;
+            }
+            offset += tenants.len() as i64;
+            for tenant in tenants {
+                let outcome = self.close_month(&tenant, month).await;
+                outcomes.push((tenant, outcome));
+            }
+            if offset >= total {
+                break;
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Closes, for every tenant with usage in open months, the months that
+    /// ended at least `grace` ago in the tenant's time zone. This is what the
+    /// server runs periodically; running it again, or in two processes at
+    /// once, changes nothing (a close of a closed month is a no-op).
+    pub async fn close_due_months(&self, now: jiff::Timestamp, grace: jiff::SignedDuration) -> ServiceResult<Vec<(Tenant, Vec<CloseReport>)>> {
+        let up_to = jiff::tz::TimeZone::UTC.to_datetime(now);
+        let up_to = Month::new(up_to.year(), up_to.month()).expect("a calendar month").to_string();
+        let mut closed = Vec::new();
+        for id in store_bills::tenants_with_unclosed_months(&self.store, &up_to).await? {
+            let tenant = self.tenant(id).await?;
+            // The latest month whose end lies `grace` or more in the past.
+            let mut month = tenant.timezone.month_of(now).previous();
+            while tenant.timezone.month_bounds(month).1.saturating_add(grace).map_or(true, |due| due > now) {
+                month = month.previous();
+            }
+            let open = store_bills::unclosed_months_with_usage(&self.store, tenant.id, &month.to_string()).await?;
+            if open.is_empty() {
+                continue;
+            }
+            let reports = self.close_month(&tenant, month).await?;
+            closed.push((tenant, reports));
+        }
+        Ok(closed)
+    }
+}
+
 /// The version of a product's tariff in force at the end of a month.
 fn model_at_end<'a>(tariffs: &'a TariffBook, timezone: &TenantTimeZone, product: &str, account: AccountId, month: &str) -> Option<&'a subledger_domain::rating::PriceModel> {
     let month = Month::parse_dashed(month).ok()?;

@@ -68,6 +68,11 @@ pub struct ServeArgs {
     /// Ledger batches committing at once on PostgreSQL (SQLite: always 1).
     #[arg(long, env = "SUBLEDGER_LEDGER_BATCHES_IN_FLIGHT", default_value_t = 1)]
     pub ledger_batches_in_flight: usize,
+    /// Close each month automatically this many hours after it ends in the
+    /// tenant's time zone (late usage before then still lands in the month);
+    /// 0 turns automatic close off (use `subledger bill close`).
+    #[arg(long, env = "SUBLEDGER_AUTO_CLOSE_AFTER_HOURS", default_value_t = 72)]
+    pub auto_close_after_hours: u32,
 }
 
 impl Default for ServeArgs {
