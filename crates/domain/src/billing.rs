@@ -28,7 +28,7 @@ pub struct LineProduct {
     pub supplement_name: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LineKind {
     Usage,
@@ -61,6 +61,12 @@ pub struct BillLine {
     /// For a supplement: what the earlier bills counted, quantity and cents.
     pub previous: Option<(Quantity, i64)>,
     pub detail: Vec<DetailLine>,
+}
+
+/// Puts a bill's lines in the order bills show them: this month's usage by
+/// `orderType`, then supplements for earlier months, oldest month first.
+pub fn sort_lines(lines: &mut [BillLine]) {
+    lines.sort_by(|a, b| (a.kind, &a.for_month, a.order_type, &a.product_code).cmp(&(b.kind, &b.for_month, b.order_type, &b.product_code)));
 }
 
 /// The exact cost of a product's month: (money in micros, breakdown, billable quantity).

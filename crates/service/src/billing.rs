@@ -165,6 +165,39 @@ fn line_product(products: &[Product], code: &str) -> subledger_domain::billing::
     })
 }
 
+/// What prices bill lines: the tenant's products, tariffs and calendar.
+struct Catalog<'a> {
+    products: &'a [Product],
+    tariffs: &'a TariffBook,
+    timezone: &'a TenantTimeZone,
+}
+
+impl Catalog<'_> {
+    /// Each account's lines of `month`'s bill, in bill order: a usage line per
+    /// product used in the month, and a supplement (补扣) per product of an
+    /// earlier, closed month whose usage grew since it was billed.
+    fn bill_lines(&self, month: &str, month_rows: Vec<store_close::MonthRow>, late_rows: Vec<store_close::MonthRow>, previous_billed: Vec<((AccountId, String, String), (i64, i64))>) -> BTreeMap<AccountId, Vec<BillLine>> {
+        let previous: HashMap<(AccountId, String, String), (i64, i64)> = previous_billed.into_iter().collect();
+        let mut lines: BTreeMap<AccountId, Vec<BillLine>> = BTreeMap::new();
+        for ((account, product, _), rollup) in &group_rows(month_rows) {
+            let model = model_at_end(self.tariffs, self.timezone, product, *account, month);
+            lines.entry(*account).or_default().push(usage_line(&line_product(self.products, product), month, rollup, model));
+        }
+        for ((account, product, for_month), rollup) in &group_rows(late_rows) {
+            let model = model_at_end(self.tariffs, self.timezone, product, *account, for_month);
+            let (quantity, cents) = previous.get(&(*account, product.clone(), for_month.clone())).copied().unwrap_or_default();
+            let counted = (Quantity::from_milli(quantity).unwrap_or_default(), cents);
+            if let Some(line) = supplement_line(&line_product(self.products, product), month, for_month, rollup, model, counted) {
+                lines.entry(*account).or_default().push(line);
+            }
+        }
+        for account_lines in lines.values_mut() {
+            subledger_domain::billing::sort_lines(account_lines);
+        }
+        lines
+    }
+}
+
 /// Runs a close on the ledger writer: one transaction.
 pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Result<CloseReport, StorageError> {
     let month = job.month.to_string();
@@ -174,23 +207,8 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
         return Ok(CloseReport { month, already_closed: true, bills: 0, billed_cents: 0, settled_cents: 0, outstanding_cents: 0 });
     }
 
-    // Lines, per account.
-    let current = group_rows(reads.month_rows);
-    let late = group_rows(reads.late_rows);
-    let previous: HashMap<(AccountId, String, String), (i64, i64)> = reads.previous_billed.into_iter().collect();
-    let mut lines: BTreeMap<AccountId, Vec<BillLine>> = BTreeMap::new();
-    for ((account, product, _), rollup) in &current {
-        let model = model_at_end(&job.tariffs, &job.timezone, product, *account, &month);
-        lines.entry(*account).or_default().push(usage_line(&line_product(&job.products, product), &month, rollup, model));
-    }
-    for ((account, product, for_month), rollup) in &late {
-        let model = model_at_end(&job.tariffs, &job.timezone, product, *account, for_month);
-        let (quantity, cents) = previous.get(&(*account, product.clone(), for_month.clone())).copied().unwrap_or_default();
-        let counted = (Quantity::from_milli(quantity).unwrap_or_default(), cents);
-        if let Some(line) = supplement_line(&line_product(&job.products, product), &month, for_month, rollup, model, counted) {
-            lines.entry(*account).or_default().push(line);
-        }
-    }
+    let catalog = Catalog { products: &job.products, tariffs: &job.tariffs, timezone: &job.timezone };
+    let lines = catalog.bill_lines(&month, reads.month_rows, reads.late_rows, reads.previous_billed);
 
     // Settlements: running totals per (account, product).
     let mut due: BTreeMap<(AccountId, String), i64> = BTreeMap::new();
@@ -425,12 +443,17 @@ impl Services {
             let products = self.products(tenant).await?;
             let tariffs = self.tariff_book(tenant).await?;
             let rows = store_bills::month_rows(&self.store, tenant.id, accounts, &current_text).await?;
-            let mut live: BTreeMap<AccountId, Vec<LineView>> = BTreeMap::new();
-            for ((account, product, _), rollup) in group_rows(rows) {
-                let model = model_at_end(&tariffs, &tenant.timezone, &product, account, &current_text);
-                live.entry(account).or_default().push(usage_line(&line_product(&products, &product), &current_text, &rollup, model).into());
-            }
-            for (account, lines) in live {
+            // Late usage of closed months lands on the next bill that closes:
+            // this month's only when every earlier month with usage is closed.
+            let next_to_close = store_bills::unclosed_months_with_usage(&self.store, tenant.id, &current.previous().to_string()).await?.is_empty();
+            let (late, previous) = if next_to_close {
+                (store_bills::late_rows(&self.store, tenant.id, accounts, &current_text).await?, store_bills::previous_billed(&self.store, tenant.id, accounts, &current_text).await?)
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            let catalog = Catalog { products: &products, tariffs: &tariffs, timezone: &tenant.timezone };
+            for (account, lines) in catalog.bill_lines(&current_text, rows, late, previous) {
+                let lines: Vec<LineView> = lines.into_iter().map(LineView::from).collect();
                 bills.push(BillView { account, month: current_text.clone(), closed: false, total_cents: lines.iter().map(|l| l.money_cents).sum(), lines, settlements: Vec::new() });
             }
         }
@@ -455,5 +478,74 @@ impl Services {
     /// Whether a month is closed for the tenant.
     pub async fn closed_months(&self, tenant: &Tenant) -> ServiceResult<Vec<String>> {
         Ok(store_bills::closed_months(&self.store, tenant.id).await?)
+    }
+}
+
+/// Widest range of days one daily view may span.
+pub const DAILY_RANGE_DAYS_MAX: i64 = 93;
+
+/// One product's usage on one day.
+#[derive(Debug, Clone)]
+pub struct DayLine {
+    pub product_code: String,
+    pub order_type: i64,
+    pub description: String,
+    pub unit: String,
+    pub quantity: Quantity,
+    pub billable: Quantity,
+    pub events: i64,
+    /// Exact rated cost (what the usage added to its month's cost).
+    pub rated_micros: i64,
+    /// Debited in real time (prepaid accounts).
+    pub charged_cents: i64,
+}
+
+/// One account's usage on one day: the daily bill view.
+#[derive(Debug, Clone)]
+pub struct DayBill {
+    pub day: subledger_domain::calendar::Day,
+    /// The day's rated cost over all lines, rounded once to the cent (the
+    /// same figure the telephony dialect shows as that day's consumption).
+    pub total_cents: i64,
+    pub charged_cents: i64,
+    pub lines: Vec<DayLine>,
+}
+
+impl Services {
+    /// Daily bills of one account for the days `from..=to` that had usage.
+    pub async fn daily_bills(&self, tenant: &Tenant, username: &str, from: subledger_domain::calendar::Day, to: subledger_domain::calendar::Day) -> ServiceResult<Vec<DayBill>> {
+        let span = to.0.since(from.0).map(|d| d.get_days() as i64).unwrap_or(i64::MAX);
+        if from > to || span >= DAILY_RANGE_DAYS_MAX {
+            return Err(ServiceError::Invalid { field: "to", reason: format!("the range must run forward and span at most {DAILY_RANGE_DAYS_MAX} days") });
+        }
+        let account = self.account(tenant, username).await?;
+        let products = self.products(tenant).await?;
+        let rows = store_bills::daily(&self.store, tenant.id, account.id, &from.to_string(), &to.to_string()).await?;
+        let mut days: BTreeMap<String, Vec<DayLine>> = BTreeMap::new();
+        for (product_code, day, amounts) in rows {
+            let product = line_product(&products, &product_code);
+            days.entry(day).or_default().push(DayLine {
+                order_type: product.order_type,
+                description: product.name,
+                unit: product.unit,
+                product_code,
+                quantity: Quantity::from_milli(amounts.quantity_milli).unwrap_or_default(),
+                billable: Quantity::from_milli(amounts.billable_milli).unwrap_or_default(),
+                events: amounts.events,
+                rated_micros: amounts.rated_micros,
+                charged_cents: amounts.charged_cents,
+            });
+        }
+        days.into_iter()
+            .map(|(day, lines)| {
+                let day = subledger_domain::calendar::Day(day.parse().map_err(|e| ServiceError::Storage(StorageError::Corrupt(format!("usage day {day:?}: {e}"))))?);
+                Ok(DayBill {
+                    day,
+                    total_cents: subledger_domain::rating::micros_to_cents(lines.iter().map(|l| l.rated_micros).sum()),
+                    charged_cents: lines.iter().map(|l| l.charged_cents).sum(),
+                    lines,
+                })
+            })
+            .collect()
     }
 }

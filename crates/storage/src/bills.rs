@@ -88,9 +88,21 @@ pub async fn settlements(store: &Store, tenant: TenantId, accounts: &[AccountId]
 
 /// Month rollup rows of these accounts (for a month not closed yet).
 pub async fn month_rows(store: &Store, tenant: TenantId, accounts: &[AccountId], month: &str) -> Result<Vec<MonthRow>> {
+    rollup_rows(store, "usage_monthly", "tenant_id = $1 AND month = $3", tenant, accounts, month).await
+}
+
+/// Rollup rows of closed months before `month` that grew after they were
+/// billed: the next bill's supplements.
+pub async fn late_rows(store: &Store, tenant: TenantId, accounts: &[AccountId], month: &str) -> Result<Vec<MonthRow>> {
+    rollup_rows(store, &crate::ledger::close::late_groups("$1", "$3"), "TRUE", tenant, accounts, month).await
+}
+
+/// Rollup rows `FROM source WHERE condition` of these accounts; `$1` is the
+/// tenant, `$2` the accounts and `$3` the month.
+async fn rollup_rows(store: &Store, source: &str, condition: &str, tenant: TenantId, accounts: &[AccountId], month: &str) -> Result<Vec<MonthRow>> {
     let sql = format!(
         "SELECT account_id, product_code, month, attr, quantity_milli, billable_milli, events, rated_micros, charged_cents
-         FROM usage_monthly WHERE tenant_id = $1 AND {} AND month = $3 ORDER BY account_id, product_code, attr",
+         FROM {source} WHERE {condition} AND {} ORDER BY account_id, product_code, month, attr",
         in_accounts(store.backend(), 2)
     );
     let rows: Vec<(i64, String, String, String, i64, i64, i64, i64, i64)> = sqlx::query_as(&sql).bind(tenant.0).bind(ids_json(accounts)).bind(month).fetch_all(store.reader()).await?;
@@ -106,16 +118,30 @@ pub async fn month_rows(store: &Store, tenant: TenantId, accounts: &[AccountId],
         .collect())
 }
 
+/// What the bills so far counted for each (account, product, month) that has
+/// late usage before `month`: quantity (milli) and money (cents).
+pub async fn previous_billed(store: &Store, tenant: TenantId, accounts: &[AccountId], month: &str) -> Result<Vec<((AccountId, String, String), (i64, i64))>> {
+    let sql = format!(
+        "SELECT account_id, product_code, for_month, CAST(SUM(quantity_milli) AS BIGINT), CAST(SUM(money_cents) AS BIGINT) FROM bill_lines
+         WHERE tenant_id = $1 AND {} AND for_month IN (SELECT DISTINCT month FROM usage_monthly WHERE tenant_id = $1 AND late = 1 AND month < $3)
+         GROUP BY account_id, product_code, for_month",
+        in_accounts(store.backend(), 2)
+    );
+    let rows: Vec<(i64, String, String, i64, i64)> = sqlx::query_as(&sql).bind(tenant.0).bind(ids_json(accounts)).bind(month).fetch_all(store.reader()).await?;
+    Ok(rows.into_iter().map(|(account, product, for_month, quantity, cents)| ((AccountId(account), product, for_month), (quantity, cents))).collect())
+}
+
 /// Day rollups of one account between two days (inclusive), per product and day.
-pub async fn daily(store: &Store, account: AccountId, from_day: &str, to_day: &str) -> Result<Vec<(String, String, RollupAmounts)>> {
+pub async fn daily(store: &Store, tenant: TenantId, account: AccountId, from_day: &str, to_day: &str) -> Result<Vec<(String, String, RollupAmounts)>> {
     let rows: Vec<(String, String, i64, i64, i64, i64, i64)> = sqlx::query_as(
         "SELECT product_code, day, CAST(SUM(quantity_milli) AS BIGINT), CAST(SUM(billable_milli) AS BIGINT), CAST(SUM(events) AS BIGINT),
                 CAST(SUM(rated_micros) AS BIGINT), CAST(SUM(charged_cents) AS BIGINT)
-         FROM usage_daily WHERE account_id = $1 AND day >= $2 AND day <= $3 GROUP BY product_code, day ORDER BY day, product_code",
+         FROM usage_daily WHERE account_id = $1 AND day >= $2 AND day <= $3 AND tenant_id = $4 GROUP BY product_code, day ORDER BY day, product_code",
     )
     .bind(account.0)
     .bind(from_day)
     .bind(to_day)
+    .bind(tenant.0)
     .fetch_all(store.reader())
     .await?;
     Ok(rows

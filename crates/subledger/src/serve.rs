@@ -15,9 +15,17 @@ use crate::cli::ServeArgs;
 
 pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Longest grace period before a month closes by itself: 60 days.
+const AUTO_CLOSE_AFTER_HOURS_MAX: u32 = 24 * 60;
+/// How often the server looks for months due to close.
+const AUTO_CLOSE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs) -> Result<ExitCode, AnyError> {
     if args.ledger_batch_max == 0 || args.db_connections == 0 || args.ledger_batches_in_flight == 0 {
         return Err("--ledger-batch-max, --ledger-batches-in-flight and --db-connections must be at least 1".into());
+    }
+    if args.auto_close_after_hours > AUTO_CLOSE_AFTER_HOURS_MAX {
+        return Err(format!("--auto-close-after-hours must be at most {AUTO_CLOSE_AFTER_HOURS_MAX} (0 turns automatic close off)").into());
     }
     if !(1..=300_000).contains(&args.sendcloud_timestamp_window_ms) {
         return Err("--sendcloud-timestamp-window-ms must be from 1 to 300000".into());
@@ -51,6 +59,7 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
         },
         ..HttpConfig::default()
     };
+    let auto_close = (args.auto_close_after_hours > 0).then(|| tokio::spawn(auto_close(services.clone(), args.auto_close_after_hours)));
     let app = subledger_http::app(services.clone(), http_config, registry);
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let local = listener.local_addr()?;
@@ -61,11 +70,39 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
 
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("stopped accepting; in-flight requests done; flushing the ledger");
+    if let Some(task) = auto_close {
+        // A close already handed to the ledger worker still commits or not as
+        // a whole; the next start picks up what is left.
+        task.abort();
+        let _ = task.await;
+    }
     drop(services);
     ledger_worker.await?;
     store.close().await;
     tracing::info!("shut down cleanly");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Closes months `hours` after they end, checking every minute. Safe to run
+/// in several processes on one database: closing a closed month is a no-op.
+async fn auto_close(services: Services, hours: u32) {
+    let grace = jiff::SignedDuration::from_hours(i64::from(hours));
+    let mut ticks = tokio::time::interval(AUTO_CLOSE_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match services.close_due_months(jiff::Timestamp::now(), grace).await {
+            Ok(closed) => {
+                for (tenant, reports) in closed {
+                    for report in reports.iter().filter(|r| !r.already_closed) {
+                        tracing::info!(tenant = %tenant.public_id, month = %report.month, bills = report.bills, billed_cents = report.billed_cents,
+                            settled_cents = report.settled_cents, outstanding_cents = report.outstanding_cents, "month closed automatically");
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "automatic month close failed; retrying in a minute"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -5,6 +5,7 @@
 //! an `Idempotency-Key` header; replaying it returns the first outcome.
 
 mod accounts;
+mod bills;
 mod catalog;
 mod error;
 pub mod openapi;
@@ -47,6 +48,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/products", get(catalog::list_products).post(catalog::add_product))
         .route("/v1/tariffs", get(catalog::list_tariffs).post(catalog::set_tariff))
         .route("/v1/accounts/{username}/billing", put(catalog::set_billing))
+        .route("/v1/accounts/{username}/daily", get(bills::daily))
+        .route("/v1/bills", get(bills::list))
+        .route("/v1/bills/close", post(bills::close))
+        .route("/v1/bills/export", get(bills::export))
         // A thousand events with attributes outgrow the default JSON limit.
         .route("/v1/usage", post(usage::ingest).layer(axum::extract::DefaultBodyLimit::max(USAGE_BODY_BYTES_MAX)))
 }

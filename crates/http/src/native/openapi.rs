@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, catalog, tenants, usage, wallets};
+use super::{accounts, bills, catalog, tenants, usage, wallets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,7 @@ use super::{accounts, catalog, tenants, usage, wallets};
         accounts::list, accounts::create, accounts::show, accounts::set_quota, accounts::freeze, accounts::unfreeze,
         wallets::list, wallets::entries, wallets::deposit, wallets::transfer, wallets::show_transfer, wallets::tenant_overdraft, wallets::account_overdraft,
         catalog::list_products, catalog::add_product, catalog::list_tariffs, catalog::set_tariff, catalog::set_billing, usage::ingest,
+        bills::list, bills::close, bills::export, bills::daily,
     ),
     modifiers(&BearerTokens),
     tags(

@@ -56,9 +56,10 @@ pub struct UsageEventResult {
     /// Debited now (decimal; 0 for postpaid accounts).
     pub charge: Option<String>,
     pub charge_minor: Option<i64>,
-    /// Billable quantity (per-unit products round up to whole increments).
+    /// Billable quantity in the product's unit: for per-unit prices, the started
+    /// increments (a 61 s call at 60 s increments is 2 minutes).
     pub billable: Option<String>,
-    /// What the event added to its month's exact cost, six decimals.
+    /// What the event added to its month's exact cost (up to six decimals).
     pub rated: Option<String>,
 }
 

@@ -10,6 +10,18 @@ use subledger_domain::usage::RollupAmounts;
 use super::{BatchInner, BatchTx, LedgerWriter, NewEntry, StoredTransfer, WriterInner, postgres, sqlite};
 use crate::Result;
 
+/// Every rollup row of each (account, product, month) before `month` that
+/// has late usage, as a FROM clause: a supplement re-rates a product's whole
+/// month, so it needs the rows of the attributes that did not change too.
+/// Driven by the partial index of late rows, then primary-key lookups.
+pub(crate) fn late_groups(tenant: &str, month: &str) -> String {
+    format!(
+        "(SELECT DISTINCT account_id AS late_account, product_code AS late_product, month AS late_month FROM usage_monthly
+          WHERE tenant_id = {tenant} AND late = 1 AND month < {month}) AS late_groups
+         JOIN usage_monthly ON usage_monthly.account_id = late_account AND usage_monthly.product_code = late_product AND usage_monthly.month = late_month"
+    )
+}
+
 /// A rollup row of the month being closed, or of a closed month with late usage.
 #[derive(Debug, Clone)]
 pub struct MonthRow {

@@ -308,11 +308,12 @@ pub(super) async fn close_begin(store: &Store, tenant: TenantId, month: &str) ->
     use subledger_domain::ids::AccountId;
     let mut batch = Batch::Locked(store.writer().begin().await?);
     sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE").bind(tenant.0).execute(batch.conn()).await?;
+    let late = super::close::late_groups("$1", "$2");
     let sql = format!(
         "SELECT
           EXISTS (SELECT 1 FROM month_closes WHERE tenant_id = $1 AND month = $2),
           (SELECT COALESCE(json_agg({CLOSE_ROW})::text, '[]') FROM usage_monthly WHERE tenant_id = $1 AND month = $2),
-          (SELECT COALESCE(json_agg({CLOSE_ROW})::text, '[]') FROM usage_monthly WHERE tenant_id = $1 AND late = 1 AND month < $2),
+          (SELECT COALESCE(json_agg({CLOSE_ROW})::text, '[]') FROM {late}),
           (SELECT COALESCE(json_agg(json_build_array(account_id, product_code, for_month, q, m))::text, '[]') FROM
              (SELECT account_id, product_code, for_month, SUM(quantity_milli)::bigint AS q, SUM(money_cents)::bigint AS m FROM bill_lines
               WHERE tenant_id = $1 AND for_month IN (SELECT DISTINCT month FROM usage_monthly WHERE tenant_id = $1 AND late = 1 AND month < $2)

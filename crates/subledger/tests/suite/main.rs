@@ -3,6 +3,7 @@
 
 mod support;
 
+mod billing;
 mod cli;
 mod native;
 mod reliability;
