@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::on_both_backends;
 use crate::support::*;
 
-on_both_backends!(usage_is_answered_per_event, quotas_count_per_tenant_day, month_close_bills_exactly, sendcloud_bills_follow_the_spec, exports_read_back, close_is_all_or_nothing);
+on_both_backends!(usage_is_answered_per_event, quotas_count_per_tenant_day, month_close_bills_exactly, sendcloud_bills_follow_the_spec, exports_read_back, close_is_all_or_nothing, months_close_by_themselves);
 
 const ZONE: &str = "Asia/Shanghai";
 
@@ -562,4 +562,47 @@ async fn close_is_all_or_nothing(backend: Backend) {
     assert_eq!(usage(&h, token, batch).await["duplicates"], 1);
     assert_eq!(primary_cents(&h, token, "mailer01").await, mailer_before - 15);
     h.assert_ledger_sound().await;
+}
+
+/// The server closes ended months after the grace period, on its own, once.
+async fn months_close_by_themselves(backend: Backend) {
+    let Some(mut h) = Harness::start(backend).await else { return };
+    let tenant = h.create_tenant("Automatic Close").await;
+    let token = tenant.api_token.as_str();
+    let (m1, m2) = seed_two_months(&h, &tenant).await;
+    assert_eq!(usage(&h, token, json!([{"id": "m2", "account": "faxer001", "product": "sms", "quantity": 1, "occurred_at": at(m2, 2, 2)}])).await["accepted"], 1);
+    assert_eq!(sql_i64(&h.db, "SELECT COUNT(*) FROM month_closes").await, 0, "automatic close is off in tests by default");
+    assert!(h.server.stop_gracefully().await);
+
+    // A grace period that the older month is past and last month is not: only the older one closes.
+    let hours_since_m2 = (Timestamp::now().as_second() - month_start(0).to_zoned(TimeZone::get(ZONE).unwrap()).unwrap().timestamp().as_second()) / 3600;
+    let too_long = (hours_since_m2 + 2).to_string();
+    h.server = TestServer::start(&h.db, &["--auto-close-after-hours", &too_long]).await;
+    assert_eq!(closed_months(&h, 1).await, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sql_i64(&h.db, &format!("SELECT COUNT(*) FROM month_closes WHERE month = '{}'", dashed(m1))).await, 1);
+    assert!(h.server.stop_gracefully().await);
+
+    // One hour of grace: both months close at start, oldest first, once.
+    h.server = TestServer::start(&h.db, &["--auto-close-after-hours", "1"]).await;
+    assert_eq!(closed_months(&h, 2).await, 2);
+    let (_, bills) = h.get_json(&format!("/v1/bills?from={}&to={}", dashed(m1), dashed(m2)), token).await;
+    let months: Vec<_> = bills["items"].as_array().unwrap().iter().filter(|b| b["username"] == "faxer001").map(|b| b["month"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(months, [dashed(m1), dashed(m2)]);
+    let (_, again) = h.post_json("/v1/bills/close", token, &json!({"month": dashed(m2)})).await;
+    assert_eq!(again["months"][0]["already_closed"], true, "{again}");
+    h.assert_ledger_sound().await;
+}
+
+/// Waits up to ten seconds for `expected` closed months; returns the count.
+async fn closed_months(h: &Harness, expected: i64) -> i64 {
+    let mut closed = 0;
+    for _ in 0..100 {
+        closed = sql_i64(&h.db, "SELECT COUNT(*) FROM month_closes").await;
+        if closed >= expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    closed
 }

@@ -161,8 +161,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(db: &TestDb, extra_args: &[&str]) -> TestServer {
+        // Tests close months themselves unless they ask for the automatic close.
+        let auto_close = if extra_args.contains(&"--auto-close-after-hours") { &[][..] } else { &["--auto-close-after-hours", "0"][..] };
         let mut child = Command::new(BINARY)
             .args(["serve", "--addr", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN, "--db-connections", "4"])
+            .args(auto_close)
             .args(extra_args)
             .env("SUBLEDGER_DATABASE_URL", &db.url)
             .env("RUST_LOG", "warn")
