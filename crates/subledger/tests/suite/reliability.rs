@@ -16,6 +16,7 @@ on_both_backends!(
     crash_keeps_every_acknowledged_transfer,
     graceful_stop_flushes_the_ledger,
     two_processes_share_one_database,
+    crash_keeps_every_acknowledged_usage_event,
 );
 
 async fn accounts(h: &Harness, tenant: &Tenant, count: usize) -> Vec<String> {
@@ -252,4 +253,102 @@ async fn two_processes_share_one_database(backend: Backend) {
 fn parse_cents(text: &str) -> i64 {
     let (whole, fraction) = text.split_once('.').unwrap();
     whole.parse::<i64>().unwrap() * 100 + fraction.parse::<i64>().unwrap()
+}
+
+/// Usage batches from concurrent clients and a month close, then SIGKILL:
+/// after a restart every acknowledged event is stored and charged once, no
+/// event is stored that was not sent, the month is closed with all its bills
+/// or not at all, and the ledger is sound.
+async fn crash_keeps_every_acknowledged_usage_event(backend: Backend) {
+    let Some(mut h) = Harness::start(backend).await else { return };
+    let tenant = h.create_tenant("Usage Crash").await;
+    let token = tenant.api_token.clone();
+    h.deposit(&tenant, "100000.00").await;
+    let names = accounts(&h, &tenant, 20).await;
+    for name in &names {
+        let response = h.http.post(h.url("/v1/transfers")).bearer_auth(&token).header("Idempotency-Key", format!("fund-{name}")).json(&json!({"from": {}, "to": {"username": name}, "amount": "1000.00"})).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let (status, body) = h.post_json("/v1/tariffs", &token, &json!({"product": "sms", "model": {"model": "per_unit", "price": "0.01", "increment": "1"}, "effective_from": "2020-01-01T00:00:00Z"})).await;
+    assert_eq!(status, 201, "{body}");
+    // Last month, so that it can be closed during the load.
+    let zone = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+    let this_month = jiff::Timestamp::now().to_zoned(zone.clone()).date().first_of_month();
+    let last_month = this_month.checked_sub(jiff::ToSpan::months(1)).unwrap();
+    let last_month_text = format!("{:04}-{:02}", last_month.year(), last_month.month());
+    let in_last_month = last_month.at(12, 0, 0, 0).to_zoned(zone).unwrap().timestamp().to_string();
+
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sent: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let (acknowledged, sent, names, token, base, when) = (acknowledged.clone(), sent.clone(), names.clone(), token.clone(), h.server.base.clone(), in_last_month.clone());
+            tokio::spawn(async move {
+                let http = client();
+                for batch in 0.. {
+                    let events: Vec<Value> = (0..100)
+                        .map(|i| {
+                            let id = format!("w{worker}-{batch:05}-{i:03}");
+                            let mut event = json!({"id": id, "account": names[(i + batch) % names.len()], "product": "sms", "quantity": 1});
+                            if i % 2 == 0 {
+                                event["occurred_at"] = json!(when);
+                            }
+                            event
+                        })
+                        .collect();
+                    sent.lock().unwrap().extend(events.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+                    let Ok(response) = http.post(format!("{base}/v1/usage")).bearer_auth(&token).json(&json!({ "events": events })).send().await else { break };
+                    let Ok(answer) = response.json::<Value>().await else { break };
+                    assert_eq!(answer["accepted"], 100, "{answer}");
+                    acknowledged.lock().unwrap().extend(events.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let close = {
+        let (http, url, token, month) = (client(), h.url("/v1/bills/close"), token.clone(), last_month_text.clone());
+        tokio::spawn(async move { http.post(url).bearer_auth(token).json(&json!({ "month": month })).send().await.map(|r| r.status().as_u16()) })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    h.server.kill_hard().await;
+    for worker in workers {
+        worker.await.expect("a load worker");
+    }
+    let close_answer = close.await.unwrap();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let sent = sent.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 400, "the load ran before the crash ({} acknowledged)", acknowledged.len());
+
+    h.server = TestServer::start(&h.db, &[]).await;
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&h.db.url).await.unwrap();
+    let stored: HashSet<String> = sqlx::query_scalar::<_, String>("SELECT event_id FROM usage_events").fetch_all(&mut conn).await.unwrap().into_iter().collect();
+    for id in &acknowledged {
+        assert!(stored.contains(id), "acknowledged event {id} is stored");
+    }
+    assert!(stored.is_subset(&sent), "only events that were sent are stored");
+    // Charged once each: the accounts' money went to revenue, a cent per event.
+    let mut balances = 0;
+    for name in &names {
+        let (_, wallets) = h.get_json(&format!("/v1/wallets?username={name}"), &token).await;
+        balances += wallets["items"].as_array().unwrap().iter().map(|w| w["balance_minor"].as_i64().unwrap()).sum::<i64>();
+    }
+    assert_eq!(balances, 20 * 100_000 - stored.len() as i64, "each stored event charged exactly once");
+    let counted = sql_i64(&h.db, "SELECT CAST(SUM(events) AS BIGINT) FROM usage_daily").await;
+    assert_eq!(counted, stored.len() as i64, "rollups count every stored event once");
+    // The month is closed with every bill, or not at all (then it closes now).
+    let closed = sql_i64(&h.db, &format!("SELECT COUNT(*) FROM month_closes WHERE month = '{last_month_text}'")).await;
+    let bills = sql_i64(&h.db, &format!("SELECT COUNT(*) FROM bills WHERE month = '{last_month_text}'")).await;
+    assert!((closed == 1 && bills == 20) || (closed == 0 && bills == 0), "closed {closed}, bills {bills} (close answered {close_answer:?})");
+    let (status, report) = h.post_json("/v1/bills/close", &token, &json!({ "month": last_month_text })).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(sql_i64(&h.db, &format!("SELECT COUNT(*) FROM bills WHERE month = '{last_month_text}'")).await, 20);
+    let unbalanced = sql_i64(&h.db, "SELECT COUNT(*) FROM bills b WHERE b.total_cents <> (SELECT COALESCE(SUM(l.money_cents), 0) FROM bill_lines l WHERE l.tenant_id = b.tenant_id AND l.account_id = b.account_id AND l.month = b.month)").await;
+    assert_eq!(unbalanced, 0, "every bill is the sum of its lines");
+    // A replay of an acknowledged batch is all duplicates.
+    let replay: Vec<Value> = acknowledged[..100].iter().map(|id| json!({"id": id, "account": names[0], "product": "sms", "quantity": 1})).collect();
+    let (status, answer) = h.post_json("/v1/usage", &token, &json!({ "events": replay })).await;
+    assert_eq!((status, answer["duplicates"].as_u64()), (200, Some(100)), "{answer}");
+    h.assert_ledger_sound().await;
 }
