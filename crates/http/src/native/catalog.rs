@@ -165,6 +165,7 @@ pub(super) fn parse_instant(text: &str) -> Result<i64, ApiError> {
     responses((status = 201, body = TariffView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn set_tariff(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiJson(body): ApiJson<NewTariffBody>) -> Result<impl IntoResponse, ApiError> {
     let model: PriceModel = serde_json::from_value(body.model).map_err(|e| ApiError::bad_request("invalid_model", &e.to_string()))?;
+    model.validate().map_err(|e| ApiError::bad_request("invalid_model", &e.to_string()))?;
     let username = body.username.as_deref().map(Username::parse).transpose().map_err(|e| ApiError::bad_request("invalid_username", &e.to_string()))?;
     let from = body.effective_from.as_deref().map(parse_instant).transpose()?;
     let version = state.services.set_tariff(&tenant, &body.product, username.as_ref(), from, model).await?;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::on_both_backends;
 use crate::support::*;
 
-on_both_backends!(usage_is_answered_per_event, quotas_count_per_tenant_day, month_close_bills_exactly, sendcloud_bills_follow_the_spec, exports_read_back, close_is_all_or_nothing, months_close_by_themselves);
+on_both_backends!(usage_is_answered_per_event, quotas_count_per_tenant_day, month_close_bills_exactly, sendcloud_bills_follow_the_spec, exports_read_back, close_is_all_or_nothing, months_close_by_themselves, catalog_and_effective_tariffs);
 
 const ZONE: &str = "Asia/Shanghai";
 
@@ -605,4 +605,100 @@ async fn closed_months(h: &Harness, expected: i64) -> i64 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     closed
+}
+
+#[track_caller]
+fn refused(answer: (u16, Value), status: u16, code: &str) {
+    assert_eq!((answer.0, answer.1["error"]["code"].as_str()), (status, Some(code)), "{}", answer.1);
+}
+
+/// Products and tariffs through the API: the built-in catalog, a tenant's
+/// own product, every refusal, and which tariff version prices what.
+async fn catalog_and_effective_tariffs(backend: Backend) {
+    let Some(h) = Harness::start(backend).await else { return };
+    let tenant = h.create_tenant("Catalog").await;
+    h.deposit(&tenant, "100.00").await;
+    let token = tenant.api_token.as_str();
+    for username in ["plain001", "vip00001"] {
+        account(&h, token, username, "sendcloud").await;
+        fund(&h, token, username, "10.00").await;
+    }
+
+    let (status, products) = h.get_json("/v1/products", token).await;
+    assert_eq!(status, 200);
+    let email = products["items"].as_array().unwrap().iter().find(|p| p["code"] == "email").unwrap();
+    assert_eq!((email["order_type"].as_i64(), email["unit"].as_str(), email["builtin"].as_bool()), (Some(1), Some("封"), Some(true)));
+    let voip = products["items"].as_array().unwrap().iter().find(|p| p["code"] == "voip").unwrap();
+    assert_eq!(voip["telephony_group"], "voip");
+
+    let fax = json!({"code": "fax_page", "name": "传真费用", "unit": "页", "order_type": 900});
+    let (status, created) = h.post_json("/v1/products", token, &fax).await;
+    assert_eq!((status, created["builtin"].as_bool(), created["grouping"].as_str()), (201, Some(false), Some("none")), "{created}");
+    refused(h.post_json("/v1/products", token, &fax).await, 409, "conflict");
+    refused(h.post_json("/v1/products", token, &json!({"code": "email", "name": "x", "unit": "封", "order_type": 1})).await, 409, "conflict");
+    refused(h.post_json("/v1/products", token, &json!({"code": "Bad Code", "name": "x", "unit": "页", "order_type": 900})).await, 400, "invalid_request");
+    refused(h.post_json("/v1/products", token, &json!({"code": "fax2", "name": "x", "unit": "页", "order_type": 900, "grouping": "weird"})).await, 400, "invalid_grouping");
+    refused(h.post_json("/v1/products", token, &json!({"code": "fax3", "name": "x", "unit": "页"})).await, 400, "invalid_body");
+    let (status, _) = h.post_json("/v1/products", "slt_nope", &fax).await;
+    assert_eq!(status, 401);
+
+    let tariff_for = |product: &str, model: Value| json!({"product": product, "model": model, "effective_from": "2020-01-01T00:00:00Z"});
+    refused(h.post_json("/v1/tariffs", token, &tariff_for("no_such_product", per_unit("1", "1"))).await, 404, "product_not_found");
+    refused(h.post_json("/v1/tariffs", token, &tariff_for("fax_page", json!({"model": "graduated", "tiers": [{"min": "5", "unit": "0", "price": "1"}]}))).await, 400, "invalid_model");
+    refused(h.post_json("/v1/tariffs", token, &tariff_for("fax_page", json!({"model": "per_unit", "price": "1", "increment": "0"}))).await, 400, "invalid_model");
+    refused(h.post_json("/v1/tariffs", token, &tariff_for("fax_page", json!({"model": "per_unit", "price": "0.1234567", "increment": "1"}))).await, 400, "invalid_model");
+    let mut bad = tariff_for("fax_page", per_unit("0.1", "1"));
+    bad["username"] = json!("no body");
+    refused(h.post_json("/v1/tariffs", token, &bad).await, 400, "invalid_username");
+    bad["username"] = json!("ghost001");
+    refused(h.post_json("/v1/tariffs", token, &bad).await, 404, "account_not_found");
+    let mut bad = tariff_for("fax_page", per_unit("0.1", "1"));
+    bad["effective_from"] = json!("soon");
+    refused(h.post_json("/v1/tariffs", token, &bad).await, 400, "invalid_time");
+
+    // 0.10 a page until this month, 0.20 from its first instant; vip pays 0.05 throughout.
+    tariff(&h, token, "fax_page", per_unit("0.10", "1")).await;
+    let this_month = month_start(0);
+    let (status, body) = h.post_json("/v1/tariffs", token, &json!({"product": "fax_page", "model": per_unit("0.20", "1"), "effective_from": at(this_month, 1, 0)})).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = h.post_json("/v1/tariffs", token, &json!({"product": "fax_page", "username": "vip00001", "model": per_unit("0.05", "1"), "effective_from": "2020-01-01T00:00:00Z"})).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, versions) = h.get_json("/v1/tariffs?product=fax_page", token).await;
+    let prices: Vec<_> = versions["items"].as_array().unwrap().iter().map(|v| (v["account_id"].is_null(), v["model"]["price"].as_str().unwrap().to_owned())).collect();
+    assert_eq!(prices.len(), 3, "{versions}");
+    assert_eq!(prices.iter().filter(|(default, _)| *default).count(), 2);
+
+    let last_month = month_start(1);
+    let answer = usage(
+        &h,
+        token,
+        json!([
+            {"id": "old", "account": "plain001", "product": "fax_page", "quantity": 1, "occurred_at": at(last_month, 10, 10)},
+            {"id": "new", "account": "plain001", "product": "fax_page", "quantity": 1},
+            {"id": "vip", "account": "vip00001", "product": "fax_page", "quantity": 1},
+        ]),
+    )
+    .await;
+    let charges: Vec<_> = answer["results"].as_array().unwrap().iter().map(|r| r["charge"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(charges, ["0.10", "0.20", "0.05"], "each event pays the version in force when it occurred");
+    // The bill of last month uses last month's price: it matches the charge, no settlement.
+    let report = close(&h, token, &dashed(last_month)).await;
+    assert_eq!((report["months"][0]["billed"].as_str(), report["months"][0]["settled"].as_str()), (Some("0.10"), Some("0.00")), "{report}");
+
+    refused(
+        status_and_json(h.http.put(h.url("/v1/accounts/plain001/billing")).bearer_auth(token).json(&json!({"mode": "weekly"})).send().await.unwrap()).await,
+        400,
+        "invalid_mode",
+    );
+    refused(
+        status_and_json(h.http.put(h.url("/v1/accounts/ghost001/billing")).bearer_auth(token).json(&json!({"mode": "postpaid"})).send().await.unwrap()).await,
+        404,
+        "account_not_found",
+    );
+    refused(h.get_json("/v1/bills?from=2024-13", token).await, 400, "invalid_month");
+    refused(h.get_json("/v1/bills?from=2024-05&to=2024-01", token).await, 400, "invalid_range");
+    refused(h.get_json("/v1/bills?from=2020-01&to=2024-01", token).await, 400, "invalid_range");
+    refused(h.get_json("/v1/bills?from=2024-01&limit=500", token).await, 400, "invalid_page");
+    refused(h.get_json("/v1/bills?from=2024-01&username=ghost001", token).await, 404, "account_not_found");
+    refused(h.get_json("/v1/accounts/plain001/daily?from=2024-02-30&to=2024-03-01", token).await, 400, "invalid_day");
 }
