@@ -155,6 +155,11 @@ impl Serialize for Month {
     }
 }
 
+/// An RFC 3339 instant (`2024-03-01T08:00:00+08:00`), as microseconds since the epoch.
+pub fn parse_instant_us(text: &str) -> Result<i64, String> {
+    text.parse::<Timestamp>().map(|t| t.as_microsecond()).map_err(|e| format!("{text:?} is not an RFC 3339 instant: {e}"))
+}
+
 /// Microseconds since the Unix epoch: how instants are stored.
 pub fn to_unix_micros(at: Timestamp) -> i64 {
     at.as_microsecond()

@@ -271,6 +271,21 @@ pub enum Grouping {
     Item,
 }
 
+impl Grouping {
+    /// The name used in the API, the CLI and storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grouping::None => "none",
+            Grouping::Country => "country",
+            Grouping::Item => "item",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Grouping> {
+        [Grouping::None, Grouping::Country, Grouping::Item].into_iter().find(|g| g.as_str() == text)
+    }
+}
+
 impl PriceModel {
     pub const TIERS_MAX: usize = 32;
     pub const COUNTRIES_MAX: usize = 400;

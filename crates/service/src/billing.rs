@@ -176,7 +176,7 @@ impl Catalog<'_> {
     /// Each account's lines of `month`'s bill, in bill order: a usage line per
     /// product used in the month, and a supplement (补扣) per product of an
     /// earlier, closed month whose usage grew since it was billed.
-    fn bill_lines(&self, month: &str, month_rows: Vec<store_close::MonthRow>, late_rows: Vec<store_close::MonthRow>, previous_billed: Vec<((AccountId, String, String), (i64, i64))>) -> BTreeMap<AccountId, Vec<BillLine>> {
+    fn bill_lines(&self, month: &str, month_rows: Vec<store_close::MonthRow>, late_rows: Vec<store_close::MonthRow>, previous_billed: store_close::PreviousBilled) -> BTreeMap<AccountId, Vec<BillLine>> {
         let previous: HashMap<(AccountId, String, String), (i64, i64)> = previous_billed.into_iter().collect();
         let mut lines: BTreeMap<AccountId, Vec<BillLine>> = BTreeMap::new();
         for ((account, product, _), rollup) in &group_rows(month_rows) {

@@ -47,11 +47,7 @@ impl Product {
     }
 
     fn from_record(r: ProductRecord) -> Product {
-        let grouping = match r.grouping.as_str() {
-            "country" => Grouping::Country,
-            "item" => Grouping::Item,
-            _ => Grouping::None,
-        };
+        let grouping = Grouping::parse(&r.grouping).unwrap_or(Grouping::None);
         Product {
             code: r.code,
             name: r.name,
@@ -163,12 +159,7 @@ impl Services {
             name: product.name.trim().to_owned(),
             unit: product.unit.trim().to_owned(),
             order_type: product.order_type,
-            grouping: match product.grouping {
-                Grouping::None => "none",
-                Grouping::Country => "country",
-                Grouping::Item => "item",
-            }
-            .to_owned(),
+            grouping: product.grouping.as_str().to_owned(),
             created_at_us: now_us(),
         };
         let mut tx = self.store.begin_write().await?;

@@ -157,10 +157,10 @@ impl Ledger {
 
     /// Posts a transfer (or refuses it) and returns once the outcome is durable.
     pub async fn submit(&self, request: TransferRequest) -> ServiceResult<TransferReceipt> {
-        if let Some(key) = &request.idempotency_key {
-            if key.is_empty() || key.len() > IDEMPOTENCY_KEY_BYTES_MAX {
-                return Err(ServiceError::Invalid { field: "idempotency key", reason: format!("must be 1 to {IDEMPOTENCY_KEY_BYTES_MAX} bytes") });
-            }
+        if let Some(key) = &request.idempotency_key
+            && (key.is_empty() || key.len() > IDEMPOTENCY_KEY_BYTES_MAX)
+        {
+            return Err(ServiceError::Invalid { field: "idempotency key", reason: format!("must be 1 to {IDEMPOTENCY_KEY_BYTES_MAX} bytes") });
         }
         if request.memo.as_ref().is_some_and(|m| m.chars().count() > MEMO_CHARS_MAX) {
             return Err(ServiceError::Invalid { field: "memo", reason: format!("must be at most {MEMO_CHARS_MAX} characters") });

@@ -97,6 +97,9 @@ pub async fn late_rows(store: &Store, tenant: TenantId, accounts: &[AccountId], 
     rollup_rows(store, &crate::ledger::close::late_groups("$1", "$3"), "TRUE", tenant, accounts, month).await
 }
 
+/// account, product, month, attr, then the five amounts.
+type RollupRow = (i64, String, String, String, i64, i64, i64, i64, i64);
+
 /// Rollup rows `FROM source WHERE condition` of these accounts; `$1` is the
 /// tenant, `$2` the accounts and `$3` the month.
 async fn rollup_rows(store: &Store, source: &str, condition: &str, tenant: TenantId, accounts: &[AccountId], month: &str) -> Result<Vec<MonthRow>> {
@@ -105,7 +108,7 @@ async fn rollup_rows(store: &Store, source: &str, condition: &str, tenant: Tenan
          FROM {source} WHERE {condition} AND {} ORDER BY account_id, product_code, month, attr",
         in_accounts(store.backend(), 2)
     );
-    let rows: Vec<(i64, String, String, String, i64, i64, i64, i64, i64)> = sqlx::query_as(&sql).bind(tenant.0).bind(ids_json(accounts)).bind(month).fetch_all(store.reader()).await?;
+    let rows: Vec<RollupRow> = sqlx::query_as(&sql).bind(tenant.0).bind(ids_json(accounts)).bind(month).fetch_all(store.reader()).await?;
     Ok(rows
         .into_iter()
         .map(|(account, product, month, attr, quantity_milli, billable_milli, events, rated_micros, charged_cents)| MonthRow {
@@ -120,7 +123,7 @@ async fn rollup_rows(store: &Store, source: &str, condition: &str, tenant: Tenan
 
 /// What the bills so far counted for each (account, product, month) that has
 /// late usage before `month`: quantity (milli) and money (cents).
-pub async fn previous_billed(store: &Store, tenant: TenantId, accounts: &[AccountId], month: &str) -> Result<Vec<((AccountId, String, String), (i64, i64))>> {
+pub async fn previous_billed(store: &Store, tenant: TenantId, accounts: &[AccountId], month: &str) -> Result<crate::ledger::close::PreviousBilled> {
     let sql = format!(
         "SELECT account_id, product_code, for_month, CAST(SUM(quantity_milli) AS BIGINT), CAST(SUM(money_cents) AS BIGINT) FROM bill_lines
          WHERE tenant_id = $1 AND {} AND for_month IN (SELECT DISTINCT month FROM usage_monthly WHERE tenant_id = $1 AND late = 1 AND month < $3)

@@ -189,10 +189,10 @@ impl Store {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !pool.is_closed() {
                 tick.tick().await;
-                if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
-                    if !pool.is_closed() {
-                        tracing::warn!(%error, "background WAL checkpoint failed; will retry");
-                    }
+                if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await
+                    && !pool.is_closed()
+                {
+                    tracing::warn!(%error, "background WAL checkpoint failed; will retry");
                 }
             }
         });

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/subledger.db";
 
@@ -43,6 +43,18 @@ pub enum Command {
     /// Ledger maintenance.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// The product catalog of a tenant.
+    #[command(subcommand)]
+    Product(ProductCommand),
+    /// Tariffs: how a tenant's products are priced.
+    #[command(subcommand)]
+    Tariff(TariffCommand),
+    /// Usage events.
+    #[command(subcommand)]
+    Usage(UsageCommand),
+    /// Monthly bills: close a month, show and export its bills.
+    #[command(subcommand)]
+    Bill(BillCommand),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -206,6 +218,19 @@ pub enum AccountCommand {
         #[arg(long)]
         quota: i64,
     },
+    /// Set how a sub-account pays for usage: per event (prepaid) or at month close (postpaid).
+    Billing {
+        #[command(flatten)]
+        account: AccountRef,
+        #[arg(long, value_enum)]
+        mode: BillingMode,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BillingMode {
+    Prepaid,
+    Postpaid,
 }
 
 #[derive(Subcommand, Debug)]
@@ -291,4 +316,172 @@ pub enum LedgerCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProductCommand {
+    /// List the built-in products and the tenant's own.
+    List {
+        /// Tenant id (tn_…) or app id.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a product of the tenant's own.
+    Add {
+        /// Tenant id (tn_…) or app id.
+        #[arg(long)]
+        tenant: String,
+        /// 2-40 lowercase letters, digits or _, a letter first.
+        #[arg(long)]
+        code: String,
+        /// Description of its bill lines.
+        #[arg(long)]
+        name: String,
+        /// Unit of the billed quantity, e.g. 条.
+        #[arg(long)]
+        unit: String,
+        /// SendCloud `orderType` of its bill lines (1-9999).
+        #[arg(long)]
+        order_type: i64,
+        /// Which event attribute picks the price: none, country or item.
+        #[arg(long, value_enum, default_value_t = ProductGrouping::None)]
+        grouping: ProductGrouping,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProductGrouping {
+    None,
+    Country,
+    Item,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TariffCommand {
+    /// Add a tariff version: the tenant's default, or with --username an account's override.
+    Set {
+        /// Tenant id (tn_…) or app id.
+        #[arg(long)]
+        tenant: String,
+        /// Product code (see `subledger product list`).
+        #[arg(long)]
+        product: String,
+        /// Override for this sub-account only.
+        #[arg(long)]
+        username: Option<String>,
+        /// RFC 3339 instant from which the version is in force (default: now).
+        #[arg(long)]
+        effective_from: Option<String>,
+        /// The price model as JSON, as `POST /v1/tariffs` takes it, e.g.
+        /// '{"model":"per_unit","price":"0.033","increment":"1"}'.
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tariff versions (defaults and per-account overrides).
+    List {
+        /// Tenant id (tn_…) or app id.
+        #[arg(long)]
+        tenant: String,
+        /// Only this product's versions.
+        #[arg(long)]
+        product: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsageCommand {
+    /// Ingest usage events from a CSV or JSON-lines file, in batches.
+    Import(UsageImportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct UsageImportArgs {
+    /// Tenant id (tn_…) or app id.
+    #[arg(long)]
+    pub tenant: String,
+    /// CSV with a header row (id,account,product,quantity[,occurred_at], further
+    /// columns become attributes) or JSON lines (one event object per line).
+    pub file: std::path::PathBuf,
+    /// File format; by default from the extension (.csv; .jsonl, .ndjson, .json).
+    #[arg(long, value_enum)]
+    pub format: Option<UsageFormat>,
+    /// Events per batch (each batch is one transaction).
+    #[arg(long, default_value_t = subledger_service::usage::USAGE_BATCH_MAX, value_parser = batch_size)]
+    pub batch_size: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageFormat {
+    Csv,
+    Jsonl,
+}
+
+fn batch_size(text: &str) -> Result<usize, String> {
+    let max = subledger_service::usage::USAGE_BATCH_MAX;
+    match text.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("must be a whole number from 1 to {max}")),
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BillCommand {
+    /// Close a month: compute the bills and settle them. Without --tenant, for every tenant.
+    Close {
+        /// YYYY-MM; it must have ended in the tenant's time zone.
+        #[arg(long)]
+        month: String,
+        /// Tenant id (tn_…) or app id; default: every tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a closed month's bills (one row per bill line) to a file.
+    Export {
+        /// Tenant id (tn_…) or app id.
+        #[arg(long)]
+        tenant: String,
+        /// YYYY-MM.
+        #[arg(long)]
+        month: String,
+        #[arg(long, value_enum)]
+        format: BillExportFormat,
+        /// Where to write; `-` writes CSV to standard output.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Show a month's bills with their lines (the current month: so far).
+    Show {
+        /// Tenant id (tn_…) or app id.
+        #[arg(long)]
+        tenant: String,
+        /// YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// Only this sub-account's bill.
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BillExportFormat {
+    Csv,
+    Xlsx,
 }

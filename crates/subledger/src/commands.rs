@@ -1,6 +1,9 @@
 //! The CLI commands. Each parses its flags into domain types and calls the
 //! same service methods the HTTP dialects call.
 
+mod billing;
+mod usage_import;
+
 use std::process::ExitCode;
 use std::str::FromStr;
 
@@ -17,7 +20,7 @@ use subledger_service::tenants::{Tenant, TenantUpdate, TenantWithSecrets};
 use subledger_service::{ServiceConfig, Services};
 use subledger_storage::{Store, StoreOptions};
 
-use crate::cli::{AccountCommand, AccountRef, AdminTokenCommand, Command, LedgerCommand, SignArgs, TenantCommand, WalletCommand};
+use crate::cli::{AccountCommand, AccountRef, AdminTokenCommand, BillingMode, Command, LedgerCommand, SignArgs, TenantCommand, UsageCommand, WalletCommand};
 use crate::serve::AnyError;
 
 pub async fn run(database_url: &str, account_limit_default: i64, command: Command) -> Result<ExitCode, AnyError> {
@@ -45,6 +48,10 @@ async fn dispatch(services: &Services, command: Command) -> Result<ExitCode, Any
         Command::Account(command) => account(services, command).await,
         Command::Wallet(command) => wallet(services, command).await,
         Command::Sign(args) => sign(Some(services), &args).await,
+        Command::Product(command) => billing::product(services, command).await,
+        Command::Tariff(command) => billing::tariff(services, command).await,
+        Command::Usage(UsageCommand::Import(args)) => usage_import::import(services, args).await,
+        Command::Bill(command) => billing::bill(services, command).await,
         Command::AdminToken(AdminTokenCommand::Rotate) => {
             println!("{}", services.rotate_admin_token().await?);
             Ok(ExitCode::SUCCESS)
@@ -71,6 +78,11 @@ fn print(json_output: bool, value: Value, human: impl FnOnce() -> String) {
     } else {
         println!("{}", human());
     }
+}
+
+/// An RFC 3339 instant in stored form, parsed as the native API parses it.
+fn parse_instant(text: &str) -> Result<i64, String> {
+    subledger_domain::calendar::parse_instant_us(text)
 }
 
 fn tenant_json(t: &Tenant) -> Value {
@@ -198,6 +210,15 @@ async fn account(services: &Services, command: AccountCommand) -> Result<ExitCod
             print(account.json, json!({"username": updated.username, "quota": state.quota, "today_used_quota": state.used_today}), || {
                 format!("{}: quota {} (used today {})", updated.username, state.quota, state.used_today)
             });
+        }
+        AccountCommand::Billing { account, mode } => {
+            let tenant = services.find_tenant(&account.tenant).await?;
+            services.set_billing_mode(&tenant, &account.username, mode == BillingMode::Postpaid).await?;
+            let mode = match mode {
+                BillingMode::Prepaid => "prepaid",
+                BillingMode::Postpaid => "postpaid",
+            };
+            print(account.json, json!({"username": account.username, "billing_mode": mode}), || format!("{}: {mode}", account.username));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -33,14 +33,6 @@ pub struct ProductView {
     pub telephony_group: Option<String>,
 }
 
-fn grouping_name(grouping: Grouping) -> &'static str {
-    match grouping {
-        Grouping::None => "none",
-        Grouping::Country => "country",
-        Grouping::Item => "item",
-    }
-}
-
 impl From<&Product> for ProductView {
     fn from(p: &Product) -> Self {
         ProductView {
@@ -48,7 +40,7 @@ impl From<&Product> for ProductView {
             name: p.name.clone(),
             unit: p.unit.clone(),
             order_type: p.order_type,
-            grouping: grouping_name(p.grouping).to_owned(),
+            grouping: p.grouping.as_str().to_owned(),
             supplement_order_type: p.supplement_order_type,
             refund_order_type: p.refund_order_type,
             quantity_meaning: p.quantity_meaning.clone(),
@@ -86,12 +78,8 @@ pub struct NewProductBody {
 #[utoipa::path(post, path = "/v1/products", tag = "billing", security(("api_token" = [])), request_body = NewProductBody,
     responses((status = 201, body = ProductView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn add_product(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiJson(body): ApiJson<NewProductBody>) -> Result<impl IntoResponse, ApiError> {
-    let grouping = match body.grouping.as_deref().unwrap_or("none") {
-        "none" => Grouping::None,
-        "country" => Grouping::Country,
-        "item" => Grouping::Item,
-        other => return Err(ApiError::bad_request("invalid_grouping", &format!("grouping must be none, country or item, not {other:?}"))),
-    };
+    let name = body.grouping.as_deref().unwrap_or("none");
+    let grouping = Grouping::parse(name).ok_or_else(|| ApiError::bad_request("invalid_grouping", &format!("grouping must be none, country or item, not {name:?}")))?;
     let product = state.services.add_product(&tenant, NewProduct { code: body.code, name: body.name, unit: body.unit, order_type: body.order_type, grouping }).await?;
     Ok((StatusCode::CREATED, Json(ProductView::from(&product))))
 }
@@ -157,7 +145,7 @@ pub struct NewTariffBody {
 }
 
 pub(super) fn parse_instant(text: &str) -> Result<i64, ApiError> {
-    text.parse::<jiff::Timestamp>().map(|t| t.as_microsecond()).map_err(|e| ApiError::bad_request("invalid_time", &format!("{text:?} is not an RFC 3339 instant: {e}")))
+    subledger_domain::calendar::parse_instant_us(text).map_err(|e| ApiError::bad_request("invalid_time", &e))
 }
 
 /// Set a tariff version

@@ -35,20 +35,6 @@ pub fn is_well_formed(text: &str) -> bool {
     text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signs_sorted_parameters_between_two_copies_of_the_key() {
-        // md5("KEY&appId=app&money=654.00&username=adf54654&KEY")
-        let signature = sign("KEY", [("username", "adf54654"), ("money", "654.00"), ("appId", "app"), ("signature", "ignored")]);
-        assert_eq!(signature, "b5dd6c550263b2fecce38e3038b1b235");
-        assert!(is_well_formed(&signature));
-        assert!(!is_well_formed("xyz"));
-    }
-}
-
 /// Characters left as they are in a form-encoded value: RFC 3986's unreserved set.
 const FORM_VALUE: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
@@ -65,4 +51,18 @@ pub fn signed_form(app_key: &str, params: &[(String, String)]) -> String {
         .collect();
     form.push(format!("{SIGNATURE_PARAM}={signature}"));
     form.join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signs_sorted_parameters_between_two_copies_of_the_key() {
+        // md5("KEY&appId=app&money=654.00&username=adf54654&KEY")
+        let signature = sign("KEY", [("username", "adf54654"), ("money", "654.00"), ("appId", "app"), ("signature", "ignored")]);
+        assert_eq!(signature, "b5dd6c550263b2fecce38e3038b1b235");
+        assert!(is_well_formed(&signature));
+        assert!(!is_well_formed("xyz"));
+    }
 }

@@ -35,6 +35,9 @@ pub struct MonthRow {
 /// Per (account, product): an amount in cents.
 pub type ProductTotals = Vec<((AccountId, String), i64)>;
 
+/// Per (account, product, month): the quantity (milli) and cents earlier bills counted.
+pub type PreviousBilled = Vec<((AccountId, String, String), (i64, i64))>;
+
 pub struct CloseReads {
     pub already_closed: bool,
     /// Rows of the month itself.
@@ -42,7 +45,7 @@ pub struct CloseReads {
     /// Rows of earlier months flagged late.
     pub late_rows: Vec<MonthRow>,
     /// What earlier bills counted per (account, product, month): quantity and cents.
-    pub previous_billed: Vec<((AccountId, String, String), (i64, i64))>,
+    pub previous_billed: PreviousBilled,
     /// Running totals per (account, product), before this close.
     pub billed: ProductTotals,
     /// Real-time charges of months up to the one closed.

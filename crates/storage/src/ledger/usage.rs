@@ -61,15 +61,18 @@ pub struct NewUsageEvent<'a> {
     pub outcome: &'a Outcome,
 }
 
+/// (account, product, day or month, attr): the key of a rollup row.
+pub type RollupKey = (AccountId, String, String, String);
+
 /// The rollup and counter changes of a batch.
 pub struct UsageWrites<'a> {
     pub tenant: TenantId,
     pub ingested_at_us: i64,
     pub events: &'a [NewUsageEvent<'a>],
     /// (account, product, day, attr) additions.
-    pub days: &'a [(&'a (AccountId, String, String, String), &'a RollupAmounts)],
+    pub days: &'a [(&'a RollupKey, &'a RollupAmounts)],
     /// (account, product, month, attr) additions, and whether the month is closed (late usage).
-    pub months: &'a [(&'a (AccountId, String, String, String), &'a RollupAmounts, bool)],
+    pub months: &'a [(&'a RollupKey, &'a RollupAmounts, bool)],
     pub quota: &'a [(&'a (AccountId, String), i64)],
 }
 

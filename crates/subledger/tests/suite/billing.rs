@@ -511,7 +511,7 @@ async fn exports_read_back(backend: Backend) {
     assert_eq!(rows.len(), 6, "four lines for mailer01, one each for faxer001 and postpd01");
     let mailer: Vec<_> = rows.iter().filter(|r| &r[0] == "mailer01").collect();
     assert_eq!(mailer.iter().map(|r| (&r[5], &r[7], &r[9])).collect::<Vec<_>>(), [("1", "299155", "1999.00"), ("2", "2", "1000.00"), ("12", "5600", "2755.40"), ("30", "68913.63", "135.89")]);
-    assert!(mailer.iter().all(|r| &r[10] == "5890.29" && &r[6] != "" && r[1] == *month));
+    assert!(mailer.iter().all(|r| &r[10] == "5890.29" && !r[6].is_empty() && r[1] == *month));
 
     let response = h.http.get(h.url(&format!("/v1/bills/export?month={month}&format=xlsx"))).bearer_auth(token).send().await.unwrap();
     assert_eq!(response.status(), 200);

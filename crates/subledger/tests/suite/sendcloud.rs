@@ -225,7 +225,8 @@ async fn create_validation_codes(backend: Backend) {
         params
     };
     let without = |name: &str| -> Vec<(&'static str, &'static str)> { valid.iter().filter(|(k, _)| *k != name).copied().collect() };
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (with("email", "not-an-email"), 405, "邮箱不能为空且确保格式正确"),
         (with("email", ""), 405, "邮箱不能为空且确保格式正确"),
         (with("phone", "184040713"), 406, "手机号不能为空且保证格式正确"),
