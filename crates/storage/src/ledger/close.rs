@@ -22,6 +22,15 @@ pub(crate) fn late_groups(tenant: &str, month: &str) -> String {
     )
 }
 
+/// Months whose real-time charges count against what has been billed when
+/// `month` closes: itself, every earlier month (closed first), and any later
+/// month already closed (a month closed out of order, e.g. one that had no
+/// usage when later months closed). Without the last part, closing such a
+/// month would see later months' bills but not their charges.
+pub(crate) fn billed_months(tenant: &str, month: &str) -> String {
+    format!("(month <= {month} OR month IN (SELECT month FROM month_closes WHERE tenant_id = {tenant}))")
+}
+
 /// A rollup row of the month being closed, or of a closed month with late usage.
 #[derive(Debug, Clone)]
 pub struct MonthRow {

@@ -309,6 +309,7 @@ pub(super) async fn close_begin(store: &Store, tenant: TenantId, month: &str) ->
     let mut batch = Batch::Locked(store.writer().begin().await?);
     sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE").bind(tenant.0).execute(batch.conn()).await?;
     let late = super::close::late_groups("$1", "$2");
+    let billed_months = super::close::billed_months("$1", "$2");
     let sql = format!(
         "SELECT
           EXISTS (SELECT 1 FROM month_closes WHERE tenant_id = $1 AND month = $2),
@@ -321,7 +322,7 @@ pub(super) async fn close_begin(store: &Store, tenant: TenantId, month: &str) ->
           (SELECT COALESCE(json_agg(json_build_array(account_id, product_code, c))::text, '[]') FROM
              (SELECT account_id, product_code, SUM(money_cents)::bigint AS c FROM bill_lines WHERE tenant_id = $1 GROUP BY account_id, product_code) AS billed),
           (SELECT COALESCE(json_agg(json_build_array(account_id, product_code, c))::text, '[]') FROM
-             (SELECT account_id, product_code, SUM(charged_cents)::bigint AS c FROM usage_monthly WHERE tenant_id = $1 AND month <= $2 GROUP BY account_id, product_code) AS charged),
+             (SELECT account_id, product_code, SUM(charged_cents)::bigint AS c FROM usage_monthly WHERE tenant_id = $1 AND {billed_months} GROUP BY account_id, product_code) AS charged),
           (SELECT COALESCE(json_agg(json_build_array(account_id, product_code, c))::text, '[]') FROM
              (SELECT account_id, product_code, SUM(amount_cents)::bigint AS c FROM settlements WHERE tenant_id = $1 AND status = 'posted' GROUP BY account_id, product_code) AS settled)"
     );

@@ -384,7 +384,7 @@ pub(super) fn close_reads(batch: &Batch, tenant: TenantId, month: &str) -> Resul
         billed: product_totals(batch, "SELECT account_id, product_code, SUM(money_cents) FROM bill_lines WHERE tenant_id = ?1 GROUP BY account_id, product_code", params![tenant.0])?,
         charged: product_totals(
             batch,
-            "SELECT account_id, product_code, SUM(charged_cents) FROM usage_monthly WHERE tenant_id = ?1 AND month <= ?2 GROUP BY account_id, product_code",
+            &format!("SELECT account_id, product_code, SUM(charged_cents) FROM usage_monthly WHERE tenant_id = ?1 AND {} GROUP BY account_id, product_code", super::close::billed_months("?1", "?2")),
             params![tenant.0, month],
         )?,
         settled: product_totals(

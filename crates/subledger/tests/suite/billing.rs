@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::on_both_backends;
 use crate::support::*;
 
-on_both_backends!(usage_is_answered_per_event, quotas_count_per_tenant_day, month_close_bills_exactly, sendcloud_bills_follow_the_spec, exports_read_back, close_is_all_or_nothing, months_close_by_themselves, catalog_and_effective_tariffs);
+on_both_backends!(usage_is_answered_per_event, quotas_count_per_tenant_day, month_close_bills_exactly, sendcloud_bills_follow_the_spec, exports_read_back, close_is_all_or_nothing, months_close_by_themselves, catalog_and_effective_tariffs, an_earlier_month_closes_after_a_later_one);
 
 const ZONE: &str = "Asia/Shanghai";
 
@@ -701,4 +701,33 @@ async fn catalog_and_effective_tariffs(backend: Backend) {
     refused(h.get_json("/v1/bills?from=2024-01&limit=500", token).await, 400, "invalid_page");
     refused(h.get_json("/v1/bills?from=2024-01&username=ghost001", token).await, 404, "account_not_found");
     refused(h.get_json("/v1/accounts/plain001/daily?from=2024-02-30&to=2024-03-01", token).await, 400, "invalid_day");
+}
+
+/// Usage for a month that had none when a later month closed: that month
+/// closes afterwards, and the later month's bill and charges do not make it
+/// settle anything twice.
+async fn an_earlier_month_closes_after_a_later_one(backend: Backend) {
+    let Some(h) = Harness::start(backend).await else { return };
+    let tenant = h.create_tenant("Out Of Order").await;
+    h.deposit(&tenant, "100.00").await;
+    let token = tenant.api_token.as_str();
+    account(&h, token, "sender01", "sendcloud").await;
+    fund(&h, token, "sender01", "10.00").await;
+    tariff(&h, token, "sms", per_unit("0.05", "1")).await;
+    let (m1, m2) = (month_start(2), month_start(1));
+    assert_eq!(usage(&h, token, json!([{"id": "m2", "account": "sender01", "product": "sms", "quantity": 10, "occurred_at": at(m2, 5, 5)}])).await["accepted"], 1);
+    let report = close(&h, token, &dashed(m2)).await;
+    assert_eq!(report["months"].as_array().unwrap().len(), 1, "{report}");
+
+    assert_eq!(usage(&h, token, json!([{"id": "m1", "account": "sender01", "product": "sms", "quantity": 4, "occurred_at": at(m1, 5, 5)}])).await["accepted"], 1);
+    assert_eq!(primary_cents(&h, token, "sender01").await, 1000 - 50 - 20);
+    let report = close(&h, token, &dashed(m2)).await;
+    let months: Vec<_> = report["months"].as_array().unwrap().iter().map(|m| (m["month"].as_str().unwrap().to_owned(), m["already_closed"].as_bool().unwrap(), m["settled"].as_str().unwrap().to_owned())).collect();
+    assert_eq!(months, [(dashed(m1), false, "0.00".to_owned()), (dashed(m2), true, "0.00".to_owned())], "{report}");
+    assert_eq!(primary_cents(&h, token, "sender01").await, 1000 - 50 - 20, "nothing charged twice");
+    let (_, bills) = h.get_json(&format!("/v1/bills?from={}&to={}", dashed(m1), dashed(m2)), token).await;
+    let totals: Vec<_> = bills["items"].as_array().unwrap().iter().map(|b| (b["month"].as_str().unwrap().to_owned(), b["total"].as_str().unwrap().to_owned())).collect();
+    assert_eq!(totals, [(dashed(m1), "0.20".to_owned()), (dashed(m2), "0.50".to_owned())]);
+    assert_eq!(sql_i64(&h.db, "SELECT COUNT(*) FROM settlements").await, 0);
+    h.assert_ledger_sound().await;
 }
