@@ -186,13 +186,23 @@ const USAGE_WRITES: &str = "WITH new_events AS (
       RETURNING 1)
     SELECT (SELECT COUNT(*) FROM new_events) + (SELECT COUNT(*) FROM days) + (SELECT COUNT(*) FROM months) + (SELECT COUNT(*) FROM quota)";
 
-/// Begins a usage batch: a transaction with the accounts' and the revenue
-/// wallet locked, and everything the engine reads.
+/// A tenant's month-close lock (a transaction-scoped advisory lock, keyed by
+/// the tenant in its own namespace): usage batches hold it shared, a close
+/// exclusively. Without it, a batch in another process (or in flight beside
+/// the close) could read a month as open, then commit its usage after the
+/// close read the month's rollups: usage neither billed nor flagged late.
+/// Advisory locks live in memory, so sharing it costs no row write.
+const CLOSE_LOCK_SHARED: &str = "SELECT pg_advisory_xact_lock_shared(1398096460, ($1::bigint % 2147483647)::int)";
+const CLOSE_LOCK_EXCLUSIVE: &str = "SELECT pg_advisory_xact_lock(1398096460, ($1::bigint % 2147483647)::int)";
+
+/// Begins a usage batch: a transaction with the tenant's close lock shared,
+/// the accounts' and the revenue wallet locked, and everything the engine reads.
 pub(super) async fn usage_begin(store: &Store, keys: &super::usage::UsageKeys<'_>) -> Result<(Batch, super::usage::UsageReads)> {
     use subledger_domain::ids::AccountId;
     use subledger_domain::usage::RollupAmounts;
 
     let mut batch = Batch::Locked(store.writer().begin().await?);
+    sqlx::query(CLOSE_LOCK_SHARED).bind(keys.tenant.0).execute(batch.conn()).await?;
     let account_ids: Vec<i64> = keys.accounts.iter().map(|a| a.0).collect();
     let text: String = sqlx::query_scalar(USAGE_ACCOUNTS).bind(keys.tenant.0).bind(json!(account_ids).to_string()).fetch_one(batch.conn()).await?;
     let accounts: Vec<super::usage::AccountRow> = parse_json::<Vec<(i64, i64, String, i64, Option<i64>, Option<i64>)>>(&text, "accounts")?
@@ -308,6 +318,7 @@ pub(super) async fn close_begin(store: &Store, tenant: TenantId, month: &str) ->
     use subledger_domain::ids::AccountId;
     let mut batch = Batch::Locked(store.writer().begin().await?);
     sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE").bind(tenant.0).execute(batch.conn()).await?;
+    sqlx::query(CLOSE_LOCK_EXCLUSIVE).bind(tenant.0).execute(batch.conn()).await?;
     let late = super::close::late_groups("$1", "$2");
     let billed_months = super::close::billed_months("$1", "$2");
     let sql = format!(
