@@ -7,7 +7,7 @@ use subledger_domain::calendar::from_unix_micros;
 use subledger_domain::ids::{AccountId, TenantId, WalletId};
 use subledger_domain::ledger::{Book, TransferKind, WalletPurpose};
 use subledger_domain::money::Currency;
-use subledger_domain::rating::{Grouping, Quantity};
+use subledger_domain::rating::{Grouping, PriceModel, Quantity};
 use subledger_domain::usage::{self as engine, AccountTerms, BatchState, EventInput, MonthRollup, Outcome, UsageRejection};
 use subledger_storage::ledger::usage::{self as store_usage, NewUsageEvent, UsageKeys, UsageWrites};
 use subledger_storage::ledger::{LedgerWriter, NewEntry, StoredTransfer};
@@ -115,7 +115,13 @@ impl Services {
             } else {
                 account
             };
-            let model = pre_check.ok().and_then(|account| tariffs.in_force(&event.product, account, event.occurred_at_us)).map(|v| v.model.clone());
+            // A per-country price without this country (and no default) has no
+            // price for the event: refused as `no_tariff`, not charged nothing.
+            let model = pre_check
+                .ok()
+                .and_then(|account| tariffs.in_force(&event.product, account, event.occurred_at_us))
+                .map(|v| v.model.clone())
+                .filter(|model| !matches!(**model, PriceModel::ByCountry { .. }) || country.is_some_and(|c| model.country_price(c).is_some()));
             inputs.push(EventInput {
                 event_id: event.id.clone(),
                 account: pre_check,
