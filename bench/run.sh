@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
-# The benchmark, in one command:  bench/run.sh [sqlite|postgres] [extra subledger-bench flags]
+# The benchmarks, in one command each:
+#   bench/run.sh [sqlite|postgres] [flags]          transferIn vs /healthz (subledger-bench)
+#   bench/run.sh usage [sqlite|postgres] [flags]    POST /v1/usage ingestion over HTTP (usage-bench)
+#   bench/run.sh close [sqlite|postgres] [flags]    month close of 10,000 accounts, in-process (close-bench)
 # Builds the release server and harness, then runs the harness against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bench=subledger-bench
+case "${1:-}" in
+    usage) bench=usage-bench; shift ;;
+    close) bench=close-bench; shift ;;
+esac
 backend="${1:-sqlite}"
 shift || true
 cargo build --release --locked -p subledger -p subledger-bench
-exec target/release/subledger-bench --backend "$backend" --server target/release/subledger "$@"
+if [ "$bench" = close-bench ]; then
+    exec target/release/close-bench --backend "$backend" "$@"
+fi
+exec "target/release/$bench" --backend "$backend" --server target/release/subledger "$@"

@@ -15,10 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-const ADMIN_TOKEN: &str = "sla_bench_admin_token_0123456789abcdef";
+use subledger_bench::{Server, psql, run_cli, temp_dir, with_database};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum Backend {
@@ -58,42 +55,6 @@ struct Args {
     keep_database: bool,
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(binary: &str, database_url: &str) -> Server {
-        let mut child = Command::new(binary)
-            .args(["serve", "--addr", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN])
-            .env("SUBLEDGER_DATABASE_URL", database_url)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {binary} (build it with `cargo build --release`): {e}"));
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut base = String::new();
-        while let Some(line) = lines.next_line().await.expect("server output") {
-            if let Some(address) = line.strip_prefix("subledger listening on ") {
-                base = address.trim().to_owned();
-                break;
-            }
-        }
-        assert!(!base.is_empty(), "the server did not start");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Server { child, base }
-    }
-
-    /// Peak resident set size so far (VmHWM), in MiB.
-    fn peak_rss_mib(&self) -> f64 {
-        let pid = self.child.id().expect("running");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).map_or(0.0, |kb| kb / 1024.0)
-    }
-}
-
 /// Latencies and count of one measured phase.
 struct Phase {
     requests: u64,
@@ -124,8 +85,7 @@ impl Phase {
         }
         let mut sorted = self.latencies_us.clone();
         sorted.sort_unstable();
-        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-        sorted[index] as f64 / 1000.0
+        subledger_bench::percentile_ms(&sorted, p)
     }
 }
 
@@ -173,24 +133,6 @@ where
     phase
 }
 
-async fn run_cli(binary: &str, database_url: &str, args: &[&str]) -> Value {
-    let output = Command::new(binary).args(args).env("SUBLEDGER_DATABASE_URL", database_url).output().await.expect("CLI runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("JSON output")
-}
-
-fn psql(url: &str, sql: &str) {
-    let status = std::process::Command::new("psql").args([url, "-qc", sql]).stdout(Stdio::null()).status().expect("psql runs");
-    assert!(status.success(), "psql {sql}");
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let base = url.split('?').next().unwrap_or(url);
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
-    format!("{}/{name}", &base[..path_start])
-}
-
 /// `pgbench -b tpcb-like` at the same client count; returns its tps.
 fn pgbench(server_url: &str, clients: usize, seconds: u64, scale: u32) -> f64 {
     let database = "subledger_bench_pgbench";
@@ -214,7 +156,7 @@ fn pgbench(server_url: &str, clients: usize, seconds: u64, scale: u32) -> f64 {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let _dir = tempfile_dir();
+    let _dir = temp_dir("bench");
     let database_url = match args.backend {
         Backend::Sqlite => format!("sqlite://{}/bench.db", _dir.display()),
         Backend::Postgres => {
@@ -338,10 +280,4 @@ fn unique_millis(last: &AtomicI64) -> i64 {
     let next = now.max(last.load(Ordering::Relaxed) + 1);
     last.store(next, Ordering::Relaxed);
     next
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("subledger-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
