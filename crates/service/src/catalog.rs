@@ -92,6 +92,8 @@ pub struct TariffVersion {
     pub product_code: String,
     /// `None`: the tenant's default; `Some`: an override for one account.
     pub account: Option<AccountId>,
+    /// The overridden account's username.
+    pub username: Option<String>,
     pub effective_from_us: i64,
     pub model: Arc<PriceModel>,
     pub created_at_us: i64,
@@ -110,6 +112,14 @@ impl TariffBook {
         let versions = self.by_product.get(product)?;
         let latest = |wanted: Option<AccountId>| versions.iter().rev().find(|v| v.account == wanted && v.effective_from_us <= at_us);
         latest(Some(account)).or_else(|| latest(None))
+    }
+
+    /// The versions of one product (or all), ordered by product, then the
+    /// default before overrides (by username), then start.
+    pub fn listed(&self, product: Option<&str>) -> Vec<&TariffVersion> {
+        let mut versions: Vec<&TariffVersion> = self.versions().filter(|v| product.is_none_or(|p| p == v.product_code)).collect();
+        versions.sort_by(|a, b| (a.product_code.as_str(), &a.username, a.effective_from_us).cmp(&(b.product_code.as_str(), &b.username, b.effective_from_us)));
+        versions
     }
 
     pub fn versions(&self) -> impl Iterator<Item = &TariffVersion> {
@@ -184,6 +194,7 @@ impl Services {
                 id: record.id,
                 product_code: record.product_code,
                 account: record.account_id.map(AccountId),
+                username: record.username,
                 effective_from_us: record.effective_from_us,
                 model: Arc::new(model),
                 created_at_us: record.created_at_us,
@@ -198,17 +209,18 @@ impl Services {
     /// all the tenant's accounts or, with `account`, as that account's override.
     /// Events already rated keep their price; monthly models are settled at
     /// close with the version in force at the end of the month.
-    pub async fn set_tariff(&self, tenant: &Tenant, product_code: &str, account: Option<&Username>, effective_from_us: Option<i64>, model: PriceModel) -> ServiceResult<TariffVersion> {
+    pub async fn set_tariff(&self, tenant: &Tenant, product_code: &str, account_name: Option<&Username>, effective_from_us: Option<i64>, model: PriceModel) -> ServiceResult<TariffVersion> {
         let product = self.product(tenant, product_code).await?;
         model.validate().map_err(|e| ServiceError::Invalid { field: "model", reason: e.to_string() })?;
         let needs = model.grouping();
         if needs != Grouping::None && needs != product.grouping {
             return Err(ServiceError::Invalid { field: "model", reason: format!("product {} is not grouped the way this model needs ({needs:?})", product.code) });
         }
-        let account = match account {
+        let account = match account_name {
             Some(username) => Some(self.account(tenant, username.as_str()).await?.id),
             None => None,
         };
+        let username = account.and(account_name.map(|u| u.as_str().to_owned()));
         let now = now_us();
         let effective_from_us = effective_from_us.unwrap_or(now);
         let model_json = serde_json::to_string(&model).expect("price models serialize");
@@ -221,7 +233,7 @@ impl Services {
             })?;
         tx.commit().await?;
         self.caches.forget_catalog(tenant.id);
-        Ok(TariffVersion { id, product_code: product_code.to_owned(), account, effective_from_us, model: Arc::new(model), created_at_us: now })
+        Ok(TariffVersion { id, product_code: product_code.to_owned(), account, username, effective_from_us, model: Arc::new(model), created_at_us: now })
     }
 
     /// Whether an account pays per event (prepaid) or at month close (postpaid).

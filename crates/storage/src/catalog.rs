@@ -40,6 +40,8 @@ pub async fn products(store: &Store, tenant: TenantId) -> Result<Vec<ProductReco
 pub struct TariffRecord {
     pub id: i64,
     pub account_id: Option<i64>,
+    /// The overridden account's username.
+    pub username: Option<String>,
     pub product_code: String,
     pub effective_from_us: i64,
     pub model: String,
@@ -72,7 +74,9 @@ pub async fn insert_tariff(tx: &mut WriteTx, tariff: &NewTariff<'_>) -> Result<i
 /// Every version of the tenant's tariffs (defaults and overrides), oldest first.
 pub async fn tariffs(store: &Store, tenant: TenantId) -> Result<Vec<TariffRecord>> {
     Ok(sqlx::query_as(
-        "SELECT id, account_id, product_code, effective_from_us, model, created_at_us FROM tariffs WHERE tenant_id = $1 ORDER BY product_code, effective_from_us, id",
+        "SELECT t.id, t.account_id, a.username, t.product_code, t.effective_from_us, t.model, t.created_at_us
+         FROM tariffs t LEFT JOIN accounts a ON a.id = t.account_id
+         WHERE t.tenant_id = $1 ORDER BY t.product_code, t.effective_from_us, t.id",
     )
     .bind(tenant.0)
     .fetch_all(store.reader())

@@ -302,7 +302,7 @@ pub struct DayBillList {
 pub struct DailyQuery {
     /// First day, `YYYY-MM-DD` (the tenant's calendar).
     pub from: String,
-    /// Last day, included; at most 93 days after `from`.
+    /// Last day, included; the range spans at most 93 days, both ends counted.
     pub to: String,
 }
 

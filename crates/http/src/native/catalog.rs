@@ -90,6 +90,8 @@ pub struct TariffView {
     pub product: String,
     /// The account this version overrides the tenant's default for.
     pub account_id: Option<i64>,
+    /// Its username.
+    pub username: Option<String>,
     /// RFC 3339: from when this version is in force.
     pub effective_from: String,
     /// The price model (see `PriceModel` in the docs).
@@ -104,6 +106,7 @@ impl From<&TariffVersion> for TariffView {
             tariff_id: v.id,
             product: v.product_code.clone(),
             account_id: v.account.map(|a| a.0),
+            username: v.username.clone(),
             effective_from: from_unix_micros(v.effective_from_us).to_string(),
             model: (*v.model).clone(),
             created_at: from_unix_micros(v.created_at_us).to_string(),
@@ -127,9 +130,7 @@ pub struct TariffQuery {
     responses((status = 200, body = TariffList), (status = 401, body = ErrorBody)))]
 pub async fn list_tariffs(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiQuery(query): ApiQuery<TariffQuery>) -> Result<Json<TariffList>, ApiError> {
     let book = state.services.tariff_book(&tenant).await?;
-    let mut items: Vec<TariffView> = book.versions().filter(|v| query.product.as_deref().is_none_or(|p| p == v.product_code)).map(TariffView::from).collect();
-    items.sort_by(|a, b| (a.product.as_str(), a.account_id, a.effective_from.as_str()).cmp(&(b.product.as_str(), b.account_id, b.effective_from.as_str())));
-    Ok(Json(TariffList { items }))
+    Ok(Json(TariffList { items: book.listed(query.product.as_deref()).into_iter().map(TariffView::from).collect() }))
 }
 
 #[derive(Deserialize, ToSchema)]

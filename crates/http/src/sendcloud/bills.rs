@@ -108,7 +108,16 @@ struct DetailOrder {
     component: String,
     #[serde(rename = "orderMoney")]
     order_money: Yuan,
-    info: serde_json::Value,
+    info: Box<RawValue>,
+}
+
+/// The `info` of a supplement line: what was billed before, and the detail.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SupplementInfo {
+    last_month_money: Yuan,
+    last_month_amount: Number,
+    list: Vec<serde_json::Value>,
 }
 
 /// The `info` of a detail line, in the spec's shape for its kind.
@@ -157,18 +166,16 @@ fn detail_json(line: &DetailLine) -> serde_json::Value {
 /// The `info` of a bill line: a list for tiers, countries and items, an
 /// object for a single part, and for a supplement the spec's
 /// `{lastMonthMoney, lastMonthAmount, list}`.
-fn line_info(line: &LineView) -> serde_json::Value {
+fn line_info(line: &LineView) -> Box<RawValue> {
     let parts: Vec<serde_json::Value> = line.detail.iter().map(detail_json).collect();
     let single = matches!(line.detail.as_slice(), [DetailLine::Units { .. } | DetailLine::Allowance { .. }]);
-    match line.previous {
-        Some((amount, money)) => serde_json::json!({
-            "lastMonthMoney": serde_json::from_str::<serde_json::Value>(&subledger_domain::money::format_minor(money)).unwrap_or_default(),
-            "lastMonthAmount": serde_json::from_str::<serde_json::Value>(&amount.to_string()).unwrap_or_default(),
-            "list": parts,
-        }),
-        None if single => parts.into_iter().next().unwrap_or_default(),
-        None => serde_json::Value::Array(parts),
-    }
+    let raw = match line.previous {
+        // Money with its two decimals, like `orderMoney`.
+        Some((amount, money)) => serde_json::value::to_raw_value(&SupplementInfo { last_month_money: Yuan(money), last_month_amount: quantity(amount), list: parts }),
+        None if single => serde_json::value::to_raw_value(&parts.into_iter().next().unwrap_or_default()),
+        None => serde_json::value::to_raw_value(&parts),
+    };
+    raw.expect("bill detail serializes")
 }
 
 /// The range, paging and filter of both endpoints.

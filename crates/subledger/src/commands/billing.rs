@@ -71,6 +71,7 @@ fn tariff_json(v: &TariffVersion) -> Value {
         "tariff_id": v.id,
         "product": v.product_code,
         "account_id": v.account.map(|a| a.0),
+        "username": v.username,
         "effective_from": from_unix_micros(v.effective_from_us).to_string(),
         "model": serde_json::to_value(v.model.as_ref()).expect("price models serialize"),
         "created_at": from_unix_micros(v.created_at_us).to_string(),
@@ -78,7 +79,7 @@ fn tariff_json(v: &TariffVersion) -> Value {
 }
 
 fn tariff_row(v: &TariffVersion) -> String {
-    let scope = v.account.map_or_else(|| "default".to_owned(), |a| format!("account {}", a.0));
+    let scope = v.username.as_deref().map_or_else(|| "default".to_owned(), |u| format!("for {u}"));
     let model = serde_json::to_string(v.model.as_ref()).expect("price models serialize");
     format!("{:>6}  {:<24} {:<14} from {}  {model}", v.id, v.product_code, scope, from_unix_micros(v.effective_from_us))
 }
@@ -98,8 +99,7 @@ pub(super) async fn tariff(services: &Services, command: TariffCommand) -> Resul
         TariffCommand::List { tenant, product, json } => {
             let tenant = services.find_tenant(&tenant).await?;
             let book = services.tariff_book(&tenant).await?;
-            let mut versions: Vec<&TariffVersion> = book.versions().filter(|v| product.as_deref().is_none_or(|p| p == v.product_code)).collect();
-            versions.sort_by(|a, b| (a.product_code.as_str(), a.account, a.effective_from_us).cmp(&(b.product_code.as_str(), b.account, b.effective_from_us)));
+            let versions = book.listed(product.as_deref());
             print(json, json!({"items": versions.iter().map(|v| tariff_json(v)).collect::<Vec<_>>()}), || {
                 versions.iter().map(|v| tariff_row(v)).collect::<Vec<_>>().join("\n")
             });

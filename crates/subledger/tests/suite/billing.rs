@@ -432,7 +432,6 @@ async fn sendcloud_bills_follow_the_spec(backend: Backend) {
     assert_eq!(dates, [dashed(current), dashed(m1)], "iFaxin accounts also see the month to date, newest first: {fax}");
     assert_eq!(fax["billData"][0]["totalMoney"].to_string(), "0.1");
     assert_eq!(of("idle0001")["billData"], json!([]));
-    let _ = m2;
 
     // billDetail: the spec's info shapes per kind of line.
     let reply = sendcloud_call(&h, &tenant, "billDetail", &params(&[("username", "mailer01")])).await;
@@ -483,6 +482,20 @@ async fn sendcloud_bills_follow_the_spec(backend: Backend) {
     // Paging runs over sub-accounts.
     let reply = sendcloud_call(&h, &tenant, "bill", &params(&[("startNo", "1"), ("pageSize", "2")])).await;
     assert_eq!((reply["info"]["total"].as_i64(), reply["info"]["count"].as_i64()), (Some(4), Some(2)), "{reply}");
+
+    // A supplement (补扣) line: the spec's object with what was billed before, money with two decimals.
+    assert_eq!(usage(&h, token, json!([{"id": "late-email", "account": "mailer01", "product": "email", "quantity": 5486, "occurred_at": at(m1, 25, 1)}])).await["accepted"], 1);
+    close(&h, token, &dashed(m2)).await;
+    let body = signed_form(&tenant, &[("startMonth", &compact(m2)), ("endMonth", &compact(m2)), ("username", "mailer01")], true);
+    let response = h.http.post(h.url("/api/subAccount/billDetail")).header("Content-Type", "application/x-www-form-urlencoded").body(body).send().await.unwrap();
+    let raw = response.text().await.unwrap();
+    let reply: Value = serde_json::from_str(&raw).unwrap();
+    let detail = reply["info"]["list"][0]["billDetail"].as_array().unwrap();
+    let supplement = detail.iter().find(|d| d["orderType"] == 5).unwrap_or_else(|| panic!("a 邮件补扣 line: {raw}"));
+    assert_eq!((supplement["desc"].as_str(), supplement["remark"].as_i64(), supplement["orderMoney"].as_f64()), (Some("上月邮件补扣"), Some(5486), Some(30.0)), "{raw}");
+    assert_eq!(supplement["info"]["lastMonthAmount"], 299155);
+    assert!(raw.contains(r#""lastMonthMoney":1999.00"#), "{raw}");
+    assert_eq!(supplement["info"]["list"].as_array().unwrap().len(), 2, "the month re-rated by tier: {raw}");
 }
 
 async fn exports_read_back(backend: Backend) {
@@ -666,9 +679,8 @@ async fn catalog_and_effective_tariffs(backend: Backend) {
     let (status, body) = h.post_json("/v1/tariffs", token, &json!({"product": "fax_page", "username": "vip00001", "model": per_unit("0.05", "1"), "effective_from": "2020-01-01T00:00:00Z"})).await;
     assert_eq!(status, 201, "{body}");
     let (_, versions) = h.get_json("/v1/tariffs?product=fax_page", token).await;
-    let prices: Vec<_> = versions["items"].as_array().unwrap().iter().map(|v| (v["account_id"].is_null(), v["model"]["price"].as_str().unwrap().to_owned())).collect();
-    assert_eq!(prices.len(), 3, "{versions}");
-    assert_eq!(prices.iter().filter(|(default, _)| *default).count(), 2);
+    let prices: Vec<_> = versions["items"].as_array().unwrap().iter().map(|v| (v["username"].as_str(), v["model"]["price"].as_str().unwrap())).collect();
+    assert_eq!(prices, [(None, "0.1"), (None, "0.2"), (Some("vip00001"), "0.05")], "defaults first, then overrides: {versions}");
 
     let last_month = month_start(1);
     let answer = usage(
