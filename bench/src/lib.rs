@@ -61,6 +61,14 @@ pub fn psql(url: &str, sql: &str) {
     assert!(status.success(), "psql {sql}");
 }
 
+/// Applies `name=value` settings to a database (ALTER DATABASE … SET): its new sessions get them.
+pub fn set_database_settings(server_url: &str, database: &str, settings: &[String]) {
+    for setting in settings {
+        let (key, value) = setting.split_once('=').expect("PostgreSQL settings are name=value");
+        psql(server_url, &format!("ALTER DATABASE {database} SET {key} = '{value}'"));
+    }
+}
+
 /// The first value `psql` prints for a query.
 pub fn psql_value(url: &str, sql: &str) -> String {
     let output = std::process::Command::new("psql").args([url, "-qAtc", sql]).output().expect("psql runs");

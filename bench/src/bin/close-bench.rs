@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use prometheus_client::registry::Registry;
 use serde_json::json;
-use subledger_bench::{file_mib, psql, psql_value, temp_dir, with_database};
+use subledger_bench::{file_mib, psql, psql_value, set_database_settings, temp_dir, with_database};
 use subledger_domain::account::{DailyQuota, TenantName, UserType, Username};
 use subledger_domain::calendar::{TenantTimeZone, to_unix_micros};
 use subledger_domain::money::{Currency, PositiveAmount};
@@ -64,6 +64,16 @@ struct Args {
     /// Every this many accounts one is postpaid (settled at close); 0: none.
     #[arg(long, default_value_t = 2)]
     postpaid_every: usize,
+    /// Before the close, let the database catch up with the seeding: on
+    /// SQLite a TRUNCATE checkpoint of the WAL (which the background PASSIVE
+    /// checkpoints cannot finish under sustained ingestion), on PostgreSQL
+    /// VACUUM ANALYZE and CHECKPOINT (for servers without autovacuum).
+    #[arg(long)]
+    settle_before_close: bool,
+    /// PostgreSQL settings for the bench's databases (`name=value`, repeatable;
+    /// applied with ALTER DATABASE … SET), e.g. `log_min_duration_statement=50`.
+    #[arg(long)]
+    postgres_setting: Vec<String>,
     /// Leave the databases behind for inspection.
     #[arg(long)]
     keep_database: bool,
@@ -123,6 +133,24 @@ impl Plan {
     }
 }
 
+/// What `--settle-before-close` does (see there).
+fn settle(args: &Args, database_url: &str) {
+    match args.backend {
+        Backend::Sqlite => {
+            let path = database_url.trim_start_matches("sqlite://");
+            let conn = rusqlite::Connection::open(path).expect("bench connection to the database");
+            conn.busy_timeout(Duration::from_secs(60)).expect("busy timeout");
+            let (busy, frames): (i64, i64) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?))).expect("checkpoint");
+            eprintln!("  settled: WAL checkpointed ({frames} frames, busy {busy}) and truncated");
+        }
+        Backend::Postgres => {
+            psql(database_url, "VACUUM ANALYZE");
+            psql(database_url, "CHECKPOINT");
+            eprintln!("  settled: VACUUM ANALYZE, CHECKPOINT");
+        }
+    }
+}
+
 async fn run(args: &Args, database_url: &str, events_per_account: usize) -> Result {
     let started = Instant::now();
     let store = subledger_storage::Store::open(database_url, &Default::default()).await.expect("database opens");
@@ -169,7 +197,7 @@ async fn run(args: &Args, database_url: &str, events_per_account: usize) -> Resu
                     let amount = PositiveAmount::new(100_000).expect("amount");
                     let to = WalletRef::primary(Holder::Account(username));
                     services.transfer(&tenant, &WalletRef::primary(Holder::Tenant), &to, amount, Currency::Cny, MoveOptions::default()).await.expect("transfer").posted().expect("funded");
-                    if postpaid_every > 0 && i % postpaid_every == 0 {
+                    if postpaid_every > 0 && i.is_multiple_of(postpaid_every) {
                         services.set_billing_mode(&tenant, name, true).await.expect("postpaid");
                     }
                 }
@@ -206,7 +234,7 @@ async fn run(args: &Args, database_url: &str, events_per_account: usize) -> Resu
                     if let Some(refused) = results.iter().find(|r| r.duplicate || !matches!(r.outcome, Outcome::Accepted(_))) {
                         panic!("event {} was not accepted: {:?} (duplicate: {})", refused.id, refused.outcome, refused.duplicate);
                     }
-                    if b > 0 && b % 1000 == 0 {
+                    if b > 0 && b.is_multiple_of(1000) {
                         eprintln!("  seeded {} events", b * BATCH as u64);
                     }
                 }
@@ -217,6 +245,13 @@ async fn run(args: &Args, database_url: &str, events_per_account: usize) -> Resu
         task.await.expect("seeding task");
     }
     let seed = seeding.elapsed();
+    if args.settle_before_close {
+        settle(args, database_url);
+    }
+    if args.backend == Backend::Sqlite {
+        let path = std::path::PathBuf::from(format!("{}-wal", database_url.trim_start_matches("sqlite://")));
+        eprintln!("  before the close: WAL {:.0} MiB", file_mib(&path));
+    }
 
     let closing = Instant::now();
     let reports = services.close_month(&tenant, month).await.expect("close");
@@ -244,9 +279,9 @@ async fn run(args: &Args, database_url: &str, events_per_account: usize) -> Resu
 async fn main() {
     let args = Args::parse();
     let k = args.seed_accounts_per_batch;
-    assert!(k > 0 && BATCH % k == 0 && args.accounts % k == 0, "--seed-accounts-per-batch must divide 1,000 and --accounts");
+    assert!(k > 0 && BATCH.is_multiple_of(k) && args.accounts.is_multiple_of(k), "--seed-accounts-per-batch must divide 1,000 and --accounts");
     for &e in &args.events_per_account {
-        assert!(e % (BATCH / k) == 0, "--events-per-account {e} must be a multiple of {} (1,000 / --seed-accounts-per-batch)", BATCH / k);
+        assert!(e.is_multiple_of(BATCH / k), "--events-per-account {e} must be a multiple of {} (1,000 / --seed-accounts-per-batch)", BATCH / k);
     }
     let mut results = Vec::new();
     for &events_per_account in &args.events_per_account {
@@ -256,6 +291,7 @@ async fn main() {
             Backend::Sqlite => format!("sqlite://{}/close.db", dir.display()),
             Backend::Postgres => {
                 psql(&args.postgres_url, &format!("CREATE DATABASE {postgres_name}"));
+                set_database_settings(&args.postgres_url, &postgres_name, &args.postgres_setting);
                 with_database(&args.postgres_url, &postgres_name)
             }
         };

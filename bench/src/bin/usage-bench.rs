@@ -1,14 +1,17 @@
 //! usage-bench: usage ingestion over HTTP, `POST /v1/usage`, against the
 //! release server.
 //!
-//! Set-up (CLI and native API): one tenant with a large deposit, N sub-accounts
-//! (daily quota at its maximum) funded from it, and a per-unit tariff on each
-//! product. Then, for each connection count asked for, every connection sends
+//! One run per (accounts per batch, connections) setting, each on a fresh
+//! database and server. Set-up (CLI and native API): one tenant with a large
+//! deposit, N sub-accounts (daily quota at its maximum) funded from it, and a
+//! per-unit tariff on each product. After a warm-up, every connection sends
 //! batches of events back to back for a fixed time: ids are zero-padded
-//! sequence numbers (time-ordered), events are spread over the accounts, and
-//! every answer is parsed and its counts checked: all events must be accepted.
-//! It prints events/s, batch latency percentiles, the server's peak RSS and
-//! where the CPU went (server, its ledger thread, PostgreSQL, this client).
+//! sequence numbers (time-ordered), each batch names the next accounts in
+//! turn, and every answer is parsed and its counts checked: all events must
+//! be accepted. It prints events/s, batch latency percentiles, the server's
+//! peak RSS (VmHWM), the ledger worker's time per batch, where the CPU went
+//! (server, its ledger thread, PostgreSQL, this client) and, on SQLite, the
+//! storage writes per batch and the size of the WAL.
 //!
 //!     bench/run.sh usage sqlite    # or postgres; flags after the backend, see --help
 
@@ -20,7 +23,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use subledger_bench::{Server, cpu_seconds, file_mib, metric, storage_write_bytes, percentile_ms, processes_cpu_seconds, psql, run_cli, temp_dir, thread_cpu_seconds, with_database};
+use subledger_bench::{Server, cpu_seconds, file_mib, metric, percentile_ms, processes_cpu_seconds, psql, run_cli, set_database_settings, storage_write_bytes, temp_dir, thread_cpu_seconds, with_database};
 use subledger_domain::calendar::from_unix_micros;
 
 #[global_allocator]
@@ -65,7 +68,8 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     accounts_per_batch: Vec<usize>,
     /// Products the events name, each with a per-unit tariff (comma-separated
-    /// built-in codes). With several, consecutive batches alternate.
+    /// built-in codes). With several, they take turns per batch (and per
+    /// round over the batch's accounts).
     #[arg(long, value_delimiter = ',', default_values_t = ["sms".to_owned()])]
     products: Vec<String>,
     /// Price per unit of every product (CNY).
@@ -284,10 +288,7 @@ impl Database {
             Backend::Postgres => {
                 let name = format!("subledger_usage_bench_{}_{run}", std::process::id());
                 psql(&args.postgres_url, &format!("CREATE DATABASE {name}"));
-                for setting in &args.postgres_setting {
-                    let (key, value) = setting.split_once('=').expect("--postgres-setting takes name=value");
-                    psql(&args.postgres_url, &format!("ALTER DATABASE {name} SET {key} = '{value}'"));
-                }
+                set_database_settings(&args.postgres_url, &name, &args.postgres_setting);
                 Database { url: with_database(&args.postgres_url, &name), dir, postgres_name: Some(name) }
             }
         }
