@@ -233,9 +233,7 @@ async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: Le
                     if !batch.is_empty() {
                         run_batch(batch, &writer, &config, &metrics).await;
                     }
-                    for (job, reply) in jobs {
-                        let _ = reply.send(run_job(&job, &writer, &config, &metrics).await);
-                    }
+                    run_jobs(jobs, &writer, &config, &metrics).await;
                     for (job, reply) in closes {
                         let _ = reply.send(run_close(&job, &writer, &config).await);
                     }
@@ -263,6 +261,60 @@ async fn run_close(job: &CloseJob, writer: &LedgerWriter, config: &LedgerConfig)
             Err(error) => {
                 tracing::error!(%error, month = %job.month, "month close failed; nothing of it was written");
                 return Err(ServiceError::Storage(error));
+            }
+        }
+    }
+}
+
+/// Most events in one usage transaction when queued jobs are merged.
+pub const USAGE_MERGE_EVENTS_MAX: usize = 8_000;
+
+/// Runs the queued usage jobs, merging consecutive jobs of one tenant into
+/// one transaction (up to [`USAGE_MERGE_EVENTS_MAX`] events). A batch costs
+/// mostly per distinct account it touches (its wallets, rollups, quota rows
+/// and one charge each), so jobs over the same accounts share that cost.
+/// The merged events run in arrival order, exactly as the jobs would one
+/// after the other (an id repeated in a later job is its duplicate). If the
+/// merged transaction fails, each job runs again on its own, so one job's
+/// failure is not another's.
+async fn run_jobs(jobs: Vec<(UsageJob, UsageReply)>, writer: &LedgerWriter, config: &LedgerConfig, metrics: &LedgerMetrics) {
+    let mut groups: Vec<Vec<(UsageJob, UsageReply)>> = Vec::new();
+    for (job, reply) in jobs {
+        match groups.last_mut() {
+            Some(group) if group[0].0.tenant == job.tenant && group.iter().map(|(j, _)| j.events.len()).sum::<usize>() + job.events.len() <= USAGE_MERGE_EVENTS_MAX => {
+                group.push((job, reply))
+            }
+            _ => groups.push(vec![(job, reply)]),
+        }
+    }
+    for group in groups {
+        if group.len() == 1 {
+            let (job, reply) = group.into_iter().next().expect("one job");
+            let _ = reply.send(run_job(&job, writer, config, metrics).await);
+            continue;
+        }
+        let sizes: Vec<usize> = group.iter().map(|(job, _)| job.events.len()).collect();
+        let (tenant, revenue) = (group[0].0.tenant, group[0].0.revenue);
+        let (jobs, replies): (Vec<UsageJob>, Vec<UsageReply>) = group.into_iter().unzip();
+        let mut merged = UsageJob { tenant, revenue, events: Vec::with_capacity(sizes.iter().sum()), raw: Vec::with_capacity(sizes.iter().sum()) };
+        for job in jobs {
+            merged.events.extend(job.events);
+            merged.raw.extend(job.raw);
+        }
+        match run_job(&merged, writer, config, metrics).await {
+            Ok(outcomes) => {
+                let mut outcomes = outcomes.into_iter();
+                for (reply, size) in replies.into_iter().zip(sizes) {
+                    let _ = reply.send(Ok(outcomes.by_ref().take(size).collect()));
+                }
+            }
+            Err(_) => {
+                // Split the events back into their jobs and run each alone.
+                let (mut events, mut raw) = (merged.events.into_iter(), merged.raw.into_iter());
+                for (reply, size) in replies.into_iter().zip(sizes) {
+                    let job = UsageJob { tenant, revenue, events: events.by_ref().take(size).collect(), raw: raw.by_ref().take(size).collect() };
+                    let _ = reply.send(run_job(&job, writer, config, metrics).await);
+                }
             }
         }
     }

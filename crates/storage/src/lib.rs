@@ -163,6 +163,9 @@ impl Store {
                             // `checkpoint_in_background`), not inside
                             // whichever commit happens to cross a threshold.
                             "PRAGMA wal_autocheckpoint = 0",
+                            // A WAL that grew under load is cut back to 64 MiB
+                            // when it starts over.
+                            "PRAGMA journal_size_limit = 67108864",
                         ] {
                             conn.execute(pragma).await?;
                         }

@@ -17,6 +17,7 @@ on_both_backends!(
     graceful_stop_flushes_the_ledger,
     two_processes_share_one_database,
     crash_keeps_every_acknowledged_usage_event,
+    concurrent_usage_batches_share_ids_once,
 );
 
 async fn accounts(h: &Harness, tenant: &Tenant, count: usize) -> Vec<String> {
@@ -350,5 +351,68 @@ async fn crash_keeps_every_acknowledged_usage_event(backend: Backend) {
     let replay: Vec<Value> = acknowledged[..100].iter().map(|id| json!({"id": id, "account": names[0], "product": "sms", "quantity": 1})).collect();
     let (status, answer) = h.post_json("/v1/usage", &token, &json!({ "events": replay })).await;
     assert_eq!((status, answer["duplicates"].as_u64()), (200, Some(100)), "{answer}");
+    h.assert_ledger_sound().await;
+}
+
+/// Concurrent batches that repeat each other's ids (the worker merges queued
+/// batches into one transaction): every id is accepted once, by one batch,
+/// and answered as a duplicate with the same charge in the others.
+async fn concurrent_usage_batches_share_ids_once(backend: Backend) {
+    let Some(h) = Harness::start(backend).await else { return };
+    let tenant = h.create_tenant("Merged Usage").await;
+    let token = tenant.api_token.clone();
+    h.deposit(&tenant, "10000.00").await;
+    let names = accounts(&h, &tenant, 10).await;
+    for name in &names {
+        let response = h.http.post(h.url("/v1/transfers")).bearer_auth(&token).header("Idempotency-Key", format!("fund-{name}")).json(&json!({"from": {}, "to": {"username": name}, "amount": "100.00"})).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let (status, body) = h.post_json("/v1/tariffs", &token, &json!({"product": "sms", "model": {"model": "per_unit", "price": "0.01", "increment": "1"}, "effective_from": "2020-01-01T00:00:00Z"})).await;
+    assert_eq!(status, 201, "{body}");
+    let rounds: Vec<_> = (0..16)
+        .map(|caller| {
+            let (http, url, token, names) = (client(), h.url("/v1/usage"), token.clone(), names.clone());
+            tokio::spawn(async move {
+                let events: Vec<Value> = (0..200)
+                    .map(|i| {
+                        // Half the ids are shared by every client, half are the client's own.
+                        let id = if i % 2 == 0 { format!("shared-{i}") } else { format!("own-{caller}-{i}") };
+                        json!({"id": id, "account": names[i % names.len()], "product": "sms", "quantity": 1})
+                    })
+                    .collect();
+                let response = http.post(url).bearer_auth(token).json(&json!({ "events": events })).send().await.unwrap();
+                assert_eq!(response.status(), 200);
+                response.json::<Value>().await.unwrap()
+            })
+        })
+        .collect();
+    let mut accepted_shared = HashSet::new();
+    let mut accepted = 0;
+    for round in rounds {
+        let answer = round.await.unwrap();
+        for result in answer["results"].as_array().unwrap() {
+            let id = result["id"].as_str().unwrap();
+            assert_eq!(result["charge"], "0.01", "{result}");
+            match result["status"].as_str().unwrap() {
+                "accepted" => {
+                    accepted += 1;
+                    if id.starts_with("shared-") {
+                        assert!(accepted_shared.insert(id.to_owned()), "{id} accepted twice");
+                    }
+                }
+                "duplicate" => assert!(id.starts_with("shared-"), "{result}"),
+                other => panic!("{other}: {result}"),
+            }
+        }
+    }
+    assert_eq!(accepted_shared.len(), 100);
+    assert_eq!(accepted, 100 + 16 * 100);
+    let mut balances = 0;
+    for name in &names {
+        let (_, wallets) = h.get_json(&format!("/v1/wallets?username={name}"), &token).await;
+        balances += wallets["items"].as_array().unwrap().iter().map(|w| w["balance_minor"].as_i64().unwrap()).sum::<i64>();
+    }
+    assert_eq!(balances, 10 * 10_000 - accepted, "a cent per accepted event, once");
+    assert_eq!(sql_i64(&h.db, "SELECT COUNT(*) FROM usage_events").await, accepted);
     h.assert_ledger_sound().await;
 }
