@@ -295,7 +295,13 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
     }
 
     // Bills and their lines.
-    let bills: Vec<(AccountId, i64)> = lines.iter().map(|(account, l)| (*account, l.iter().map(|line| line.money_cents).sum())).collect();
+    let mut bills: Vec<(AccountId, i64)> = lines.iter().map(|(account, l)| (*account, l.iter().map(|line| line.money_cents).sum())).collect();
+    // An account settled without usage this month (an amount left outstanding
+    // at an earlier close, or a refund) gets a bill of 0.00, so that the
+    // settlement shows with a bill.
+    let mut settled_only: Vec<AccountId> = settlements.iter().map(|s| s.account).filter(|a| !lines.contains_key(a)).collect();
+    settled_only.dedup();
+    bills.extend(settled_only.into_iter().map(|account| (account, 0)));
     let details: Vec<(AccountId, usize, &BillLine, String)> = lines
         .iter()
         .flat_map(|(account, l)| l.iter().enumerate().map(move |(i, line)| (*account, i, line)))

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::on_both_backends;
 use crate::support::*;
 
-on_both_backends!(usage_is_answered_per_event, quotas_count_per_tenant_day, month_close_bills_exactly, sendcloud_bills_follow_the_spec, exports_read_back, close_is_all_or_nothing, months_close_by_themselves, catalog_and_effective_tariffs, an_earlier_month_closes_after_a_later_one);
+on_both_backends!(usage_is_answered_per_event, quotas_count_per_tenant_day, month_close_bills_exactly, sendcloud_bills_follow_the_spec, exports_read_back, close_is_all_or_nothing, months_close_by_themselves, catalog_and_effective_tariffs, an_earlier_month_closes_after_a_later_one, outstanding_settlements_are_retried);
 
 const ZONE: &str = "Asia/Shanghai";
 
@@ -743,5 +743,36 @@ async fn an_earlier_month_closes_after_a_later_one(backend: Backend) {
     let totals: Vec<_> = bills["items"].as_array().unwrap().iter().map(|b| (b["month"].as_str().unwrap().to_owned(), b["total"].as_str().unwrap().to_owned())).collect();
     assert_eq!(totals, [(dashed(m1), "0.20".to_owned()), (dashed(m2), "0.50".to_owned())]);
     assert_eq!(sql_i64(&h.db, "SELECT COUNT(*) FROM settlements").await, 0);
+    h.assert_ledger_sound().await;
+}
+
+/// A postpaid account that cannot pay at close owes the amount (outstanding);
+/// the next close, once it has money, takes it, and shows it on a bill.
+async fn outstanding_settlements_are_retried(backend: Backend) {
+    let Some(h) = Harness::start(backend).await else { return };
+    let tenant = h.create_tenant("Outstanding").await;
+    h.deposit(&tenant, "100.00").await;
+    let token = tenant.api_token.as_str();
+    account(&h, token, "later001", "sendcloud").await;
+    let response = h.http.put(h.url("/v1/accounts/later001/billing")).bearer_auth(token).json(&json!({"mode": "postpaid"})).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    tariff(&h, token, "sms", per_unit("0.05", "1")).await;
+    let (m1, m2) = (month_start(2), month_start(1));
+    assert_eq!(usage(&h, token, json!([{"id": "m1", "account": "later001", "product": "sms", "quantity": 10, "occurred_at": at(m1, 5, 5)}])).await["accepted"], 1);
+
+    let report = close(&h, token, &dashed(m1)).await;
+    assert_eq!((report["months"][0]["settled"].as_str(), report["months"][0]["outstanding"].as_str()), (Some("0.00"), Some("0.50")), "{report}");
+    let (_, bills) = h.get_json(&format!("/v1/bills?from={}", dashed(m1)), token).await;
+    assert_eq!(bills["items"][0]["settlements"][0]["status"], "outstanding", "{bills}");
+    assert_eq!(primary_cents(&h, token, "later001").await, 0);
+
+    fund(&h, token, "later001", "1.00").await;
+    let report = close(&h, token, &dashed(m2)).await;
+    assert_eq!((report["months"][0]["settled"].as_str(), report["months"][0]["outstanding"].as_str()), (Some("0.50"), Some("0.00")), "{report}");
+    assert_eq!(primary_cents(&h, token, "later001").await, 50);
+    let (_, bills) = h.get_json(&format!("/v1/bills?from={}", dashed(m2)), token).await;
+    let bill = &bills["items"][0];
+    assert_eq!((bill["month"].as_str(), bill["total"].as_str(), bill["lines"].as_array().map(Vec::len)), (Some(dashed(m2).as_str()), Some("0.00"), Some(0)), "{bills}");
+    assert_eq!((bill["settlements"][0]["amount"].as_str(), bill["settlements"][0]["status"].as_str()), (Some("0.50"), Some("posted")), "{bills}");
     h.assert_ledger_sound().await;
 }
