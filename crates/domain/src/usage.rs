@@ -31,6 +31,8 @@ pub enum UsageRejection {
     MissingAttribute,
     InvalidQuantity,
     InFuture,
+    /// Older than the horizon for late usage.
+    TooOld,
     QuotaExceeded,
     InsufficientFunds,
 }
@@ -45,6 +47,7 @@ impl UsageRejection {
             UsageRejection::MissingAttribute => "missing_attribute",
             UsageRejection::InvalidQuantity => "invalid_quantity",
             UsageRejection::InFuture => "in_future",
+            UsageRejection::TooOld => "too_old",
             UsageRejection::QuotaExceeded => "quota_exceeded",
             UsageRejection::InsufficientFunds => "insufficient_funds",
         }
@@ -59,6 +62,7 @@ impl UsageRejection {
             "missing_attribute" => UsageRejection::MissingAttribute,
             "invalid_quantity" => UsageRejection::InvalidQuantity,
             "in_future" => UsageRejection::InFuture,
+            "too_old" => UsageRejection::TooOld,
             "quota_exceeded" => UsageRejection::QuotaExceeded,
             "insufficient_funds" => UsageRejection::InsufficientFunds,
             _ => return None,

@@ -25,6 +25,12 @@ pub const EVENT_ID_BYTES_MAX: usize = 128;
 /// Most attributes per event, and the longest attribute name and value.
 pub const ATTRIBUTES_MAX: usize = 16;
 pub const ATTRIBUTE_BYTES_MAX: usize = 256;
+/// How old an event may be: late usage is billed on the next bill, but usage
+/// from more than about a year ago is almost certainly a wrong clock, and
+/// would reopen months nobody looks at any more.
+pub const LATE_USAGE_DAYS_MAX: i64 = 400;
+const LATE_USAGE_US_MAX: i64 = LATE_USAGE_DAYS_MAX * 24 * 3600 * 1_000_000;
+
 /// How far in the future an event may claim to have occurred (clock skew).
 pub const FUTURE_TOLERANCE_US: i64 = 5 * 60 * 1_000_000;
 
@@ -112,6 +118,8 @@ impl Services {
                 Err(UsageRejection::InvalidQuantity)
             } else if event.occurred_at_us > now + FUTURE_TOLERANCE_US {
                 Err(UsageRejection::InFuture)
+            } else if event.occurred_at_us < now - LATE_USAGE_US_MAX {
+                Err(UsageRejection::TooOld)
             } else {
                 account
             };

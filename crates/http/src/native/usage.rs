@@ -50,7 +50,7 @@ pub struct UsageEventResult {
     /// For a duplicate: `accepted` or `rejected`, as the first time.
     pub first_status: Option<String>,
     /// Why it was (first) rejected: `unknown_account`, `unknown_product`, `no_tariff`,
-    /// `account_frozen`, `missing_attribute`, `invalid_quantity`, `in_future`,
+    /// `account_frozen`, `missing_attribute`, `invalid_quantity`, `in_future`, `too_old` (over 400 days old),
     /// `quota_exceeded`, `insufficient_funds`.
     pub reason: Option<String>,
     /// Debited now (decimal; 0 for postpaid accounts).

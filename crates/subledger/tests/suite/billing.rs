@@ -133,10 +133,12 @@ async fn usage_is_answered_per_event(backend: Backend) {
         {"id": "e12", "account": "alice001", "product": "intl_sms", "quantity": 2, "attributes": {"country": 170}},
         {"id": "e01", "account": "alice001", "product": "sms", "quantity": 1},
         {"id": "e13", "account": "alice001", "product": "intl_sms", "quantity": 1, "attributes": {"country": 999}},
+        {"id": "e14", "account": "alice001", "product": "sms", "quantity": 1, "occurred_at": "2020-01-01T00:00:00Z"},
     ]);
     let answer = usage(&h, token, batch.clone()).await;
     let results = answer["results"].as_array().unwrap();
-    assert_eq!(results.len(), 14);
+    assert_eq!(results.len(), 15);
+    assert_eq!(outcome(&results[14]), ("rejected", Some("too_old"), None), "more than 400 days old");
     assert_eq!(outcome(&results[13]), ("rejected", Some("no_tariff"), None), "a country without a price is not free");
     assert_eq!(outcome(&results[0]), ("accepted", None, Some("0.05")));
     assert_eq!(results[0]["billable"], "1");
@@ -160,21 +162,21 @@ async fn usage_is_answered_per_event(backend: Backend) {
     assert_eq!(results[10]["rated"], "0.15");
     assert_eq!(outcome(&results[11]), ("accepted", None, Some("0.68")));
     assert_eq!((results[12]["status"].as_str(), results[12]["first_status"].as_str(), results[12]["charge"].as_str()), (Some("duplicate"), Some("accepted"), Some("0.05")));
-    assert_eq!((answer["accepted"].as_u64(), answer["rejected"].as_u64(), answer["duplicates"].as_u64()), (Some(4), Some(9), Some(1)));
+    assert_eq!((answer["accepted"].as_u64(), answer["rejected"].as_u64(), answer["duplicates"].as_u64()), (Some(4), Some(10), Some(1)));
     assert_eq!(primary_cents(&h, token, "alice001").await, 1000 - 5 - 24 - 68);
     assert_eq!(primary_cents(&h, token, "bob00001").await, 5, "a refused event charges nothing");
     assert_eq!(primary_cents(&h, token, "carol001").await, 0);
 
     // Replaying the batch charges nothing twice and answers the first outcomes.
     let replay = usage(&h, token, batch).await;
-    assert_eq!((replay["accepted"].as_u64(), replay["rejected"].as_u64(), replay["duplicates"].as_u64()), (Some(0), Some(0), Some(14)));
+    assert_eq!((replay["accepted"].as_u64(), replay["rejected"].as_u64(), replay["duplicates"].as_u64()), (Some(0), Some(0), Some(15)));
     for (first, again) in results.iter().zip(replay["results"].as_array().unwrap()) {
         assert_eq!(again["status"], "duplicate");
         assert_eq!(again["reason"], first["reason"], "{again}");
         assert_eq!(again["charge"], first["charge"], "{again}");
     }
     assert_eq!(primary_cents(&h, token, "alice001").await, 903);
-    assert_eq!(sql_i64(&h.db, "SELECT COUNT(*) FROM usage_events").await, 13);
+    assert_eq!(sql_i64(&h.db, "SELECT COUNT(*) FROM usage_events").await, 14);
 
     // Whole-batch refusals: nothing of the batch is recorded.
     let too_many: Vec<Value> = (0..1001).map(|i| json!({"id": format!("big{i}"), "account": "alice001", "product": "sms", "quantity": 1})).collect();
@@ -186,7 +188,7 @@ async fn usage_is_answered_per_event(backend: Backend) {
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_time")), "{body}");
     let (status, _) = h.post_json("/v1/usage", "slt_wrong", &json!({"events": []})).await;
     assert_eq!(status, 401);
-    assert_eq!(sql_i64(&h.db, "SELECT COUNT(*) FROM usage_events").await, 13);
+    assert_eq!(sql_i64(&h.db, "SELECT COUNT(*) FROM usage_events").await, 14);
 
     // The rollups hold what was accepted; the daily view shows it.
     let today = Timestamp::now().to_zoned(TimeZone::get(ZONE).unwrap()).date().to_string();
