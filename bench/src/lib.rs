@@ -154,3 +154,10 @@ pub fn storage_write_bytes(pid: u32) -> f64 {
 pub fn file_mib(path: &std::path::Path) -> f64 {
     std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0))
 }
+
+/// The storage backend a benchmark runs on.
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}

@@ -13,15 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use subledger_bench::Backend;
 use serde_json::{Value, json};
 use subledger_bench::{Server, psql, run_cli, temp_dir, with_database};
-
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 #[derive(Parser, Debug)]
 #[command(about = "Benchmark subledger's SendCloud transferIn hot path against /healthz (and pgbench on PostgreSQL)")]

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use subledger_bench::Backend;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use subledger_bench::{file_mib, psql, psql_value, set_database_settings, temp_dir, with_database};
@@ -32,12 +33,6 @@ use subledger_service::{ServiceConfig, Services};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 #[derive(Parser, Debug)]
 #[command(about = "Benchmark month close (Services::close_month) at several usage volumes, in-process")]

@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use subledger_bench::Backend;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use subledger_bench::{Server, cpu_seconds, file_mib, metric, percentile_ms, processes_cpu_seconds, psql, run_cli, set_database_settings, storage_write_bytes, temp_dir, thread_cpu_seconds, with_database};
@@ -28,12 +29,6 @@ use subledger_domain::calendar::from_unix_micros;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 #[derive(Parser, Debug)]
 #[command(about = "Benchmark usage ingestion (POST /v1/usage) over HTTP against the release server")]

@@ -210,7 +210,9 @@ async fn page_bills(state: &AppState, call: &SignedCall, query: &BillQuery) -> R
         .map(|row| {
             let user_type = row.account.user_type;
             // SendCloud accounts see closed months only; iFaxin ones the month so far too.
-            let mine: Vec<BillView> = bills.iter().filter(|b| b.account == row.account.id && (b.closed || user_type == UserType::IFaxin)).cloned().collect();
+            let mut mine: Vec<BillView> = bills.iter().filter(|b| b.account == row.account.id && (b.closed || user_type == UserType::IFaxin)).cloned().collect();
+            // Newest month first, as the spec's examples list them.
+            mine.sort_by(|a, b| b.month.cmp(&a.month));
             (row.account.username, user_type, mine)
         })
         .collect();
@@ -223,8 +225,7 @@ pub async fn bill(State(state): State<AppState>, request: Request) -> Response {
         let (total, accounts) = page_bills(&state, &call, &query).await?;
         let list: Vec<AccountBills<BillDataList>> = accounts
             .into_iter()
-            .map(|(username, user_type, mut bills)| {
-                bills.sort_by(|a, b| b.month.cmp(&a.month));
+            .map(|(username, user_type, bills)| {
                 let bill_data = bills
                     .into_iter()
                     .map(|b| BillData {
@@ -251,8 +252,7 @@ pub async fn bill_detail(State(state): State<AppState>, request: Request) -> Res
         let (total, accounts) = page_bills(&state, &call, &query).await?;
         let list: Vec<AccountBills<BillDetailList>> = accounts
             .into_iter()
-            .map(|(username, user_type, mut bills)| {
-                bills.sort_by(|a, b| b.month.cmp(&a.month));
+            .map(|(username, user_type, bills)| {
                 let bill_detail = if user_type == UserType::IFaxin {
                     Vec::new()
                 } else {
