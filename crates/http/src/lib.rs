@@ -3,6 +3,7 @@
 
 mod metrics;
 pub mod native;
+mod numbers;
 pub mod sendcloud;
 pub mod telephony;
 

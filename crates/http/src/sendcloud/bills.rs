@@ -16,6 +16,7 @@ use subledger_domain::rating::{DetailLine, Quantity, UnitPrice, format_scaled};
 use subledger_service::billing::{BillView, LineView};
 
 use super::envelope::{Code, Refusal, Yuan, success};
+use crate::numbers::Number;
 use super::handlers::run;
 use super::{SignedCall, storage_refusal};
 use crate::AppState;
@@ -24,16 +25,6 @@ use crate::AppState;
 const MONTHS_MAX: usize = 24;
 const PAGE_SIZE_DEFAULT: i64 = 10;
 const PAGE_SIZE_MAX: i64 = 200;
-
-/// A JSON number written from exact decimal text (no float on the way).
-#[derive(Debug, Clone)]
-struct Number(String);
-
-impl Serialize for Number {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        RawValue::from_string(self.0.clone()).map_err(serde::ser::Error::custom)?.serialize(serializer)
-    }
-}
 
 fn quantity(q: Quantity) -> Number {
     Number(q.to_string())

@@ -5,7 +5,6 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 /// The return codes of the spec's table (接口返回码).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,30 +114,4 @@ impl From<Code> for Refusal {
     }
 }
 
-/// Yuan with exactly two decimals, written as a JSON number (`521.00`), the
-/// way the spec shows balances and amounts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Yuan(pub i64);
-
-impl Serialize for Yuan {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let text = subledger_domain::money::format_minor(self.0);
-        let raw = RawValue::from_string(text).map_err(serde::ser::Error::custom)?;
-        raw.serialize(serializer)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn yuan_is_a_number_with_two_decimals() {
-        #[derive(Serialize)]
-        struct Line {
-            balance: Yuan,
-        }
-        assert_eq!(serde_json::to_string(&Line { balance: Yuan(52_100) }).unwrap(), r#"{"balance":521.00}"#);
-        assert_eq!(serde_json::to_string(&Line { balance: Yuan(-5) }).unwrap(), r#"{"balance":-0.05}"#);
-    }
-}
+pub use crate::numbers::Yuan;

@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::Serialize;
 use serde::ser::SerializeMap;
-use serde_json::value::RawValue;
 use subledger_service::{Resource, ServiceError};
 
 pub const SUCCESS_MSG: &str = "调用成功";
@@ -94,29 +93,7 @@ impl From<ServiceError> for Failure {
     }
 }
 
-/// Yuan with exactly two decimals, written as a JSON number (`233.22`, `0.00`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Yuan(pub i64);
-
-impl Serialize for Yuan {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        raw_number(subledger_domain::money::format_minor(self.0), serializer)
-    }
-}
-
-/// A decimal (already formatted, e.g. `36` or `1.5`) written as a JSON number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Number(pub String);
-
-impl Serialize for Number {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        raw_number(self.0.clone(), serializer)
-    }
-}
-
-fn raw_number<S: serde::Serializer>(text: String, serializer: S) -> Result<S::Ok, S::Error> {
-    RawValue::from_string(text).map_err(serde::ser::Error::custom)?.serialize(serializer)
-}
+pub use crate::numbers::{Number, Yuan};
 
 /// A JSON object whose keys come out in the given order (serde_json's own
 /// map sorts them unless its `preserve_order` feature is on).
