@@ -69,6 +69,18 @@ pub fn sort_lines(lines: &mut [BillLine]) {
     lines.sort_by(|a, b| (a.kind, &a.for_month, a.order_type, &a.product_code).cmp(&(b.kind, &b.for_month, b.order_type, &b.product_code)));
 }
 
+/// The unit price a detail line shows: the listed one when it explains the
+/// money, otherwise (the price changed within the month, so events were
+/// rated at different prices) the average the events paid, so that
+/// `price × count` still gives the line's money.
+fn shown_price(listed: UnitPrice, count: Quantity, money_micros: i64) -> UnitPrice {
+    if count.milli() == 0 || crate::rating::amount_micros(count.milli(), listed) == money_micros {
+        return listed;
+    }
+    let average = (i128::from(money_micros) * i128::from(crate::rating::MILLI) * 2 + i128::from(count.milli())) / (2 * i128::from(count.milli()));
+    i64::try_from(average).ok().and_then(UnitPrice::from_micros).unwrap_or(listed)
+}
+
 /// The exact cost of a product's month: (money in micros, breakdown, billable quantity).
 pub fn month_amount(rollup: &MonthRollup, model: Option<&PriceModel>) -> (i64, Vec<DetailLine>, Quantity) {
     let totals = rollup.totals();
@@ -91,20 +103,23 @@ pub fn month_amount(rollup: &MonthRollup, model: Option<&PriceModel>) -> (i64, V
                 .map(|(attr, amounts)| {
                     let country_id = attr.parse().unwrap_or_default();
                     let named = model.and_then(|m| m.country_price(country_id));
+                    let count = Quantity::from_milli(amounts.billable_milli).unwrap_or_default();
                     DetailLine::Country {
                         country_id,
                         name: named.map(|p| p.name.clone()).unwrap_or_default(),
-                        price: named.map(|p| p.price).unwrap_or_default(),
-                        count: Quantity::from_milli(amounts.billable_milli).unwrap_or_default(),
+                        price: shown_price(named.map(|p| p.price).unwrap_or_default(), count, amounts.rated_micros),
+                        count,
                         money_micros: amounts.rated_micros,
                     }
                 })
                 .collect();
             (totals.rated_micros, detail, billable)
         }
-        Some(PriceModel::PerUnit { price, .. }) => (totals.rated_micros, vec![DetailLine::Units { count: billable, price: *price, money_micros: totals.rated_micros }], billable),
+        Some(PriceModel::PerUnit { price, .. }) => {
+            (totals.rated_micros, vec![DetailLine::Units { count: billable, price: shown_price(*price, billable, totals.rated_micros), money_micros: totals.rated_micros }], billable)
+        }
         // No tariff in force at the end of the month: what the events were rated.
-        _ => (totals.rated_micros, vec![DetailLine::Units { count: billable, price: UnitPrice::default(), money_micros: totals.rated_micros }], billable),
+        _ => (totals.rated_micros, vec![DetailLine::Units { count: billable, price: shown_price(UnitPrice::default(), billable, totals.rated_micros), money_micros: totals.rated_micros }], billable),
     }
 }
 
@@ -154,6 +169,24 @@ pub fn supplement_line(product: &LineProduct, bill_month: &str, for_month: &str,
         previous: Some(previous),
         detail,
     })
+}
+
+#[cfg(test)]
+mod shown_price_tests {
+    use super::*;
+
+    #[test]
+    fn the_listed_price_unless_the_month_was_rated_at_several() {
+        let q = |t: &str| Quantity::parse(t).unwrap();
+        let p = |t: &str| UnitPrice::parse(t).unwrap();
+        // 10 messages at 0.05: the listed price explains the money.
+        assert_eq!(shown_price(p("0.05"), q("10"), 500_000), p("0.05"));
+        // 4 at 0.05 and 6 at 0.08 (a new price from mid-month): 0.68 over 10 = 0.068.
+        assert_eq!(shown_price(p("0.08"), q("10"), 680_000), p("0.068"));
+        // Averages round half up to the micro: 1.00 over 3 = 0.333333.
+        assert_eq!(shown_price(p("0.5"), q("3"), 1_000_000), p("0.333333"));
+        assert_eq!(shown_price(p("0.5"), q("0"), 0), p("0.5"));
+    }
 }
 
 #[cfg(test)]
