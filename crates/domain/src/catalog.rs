@@ -180,6 +180,15 @@ pub fn adjustment_name(order_type: i64) -> &'static str {
     ADJUSTMENTS.iter().find(|(code, _)| *code == order_type).map_or("人工补扣", |(_, name)| name)
 }
 
+/// The description of a product's supplementary lines: the table's name for
+/// its code, or, for a code of the tenant's own, the product's name + 补扣.
+pub fn supplement_name(order_type: i64, product_name: &str) -> String {
+    match ADJUSTMENTS.iter().find(|(code, _)| *code == order_type) {
+        Some((_, name)) => (*name).to_owned(),
+        None => format!("{}补扣", product_name.trim_end_matches("费用")),
+    }
+}
+
 /// Overview categories of `getConsumerOverview`, in the spec's order.
 pub const OVERVIEW_CATEGORIES: [&str; 5] = ["单项外呼", "互联网语音", "语音验证", "短信", "双项外呼"];
 
@@ -193,6 +202,13 @@ pub fn is_valid_code(code: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn supplement_lines_are_named_by_the_table_or_after_the_product() {
+        assert_eq!(supplement_name(14, "短信费用"), "短信补扣");
+        assert_eq!(supplement_name(15, "传真费用"), "人工补扣");
+        assert_eq!(supplement_name(911, "传真封面费用"), "传真封面补扣");
+    }
 
     #[test]
     fn the_catalog_covers_the_spec_tables() {

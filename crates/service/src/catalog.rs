@@ -54,9 +54,9 @@ impl Product {
             unit: r.unit,
             order_type: r.order_type,
             grouping,
-            supplement_order_type: catalog::MANUAL_SUPPLEMENT,
-            refund_order_type: None,
-            quantity_meaning: "as the tenant defines it".to_owned(),
+            supplement_order_type: r.supplement_order_type,
+            refund_order_type: r.refund_order_type,
+            quantity_meaning: r.quantity_meaning,
             builtin: false,
             telephony: None,
         }
@@ -70,7 +70,7 @@ impl Product {
             name: self.name.clone(),
             unit: self.unit.clone(),
             supplement_order_type: self.supplement_order_type,
-            supplement_name: catalog::adjustment_name(self.supplement_order_type).to_owned(),
+            supplement_name: catalog::supplement_name(self.supplement_order_type, &self.name),
         }
     }
 }
@@ -83,6 +83,12 @@ pub struct NewProduct {
     pub unit: String,
     pub order_type: i64,
     pub grouping: Grouping,
+    /// `orderType` of its supplementary (补扣) lines and charges; default 15 (人工补扣).
+    pub supplement_order_type: Option<i64>,
+    /// `orderType` of its refunds (返账); without it, refunds carry the supplement code.
+    pub refund_order_type: Option<i64>,
+    /// What an event's quantity counts, for people reading the catalog.
+    pub quantity_meaning: Option<String>,
 }
 
 /// One version of a tariff.
@@ -154,8 +160,13 @@ impl Services {
         if product.name.trim().is_empty() || product.name.chars().count() > 100 || product.unit.trim().is_empty() || product.unit.chars().count() > 20 {
             return Err(ServiceError::Invalid { field: "product", reason: "name (1-100 characters) and unit (1-20) are required".to_owned() });
         }
-        if !(1..=9_999).contains(&product.order_type) {
-            return Err(ServiceError::Invalid { field: "order_type", reason: "must be from 1 to 9999".to_owned() });
+        let codes = [Some(product.order_type), product.supplement_order_type, product.refund_order_type];
+        if codes.iter().flatten().any(|code| !(1..=9_999).contains(code)) {
+            return Err(ServiceError::Invalid { field: "order_type", reason: "orderType codes run from 1 to 9999".to_owned() });
+        }
+        let quantity_meaning = product.quantity_meaning.as_deref().map(str::trim).unwrap_or("").to_owned();
+        if quantity_meaning.chars().count() > 200 {
+            return Err(ServiceError::Invalid { field: "quantity_meaning", reason: "at most 200 characters".to_owned() });
         }
         let existing = self.products(tenant).await?;
         if existing.iter().any(|p| p.code == product.code) {
@@ -170,6 +181,9 @@ impl Services {
             unit: product.unit.trim().to_owned(),
             order_type: product.order_type,
             grouping: product.grouping.as_str().to_owned(),
+            supplement_order_type: product.supplement_order_type.unwrap_or(catalog::MANUAL_SUPPLEMENT),
+            refund_order_type: product.refund_order_type,
+            quantity_meaning,
             created_at_us: now_us(),
         };
         let mut tx = self.store.begin_write().await?;

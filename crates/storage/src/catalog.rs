@@ -11,17 +11,26 @@ pub struct ProductRecord {
     pub unit: String,
     pub order_type: i64,
     pub grouping: String,
+    pub supplement_order_type: i64,
+    pub refund_order_type: Option<i64>,
+    pub quantity_meaning: String,
     pub created_at_us: i64,
 }
 
 pub async fn insert_product(tx: &mut WriteTx, tenant: TenantId, product: &ProductRecord) -> Result<()> {
-    sqlx::query("INSERT INTO products (tenant_id, code, name, unit, order_type, grouping, created_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+    sqlx::query(
+        "INSERT INTO products (tenant_id, code, name, unit, order_type, grouping, supplement_order_type, refund_order_type, quantity_meaning, created_at_us)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
         .bind(tenant.0)
         .bind(&product.code)
         .bind(&product.name)
         .bind(&product.unit)
         .bind(product.order_type)
         .bind(&product.grouping)
+        .bind(product.supplement_order_type)
+        .bind(product.refund_order_type)
+        .bind(&product.quantity_meaning)
         .bind(product.created_at_us)
         .execute(tx.conn())
         .await?;
@@ -29,7 +38,9 @@ pub async fn insert_product(tx: &mut WriteTx, tenant: TenantId, product: &Produc
 }
 
 pub async fn products(store: &Store, tenant: TenantId) -> Result<Vec<ProductRecord>> {
-    Ok(sqlx::query_as("SELECT code, name, unit, order_type, grouping, created_at_us FROM products WHERE tenant_id = $1 ORDER BY code")
+    Ok(sqlx::query_as(
+        "SELECT code, name, unit, order_type, grouping, supplement_order_type, refund_order_type, quantity_meaning, created_at_us FROM products WHERE tenant_id = $1 ORDER BY code",
+    )
         .bind(tenant.0)
         .fetch_all(store.reader())
         .await?)

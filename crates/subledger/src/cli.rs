@@ -348,6 +348,15 @@ pub enum ProductCommand {
         /// Which event attribute picks the price: none, country or item.
         #[arg(long, value_enum, default_value_t = ProductGrouping::None)]
         grouping: ProductGrouping,
+        /// `orderType` of its supplementary (补扣) lines (default 15, 人工补扣).
+        #[arg(long)]
+        supplement_order_type: Option<i64>,
+        /// `orderType` of its refunds (返账); default: refunds carry the supplement code.
+        #[arg(long)]
+        refund_order_type: Option<i64>,
+        /// What an event's quantity counts.
+        #[arg(long)]
+        quantity_meaning: Option<String>,
         #[arg(long)]
         json: bool,
     },

@@ -72,6 +72,12 @@ pub struct NewProductBody {
     pub order_type: i64,
     /// `none` (default), `country` or `item`.
     pub grouping: Option<String>,
+    /// `orderType` of its supplementary (补扣) lines; default 15 (人工补扣).
+    pub supplement_order_type: Option<i64>,
+    /// `orderType` of its refunds (返账); default: refunds carry the supplement code.
+    pub refund_order_type: Option<i64>,
+    /// What an event's quantity counts (at most 200 characters).
+    pub quantity_meaning: Option<String>,
 }
 
 /// Add a product of the tenant's own
@@ -80,7 +86,16 @@ pub struct NewProductBody {
 pub async fn add_product(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiJson(body): ApiJson<NewProductBody>) -> Result<impl IntoResponse, ApiError> {
     let name = body.grouping.as_deref().unwrap_or("none");
     let grouping = Grouping::parse(name).ok_or_else(|| ApiError::bad_request("invalid_grouping", &format!("grouping must be none, country or item, not {name:?}")))?;
-    let product = state.services.add_product(&tenant, NewProduct { code: body.code, name: body.name, unit: body.unit, order_type: body.order_type, grouping }).await?;
+    let product = state.services.add_product(&tenant, NewProduct {
+            code: body.code,
+            name: body.name,
+            unit: body.unit,
+            order_type: body.order_type,
+            grouping,
+            supplement_order_type: body.supplement_order_type,
+            refund_order_type: body.refund_order_type,
+            quantity_meaning: body.quantity_meaning,
+        }).await?;
     Ok((StatusCode::CREATED, Json(ProductView::from(&product))))
 }
 

@@ -52,14 +52,14 @@ pub(super) async fn product(services: &Services, command: ProductCommand) -> Res
                 std::iter::once(header).chain(products.iter().map(product_row)).collect::<Vec<_>>().join("\n")
             });
         }
-        ProductCommand::Add { tenant, code, name, unit, order_type, grouping, json } => {
+        ProductCommand::Add { tenant, code, name, unit, order_type, grouping, supplement_order_type, refund_order_type, quantity_meaning, json } => {
             let tenant = services.find_tenant(&tenant).await?;
             let grouping = match grouping {
                 ProductGrouping::None => Grouping::None,
                 ProductGrouping::Country => Grouping::Country,
                 ProductGrouping::Item => Grouping::Item,
             };
-            let product = services.add_product(&tenant, NewProduct { code, name, unit, order_type, grouping }).await?;
+            let product = services.add_product(&tenant, NewProduct { code, name, unit, order_type, grouping, supplement_order_type, refund_order_type, quantity_meaning }).await?;
             print(json, product_json(&product), || format!("added product {}", product_row(&product)));
         }
     }

@@ -651,6 +651,12 @@ async fn catalog_and_effective_tariffs(backend: Backend) {
     let fax = json!({"code": "fax_page", "name": "传真费用", "unit": "页", "order_type": 900});
     let (status, created) = h.post_json("/v1/products", token, &fax).await;
     assert_eq!((status, created["builtin"].as_bool(), created["grouping"].as_str()), (201, Some(false), Some("none")), "{created}");
+    assert_eq!((created["supplement_order_type"].as_i64(), created["refund_order_type"].as_i64()), (Some(15), None), "人工补扣 by default: {created}");
+    let (status, own) = h
+        .post_json("/v1/products", token, &json!({"code": "fax_cover", "name": "传真封面费用", "unit": "页", "order_type": 910, "supplement_order_type": 911, "refund_order_type": 912, "quantity_meaning": "cover pages sent"}))
+        .await;
+    assert_eq!((status, own["supplement_order_type"].as_i64(), own["refund_order_type"].as_i64(), own["quantity_meaning"].as_str()), (201, Some(911), Some(912), Some("cover pages sent")), "{own}");
+    refused(h.post_json("/v1/products", token, &json!({"code": "fax_bad", "name": "x", "unit": "页", "order_type": 913, "supplement_order_type": 0})).await, 400, "invalid_request");
     refused(h.post_json("/v1/products", token, &fax).await, 409, "conflict");
     refused(h.post_json("/v1/products", token, &json!({"code": "email", "name": "x", "unit": "封", "order_type": 1})).await, 409, "conflict");
     refused(h.post_json("/v1/products", token, &json!({"code": "Bad Code", "name": "x", "unit": "页", "order_type": 900})).await, 400, "invalid_request");
