@@ -41,6 +41,7 @@ fn detail_money(micros: i64) -> Number {
     Number(format_scaled(units, 4))
 }
 
+/// A bill line as `consumeOrders` and `billDetail` show it.
 #[derive(Serialize)]
 struct ConsumeOrder {
     #[serde(rename = "orderType")]
@@ -89,16 +90,17 @@ struct BillDetailList {
     bill_detail: Vec<DetailOrder>,
 }
 
+impl From<&LineView> for ConsumeOrder {
+    fn from(l: &LineView) -> Self {
+        ConsumeOrder { order_type: l.order_type, desc: l.description.clone(), remark: quantity(l.quantity), component: l.unit.clone(), order_money: Yuan(l.money_cents) }
+    }
+}
+
 #[derive(Serialize)]
 struct DetailOrder {
     date: String,
-    #[serde(rename = "orderType")]
-    order_type: i64,
-    desc: String,
-    remark: Number,
-    component: String,
-    #[serde(rename = "orderMoney")]
-    order_money: Yuan,
+    #[serde(flatten)]
+    order: ConsumeOrder,
     info: Box<RawValue>,
 }
 
@@ -194,7 +196,9 @@ async fn page_bills(state: &AppState, call: &SignedCall, query: &BillQuery) -> R
         return Err(Refusal(Code::UsernameUnknown));
     }
     let ids: Vec<_> = found.accounts.iter().map(|row| row.account.id).collect();
-    let bills = state.services.bills(&call.tenant, &ids, query.from, query.to, true).await.map_err(|e| storage_refusal(e, Code::Failed))?;
+    // Only iFaxin accounts see the month so far: skip computing it for a page without one.
+    let month_to_date = found.accounts.iter().any(|row| row.account.user_type == UserType::IFaxin);
+    let bills = state.services.bills(&call.tenant, &ids, query.from, query.to, month_to_date).await.map_err(|e| storage_refusal(e, Code::Failed))?;
     let accounts = found
         .accounts
         .into_iter()
@@ -222,11 +226,7 @@ pub async fn bill(State(state): State<AppState>, request: Request) -> Response {
                     .map(|b| BillData {
                         date: b.month,
                         total_money: Yuan(b.total_cents),
-                        consume_orders: b
-                            .lines
-                            .iter()
-                            .map(|l| ConsumeOrder { order_type: l.order_type, desc: l.description.clone(), remark: quantity(l.quantity), component: l.unit.clone(), order_money: Yuan(l.money_cents) })
-                            .collect(),
+                        consume_orders: b.lines.iter().map(ConsumeOrder::from).collect(),
                     })
                     .collect();
                 AccountBills { username, user_type: user_type.code(), bills: BillDataList { bill_data } }
@@ -251,15 +251,7 @@ pub async fn bill_detail(State(state): State<AppState>, request: Request) -> Res
                         .into_iter()
                         .flat_map(|b| {
                             let month = b.month;
-                            b.lines.into_iter().map(move |l| DetailOrder {
-                                date: month.clone(),
-                                order_type: l.order_type,
-                                desc: l.description.clone(),
-                                remark: quantity(l.quantity),
-                                component: l.unit.clone(),
-                                order_money: Yuan(l.money_cents),
-                                info: line_info(&l),
-                            })
+                            b.lines.into_iter().map(move |l| DetailOrder { date: month.clone(), order: ConsumeOrder::from(&l), info: line_info(&l) })
                         })
                         .collect()
                 };
