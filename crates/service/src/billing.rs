@@ -525,8 +525,14 @@ impl Services {
             return Err(ServiceError::Invalid { field: "to", reason: format!("the range must run forward and span at most {DAILY_RANGE_DAYS_MAX} days") });
         }
         let account = self.account(tenant, username).await?;
+        self.account_days(tenant, account.id, from, to).await
+    }
+
+    /// An account's days with usage in `from..=to`, unbounded: the daily bill
+    /// view and the telephony dialect's consumption figures both come from here.
+    pub(crate) async fn account_days(&self, tenant: &Tenant, account: AccountId, from: subledger_domain::calendar::Day, to: subledger_domain::calendar::Day) -> ServiceResult<Vec<DayBill>> {
         let products = self.products(tenant).await?;
-        let rows = store_bills::daily(&self.store, tenant.id, account.id, &from.to_string(), &to.to_string()).await?;
+        let rows = store_bills::daily(&self.store, tenant.id, account, &from.to_string(), &to.to_string()).await?;
         let mut days: BTreeMap<String, Vec<DayLine>> = BTreeMap::new();
         for (product_code, day, amounts) in rows {
             let product = line_product(&products, &product_code);

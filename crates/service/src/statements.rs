@@ -294,8 +294,7 @@ impl Services {
     /// Consumption in cents per day with usage in `[from, to]`: each day's
     /// rated cost over all products, rounded once.
     async fn consumption_by_day(&self, tenant: &Tenant, account: AccountId, from: Day, to: Day) -> ServiceResult<HashMap<Day, i64>> {
-        let rows = store_statements::rated_by_day(&self.store, tenant.id, account, &from.to_string(), &to.to_string()).await?;
-        Ok(rows.into_iter().filter_map(|(day, micros)| Some((Day(day.parse().ok()?), micros_to_cents(micros)))).collect())
+        Ok(self.account_days(tenant, account, from, to).await?.into_iter().map(|day| (day.day, day.total_cents)).collect())
     }
 }
 

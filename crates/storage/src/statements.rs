@@ -43,22 +43,6 @@ pub async fn wallet_period(store: &Store, wallet: WalletId, from_us: i64, credit
     Ok(WalletPeriod { opening_minor, credited_minor, balance_minor })
 }
 
-/// Rated cost (micros) of one account's accepted usage per tenant calendar
-/// day, for days in `[from_day, to_day]` (`YYYY-MM-DD`) that have usage, oldest first.
-pub async fn rated_by_day(store: &Store, tenant: TenantId, account: AccountId, from_day: &str, to_day: &str) -> Result<Vec<(String, i64)>> {
-    Ok(sqlx::query_as(
-        "SELECT day, CAST(SUM(rated_micros) AS BIGINT) FROM usage_daily
-         WHERE account_id = $1 AND tenant_id = $2 AND day >= $3 AND day <= $4
-         GROUP BY day ORDER BY day",
-    )
-    .bind(account.0)
-    .bind(tenant.0)
-    .bind(from_day)
-    .bind(to_day)
-    .fetch_all(store.reader())
-    .await?)
-}
-
 /// One product's usage by one account in one month, summed over grouping values.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ProductMonth {
