@@ -346,8 +346,8 @@ pub enum ProductCommand {
         #[arg(long)]
         order_type: i64,
         /// Which event attribute picks the price: none, country or item.
-        #[arg(long, value_enum, default_value_t = ProductGrouping::None)]
-        grouping: ProductGrouping,
+        #[arg(long, default_value = "none", value_parser = grouping)]
+        grouping: subledger_domain::rating::Grouping,
         /// `orderType` of its supplementary (补扣) lines (default 15, 人工补扣).
         #[arg(long)]
         supplement_order_type: Option<i64>,
@@ -362,11 +362,9 @@ pub enum ProductCommand {
     },
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProductGrouping {
-    None,
-    Country,
-    Item,
+/// `none`, `country` or `item`, parsed by the domain like the native API does.
+fn grouping(text: &str) -> Result<subledger_domain::rating::Grouping, String> {
+    subledger_domain::rating::Grouping::parse(text).ok_or_else(|| format!("{text:?} is not none, country or item"))
 }
 
 #[derive(Subcommand, Debug)]

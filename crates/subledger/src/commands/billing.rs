@@ -11,7 +11,7 @@ use subledger_domain::account::Username;
 use subledger_domain::calendar::{Month, from_unix_micros};
 use subledger_domain::money::format_minor;
 use subledger_domain::paging::Page;
-use subledger_domain::rating::{Grouping, PriceModel};
+use subledger_domain::rating::PriceModel;
 use subledger_service::accounts::ACCOUNT_PAGE_MAX;
 use subledger_service::billing::{BillView, CloseReport};
 use subledger_service::catalog::{NewProduct, Product, TariffVersion};
@@ -20,7 +20,7 @@ use subledger_service::tenants::Tenant;
 use subledger_service::{ServiceError, Services};
 
 use super::{parse_instant, print};
-use crate::cli::{BillCommand, BillExportFormat, ProductCommand, ProductGrouping, TariffCommand};
+use crate::cli::{BillCommand, BillExportFormat, ProductCommand, TariffCommand};
 use crate::serve::AnyError;
 
 fn product_json(p: &Product) -> Value {
@@ -54,11 +54,6 @@ pub(super) async fn product(services: &Services, command: ProductCommand) -> Res
         }
         ProductCommand::Add { tenant, code, name, unit, order_type, grouping, supplement_order_type, refund_order_type, quantity_meaning, json } => {
             let tenant = services.find_tenant(&tenant).await?;
-            let grouping = match grouping {
-                ProductGrouping::None => Grouping::None,
-                ProductGrouping::Country => Grouping::Country,
-                ProductGrouping::Item => Grouping::Item,
-            };
             let product = services.add_product(&tenant, NewProduct { code, name, unit, order_type, grouping, supplement_order_type, refund_order_type, quantity_meaning }).await?;
             print(json, product_json(&product), || format!("added product {}", product_row(&product)));
         }
