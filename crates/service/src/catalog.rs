@@ -234,7 +234,7 @@ impl Services {
             Some(username) => Some(self.account(tenant, username.as_str()).await?.id),
             None => None,
         };
-        let username = account.and(account_name.map(|u| u.as_str().to_owned()));
+        let username = account_name.map(|u| u.as_str().to_owned());
         let now = now_us();
         let effective_from_us = effective_from_us.unwrap_or(now);
         let model_json = serde_json::to_string(&model).expect("price models serialize");

@@ -124,12 +124,7 @@ async fn rollup_rows(store: &Store, source: &str, condition: &str, tenant: Tenan
 /// What the bills so far counted for each (account, product, month) that has
 /// late usage before `month`: quantity (milli) and money (cents).
 pub async fn previous_billed(store: &Store, tenant: TenantId, accounts: &[AccountId], month: &str) -> Result<crate::ledger::close::PreviousBilled> {
-    let sql = format!(
-        "SELECT account_id, product_code, for_month, CAST(SUM(quantity_milli) AS BIGINT), CAST(SUM(money_cents) AS BIGINT) FROM bill_lines
-         WHERE tenant_id = $1 AND {} AND for_month IN (SELECT DISTINCT month FROM usage_monthly WHERE tenant_id = $1 AND late = 1 AND month < $3)
-         GROUP BY account_id, product_code, for_month",
-        in_accounts(store.backend(), 2)
-    );
+    let sql = crate::ledger::close::previous_billed("$1", "$3", &in_accounts(store.backend(), 2));
     let rows: Vec<(i64, String, String, i64, i64)> = sqlx::query_as(&sql).bind(tenant.0).bind(ids_json(accounts)).bind(month).fetch_all(store.reader()).await?;
     Ok(rows.into_iter().map(|(account, product, for_month, quantity, cents)| ((AccountId(account), product, for_month), (quantity, cents))).collect())
 }

@@ -22,6 +22,18 @@ pub(crate) fn late_groups(tenant: &str, month: &str) -> String {
     )
 }
 
+/// What earlier bills counted for each (account, product, month) with late
+/// usage before `month`, as a query of rows (account_id, product_code,
+/// for_month, q, m): the quantity (milli) and money (cents) a supplement
+/// subtracts. `accounts` narrows the rows further (`TRUE` for all).
+pub(crate) fn previous_billed(tenant: &str, month: &str, accounts: &str) -> String {
+    format!(
+        "SELECT account_id, product_code, for_month, CAST(SUM(quantity_milli) AS BIGINT) AS q, CAST(SUM(money_cents) AS BIGINT) AS m FROM bill_lines
+         WHERE tenant_id = {tenant} AND {accounts} AND for_month IN (SELECT DISTINCT month FROM usage_monthly WHERE tenant_id = {tenant} AND late = 1 AND month < {month})
+         GROUP BY account_id, product_code, for_month"
+    )
+}
+
 /// Months whose real-time charges count against what has been billed when
 /// `month` closes: itself, every earlier month (closed first), and any later
 /// month already closed (a month closed out of order, e.g. one that had no

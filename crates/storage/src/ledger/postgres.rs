@@ -321,15 +321,13 @@ pub(super) async fn close_begin(store: &Store, tenant: TenantId, month: &str) ->
     sqlx::query(CLOSE_LOCK_EXCLUSIVE).bind(tenant.0).execute(batch.conn()).await?;
     let late = super::close::late_groups("$1", "$2");
     let billed_months = super::close::billed_months("$1", "$2");
+    let previous = super::close::previous_billed("$1", "$2", "TRUE");
     let sql = format!(
         "SELECT
           EXISTS (SELECT 1 FROM month_closes WHERE tenant_id = $1 AND month = $2),
           (SELECT COALESCE(json_agg({CLOSE_ROW})::text, '[]') FROM usage_monthly WHERE tenant_id = $1 AND month = $2),
           (SELECT COALESCE(json_agg({CLOSE_ROW})::text, '[]') FROM {late}),
-          (SELECT COALESCE(json_agg(json_build_array(account_id, product_code, for_month, q, m))::text, '[]') FROM
-             (SELECT account_id, product_code, for_month, SUM(quantity_milli)::bigint AS q, SUM(money_cents)::bigint AS m FROM bill_lines
-              WHERE tenant_id = $1 AND for_month IN (SELECT DISTINCT month FROM usage_monthly WHERE tenant_id = $1 AND late = 1 AND month < $2)
-              GROUP BY account_id, product_code, for_month) AS previous),
+          (SELECT COALESCE(json_agg(json_build_array(account_id, product_code, for_month, q, m))::text, '[]') FROM ({previous}) AS previous),
           (SELECT COALESCE(json_agg(json_build_array(account_id, product_code, c))::text, '[]') FROM
              (SELECT account_id, product_code, SUM(money_cents)::bigint AS c FROM bill_lines WHERE tenant_id = $1 GROUP BY account_id, product_code) AS billed),
           (SELECT COALESCE(json_agg(json_build_array(account_id, product_code, c))::text, '[]') FROM

@@ -388,11 +388,7 @@ pub(super) fn close_reads(batch: &Batch, tenant: TenantId, month: &str) -> Resul
         .and_then(|mut s| s.query_map(params![tenant.0, month], month_row)?.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(storage_error)?;
     let previous_billed = conn
-        .prepare_cached(
-            "SELECT account_id, product_code, for_month, SUM(quantity_milli), SUM(money_cents) FROM bill_lines
-             WHERE tenant_id = ?1 AND for_month IN (SELECT DISTINCT month FROM usage_monthly WHERE tenant_id = ?1 AND late = 1 AND month < ?2)
-             GROUP BY account_id, product_code, for_month",
-        )
+        .prepare_cached(&super::close::previous_billed("?1", "?2", "TRUE"))
         .and_then(|mut s| {
             s.query_map(params![tenant.0, month], |r| Ok(((AccountId(r.get(0)?), r.get::<_, String>(1)?, r.get::<_, String>(2)?), (r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))))?
                 .collect::<rusqlite::Result<Vec<_>>>()
