@@ -378,9 +378,8 @@ pub(super) fn close_reads(batch: &Batch, tenant: TenantId, month: &str) -> Resul
         .map_err(storage_error)?
         .is_some();
     const ROW_COLUMNS: &str = "SELECT account_id, product_code, month, attr, quantity_milli, billable_milli, events, rated_micros, charged_cents";
-    const ROW: &str = "SELECT account_id, product_code, month, attr, quantity_milli, billable_milli, events, rated_micros, charged_cents FROM usage_monthly";
     let month_rows = conn
-        .prepare_cached(&format!("{ROW} WHERE tenant_id = ?1 AND month = ?2"))
+        .prepare_cached(&format!("{ROW_COLUMNS} FROM usage_monthly WHERE tenant_id = ?1 AND month = ?2"))
         .and_then(|mut s| s.query_map(params![tenant.0, month], month_row)?.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(storage_error)?;
     let late_rows = conn
