@@ -21,6 +21,7 @@ use subledger_domain::calendar::{Month, TenantTimeZone};
 use subledger_domain::ids::{AccountId, TenantId, WalletId};
 use subledger_domain::ledger::{Book, DebitRule, TransferIntent, TransferKind};
 use subledger_domain::money::{Currency, PositiveAmount};
+use subledger_domain::paging::Page;
 use subledger_domain::rating::Quantity;
 use subledger_domain::usage::MonthRollup;
 use subledger_storage::StorageError;
@@ -28,8 +29,9 @@ use subledger_storage::bills as store_bills;
 use subledger_storage::ledger::close::{self as store_close, CloseWrites, NewBillLine, NewSettlement};
 use subledger_storage::ledger::{LedgerWriter, NewEntry, StoredTransfer};
 
+use crate::accounts::Account;
 use crate::catalog::{Product, TariffBook};
-use crate::error::{ServiceError, ServiceResult};
+use crate::error::{Resource, ServiceError, ServiceResult};
 use crate::tenants::Tenant;
 use crate::{Services, now_us};
 
@@ -467,14 +469,38 @@ impl Services {
         Ok(bills)
     }
 
-    /// Every bill of a closed month (all accounts), for exports.
-    pub async fn month_bills(&self, tenant: &Tenant, month: Month) -> ServiceResult<Vec<(String, BillView)>> {
+    /// A page of the tenant's accounts (or the one named) with their bills for
+    /// months `from..=to`. `month_to_date` says which accounts also see the
+    /// current month so far. An unknown username is `NotFound(Account)`.
+    pub async fn bills_page(&self, tenant: &Tenant, username: Option<&str>, page: Page, from: Month, to: Month, month_to_date: impl Fn(&Account) -> bool) -> ServiceResult<(i64, Vec<(Account, Vec<BillView>)>)> {
+        let found = self.list_accounts(tenant, username, page).await?;
+        if username.is_some() && found.total == 0 {
+            return Err(ServiceError::NotFound(Resource::Account));
+        }
+        let ids: Vec<AccountId> = found.accounts.iter().map(|row| row.account.id).collect();
+        let any_to_date = found.accounts.iter().any(|row| month_to_date(&row.account));
+        let mut bills = self.bills(tenant, &ids, from, to, any_to_date).await?;
+        let accounts = found
+            .accounts
+            .into_iter()
+            .map(|row| {
+                let shows_to_date = month_to_date(&row.account);
+                let mine: Vec<BillView> = bills.extract_if(.., |b| b.account == row.account.id).filter(|b| b.closed || shows_to_date).collect();
+                (row.account, mine)
+            })
+            .collect();
+        Ok((found.total, accounts))
+    }
+
+    /// Every bill of a month (all accounts): the closed month's bills or, with
+    /// `month_to_date`, the current month so far. For exports and the CLI.
+    pub async fn month_bills(&self, tenant: &Tenant, month: Month, month_to_date: bool) -> ServiceResult<Vec<(String, BillView)>> {
         let accounts = subledger_storage::accounts::all_ids(&self.store, tenant.id).await?;
         let ids: Vec<AccountId> = accounts.iter().map(|(id, _)| *id).collect();
         let names: HashMap<AccountId, String> = accounts.into_iter().collect();
         let mut all = Vec::new();
         for chunk in ids.chunks(5_000) {
-            for bill in self.bills(tenant, chunk, month, month, false).await? {
+            for bill in self.bills(tenant, chunk, month, month, month_to_date).await? {
                 all.push((names.get(&bill.account).cloned().unwrap_or_default(), bill));
             }
         }

@@ -75,7 +75,7 @@ impl Services {
         if !self.closed_months(tenant).await?.contains(&month.to_string()) {
             return Err(ServiceError::Invalid { field: "month", reason: format!("{month} is not closed; close it first") });
         }
-        let bills = self.month_bills(tenant, month).await?;
+        let bills = self.month_bills(tenant, month, false).await?;
         let rows = rows(&bills);
         let failed = |e: String| ServiceError::Invalid { field: "export", reason: e };
         match format {

@@ -156,15 +156,10 @@ pub async fn list(TenantAuth(tenant): TenantAuth, State(state): State<AppState>,
     }
     let page = Page::new(query.offset.unwrap_or(0), query.limit.unwrap_or(50), ACCOUNT_PAGE_MAX).map_err(|e| ApiError::bad_request("invalid_page", &e.to_string()))?;
     let username = query.username.as_deref().filter(|u| !u.is_empty());
-    let found = state.services.list_accounts(&tenant, username, page).await?;
-    if username.is_some() && found.total == 0 {
-        return Err(ApiError::Service(subledger_service::ServiceError::NotFound(subledger_service::Resource::Account)));
-    }
-    let ids: Vec<_> = found.accounts.iter().map(|row| row.account.id).collect();
-    let bills = state.services.bills(&tenant, &ids, from, to, query.month_to_date.unwrap_or(false)).await?;
-    let names: std::collections::HashMap<_, _> = found.accounts.into_iter().map(|row| (row.account.id, row.account.username)).collect();
-    let items = bills.into_iter().map(|bill| bill_json(names.get(&bill.account).cloned().unwrap_or_default(), bill)).collect();
-    Ok(Json(BillList { total_accounts: found.total, items }))
+    let month_to_date = query.month_to_date.unwrap_or(false);
+    let (total, accounts) = state.services.bills_page(&tenant, username, page, from, to, |_| month_to_date).await?;
+    let items = accounts.into_iter().flat_map(|(account, bills)| bills.into_iter().map(move |bill| bill_json(account.username.clone(), bill))).collect();
+    Ok(Json(BillList { total_accounts: total, items }))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -14,12 +14,13 @@ use subledger_domain::calendar::Month;
 use subledger_domain::paging::Page;
 use subledger_domain::rating::{DetailLine, Quantity, UnitPrice, format_scaled};
 use subledger_service::billing::{BillView, LineView};
+use subledger_service::{Resource, ServiceError};
 
 use super::envelope::{Code, Refusal, Yuan, success};
-use crate::numbers::Number;
 use super::handlers::run;
 use super::{SignedCall, storage_refusal};
 use crate::AppState;
+use crate::numbers::Number;
 
 /// Widest range of months one query may span.
 const MONTHS_MAX: usize = 24;
@@ -191,27 +192,24 @@ fn bill_query(call: &SignedCall) -> Result<BillQuery, Refusal> {
 
 /// The page of sub-accounts and their bills in the range.
 async fn page_bills(state: &AppState, call: &SignedCall, query: &BillQuery) -> Result<(i64, Vec<(String, UserType, Vec<BillView>)>), Refusal> {
-    let found = state.services.list_accounts(&call.tenant, query.username.as_deref(), query.page).await.map_err(|e| storage_refusal(e, Code::Failed))?;
-    if query.username.is_some() && found.total == 0 {
-        return Err(Refusal(Code::UsernameUnknown));
-    }
-    let ids: Vec<_> = found.accounts.iter().map(|row| row.account.id).collect();
-    // Only iFaxin accounts see the month so far: skip computing it for a page without one.
-    let month_to_date = found.accounts.iter().any(|row| row.account.user_type == UserType::IFaxin);
-    let bills = state.services.bills(&call.tenant, &ids, query.from, query.to, month_to_date).await.map_err(|e| storage_refusal(e, Code::Failed))?;
-    let accounts = found
-        .accounts
+    // SendCloud accounts see closed months only; iFaxin ones the month so far too.
+    let (total, accounts) = state
+        .services
+        .bills_page(&call.tenant, query.username.as_deref(), query.page, query.from, query.to, |account| account.user_type == UserType::IFaxin)
+        .await
+        .map_err(|e| match e {
+            ServiceError::NotFound(Resource::Account) => Refusal(Code::UsernameUnknown),
+            other => storage_refusal(other, Code::Failed),
+        })?;
+    let accounts = accounts
         .into_iter()
-        .map(|row| {
-            let user_type = row.account.user_type;
-            // SendCloud accounts see closed months only; iFaxin ones the month so far too.
-            let mut mine: Vec<BillView> = bills.iter().filter(|b| b.account == row.account.id && (b.closed || user_type == UserType::IFaxin)).cloned().collect();
+        .map(|(account, mut bills)| {
             // Newest month first, as the spec's examples list them.
-            mine.sort_by(|a, b| b.month.cmp(&a.month));
-            (row.account.username, user_type, mine)
+            bills.sort_by(|a, b| b.month.cmp(&a.month));
+            (account.username, account.user_type, bills)
         })
         .collect();
-    Ok((found.total, accounts))
+    Ok((total, accounts))
 }
 
 pub async fn bill(State(state): State<AppState>, request: Request) -> Response {

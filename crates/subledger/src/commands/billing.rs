@@ -12,7 +12,6 @@ use subledger_domain::calendar::{Month, from_unix_micros};
 use subledger_domain::money::format_minor;
 use subledger_domain::paging::Page;
 use subledger_domain::rating::PriceModel;
-use subledger_service::accounts::ACCOUNT_PAGE_MAX;
 use subledger_service::billing::{BillView, CloseReport};
 use subledger_service::catalog::{NewProduct, Product, TariffVersion};
 use subledger_service::exports::ExportFormat;
@@ -305,33 +304,13 @@ fn bill_text(username: &str, bill: &BillView) -> String {
 
 async fn show_bills(services: &Services, tenant: &Tenant, month: Month, username: Option<&str>, json: bool) -> Result<ExitCode, AnyError> {
     let closed = services.closed_months(tenant).await?.contains(&month.to_string());
+    // The current month is never closed: asking for it is asking for the month so far.
     let bills: Vec<(String, BillView)> = match username {
         Some(name) => {
-            let account = services.account(tenant, name).await?;
-            services.bills(tenant, &[account.id], month, month, true).await?.into_iter().map(|b| (account.username.clone(), b)).collect()
+            let (_, accounts) = services.bills_page(tenant, Some(name), Page::new(0, 1, 1)?, month, month, |_| true).await?;
+            accounts.into_iter().flat_map(|(account, bills)| bills.into_iter().map(move |bill| (account.username.clone(), bill))).collect()
         }
-        None if closed => services.month_bills(tenant, month).await?,
-        // Not closed: only the current month has bills (so far), computed per account.
-        None => {
-            let mut all = Vec::new();
-            let mut offset = 0;
-            loop {
-                let page = services.list_accounts(tenant, None, Page::new(offset, ACCOUNT_PAGE_MAX, ACCOUNT_PAGE_MAX)?).await?;
-                if page.accounts.is_empty() {
-                    break;
-                }
-                offset += page.accounts.len() as i64;
-                let ids: Vec<_> = page.accounts.iter().map(|a| a.account.id).collect();
-                for bill in services.bills(tenant, &ids, month, month, true).await? {
-                    let name = page.accounts.iter().find(|a| a.account.id == bill.account).map(|a| a.account.username.clone()).unwrap_or_default();
-                    all.push((name, bill));
-                }
-                if offset >= page.total {
-                    break;
-                }
-            }
-            all
-        }
+        None => services.month_bills(tenant, month, true).await?,
     };
     let total: i64 = bills.iter().map(|(_, b)| b.total_cents).sum();
     let value = json!({
