@@ -41,7 +41,6 @@ pub enum Resource {
     Wallet,
     Transfer,
     Product,
-    Bill,
 }
 
 impl std::fmt::Display for Resource {
@@ -52,7 +51,6 @@ impl std::fmt::Display for Resource {
             Resource::Wallet => "wallet",
             Resource::Transfer => "transfer",
             Resource::Product => "product",
-            Resource::Bill => "bill",
         })
     }
 }

@@ -74,7 +74,6 @@ impl IntoResponse for ApiError {
                             Resource::Wallet => "wallet_not_found",
                             Resource::Transfer => "transfer_not_found",
                             Resource::Product => "product_not_found",
-                            Resource::Bill => "bill_not_found",
                         },
                         message,
                     ),

@@ -186,6 +186,12 @@ async fn usage_is_answered_per_event(backend: Backend) {
     assert_eq!(status, 400, "{body}");
     let (status, body) = h.post_json("/v1/usage", token, &json!({"events": [{"id": "x2", "account": "alice001", "product": "sms", "quantity": 1, "occurred_at": "yesterday"}]})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_time")), "{body}");
+    let (status, body) = h.post_json("/v1/usage", token, &json!({"events": [{"id": "x3", "account": "alice001", "product": "sms", "quantity": 1, "attributes": {"country": [1]}}]})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_attribute")), "{body}");
+    // Over the 2 MiB body limit of /v1/usage (a thousand events with long attributes).
+    let bulky: Vec<Value> = (0..1000).map(|i| json!({"id": format!("bulky{i}"), "account": "alice001", "product": "sms", "quantity": 1, "attributes": {"note": "x".repeat(2200)}})).collect();
+    let (status, body) = h.post_json("/v1/usage", token, &json!({ "events": bulky })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (413, Some("payload_too_large")), "{body}");
     let (status, _) = h.post_json("/v1/usage", "slt_wrong", &json!({"events": []})).await;
     assert_eq!(status, 401);
     assert_eq!(sql_i64(&h.db, "SELECT COUNT(*) FROM usage_events").await, 14);
@@ -678,6 +684,9 @@ async fn catalog_and_effective_tariffs(backend: Backend) {
     let mut bad = tariff_for("fax_page", per_unit("0.1", "1"));
     bad["effective_from"] = json!("soon");
     refused(h.post_json("/v1/tariffs", token, &bad).await, 400, "invalid_time");
+    // Two versions of one tariff cannot start at the same instant.
+    tariff(&h, token, "mms", per_unit("0.10", "1")).await;
+    refused(h.post_json("/v1/tariffs", token, &tariff_for("mms", per_unit("0.20", "1"))).await, 409, "conflict");
 
     // 0.10 a page until this month, 0.20 from its first instant; vip pays 0.05 throughout.
     tariff(&h, token, "fax_page", per_unit("0.10", "1")).await;
