@@ -56,7 +56,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/usage", post(usage::ingest).layer(axum::extract::DefaultBodyLimit::max(USAGE_BODY_BYTES_MAX)))
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
+/// The token of an `Authorization: Bearer …` header (also the telephony dialect's credential).
+pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())

@@ -40,16 +40,10 @@ pub fn timed_out() -> axum::response::Response {
 /// The tenant whose API token authenticated the request.
 struct TenantAuth(Tenant);
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
-}
-
 impl FromRequestParts<AppState> for TenantAuth {
     type Rejection = Failure;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Failure> {
-        let token = bearer(parts).ok_or(Failure::Unauthenticated)?;
+        let token = crate::native::bearer(parts).ok_or(Failure::Unauthenticated)?;
         let tenant = state.services.tenant_by_api_token(token).await?.ok_or(Failure::Unauthenticated)?;
         Ok(TenantAuth(tenant))
     }
