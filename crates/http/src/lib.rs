@@ -20,7 +20,7 @@ use subledger_service::Services;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use metrics::HttpMetrics;
-use sendcloud::{ReplayGuard, SendCloudConfig};
+use sendcloud::SendCloudConfig;
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -45,7 +45,6 @@ pub struct AppState(Arc<AppInner>);
 pub struct AppInner {
     pub services: Services,
     pub sendcloud: SendCloudConfig,
-    pub replay: ReplayGuard,
     registry: Registry,
     openapi_json: String,
 }
@@ -62,7 +61,6 @@ pub fn app(services: Services, config: HttpConfig, mut registry: Registry) -> Ro
     let metrics = HttpMetrics::new(&mut registry);
     let state = AppState(Arc::new(AppInner {
         services,
-        replay: ReplayGuard::new(config.sendcloud.replay_entries_max),
         sendcloud: config.sendcloud,
         registry,
         openapi_json: native::openapi::document(),

@@ -343,50 +343,78 @@ async fn run_job(job: &UsageJob, writer: &LedgerWriter, config: &LedgerConfig, m
     }
 }
 
-/// Commits one batch (running it again after transient conflicts) and answers every caller.
+/// Commits one batch and answers every caller. A batch that fails for a
+/// reason other than contention is split in halves, and each half is
+/// committed on its own, recursively: the member at fault (a value the
+/// database refuses, say) fails alone, and every other member commits as if
+/// it had arrived on its own. The halves run in order, so the outcomes are
+/// those of the requests one after the other.
 async fn run_batch(batch: Vec<Pending>, writer: &LedgerWriter, config: &LedgerConfig, metrics: &LedgerMetrics) {
     metrics.batch_transfers.observe(batch.len() as f64);
     let requests: Vec<&TransferRequest> = batch.iter().map(|p| &p.request).collect();
     let started = Instant::now();
+    let mut answers: Vec<Option<ServiceResult<TransferReceipt>>> = (0..requests.len()).map(|_| None).collect();
+    // Ranges of `requests` still to commit, in order.
+    let mut ranges = std::collections::VecDeque::from([0..requests.len()]);
+    while let Some(range) = ranges.pop_front() {
+        match commit_with_retries(writer, &requests[range.clone()], config, metrics).await {
+            Ok(committed) => {
+                for (slot, answer) in answers[range].iter_mut().zip(committed) {
+                    *slot = Some(answer);
+                }
+            }
+            // Contention or an unreachable database is not any member's
+            // fault, and splitting would only multiply the load.
+            Err(error) if range.len() > 1 && !error.is_retryable() => {
+                metrics.batches_split.inc();
+                tracing::warn!(%error, transfers = range.len(), "ledger batch failed; committing its halves apart to isolate the request at fault");
+                let middle = range.start + range.len() / 2;
+                ranges.push_front(middle..range.end);
+                ranges.push_front(range.start..middle);
+            }
+            Err(error) => {
+                metrics.batches_failed.inc();
+                tracing::error!(%error, transfers = range.len(), "ledger batch failed; nothing of it was written");
+                let message = error.to_string();
+                let transient = error.is_retryable();
+                for slot in &mut answers[range] {
+                    let error = if transient { StorageError::Transient(message.clone()) } else { StorageError::Failed(message.clone()) };
+                    *slot = Some(Err(ServiceError::Storage(error)));
+                }
+            }
+        }
+    }
+    metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+    for (pending, answer) in batch.into_iter().zip(answers) {
+        let answer = answer.expect("every range is answered");
+        if let Ok(receipt) = &answer {
+            match (&receipt.outcome, receipt.replayed) {
+                (_, true) => metrics.transfers_replayed.inc(),
+                (Ok(_), false) => metrics.transfers_posted.inc(),
+                (Err(_), false) => metrics.transfers_rejected.inc(),
+            };
+        }
+        // A caller that went away (client disconnected) gets nothing; its transfer stands.
+        let _ = pending.reply.send(answer);
+    }
+}
+
+/// Commits `requests` as one transaction, running it again after transient
+/// conflicts (optimistically first, then with row locks).
+async fn commit_with_retries(writer: &LedgerWriter, requests: &[&TransferRequest], config: &LedgerConfig, metrics: &LedgerMetrics) -> Result<Vec<ServiceResult<TransferReceipt>>, StorageError> {
     let mut attempt = 0;
-    let answers = loop {
+    loop {
         // First optimistically; a batch that lost a race runs again with row locks.
         let locking = if attempt == 0 { Locking::Optimistic } else { Locking::Pessimistic };
-        match commit_batch(writer, &requests, locking).await {
-            Ok(answers) => break Ok(answers),
+        match commit_batch(writer, requests, locking).await {
+            Ok(answers) => return Ok(answers),
             Err(error) if attempt < config.retries_max && is_retryable(&error) => {
                 attempt += 1;
                 metrics.batches_retried.inc();
                 tracing::debug!(%error, attempt, "ledger batch conflicted; running it again");
                 tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
             }
-            Err(error) => break Err(error),
-        }
-    };
-    metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-    match answers {
-        Ok(answers) => {
-            for (pending, answer) in batch.into_iter().zip(answers) {
-                if let Ok(receipt) = &answer {
-                    match (&receipt.outcome, receipt.replayed) {
-                        (_, true) => metrics.transfers_replayed.inc(),
-                        (Ok(_), false) => metrics.transfers_posted.inc(),
-                        (Err(_), false) => metrics.transfers_rejected.inc(),
-                    };
-                }
-                // A caller that went away (client disconnected) gets nothing; its transfer stands.
-                let _ = pending.reply.send(answer);
-            }
-        }
-        Err(error) => {
-            metrics.batches_failed.inc();
-            tracing::error!(%error, transfers = batch.len(), "ledger batch failed; nothing of it was written");
-            let message = error.to_string();
-            let transient = is_retryable(&error);
-            for pending in batch {
-                let error = if transient { StorageError::Transient(message.clone()) } else { StorageError::Failed(message.clone()) };
-                let _ = pending.reply.send(Err(ServiceError::Storage(error)));
-            }
+            Err(error) => return Err(error),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod funds;
 pub mod ledger;
 pub mod metrics;
 pub mod secrets;
+pub mod signed_requests;
 pub mod statements;
 pub mod tenants;
 pub mod usage;

@@ -11,6 +11,7 @@ pub struct LedgerMetrics {
     pub commit_seconds: Histogram,
     pub batches_retried: Counter,
     pub batches_failed: Counter,
+    pub batches_split: Counter,
     pub transfers_posted: Counter,
     pub transfers_rejected: Counter,
     pub transfers_replayed: Counter,
@@ -24,6 +25,7 @@ impl LedgerMetrics {
             commit_seconds: Histogram::new(exponential_buckets(0.000_25, 2.0, 14)),
             batches_retried: Counter::default(),
             batches_failed: Counter::default(),
+            batches_split: Counter::default(),
             transfers_posted: Counter::default(),
             transfers_rejected: Counter::default(),
             transfers_replayed: Counter::default(),
@@ -34,6 +36,7 @@ impl LedgerMetrics {
         ledger.register("commit_seconds", "Time to write and commit one ledger batch", metrics.commit_seconds.clone());
         ledger.register("batches_retried", "Ledger batches run again after a transient conflict", metrics.batches_retried.clone());
         ledger.register("batches_failed", "Ledger batches that failed and answered every caller with an error", metrics.batches_failed.clone());
+        ledger.register("batches_split", "Ledger batches that failed and were committed in halves to isolate the request at fault", metrics.batches_split.clone());
         ledger.register("transfers_posted", "Transfers posted", metrics.transfers_posted.clone());
         ledger.register("transfers_rejected", "Transfers refused by a ledger rule", metrics.transfers_rejected.clone());
         ledger.register("transfers_replayed", "Requests answered from an earlier outcome of their idempotency key", metrics.transfers_replayed.clone());

@@ -13,6 +13,7 @@ pub mod catalog;
 mod error;
 pub mod ledger;
 pub mod settings;
+pub mod signed_requests;
 pub mod statements;
 pub mod tenants;
 pub mod wallets;

@@ -60,6 +60,7 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
         ..HttpConfig::default()
     };
     let auto_close = (args.auto_close_after_hours > 0).then(|| tokio::spawn(auto_close(services.clone(), args.auto_close_after_hours)));
+    let sweep = tokio::spawn(forget_expired_sightings(services.clone(), subledger_service::signed_requests::sweep_every(args.sendcloud_timestamp_window_ms)));
     let app = subledger_http::app(services.clone(), http_config, registry);
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let local = listener.local_addr()?;
@@ -76,6 +77,8 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
         task.abort();
         let _ = task.await;
     }
+    sweep.abort();
+    let _ = sweep.await;
     drop(services);
     ledger_worker.await?;
     store.close().await;
@@ -101,6 +104,19 @@ async fn auto_close(services: Services, hours: u32) {
                 }
             }
             Err(error) => tracing::warn!(%error, "automatic month close failed; retrying in a minute"),
+        }
+    }
+}
+
+/// Deletes expired SendCloud replay-guard records, so the table holds about
+/// one timestamp window of signed requests. Safe in several processes.
+async fn forget_expired_sightings(services: Services, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = services.forget_expired_sightings(jiff::Timestamp::now().as_millisecond()).await {
+            tracing::warn!(%error, "sweeping expired signed requests failed; retrying later");
         }
     }
 }

@@ -18,7 +18,7 @@ use subledger_service::{Resource, ServiceError};
 
 use super::envelope::{Code, Refusal, Yuan, success};
 use super::handlers::run;
-use super::{SignedCall, storage_refusal};
+use super::{Replays, SignedCall, storage_refusal};
 use crate::AppState;
 use crate::numbers::Number;
 
@@ -213,7 +213,7 @@ async fn page_bills(state: &AppState, call: &SignedCall, query: &BillQuery) -> R
 }
 
 pub async fn bill(State(state): State<AppState>, request: Request) -> Response {
-    run(state, request, false, |state, call| async move {
+    run(state, request, false, Replays::Recorded, |state, call| async move {
         let query = bill_query(&call)?;
         let (total, accounts) = page_bills(&state, &call, &query).await?;
         let list: Vec<AccountBills<BillDataList>> = accounts
@@ -236,7 +236,7 @@ pub async fn bill(State(state): State<AppState>, request: Request) -> Response {
 }
 
 pub async fn bill_detail(State(state): State<AppState>, request: Request) -> Response {
-    run(state, request, false, |state, call| async move {
+    run(state, request, false, Replays::Recorded, |state, call| async move {
         let query = bill_query(&call)?;
         let (total, accounts) = page_bills(&state, &call, &query).await?;
         let list: Vec<AccountBills<BillDetailList>> = accounts

@@ -14,7 +14,7 @@ use subledger_service::accounts::NewAccountInput;
 use subledger_service::funds::{Holder, MoveOptions, WalletRef};
 
 use super::envelope::{Code, Refusal, Yuan, success};
-use super::{SignedCall, authenticate, storage_refusal};
+use super::{Replays, SignedCall, authenticate, storage_refusal};
 use crate::AppState;
 
 /// `startNo` default and `pageSize` default and maximum, as the spec gives them.
@@ -30,12 +30,12 @@ pub async fn only_post() -> Response {
 }
 
 /// Runs an endpoint after authentication; both kinds of refusal render the same way.
-pub(super) async fn run<F, Fut>(state: AppState, request: Request, timestamp_required: bool, endpoint: F) -> Response
+pub(super) async fn run<F, Fut>(state: AppState, request: Request, timestamp_required: bool, replays: Replays, endpoint: F) -> Response
 where
     F: FnOnce(AppState, SignedCall) -> Fut,
     Fut: Future<Output = Result<Response, Refusal>>,
 {
-    let call = match authenticate(&state, request, timestamp_required).await {
+    let call = match authenticate(&state, request, timestamp_required, replays).await {
         Ok(call) => call,
         Err(refusal) => return refusal.into_response(),
     };
@@ -74,7 +74,7 @@ struct ListedAccount {
 
 /// `list`: a page of sub-accounts with the counts over all that match.
 pub async fn list(State(state): State<AppState>, request: Request) -> Response {
-    run(state, request, false, |state, call| async move {
+    run(state, request, false, Replays::Recorded, |state, call| async move {
         let page = Page::parse(call.params.get("startNo"), call.params.get("pageSize"), PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX).map_err(|_| Refusal(Code::PageSize))?;
         // An empty `username` is no filter; a name that cannot exist matches nothing.
         let username = call.params.get("username").filter(|u| !u.is_empty());
@@ -145,7 +145,7 @@ fn new_account_input(call: &SignedCall) -> Result<NewAccountInput, Refusal> {
 
 /// `create`: a new sub-account; SendCloud accounts get an API user and key.
 pub async fn create(State(state): State<AppState>, request: Request) -> Response {
-    run(state, request, false, |state, call| async move {
+    run(state, request, false, Replays::Recorded, |state, call| async move {
         let input = new_account_input(&call)?;
         let created = state.services.create_account(&call.tenant, input).await.map_err(|e| match e {
             ServiceError::UsernameTaken => Refusal(Code::UsernameTaken),
@@ -183,7 +183,7 @@ fn money_param(call: &SignedCall) -> Result<PositiveAmount, Refusal> {
 /// sub-account's, as one ledger transfer.
 pub async fn transfer_in(State(state): State<AppState>, request: Request) -> Response {
     let timestamp_required = state.sendcloud.transfer_requires_timestamp;
-    run(state, request, timestamp_required, |state, call| async move {
+    run(state, request, timestamp_required, Replays::ByLedgerKey, |state, call| async move {
         let username = username_param(&call)?;
         let amount = money_param(&call)?;
         // A timestamped request is unique, so it is its own idempotency key:
@@ -227,7 +227,7 @@ struct QuotaInfo {
 
 /// `quota`: sets a sub-account's daily request quota.
 pub async fn quota(State(state): State<AppState>, request: Request) -> Response {
-    run(state, request, false, |state, call| async move {
+    run(state, request, false, Replays::Recorded, |state, call| async move {
         let username = username_param(&call)?;
         // The spec has no code of its own for a bad quota: plain 400.
         let quota = DailyQuota::parse(call.params.get("quota").unwrap_or("")).map_err(|_| Refusal(Code::Failed))?;

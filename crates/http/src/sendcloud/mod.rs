@@ -9,7 +9,6 @@ mod bills;
 mod envelope;
 mod handlers;
 pub mod params;
-mod replay;
 pub mod signature;
 
 use axum::Router;
@@ -22,8 +21,6 @@ use subledger_service::tenants::Tenant;
 pub use envelope::Code;
 use envelope::Refusal;
 use params::Params;
-pub use replay::ReplayGuard;
-use replay::Verdict;
 
 use crate::AppState;
 
@@ -37,13 +34,11 @@ pub struct SendCloudConfig {
     pub transfer_requires_timestamp: bool,
     /// Largest request body accepted.
     pub body_bytes_max: usize,
-    /// Most signed requests remembered for replay protection.
-    pub replay_entries_max: usize,
 }
 
 impl Default for SendCloudConfig {
     fn default() -> Self {
-        SendCloudConfig { timestamp_window_ms: 6_000, transfer_requires_timestamp: true, body_bytes_max: 64 * 1024, replay_entries_max: 1_000_000 }
+        SendCloudConfig { timestamp_window_ms: 6_000, transfer_requires_timestamp: true, body_bytes_max: 64 * 1024 }
     }
 }
 
@@ -57,6 +52,19 @@ pub fn router() -> Router<AppState> {
         .route("/api/subAccount/billDetail", get(bills::bill_detail).post(bills::bill_detail))
 }
 
+/// How an endpoint refuses a signed request that is sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replays {
+    /// The request's signature is recorded in the database until its
+    /// timestamp leaves the window (`Services::first_sighting`); a second
+    /// sighting, by any process, gets 425.
+    Recorded,
+    /// The endpoint's own idempotency key refuses replays (`transferIn`: the
+    /// timestamp and signature are its ledger key, which the ledger keeps
+    /// with the first outcome), so the hot path pays no extra write.
+    ByLedgerKey,
+}
+
 /// A request that passed authentication.
 struct SignedCall {
     tenant: Tenant,
@@ -66,8 +74,8 @@ struct SignedCall {
     has_timestamp: bool,
 }
 
-/// Reads the parameters and checks appId, signature and timestamp, in that order.
-async fn authenticate(state: &AppState, request: Request, timestamp_required: bool) -> Result<SignedCall, Refusal> {
+/// Reads the parameters and checks appId, signature, timestamp and replays, in that order.
+async fn authenticate(state: &AppState, request: Request, timestamp_required: bool, replays: Replays) -> Result<SignedCall, Refusal> {
     let config = &state.sendcloud;
     let (parts, body) = request.into_parts();
     let mut params = Params::default();
@@ -103,12 +111,10 @@ async fn authenticate(state: &AppState, request: Request, timestamp_required: bo
             if (now_ms - at_ms).abs() > config.timestamp_window_ms {
                 return Err(Refusal(Code::Timestamp));
             }
-            match state.replay.check(tenant.id, &presented, now_ms, at_ms + config.timestamp_window_ms) {
-                Verdict::First => {}
-                Verdict::Replayed => return Err(Refusal(Code::Timestamp)),
-                Verdict::Full => {
-                    tracing::warn!("SendCloud replay guard is full; refusing signed requests until entries expire");
-                    return Err(Refusal(Code::Failed));
+            if replays == Replays::Recorded {
+                let first = state.services.first_sighting(tenant.id, &presented, now_ms, at_ms + config.timestamp_window_ms).await.map_err(|e| storage_refusal(e, Code::Failed))?;
+                if !first {
+                    return Err(Refusal(Code::Timestamp));
                 }
             }
             true

@@ -7,8 +7,8 @@
 //!
 //! The first attempt at a batch is optimistic ([`Locking::Optimistic`]): read
 //! without locks, then write in one statement that is its own transaction and
-//! updates each wallet only if its `entry_seq` is still the one read
-//! (`subledger_expect_rows` raises a serialization failure otherwise). A batch
+//! updates each wallet only if its `entry_seq` and floor are still the ones
+//! read (`subledger_expect_rows` raises a serialization failure otherwise). A batch
 //! that lost such a race runs again pessimistically: `BEGIN`, lock the wallets
 //! `FOR UPDATE` in id order (so concurrent batches cannot deadlock), write,
 //! `COMMIT`.
@@ -72,7 +72,8 @@ const WRITE: &str = "WITH new_transfers AS (
       UPDATE wallets SET balance_minor = (r->>1)::bigint, entry_seq = (r->>2)::bigint
       FROM jsonb_array_elements($3::jsonb) AS r
       WHERE wallets.id = ANY(ARRAY(SELECT (w->>0)::bigint FROM jsonb_array_elements($3::jsonb) AS w))
-        AND wallets.id = (r->>0)::bigint AND wallets.entry_seq = (r->>3)::bigint RETURNING 1)
+        AND wallets.id = (r->>0)::bigint AND wallets.entry_seq = (r->>3)::bigint
+        AND wallets.floor_minor IS NOT DISTINCT FROM (r->>4)::bigint RETURNING 1)
     SELECT (SELECT COUNT(*) FROM new_transfers) + (SELECT COUNT(*) FROM new_entries)
          + subledger_expect_rows((SELECT COUNT(*) FROM new_balances), $4)";
 
@@ -117,7 +118,11 @@ pub(super) async fn balances_after(batch: &mut Batch, positions: &[(WalletId, i6
 
 pub(super) async fn finish(mut batch: Batch, transfers: &[StoredTransfer], entries: &[NewEntry], wallets: &[(&WalletState, i64)]) -> Result<()> {
     if !transfers.is_empty() {
-        let wallet_rows: Vec<serde_json::Value> = wallets.iter().map(|(w, read_seq)| json!([w.id.0, w.balance_minor, w.entry_seq, read_seq])).collect();
+        // A wallet is updated only if neither its entries nor its floor
+        // changed since the batch read it: an optimistic batch checked its
+        // debits against the floor it read, and an overdraft change made
+        // meanwhile (`wallets::set_floor`) must send it round again, locked.
+        let wallet_rows: Vec<serde_json::Value> = wallets.iter().map(|(w, read_seq)| json!([w.id.0, w.balance_minor, w.entry_seq, read_seq, w.floor_minor])).collect();
         let written = sqlx::query(WRITE)
             .bind(json!(transfers.iter().map(transfer_values).collect::<Vec<_>>()).to_string())
             .bind(json!(entries.iter().map(entry_values).collect::<Vec<_>>()).to_string())

@@ -12,6 +12,8 @@ on_both_backends!(
     list_answers_get_and_post,
     authentication_codes,
     timestamp_window_and_replays,
+    replays_are_refused_by_every_process_and_after_a_restart,
+    replay_records_expire,
     transfer_in_needs_a_timestamp_unless_relaxed,
     create_validation_codes,
     account_limit_417,
@@ -189,6 +191,58 @@ async fn timestamp_window_and_replays(backend: Backend) {
     // The replay moved nothing.
     let reply = h.sendcloud("list", &tenant, &[("username", "alice001")]).await;
     assert_eq!(reply["info"]["list"][0]["balance"], 10.0);
+}
+
+/// The replay guard lives in the database: a captured signed request is
+/// refused by another server process, and by the same one after a restart.
+async fn replays_are_refused_by_every_process_and_after_a_restart(backend: Backend) {
+    let Some(mut h) = Harness::start(backend).await else { return };
+    let tenant = h.create_tenant("Replays").await;
+    h.deposit(&tenant, "100.00").await;
+    h.create_account(&tenant, "alice001").await;
+    let second = TestServer::start(&h.db, &[]).await;
+    let (first_base, second_base) = (h.server.base.clone(), second.base.clone());
+
+    let quota = signed_form(&tenant, &[("username", "alice001"), ("quota", "100")], true);
+    assert_code(&sendcloud_post(&h.http, &first_base, "quota", &quota).await, 200, "请求成功");
+    assert_code(&sendcloud_post(&h.http, &second_base, "quota", &quota).await, 425, "时间戳无效");
+
+    let create = signed_form(&tenant, &[("username", "bob00001"), ("userType", "1"), ("companyName", "公司"), ("companyUrl", "https://www.example.com"), ("pwd", "321Abc")], true);
+    assert_code(&sendcloud_post(&h.http, &second_base, "create", &create).await, 200, "请求成功");
+    assert_code(&sendcloud_post(&h.http, &first_base, "create", &create).await, 425, "时间戳无效");
+
+    let transfer = signed_form(&tenant, &[("username", "alice001"), ("money", "10.00")], true);
+    assert_code(&sendcloud_post(&h.http, &second_base, "transferIn", &transfer).await, 200, "请求成功");
+    assert_code(&sendcloud_post(&h.http, &first_base, "transferIn", &transfer).await, 425, "时间戳无效");
+
+    let list = signed_form(&tenant, &[], true);
+    assert_code(&sendcloud_post(&h.http, &first_base, "list", &list).await, 200, "请求成功");
+    assert!(h.server.stop_gracefully().await, "the first server stops cleanly");
+    h.server = TestServer::start(&h.db, &[]).await;
+    for (endpoint, body) in [("list", &list), ("quota", &quota), ("create", &create), ("transferIn", &transfer)] {
+        assert_code(&h.sendcloud_raw_post(endpoint, body).await, 425, "时间戳无效");
+    }
+    // Nothing was done twice.
+    let reply = h.sendcloud("list", &tenant, &[]).await;
+    assert_eq!(reply["info"]["total"], 2, "{reply}");
+    let reply = h.sendcloud("list", &tenant, &[("username", "alice001")]).await;
+    assert_eq!((reply["info"]["list"][0]["balance"].as_f64(), reply["info"]["list"][0]["quota"].as_i64()), (Some(10.0), Some(100)), "{reply}");
+}
+
+/// Records of signed requests are swept once their timestamp left the window,
+/// so the guard's table stays about one window long.
+async fn replay_records_expire(backend: Backend) {
+    let Some(h) = Harness::start_with(backend, &["--sendcloud-timestamp-window-ms", "1000"]).await else { return };
+    let tenant = h.create_tenant("Expiry").await;
+    for _ in 0..5 {
+        assert_code(&h.sendcloud("list", &tenant, &[]).await, 200, "请求成功");
+    }
+    assert_eq!(sql_i64(&h.db, "SELECT COUNT(*) FROM signed_requests").await, 5);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sql_i64(&h.db, "SELECT COUNT(*) FROM signed_requests").await > 0 {
+        assert!(std::time::Instant::now() < deadline, "expired records are swept within a few windows");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 async fn transfer_in_needs_a_timestamp_unless_relaxed(backend: Backend) {

@@ -291,16 +291,7 @@ impl Harness {
     }
 
     pub async fn sendcloud_raw_post(&self, endpoint: &str, body: &str) -> Value {
-        let response = self
-            .http
-            .post(self.url(&format!("/api/subAccount/{endpoint}")))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(body.to_owned())
-            .send()
-            .await
-            .expect("SendCloud request");
-        assert_eq!(response.status(), 200, "SendCloud answers HTTP 200 whatever the outcome");
-        response.json().await.expect("a JSON envelope")
+        sendcloud_post(&self.http, &self.server.base, endpoint, body).await
     }
 
     pub async fn sendcloud_get(&self, endpoint: &str, query: &str) -> Value {
@@ -324,6 +315,19 @@ impl Harness {
         assert!(ok, "ledger invariants broken: {report}");
         report
     }
+}
+
+/// A SendCloud form post of `body` to the server at `base`.
+pub async fn sendcloud_post(http: &reqwest::Client, base: &str, endpoint: &str, body: &str) -> Value {
+    let response = http
+        .post(format!("{base}/api/subAccount/{endpoint}"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("SendCloud request");
+    assert_eq!(response.status(), 200, "SendCloud answers HTTP 200 whatever the outcome");
+    response.json().await.expect("a JSON envelope")
 }
 
 pub fn client() -> reqwest::Client {
