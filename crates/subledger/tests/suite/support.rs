@@ -449,3 +449,25 @@ pub async fn heal_writes(db: &TestDb, table: &str) {
     };
     sql(db, &statement).await;
 }
+
+/// Makes inserts into `table` fail when `column` holds `value`: a request
+/// the database refuses, for tests of what happens around it.
+pub async fn poison_writes(db: &TestDb, table: &str, column: &str, value: &str) {
+    let statement = match db.backend {
+        Backend::Sqlite => format!("CREATE TRIGGER poisoned BEFORE INSERT ON {table} WHEN NEW.{column} = '{value}' BEGIN SELECT RAISE(ABORT, 'poisoned value'); END;"),
+        Backend::Postgres => format!(
+            "CREATE FUNCTION poisoned() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.{column} = '{value}' THEN RAISE EXCEPTION 'poisoned value'; END IF; RETURN NEW; END; $$;
+             CREATE TRIGGER poisoned BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION poisoned();"
+        ),
+    };
+    sql(db, &statement).await;
+}
+
+/// Removes a trigger `name` (and its function) installed by [`poison_writes`].
+pub async fn heal_writes_named(db: &TestDb, table: &str, name: &str) {
+    let statement = match db.backend {
+        Backend::Sqlite => format!("DROP TRIGGER {name}"),
+        Backend::Postgres => format!("DROP TRIGGER {name} ON {table}; DROP FUNCTION {name}()"),
+    };
+    sql(db, &statement).await;
+}
