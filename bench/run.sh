@@ -3,6 +3,7 @@
 #   bench/run.sh [sqlite|postgres] [flags]          transferIn vs /healthz (subledger-bench)
 #   bench/run.sh usage [sqlite|postgres] [flags]    POST /v1/usage ingestion over HTTP (usage-bench)
 #   bench/run.sh close [sqlite|postgres] [flags]    month close of 10,000 accounts, in-process (close-bench)
+#   bench/run.sh soak [sqlite|postgres] [flags]     minutes of mixed load: RSS flat, WAL bounded (soak)
 # Builds the release server and harness, then runs the harness against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,7 @@ bench=subledger-bench
 case "${1:-}" in
     usage) bench=usage-bench; shift ;;
     close) bench=close-bench; shift ;;
+    soak) bench=soak; shift ;;
 esac
 backend="${1:-sqlite}"
 shift || true

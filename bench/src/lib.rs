@@ -17,8 +17,14 @@ pub struct Server {
 
 impl Server {
     pub async fn start(binary: &str, database_url: &str) -> Server {
+        Self::start_with(binary, database_url, &[]).await
+    }
+
+    /// The same, with more flags for `subledger serve`.
+    pub async fn start_with(binary: &str, database_url: &str, extra_args: &[&str]) -> Server {
         let mut child = Command::new(binary)
             .args(["serve", "--addr", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN])
+            .args(extra_args)
             .env("SUBLEDGER_DATABASE_URL", database_url)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -25,6 +25,7 @@ use subledger_domain::ledger::{Book, TransferIntent, TransferKind, TransferRejec
 use subledger_storage::ledger::{self as store_ledger, LedgerWriter, Locking, NewEntry, StoredTransfer};
 use std::sync::Arc;
 
+use subledger_storage::signed_requests::Sighting;
 use subledger_storage::{Backend, StorageError, Store};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -123,6 +124,7 @@ enum Work {
     Transfer(Pending),
     Usage(UsageJob, UsageReply),
     Close(CloseJob, oneshot::Sender<ServiceResult<CloseReport>>),
+    Sighting(Sighting, oneshot::Sender<ServiceResult<bool>>),
 }
 
 /// Handle to the batching worker. Cloning it is cheap; the worker stops once
@@ -177,6 +179,15 @@ impl Ledger {
         answer.await.map_err(|_| ServiceError::Unavailable("the ledger stopped before answering"))?
     }
 
+    /// Records a signed request (SendCloud's replay guard); `false` when it
+    /// was seen before and its record is still live. Sightings queued
+    /// together share one transaction.
+    pub(crate) async fn submit_sighting(&self, sighting: Sighting) -> ServiceResult<bool> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Work::Sighting(sighting, reply)).await.map_err(|_| ServiceError::Unavailable("the ledger is shutting down"))?;
+        answer.await.map_err(|_| ServiceError::Unavailable("the ledger stopped before answering"))?
+    }
+
     /// Runs a usage batch on the worker, in a transaction of its own.
     pub(crate) async fn submit_usage(&self, job: UsageJob) -> ServiceResult<Vec<(subledger_domain::usage::Outcome, bool)>> {
         let (reply, answer) = oneshot::channel();
@@ -202,6 +213,7 @@ async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: Le
                     Work::Transfer(pending) => pending.reply.send(Err(refusal)).map_err(|_| ()),
                     Work::Usage(_, reply) => reply.send(Err(refusal)).map_err(|_| ()),
                     Work::Close(_, reply) => reply.send(Err(refusal)).map_err(|_| ()),
+                    Work::Sighting(_, reply) => reply.send(Err(refusal)).map_err(|_| ()),
                 };
             }
             return;
@@ -221,17 +233,22 @@ async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: Le
                 let mut batch = Vec::with_capacity(work.len());
                 let mut jobs = Vec::new();
                 let mut closes = Vec::new();
+                let mut sightings = Vec::new();
                 for item in work {
                     match item {
                         Work::Transfer(pending) => batch.push(pending),
                         Work::Usage(job, reply) => jobs.push((job, reply)),
                         Work::Close(job, reply) => closes.push((job, reply)),
+                        Work::Sighting(sighting, reply) => sightings.push((sighting, reply)),
                     }
                 }
                 let (writer, config, metrics) = (writer.clone(), config.clone(), metrics.clone());
                 tokio::task::spawn_local(async move {
                     if !batch.is_empty() {
                         run_batch(batch, &writer, &config, &metrics).await;
+                    }
+                    if !sightings.is_empty() {
+                        record_sightings(sightings, &writer, &config, &metrics).await;
                     }
                     run_jobs(jobs, &writer, &config, &metrics).await;
                     for (job, reply) in closes {
@@ -343,50 +360,78 @@ async fn run_job(job: &UsageJob, writer: &LedgerWriter, config: &LedgerConfig, m
     }
 }
 
-/// Commits one batch and answers every caller. A batch that fails for a
-/// reason other than contention is split in halves, and each half is
-/// committed on its own, recursively: the member at fault (a value the
-/// database refuses, say) fails alone, and every other member commits as if
-/// it had arrived on its own. The halves run in order, so the outcomes are
-/// those of the requests one after the other.
-async fn run_batch(batch: Vec<Pending>, writer: &LedgerWriter, config: &LedgerConfig, metrics: &LedgerMetrics) {
-    metrics.batch_transfers.observe(batch.len() as f64);
-    let requests: Vec<&TransferRequest> = batch.iter().map(|p| &p.request).collect();
-    let started = Instant::now();
-    let mut answers: Vec<Option<ServiceResult<TransferReceipt>>> = (0..requests.len()).map(|_| None).collect();
-    // Ranges of `requests` still to commit, in order.
-    let mut ranges = std::collections::VecDeque::from([0..requests.len()]);
+/// Commits `items` with `commit` and returns one answer per item, in order.
+/// A commit that conflicts runs again (`commit` is told the attempt, so the
+/// ledger can lock on the second). A commit that fails for a reason other
+/// than contention is split in halves, and each half is committed on its
+/// own, recursively: the item at fault (a value the database refuses, say)
+/// fails alone, and every other item commits as if it had come on its own.
+/// The halves run in order, so the outcomes are those of the items one after
+/// the other. Contention that outlasts the retries, or an unreachable
+/// database, is no item's fault: every item of that part gets the error, and
+/// splitting would only multiply the load.
+async fn commit_isolating<'a, T, A, F, Fut>(items: &'a [T], config: &LedgerConfig, metrics: &LedgerMetrics, commit: F) -> Vec<Result<A, StorageError>>
+where
+    F: Fn(&'a [T], u32) -> Fut,
+    Fut: Future<Output = Result<Vec<A>, StorageError>>,
+{
+    let mut answers: Vec<Option<Result<A, StorageError>>> = (0..items.len()).map(|_| None).collect();
+    let mut ranges = std::collections::VecDeque::from([0..items.len()]);
     while let Some(range) = ranges.pop_front() {
-        match commit_with_retries(writer, &requests[range.clone()], config, metrics).await {
+        let mut attempt = 0;
+        let outcome = loop {
+            match commit(&items[range.clone()], attempt).await {
+                Err(error) if attempt < config.retries_max && is_retryable(&error) => {
+                    attempt += 1;
+                    metrics.batches_retried.inc();
+                    tracing::debug!(%error, attempt, "ledger work conflicted; running it again");
+                    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
+                }
+                other => break other,
+            }
+        };
+        match outcome {
             Ok(committed) => {
+                debug_assert_eq!(committed.len(), range.len(), "one answer per item");
                 for (slot, answer) in answers[range].iter_mut().zip(committed) {
-                    *slot = Some(answer);
+                    *slot = Some(Ok(answer));
                 }
             }
-            // Contention or an unreachable database is not any member's
-            // fault, and splitting would only multiply the load.
             Err(error) if range.len() > 1 && !error.is_retryable() => {
                 metrics.batches_split.inc();
-                tracing::warn!(%error, transfers = range.len(), "ledger batch failed; committing its halves apart to isolate the request at fault");
+                tracing::warn!(%error, items = range.len(), "ledger work failed; committing its halves apart to isolate the item at fault");
                 let middle = range.start + range.len() / 2;
                 ranges.push_front(middle..range.end);
                 ranges.push_front(range.start..middle);
             }
             Err(error) => {
                 metrics.batches_failed.inc();
-                tracing::error!(%error, transfers = range.len(), "ledger batch failed; nothing of it was written");
+                tracing::error!(%error, items = range.len(), "ledger work failed; nothing of it was written");
                 let message = error.to_string();
                 let transient = error.is_retryable();
                 for slot in &mut answers[range] {
-                    let error = if transient { StorageError::Transient(message.clone()) } else { StorageError::Failed(message.clone()) };
-                    *slot = Some(Err(ServiceError::Storage(error)));
+                    *slot = Some(Err(if transient { StorageError::Transient(message.clone()) } else { StorageError::Failed(message.clone()) }));
                 }
             }
         }
     }
+    answers.into_iter().map(|answer| answer.expect("every range is answered")).collect()
+}
+
+/// Commits one batch of transfers and answers every caller.
+async fn run_batch(batch: Vec<Pending>, writer: &LedgerWriter, config: &LedgerConfig, metrics: &LedgerMetrics) {
+    metrics.batch_transfers.observe(batch.len() as f64);
+    let requests: Vec<&TransferRequest> = batch.iter().map(|p| &p.request).collect();
+    let started = Instant::now();
+    let answers = commit_isolating(&requests, config, metrics, |part, attempt| {
+        // First optimistically; a batch that lost a race runs again with row locks.
+        let locking = if attempt == 0 { Locking::Optimistic } else { Locking::Pessimistic };
+        commit_batch(writer, part, locking)
+    })
+    .await;
     metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
     for (pending, answer) in batch.into_iter().zip(answers) {
-        let answer = answer.expect("every range is answered");
+        let answer = answer.map_err(ServiceError::Storage).and_then(|answer| answer);
         if let Ok(receipt) = &answer {
             match (&receipt.outcome, receipt.replayed) {
                 (_, true) => metrics.transfers_replayed.inc(),
@@ -399,23 +444,13 @@ async fn run_batch(batch: Vec<Pending>, writer: &LedgerWriter, config: &LedgerCo
     }
 }
 
-/// Commits `requests` as one transaction, running it again after transient
-/// conflicts (optimistically first, then with row locks).
-async fn commit_with_retries(writer: &LedgerWriter, requests: &[&TransferRequest], config: &LedgerConfig, metrics: &LedgerMetrics) -> Result<Vec<ServiceResult<TransferReceipt>>, StorageError> {
-    let mut attempt = 0;
-    loop {
-        // First optimistically; a batch that lost a race runs again with row locks.
-        let locking = if attempt == 0 { Locking::Optimistic } else { Locking::Pessimistic };
-        match commit_batch(writer, requests, locking).await {
-            Ok(answers) => return Ok(answers),
-            Err(error) if attempt < config.retries_max && is_retryable(&error) => {
-                attempt += 1;
-                metrics.batches_retried.inc();
-                tracing::debug!(%error, attempt, "ledger batch conflicted; running it again");
-                tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
-            }
-            Err(error) => return Err(error),
-        }
+/// Records the queued sightings of signed requests, in one transaction.
+async fn record_sightings(queued: Vec<(Sighting, oneshot::Sender<ServiceResult<bool>>)>, writer: &LedgerWriter, config: &LedgerConfig, metrics: &LedgerMetrics) {
+    let (sightings, replies): (Vec<Sighting>, Vec<_>) = queued.into_iter().unzip();
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let answers = commit_isolating(&sightings, config, metrics, |part, _| store_ledger::record_sightings(writer, part, now_ms)).await;
+    for (reply, answer) in replies.into_iter().zip(answers) {
+        let _ = reply.send(answer.map_err(ServiceError::Storage));
     }
 }
 

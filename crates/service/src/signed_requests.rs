@@ -3,7 +3,7 @@
 //! wire cannot be replayed to another process or after a restart.
 
 use subledger_domain::ids::TenantId;
-use subledger_storage::signed_requests;
+use subledger_storage::signed_requests::{self, Sighting};
 
 use crate::Services;
 use crate::error::ServiceResult;
@@ -18,8 +18,10 @@ pub fn sweep_every(window_ms: i64) -> std::time::Duration {
 impl Services {
     /// Whether this is the first sighting of `signature` for `tenant` before
     /// `expires_at_ms`; records it if so. A replay answers `false`.
-    pub async fn first_sighting(&self, tenant: TenantId, signature: &str, now_ms: i64, expires_at_ms: i64) -> ServiceResult<bool> {
-        Ok(signed_requests::record_first_sighting(&self.store, tenant, signature, now_ms, expires_at_ms).await?)
+    /// The ledger worker records it, with the other sightings queued beside
+    /// it in one transaction.
+    pub async fn first_sighting(&self, tenant: TenantId, signature: &str, expires_at_ms: i64) -> ServiceResult<bool> {
+        self.ledger.submit_sighting(Sighting { tenant, signature: signature.to_owned(), expires_at_ms }).await
     }
 
     /// Forgets the sightings that expired before `now_ms`.

@@ -1,31 +1,27 @@
 //! Signed requests seen recently (SendCloud's replay guard), shared by every
-//! process on the database.
+//! process on the database. Sightings are recorded by the ledger worker, many
+//! in one transaction ([`crate::ledger::record_sightings`]), so the guard
+//! costs the hot path a row, not a commit of its own.
 
 use subledger_domain::ids::TenantId;
 
 use crate::{Result, Store};
 
-/// Records a request's signature until `expires_at_ms`. Returns `false` when
-/// the same signature of the same tenant is already recorded and has not
-/// expired (a replay); an expired record is taken over.
-pub async fn record_first_sighting(store: &Store, tenant: TenantId, signature: &str, now_ms: i64, expires_at_ms: i64) -> Result<bool> {
-    let mut tx = store.begin_write().await?;
-    // A record is live through its expiry millisecond: the timestamp window
-    // accepts a request up to and including that instant.
-    let done = sqlx::query(
-        "INSERT INTO signed_requests (tenant_id, signature, expires_at_ms) VALUES ($1, $2, $3)
-         ON CONFLICT (tenant_id, signature) DO UPDATE SET expires_at_ms = excluded.expires_at_ms
-         WHERE signed_requests.expires_at_ms < $4",
-    )
-    .bind(tenant.0)
-    .bind(signature)
-    .bind(expires_at_ms)
-    .bind(now_ms)
-    .execute(tx.conn())
-    .await?;
-    tx.commit().await?;
-    Ok(done.rows_affected() == 1)
+/// A signed request to record until `expires_at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sighting {
+    pub tenant: TenantId,
+    pub signature: String,
+    pub expires_at_ms: i64,
 }
+
+/// Records one sighting, or takes over an expired record of the same
+/// signature; a live record is left alone (the request is a replay). A record
+/// is live through its expiry millisecond: the timestamp window accepts a
+/// request up to and including that instant. `$4` is the current time in ms.
+pub(crate) const RECORD_SIGHTING: &str = "INSERT INTO signed_requests (tenant_id, signature, expires_at_ms) VALUES ($1, $2, $3)
+     ON CONFLICT (tenant_id, signature) DO UPDATE SET expires_at_ms = excluded.expires_at_ms
+     WHERE signed_requests.expires_at_ms < $4";
 
 /// Deletes the records that expired before `now_ms`; returns how many.
 pub async fn forget_expired(store: &Store, now_ms: i64) -> Result<u64> {

@@ -112,7 +112,7 @@ async fn authenticate(state: &AppState, request: Request, timestamp_required: bo
                 return Err(Refusal(Code::Timestamp));
             }
             if replays == Replays::Recorded {
-                let first = state.services.first_sighting(tenant.id, &presented, now_ms, at_ms + config.timestamp_window_ms).await.map_err(|e| storage_refusal(e, Code::Failed))?;
+                let first = state.services.first_sighting(tenant.id, &presented, at_ms + config.timestamp_window_ms).await.map_err(|e| storage_refusal(e, Code::Failed))?;
                 if !first {
                     return Err(Refusal(Code::Timestamp));
                 }

@@ -18,6 +18,7 @@ use subledger_domain::ids::{TenantId, TransferId, WalletId};
 use subledger_domain::ledger::{TransferKind, TransferRejection, WalletState};
 use subledger_domain::money::Currency;
 
+use crate::signed_requests::Sighting;
 use crate::{Backend, Result, StorageError, Store};
 
 /// How a batch protects the wallets it read until it writes them. Only
@@ -120,6 +121,16 @@ pub async fn finish_batch(tx: BatchTx, transfers: &[StoredTransfer], entries: &[
     match tx.inner {
         BatchInner::Sqlite(batch) => sqlite::finish(batch, transfers, entries, wallets),
         BatchInner::Postgres(batch) => postgres::finish(batch, transfers, entries, wallets).await,
+    }
+}
+
+/// Records signed requests in one transaction; for each, in order, whether
+/// it is the first sighting (`false`: a live record exists, or the same
+/// request came earlier in this call). See [`crate::signed_requests`].
+pub async fn record_sightings(writer: &LedgerWriter, sightings: &[Sighting], now_ms: i64) -> Result<Vec<bool>> {
+    match &writer.inner {
+        WriterInner::Sqlite(w) => sqlite::record_sightings(w, sightings, now_ms).await,
+        WriterInner::Postgres(store) => postgres::record_sightings(store, sightings, now_ms).await,
     }
 }
 

@@ -143,6 +143,25 @@ pub(super) async fn finish(mut batch: Batch, transfers: &[StoredTransfer], entri
     }
 }
 
+/// [`crate::signed_requests::RECORD_SIGHTING`] for many rows at once; the
+/// rows it returns are the first sightings.
+const RECORD_SIGHTINGS: &str = "INSERT INTO signed_requests (tenant_id, signature, expires_at_ms)
+      SELECT (r->>0)::bigint, r->>1, (r->>2)::bigint FROM jsonb_array_elements($1::jsonb) AS r
+     ON CONFLICT (tenant_id, signature) DO UPDATE SET expires_at_ms = excluded.expires_at_ms
+     WHERE signed_requests.expires_at_ms < $2
+     RETURNING tenant_id, signature";
+
+pub(super) async fn record_sightings(store: &Store, sightings: &[crate::signed_requests::Sighting], now_ms: i64) -> Result<Vec<bool>> {
+    use std::collections::HashSet;
+    // One statement cannot touch a row twice: a request repeated within the
+    // call is a replay of its first occurrence, decided here.
+    let mut unique = HashSet::with_capacity(sightings.len());
+    let rows: Vec<serde_json::Value> = sightings.iter().filter(|s| unique.insert((s.tenant, s.signature.as_str()))).map(|s| json!([s.tenant.0, s.signature, s.expires_at_ms])).collect();
+    let recorded: Vec<(i64, String)> = sqlx::query_as(RECORD_SIGHTINGS).bind(serde_json::Value::Array(rows).to_string()).bind(now_ms).fetch_all(store.writer()).await?;
+    let mut recorded: HashSet<(i64, String)> = recorded.into_iter().collect();
+    Ok(sightings.iter().map(|s| recorded.remove(&(s.tenant.0, s.signature.clone()))).collect())
+}
+
 const USAGE_ACCOUNTS: &str = "SELECT COALESCE(json_agg(json_build_array(a.id, a.status, a.billing_mode, a.daily_quota,
            (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'primary' AND currency = 'CNY'),
            (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'promo' AND currency = 'CNY')))::text, '[]')

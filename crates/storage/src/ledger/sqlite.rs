@@ -201,6 +201,20 @@ pub(super) fn finish(mut batch: Batch, transfers: &[StoredTransfer], entries: &[
     Ok(())
 }
 
+pub(super) async fn record_sightings(writer: &Writer, sightings: &[crate::signed_requests::Sighting], now_ms: i64) -> Result<Vec<bool>> {
+    let mut batch = open_batch(writer).await?;
+    let mut first = Vec::with_capacity(sightings.len());
+    {
+        let mut record = batch.conn.prepare_cached(crate::signed_requests::RECORD_SIGHTING).map_err(storage_error)?;
+        for s in sightings {
+            first.push(record.execute(params![s.tenant.0, s.signature, s.expires_at_ms, now_ms]).map_err(storage_error)? == 1);
+        }
+    }
+    batch.conn.execute_batch("COMMIT").map_err(storage_error)?;
+    batch.open = false;
+    Ok(first)
+}
+
 /// The reads of a usage batch, under the write lock.
 pub(super) fn usage_reads(batch: &Batch, keys: &super::usage::UsageKeys<'_>) -> Result<super::usage::UsageReads> {
     use subledger_domain::ids::AccountId;
