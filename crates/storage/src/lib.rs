@@ -66,8 +66,32 @@ const WAL_TRUNCATE_AFTER_BYTES: i64 = 16 * 1024 * 1024;
 /// to finish, holding the write gate meanwhile; then it gives up until the
 /// next round.
 const WAL_TRUNCATE_WAIT_MS: i64 = 250;
+/// The WAL file's size limit: SQLite cuts it back to this when it starts
+/// over (`journal_size_limit`), and a commit that leaves it larger wakes the
+/// background checkpoint at once instead of at its next round.
+const WAL_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// How long an SQLite connection waits for another process's writer.
 const BUSY_TIMEOUT_PRAGMA: &str = "PRAGMA busy_timeout = 10000";
+/// [`WAL_FILE_BYTES_MAX`] as SQLite's setting.
+const JOURNAL_SIZE_LIMIT_PRAGMA: &str = "PRAGMA journal_size_limit = 67108864";
+
+/// Watches the size of the SQLite WAL after each commit.
+#[derive(Debug)]
+pub(crate) struct WalWatch {
+    wal_path: PathBuf,
+    /// Wakes the background checkpoint.
+    pressure: tokio::sync::Notify,
+}
+
+impl WalWatch {
+    /// Called after every commit: one `stat`, and a wake-up when the WAL
+    /// file has outgrown its limit.
+    pub(crate) fn after_commit(&self) {
+        if std::fs::metadata(&self.wal_path).is_ok_and(|m| m.len() > WAL_FILE_BYTES_MAX) {
+            self.pressure.notify_one();
+        }
+    }
+}
 
 /// Connection limits. Each has a bound; none grows with load.
 #[derive(Debug, Clone)]
@@ -90,6 +114,8 @@ pub struct Store {
     backend: Backend,
     /// The database file (SQLite only), for the ledger's own connection.
     sqlite_path: Option<PathBuf>,
+    /// The WAL's watch (SQLite only).
+    wal_watch: Option<Arc<WalWatch>>,
     /// SQLite allows one writer at a time; in this process writers take
     /// turns here, first come first served, rather than racing in SQLite's
     /// busy handler (where a busy ledger could starve everyone else).
@@ -108,11 +134,16 @@ pub struct WriteTx {
     backend: Backend,
     /// Held until the transaction ends (SQLite); dropped after `tx`.
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    wal_watch: Option<Arc<WalWatch>>,
 }
 
 impl WriteTx {
     pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await.map_err(StorageError::from)
+        self.tx.commit().await?;
+        if let Some(watch) = &self.wal_watch {
+            watch.after_commit();
+        }
+        Ok(())
     }
 
     pub async fn rollback(self) -> Result<()> {
@@ -176,7 +207,7 @@ impl Store {
                             "PRAGMA wal_autocheckpoint = 0",
                             // A WAL that grew under load is cut back to 64 MiB
                             // when it starts over.
-                            "PRAGMA journal_size_limit = 67108864",
+                            JOURNAL_SIZE_LIMIT_PRAGMA,
                         ] {
                             conn.execute(pragma).await?;
                         }
@@ -188,7 +219,12 @@ impl Store {
         let read = pool(options.connections_max.max(2)).connect_with(connect).await?;
         let sqlite_path = sqlite_file(&url).map(PathBuf::from);
         let page_bytes: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&read).await?;
-        let store = Store { backend: Backend::Sqlite, sqlite_path, write_gate: Arc::default(), read, write };
+        let wal_watch = sqlite_path.as_ref().map(|path| {
+            let mut wal_path = path.clone().into_os_string();
+            wal_path.push("-wal");
+            Arc::new(WalWatch { wal_path: wal_path.into(), pressure: tokio::sync::Notify::new() })
+        });
+        let store = Store { backend: Backend::Sqlite, sqlite_path, wal_watch, write_gate: Arc::default(), read, write };
         store.checkpoint_in_background(page_bytes);
         Ok(store)
     }
@@ -208,12 +244,21 @@ impl Store {
     /// still in the WAL (new readers read the database file alone, so they do
     /// not hold it up) and empties the file. Stops when the pools close.
     fn checkpoint_in_background(&self, page_bytes: i64) {
-        let (pool, gate) = (self.read.clone(), self.write_gate.clone());
+        let (pool, gate, watch) = (self.read.clone(), self.write_gate.clone(), self.wal_watch.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !pool.is_closed() {
-                tick.tick().await;
+                // A commit that left the WAL file over its limit wakes it early.
+                match &watch {
+                    Some(watch) => tokio::select! {
+                        _ = tick.tick() => {}
+                        () = watch.pressure.notified() => {}
+                    },
+                    None => {
+                        tick.tick().await;
+                    }
+                }
                 match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&pool).await {
                     Ok((_, wal_frames, _)) if wal_frames.saturating_mul(page_bytes) > WAL_TRUNCATE_AFTER_BYTES => {
                         let _writers_wait = gate.lock().await;
@@ -240,7 +285,7 @@ impl Store {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await?;
-        Ok(Store { backend: Backend::Postgres, sqlite_path: None, write_gate: Arc::default(), read: pool.clone(), write: pool })
+        Ok(Store { backend: Backend::Postgres, sqlite_path: None, wal_watch: None, write_gate: Arc::default(), read: pool.clone(), write: pool })
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -268,7 +313,7 @@ impl Store {
             }
             Backend::Postgres => (self.write.begin().await?, None),
         };
-        Ok(WriteTx { tx, backend: self.backend, _gate: gate })
+        Ok(WriteTx { tx, backend: self.backend, _gate: gate, wal_watch: self.wal_watch.clone() })
     }
 
     pub(crate) fn writer(&self) -> &AnyPool {
@@ -277,6 +322,10 @@ impl Store {
 
     pub(crate) fn sqlite_path(&self) -> Option<&Path> {
         self.sqlite_path.as_deref()
+    }
+
+    pub(crate) fn wal_watch(&self) -> Option<Arc<WalWatch>> {
+        self.wal_watch.clone()
     }
 
     pub(crate) fn write_gate(&self) -> Arc<tokio::sync::Mutex<()>> {

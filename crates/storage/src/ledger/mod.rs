@@ -55,7 +55,7 @@ impl LedgerWriter {
         let inner = match store.backend() {
             Backend::Sqlite => {
                 let path = store.sqlite_path().ok_or_else(|| StorageError::Config("the SQLite store has no file path".to_owned()))?;
-                WriterInner::Sqlite(sqlite::Writer::open(path, store.write_gate())?)
+                WriterInner::Sqlite(sqlite::Writer::open(path, store.write_gate(), store.wal_watch())?)
             }
             Backend::Postgres => WriterInner::Postgres(store.clone()),
         };

@@ -34,6 +34,7 @@ pub(super) struct Writer {
     conn: Rc<Connection>,
     gate: Arc<Mutex<()>>,
     last_checkpoint: Rc<Cell<Instant>>,
+    wal_watch: Option<Arc<crate::WalWatch>>,
 }
 
 /// How often the ledger's own connection checkpoints the WAL after a commit.
@@ -56,18 +57,18 @@ const PRAGMAS: &str = "PRAGMA journal_mode = WAL;
      PRAGMA cache_size = -4000;
      PRAGMA temp_store = MEMORY;
      PRAGMA wal_autocheckpoint = 0;
-     PRAGMA journal_size_limit = 67108864;";
+     PRAGMA journal_size_limit = 67108864;"; // the limit is WAL_FILE_BYTES_MAX in lib.rs
 
 /// Prepared statements kept per connection: the transfer, usage and close
 /// paths use a few dozen.
 const STATEMENT_CACHE_CAPACITY: usize = 64;
 
 impl Writer {
-    pub fn open(path: &Path, gate: Arc<Mutex<()>>) -> Result<Writer> {
+    pub fn open(path: &Path, gate: Arc<Mutex<()>>, wal_watch: Option<Arc<crate::WalWatch>>) -> Result<Writer> {
         let conn = Connection::open(path).map_err(storage_error)?;
         conn.execute_batch(PRAGMAS).map_err(storage_error)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
-        Ok(Writer { conn: Rc::new(conn), gate, last_checkpoint: Rc::new(Cell::new(Instant::now())) })
+        Ok(Writer { conn: Rc::new(conn), gate, last_checkpoint: Rc::new(Cell::new(Instant::now())), wal_watch })
     }
 }
 
@@ -77,7 +78,28 @@ pub(super) struct Batch {
     /// Rolled back on drop while `open`.
     open: bool,
     last_checkpoint: Rc<Cell<Instant>>,
+    wal_watch: Option<Arc<crate::WalWatch>>,
     _gate: OwnedMutexGuard<()>,
+}
+
+impl Batch {
+    /// Commits, then (once a second) checkpoints the WAL while the write gate
+    /// is still held, and reports the WAL's size to its watch.
+    fn commit(mut self) -> Result<()> {
+        self.conn.execute_batch("COMMIT").map_err(storage_error)?;
+        self.open = false;
+        if self.last_checkpoint.get().elapsed() >= INLINE_CHECKPOINT_EVERY {
+            self.last_checkpoint.set(Instant::now());
+            // The batch is committed: a failed checkpoint only leaves the WAL longer.
+            if let Err(error) = self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(%error, "WAL checkpoint after a ledger batch failed");
+            }
+        }
+        if let Some(watch) = &self.wal_watch {
+            watch.after_commit();
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Batch {
@@ -106,7 +128,7 @@ pub(super) async fn open_batch(writer: &Writer) -> Result<Batch> {
     let gate = writer.gate.clone().lock_owned().await;
     // Waits in SQLite's busy handler if another process is writing.
     writer.conn.execute_batch("BEGIN IMMEDIATE").map_err(storage_error)?;
-    Ok(Batch { conn: writer.conn.clone(), open: true, last_checkpoint: writer.last_checkpoint.clone(), _gate: gate })
+    Ok(Batch { conn: writer.conn.clone(), open: true, last_checkpoint: writer.last_checkpoint.clone(), wal_watch: writer.wal_watch.clone(), _gate: gate })
 }
 
 pub(super) async fn begin(writer: &Writer, wallet_ids: &[i64], keys: &[(TenantId, &str)], ids_needed: usize) -> Result<(Batch, BatchReads)> {
@@ -165,7 +187,7 @@ pub(super) fn balances_after(batch: &mut Batch, positions: &[(WalletId, i64)]) -
     Ok(found)
 }
 
-pub(super) fn finish(mut batch: Batch, transfers: &[StoredTransfer], entries: &[NewEntry], wallets: &[(&WalletState, i64)]) -> Result<()> {
+pub(super) fn finish(batch: Batch, transfers: &[StoredTransfer], entries: &[NewEntry], wallets: &[(&WalletState, i64)]) -> Result<()> {
     let conn = batch.conn.clone();
     {
         let mut insert_transfer = conn
@@ -189,20 +211,11 @@ pub(super) fn finish(mut batch: Batch, transfers: &[StoredTransfer], entries: &[
             }
         }
     }
-    conn.execute_batch("COMMIT").map_err(storage_error)?;
-    batch.open = false;
-    if batch.last_checkpoint.get().elapsed() >= INLINE_CHECKPOINT_EVERY {
-        batch.last_checkpoint.set(Instant::now());
-        // The batch is committed: a failed checkpoint only leaves the WAL longer.
-        if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(%error, "WAL checkpoint after a ledger batch failed");
-        }
-    }
-    Ok(())
+    batch.commit()
 }
 
 pub(super) async fn record_sightings(writer: &Writer, sightings: &[crate::signed_requests::Sighting], now_ms: i64) -> Result<Vec<bool>> {
-    let mut batch = open_batch(writer).await?;
+    let batch = open_batch(writer).await?;
     let mut first = Vec::with_capacity(sightings.len());
     {
         let mut record = batch.conn.prepare_cached(crate::signed_requests::RECORD_SIGHTING).map_err(storage_error)?;
@@ -210,8 +223,7 @@ pub(super) async fn record_sightings(writer: &Writer, sightings: &[crate::signed
             first.push(record.execute(params![s.tenant.0, s.signature, s.expires_at_ms, now_ms]).map_err(storage_error)? == 1);
         }
     }
-    batch.conn.execute_batch("COMMIT").map_err(storage_error)?;
-    batch.open = false;
+    batch.commit()?;
     Ok(first)
 }
 
