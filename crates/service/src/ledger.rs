@@ -244,15 +244,28 @@ async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: Le
                 }
                 let (writer, config, metrics) = (writer.clone(), config.clone(), metrics.clone());
                 tokio::task::spawn_local(async move {
+                    // Each piece of work runs as a task of its own: should one
+                    // panic, only its own callers lose their answer (they are
+                    // told the ledger is unavailable), and its transaction
+                    // rolls back as it unwinds.
                     if !batch.is_empty() {
-                        run_batch(batch, &writer, &config, &metrics).await;
+                        let (writer, config, metrics) = (writer.clone(), config.clone(), metrics.clone());
+                        contained("transfers", async move { run_batch(batch, &writer, &config, &metrics).await }).await;
                     }
                     if !sightings.is_empty() {
-                        record_sightings(sightings, &writer, &config, &metrics).await;
+                        let (writer, config, metrics) = (writer.clone(), config.clone(), metrics.clone());
+                        contained("sightings", async move { record_sightings(sightings, &writer, &config, &metrics).await }).await;
                     }
-                    run_jobs(jobs, &writer, &config, &metrics).await;
+                    for group in usage_groups(jobs) {
+                        let (writer, config, metrics) = (writer.clone(), config.clone(), metrics.clone());
+                        contained("usage", async move { run_jobs(group, &writer, &config, &metrics).await }).await;
+                    }
                     for (job, reply) in closes {
-                        let _ = reply.send(run_close(&job, &writer, &config).await);
+                        let (writer, config) = (writer.clone(), config.clone());
+                        contained("month close", async move {
+                            let _ = reply.send(run_close(&job, &writer, &config).await);
+                        })
+                        .await;
                     }
                     drop(permit);
                 });
@@ -286,15 +299,17 @@ async fn run_close(job: &CloseJob, writer: &LedgerWriter, config: &LedgerConfig)
 /// Most events in one usage transaction when queued jobs are merged.
 pub const USAGE_MERGE_EVENTS_MAX: usize = 8_000;
 
-/// Runs the queued usage jobs, merging consecutive jobs of one tenant into
-/// one transaction (up to [`USAGE_MERGE_EVENTS_MAX`] events). A batch costs
-/// mostly per distinct account it touches (its wallets, rollups, quota rows
-/// and one charge each), so jobs over the same accounts share that cost.
-/// The merged events run in arrival order, exactly as the jobs would one
-/// after the other (an id repeated in a later job is its duplicate). If the
-/// merged transaction fails, each job runs again on its own, so one job's
-/// failure is not another's.
-async fn run_jobs(jobs: Vec<(UsageJob, UsageReply)>, writer: &LedgerWriter, config: &LedgerConfig, metrics: &LedgerMetrics) {
+/// Runs `work` as a task of its own on the worker's thread, so that a panic
+/// in it is contained: logged, with its callers' replies dropped.
+async fn contained(what: &'static str, work: impl Future<Output = ()> + 'static) {
+    if let Err(error) = tokio::task::spawn_local(work).await {
+        tracing::error!(%error, what, "ledger work panicked; its callers were told the ledger is unavailable, and nothing of it was written");
+    }
+}
+
+/// Groups consecutive queued usage jobs of one tenant, up to
+/// [`USAGE_MERGE_EVENTS_MAX`] events a group: each group runs as one transaction.
+fn usage_groups(jobs: Vec<(UsageJob, UsageReply)>) -> Vec<Vec<(UsageJob, UsageReply)>> {
     let mut groups: Vec<Vec<(UsageJob, UsageReply)>> = Vec::new();
     for (job, reply) in jobs {
         match groups.last_mut() {
@@ -304,34 +319,43 @@ async fn run_jobs(jobs: Vec<(UsageJob, UsageReply)>, writer: &LedgerWriter, conf
             _ => groups.push(vec![(job, reply)]),
         }
     }
-    for group in groups {
-        if group.len() == 1 {
-            let (job, reply) = group.into_iter().next().expect("one job");
-            let _ = reply.send(run_job(&job, writer, config, metrics).await);
-            continue;
-        }
-        let sizes: Vec<usize> = group.iter().map(|(job, _)| job.events.len()).collect();
-        let (tenant, revenue) = (group[0].0.tenant, group[0].0.revenue);
-        let (jobs, replies): (Vec<UsageJob>, Vec<UsageReply>) = group.into_iter().unzip();
-        let mut merged = UsageJob { tenant, revenue, events: Vec::with_capacity(sizes.iter().sum()), raw: Vec::with_capacity(sizes.iter().sum()) };
-        for job in jobs {
-            merged.events.extend(job.events);
-            merged.raw.extend(job.raw);
-        }
-        match run_job(&merged, writer, config, metrics).await {
-            Ok(outcomes) => {
-                let mut outcomes = outcomes.into_iter();
-                for (reply, size) in replies.into_iter().zip(sizes) {
-                    let _ = reply.send(Ok(outcomes.by_ref().take(size).collect()));
-                }
+    groups
+}
+
+/// Runs one group of queued usage jobs (see [`usage_groups`]) as one
+/// transaction. A batch costs mostly per distinct account it touches (its
+/// wallets, rollups, quota rows and one charge each), so jobs over the same
+/// accounts share that cost. The merged events run in arrival order, exactly
+/// as the jobs would one after the other (an id repeated in a later job is
+/// its duplicate). If the merged transaction fails, each job runs again on
+/// its own, so one job's failure is not another's.
+async fn run_jobs(group: Vec<(UsageJob, UsageReply)>, writer: &LedgerWriter, config: &LedgerConfig, metrics: &LedgerMetrics) {
+    if group.len() == 1 {
+        let (job, reply) = group.into_iter().next().expect("one job");
+        let _ = reply.send(run_job(&job, writer, config, metrics).await);
+        return;
+    }
+    let sizes: Vec<usize> = group.iter().map(|(job, _)| job.events.len()).collect();
+    let (tenant, revenue) = (group[0].0.tenant, group[0].0.revenue);
+    let (jobs, replies): (Vec<UsageJob>, Vec<UsageReply>) = group.into_iter().unzip();
+    let mut merged = UsageJob { tenant, revenue, events: Vec::with_capacity(sizes.iter().sum()), raw: Vec::with_capacity(sizes.iter().sum()) };
+    for job in jobs {
+        merged.events.extend(job.events);
+        merged.raw.extend(job.raw);
+    }
+    match run_job(&merged, writer, config, metrics).await {
+        Ok(outcomes) => {
+            let mut outcomes = outcomes.into_iter();
+            for (reply, size) in replies.into_iter().zip(sizes) {
+                let _ = reply.send(Ok(outcomes.by_ref().take(size).collect()));
             }
-            Err(_) => {
-                // Split the events back into their jobs and run each alone.
-                let (mut events, mut raw) = (merged.events.into_iter(), merged.raw.into_iter());
-                for (reply, size) in replies.into_iter().zip(sizes) {
-                    let job = UsageJob { tenant, revenue, events: events.by_ref().take(size).collect(), raw: raw.by_ref().take(size).collect() };
-                    let _ = reply.send(run_job(&job, writer, config, metrics).await);
-                }
+        }
+        Err(_) => {
+            // Split the events back into their jobs and run each alone.
+            let (mut events, mut raw) = (merged.events.into_iter(), merged.raw.into_iter());
+            for (reply, size) in replies.into_iter().zip(sizes) {
+                let job = UsageJob { tenant, revenue, events: events.by_ref().take(size).collect(), raw: raw.by_ref().take(size).collect() };
+                let _ = reply.send(run_job(&job, writer, config, metrics).await);
             }
         }
     }

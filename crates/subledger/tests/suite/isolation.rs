@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use crate::on_both_backends;
 use crate::support::*;
 
-on_both_backends!(a_request_the_database_refuses_fails_alone, overdraft_changes_race_spending_safely);
+on_both_backends!(a_request_the_database_refuses_fails_alone, overdraft_changes_race_spending_safely, nothing_tenant_b_sends_fails_tenant_a);
 
 /// Tenant A's steady load: signed SendCloud `transferIn` of 0.01 from a few
 /// concurrent clients, until stopped.
@@ -193,4 +193,81 @@ async fn native_back(h: &Harness, b: &Tenant, round: usize) -> (u16, Value) {
         .await
         .expect("a transfer");
     status_and_json(response).await
+}
+
+/// A raw request of tenant B; returns the HTTP status (0 when the server did
+/// not answer at all).
+async fn raw(http: &reqwest::Client, request: reqwest::RequestBuilder) -> u16 {
+    let _ = http;
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let _ = response.bytes().await;
+            status
+        }
+        Err(_) => 0,
+    }
+}
+
+/// Tenant B sends every kind of bad, oversized, overflowing and racing
+/// request it can think of while tenant A's transfers run: A sees no failure,
+/// B never gets a 5xx (its requests are refused, in its dialect's words),
+/// and the ledger stays sound.
+async fn nothing_tenant_b_sends_fails_tenant_a(backend: Backend) {
+    let Some(h) = Harness::start(backend).await else { return };
+    let b = h.create_tenant("B").await;
+    h.deposit(&b, "50.00").await;
+    h.create_account(&b, "bravo001").await;
+    let price = json!({"model": "per_unit", "price": "1000000", "increment": "1"});
+    let (status, body) = h.post_json("/v1/tariffs", &b.api_token, &json!({"product": "sms", "model": price, "effective_from": "2020-01-01T00:00:00Z"})).await;
+    assert_eq!(status, 201, "{body}");
+    let load = SteadyLoad::start(&h, "A").await;
+
+    let (http, base, token) = (h.http.clone(), h.server.base.clone(), b.api_token.clone());
+    let now = jiff::Timestamp::now().to_string();
+    let mut statuses: Vec<(String, u16)> = Vec::new();
+    for round in 0..4 {
+        let key = |what: &str| format!("{what}-{round}");
+        let transfer = |memo: &str, key: String| http.post(format!("{base}/v1/transfers")).bearer_auth(&token).header("Idempotency-Key", key).json(&json!({"from": {}, "to": {"username": "bravo001"}, "amount": "1.00", "memo": memo}));
+        let requests: Vec<(&str, reqwest::RequestBuilder)> = vec![
+            ("NUL memo", transfer("a\u{0}b", key("nul-memo"))),
+            ("NUL deposit note", http.post(format!("{base}/v1/tenants/{}/deposits", b.tenant_id)).bearer_auth(ADMIN_TOKEN).header("Idempotency-Key", key("nul-note")).json(&json!({"amount": "1.00", "note": "x\u{0}y"}))),
+            ("NUL path", http.put(format!("{base}/v1/accounts/a%00b/quota")).bearer_auth(&token).json(&json!({"quota": 5}))),
+            ("NUL telephony path", http.get(format!("{base}/balance/getAccountAmount/%00")).bearer_auth(&token)),
+            ("invalid UTF-8 query", http.get(format!("{base}/v1/accounts?username=%FF%FE")).bearer_auth(&token)),
+            ("NUL usage", http.post(format!("{base}/v1/usage")).bearer_auth(&token).json(&json!({"events": [{"id": key("nul-usage"), "account": "bravo\u{0}", "product": "sms", "quantity": 1, "occurred_at": now}]}))),
+            ("overflowing usage", http.post(format!("{base}/v1/usage")).bearer_auth(&token).json(&json!({"events": [{"id": key("huge"), "account": "bravo001", "product": "sms", "quantity": "1000000000000", "occurred_at": now}]}))),
+            ("oversized JSON", http.post(format!("{base}/v1/transfers")).bearer_auth(&token).header("Idempotency-Key", key("big")).header("Content-Type", "application/json").body(format!("{{\"memo\":\"{}\"}}", "x".repeat(400 * 1024)))),
+            ("oversized form", http.post(format!("{base}/api/subAccount/transferIn")).header("Content-Type", "application/x-www-form-urlencoded").body(format!("appId={}&x={}", b.app_id, "y".repeat(100 * 1024)))),
+            ("bad signature", http.post(format!("{base}/api/subAccount/transferIn")).header("Content-Type", "application/x-www-form-urlencoded").body(format!("appId={}&username=bravo001&money=1.00&timestamp=1&signature={}", b.app_id, "0".repeat(32)))),
+            ("another tenant's account", transfer("steal", key("steal")).json(&json!({"from": {}, "to": {"username": "steady00"}, "amount": "1.00"}))),
+            ("overdraw", transfer("overdraw", key("overdraw")).json(&json!({"from": {}, "to": {"username": "bravo001"}, "amount": "99999999.00"}))),
+            ("huge page", http.get(format!("{base}/v1/accounts?offset=99999999999&limit=999999")).bearer_auth(&token)),
+            ("close this month", http.post(format!("{base}/v1/bills/close")).bearer_auth(&token).json(&json!({"month": &now[..7]}))),
+            ("made-up method", http.request(reqwest::Method::from_bytes(format!("X{}", "Y".repeat(200)).as_bytes()).unwrap(), format!("{base}/v1/accounts")).bearer_auth(&token)),
+        ];
+        let replays: Vec<_> = (0..8).map(|_| ("replayed key", transfer("same", key("replayed")))).collect();
+        let overdrafts: Vec<_> = ["50.00", "0", "50.00", "0"]
+            .into_iter()
+            .map(|limit| ("overdraft toggle", http.put(format!("{base}/v1/tenants/{}/overdraft", b.tenant_id)).bearer_auth(ADMIN_TOKEN).json(&json!({"limit": limit}))))
+            .collect();
+        let tasks: Vec<_> = requests
+            .into_iter()
+            .chain(replays)
+            .chain(overdrafts)
+            .map(|(what, request)| {
+                let http = http.clone();
+                tokio::spawn(async move { (what.to_owned(), raw(&http, request).await) })
+            })
+            .collect();
+        for task in tasks {
+            statuses.push(task.await.unwrap());
+        }
+    }
+    let (ok, failures) = load.finish().await;
+    assert!(failures.is_empty(), "tenant A saw {} failures beside {ok} transfers, e.g. {:?}", failures.len(), failures.first());
+    assert!(ok > 0);
+    let server_errors: Vec<_> = statuses.iter().filter(|(_, status)| *status == 0 || *status >= 500).collect();
+    assert!(server_errors.is_empty(), "B's bad requests are refused, never failed: {server_errors:?}");
+    h.assert_ledger_sound().await;
 }
