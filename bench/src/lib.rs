@@ -161,6 +161,20 @@ pub fn file_mib(path: &std::path::Path) -> f64 {
     std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0))
 }
 
+/// Where a benchmark runs: the backend, the PostgreSQL server, the release
+/// server binary. Shared by the harnesses that start the server.
+#[derive(clap::Args, Debug)]
+pub struct Target {
+    #[arg(long, value_enum, default_value = "sqlite")]
+    pub backend: Backend,
+    /// PostgreSQL server to use (databases of the run's own are created on it, then dropped).
+    #[arg(long, env = "SUBLEDGER_BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub postgres_url: String,
+    /// The release server binary.
+    #[arg(long, default_value = "target/release/subledger")]
+    pub server: String,
+}
+
 /// The storage backend a benchmark runs on.
 #[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
 pub enum Backend {

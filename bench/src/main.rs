@@ -14,21 +14,15 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use subledger_bench::Backend;
+use subledger_bench::{Backend, Target};
 use serde_json::{Value, json};
 use subledger_bench::{Server, psql, run_cli, temp_dir, with_database};
 
 #[derive(Parser, Debug)]
 #[command(about = "Benchmark subledger's SendCloud transferIn hot path against /healthz (and pgbench on PostgreSQL)")]
 struct Args {
-    #[arg(long, value_enum, default_value = "sqlite")]
-    backend: Backend,
-    /// PostgreSQL server to use (a database of the bench's own is created on it).
-    #[arg(long, env = "SUBLEDGER_BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
-    postgres_url: String,
-    /// The release server binary.
-    #[arg(long, default_value = "target/release/subledger")]
-    server: String,
+    #[command(flatten)]
+    target: Target,
     /// Concurrent client connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
@@ -152,21 +146,21 @@ fn pgbench(server_url: &str, clients: usize, seconds: u64, scale: u32) -> f64 {
 async fn main() {
     let args = Args::parse();
     let _dir = temp_dir("bench");
-    let database_url = match args.backend {
+    let database_url = match args.target.backend {
         Backend::Sqlite => format!("sqlite://{}/bench.db", _dir.display()),
         Backend::Postgres => {
             let name = "subledger_bench";
-            psql(&args.postgres_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            psql(&args.postgres_url, &format!("CREATE DATABASE {name}"));
-            with_database(&args.postgres_url, name)
+            psql(&args.target.postgres_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            psql(&args.target.postgres_url, &format!("CREATE DATABASE {name}"));
+            with_database(&args.target.postgres_url, name)
         }
     };
 
     // Set-up: one tenant, funded, with its sub-accounts; through the CLI and native API.
-    let tenant = run_cli(&args.server, &database_url, &["tenant", "create", "--name", "Bench Reseller", "--json"]).await;
+    let tenant = run_cli(&args.target.server, &database_url, &["tenant", "create", "--name", "Bench Reseller", "--json"]).await;
     let tenant_id = tenant["tenant_id"].as_str().unwrap().to_owned();
-    run_cli(&args.server, &database_url, &["wallet", "deposit", "--tenant", &tenant_id, "--amount", "1000000000.00", "--json"]).await;
-    let server = Server::start(&args.server, &database_url).await;
+    run_cli(&args.target.server, &database_url, &["wallet", "deposit", "--tenant", &tenant_id, "--amount", "1000000000.00", "--json"]).await;
+    let server = Server::start(&args.target.server, &database_url).await;
     let http = reqwest::Client::new();
     let api_token = tenant["api_token"].as_str().unwrap().to_owned();
     let usernames: Arc<Vec<String>> = Arc::new((0..args.accounts).map(|i| format!("bench{i:06}")).collect());
@@ -174,7 +168,7 @@ async fn main() {
         let response = http.post(format!("{}/v1/accounts", server.base)).bearer_auth(&api_token).json(&json!({"username": name})).send().await.expect("create account");
         assert_eq!(response.status(), 201);
     }
-    eprintln!("set-up done: {} accounts on {:?}; warming up …", args.accounts, args.backend);
+    eprintln!("set-up done: {} accounts on {:?}; warming up …", args.accounts, args.target.backend);
 
     let base = Arc::new(server.base.clone());
     let healthz = {
@@ -237,7 +231,7 @@ async fn main() {
     let commit_mean_ms = 1000.0 * metric("subledger_ledger_commit_seconds_sum ") / metric("subledger_ledger_commit_seconds_count ").max(1.0);
 
     let ratio = transfers.rate() / health.rate();
-    println!("backend              {:?}", args.backend);
+    println!("backend              {:?}", args.target.backend);
     println!("connections          {}", args.connections);
     println!("sub-accounts         {}", args.accounts);
     println!("/healthz             {:.0} req/s", health.rate());
@@ -247,7 +241,7 @@ async fn main() {
     println!("peak server RSS      {peak_rss:.1} MiB");
     println!("ledger batches       {batches:.0}, mean {batch_mean:.1} transfers, mean commit {commit_mean_ms:.2} ms");
     let mut verdicts = vec![(format!("RSS {peak_rss:.0} MiB <= 150 MiB"), peak_rss <= 150.0)];
-    if args.backend == Backend::Sqlite {
+    if args.target.backend == Backend::Sqlite {
         verdicts.push((format!("ratio {ratio:.3} >= 0.25 x /healthz"), ratio >= 0.25));
     }
     drop(server);
@@ -255,13 +249,13 @@ async fn main() {
         println!("database kept: {database_url}");
         return;
     }
-    if args.backend == Backend::Postgres {
-        let tps = pgbench(&args.postgres_url, args.connections, args.seconds, args.pgbench_scale);
+    if args.target.backend == Backend::Postgres {
+        let tps = pgbench(&args.target.postgres_url, args.connections, args.seconds, args.pgbench_scale);
         let pg_ratio = transfers.rate() / tps;
         println!("pgbench tpcb-like    {tps:.0} tps (scale {}, {} clients)", args.pgbench_scale, args.connections);
         println!("ratio to pgbench     {pg_ratio:.2}");
         verdicts.push((format!("ratio {pg_ratio:.2} >= 3 x pgbench tpcb-like"), pg_ratio >= 3.0));
-        psql(&args.postgres_url, "DROP DATABASE IF EXISTS subledger_bench WITH (FORCE)");
+        psql(&args.target.postgres_url, "DROP DATABASE IF EXISTS subledger_bench WITH (FORCE)");
     }
     for (what, met) in verdicts {
         println!("{}  {what}", if met { "MET " } else { "MISS" });

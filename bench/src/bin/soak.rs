@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::{Value, json};
-use subledger_bench::{Backend, Server, file_mib, psql, run_cli, temp_dir, with_database};
+use subledger_bench::{Backend, Server, Target, file_mib, psql, run_cli, temp_dir, with_database};
 use subledger_domain::calendar::from_unix_micros;
 
 #[global_allocator]
@@ -35,14 +35,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(about = "Soak the release server with mixed load; watch RSS and the SQLite WAL")]
 struct Args {
-    #[arg(long, value_enum, default_value = "sqlite")]
-    backend: Backend,
-    /// PostgreSQL server to use (a database of the run's own is created on it, then dropped).
-    #[arg(long, env = "SUBLEDGER_BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
-    postgres_url: String,
-    /// The release server binary.
-    #[arg(long, default_value = "target/release/subledger")]
-    server: String,
+    #[command(flatten)]
+    target: Target,
     /// How long the mixed load runs.
     #[arg(long, default_value_t = 300)]
     seconds: u64,
@@ -88,7 +82,7 @@ impl Counters {
 }
 
 /// What every client needs.
-struct Target {
+struct Load {
     base: String,
     token: String,
     app_id: String,
@@ -100,7 +94,7 @@ struct Target {
     stop: AtomicBool,
 }
 
-impl Target {
+impl Load {
     /// A signed SendCloud form with a timestamp no other call of this client used.
     fn signed(&self, params: &[(&str, &str)], last_ms: &AtomicI64) -> String {
         // One client signs one request at a time: a timestamp one past its
@@ -143,7 +137,7 @@ impl Target {
     }
 }
 
-async fn transfer_client(target: Arc<Target>, client: usize, clients: usize) {
+async fn transfer_client(target: Arc<Load>, client: usize, clients: usize) {
     let http = reqwest::Client::new();
     let last_ms = AtomicI64::new(0);
     let mine: Vec<&String> = target.usernames.iter().skip(client).step_by(clients).collect();
@@ -163,7 +157,7 @@ async fn transfer_client(target: Arc<Target>, client: usize, clients: usize) {
     }
 }
 
-async fn read_client(target: Arc<Target>, client: usize) {
+async fn read_client(target: Arc<Load>, client: usize) {
     let http = reqwest::Client::new();
     let last_ms = AtomicI64::new(0);
     let start_no = client.to_string();
@@ -195,7 +189,7 @@ async fn read_client(target: Arc<Target>, client: usize) {
     }
 }
 
-async fn usage_client(target: Arc<Target>, client: usize, next_id: Arc<AtomicU64>) {
+async fn usage_client(target: Arc<Load>, client: usize, next_id: Arc<AtomicU64>) {
     let http = reqwest::Client::new();
     const BATCH: u64 = 100;
     while !target.stop.load(Ordering::Relaxed) {
@@ -218,7 +212,7 @@ async fn usage_client(target: Arc<Target>, client: usize, next_id: Arc<AtomicU64
     }
 }
 
-async fn admin_client(target: Arc<Target>) {
+async fn admin_client(target: Arc<Load>) {
     let http = reqwest::Client::new();
     let last_ms = AtomicI64::new(0);
     let mut i = 0usize;
@@ -252,7 +246,7 @@ async fn admin_client(target: Arc<Target>) {
     }
 }
 
-async fn scrape_metrics(target: Arc<Target>) {
+async fn scrape_metrics(target: Arc<Load>) {
     let http = reqwest::Client::new();
     while !target.stop.load(Ordering::Relaxed) {
         let response = http.get(format!("{}/metrics", target.base)).send().await;
@@ -280,19 +274,19 @@ async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let dir = temp_dir("soak");
     let postgres_name = format!("subledger_soak_{}", std::process::id());
-    let url = match args.backend {
+    let url = match args.target.backend {
         Backend::Sqlite => format!("sqlite://{}/soak.db", dir.display()),
         Backend::Postgres => {
-            psql(&args.postgres_url, &format!("CREATE DATABASE {postgres_name}"));
-            with_database(&args.postgres_url, &postgres_name)
+            psql(&args.target.postgres_url, &format!("CREATE DATABASE {postgres_name}"));
+            with_database(&args.target.postgres_url, &postgres_name)
         }
     };
     let wal = dir.join("soak.db-wal");
-    let tenant = run_cli(&args.server, &url, &["tenant", "create", "--name", "Soak", "--json"]).await;
+    let tenant = run_cli(&args.target.server, &url, &["tenant", "create", "--name", "Soak", "--json"]).await;
     let tenant_id = tenant["tenant_id"].as_str().expect("tenant id").to_owned();
-    run_cli(&args.server, &url, &["wallet", "deposit", "--tenant", &tenant_id, "--amount", "1000000000.00", "--json"]).await;
+    run_cli(&args.target.server, &url, &["wallet", "deposit", "--tenant", &tenant_id, "--amount", "1000000000.00", "--json"]).await;
     let serve_args: Vec<&str> = args.serve_arg.iter().map(String::as_str).collect();
-    let server = Server::start_with(&args.server, &url, &serve_args).await;
+    let server = Server::start_with(&args.target.server, &url, &serve_args).await;
     let token = tenant["api_token"].as_str().expect("api token").to_owned();
     let http = reqwest::Client::new();
     let post = |path: &str, body: Value| http.post(format!("{}{path}", server.base)).bearer_auth(&token).json(&body);
@@ -314,7 +308,7 @@ async fn main() -> std::process::ExitCode {
         assert_eq!(set.status(), 201, "tariff {product}: {}", set.text().await.unwrap_or_default());
     }
     let month = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").expect("zone")).strftime("%Y-%m").to_string();
-    let target = Arc::new(Target {
+    let target = Arc::new(Load {
         base: server.base.clone(),
         token,
         app_id: tenant["app_id"].as_str().expect("app id").to_owned(),
@@ -390,13 +384,13 @@ async fn main() -> std::process::ExitCode {
     println!();
     println!("failures (5xx or transport): {failures}{}", target.counters.first_failure.lock().expect("lock").as_deref().map(|f| format!(" — first: {f}")).unwrap_or_default());
     println!("RSS: first sample {:.1} MiB, middle-third peak {middle_peak:.1} MiB, last-third peak {last_peak:.1} MiB: {}", samples.first().map_or(0.0, |s| s.rss_mib), if rss_flat { "flat" } else { "GROWING" });
-    if args.backend == Backend::Sqlite {
+    if args.target.backend == Backend::Sqlite {
         println!("WAL: largest {wal_max_mib:.1} MiB (bound {:.0} MiB): {}", args.wal_bound_mib, if wal_bounded { "bounded" } else { "OVER THE BOUND" });
     }
     drop(server);
-    if args.backend == Backend::Postgres {
-        psql(&args.postgres_url, &format!("DROP DATABASE IF EXISTS {postgres_name} WITH (FORCE)"));
+    if args.target.backend == Backend::Postgres {
+        psql(&args.target.postgres_url, &format!("DROP DATABASE IF EXISTS {postgres_name} WITH (FORCE)"));
     }
     let _ = std::fs::remove_dir_all(&dir);
-    if failures == 0 && rss_flat && (wal_bounded || args.backend == Backend::Postgres) { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE }
+    if failures == 0 && rss_flat && (wal_bounded || args.target.backend == Backend::Postgres) { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE }
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use subledger_bench::Backend;
+use subledger_bench::{Backend, Target};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use subledger_bench::{Server, cpu_seconds, file_mib, metric, percentile_ms, processes_cpu_seconds, psql, run_cli, set_database_settings, storage_write_bytes, temp_dir, thread_cpu_seconds, with_database};
@@ -33,14 +33,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(about = "Benchmark usage ingestion (POST /v1/usage) over HTTP against the release server")]
 struct Args {
-    #[arg(long, value_enum, default_value = "sqlite")]
-    backend: Backend,
-    /// PostgreSQL server to use (a database of each run's own is created on it, then dropped).
-    #[arg(long, env = "SUBLEDGER_BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
-    postgres_url: String,
-    /// The release server binary.
-    #[arg(long, default_value = "target/release/subledger")]
-    server: String,
+    #[command(flatten)]
+    target: Target,
     /// Sub-accounts the events are spread over.
     #[arg(long, default_value_t = 1000)]
     accounts: usize,
@@ -278,20 +272,20 @@ struct Database {
 impl Database {
     fn create(args: &Args, run: usize) -> Database {
         let dir = temp_dir(&format!("usage-bench-{run}"));
-        match args.backend {
+        match args.target.backend {
             Backend::Sqlite => Database { url: format!("sqlite://{}/usage.db", dir.display()), dir, postgres_name: None },
             Backend::Postgres => {
                 let name = format!("subledger_usage_bench_{}_{run}", std::process::id());
-                psql(&args.postgres_url, &format!("CREATE DATABASE {name}"));
-                set_database_settings(&args.postgres_url, &name, &args.postgres_setting);
-                Database { url: with_database(&args.postgres_url, &name), dir, postgres_name: Some(name) }
+                psql(&args.target.postgres_url, &format!("CREATE DATABASE {name}"));
+                set_database_settings(&args.target.postgres_url, &name, &args.postgres_setting);
+                Database { url: with_database(&args.target.postgres_url, &name), dir, postgres_name: Some(name) }
             }
         }
     }
 
     fn drop_it(self, args: &Args) {
         if let Some(name) = &self.postgres_name {
-            psql(&args.postgres_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            psql(&args.target.postgres_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -299,10 +293,10 @@ impl Database {
 
 /// Set-up (a tenant with money, funded accounts, a tariff per product), warm-up, then one measured phase.
 async fn run(args: &Args, database: &Database, accounts_per_batch: usize, connections: usize) -> Run {
-    let tenant = run_cli(&args.server, &database.url, &["tenant", "create", "--name", "Usage Bench", "--json"]).await;
+    let tenant = run_cli(&args.target.server, &database.url, &["tenant", "create", "--name", "Usage Bench", "--json"]).await;
     let tenant_id = tenant["tenant_id"].as_str().expect("tenant id").to_owned();
-    run_cli(&args.server, &database.url, &["wallet", "deposit", "--tenant", &tenant_id, "--amount", "10000000000.00", "--json"]).await;
-    let server = Server::start(&args.server, &database.url).await;
+    run_cli(&args.target.server, &database.url, &["wallet", "deposit", "--tenant", &tenant_id, "--amount", "10000000000.00", "--json"]).await;
+    let server = Server::start(&args.target.server, &database.url).await;
     let http = reqwest::Client::new();
     let token = tenant["api_token"].as_str().expect("api token").to_owned();
     let post = |path: &str, body: Value| http.post(format!("{}{path}", server.base)).bearer_auth(&token).json(&body);
@@ -368,10 +362,10 @@ async fn run(args: &Args, database: &Database, accounts_per_batch: usize, connec
         result.server_us,
         result.ledger_us,
         result.client_us,
-        if args.backend == Backend::Postgres { format!(", PostgreSQL {:.2} µs", result.postgres_us) } else { String::new() },
+        if args.target.backend == Backend::Postgres { format!(", PostgreSQL {:.2} µs", result.postgres_us) } else { String::new() },
     );
     eprintln!("  server wrote {:.0} KiB to storage per batch; peak RSS {:.1} MiB", result.written_kib, result.peak_rss_mib);
-    if args.backend == Backend::Sqlite {
+    if args.target.backend == Backend::Sqlite {
         eprintln!("  WAL file {:.0} MiB, database {:.0} MiB", result.wal_mib, file_mib(&database.dir.join("usage.db")));
     }
     Run { tally, ..result }
@@ -399,7 +393,7 @@ async fn main() {
     for run in &mut runs {
         problems.absorb(std::mem::take(&mut run.tally));
     }
-    println!("backend {:?}, {} accounts, batches of {} events, products {}, {} s per run", args.backend, args.accounts, args.batch, args.products.join(", "), args.seconds);
+    println!("backend {:?}, {} accounts, batches of {} events, products {}, {} s per run", args.target.backend, args.accounts, args.batch, args.products.join(", "), args.seconds);
     println!("| accounts/batch | connections | events/s | batch p50 / p99 | worker/batch | ledger thread busy | server CPU/event (ledger) | written/batch | peak RSS |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for r in &runs {
@@ -414,7 +408,7 @@ async fn main() {
             100.0 * r.ledger_busy,
             r.server_us,
             r.ledger_us,
-            if args.backend == Backend::Postgres { format!(" + PostgreSQL {:.1} µs", r.postgres_us) } else { String::new() },
+            if args.target.backend == Backend::Postgres { format!(" + PostgreSQL {:.1} µs", r.postgres_us) } else { String::new() },
             r.written_kib,
             r.peak_rss_mib
         );
@@ -431,7 +425,7 @@ async fn main() {
     }
     let all_accepted = problems.duplicates == 0 && problems.rejected == 0 && problems.failures == 0;
     let mut verdicts = vec![(format!("RSS {peak_rss:.0} MiB <= 300 MiB"), peak_rss <= 300.0), ("every event accepted".to_owned(), all_accepted)];
-    if args.backend == Backend::Sqlite {
+    if args.target.backend == Backend::Sqlite {
         verdicts.push((format!("{:.0} events/s >= 100,000", best.events_per_second), best.events_per_second >= 100_000.0));
     }
     for (what, met) in verdicts {
