@@ -6,6 +6,7 @@ mod support;
 mod billing;
 mod cli;
 mod native;
+mod passwords;
 mod reliability;
 mod sendcloud;
 mod telephony;
