@@ -75,6 +75,11 @@ pub async fn find_by_username(store: &Store, tenant: TenantId, username: &str) -
     Ok(sqlx::query_as(&sql).bind(tenant.0).bind(username).fetch_optional(store.reader()).await?)
 }
 
+/// The username of one of the tenant's accounts.
+pub async fn username_of(store: &Store, tenant: TenantId, account: AccountId) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT username FROM accounts WHERE id = $1 AND tenant_id = $2").bind(account.0).bind(tenant.0).fetch_optional(store.reader()).await?)
+}
+
 /// What a new account would clash with: its username or phone already used
 /// in the tenant, and how many accounts the tenant has against its limit
 /// (read from the tenant's row, never from a cache).

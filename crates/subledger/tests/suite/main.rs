@@ -6,6 +6,7 @@ mod support;
 mod billing;
 mod cli;
 mod native;
+mod overflow;
 mod passwords;
 mod reliability;
 mod sendcloud;
