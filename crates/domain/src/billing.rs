@@ -11,10 +11,15 @@
 //! the sum of what each event was rated when it was ingested, under the tariff
 //! then in force; models priced on the month (graduated, recurring, allowance)
 //! cost the month's total under the tariff in force at the end of the month.
+//!
+//! That end-of-month tariff may price the month past [`crate::rating::MONTH_MICROS_MAX`]
+//! (it can differ from the one the events were rated with): the line is then
+//! [`AmountTooLarge`], never a saturated or wrapped amount.
 
 use serde::Serialize;
 
-use crate::rating::{DetailLine, PriceModel, Quantity, UnitPrice, month_cost};
+use crate::money::AmountTooLarge;
+use crate::rating::{DetailLine, MICROS_PER_CENT, MILLI, PriceModel, Quantity, UnitPrice, amount_micros, micros_to_cents, month_cost};
 use crate::usage::MonthRollup;
 
 /// What a bill line needs to know about its product.
@@ -74,26 +79,30 @@ pub fn sort_lines(lines: &mut [BillLine]) {
 /// rated at different prices) the average the events paid, so that
 /// `price × count` still gives the line's money.
 fn shown_price(listed: UnitPrice, count: Quantity, money_micros: i64) -> UnitPrice {
-    if count.milli() == 0 || crate::rating::amount_micros(count.milli(), listed) == money_micros {
+    if count.milli() == 0 || amount_micros(count, listed) == Ok(money_micros) {
         return listed;
     }
-    let average = (i128::from(money_micros) * i128::from(crate::rating::MILLI) * 2 + i128::from(count.milli())) / (2 * i128::from(count.milli()));
+    let average = (i128::from(money_micros) * i128::from(MILLI) * 2 + i128::from(count.milli())) / (2 * i128::from(count.milli()));
     i64::try_from(average).ok().and_then(UnitPrice::from_micros).unwrap_or(listed)
 }
 
-/// The exact cost of a product's month: (money in micros, breakdown, billable quantity).
-pub fn month_amount(rollup: &MonthRollup, model: Option<&PriceModel>) -> (i64, Vec<DetailLine>, Quantity) {
-    let totals = rollup.totals();
-    let billable = Quantity::from_milli(totals.billable_milli).unwrap_or_default();
-    match model {
+/// The exact cost of a product's month: (money in micros, breakdown,
+/// billable quantity), the money at most [`crate::rating::MONTH_MICROS_MAX`].
+pub fn month_amount(rollup: &MonthRollup, model: Option<&PriceModel>) -> Result<(i64, Vec<DetailLine>, Quantity), AmountTooLarge> {
+    // `totals` keeps the rated sum and the quantities within the month's limits.
+    let totals = rollup.totals()?;
+    let quantity = |milli| Quantity::from_milli(milli).ok_or(AmountTooLarge("a month's quantity"));
+    let billable = quantity(totals.billable_milli)?;
+    Ok(match model {
         Some(model @ PriceModel::Recurring { .. }) => {
             // The quantity of a rental is how many items were rented.
-            let usage = rollup.usage();
-            let cost = month_cost(model, &usage);
-            (cost.total_micros, cost.detail, Quantity::units(usage.items.len() as i64))
+            let usage = rollup.usage()?;
+            let cost = month_cost(model, &usage)?;
+            let items = i64::try_from(usage.items.len()).ok().and_then(Quantity::units).ok_or(AmountTooLarge("a month's items"))?;
+            (cost.total_micros, cost.detail, items)
         }
         Some(model) if model.is_monthly() => {
-            let cost = month_cost(model, &rollup.usage());
+            let cost = month_cost(model, &rollup.usage()?)?;
             (cost.total_micros, cost.detail, billable)
         }
         Some(PriceModel::ByCountry { .. }) => {
@@ -103,16 +112,16 @@ pub fn month_amount(rollup: &MonthRollup, model: Option<&PriceModel>) -> (i64, V
                 .map(|(attr, amounts)| {
                     let country_id = attr.parse().unwrap_or_default();
                     let named = model.and_then(|m| m.country_price(country_id));
-                    let count = Quantity::from_milli(amounts.billable_milli).unwrap_or_default();
-                    DetailLine::Country {
+                    let count = quantity(amounts.billable_milli)?;
+                    Ok(DetailLine::Country {
                         country_id,
                         name: named.map(|p| p.name.clone()).unwrap_or_default(),
                         price: shown_price(named.map(|p| p.price).unwrap_or_default(), count, amounts.rated_micros),
                         count,
                         money_micros: amounts.rated_micros,
-                    }
+                    })
                 })
-                .collect();
+                .collect::<Result<_, AmountTooLarge>>()?;
             (totals.rated_micros, detail, billable)
         }
         Some(PriceModel::PerUnit { price, .. }) => {
@@ -120,13 +129,13 @@ pub fn month_amount(rollup: &MonthRollup, model: Option<&PriceModel>) -> (i64, V
         }
         // No tariff in force at the end of the month: what the events were rated.
         _ => (totals.rated_micros, vec![DetailLine::Units { count: billable, price: shown_price(UnitPrice::default(), billable, totals.rated_micros), money_micros: totals.rated_micros }], billable),
-    }
+    })
 }
 
 /// The usage line of a product for the bill's own month.
-pub fn usage_line(product: &LineProduct, month: &str, rollup: &MonthRollup, model: Option<&PriceModel>) -> BillLine {
-    let (money_micros, detail, quantity) = month_amount(rollup, model);
-    BillLine {
+pub fn usage_line(product: &LineProduct, month: &str, rollup: &MonthRollup, model: Option<&PriceModel>) -> Result<BillLine, AmountTooLarge> {
+    let (money_micros, detail, quantity) = month_amount(rollup, model)?;
+    Ok(BillLine {
         kind: LineKind::Usage,
         product_code: product.code.clone(),
         order_type: product.order_type,
@@ -135,28 +144,32 @@ pub fn usage_line(product: &LineProduct, month: &str, rollup: &MonthRollup, mode
         for_month: month.to_owned(),
         quantity,
         money_micros,
-        money_cents: crate::rating::micros_to_cents(money_micros),
+        money_cents: micros_to_cents(money_micros),
         previous: None,
         detail,
-    }
+    })
 }
 
 /// The supplementary line for usage that arrived after `for_month` was
 /// billed: the recomputed month minus what earlier bills counted. `None`
 /// when nothing changed.
-pub fn supplement_line(product: &LineProduct, bill_month: &str, for_month: &str, rollup: &MonthRollup, model: Option<&PriceModel>, previous: (Quantity, i64)) -> Option<BillLine> {
-    let (money_micros, detail, quantity) = month_amount(rollup, model);
-    let money_cents = crate::rating::micros_to_cents(money_micros) - previous.1;
+pub fn supplement_line(product: &LineProduct, bill_month: &str, for_month: &str, rollup: &MonthRollup, model: Option<&PriceModel>, previous: (Quantity, i64)) -> Result<Option<BillLine>, AmountTooLarge> {
+    let (money_micros, detail, quantity) = month_amount(rollup, model)?;
+    // `previous` is what stored bills counted: checked like everything else.
+    let too_large = || AmountTooLarge("a supplement");
+    let money_cents = micros_to_cents(money_micros).checked_sub(previous.1).ok_or_else(too_large)?;
+    let money_micros = previous.1.checked_mul(MICROS_PER_CENT).and_then(|counted| money_micros.checked_sub(counted)).ok_or_else(too_large)?;
+    // Both quantities are at most QUANTITY_MILLI_MAX: the difference fits.
     let added = Quantity::from_milli((quantity.milli() - previous.0.milli()).max(0)).unwrap_or_default();
     if money_cents == 0 && added.milli() == 0 {
-        return None;
+        return Ok(None);
     }
     let label = if crate::calendar::Month::parse_dashed(bill_month).ok().map(|m| m.previous().to_string()).as_deref() == Some(for_month) {
         "上月".to_owned()
     } else {
         format!("{for_month} ")
     };
-    Some(BillLine {
+    Ok(Some(BillLine {
         kind: LineKind::Supplement,
         product_code: product.code.clone(),
         order_type: product.supplement_order_type,
@@ -164,11 +177,11 @@ pub fn supplement_line(product: &LineProduct, bill_month: &str, for_month: &str,
         unit: product.unit.clone(),
         for_month: for_month.to_owned(),
         quantity: added,
-        money_micros: money_micros - previous.1 * crate::rating::MICROS_PER_CENT,
+        money_micros,
         money_cents,
         previous: Some(previous),
         detail,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -218,26 +231,27 @@ mod tests {
     /// 290,466 were billed for 1,854.00; the supplement adds 5,486 e-mails for 25.00.
     #[test]
     fn supplement_reproduces_the_spec_example() {
-        let line = supplement_line(&email(), "2023-03", "2023-02", &rollup(295_952), Some(&tiers()), (Quantity::units(290_466), 185_400)).unwrap();
+        let units = |n| Quantity::units(n).unwrap();
+        let line = supplement_line(&email(), "2023-03", "2023-02", &rollup(295_952), Some(&tiers()), (units(290_466), 185_400)).unwrap().unwrap();
         assert_eq!(line.money_cents, 2_500);
-        assert_eq!(line.quantity, Quantity::units(5_486));
+        assert_eq!(line.quantity, units(5_486));
         assert_eq!(line.order_type, 5);
         assert_eq!(line.description, "上月邮件补扣");
         assert_eq!(line.detail.iter().map(DetailLine::money_micros).sum::<i64>(), 1_879_000_000);
-        assert!(supplement_line(&email(), "2023-03", "2023-02", &rollup(295_952), Some(&tiers()), (Quantity::units(295_952), 187_900)).is_none());
-        let older = supplement_line(&email(), "2023-05", "2023-02", &rollup(295_952), Some(&tiers()), (Quantity::units(290_466), 185_400)).unwrap();
+        assert!(supplement_line(&email(), "2023-03", "2023-02", &rollup(295_952), Some(&tiers()), (units(295_952), 187_900)).unwrap().is_none());
+        let older = supplement_line(&email(), "2023-05", "2023-02", &rollup(295_952), Some(&tiers()), (units(290_466), 185_400)).unwrap().unwrap();
         assert_eq!(older.description, "2023-02 邮件补扣");
     }
 
     #[test]
     fn usage_lines_sum_their_detail() {
-        let line = usage_line(&email(), "2023-02", &rollup(299_155), Some(&tiers()));
+        let line = usage_line(&email(), "2023-02", &rollup(299_155), Some(&tiers())).unwrap();
         assert_eq!(line.money_micros, line.detail.iter().map(DetailLine::money_micros).sum::<i64>());
         assert_eq!(line.money_cents, 139_900 + 100 * 500);
         // Per-event models cost what their events were rated.
         let mut sms = rollup(10);
         sms.by_attr.get_mut("").unwrap().rated_micros = 330_000;
         let per_unit = PriceModel::PerUnit { price: UnitPrice::parse("0.033").unwrap(), increment: Quantity::parse("1").unwrap() };
-        assert_eq!(usage_line(&email(), "2023-02", &sms, Some(&per_unit)).money_cents, 33);
+        assert_eq!(usage_line(&email(), "2023-02", &sms, Some(&per_unit)).unwrap().money_cents, 33);
     }
 }

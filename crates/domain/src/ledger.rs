@@ -250,15 +250,10 @@ impl Book {
         if intent.debit_rule == DebitRule::ToFloorFromNonNegative && debit.balance_minor < 0 {
             return Err(TransferRejection::NegativeBalance);
         }
-        let debit_after = debit.balance_minor - amount;
+        // Checked: balances come from storage, and a wrapped sum must never pass the bounds.
         let debit_floor = debit.floor_minor.unwrap_or(-AMOUNT_MINOR_MAX);
-        if debit_after < debit_floor {
-            return Err(TransferRejection::InsufficientFunds);
-        }
-        let credit_after = credit.balance_minor + amount;
-        if credit_after > AMOUNT_MINOR_MAX {
-            return Err(TransferRejection::BalanceLimit);
-        }
+        let debit_after = debit.balance_minor.checked_sub(amount).filter(|after| *after >= debit_floor).ok_or(TransferRejection::InsufficientFunds)?;
+        let credit_after = credit.balance_minor.checked_add(amount).filter(|after| *after <= AMOUNT_MINOR_MAX).ok_or(TransferRejection::BalanceLimit)?;
 
         let debit = self.wallets.get_mut(&intent.debit).expect("checked above");
         debit.balance_minor = debit_after;
@@ -272,6 +267,17 @@ impl Book {
 
         debug_assert!(debit_line.amount_minor + credit_line.amount_minor == 0);
         Ok(PostedEntries { debit: debit_line, credit: credit_line })
+    }
+
+    /// What a wallet can still pay, down to its floor: 0 for a system wallet
+    /// (it has no floor and pays only by explicit transfers) or one not in the
+    /// book. At most [`AMOUNT_MINOR_MAX`]: exact for every amount a transfer
+    /// can carry, and two of them add up without overflow.
+    pub fn available_minor(&self, id: WalletId) -> i64 {
+        let Some(wallet) = self.wallets.get(&id) else { return 0 };
+        let Some(floor) = wallet.floor_minor else { return 0 };
+        let available = (i128::from(wallet.balance_minor) - i128::from(floor)).clamp(0, i128::from(AMOUNT_MINOR_MAX));
+        i64::try_from(available).expect("clamped into i64")
     }
 
     /// Sum of balances per currency. Zero for every currency of a complete ledger.
@@ -342,6 +348,20 @@ mod tests {
         let mut book = Book::new([wallet(1, Currency::Cny, None), wallet(2, Currency::Cny, Some(0))]);
         book.apply(&intent(1, 2, AMOUNT_MINOR_MAX, DebitRule::ToFloor)).unwrap();
         assert_eq!(book.apply(&intent(1, 2, 1, DebitRule::ToFloor)), Err(TransferRejection::InsufficientFunds));
+    }
+
+    #[test]
+    fn stored_extremes_are_refused_not_wrapped() {
+        let extreme = |id, balance, floor| WalletState { id: WalletId(id), currency: Currency::Cny, balance_minor: balance, floor_minor: floor, entry_seq: 0 };
+        let mut book = Book::new([extreme(1, i64::MIN + 1, Some(i64::MIN)), extreme(2, i64::MAX - 1, Some(0)), extreme(3, 10, Some(0)), extreme(4, i64::MAX, Some(i64::MIN))]);
+        // i64::MIN + 1 − 5 and i64::MAX − 1 + 5 would wrap.
+        assert_eq!(book.apply(&intent(1, 3, 5, DebitRule::ToFloor)), Err(TransferRejection::InsufficientFunds));
+        assert_eq!(book.apply(&intent(3, 2, 5, DebitRule::ToFloor)), Err(TransferRejection::BalanceLimit));
+        assert_eq!(book.wallet(WalletId(3)).unwrap().balance_minor, 10, "refusals change nothing");
+        assert_eq!(book.available_minor(WalletId(4)), AMOUNT_MINOR_MAX, "capped, not wrapped");
+        assert_eq!(book.available_minor(WalletId(1)), 1);
+        assert_eq!(book.available_minor(WalletId(3)), 10);
+        assert_eq!(book.available_minor(WalletId(9)), 0);
     }
 
     #[derive(Debug, Clone)]

@@ -15,6 +15,17 @@ use serde::{Deserialize, Serialize};
 /// `i64::MAX` (9.2 × 10^18), so sums of a few thousand amounts cannot overflow.
 pub const AMOUNT_MINOR_MAX: i64 = 1_000_000_000_000_000;
 
+/// A computed amount or quantity that would pass its limit (or leave `i64`).
+/// Refused as a value, never saturated or wrapped; names what overflowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is too large")]
+pub struct AmountTooLarge(pub &'static str);
+
+/// The sum of `amounts`, or [`AmountTooLarge`]`(what)` when it would leave `i64`.
+pub fn checked_sum(amounts: impl IntoIterator<Item = i64>, what: &'static str) -> Result<i64, AmountTooLarge> {
+    amounts.into_iter().try_fold(0i64, i64::checked_add).ok_or(AmountTooLarge(what))
+}
+
 /// A currency that wallets can hold. Every supported currency has two minor digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -198,6 +209,15 @@ mod tests {
         assert_eq!(format_minor(52_100), "521.00");
         assert_eq!(format_minor(-1_234), "-12.34");
         assert_eq!(format_minor(5), "0.05");
+    }
+
+    #[test]
+    fn sums_refuse_to_wrap() {
+        assert_eq!(checked_sum([1, 2, 3], "total"), Ok(6));
+        assert_eq!(checked_sum([], "total"), Ok(0));
+        assert_eq!(checked_sum([i64::MAX, 1], "total"), Err(AmountTooLarge("total")));
+        assert_eq!(checked_sum([i64::MIN, -1], "total"), Err(AmountTooLarge("total")));
+        assert_eq!(AmountTooLarge("a month's cost").to_string(), "a month's cost is too large");
     }
 
     proptest! {

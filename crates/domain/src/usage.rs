@@ -9,6 +9,12 @@
 //! to that month's cost rounded once. A prepaid event the wallets cannot pay
 //! is rejected; promo money is spent before primary money. Postpaid events are
 //! charged at month close.
+//!
+//! Every amount is checked: an event whose rating, month rollup
+//! ([`rating::MONTH_MICROS_MAX`], [`rating::MONTH_QUANTITY_MILLI_MAX`]), the
+//! account's charges in the batch or the revenue wallet's balance
+//! ([`AMOUNT_MINOR_MAX`]) would pass its limit is refused alone as
+//! `amount_too_large`, and changes nothing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,9 +22,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AccountId, WalletId};
-use crate::ledger::{Book, DebitRule, TransferIntent, WalletState};
-use crate::money::{Currency, PositiveAmount};
-use crate::rating::{self, MonthUsage, PriceModel, Quantity, micros_to_cents};
+use crate::ledger::{Book, DebitRule, TransferIntent};
+use crate::money::{AMOUNT_MINOR_MAX, AmountTooLarge, Currency, PositiveAmount};
+use crate::rating::{self, MONTH_CENTS_MAX, MONTH_MICROS_MAX, MONTH_QUANTITY_MILLI_MAX, MonthUsage, PriceModel, Quantity, micros_to_cents};
 
 /// Why an event was refused. Stable snake_case codes in the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -35,6 +41,8 @@ pub enum UsageRejection {
     TooOld,
     QuotaExceeded,
     InsufficientFunds,
+    /// Its cost, or its month's totals with it, would pass their limits.
+    AmountTooLarge,
 }
 
 impl UsageRejection {
@@ -50,6 +58,7 @@ impl UsageRejection {
             UsageRejection::TooOld => "too_old",
             UsageRejection::QuotaExceeded => "quota_exceeded",
             UsageRejection::InsufficientFunds => "insufficient_funds",
+            UsageRejection::AmountTooLarge => "amount_too_large",
         }
     }
 
@@ -65,6 +74,7 @@ impl UsageRejection {
             "too_old" => UsageRejection::TooOld,
             "quota_exceeded" => UsageRejection::QuotaExceeded,
             "insufficient_funds" => UsageRejection::InsufficientFunds,
+            "amount_too_large" => UsageRejection::AmountTooLarge,
             _ => return None,
         })
     }
@@ -133,32 +143,49 @@ pub struct RollupAmounts {
 }
 
 impl RollupAmounts {
-    pub fn add(&mut self, other: &RollupAmounts) {
-        self.quantity_milli += other.quantity_milli;
-        self.billable_milli += other.billable_milli;
-        self.events += other.events;
-        self.rated_micros += other.rated_micros;
-        self.charged_cents += other.charged_cents;
+    /// Column by column, or `None` when a column would leave `i64`.
+    pub fn checked_add(&self, other: &RollupAmounts) -> Option<RollupAmounts> {
+        Some(RollupAmounts {
+            quantity_milli: self.quantity_milli.checked_add(other.quantity_milli)?,
+            billable_milli: self.billable_milli.checked_add(other.billable_milli)?,
+            events: self.events.checked_add(other.events)?,
+            rated_micros: self.rated_micros.checked_add(other.rated_micros)?,
+            charged_cents: self.charged_cents.checked_add(other.charged_cents)?,
+        })
+    }
+
+    /// Whether these are possible totals of one (account, product, month):
+    /// within the month's limits, so every sum over its rows fits (see `rating`).
+    pub fn within_month_limits(&self) -> bool {
+        self.quantity_milli <= MONTH_QUANTITY_MILLI_MAX && self.billable_milli <= MONTH_QUANTITY_MILLI_MAX && self.rated_micros <= MONTH_MICROS_MAX && self.charged_cents <= MONTH_CENTS_MAX
     }
 }
 
 impl MonthRollup {
-    pub fn totals(&self) -> RollupAmounts {
-        let mut totals = RollupAmounts::default();
-        for amounts in self.by_attr.values() {
-            totals.add(amounts);
-        }
-        totals
+    /// The month's totals over its grouping values, or [`AmountTooLarge`]
+    /// when they pass the month's limits (stored rows never do: the engine
+    /// refuses the event that would).
+    pub fn totals(&self) -> Result<RollupAmounts, AmountTooLarge> {
+        self.by_attr
+            .values()
+            .try_fold(RollupAmounts::default(), |totals, amounts| totals.checked_add(amounts))
+            .filter(RollupAmounts::within_month_limits)
+            .ok_or(AmountTooLarge("a month's usage"))
     }
 
     /// The month's usage as the rating engine reads it.
-    pub fn usage(&self) -> MonthUsage {
-        let totals = self.totals();
-        MonthUsage {
-            billable: Quantity::from_milli(totals.billable_milli).unwrap_or_default(),
-            by_country: self.by_attr.iter().filter_map(|(attr, a)| Some((attr.parse::<i64>().ok()?, Quantity::from_milli(a.billable_milli).unwrap_or_default()))).collect(),
+    pub fn usage(&self) -> Result<MonthUsage, AmountTooLarge> {
+        let quantity = |milli| Quantity::from_milli(milli).ok_or(AmountTooLarge("a month's quantity"));
+        Ok(MonthUsage {
+            billable: quantity(self.totals()?.billable_milli)?,
+            by_country: self
+                .by_attr
+                .iter()
+                .filter_map(|(attr, a)| Some((attr.parse::<i64>().ok()?, a.billable_milli)))
+                .map(|(country, milli)| Ok((country, quantity(milli)?)))
+                .collect::<Result<_, AmountTooLarge>>()?,
             items: self.by_attr.keys().filter(|attr| !attr.is_empty()).cloned().collect(),
-        }
+        })
     }
 }
 
@@ -200,8 +227,7 @@ pub struct BatchChanges {
 pub fn ingest(events: &[EventInput], state: &mut BatchState) -> BatchChanges {
     let mut changes = BatchChanges { outcomes: Vec::with_capacity(events.len()), ..BatchChanges::default() };
     let mut fresh: HashMap<&str, Outcome> = HashMap::new();
-    // Cents owed per account in this batch, and what its wallets can pay.
-    let mut owed: HashMap<AccountId, i64> = HashMap::new();
+    let mut owed = Owed::default();
 
     for event in events {
         if let Some(first) = state.earlier.get(&event.event_id).or_else(|| fresh.get(event.event_id.as_str())) {
@@ -214,12 +240,13 @@ pub fn ingest(events: &[EventInput], state: &mut BatchState) -> BatchChanges {
     }
 
     // One debit per account and wallet: promo money first, then primary.
-    let mut accounts: Vec<(&AccountId, &i64)> = owed.iter().filter(|(_, cents)| **cents > 0).collect();
+    let mut accounts: Vec<(&AccountId, &i64)> = owed.by_account.iter().filter(|(_, cents)| **cents > 0).collect();
     accounts.sort();
     for (account, cents) in accounts {
         let terms = &state.accounts[account];
-        let promo_available = available(&state.book, terms.promo);
-        let from_promo = (*cents).min(promo_available);
+        let from_promo = (*cents).min(state.book.available_minor(terms.promo));
+        // Both parts are at most the account's owed total, itself at most
+        // AMOUNT_MINOR_MAX: only a zero part is left out here.
         for (wallet, amount) in [(terms.promo, from_promo), (terms.primary, *cents - from_promo)] {
             if let Ok(amount) = PositiveAmount::new(amount) {
                 changes.debits.push(TransferIntent { debit: wallet, credit: state.revenue, amount, currency: state.currency, debit_rule: DebitRule::ToFloor });
@@ -229,12 +256,15 @@ pub fn ingest(events: &[EventInput], state: &mut BatchState) -> BatchChanges {
     changes
 }
 
-/// What a wallet can still pay, down to its floor.
-fn available(book: &Book, wallet: WalletId) -> i64 {
-    book.wallet(wallet).map_or(0, |w: &WalletState| (w.balance_minor - w.floor_minor.unwrap_or(w.balance_minor)).max(0))
+/// Cents the batch's accepted events owe so far: per account, and in all
+/// (all of it goes to the revenue wallet).
+#[derive(Debug, Default)]
+struct Owed {
+    by_account: HashMap<AccountId, i64>,
+    total: i64,
 }
 
-fn decide(event: &EventInput, state: &mut BatchState, changes: &mut BatchChanges, owed: &mut HashMap<AccountId, i64>) -> Outcome {
+fn decide(event: &EventInput, state: &mut BatchState, changes: &mut BatchChanges, owed: &mut Owed) -> Outcome {
     let account = match event.account {
         Ok(account) => account,
         Err(reason) => return Outcome::Rejected(reason),
@@ -253,35 +283,61 @@ fn decide(event: &EventInput, state: &mut BatchState, changes: &mut BatchChanges
 
     let month_key: MonthKey = (account, event.product.clone(), event.month.clone());
     let month = state.months.entry(month_key).or_default();
-    let before = month.totals();
-    let billable = model.billable(event.quantity);
-    let item = (model.grouping() == rating::Grouping::Item).then_some(event.attr.as_str());
-    let rated_micros = rating::marginal_micros(model, &month.usage(), billable, event.country, item);
-    // Cents rounded on the cumulative amount, so the month's charges telescope.
-    let cents = micros_to_cents(before.rated_micros + rated_micros) - micros_to_cents(before.rated_micros);
+    let Ok((billable, rated_micros, cents)) = rate(event, model, month) else { return Outcome::Rejected(UsageRejection::AmountTooLarge) };
 
     let charge_cents = if terms.postpaid {
         0
     } else {
-        let pending = owed.get(&account).copied().unwrap_or(0);
-        if cents > 0 && available(&state.book, terms.promo) + available(&state.book, terms.primary) - pending < cents {
+        let pending = owed.by_account.get(&account).copied().unwrap_or(0);
+        // What the batch owes stays a possible transfer, and what the revenue
+        // wallet receives a possible balance (in i128: the balance is stored data).
+        let revenue_after = i128::from(state.book.wallet(state.revenue).map_or(0, |w| w.balance_minor)) + i128::from(owed.total) + i128::from(cents);
+        if pending + cents > AMOUNT_MINOR_MAX || revenue_after > i128::from(AMOUNT_MINOR_MAX) {
+            return Outcome::Rejected(UsageRejection::AmountTooLarge);
+        }
+        // Each available amount is at most AMOUNT_MINOR_MAX: no overflow.
+        if cents > 0 && state.book.available_minor(terms.promo) + state.book.available_minor(terms.primary) - pending < cents {
             return Outcome::Rejected(UsageRejection::InsufficientFunds);
         }
         cents
     };
 
     let amounts = RollupAmounts { quantity_milli: event.quantity.milli(), billable_milli: billable.milli(), events: 1, rated_micros, charged_cents: charge_cents };
-    month.by_attr.entry(event.attr.clone()).or_default().add(&amounts);
-    changes.months.entry((account, event.product.clone(), event.month.clone(), event.attr.clone())).or_default().add(&amounts);
-    changes.days.entry((account, event.product.clone(), event.day.clone(), event.attr.clone())).or_default().add(&amounts);
+    let month_row = (account, event.product.clone(), event.month.clone(), event.attr.clone());
+    let day_row = (account, event.product.clone(), event.day.clone(), event.attr.clone());
+    // All three sums first, so that a refusal leaves every one unchanged.
+    let sum = |row: Option<&RollupAmounts>| row.copied().unwrap_or_default().checked_add(&amounts);
+    let (Some(by_attr), Some(month_change), Some(day_change)) = (sum(month.by_attr.get(&event.attr)), sum(changes.months.get(&month_row)), sum(changes.days.get(&day_row))) else {
+        return Outcome::Rejected(UsageRejection::AmountTooLarge);
+    };
+    month.by_attr.insert(event.attr.clone(), by_attr);
+    changes.months.insert(month_row, month_change);
+    changes.days.insert(day_row, day_change);
     *changes.quota.entry(quota_key).or_default() += 1;
-    *owed.entry(account).or_default() += charge_cents;
+    *owed.by_account.entry(account).or_default() += charge_cents;
+    owed.total += charge_cents;
     Outcome::Accepted(Accepted { billable, rated_micros, charge_cents })
+}
+
+/// Rates an event against its month so far: (billable quantity, what it adds
+/// to the month's exact cost, the cents that adds once the month's cumulative
+/// amount is rounded), or [`AmountTooLarge`] when the month with it would
+/// pass its limits.
+fn rate(event: &EventInput, model: &PriceModel, month: &MonthRollup) -> Result<(Quantity, i64, i64), AmountTooLarge> {
+    let before = month.totals()?;
+    let billable = model.billable(event.quantity)?;
+    let item = (model.grouping() == rating::Grouping::Item).then_some(event.attr.as_str());
+    let rated_micros = rating::marginal_micros(model, &month.usage()?, billable, event.country, item)?;
+    let added = RollupAmounts { quantity_milli: event.quantity.milli(), billable_milli: billable.milli(), events: 1, rated_micros, charged_cents: 0 };
+    let after = before.checked_add(&added).filter(RollupAmounts::within_month_limits).ok_or(AmountTooLarge("a month's usage"))?;
+    // Cents rounded on the cumulative amount, so the month's charges telescope.
+    Ok((billable, rated_micros, micros_to_cents(after.rated_micros) - micros_to_cents(before.rated_micros)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::WalletState;
     use crate::rating::{Tier, UnitPrice};
     use proptest::prelude::*;
 
@@ -397,13 +453,174 @@ mod tests {
         assert_eq!(charged, [799, 0, 6, 6]);
     }
 
+    use crate::rating::{MICROS_PER_CENT, PRICE_MICROS_MAX, QUANTITY_MILLI_MAX};
+
+    fn per_unit(price_micros: i64) -> Arc<PriceModel> {
+        Arc::new(PriceModel::PerUnit { price: UnitPrice::from_micros(price_micros).unwrap(), increment: Quantity::parse("1").unwrap() })
+    }
+
+    fn sized(id: &str, model: Arc<PriceModel>, quantity_milli: i64) -> EventInput {
+        EventInput { quantity: Quantity::from_milli(quantity_milli).unwrap(), ..event(id, model) }
+    }
+
+    fn reasons(changes: &BatchChanges) -> Vec<&'static str> {
+        changes.outcomes.iter().map(|(o, _)| if let Outcome::Rejected(r) = o { r.as_str() } else { "accepted" }).collect()
+    }
+
+    #[test]
+    fn amount_too_large_names_itself() {
+        assert_eq!(UsageRejection::parse("amount_too_large"), Some(UsageRejection::AmountTooLarge));
+        assert_eq!(UsageRejection::AmountTooLarge.as_str(), "amount_too_large");
+    }
+
+    /// 10^12 units at the largest price: refused alone, with nothing of it
+    /// counted, while the batch's other events go through.
+    #[test]
+    fn the_largest_event_is_refused_alone() {
+        let mut s = state(AMOUNT_MINOR_MAX, AMOUNT_MINOR_MAX, 1_000, false);
+        let events = [event("small", sms()), sized("huge", per_unit(PRICE_MICROS_MAX), QUANTITY_MILLI_MAX), event("after", sms())];
+        let changes = ingest(&events, &mut s);
+        assert_eq!(reasons(&changes), ["accepted", "amount_too_large", "accepted"]);
+        let month = &changes.months[&(ACCOUNT, "sms".to_owned(), "2026-11".to_owned(), String::new())];
+        assert_eq!((month.events, month.quantity_milli, month.rated_micros), (2, 2_000, 66_000), "the refused event adds nothing");
+        assert_eq!(changes.quota[&(ACCOUNT, "2026-11-23".to_owned())], 2, "nor counts against the quota");
+        assert_eq!(changes.debits.iter().map(|d| d.amount.minor()).sum::<i64>(), 7);
+    }
+
+    /// Postpaid events at a high price fill the month up to its limit; the
+    /// event that would pass it is refused, and the month stays exact.
+    #[test]
+    fn a_month_fills_up_to_its_limit() {
+        let mut s = state(0, 0, 1_000, true);
+        // 10^4 units at 10^6 each: 10^10 per event, so the month holds ten.
+        let dear = per_unit(PRICE_MICROS_MAX);
+        let events: Vec<_> = (0..12).map(|i| sized(&format!("d{i}"), dear.clone(), 10_000 * 1_000)).collect();
+        let changes = ingest(&events, &mut s);
+        assert_eq!(reasons(&changes).iter().filter(|r| **r == "accepted").count(), 10);
+        assert_eq!(&reasons(&changes)[10..], ["amount_too_large", "amount_too_large"]);
+        let month = &changes.months[&(ACCOUNT, "sms".to_owned(), "2026-11".to_owned(), String::new())];
+        assert_eq!(month.rated_micros, MONTH_MICROS_MAX);
+        assert!(month.within_month_limits());
+        // A cheap event still fits the month's quantity, but not its cost.
+        let changes = ingest(&[event("one-more", sms())], &mut s);
+        assert_eq!(reasons(&changes), ["amount_too_large"]);
+    }
+
+    #[test]
+    fn a_month_holds_at_most_the_largest_quantity() {
+        let mut s = state(0, 0, 1_000, true);
+        let cheapest = per_unit(1);
+        let changes = ingest(&[sized("all", cheapest.clone(), QUANTITY_MILLI_MAX), sized("more", cheapest.clone(), 1)], &mut s);
+        assert_eq!(reasons(&changes), ["accepted", "amount_too_large"]);
+        // Billing per thousandth multiplies the quantity past what a month holds.
+        let per_thousandth = Arc::new(PriceModel::PerUnit { price: UnitPrice::from_micros(1).unwrap(), increment: Quantity::parse("0.001").unwrap() });
+        let mut fresh = state(0, 0, 1_000, true);
+        let changes = ingest(&[sized("fine", per_thousandth.clone(), QUANTITY_MILLI_MAX / 1_000), sized("billable-too-large", per_thousandth, QUANTITY_MILLI_MAX / 1_000 + 1)], &mut fresh);
+        assert_eq!(reasons(&changes), ["accepted", "amount_too_large"]);
+    }
+
+    /// What one account owes in a batch stays one possible transfer, and what
+    /// the revenue wallet receives a possible balance.
+    #[test]
+    fn batch_charges_stay_within_one_transfer_and_one_balance() {
+        let mut s = state(AMOUNT_MINOR_MAX, AMOUNT_MINOR_MAX, 1_000, false);
+        // Each event costs a whole month's limit, in months of its own: 10^13 cents each.
+        let dear = per_unit(PRICE_MICROS_MAX);
+        let events: Vec<_> = (0..101).map(|i| EventInput { month: format!("m{i:03}"), day: format!("m{i:03}-01"), ..sized(&format!("e{i}"), dear.clone(), 100_000 * 1_000) }).collect();
+        let changes = ingest(&events, &mut s);
+        assert_eq!(reasons(&changes).iter().filter(|r| **r == "accepted").count(), 100);
+        assert_eq!(reasons(&changes)[100], "amount_too_large");
+        let debited: i64 = changes.debits.iter().map(|d| d.amount.minor()).sum();
+        assert_eq!(debited, AMOUNT_MINOR_MAX);
+        for debit in &changes.debits {
+            assert!(s.book.apply(debit).is_ok(), "the engine's charges post");
+        }
+
+        let mut nearly_full = state(10_000, 0, 1_000, false);
+        let revenue = WalletState { id: REVENUE, currency: Currency::Cny, balance_minor: AMOUNT_MINOR_MAX - 5, floor_minor: None, entry_seq: 0 };
+        nearly_full.book = Book::new([nearly_full.book.wallet(PRIMARY).unwrap().clone(), nearly_full.book.wallet(PROMO).unwrap().clone(), revenue]);
+        let changes = ingest(&[event("a", sms()), event("b", sms())], &mut nearly_full);
+        assert_eq!(reasons(&changes), ["accepted", "amount_too_large"], "3 cents fit the revenue wallet, 7 do not");
+    }
+
+    /// Stored rollups past the limits (never written by this engine) refuse
+    /// the event instead of overflowing.
+    #[test]
+    fn stored_totals_past_the_limits_refuse_the_event() {
+        let mut s = state(0, 0, 1_000, true);
+        let full = RollupAmounts { quantity_milli: 1, billable_milli: 1, events: i64::MAX, rated_micros: 0, charged_cents: 0 };
+        s.months.insert((ACCOUNT, "sms".to_owned(), "2026-11".to_owned()), MonthRollup { by_attr: [(String::new(), full)].into() });
+        assert_eq!(reasons(&ingest(&[event("x", sms())], &mut s)), ["amount_too_large"]);
+    }
+
+    /// An event anywhere in the accepted ranges: quantity up to 10^12 units,
+    /// price up to 10^6 per unit, any billing increment, any wallet balance.
+    fn extreme_event() -> impl Strategy<Value = (i64, i64, i64, usize)> {
+        (
+            prop_oneof![Just(QUANTITY_MILLI_MAX), 1..=QUANTITY_MILLI_MAX, 1i64..100_000],
+            prop_oneof![Just(PRICE_MICROS_MAX), 0..=PRICE_MICROS_MAX, 0i64..1_000_000],
+            prop_oneof![Just(1i64), Just(1_000), 1..=QUANTITY_MILLI_MAX],
+            0usize..3,
+        )
+    }
+
+    proptest! {
+        /// At the limits of every input: never a panic; every event accepted
+        /// with a consistent charge or refused (`amount_too_large` among the
+        /// reasons); each month within its limits; the charges post, and per
+        /// month they add up to the month's rated cost rounded once.
+        #[test]
+        fn extreme_batches_stay_consistent(
+            primary in prop_oneof![Just(AMOUNT_MINOR_MAX), 0..=AMOUNT_MINOR_MAX],
+            promo in prop_oneof![Just(0i64), 0..=AMOUNT_MINOR_MAX],
+            postpaid in any::<bool>(),
+            events in proptest::collection::vec(extreme_event(), 1..40),
+        ) {
+            let mut s = state(primary, promo, 1_000, postpaid);
+            let inputs: Vec<_> = events
+                .iter()
+                .enumerate()
+                .map(|(i, (quantity, price, increment, month))| EventInput {
+                    month: format!("2026-0{}", month + 1),
+                    day: format!("2026-0{}-01", month + 1),
+                    model: Some(Arc::new(PriceModel::PerUnit { price: UnitPrice::from_micros(*price).unwrap(), increment: Quantity::from_milli(*increment).unwrap() })),
+                    ..sized(&format!("e{i}"), sms(), *quantity)
+                })
+                .collect();
+            let changes = ingest(&inputs, &mut s);
+            let mut rated_by_month: BTreeMap<&str, i64> = BTreeMap::new();
+            for ((outcome, duplicate), input) in changes.outcomes.iter().zip(&inputs) {
+                prop_assert!(!duplicate);
+                match outcome {
+                    Outcome::Accepted(a) => {
+                        prop_assert!(a.rated_micros >= 0 && a.charge_cents >= 0);
+                        *rated_by_month.entry(input.month.as_str()).or_default() += a.rated_micros;
+                    }
+                    Outcome::Rejected(reason) => prop_assert!(matches!(reason, UsageRejection::AmountTooLarge | UsageRejection::InsufficientFunds), "{:?}", reason),
+                }
+            }
+            for amounts in changes.months.values() {
+                prop_assert!(amounts.within_month_limits(), "{:?}", amounts);
+            }
+            let debited: i64 = changes.debits.iter().map(|d| d.amount.minor()).sum();
+            prop_assert!(debited <= AMOUNT_MINOR_MAX);
+            let expected: i64 = if postpaid { 0 } else { rated_by_month.values().map(|micros| micros_to_cents(*micros)).sum() };
+            prop_assert_eq!(debited, expected);
+            prop_assert!(rated_by_month.values().all(|micros| *micros <= MONTH_MICROS_MAX));
+            prop_assert!(MONTH_MICROS_MAX / MICROS_PER_CENT == MONTH_CENTS_MAX);
+            for debit in &changes.debits {
+                prop_assert!(s.book.apply(debit).is_ok());
+            }
+        }
+    }
+
     proptest! {
         /// Whatever arrives, prepaid charges never exceed what the wallets
         /// held, and they equal the month's cost of the accepted usage.
         #[test]
         fn charges_stay_covered_and_add_up(primary in 0i64..500, promo in 0i64..500, quantities in proptest::collection::vec(1i64..20, 0..80)) {
             let mut s = state(primary, promo, 1_000, false);
-            let events: Vec<_> = quantities.iter().enumerate().map(|(i, q)| EventInput { quantity: Quantity::units(*q), ..event(&format!("e{i}"), sms()) }).collect();
+            let events: Vec<_> = quantities.iter().enumerate().map(|(i, q)| EventInput { quantity: Quantity::units(*q).unwrap(), ..event(&format!("e{i}"), sms()) }).collect();
             let changes = ingest(&events, &mut s);
             let debited: i64 = changes.debits.iter().map(|d| d.amount.minor()).sum();
             prop_assert!(debited <= primary + promo);

@@ -6,7 +6,7 @@ use subledger_domain::ids::AccountId;
 use subledger_domain::ledger::WalletPurpose;
 use subledger_domain::money::Currency;
 use subledger_domain::paging::Page;
-use subledger_storage::accounts::{self as store_accounts, AccountFilter, AccountRecord, NewAccount};
+use subledger_storage::accounts::{self as store_accounts, AccountFilter, AccountRecord, Clashes, NewAccount};
 use subledger_storage::tenants as store_tenants;
 use subledger_storage::wallets::{self as store_wallets, WalletOwner};
 use subledger_storage::{StorageError, WriteTx};
@@ -103,14 +103,15 @@ const API_KEY_CHARS: usize = 16;
 
 impl Services {
     pub async fn create_account(&self, tenant: &Tenant, input: NewAccountInput) -> ServiceResult<CreatedAccount> {
-        // Hashing takes tens of milliseconds of CPU: do it before taking the
-        // write lock, and off the async workers.
-        let password_hash = match input.password.clone() {
-            Some(password) => Some(
-                tokio::task::spawn_blocking(move || hash_password(password.expose()))
-                    .await
-                    .map_err(|_| ServiceError::Unavailable("password hashing was interrupted"))?,
-            ),
+        let (username, phone) = (input.username.as_str(), input.phone.as_ref().map(Phone::as_str));
+        // Cheap refusals first: a password hash costs about 19 MiB and tens of
+        // milliseconds of CPU, so a taken name, a used phone or a full tenant
+        // must not cost one. A concurrent create can make this read stale; the
+        // same checks under the tenant's lock below decide.
+        refuse_clash(&store_accounts::clashes(&self.store, tenant.id, username, phone).await?)?;
+        // Hashed before the write lock is taken, behind the password gate.
+        let password_hash = match &input.password {
+            Some(password) => Some(hash_password(password).await?),
             None => None,
         };
         let (api_user, api_key) = match input.user_type {
@@ -123,17 +124,7 @@ impl Services {
         let mut tx = self.store.begin_write().await?;
         // The tenant row lock makes the cap and uniqueness checks hold until commit.
         let locked = store_tenants::lock(&mut tx, tenant.id).await?.ok_or(ServiceError::NotFound(Resource::Tenant))?;
-        if store_accounts::username_taken(&mut tx, tenant.id, input.username.as_str()).await? {
-            return Err(ServiceError::UsernameTaken);
-        }
-        if let Some(phone) = &input.phone
-            && store_accounts::phone_taken(&mut tx, tenant.id, phone.as_str()).await?
-        {
-            return Err(ServiceError::PhoneTaken);
-        }
-        if store_accounts::count_in_tx(&mut tx, tenant.id).await? >= locked.account_limit {
-            return Err(ServiceError::AccountLimit { limit: locked.account_limit });
-        }
+        refuse_clash(&store_accounts::clashes_in_tx(&mut tx, tenant.id, username, phone).await?)?;
         let id = store_accounts::insert(
             &mut tx,
             &NewAccount {
@@ -205,6 +196,20 @@ impl Services {
         let record = store_accounts::set_status(&mut tx, tenant.id, username, status.code(), now_us()).await?.ok_or(ServiceError::NotFound(Resource::Account))?;
         tx.commit().await?;
         Account::from_record(record)
+    }
+}
+
+/// The rule a new account must pass against what exists: a free username,
+/// a free phone, and room under the tenant's account limit, in that order.
+fn refuse_clash(clashes: &Clashes) -> ServiceResult<()> {
+    if clashes.username_taken {
+        Err(ServiceError::UsernameTaken)
+    } else if clashes.phone_taken {
+        Err(ServiceError::PhoneTaken)
+    } else if clashes.accounts >= clashes.account_limit {
+        Err(ServiceError::AccountLimit { limit: clashes.account_limit })
+    } else {
+        Ok(())
     }
 }
 

@@ -12,6 +12,11 @@
 //!
 //! Months close in order: closing a month first closes every earlier month
 //! that has usage. Only months that have ended can close.
+//!
+//! Every sum is checked. A month that the tariff in force at its end prices
+//! past [`subledger_domain::rating::MONTH_MICROS_MAX`], or a bill or settlement whose total would not
+//! fit, fails the close with [`ServiceError::AmountTooLarge`] naming the
+//! account and product; nothing of the close is written.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -20,9 +25,9 @@ use subledger_domain::billing::{BillLine, supplement_line, usage_line};
 use subledger_domain::calendar::{Month, TenantTimeZone};
 use subledger_domain::ids::{AccountId, TenantId, WalletId};
 use subledger_domain::ledger::{Book, DebitRule, TransferIntent, TransferKind};
-use subledger_domain::money::{Currency, PositiveAmount};
+use subledger_domain::money::{AMOUNT_MINOR_MAX, AmountTooLarge, Currency, PositiveAmount, checked_sum, format_minor};
 use subledger_domain::paging::Page;
-use subledger_domain::rating::Quantity;
+use subledger_domain::rating::{MONTH_CENTS_MAX, Quantity, sum_to_cents};
 use subledger_domain::usage::MonthRollup;
 use subledger_storage::StorageError;
 use subledger_storage::bills as store_bills;
@@ -81,9 +86,61 @@ impl Services {
         let mut reports = Vec::with_capacity(months.len());
         for month in months {
             let job = CloseJob { tenant: tenant.id, timezone: tenant.timezone.clone(), month, products: products.clone(), tariffs: tariffs.clone(), revenue };
-            reports.push(self.ledger.submit_close(job).await?);
+            match self.ledger.submit_close(job).await {
+                Ok(report) => reports.push(report),
+                Err(CloseError::Unbillable(unbillable)) => return Err(self.unbillable_error(tenant, unbillable).await),
+                Err(CloseError::Service(error)) => return Err(error),
+            }
         }
         Ok(reports)
+    }
+
+    /// The error for a month that cannot be billed, naming the account by its username.
+    async fn unbillable_error(&self, tenant: &Tenant, unbillable: Unbillable) -> ServiceError {
+        let account = match subledger_storage::accounts::username_of(&self.store, tenant.id, unbillable.account).await {
+            Ok(Some(username)) => username,
+            // The account is still named, by its id, if its username cannot be read.
+            _ => format!("#{}", unbillable.account),
+        };
+        let Unbillable { month, product, cause, .. } = unbillable;
+        ServiceError::AmountTooLarge(match product {
+            Some(product) => format!(
+                "{month} cannot be billed: {cause} for account {account}, product {product} (at most {} per account, product and month; a month priced on its total uses the tariff in force at the end of the month, which may differ from the one its usage was charged at)",
+                format_minor(MONTH_CENTS_MAX)
+            ),
+            None => format!("{month} cannot be billed: {cause} for account {account}"),
+        })
+    }
+}
+
+/// A month a bill cannot price within the limits: whose, which product
+/// (`None`: the account's bill as a whole), and why.
+#[derive(Debug)]
+pub(crate) struct Unbillable {
+    account: AccountId,
+    product: Option<String>,
+    month: String,
+    cause: AmountTooLarge,
+}
+
+impl Unbillable {
+    /// The refusal of `product`'s `month` for `account`, for `map_err`.
+    fn of<'a>(account: AccountId, product: &'a str, month: &'a str) -> impl FnOnce(AmountTooLarge) -> Unbillable + 'a {
+        move |cause| Unbillable { account, product: Some(product.to_owned()), month: month.to_owned(), cause }
+    }
+}
+
+/// Why a close failed. An [`Unbillable`] month is named after the worker
+/// answers, where the account's username can be read.
+#[derive(Debug)]
+pub(crate) enum CloseError {
+    Unbillable(Unbillable),
+    Service(ServiceError),
+}
+
+impl From<StorageError> for CloseError {
+    fn from(error: StorageError) -> Self {
+        CloseError::Service(error.into())
     }
 }
 
@@ -117,8 +174,10 @@ impl Services {
     /// Closes, for every tenant with usage in open months, the months that
     /// ended at least `grace` ago in the tenant's time zone. This is what the
     /// server runs periodically; running it again, or in two processes at
-    /// once, changes nothing (a close of a closed month is a no-op).
-    pub async fn close_due_months(&self, now: jiff::Timestamp, grace: jiff::SignedDuration) -> ServiceResult<Vec<(Tenant, Vec<CloseReport>)>> {
+    /// once, changes nothing (a close of a closed month is a no-op). Each
+    /// tenant has its own outcome: a tenant whose month cannot close (a month
+    /// priced past its limit) does not hold up the others.
+    pub async fn close_due_months(&self, now: jiff::Timestamp, grace: jiff::SignedDuration) -> ServiceResult<Vec<(Tenant, ServiceResult<Vec<CloseReport>>)>> {
         let up_to = jiff::tz::TimeZone::UTC.to_datetime(now);
         let up_to = Month::new(up_to.year(), up_to.month()).expect("a calendar month").to_string();
         let mut closed = Vec::new();
@@ -133,8 +192,8 @@ impl Services {
             if open.is_empty() {
                 continue;
             }
-            let reports = self.close_month(&tenant, month).await?;
-            closed.push((tenant, reports));
+            let outcome = self.close_month(&tenant, month).await;
+            closed.push((tenant, outcome));
         }
         Ok(closed)
     }
@@ -178,30 +237,36 @@ impl Catalog<'_> {
     /// Each account's lines of `month`'s bill, in bill order: a usage line per
     /// product used in the month, and a supplement (补扣) per product of an
     /// earlier, closed month whose usage grew since it was billed.
-    fn bill_lines(&self, month: &str, month_rows: Vec<store_close::MonthRow>, late_rows: Vec<store_close::MonthRow>, previous_billed: store_close::PreviousBilled) -> BTreeMap<AccountId, Vec<BillLine>> {
+    fn bill_lines(&self, month: &str, month_rows: Vec<store_close::MonthRow>, late_rows: Vec<store_close::MonthRow>, previous_billed: store_close::PreviousBilled) -> Result<BTreeMap<AccountId, Vec<BillLine>>, Unbillable> {
         let previous: HashMap<(AccountId, String, String), (i64, i64)> = previous_billed.into_iter().collect();
         let mut lines: BTreeMap<AccountId, Vec<BillLine>> = BTreeMap::new();
-        for ((account, product, _), rollup) in &group_rows(month_rows) {
+        for ((account, product, for_month), rollup) in &group_rows(month_rows) {
             let model = model_at_end(self.tariffs, self.timezone, product, *account, month);
-            lines.entry(*account).or_default().push(usage_line(&line_product(self.products, product), month, rollup, model));
+            let line = usage_line(&line_product(self.products, product), month, rollup, model).map_err(Unbillable::of(*account, product, for_month))?;
+            lines.entry(*account).or_default().push(line);
         }
         for ((account, product, for_month), rollup) in &group_rows(late_rows) {
             let model = model_at_end(self.tariffs, self.timezone, product, *account, for_month);
             let (quantity, cents) = previous.get(&(*account, product.clone(), for_month.clone())).copied().unwrap_or_default();
-            let counted = (Quantity::from_milli(quantity).unwrap_or_default(), cents);
-            if let Some(line) = supplement_line(&line_product(self.products, product), month, for_month, rollup, model, counted) {
+            let counted = (Quantity::from_milli(quantity).ok_or(AmountTooLarge("what earlier bills counted")).map_err(Unbillable::of(*account, product, for_month))?, cents);
+            if let Some(line) = supplement_line(&line_product(self.products, product), month, for_month, rollup, model, counted).map_err(Unbillable::of(*account, product, for_month))? {
                 lines.entry(*account).or_default().push(line);
             }
         }
         for account_lines in lines.values_mut() {
             subledger_domain::billing::sort_lines(account_lines);
         }
-        lines
+        Ok(lines)
     }
 }
 
-/// Runs a close on the ledger writer: one transaction.
-pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Result<CloseReport, StorageError> {
+/// A bill's total: the sum of its lines' cents.
+fn bill_total(account: AccountId, month: &str, lines: &[BillLine]) -> Result<i64, Unbillable> {
+    checked_sum(lines.iter().map(|line| line.money_cents), "the bill's total").map_err(|cause| Unbillable { account, product: None, month: month.to_owned(), cause })
+}
+
+/// Runs a close on the ledger writer: one transaction. Any error leaves nothing written.
+pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Result<CloseReport, CloseError> {
     let month = job.month.to_string();
     let (mut tx, reads) = store_close::begin_close(writer, job.tenant, &month).await?;
     if reads.already_closed {
@@ -210,28 +275,28 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
     }
 
     let catalog = Catalog { products: &job.products, tariffs: &job.tariffs, timezone: &job.timezone };
-    let lines = catalog.bill_lines(&month, reads.month_rows, reads.late_rows, reads.previous_billed);
+    let lines = catalog.bill_lines(&month, reads.month_rows, reads.late_rows, reads.previous_billed).map_err(CloseError::Unbillable)?;
 
-    // Settlements: running totals per (account, product).
+    // Settlements: running totals per (account, product), billed minus
+    // charged minus settled. Each must fit one transfer.
+    let refuse = |account, product: &str, what| CloseError::Unbillable(Unbillable::of(account, product, &month)(AmountTooLarge(what)));
+    let billed_now = lines.iter().flat_map(|(account, l)| l.iter().map(move |line| ((*account, line.product_code.clone()), line.money_cents)));
+    let paid = reads.charged.into_iter().chain(reads.settled).map(|(key, cents)| (key, cents.checked_neg()));
     let mut due: BTreeMap<(AccountId, String), i64> = BTreeMap::new();
-    for (key, cents) in reads.billed {
-        *due.entry(key).or_default() += cents;
-    }
-    for (account, account_lines) in &lines {
-        for line in account_lines {
-            *due.entry((*account, line.product_code.clone())).or_default() += line.money_cents;
-        }
-    }
-    for (key, cents) in reads.charged.into_iter().chain(reads.settled) {
-        *due.entry(key).or_default() -= cents;
+    for ((account, product), cents) in reads.billed.into_iter().chain(billed_now).map(|(key, cents)| (key, Some(cents))).chain(paid) {
+        let total = due.entry((account, product.clone())).or_default();
+        *total = cents.and_then(|cents| total.checked_add(cents)).ok_or_else(|| refuse(account, &product, "the running total to settle"))?;
     }
     due.retain(|_, cents| *cents != 0);
+    if let Some(((account, product), _)) = due.iter().find(|(_, cents)| cents.unsigned_abs() > AMOUNT_MINOR_MAX.unsigned_abs()) {
+        return Err(refuse(*account, product, "the settlement"));
+    }
     let mut settling: Vec<AccountId> = due.keys().map(|(account, _)| *account).collect();
     settling.dedup();
 
     let wallets = store_close::settlement_wallets(&mut tx, job.tenant, &settling, job.revenue, due.len() * 2).await?;
     if wallets.wallets.iter().any(|(tenant, _)| *tenant != job.tenant) {
-        return Err(StorageError::Corrupt("a close named a wallet of another tenant".to_owned()));
+        return Err(StorageError::Corrupt("a close named a wallet of another tenant".to_owned()).into());
     }
     let account_wallets: HashMap<AccountId, (WalletId, WalletId)> = wallets.accounts.iter().map(|(a, primary, promo)| (*a, (*primary, *promo))).collect();
     let seqs_as_read: HashMap<WalletId, i64> = wallets.wallets.iter().map(|(_, w)| (w.id, w.entry_seq)).collect();
@@ -241,7 +306,8 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
     let mut transfers = Vec::new();
     let mut entries = Vec::new();
     let mut settlements = Vec::new();
-    let (mut settled_cents, mut outstanding_cents) = (0, 0);
+    let (mut settled_cents, mut outstanding_cents) = (0i64, 0i64);
+    let report_total = |what| CloseError::Service(ServiceError::AmountTooLarge(format!("{month} cannot close: the month's {what} do not fit")));
 
     for ((account, product_code), cents) in &due {
         let product = job.products.iter().find(|p| &p.code == product_code);
@@ -250,16 +316,17 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
         let Some((primary, promo)) = account_wallets.get(account).copied() else { continue };
         let memo = format!("settlement {month} {product_code} orderType {order_type}");
         let intents: Vec<(TransferKind, TransferIntent)> = if *cents > 0 {
-            let available = |w: WalletId| book.wallet(w).map_or(0, |s| (s.balance_minor - s.floor_minor.unwrap_or(s.balance_minor)).max(0));
-            if available(promo) + available(primary) < *cents {
-                outstanding_cents += cents;
+            // Each available amount is at most AMOUNT_MINOR_MAX: no overflow.
+            if book.available_minor(promo) + book.available_minor(primary) < *cents {
+                outstanding_cents = outstanding_cents.checked_add(*cents).ok_or_else(|| report_total("outstanding settlements"))?;
                 settlements.push(NewSettlement { account: *account, product_code, order_type, amount_cents: *cents, transfer_id: None });
                 continue;
             }
-            let from_promo = (*cents).min(available(promo));
+            let from_promo = (*cents).min(book.available_minor(promo));
             [(promo, from_promo), (primary, cents - from_promo)]
                 .into_iter()
                 .filter_map(|(wallet, amount)| {
+                    // At most the settlement, which fits a transfer (checked above): only a zero part is left out.
                     let amount = PositiveAmount::new(amount).ok()?;
                     Some((TransferKind::Charge, TransferIntent { debit: wallet, credit: job.revenue, amount, currency: Currency::Cny, debit_rule: DebitRule::ToFloor }))
                 })
@@ -292,12 +359,12 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
                 entry_seqs: Some((posted.debit.seq, posted.credit.seq)),
             });
         }
-        settled_cents += cents;
+        settled_cents = settled_cents.checked_add(*cents).ok_or_else(|| report_total("settlements"))?;
         settlements.push(NewSettlement { account: *account, product_code, order_type, amount_cents: *cents, transfer_id: first_transfer });
     }
 
     // Bills and their lines.
-    let mut bills: Vec<(AccountId, i64)> = lines.iter().map(|(account, l)| (*account, l.iter().map(|line| line.money_cents).sum())).collect();
+    let mut bills: Vec<(AccountId, i64)> = lines.iter().map(|(account, l)| Ok((*account, bill_total(*account, &month, l)?))).collect::<Result<_, Unbillable>>().map_err(CloseError::Unbillable)?;
     // An account settled without usage this month (an amount left outstanding
     // at an earlier close, or a refund) gets a bill of 0.00, so that the
     // settlement shows with a bill.
@@ -331,15 +398,9 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
     touched.dedup();
     let wallet_states: Vec<_> = touched.iter().map(|id| (book.wallet(*id).expect("settled wallets were read"), seqs_as_read[id])).collect();
     let writes = CloseWrites { tenant: job.tenant, month: &month, now_us: now, bills: &bills, lines: &new_lines, settlements: &settlements };
+    let billed_cents = checked_sum(bills.iter().map(|(_, cents)| *cents), "bills").map_err(|_| report_total("bills"))?;
     store_close::finish_close(tx, &writes, &transfers, &entries, &wallet_states).await?;
-    Ok(CloseReport {
-        month: month.clone(),
-        already_closed: false,
-        bills: bills.len(),
-        billed_cents: bills.iter().map(|(_, cents)| cents).sum(),
-        settled_cents,
-        outstanding_cents,
-    })
+    Ok(CloseReport { month: month.clone(), already_closed: false, bills: bills.len(), billed_cents, settled_cents, outstanding_cents })
 }
 
 /// A bill line as shown: stored (closed months) or computed (the month so far).
@@ -460,9 +521,16 @@ impl Services {
                 (Vec::new(), Vec::new())
             };
             let catalog = Catalog { products: &products, tariffs: &tariffs, timezone: &tenant.timezone };
-            for (account, lines) in catalog.bill_lines(&current_text, rows, late, previous) {
-                let lines: Vec<LineView> = lines.into_iter().map(LineView::from).collect();
-                bills.push(BillView { account, month: current_text.clone(), closed: false, total_cents: lines.iter().map(|l| l.money_cents).sum(), lines, settlements: Vec::new() });
+            let computed = match catalog.bill_lines(&current_text, rows, late, previous) {
+                Ok(computed) => computed,
+                Err(unbillable) => return Err(self.unbillable_error(tenant, unbillable).await),
+            };
+            for (account, lines) in computed {
+                let total_cents = match bill_total(account, &current_text, &lines) {
+                    Ok(total) => total,
+                    Err(unbillable) => return Err(self.unbillable_error(tenant, unbillable).await),
+                };
+                bills.push(BillView { account, month: current_text.clone(), closed: false, total_cents, lines: lines.into_iter().map(LineView::from).collect(), settlements: Vec::new() });
             }
         }
         bills.sort_by(|a, b| (a.account, &a.month).cmp(&(b.account, &b.month)));
@@ -579,8 +647,8 @@ impl Services {
                 let day = subledger_domain::calendar::Day(day.parse().map_err(|e| ServiceError::Storage(StorageError::Corrupt(format!("usage day {day:?}: {e}"))))?);
                 Ok(DayBill {
                     day,
-                    total_cents: subledger_domain::rating::micros_to_cents(lines.iter().map(|l| l.rated_micros).sum()),
-                    charged_cents: lines.iter().map(|l| l.charged_cents).sum(),
+                    total_cents: sum_to_cents(lines.iter().map(|l| l.rated_micros), "a day's usage")?,
+                    charged_cents: checked_sum(lines.iter().map(|l| l.charged_cents), "a day's charges")?,
                     lines,
                 })
             })

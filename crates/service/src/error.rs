@@ -1,7 +1,8 @@
 //! The service error type. Each dialect maps it, once, to its own codes.
 
 use subledger_domain::ledger::TransferRejection;
-use subledger_storage::StorageError;
+use subledger_domain::money::AmountTooLarge;
+use subledger_storage::{RefusedValue, StorageError};
 
 /// What a service call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +27,34 @@ pub enum ServiceError {
     /// or several fields to check.
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    /// An amount or quantity would pass its limit (see the limits in
+    /// `rating` and `money`), or the database refused a number as out of
+    /// range; nothing was written. The message says what and, where it
+    /// helps, for whom.
+    #[error("amount too large: {0}")]
+    AmountTooLarge(String),
     /// The server is shutting down or overloaded; the request did nothing.
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
     #[error(transparent)]
-    Storage(#[from] StorageError),
+    Storage(StorageError),
+}
+
+impl From<StorageError> for ServiceError {
+    /// A value the database refused is the request's, not the server's fault.
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::ValueRefused { kind: RefusedValue::Number, detail } => ServiceError::AmountTooLarge(format!("the database refused a number as out of range ({detail})")),
+            StorageError::ValueRefused { kind: RefusedValue::Text, detail } => ServiceError::Invalid { field: "text", reason: format!("the database cannot store it ({detail})") },
+            other => ServiceError::Storage(other),
+        }
+    }
+}
+
+impl From<AmountTooLarge> for ServiceError {
+    fn from(error: AmountTooLarge) -> Self {
+        ServiceError::AmountTooLarge(error.to_string())
+    }
 }
 
 /// The kinds of thing a lookup can miss.

@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{Resource, ServiceError, ServiceResult};
 use crate::metrics::LedgerMetrics;
-use crate::billing::{CloseJob, CloseReport, run_close_job};
+use crate::billing::{CloseError, CloseJob, CloseReport, run_close_job};
 use crate::usage::{UsageJob, UsageReply, run_usage_job};
 
 /// Limits of the batcher.
@@ -123,7 +123,7 @@ struct Pending {
 enum Work {
     Transfer(Pending),
     Usage(UsageJob, UsageReply),
-    Close(CloseJob, oneshot::Sender<ServiceResult<CloseReport>>),
+    Close(CloseJob, oneshot::Sender<Result<CloseReport, CloseError>>),
     Sighting(Sighting, oneshot::Sender<ServiceResult<bool>>),
 }
 
@@ -173,10 +173,10 @@ impl Ledger {
     }
 
     /// Closes a month on the worker, in a transaction of its own.
-    pub(crate) async fn submit_close(&self, job: CloseJob) -> ServiceResult<CloseReport> {
+    pub(crate) async fn submit_close(&self, job: CloseJob) -> Result<CloseReport, CloseError> {
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Work::Close(job, reply)).await.map_err(|_| ServiceError::Unavailable("the ledger is shutting down"))?;
-        answer.await.map_err(|_| ServiceError::Unavailable("the ledger stopped before answering"))?
+        self.queue.send(Work::Close(job, reply)).await.map_err(|_| CloseError::Service(ServiceError::Unavailable("the ledger is shutting down")))?;
+        answer.await.map_err(|_| CloseError::Service(ServiceError::Unavailable("the ledger stopped before answering")))?
     }
 
     /// Records a signed request (SendCloud's replay guard); `false` when it
@@ -212,7 +212,7 @@ async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: Le
                 let _ = match work {
                     Work::Transfer(pending) => pending.reply.send(Err(refusal)).map_err(|_| ()),
                     Work::Usage(_, reply) => reply.send(Err(refusal)).map_err(|_| ()),
-                    Work::Close(_, reply) => reply.send(Err(refusal)).map_err(|_| ()),
+                    Work::Close(_, reply) => reply.send(Err(CloseError::Service(refusal))).map_err(|_| ()),
                     Work::Sighting(_, reply) => reply.send(Err(refusal)).map_err(|_| ()),
                 };
             }
@@ -279,18 +279,23 @@ async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: Le
 
 /// Runs a close, again after transient conflicts (another process closing
 /// the same month makes this one find it closed).
-async fn run_close(job: &CloseJob, writer: &LedgerWriter, config: &LedgerConfig) -> ServiceResult<CloseReport> {
+async fn run_close(job: &CloseJob, writer: &LedgerWriter, config: &LedgerConfig) -> Result<CloseReport, CloseError> {
     let mut attempt = 0;
     loop {
         match run_close_job(writer, job).await {
             Ok(report) => return Ok(report),
-            Err(error) if attempt < config.retries_max && is_retryable(&error) => {
+            Err(CloseError::Service(ServiceError::Storage(error))) if attempt < config.retries_max && is_retryable(&error) => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 5)).await;
             }
-            Err(error) => {
+            Err(CloseError::Service(error @ ServiceError::Storage(_))) => {
                 tracing::error!(%error, month = %job.month, "month close failed; nothing of it was written");
-                return Err(ServiceError::Storage(error));
+                return Err(CloseError::Service(error));
+            }
+            // Amounts past their limits: the tenant's to fix (a tariff), not the server's.
+            Err(refusal) => {
+                tracing::warn!(?refusal, month = %job.month, "month close refused; nothing of it was written");
+                return Err(refusal);
             }
         }
     }
@@ -378,7 +383,7 @@ async fn run_job(job: &UsageJob, writer: &LedgerWriter, config: &LedgerConfig, m
             }
             Err(error) => {
                 tracing::error!(%error, events = job.events.len(), "usage batch failed; nothing of it was written");
-                return Err(ServiceError::Storage(error));
+                return Err(ServiceError::from(error));
             }
         }
     }

@@ -26,7 +26,7 @@ use subledger_domain::calendar::{Day, Month, TenantTimeZone, to_unix_micros};
 use subledger_domain::catalog::{OVERVIEW_CATEGORIES, TelephonyGroup, TelephonyItem};
 use subledger_domain::ids::AccountId;
 use subledger_domain::ledger::{TransferKind, WalletPurpose};
-use subledger_domain::money::Currency;
+use subledger_domain::money::{AmountTooLarge, Currency, checked_sum};
 use subledger_domain::rating::{MILLI, PriceModel, Quantity, micros_to_cents};
 use subledger_storage::statements::{self as store_statements, ProductMonth, WalletPeriod};
 use subledger_storage::wallets::{self as store_wallets, WalletOwner};
@@ -161,7 +161,7 @@ fn charge_groups(products: &[Product], tariffs: &TariffBook, account: AccountId,
         .collect()
 }
 
-fn statement_groups(products: &[Product], rows: &[ProductMonth]) -> Vec<StatementGroup> {
+fn statement_groups(products: &[Product], rows: &[ProductMonth]) -> Result<Vec<StatementGroup>, AmountTooLarge> {
     let by_code: HashMap<&str, &ProductMonth> = rows.iter().map(|r| (r.product_code.as_str(), r)).collect();
     TelephonyGroup::ALL
         .iter()
@@ -178,18 +178,18 @@ fn statement_groups(products: &[Product], rows: &[ProductMonth]) -> Vec<Statemen
                     }
                 })
                 .collect();
-            StatementGroup { group, total_cents: items.iter().map(|i| i.cents).sum(), items }
+            Ok(StatementGroup { group, total_cents: checked_sum(items.iter().map(|i| i.cents), "a group's consumption")?, items })
         })
         .collect()
 }
 
-fn overview(products: &[Product], rows: &[ProductMonth]) -> Vec<(&'static str, i64)> {
+fn overview(products: &[Product], rows: &[ProductMonth]) -> Result<Vec<(&'static str, i64)>, AmountTooLarge> {
     let overview_of: HashMap<&str, &str> = products.iter().filter_map(|p| Some((p.code.as_str(), p.telephony?.overview))).collect();
     OVERVIEW_CATEGORIES
         .iter()
         .map(|&category| {
-            let cents = rows.iter().filter(|r| overview_of.get(r.product_code.as_str()) == Some(&category)).map(|r| micros_to_cents(r.rated_micros)).sum();
-            (category, cents)
+            let cents = checked_sum(rows.iter().filter(|r| overview_of.get(r.product_code.as_str()) == Some(&category)).map(|r| micros_to_cents(r.rated_micros)), "a category's consumption")?;
+            Ok((category, cents))
         })
         .collect()
 }
@@ -232,7 +232,7 @@ impl Services {
             yesterday,
             yesterday_cents: by_day.get(&yesterday).copied().unwrap_or(0),
             month,
-            month_cents: by_day.iter().filter(|(day, _)| day.month() == month).map(|(_, cents)| cents).sum(),
+            month_cents: checked_sum(by_day.iter().filter(|(day, _)| day.month() == month).map(|(_, cents)| *cents), "the month's consumption")?,
         })
     }
 
@@ -243,7 +243,7 @@ impl Services {
         let products = self.products(tenant).await?;
         let month = today(&tenant.timezone).month();
         let rows = store_statements::month_by_product(&self.store, tenant.id, account.id, &month.to_string()).await?;
-        Ok(overview(&products, &rows))
+        Ok(overview(&products, &rows)?)
     }
 
     /// The account's primary and promo wallets (CNY) over the current month.
@@ -258,14 +258,14 @@ impl Services {
                 Some(wallet) => store_statements::wallet_period(&self.store, wallet.id, to_unix_micros(start), &RECHARGE_KINDS).await?,
                 None => WalletPeriod { opening_minor: 0, credited_minor: 0, balance_minor: 0 },
             };
-            let amount_minor = period.opening_minor + period.credited_minor;
+            let amount_minor = period.opening_minor.checked_add(period.credited_minor).ok_or(AmountTooLarge("the month's recharges"))?;
             months.push(WalletMonth {
                 purpose,
                 month,
                 opening_minor: period.opening_minor,
                 recharged_minor: period.credited_minor,
                 amount_minor,
-                deduction_minor: amount_minor - period.balance_minor,
+                deduction_minor: amount_minor.checked_sub(period.balance_minor).ok_or(AmountTooLarge("the month's deductions"))?,
                 balance_minor: period.balance_minor,
             });
         }
@@ -278,7 +278,7 @@ impl Services {
         let account = self.account(tenant, username).await?;
         let products = self.products(tenant).await?;
         let rows = store_statements::month_by_product(&self.store, tenant.id, account.id, &month.to_string()).await?;
-        Ok(statement_groups(&products, &rows))
+        Ok(statement_groups(&products, &rows)?)
     }
 
     /// Consumption per day of the current month, from the 1st through today
@@ -323,7 +323,7 @@ mod tests {
         // 0.1 per 7 s: 0.857142857… per minute, rounded half-up to a millionth.
         assert_eq!(shown_price_micros(&per_unit("0.1", "7"), &call), Some(857_143));
         assert_eq!(shown_price_micros(&per_unit("0.05", "1"), &sms), Some(50_000));
-        assert_eq!(shown_price_micros(&PriceModel::Allowance { free: Quantity::units(100), price: UnitPrice::parse("0.002").unwrap() }, &call), Some(120_000));
+        assert_eq!(shown_price_micros(&PriceModel::Allowance { free: Quantity::units(100).unwrap(), price: UnitPrice::parse("0.002").unwrap() }, &call), Some(120_000));
         assert_eq!(shown_price_micros(&PriceModel::Recurring { price: UnitPrice::parse("10").unwrap() }, &sms), None);
     }
 

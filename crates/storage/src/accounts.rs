@@ -75,28 +75,48 @@ pub async fn find_by_username(store: &Store, tenant: TenantId, username: &str) -
     Ok(sqlx::query_as(&sql).bind(tenant.0).bind(username).fetch_optional(store.reader()).await?)
 }
 
-/// Whether the tenant has these values already (checked inside the write
-/// transaction that inserts, so the answer is still true at commit).
-pub async fn username_taken(tx: &mut WriteTx, tenant: TenantId, username: &str) -> Result<bool> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE tenant_id = $1 AND username = $2")
-        .bind(tenant.0)
-        .bind(username)
-        .fetch_one(tx.conn())
-        .await?;
-    Ok(n > 0)
+/// The username of one of the tenant's accounts.
+pub async fn username_of(store: &Store, tenant: TenantId, account: AccountId) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT username FROM accounts WHERE id = $1 AND tenant_id = $2").bind(account.0).bind(tenant.0).fetch_optional(store.reader()).await?)
 }
 
-pub async fn phone_taken(tx: &mut WriteTx, tenant: TenantId, phone: &str) -> Result<bool> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE tenant_id = $1 AND phone = $2")
-        .bind(tenant.0)
-        .bind(phone)
-        .fetch_one(tx.conn())
-        .await?;
-    Ok(n > 0)
+/// What a new account would clash with: its username or phone already used
+/// in the tenant, and how many accounts the tenant has against its limit
+/// (read from the tenant's row, never from a cache).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clashes {
+    pub username_taken: bool,
+    pub phone_taken: bool,
+    pub accounts: i64,
+    pub account_limit: i64,
 }
 
-pub async fn count_in_tx(tx: &mut WriteTx, tenant: TenantId) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE tenant_id = $1").bind(tenant.0).fetch_one(tx.conn()).await?)
+async fn clashes_on<'e>(db: impl sqlx::Executor<'e, Database = sqlx::Any>, tenant: TenantId, username: &str, phone: Option<&str>) -> Result<Clashes> {
+    // A NULL phone matches no row, so an account without one clashes with nobody's.
+    let (usernames, phones, accounts, account_limit): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM accounts WHERE tenant_id = $1 AND username = $2),
+                (SELECT COUNT(*) FROM accounts WHERE tenant_id = $1 AND phone = $3),
+                (SELECT COUNT(*) FROM accounts WHERE tenant_id = $1),
+                COALESCE((SELECT account_limit FROM tenants WHERE id = $1), 0)",
+    )
+    .bind(tenant.0)
+    .bind(username)
+    .bind(phone)
+    .fetch_one(db)
+    .await?;
+    Ok(Clashes { username_taken: usernames > 0, phone_taken: phones > 0, accounts, account_limit })
+}
+
+/// [`Clashes`] as the read pool sees them now: a cheap early answer, which a
+/// concurrent create can make stale.
+pub async fn clashes(store: &Store, tenant: TenantId, username: &str, phone: Option<&str>) -> Result<Clashes> {
+    clashes_on(store.reader(), tenant, username, phone).await
+}
+
+/// [`Clashes`] inside the write transaction that inserts (after the tenant's
+/// row lock), so the answer still holds at commit.
+pub async fn clashes_in_tx(tx: &mut WriteTx, tenant: TenantId, username: &str, phone: Option<&str>) -> Result<Clashes> {
+    clashes_on(tx.conn(), tenant, username, phone).await
 }
 
 /// How many accounts match a listing, and how many of those are frozen.

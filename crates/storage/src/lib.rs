@@ -26,7 +26,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, ConnectOptions, Executor, Transaction};
 
-pub use error::StorageError;
+pub use error::{RefusedValue, StorageError};
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 

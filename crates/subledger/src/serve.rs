@@ -96,7 +96,14 @@ async fn auto_close(services: Services, hours: u32) {
         ticks.tick().await;
         match services.close_due_months(jiff::Timestamp::now(), grace).await {
             Ok(closed) => {
-                for (tenant, reports) in closed {
+                for (tenant, outcome) in closed {
+                    let reports = match outcome {
+                        Ok(reports) => reports,
+                        Err(error) => {
+                            tracing::warn!(tenant = %tenant.public_id, %error, "automatic month close failed for this tenant; retrying in a minute");
+                            continue;
+                        }
+                    };
                     for report in reports.iter().filter(|r| !r.already_closed) {
                         tracing::info!(tenant = %tenant.public_id, month = %report.month, bills = report.bills, billed_cents = report.billed_cents,
                             settled_cents = report.settled_cents, outstanding_cents = report.outstanding_cents, "month closed automatically");

@@ -84,6 +84,7 @@ impl IntoResponse for ApiError {
                     ServiceError::AccountLimit { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "account_limit_reached", message),
                     ServiceError::Rejected(reason) => (StatusCode::UNPROCESSABLE_ENTITY, rejection_code(reason), message),
                     ServiceError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_request", message),
+                    ServiceError::AmountTooLarge(_) => (StatusCode::BAD_REQUEST, "amount_too_large", message),
                     ServiceError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
                     ServiceError::Storage(storage) if storage.is_retryable() => {
                         tracing::warn!(error = %storage, "native API request hit a transient storage conflict");

@@ -51,7 +51,8 @@ pub struct UsageEventResult {
     pub first_status: Option<String>,
     /// Why it was (first) rejected: `unknown_account`, `unknown_product`, `no_tariff`,
     /// `account_frozen`, `missing_attribute`, `invalid_quantity`, `in_future`, `too_old` (over 400 days old),
-    /// `quota_exceeded`, `insufficient_funds`.
+    /// `quota_exceeded`, `amount_too_large` (its cost, or its month's totals with it, past their
+    /// limits), `insufficient_funds`.
     pub reason: Option<String>,
     /// Debited now (decimal; 0 for postpaid accounts).
     pub charge: Option<String>,

@@ -142,8 +142,16 @@ pub fn timed_out() -> axum::response::Response {
     axum::response::IntoResponse::into_response(Refusal(Code::Failed))
 }
 
-/// Storage and availability failures, logged, shown as the endpoint's failure code.
+/// What a handler does not map itself: an amount past its limit or a value
+/// the database refused is the request's fault, 400 (请求失败, the spec's
+/// code for a bad request); storage and availability failures are logged
+/// and shown as the endpoint's failure code.
 fn storage_refusal(error: subledger_service::ServiceError, code: Code) -> Refusal {
+    use subledger_service::ServiceError;
+    if let ServiceError::AmountTooLarge(_) | ServiceError::Invalid { .. } = error {
+        tracing::warn!(%error, "SendCloud request refused by the service layer");
+        return Refusal(Code::Failed);
+    }
     tracing::error!(%error, code = code.number(), "SendCloud request failed in the service layer");
     Refusal(code)
 }

@@ -80,6 +80,7 @@ impl From<ServiceError> for Failure {
         match error {
             ServiceError::NotFound(Resource::Account) => Failure::AccountNotFound,
             ServiceError::Invalid { field, reason } => Failure::BadRequest(format!("参数错误：{field}: {reason}")),
+            ServiceError::AmountTooLarge(what) => Failure::BadRequest(format!("金额超出上限：{what}")),
             ServiceError::Unavailable(_) => Failure::Unavailable("服务暂不可用，请稍后重试"),
             ServiceError::Storage(storage) if storage.is_retryable() => {
                 tracing::warn!(error = %storage, "telephony request hit a transient storage failure");

@@ -9,7 +9,7 @@
 
 pub mod close;
 mod postgres;
-mod sqlite;
+pub(crate) mod sqlite;
 pub mod usage;
 
 use std::str::FromStr;

@@ -110,14 +110,18 @@ impl Drop for Batch {
     }
 }
 
-pub(super) fn storage_error(error: rusqlite::Error) -> StorageError {
+pub(crate) fn storage_error(error: rusqlite::Error) -> StorageError {
     if let rusqlite::Error::SqliteFailure(failure, message) = &error {
         let detail = message.clone().unwrap_or_else(|| failure.to_string());
         match failure.code {
             ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => return StorageError::Transient(detail),
             // SQLITE_CONSTRAINT_UNIQUE and SQLITE_CONSTRAINT_PRIMARYKEY.
             ErrorCode::ConstraintViolation if matches!(failure.extended_code, 2067 | 1555) => return StorageError::UniqueViolation { detail },
-            _ => {}
+            _ => {
+                if let Some(refused) = crate::error::RefusedValue::error(&failure.extended_code.to_string(), &detail) {
+                    return refused;
+                }
+            }
         }
     }
     StorageError::Failed(error.to_string())

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use serde_json::{Value, json};
 use subledger_domain::account::Username;
 use subledger_domain::calendar::{Month, from_unix_micros};
-use subledger_domain::money::format_minor;
+use subledger_domain::money::{checked_sum, format_minor};
 use subledger_domain::paging::Page;
 use subledger_domain::rating::PriceModel;
 use subledger_service::billing::{BillView, CloseReport};
@@ -312,7 +312,7 @@ async fn show_bills(services: &Services, tenant: &Tenant, month: Month, username
         }
         None => services.month_bills(tenant, month, true).await?,
     };
-    let total: i64 = bills.iter().map(|(_, b)| b.total_cents).sum();
+    let total = checked_sum(bills.iter().map(|(_, b)| b.total_cents), "the month's bills")?;
     let value = json!({
         "tenant_id": tenant.public_id.to_string(),
         "month": month.to_string(),

@@ -16,13 +16,13 @@ on_both_backends!(usage_is_answered_per_event, quotas_count_per_tenant_day, mont
 const ZONE: &str = "Asia/Shanghai";
 
 /// The first day of the month `back` months before the current one, in the tenant's zone.
-fn month_start(back: i64) -> Date {
+pub(crate) fn month_start(back: i64) -> Date {
     let today = Timestamp::now().to_zoned(TimeZone::get(ZONE).unwrap()).date();
     today.first_of_month().checked_sub(back.months()).unwrap()
 }
 
 /// `YYYY-MM` and SendCloud's `yyyyMM` of a month.
-fn dashed(first: Date) -> String {
+pub(crate) fn dashed(first: Date) -> String {
     format!("{:04}-{:02}", first.year(), first.month())
 }
 
@@ -31,16 +31,16 @@ fn compact(first: Date) -> String {
 }
 
 /// An RFC 3339 instant `day` days and `hour` hours into a month, in the tenant's zone.
-fn at(first: Date, day: i8, hour: i8) -> String {
+pub(crate) fn at(first: Date, day: i8, hour: i8) -> String {
     first.with().day(day).build().unwrap().at(hour, 0, 0, 0).to_zoned(TimeZone::get(ZONE).unwrap()).unwrap().timestamp().to_string()
 }
 
-async fn account(h: &Harness, token: &str, username: &str, user_type: &str) {
+pub(crate) async fn account(h: &Harness, token: &str, username: &str, user_type: &str) {
     let (status, body) = h.post_json("/v1/accounts", token, &json!({"username": username, "user_type": user_type})).await;
     assert_eq!(status, 201, "{body}");
 }
 
-async fn fund(h: &Harness, token: &str, username: &str, amount: &str) {
+pub(crate) async fn fund(h: &Harness, token: &str, username: &str, amount: &str) {
     let response = h
         .http
         .post(h.url("/v1/transfers"))
@@ -54,25 +54,30 @@ async fn fund(h: &Harness, token: &str, username: &str, amount: &str) {
     assert_eq!(status, 201, "{body}");
 }
 
-async fn tariff(h: &Harness, token: &str, product: &str, model: Value) {
-    let body = json!({"product": product, "model": model, "effective_from": "2020-01-01T00:00:00Z"});
+pub(crate) async fn tariff(h: &Harness, token: &str, product: &str, model: Value) {
+    tariff_from(h, token, product, model, "2020-01-01T00:00:00Z").await;
+}
+
+/// A tariff version in force from an RFC 3339 instant on.
+pub(crate) async fn tariff_from(h: &Harness, token: &str, product: &str, model: Value, effective_from: &str) {
+    let body = json!({"product": product, "model": model, "effective_from": effective_from});
     let (status, answer) = h.post_json("/v1/tariffs", token, &body).await;
     assert_eq!(status, 201, "{body}: {answer}");
 }
 
-fn per_unit(price: &str, increment: &str) -> Value {
+pub(crate) fn per_unit(price: &str, increment: &str) -> Value {
     json!({"model": "per_unit", "price": price, "increment": increment})
 }
 
 /// Posts a batch and returns the whole answer.
-async fn usage(h: &Harness, token: &str, events: Value) -> Value {
+pub(crate) async fn usage(h: &Harness, token: &str, events: Value) -> Value {
     let (status, answer) = h.post_json("/v1/usage", token, &json!({ "events": events })).await;
     assert_eq!(status, 200, "{answer}");
     answer
 }
 
 /// The primary balance of an account, in cents.
-async fn primary_cents(h: &Harness, token: &str, username: &str) -> i64 {
+pub(crate) async fn primary_cents(h: &Harness, token: &str, username: &str) -> i64 {
     let (status, body) = h.get_json(&format!("/v1/wallets?username={username}"), token).await;
     assert_eq!(status, 200, "{body}");
     body["items"].as_array().unwrap().iter().find(|w| w["purpose"] == "primary" && w["currency"] == "CNY").unwrap()["balance_minor"].as_i64().unwrap()
@@ -89,13 +94,13 @@ fn floats(value: Value) -> Value {
 }
 
 /// A signed SendCloud call with owned parameters.
-async fn sendcloud_call(h: &Harness, tenant: &Tenant, endpoint: &str, params: &[(&str, String)]) -> Value {
+pub(crate) async fn sendcloud_call(h: &Harness, tenant: &Tenant, endpoint: &str, params: &[(&str, String)]) -> Value {
     let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
     h.sendcloud(endpoint, tenant, &borrowed).await
 }
 
 #[track_caller]
-fn outcome(result: &Value) -> (&str, Option<&str>, Option<&str>) {
+pub(crate) fn outcome(result: &Value) -> (&str, Option<&str>, Option<&str>) {
     (result["status"].as_str().unwrap(), result["reason"].as_str(), result["charge"].as_str())
 }
 
@@ -293,7 +298,7 @@ async fn seed_two_months(h: &Harness, tenant: &Tenant) -> (Date, Date) {
     (m1, m2)
 }
 
-async fn close(h: &Harness, token: &str, month: &str) -> Value {
+pub(crate) async fn close(h: &Harness, token: &str, month: &str) -> Value {
     let (status, body) = h.post_json("/v1/bills/close", token, &json!({ "month": month })).await;
     assert_eq!(status, 200, "{body}");
     body

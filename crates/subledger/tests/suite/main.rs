@@ -7,6 +7,8 @@ mod billing;
 mod cli;
 mod isolation;
 mod native;
+mod overflow;
+mod passwords;
 mod reliability;
 mod sendcloud;
 mod telephony;

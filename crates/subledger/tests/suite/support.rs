@@ -191,6 +191,11 @@ impl TestServer {
         TestServer { base, child }
     }
 
+    /// The server's process id (for reading its `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the server is running")
+    }
+
     /// SIGKILL: no shutdown, no flush. What a crash looks like.
     pub async fn kill_hard(&mut self) {
         let _ = self.child.start_kill();
