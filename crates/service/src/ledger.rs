@@ -436,6 +436,12 @@ where
             Err(error) => {
                 metrics.batches_failed.inc();
                 tracing::error!(%error, items = range.len(), "ledger work failed; nothing of it was written");
+                if range.len() == 1 {
+                    // The item at fault keeps its error as classified (a
+                    // value the database refused is the caller's to fix).
+                    answers[range.start] = Some(Err(error));
+                    continue;
+                }
                 let message = error.to_string();
                 let transient = error.is_retryable();
                 for slot in &mut answers[range] {
@@ -460,7 +466,7 @@ async fn run_batch(batch: Vec<Pending>, writer: &LedgerWriter, config: &LedgerCo
     .await;
     metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
     for (pending, answer) in batch.into_iter().zip(answers) {
-        let answer = answer.map_err(ServiceError::Storage).and_then(|answer| answer);
+        let answer = answer.map_err(ServiceError::from).and_then(|answer| answer);
         if let Ok(receipt) = &answer {
             match (&receipt.outcome, receipt.replayed) {
                 (_, true) => metrics.transfers_replayed.inc(),
@@ -479,7 +485,7 @@ async fn record_sightings(queued: Vec<(Sighting, oneshot::Sender<ServiceResult<b
     let now_ms = jiff::Timestamp::now().as_millisecond();
     let answers = commit_isolating(&sightings, config, metrics, |part, _| store_ledger::record_sightings(writer, part, now_ms)).await;
     for (reply, answer) in replies.into_iter().zip(answers) {
-        let _ = reply.send(answer.map_err(ServiceError::Storage));
+        let _ = reply.send(answer.map_err(ServiceError::from));
     }
 }
 
