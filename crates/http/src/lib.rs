@@ -148,6 +148,7 @@ async fn admit(State(admission): State<Admission>, request: axum::extract::Reque
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     };
+    let _counted = admission.metrics.request_admitted();
     match tokio::time::timeout(admission.deadline, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {

@@ -66,6 +66,7 @@ pub struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     requests_refused: Counter,
+    requests_in_flight: Gauge,
     connections_open: Gauge,
     connections_dropped: Family<DropLabels, Counter>,
 }
@@ -76,6 +77,7 @@ impl HttpMetrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_1, 2.0, 18))),
             requests_refused: Counter::default(),
+            requests_in_flight: Gauge::default(),
             connections_open: Gauge::default(),
             connections_dropped: Family::default(),
         };
@@ -83,6 +85,7 @@ impl HttpMetrics {
         http.register("requests", "HTTP requests answered, by method, route and status", metrics.requests.clone());
         http.register("request_seconds", "HTTP request latency, by method and route", metrics.latency.clone());
         http.register("requests_refused", "Requests answered busy at once because the in-flight cap was reached", metrics.requests_refused.clone());
+        http.register("requests_in_flight", "Requests of the APIs being served now (the in-flight cap counts these)", metrics.requests_in_flight.clone());
         http.register("connections_open", "Client connections open now", metrics.connections_open.clone());
         http.register("connections_dropped", "Connections the server closed on its own initiative, by reason", metrics.connections_dropped.clone());
         // Every reason shows from the start, so a rate over it never starts from a missing series.
@@ -96,6 +99,12 @@ impl HttpMetrics {
         self.requests_refused.inc();
     }
 
+    /// Counts a request in flight until the returned guard is dropped.
+    pub(crate) fn request_admitted(&self) -> InFlight {
+        self.requests_in_flight.inc();
+        InFlight(self.requests_in_flight.clone())
+    }
+
     pub(crate) fn connection_opened(&self) {
         self.connections_open.inc();
     }
@@ -106,6 +115,15 @@ impl HttpMetrics {
 
     pub(crate) fn connection_dropped(&self, reason: ConnectionDrop) {
         self.connections_dropped.get_or_create(&DropLabels { reason: reason.label() }).inc();
+    }
+}
+
+/// A request counted in `requests_in_flight`, however it ends (answered, timed out, or dropped with its connection).
+pub(crate) struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -199,10 +199,20 @@ impl TestServer {
 
     /// SIGTERM and wait for a clean exit; returns the exit status success.
     pub async fn stop_gracefully(&mut self) -> bool {
+        self.terminate();
+        self.exited_successfully_within(Duration::from_secs(30)).await
+    }
+
+    /// SIGTERM: the server stops accepting, finishes what is in flight and exits.
+    pub fn terminate(&self) {
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
         }
-        matches!(tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await, Ok(Ok(status)) if status.success())
+    }
+
+    /// Whether the process exits, with success, within `limit`.
+    pub async fn exited_successfully_within(&mut self, limit: Duration) -> bool {
+        matches!(tokio::time::timeout(limit, self.child.wait()).await, Ok(Ok(status)) if status.success())
     }
 }
 
