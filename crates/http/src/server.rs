@@ -77,6 +77,13 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Largest request head (request line and headers), answered 431 beyond it,
+/// and the size up to which a connection's read buffer grows. hyper's own
+/// buffer limit, about 400 KiB, would let the connection cap's worth of
+/// stalled heads hold 1.6 GiB; at 64 KiB (the size of a SendCloud body) they
+/// hold a few hundred MiB at most, and no client sends heads a tenth that size.
+pub const REQUEST_HEAD_BYTES_MAX: usize = 64 * 1024;
+
 /// The answer to a connection beyond the cap when none can be evicted. It
 /// goes out before any byte of the request is read, so it cannot be in a
 /// dialect's format.
@@ -95,6 +102,8 @@ pub(crate) async fn run(listener: TcpListener, router: Router, limits: Connectio
     let mut http = hyper::server::conn::http1::Builder::new();
     // Timed by the watchdog instead; see the module's comment.
     http.header_read_timeout(None);
+    http.max_header_size(REQUEST_HEAD_BYTES_MAX);
+    http.max_buf_size(REQUEST_HEAD_BYTES_MAX);
     // Dropping the sender tells every connection to finish.
     let (stop, stopped) = watch::channel(());
     let mut tasks = JoinSet::new();

@@ -263,6 +263,19 @@ async fn a_trickled_head_is_cut_at_the_header_read_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_head_is_refused() {
+    let Some(h) = Harness::start(Backend::Sqlite).await else { return };
+    let mut client = Raw::connect(&h).await;
+    // Just over the 64 KiB a head may take.
+    let answer = client.exchange(format!("GET /healthz HTTP/1.1\r\nhost: test\r\nx-big: {}\r\n\r\n", "a".repeat(64 * 1024)).as_bytes()).await;
+    assert_eq!(answer.status, 431);
+    // A head of 60 KiB is served.
+    let mut client = Raw::connect(&h).await;
+    let answer = client.exchange(format!("GET /healthz HTTP/1.1\r\nhost: test\r\nx-big: {}\r\n\r\n", "a".repeat(60 * 1024)).as_bytes()).await;
+    assert_eq!(answer.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connections_close_after_the_idle_timeout_and_busy_ones_stay() {
     let Some(h) = Harness::start_with(Backend::Sqlite, &["--http-idle-timeout-ms", "1000", "--http-header-read-timeout-ms", "5000"]).await else { return };
 
