@@ -98,7 +98,7 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// accepting, lets every connection finish the request it is serving, and
 /// returns once all are closed.
 pub(crate) async fn run(listener: TcpListener, router: Router, limits: ConnectionLimits, metrics: HttpMetrics, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-    let connections = Arc::new(Connections { live: Mutex::new(HashMap::new()), next_id: AtomicU64::new(0), clock: Clock { epoch: Instant::now() }, limits, metrics });
+    let connections = Arc::new(Connections::new(limits, metrics));
     let mut http = hyper::server::conn::http1::Builder::new();
     // Timed by the watchdog instead; see the module's comment.
     http.header_read_timeout(None);
@@ -112,7 +112,7 @@ pub(crate) async fn run(listener: TcpListener, router: Router, limits: Connectio
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => match connections.admit() {
+                Ok((stream, _peer)) => match connections.admit().await {
                     Some(connection) => {
                         tasks.spawn(serve_connection(stream, connection, connections.clone(), http.clone(), router.clone(), stopped.clone()));
                     }
@@ -205,33 +205,72 @@ impl Clock {
 
 /// The open connections, for the cap.
 struct Connections {
-    live: Mutex<HashMap<u64, Arc<Connection>>>,
+    live: Mutex<Live>,
+    /// Signalled each time a connection's socket is closed.
+    closed: Notify,
     next_id: AtomicU64,
     clock: Clock,
     limits: ConnectionLimits,
     metrics: HttpMetrics,
 }
 
+struct Live {
+    /// Connections that may be evicted: every open one but those already evicted.
+    by_id: HashMap<u64, Arc<Connection>>,
+    /// Open sockets, evicted ones included until their task has closed them:
+    /// the cap counts descriptors, so eviction must finish before admission.
+    sockets: usize,
+}
+
 impl Connections {
-    /// Registers a new connection, making room under the cap by evicting the
-    /// connection that has waited longest without a request in flight.
-    /// `None` when the cap is reached and every connection is serving a request.
-    fn admit(&self) -> Option<Arc<Connection>> {
-        let now = self.clock.now_ms();
-        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-        if live.len() >= self.limits.connections_max {
-            let victim = live.values().filter_map(|c| c.waiting_since_ms().map(|since| (since, c.id))).min().map(|(_, id)| id);
-            match victim.and_then(|id| live.remove(&id)) {
-                Some(victim) => {
-                    victim.evict.notify_one();
-                    self.metrics.connection_dropped(ConnectionDrop::Evicted);
+    fn new(limits: ConnectionLimits, metrics: HttpMetrics) -> Connections {
+        Connections {
+            live: Mutex::new(Live { by_id: HashMap::new(), sockets: 0 }),
+            closed: Notify::new(),
+            next_id: AtomicU64::new(0),
+            clock: Clock { epoch: Instant::now() },
+            limits,
+            metrics,
+        }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a new connection. At the cap, it first evicts the connection
+    /// that has waited longest without a request in flight and waits until
+    /// that one's socket is closed (its task wakes at once). `None` when the
+    /// cap is reached and every connection is serving a request.
+    async fn admit(&self) -> Option<Arc<Connection>> {
+        loop {
+            {
+                let mut live = self.live();
+                if live.sockets < self.limits.connections_max {
+                    return Some(self.register(&mut live));
                 }
-                None => {
-                    self.metrics.connection_dropped(ConnectionDrop::Refused);
-                    return None;
+                // With an evicted socket still closing, wait for it rather than evict another.
+                if live.by_id.len() == live.sockets {
+                    let victim = live.by_id.values().filter_map(|c| c.waiting_since_ms().map(|since| (since, c.id))).min().map(|(_, id)| id);
+                    match victim.and_then(|id| live.by_id.remove(&id)) {
+                        Some(victim) => {
+                            victim.evict.notify_one();
+                            self.metrics.connection_dropped(ConnectionDrop::Evicted);
+                        }
+                        None => {
+                            self.metrics.connection_dropped(ConnectionDrop::Refused);
+                            return None;
+                        }
+                    }
                 }
             }
+            // A close between the check above and this wait leaves a permit, so none is missed.
+            self.closed.notified().await;
         }
+    }
+
+    fn register(&self, live: &mut Live) -> Arc<Connection> {
+        let now = self.clock.now_ms();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let connection = Arc::new(Connection {
             id,
@@ -242,13 +281,15 @@ impl Connections {
             head_started_ms: AtomicU64::new(now),
             evict: Notify::new(),
         });
-        live.insert(id, connection.clone());
+        live.by_id.insert(id, connection.clone());
+        live.sockets += 1;
         self.metrics.connection_opened();
-        Some(connection)
+        connection
     }
 }
 
-/// Unregisters a connection when its task ends, however it ends.
+/// Unregisters a connection when its task ends, however it ends; its socket
+/// is closed by then (it is dropped before this guard).
 struct OpenConnection {
     connection: Arc<Connection>,
     connections: Arc<Connections>,
@@ -256,8 +297,13 @@ struct OpenConnection {
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        // Already gone if it was evicted.
-        self.connections.live.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.connection.id);
+        {
+            let mut live = self.connections.live();
+            // Already gone if it was evicted.
+            live.by_id.remove(&self.connection.id);
+            live.sockets -= 1;
+        }
+        self.connections.closed.notify_one();
         self.connections.metrics.connection_closed();
     }
 }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{Backend, Harness};
+use crate::support::{Backend, Harness, TestDb, TestServer, client};
 
 /// One client connection, written and read byte by byte.
 struct Raw {
@@ -244,6 +244,38 @@ async fn stalled_heads_are_closed_and_healthz_answers_throughout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_low_descriptor_limit_the_cap_shrinks_and_healthz_still_answers() {
+    // The 1,024 descriptors and 1,100 stalled heads, scaled down.
+    const DESCRIPTORS: u64 = 256;
+    const STALLED: usize = 250;
+    if !descriptors_for(STALLED as u64 + 200) {
+        return;
+    }
+    let Some(db) = TestDb::create(Backend::Sqlite).await else { return };
+    let Some(server) = TestServer::start_with_descriptor_limit(&db, DESCRIPTORS, &["--http-header-read-timeout-ms", "60000"]).await else {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "\nSKIP: under_a_low_descriptor_limit_the_cap_shrinks_and_healthz_still_answers needs util-linux's prlimit.\n");
+        return;
+    };
+    let h = Harness { server, db, http: client() };
+    let mut stalled = Vec::new();
+    for _ in 0..STALLED {
+        let mut connection = Raw::connect(&h).await;
+        connection.send(STALLED_HEAD).await;
+        stalled.push(connection);
+    }
+    for _ in 0..5 {
+        healthz_within(&h, Duration::from_secs(1)).await;
+    }
+    let text = metrics_text(&h).await;
+    let (open, evicted) = (metric(&text, "subledger_http_connections_open"), dropped(&text, "evicted"));
+    // The cap was lowered below the descriptor limit, with room to spare for the database.
+    assert!(open < (DESCRIPTORS - 32) as f64, "open {open}");
+    assert!(evicted > 0.0 && open + evicted >= STALLED as f64, "open {open}, evicted {evicted}");
+    assert_eq!(dropped(&text, "refused"), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickled_head_is_cut_at_the_header_read_timeout() {
     let Some(h) = Harness::start_with(Backend::Sqlite, &["--http-header-read-timeout-ms", "1500", "--http-idle-timeout-ms", "60000"]).await else { return };
     let mut trickle = Raw::connect(&h).await;
@@ -425,6 +457,21 @@ async fn made_up_methods_share_one_metric_label() {
     assert!(!text.contains("M0000"), "no made-up method reaches the metrics");
     assert!(text.len() < 64 * 1024, "/metrics stays small ({} bytes)", text.len());
     eprintln!("made-up methods: /metrics is {} bytes with {} request series", text.len(), request_series.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_out_of_range_are_refused_at_start() {
+    let Some(db) = TestDb::create(Backend::Sqlite).await else { return };
+    for (flag, value, message) in [
+        ("--http-header-read-timeout-ms", "99", "--http-header-read-timeout-ms must be from 100 to 600000"),
+        ("--http-idle-timeout-ms", "3600001", "--http-idle-timeout-ms must be from 100 to 3600000"),
+        ("--http-connections-max", "0", "--http-connections-max and --http-requests-in-flight-max must be from 1 to 1000000"),
+        ("--http-requests-in-flight-max", "0", "--http-connections-max and --http-requests-in-flight-max must be from 1 to 1000000"),
+    ] {
+        let (ok, _, stderr) = crate::support::run_cli(&db.url, &["serve", "--addr", "127.0.0.1:0", flag, value]).await;
+        assert!(!ok, "{flag} {value} is refused");
+        assert!(stderr.contains(message), "{flag} {value}: {stderr}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -161,9 +161,23 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(db: &TestDb, extra_args: &[&str]) -> TestServer {
+        Self::spawn(Command::new(BINARY), db, extra_args).await
+    }
+
+    /// The server with its limit on open descriptors (soft and hard) set to
+    /// `descriptors`, through util-linux's `prlimit`, which then runs the
+    /// binary in its own place. `None` when `prlimit` is not installed.
+    pub async fn start_with_descriptor_limit(db: &TestDb, descriptors: u64, extra_args: &[&str]) -> Option<TestServer> {
+        std::process::Command::new("prlimit").arg("--version").stdout(Stdio::null()).status().ok().filter(|s| s.success())?;
+        let mut command = Command::new("prlimit");
+        command.args([format!("--nofile={descriptors}:{descriptors}").as_str(), "--", BINARY]);
+        Some(Self::spawn(command, db, extra_args).await)
+    }
+
+    async fn spawn(mut command: Command, db: &TestDb, extra_args: &[&str]) -> TestServer {
         // Tests close months themselves unless they ask for the automatic close.
         let auto_close = if extra_args.contains(&"--auto-close-after-hours") { &[][..] } else { &["--auto-close-after-hours", "0"][..] };
-        let mut child = Command::new(BINARY)
+        let mut child = command
             .args(["serve", "--addr", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN, "--db-connections", "4"])
             .args(auto_close)
             .args(extra_args)
