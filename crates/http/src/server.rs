@@ -335,7 +335,8 @@ impl Connection {
         }
     }
 
-    fn bytes_written(&self) {
+    /// Bytes written, or a request answered.
+    fn touch(&self) {
         self.last_activity_ms.store(self.clock.now_ms(), Ordering::Relaxed);
     }
 
@@ -373,7 +374,7 @@ struct RequestInFlight(Arc<Connection>);
 impl Drop for RequestInFlight {
     fn drop(&mut self) {
         self.0.requests_in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.0.bytes_written();
+        self.0.touch();
     }
 }
 
@@ -434,7 +435,7 @@ impl AsyncWrite for Watched {
         let this = self.get_mut();
         let result = Pin::new(&mut this.stream).poll_write(cx, buf);
         if matches!(result, Poll::Ready(Ok(written)) if written > 0) {
-            this.connection.bytes_written();
+            this.connection.touch();
         }
         result
     }
@@ -443,7 +444,7 @@ impl AsyncWrite for Watched {
         let this = self.get_mut();
         let result = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
         if matches!(result, Poll::Ready(Ok(written)) if written > 0) {
-            this.connection.bytes_written();
+            this.connection.touch();
         }
         result
     }
