@@ -5,22 +5,34 @@ mod metrics;
 pub mod native;
 mod numbers;
 pub mod sendcloud;
+pub mod server;
 pub mod telephony;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 use subledger_service::Services;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use metrics::HttpMetrics;
 use sendcloud::SendCloudConfig;
+use server::ConnectionLimits;
+
+/// Default of `--http-requests-in-flight-max`. The ledger batches hundreds of
+/// transfers per commit and the benchmark peaks at 64 clients; a thousand
+/// requests in flight keeps every batch full while bounding the memory held
+/// by requests (SendCloud bodies are read before authentication, at most
+/// 64 KiB each).
+pub const REQUESTS_IN_FLIGHT_MAX_DEFAULT: usize = 1_024;
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -28,14 +40,32 @@ pub struct HttpConfig {
     pub sendcloud: SendCloudConfig,
     /// Longest a request may take before it is answered with a timeout.
     pub request_timeout: Duration,
+    /// Requests of the dialects served at once; beyond it they are answered busy at once.
+    pub requests_in_flight_max: usize,
     /// Largest JSON body of the native API.
     pub json_body_bytes_max: usize,
+    pub connections: ConnectionLimits,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { sendcloud: SendCloudConfig::default(), request_timeout: Duration::from_secs(30), json_body_bytes_max: 256 * 1024 }
+        HttpConfig {
+            sendcloud: SendCloudConfig::default(),
+            request_timeout: Duration::from_secs(30),
+            requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX_DEFAULT,
+            json_body_bytes_max: 256 * 1024,
+            connections: ConnectionLimits::default(),
+        }
     }
+}
+
+/// Serves the whole application on `listener` until `shutdown` completes,
+/// then lets in-flight requests finish and returns.
+pub async fn serve(listener: TcpListener, services: Services, config: HttpConfig, mut registry: Registry, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    let metrics = HttpMetrics::new(&mut registry);
+    let connections = config.connections;
+    let router = app(services, config, metrics.clone(), registry);
+    server::run(listener, router, connections, metrics, shutdown).await
 }
 
 /// What every handler can reach.
@@ -57,8 +87,14 @@ impl std::ops::Deref for AppState {
 }
 
 /// Builds the whole application: every route and every layer.
-pub fn app(services: Services, config: HttpConfig, mut registry: Registry) -> Router {
-    let metrics = HttpMetrics::new(&mut registry);
+fn app(services: Services, config: HttpConfig, metrics: HttpMetrics, registry: Registry) -> Router {
+    // One cap for every dialect; `/healthz`, `/readyz`, `/metrics` and
+    // `/openapi.json` stay outside it, so liveness answers under any load.
+    let in_flight = Arc::new(Semaphore::new(config.requests_in_flight_max));
+    let admission = |answers: Answers| Admission { in_flight: in_flight.clone(), deadline: config.request_timeout, answers, metrics: metrics.clone() };
+    let native_bounds = admission(Answers { busy: native::busy, timed_out: native::timed_out });
+    let sendcloud_bounds = admission(Answers { busy: sendcloud::unavailable, timed_out: sendcloud::unavailable });
+    let telephony_bounds = admission(Answers { busy: telephony::busy, timed_out: telephony::timed_out });
     let state = AppState(Arc::new(AppInner {
         services,
         sendcloud: config.sendcloud,
@@ -70,34 +106,52 @@ pub fn app(services: Services, config: HttpConfig, mut registry: Registry) -> Ro
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi_json))
-        .merge(
-            native::router()
-                .layer(DefaultBodyLimit::max(config.json_body_bytes_max))
-                .layer(axum::middleware::from_fn_with_state(Deadline { limit: config.request_timeout, answer: native::timed_out }, deadline)),
-        )
-        .merge(sendcloud::router().layer(axum::middleware::from_fn_with_state(Deadline { limit: config.request_timeout, answer: sendcloud::timed_out }, deadline)))
-        .merge(telephony::router().layer(axum::middleware::from_fn_with_state(Deadline { limit: config.request_timeout, answer: telephony::timed_out }, deadline)))
+        .merge(native::router().layer(DefaultBodyLimit::max(config.json_body_bytes_max)).layer(axum::middleware::from_fn_with_state(native_bounds, admit)))
+        .merge(sendcloud::router().layer(axum::middleware::from_fn_with_state(sendcloud_bounds, admit)))
+        .merge(telephony::router().layer(axum::middleware::from_fn_with_state(telephony_bounds, admit)))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         .layer(CatchPanicLayer::new())
 }
 
-/// How long a dialect's request may take, and how that dialect says it did not finish in time.
+/// How a dialect says it cannot serve a request, in its own format.
 #[derive(Clone, Copy)]
-struct Deadline {
-    limit: Duration,
-    answer: fn() -> axum::response::Response,
+struct Answers {
+    /// The in-flight cap is reached; nothing was done.
+    busy: fn() -> Response,
+    /// The request outlived its deadline.
+    timed_out: fn() -> Response,
 }
 
-/// Answers in the dialect's own format when a request outlives its deadline.
-/// The work may still complete (a transfer already in a ledger batch commits);
-/// clients retry with the same idempotency key (native) or check `list` (SendCloud).
-async fn deadline(State(deadline): State<Deadline>, request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    match tokio::time::timeout(deadline.limit, next.run(request)).await {
+/// The bounds on a dialect's requests: the in-flight cap shared by every
+/// dialect, and the deadline of each request.
+#[derive(Clone)]
+struct Admission {
+    in_flight: Arc<Semaphore>,
+    deadline: Duration,
+    answers: Answers,
+    metrics: HttpMetrics,
+}
+
+/// Serves a dialect's request within the bounds, or answers in the dialect's
+/// format. Beyond the in-flight cap the answer is immediate, so a flood costs
+/// no memory and no queueing; `Retry-After` tells clients when to come back.
+/// Past the deadline the work may still complete (a transfer already in a
+/// ledger batch commits); clients retry with the same idempotency key
+/// (native) or check `list` (SendCloud).
+async fn admit(State(admission): State<Admission>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let Ok(_permit) = admission.in_flight.try_acquire() else {
+        admission.metrics.request_refused();
+        let mut response = (admission.answers.busy)();
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    let _counted = admission.metrics.request_admitted();
+    match tokio::time::timeout(admission.deadline, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
-            tracing::warn!(limit_ms = deadline.limit.as_millis() as u64, "request exceeded its deadline");
-            (deadline.answer)()
+            tracing::warn!(limit_ms = admission.deadline.as_millis() as u64, "request exceeded its deadline");
+            (admission.answers.timed_out)()
         }
     }
 }

@@ -85,6 +85,22 @@ pub struct ServeArgs {
     /// 0 turns automatic close off (use `subledger bill close`).
     #[arg(long, env = "SUBLEDGER_AUTO_CLOSE_AFTER_HOURS", default_value_t = 72)]
     pub auto_close_after_hours: u32,
+    /// Longest wait for a complete request head, in milliseconds: from the
+    /// accept for a connection's first request, from its first byte for later ones.
+    #[arg(long, env = "SUBLEDGER_HTTP_HEADER_READ_TIMEOUT_MS", default_value_t = subledger_http::server::HEADER_READ_TIMEOUT_MS_DEFAULT)]
+    pub http_header_read_timeout_ms: u64,
+    /// Close a connection with no request in flight after this many
+    /// milliseconds without a byte either way (idle keep-alive, a stalled reader).
+    #[arg(long, env = "SUBLEDGER_HTTP_IDLE_TIMEOUT_MS", default_value_t = subledger_http::server::IDLE_TIMEOUT_MS_DEFAULT)]
+    pub http_idle_timeout_ms: u64,
+    /// Most client connections open at once; one more evicts the connection
+    /// waiting longest without a request in flight (kept below the descriptor limit).
+    #[arg(long, env = "SUBLEDGER_HTTP_CONNECTIONS_MAX", default_value_t = subledger_http::server::CONNECTIONS_MAX_DEFAULT)]
+    pub http_connections_max: usize,
+    /// Most requests of the APIs served at once; beyond it each is answered
+    /// busy at once (health and metrics endpoints are not counted).
+    #[arg(long, env = "SUBLEDGER_HTTP_REQUESTS_IN_FLIGHT_MAX", default_value_t = subledger_http::REQUESTS_IN_FLIGHT_MAX_DEFAULT)]
+    pub http_requests_in_flight_max: usize,
 }
 
 impl Default for ServeArgs {

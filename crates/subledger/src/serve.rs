@@ -4,10 +4,12 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use subledger_http::HttpConfig;
 use subledger_http::sendcloud::SendCloudConfig;
+use subledger_http::server::ConnectionLimits;
 use subledger_service::{LedgerConfig, ServiceConfig, Services};
 use subledger_storage::{Store, StoreOptions};
 
@@ -19,6 +21,22 @@ pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
 const AUTO_CLOSE_AFTER_HOURS_MAX: u32 = 24 * 60;
 /// How often the server looks for months due to close.
 const AUTO_CLOSE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// Shortest HTTP timeout: below it an honest client on a slow link is cut off.
+const HTTP_TIMEOUT_MS_MIN: u64 = 100;
+/// Longest header-read timeout: 10 minutes; beyond it a stalled head is held for nothing.
+const HTTP_HEADER_READ_TIMEOUT_MS_MAX: u64 = 600_000;
+/// Longest idle timeout: an hour.
+const HTTP_IDLE_TIMEOUT_MS_MAX: u64 = 3_600_000;
+/// Largest connection and in-flight caps; more would not fit one process's memory anyway.
+const HTTP_CAP_MAX: usize = 1_000_000;
+/// Descriptors kept for everything but client connections and the database:
+/// standard streams, the listener, the runtime's own, logs, export files.
+const DESCRIPTORS_RESERVED: u64 = 64;
+/// Descriptors per database connection: on SQLite the database, its WAL and
+/// its shared-memory file (one socket on PostgreSQL).
+const DESCRIPTORS_PER_DB_CONNECTION: u64 = 3;
+/// Database connections besides `--db-connections`: SQLite's writer and the ledger's own.
+const DB_CONNECTIONS_EXTRA: u64 = 2;
 
 pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs) -> Result<ExitCode, AnyError> {
     if args.ledger_batch_max == 0 || args.db_connections == 0 || args.ledger_batches_in_flight == 0 {
@@ -36,6 +54,16 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
     if args.admin_token.as_deref().is_some_and(|t| t.len() < subledger_service::admin::ADMIN_TOKEN_CHARS_MIN) {
         return Err(format!("--admin-token must be at least {} characters", subledger_service::admin::ADMIN_TOKEN_CHARS_MIN).into());
     }
+    if !(HTTP_TIMEOUT_MS_MIN..=HTTP_HEADER_READ_TIMEOUT_MS_MAX).contains(&args.http_header_read_timeout_ms) {
+        return Err(format!("--http-header-read-timeout-ms must be from {HTTP_TIMEOUT_MS_MIN} to {HTTP_HEADER_READ_TIMEOUT_MS_MAX}").into());
+    }
+    if !(HTTP_TIMEOUT_MS_MIN..=HTTP_IDLE_TIMEOUT_MS_MAX).contains(&args.http_idle_timeout_ms) {
+        return Err(format!("--http-idle-timeout-ms must be from {HTTP_TIMEOUT_MS_MIN} to {HTTP_IDLE_TIMEOUT_MS_MAX}").into());
+    }
+    if !(1..=HTTP_CAP_MAX).contains(&args.http_connections_max) || !(1..=HTTP_CAP_MAX).contains(&args.http_requests_in_flight_max) {
+        return Err(format!("--http-connections-max and --http-requests-in-flight-max must be from 1 to {HTTP_CAP_MAX}").into());
+    }
+    let connections_max = connections_within_descriptors(args.http_connections_max, args.db_connections)?;
     let store = Store::open(database_url, &StoreOptions { connections_max: args.db_connections, ..StoreOptions::default() }).await?;
     tracing::info!(backend = store.backend().name(), "database ready");
 
@@ -57,11 +85,16 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
             transfer_requires_timestamp: !args.sendcloud_transfer_timestamp_optional,
             ..SendCloudConfig::default()
         },
+        requests_in_flight_max: args.http_requests_in_flight_max,
+        connections: ConnectionLimits {
+            header_read_timeout: Duration::from_millis(args.http_header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(args.http_idle_timeout_ms),
+            connections_max,
+        },
         ..HttpConfig::default()
     };
     let auto_close = (args.auto_close_after_hours > 0).then(|| tokio::spawn(auto_close(services.clone(), args.auto_close_after_hours)));
     let sweep = tokio::spawn(forget_expired_sightings(services.clone(), subledger_service::signed_requests::sweep_every(args.sendcloud_timestamp_window_ms)));
-    let app = subledger_http::app(services.clone(), http_config, registry);
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let local = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
@@ -69,7 +102,7 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
     std::io::stdout().flush()?;
     tracing::info!(%local, "serving");
 
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    subledger_http::serve(listener, services.clone(), http_config, registry, shutdown_signal()).await?;
     tracing::info!("stopped accepting; in-flight requests done; flushing the ledger");
     if let Some(task) = auto_close {
         // A close already handed to the ledger worker still commits or not as
@@ -84,6 +117,47 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
     store.close().await;
     tracing::info!("shut down cleanly");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The connection cap, kept below the descriptor limit: every connection is a
+/// descriptor, and running out of them would also fail database connections
+/// and files. The soft limit is first raised to the hard one (distributions
+/// often start services at a soft 1,024 under a far higher hard limit).
+fn connections_within_descriptors(connections_max: usize, db_connections: u32) -> Result<usize, AnyError> {
+    let Some(descriptors) = raise_descriptor_limit() else { return Ok(connections_max) };
+    let reserved = DESCRIPTORS_RESERVED + DESCRIPTORS_PER_DB_CONNECTION * (u64::from(db_connections) + DB_CONNECTIONS_EXTRA);
+    let room = usize::try_from(descriptors.saturating_sub(reserved)).unwrap_or(usize::MAX);
+    if room == 0 {
+        return Err(format!("the open-descriptor limit ({descriptors}) leaves no room for connections beside the {reserved} reserved; raise it (ulimit -n)").into());
+    }
+    if connections_max > room {
+        tracing::warn!(configured = connections_max, used = room, descriptors, reserved, "--http-connections-max lowered to fit the open-descriptor limit");
+        return Ok(room);
+    }
+    Ok(connections_max)
+}
+
+/// Raises the soft limit on open descriptors to the hard limit; returns the
+/// limit in force, `None` when there is none.
+fn raise_descriptor_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let soft = limit.current?;
+    match limit.maximum {
+        Some(hard) if hard > soft => match setrlimit(Resource::Nofile, Rlimit { current: Some(hard), maximum: Some(hard) }) {
+            Ok(()) => {
+                tracing::info!(from = soft, to = hard, "raised the open-descriptor limit to the hard limit");
+                Some(hard)
+            }
+            Err(error) => {
+                tracing::warn!(%error, soft, hard, "could not raise the open-descriptor limit");
+                Some(soft)
+            }
+        },
+        // Equal to the soft limit, or unlimited (which the kernel does not
+        // allow as a soft limit for descriptors): keep what is in force.
+        _ => Some(soft),
+    }
 }
 
 /// Closes months `hours` after they end, checking every minute. Safe to run

@@ -29,6 +29,8 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// Too many requests in flight; nothing was done.
+    Busy,
     Service(ServiceError),
 }
 
@@ -63,6 +65,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large".to_owned()),
             ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as application/json".to_owned()),
+            ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy", "the server is serving as many requests as it may; nothing was done, retry".to_owned()),
             ApiError::Service(error) => {
                 let message = error.to_string();
                 match error {

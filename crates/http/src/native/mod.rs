@@ -69,6 +69,11 @@ pub fn timed_out() -> axum::response::Response {
     axum::response::IntoResponse::into_response(ApiError::Service(subledger_service::ServiceError::Unavailable("the request took too long; retry it with the same Idempotency-Key")))
 }
 
+/// The answer to a request beyond the in-flight cap: 503 `busy`; nothing was done.
+pub fn busy() -> axum::response::Response {
+    axum::response::IntoResponse::into_response(ApiError::Busy)
+}
+
 /// The tenant whose `api_token` authenticated the request.
 pub struct TenantAuth(pub Tenant);
 

@@ -137,8 +137,10 @@ fn parse_timestamp_ms(text: &str) -> Option<i64> {
     text.parse().ok()
 }
 
-/// The answer to a request that outlived its deadline: 400 in the envelope.
-pub fn timed_out() -> axum::response::Response {
+/// The answer to a request the server could not serve, because too many were
+/// in flight or it outlived its deadline: 400 (请求失败) in the envelope, HTTP
+/// 200 like every answer of this dialect; the spec has no busy code.
+pub fn unavailable() -> axum::response::Response {
     axum::response::IntoResponse::into_response(Refusal(Code::Failed))
 }
 

@@ -37,6 +37,11 @@ pub fn timed_out() -> axum::response::Response {
     Failure::Unavailable("请求超时，请稍后重试").into_response()
 }
 
+/// The answer to a request beyond the in-flight cap: code 503 in the envelope; nothing was done.
+pub fn busy() -> axum::response::Response {
+    Failure::Unavailable("服务繁忙，请稍后重试").into_response()
+}
+
 /// The tenant whose API token authenticated the request.
 struct TenantAuth(Tenant);
 

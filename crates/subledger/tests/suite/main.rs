@@ -5,6 +5,7 @@ mod support;
 
 mod billing;
 mod cli;
+mod connections;
 mod isolation;
 mod native;
 mod overflow;

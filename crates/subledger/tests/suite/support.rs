@@ -161,9 +161,23 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(db: &TestDb, extra_args: &[&str]) -> TestServer {
+        Self::spawn(Command::new(BINARY), db, extra_args).await
+    }
+
+    /// The server with its limit on open descriptors (soft and hard) set to
+    /// `descriptors`, through util-linux's `prlimit`, which then runs the
+    /// binary in its own place. `None` when `prlimit` is not installed.
+    pub async fn start_with_descriptor_limit(db: &TestDb, descriptors: u64, extra_args: &[&str]) -> Option<TestServer> {
+        std::process::Command::new("prlimit").arg("--version").stdout(Stdio::null()).status().ok().filter(|s| s.success())?;
+        let mut command = Command::new("prlimit");
+        command.args([format!("--nofile={descriptors}:{descriptors}").as_str(), "--", BINARY]);
+        Some(Self::spawn(command, db, extra_args).await)
+    }
+
+    async fn spawn(mut command: Command, db: &TestDb, extra_args: &[&str]) -> TestServer {
         // Tests close months themselves unless they ask for the automatic close.
         let auto_close = if extra_args.contains(&"--auto-close-after-hours") { &[][..] } else { &["--auto-close-after-hours", "0"][..] };
-        let mut child = Command::new(BINARY)
+        let mut child = command
             .args(["serve", "--addr", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN, "--db-connections", "4"])
             .args(auto_close)
             .args(extra_args)
@@ -204,10 +218,20 @@ impl TestServer {
 
     /// SIGTERM and wait for a clean exit; returns the exit status success.
     pub async fn stop_gracefully(&mut self) -> bool {
+        self.terminate();
+        self.exited_successfully_within(Duration::from_secs(30)).await
+    }
+
+    /// SIGTERM: the server stops accepting, finishes what is in flight and exits.
+    pub fn terminate(&self) {
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
         }
-        matches!(tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await, Ok(Ok(status)) if status.success())
+    }
+
+    /// Whether the process exits, with success, within `limit`.
+    pub async fn exited_successfully_within(&mut self, limit: Duration) -> bool {
+        matches!(tokio::time::timeout(limit, self.child.wait()).await, Ok(Ok(status)) if status.success())
     }
 }
 
