@@ -5,6 +5,7 @@ mod support;
 
 mod billing;
 mod cli;
+mod input;
 mod native;
 mod reliability;
 mod sendcloud;
