@@ -7,6 +7,7 @@ mod billing;
 mod cli;
 mod input;
 mod native;
+mod openapi;
 mod reliability;
 mod sendcloud;
 mod telephony;
