@@ -43,18 +43,19 @@ pub fn text_from_bytes(bytes: &[u8]) -> Result<&str, TextError> {
 ///
 /// Valid JSON cannot hold a raw NUL byte (parsers refuse control characters
 /// inside strings and anywhere else), so the only way to write NUL is the
-/// escape `\u0000`. The scan finds it without decoding anything: it jumps from
-/// backslash to backslash and steps over the escaped character, so that
-/// `\\u0000` (an escaped backslash, then the text `u0000`) does not count. It is
-/// exact for valid JSON; invalid JSON is left to the parser to refuse.
+/// escape `\u0000`. The scan finds it without decoding anything: it looks for
+/// the text `u0000` (rare, and found with SIMD) and counts the backslashes
+/// just before it. An odd number makes it an escape, since backslashes pair
+/// up as escaped backslashes: `\\u0000` is a backslash, then the text `u0000`.
+/// The backslash runs before different matches do not overlap, so the whole
+/// scan is linear. It is exact for valid JSON; invalid JSON is left to the
+/// parser to refuse.
 pub fn check_json_text(json: &[u8]) -> Result<(), TextError> {
-    let mut rest = json;
-    while let Some(at) = rest.iter().position(|b| *b == b'\\') {
-        let escaped = &rest[at + 1..];
-        if escaped.starts_with(b"u0000") {
+    for at in memchr::memmem::find_iter(json, b"u0000") {
+        let backslashes = json[..at].iter().rev().take_while(|b| **b == b'\\').count();
+        if backslashes % 2 == 1 {
             return Err(TextError::Nul);
         }
-        rest = escaped.get(1..).unwrap_or_default();
     }
     Ok(())
 }
