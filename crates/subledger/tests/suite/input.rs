@@ -298,6 +298,9 @@ async fn native_refuses_invalid_text_everywhere(backend: Backend) {
     }
     assert_eq!(stored_state(&h, &tenant).await, before, "a refused request writes nothing");
     assert_no_error_logged(&h).await;
+    // The path and query are checked before the credentials: the answer does not depend on them.
+    let (status, answer) = status_and_json(h.http.get(h.url("/v1/accounts?username=%00")).send().await.unwrap()).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_text")), "{answer}");
     // The API still works for the same tenant: its token and key were not rotated.
     let (status, body) = h.get_json("/v1/accounts/alice001", &tenant.api_token).await;
     assert_eq!((status, body["daily_quota"].as_i64()), (200, Some(2500)), "{body}");
@@ -332,6 +335,12 @@ async fn telephony_refuses_invalid_text_everywhere(backend: Backend) {
             assert_eq!(answer, json!({"code": 400, "msg": format!("{part}：{rule}"), "data": null}), "{path}");
         }
     }
+    // The text is checked before the credentials: the answer does not depend on them.
+    let response = h.http.get(h.url("/balance/getAccountAmount/alice%00001")).send().await.unwrap();
+    assert_eq!(status_and_json(response).await, (400, json!({"code": 400, "msg": "路径参数错误：不得包含NUL字符", "data": null})));
+    // Clean text that is still no query of `charges`.
+    let response = h.http.get(h.url("/balance/charges?accountId=alice001&accountId=bob00001")).bearer_auth(&tenant.api_token).send().await.unwrap();
+    assert_eq!(status_and_json(response).await, (400, json!({"code": 400, "msg": "查询参数错误", "data": null})));
     assert_eq!(stored_state(&h, &tenant).await, before);
     assert_no_error_logged(&h).await;
 }
