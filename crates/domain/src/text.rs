@@ -11,8 +11,9 @@
 //!
 //! Why only NUL here: other control characters are refused field by field
 //! where the field is an identifier or a name (usernames, product codes and
-//! names, usage event ids and attributes, company and tenant names). Free
-//! text such as a memo or a note may hold tabs and line breaks.
+//! names, usage event ids and attribute names, company and tenant names).
+//! Free text such as a memo, a note or an attribute value may hold tabs and
+//! line breaks.
 
 /// How a text breaks the rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -191,11 +191,11 @@ fn validate_event(event: &UsageEventIn) -> ServiceResult<()> {
     if event.username.is_empty() || event.username.len() > 64 || event.product.is_empty() || event.product.len() > 64 {
         return invalid(format!("event {}: account and product are required", event.id));
     }
-    // Attributes are keys (a country, an item such as an IP) that group bill
-    // lines and show in bills and exports: no control characters, like event ids.
-    let attribute_ok = |(name, value): (&String, &String)| !name.is_empty() && name.len() <= 64 && value.len() <= ATTRIBUTE_BYTES_MAX && !name.chars().chain(value.chars()).any(char::is_control);
+    // Attribute names are keys, like event ids: no control characters. Values
+    // are text (a note from a spreadsheet may span lines).
+    let attribute_ok = |(name, value): (&String, &String)| !name.is_empty() && name.len() <= 64 && !name.chars().any(char::is_control) && value.len() <= ATTRIBUTE_BYTES_MAX;
     if event.attributes.len() > ATTRIBUTES_MAX || !event.attributes.iter().all(attribute_ok) {
-        return invalid(format!("event {}: at most {ATTRIBUTES_MAX} attributes, names up to 64 bytes, values up to {ATTRIBUTE_BYTES_MAX}, without control characters", event.id));
+        return invalid(format!("event {}: at most {ATTRIBUTES_MAX} attributes, names up to 64 bytes without control characters, values up to {ATTRIBUTE_BYTES_MAX}", event.id));
     }
     Ok(())
 }

@@ -491,15 +491,18 @@ async fn control_characters_in_keys_and_names(backend: Backend) {
         let (status, body) = h.post_json("/v1/products", token, &product).await;
         assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")), "{product}: {body}");
     }
-    // Attributes are keys that group bill lines: the batch is refused whole.
-    for attributes in [json!({"note": "a\u{1b}[31m"}), json!({"no\rte": "x"}), json!({"item": "10.0.0.1\u{85}"})] {
+    // Attribute names are keys, like event ids: the batch is refused whole.
+    for attributes in [json!({"no\rte": "x"}), json!({"\u{1b}[31mnote": "x"}), json!({"item\u{85}": "10.0.0.1"})] {
         let events = json!({"events": [{"id": "g1", "account": "alice001", "product": "sms", "quantity": 1}, {"id": "b1", "account": "alice001", "product": "sms", "quantity": 1, "attributes": attributes}]});
         let (status, body) = h.post_json("/v1/usage", token, &events).await;
         assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")), "{attributes}: {body}");
     }
     assert_eq!(stored_state(&h, &tenant).await, before);
 
-    // Free text keeps its tabs and line breaks.
+    // Free text keeps its tabs and line breaks: memos, attribute values.
+    let events = json!({"events": [{"id": "n1", "account": "alice001", "product": "sms", "quantity": 1, "attributes": {"note": "two\r\nlines\tand a tab"}}]});
+    let (status, body) = h.post_json("/v1/usage", token, &events).await;
+    assert_eq!((status, body["accepted"].as_i64()), (200, Some(1)), "{body}");
     let response = h
         .http
         .post(h.url("/v1/transfers"))
