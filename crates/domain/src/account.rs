@@ -146,7 +146,8 @@ impl TenantName {
 }
 
 /// A name for people to read: trimmed, 1 to `chars_max` characters, no control characters.
-fn parse_display_name(text: &str, chars_max: usize) -> Result<String, CompanyNameError> {
+/// Company and tenant names, and the names and units of products.
+pub fn parse_display_name(text: &str, chars_max: usize) -> Result<String, CompanyNameError> {
     let text = text.trim();
     if text.is_empty() {
         return Err(CompanyNameError::Empty);

@@ -12,4 +12,5 @@ pub mod ledger;
 pub mod money;
 pub mod paging;
 pub mod rating;
+pub mod text;
 pub mod usage;

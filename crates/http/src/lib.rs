@@ -1,6 +1,7 @@
 //! The HTTP layer: one module per dialect, plus the native API and the
 //! operational endpoints. Dialects translate; they hold no business rule.
 
+mod input;
 mod metrics;
 pub mod native;
 mod numbers;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use subledger_domain::account::Username;
+use subledger_domain::account::{CompanyNameError, Username, parse_display_name};
 use subledger_domain::catalog::{self, BUILTIN, TelephonyItem};
 use subledger_domain::ids::AccountId;
 use subledger_domain::rating::{Grouping, PriceModel};
@@ -157,17 +157,20 @@ impl Services {
         if !catalog::is_valid_code(&product.code) {
             return Err(ServiceError::Invalid { field: "code", reason: "must be 2-40 lowercase letters, digits or _, a letter first".to_owned() });
         }
-        if product.name.trim().is_empty() || product.name.chars().count() > 100 || product.unit.trim().is_empty() || product.unit.chars().count() > 20 {
-            return Err(ServiceError::Invalid { field: "product", reason: "name (1-100 characters) and unit (1-20) are required".to_owned() });
-        }
+        // Shown on bills and exports, so held to the rule of company names: no control characters.
+        let (name, unit) = match (parse_display_name(&product.name, 100), parse_display_name(&product.unit, 20)) {
+            (Ok(name), Ok(unit)) => (name, unit),
+            _ => return Err(ServiceError::Invalid { field: "product", reason: "name (1-100 characters) and unit (1-20) are required, without control characters".to_owned() }),
+        };
         let codes = [Some(product.order_type), product.supplement_order_type, product.refund_order_type];
         if codes.iter().flatten().any(|code| !(1..=9_999).contains(code)) {
             return Err(ServiceError::Invalid { field: "order_type", reason: "orderType codes run from 1 to 9999".to_owned() });
         }
-        let quantity_meaning = product.quantity_meaning.as_deref().map(str::trim).unwrap_or("").to_owned();
-        if quantity_meaning.chars().count() > 200 {
-            return Err(ServiceError::Invalid { field: "quantity_meaning", reason: "at most 200 characters".to_owned() });
-        }
+        let quantity_meaning = match product.quantity_meaning.as_deref().map(|text| parse_display_name(text, 200)) {
+            None | Some(Err(CompanyNameError::Empty)) => String::new(),
+            Some(Ok(text)) => text,
+            Some(Err(CompanyNameError::Invalid)) => return Err(ServiceError::Invalid { field: "quantity_meaning", reason: "at most 200 characters, without control characters".to_owned() }),
+        };
         let existing = self.products(tenant).await?;
         if existing.iter().any(|p| p.code == product.code) {
             return Err(ServiceError::Conflict("a product with this code exists"));
@@ -177,8 +180,8 @@ impl Services {
         }
         let record = ProductRecord {
             code: product.code,
-            name: product.name.trim().to_owned(),
-            unit: product.unit.trim().to_owned(),
+            name,
+            unit,
             order_type: product.order_type,
             grouping: product.grouping.as_str().to_owned(),
             supplement_order_type: product.supplement_order_type.unwrap_or(catalog::MANUAL_SUPPLEMENT),

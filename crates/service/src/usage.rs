@@ -191,8 +191,11 @@ fn validate_event(event: &UsageEventIn) -> ServiceResult<()> {
     if event.username.is_empty() || event.username.len() > 64 || event.product.is_empty() || event.product.len() > 64 {
         return invalid(format!("event {}: account and product are required", event.id));
     }
-    if event.attributes.len() > ATTRIBUTES_MAX || event.attributes.iter().any(|(k, v)| k.is_empty() || k.len() > 64 || v.len() > ATTRIBUTE_BYTES_MAX) {
-        return invalid(format!("event {}: at most {ATTRIBUTES_MAX} attributes, names up to 64 bytes, values up to {ATTRIBUTE_BYTES_MAX}", event.id));
+    // Attribute names are keys, like event ids: no control characters. Values
+    // are text (a note from a spreadsheet may span lines).
+    let attribute_ok = |(name, value): (&String, &String)| !name.is_empty() && name.len() <= 64 && !name.chars().any(char::is_control) && value.len() <= ATTRIBUTE_BYTES_MAX;
+    if event.attributes.len() > ATTRIBUTES_MAX || !event.attributes.iter().all(attribute_ok) {
+        return invalid(format!("event {}: at most {ATTRIBUTES_MAX} attributes, names up to 64 bytes without control characters, values up to {ATTRIBUTE_BYTES_MAX}", event.id));
     }
     Ok(())
 }

@@ -249,29 +249,37 @@ impl Store {
             let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !pool.is_closed() {
-                // A commit that left the WAL file over its limit wakes it early.
-                match &watch {
+                // A commit that left the WAL file over its limit wakes it
+                // early, and goes straight to the truncation: copying first
+                // without the gate would let writers append meanwhile.
+                let pressed = match &watch {
                     Some(watch) => tokio::select! {
-                        _ = tick.tick() => {}
-                        () = watch.pressure.notified() => {}
+                        _ = tick.tick() => false,
+                        () = watch.pressure.notified() => true,
                     },
                     None => {
                         tick.tick().await;
+                        false
                     }
-                }
-                match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&pool).await {
-                    Ok((_, wal_frames, _)) if wal_frames.saturating_mul(page_bytes) > WAL_TRUNCATE_AFTER_BYTES => {
-                        let _writers_wait = gate.lock().await;
-                        match truncate_wal(&pool).await {
-                            Ok(true) => tracing::debug!(wal_frames, "WAL truncated"),
-                            Ok(false) => tracing::debug!(wal_frames, "WAL truncation waited for readers in vain; next round"),
-                            Err(error) if !pool.is_closed() => tracing::warn!(%error, "truncating the WAL failed; will retry"),
-                            Err(_) => {}
+                };
+                let truncate = pressed
+                    || match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&pool).await {
+                        Ok((_, wal_frames, _)) => wal_frames.saturating_mul(page_bytes) > WAL_TRUNCATE_AFTER_BYTES,
+                        Err(error) => {
+                            if !pool.is_closed() {
+                                tracing::warn!(%error, "background WAL checkpoint failed; will retry");
+                            }
+                            false
                         }
+                    };
+                if truncate {
+                    let _writers_wait = gate.lock().await;
+                    match truncate_wal(&pool).await {
+                        Ok(true) => tracing::debug!(pressed, "WAL truncated"),
+                        Ok(false) => tracing::debug!(pressed, "WAL truncation waited for readers in vain; next round"),
+                        Err(error) if !pool.is_closed() => tracing::warn!(%error, "truncating the WAL failed; will retry"),
+                        Err(_) => {}
                     }
-                    Ok(_) => {}
-                    Err(error) if !pool.is_closed() => tracing::warn!(%error, "background WAL checkpoint failed; will retry"),
-                    Err(_) => {}
                 }
             }
         });

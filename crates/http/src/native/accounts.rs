@@ -70,6 +70,7 @@ pub struct AccountList {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AccountQuery {
     /// Exact username.

@@ -127,6 +127,7 @@ pub struct BillList {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BillQuery {
     /// First month, `YYYY-MM`.
@@ -214,6 +215,7 @@ pub async fn close(TenantAuth(tenant): TenantAuth, State(state): State<AppState>
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     /// A closed month, `YYYY-MM`.
@@ -293,6 +295,7 @@ pub struct DayBillList {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DailyQuery {
     /// First day, `YYYY-MM-DD` (the tenant's calendar).

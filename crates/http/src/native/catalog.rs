@@ -135,6 +135,7 @@ pub struct TariffList {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TariffQuery {
     pub product: Option<String>,

@@ -9,6 +9,8 @@ use subledger_domain::ledger::TransferRejection;
 use subledger_service::{Resource, ServiceError};
 use utoipa::ToSchema;
 
+use crate::input::InvalidText;
+
 /// `{"error": {"code": "...", "message": "..."}}`
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -45,6 +47,12 @@ impl ApiError {
             JsonRejection::BytesRejection(ref r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
             other => ApiError::bad_request("invalid_body", &other.body_text()),
         }
+    }
+}
+
+impl From<InvalidText> for ApiError {
+    fn from(invalid: InvalidText) -> Self {
+        ApiError::bad_request("invalid_text", &invalid.to_string())
     }
 }
 

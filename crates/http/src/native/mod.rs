@@ -14,15 +14,21 @@ mod usage;
 mod wallets;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::rejection::JsonRejection;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use http::HeaderMap;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
+use subledger_domain::text::check_json_text;
 use subledger_service::tenants::Tenant;
 
 pub use error::{ApiError, ErrorBody};
 
 use crate::AppState;
+use crate::input::{InvalidText, Part, Refuse, refuse_invalid_uri};
 
 /// Largest body of `POST /v1/usage`.
 pub const USAGE_BODY_BYTES_MAX: usize = 2 * 1024 * 1024;
@@ -54,6 +60,12 @@ pub fn router() -> Router<AppState> {
         .route("/v1/bills/export", get(bills::export))
         // A thousand events with attributes outgrow the default JSON limit.
         .route("/v1/usage", post(usage::ingest).layer(axum::extract::DefaultBodyLimit::max(USAGE_BODY_BYTES_MAX)))
+        .layer(axum::middleware::from_fn_with_state(invalid_text as Refuse, refuse_invalid_uri))
+}
+
+/// The answer to text that is not valid UTF-8 or holds NUL, in the path, the query or the body.
+fn invalid_text(invalid: InvalidText) -> Response {
+    ApiError::from(invalid).into_response()
 }
 
 /// The token of an `Authorization: Bearer …` header (also the telephony dialect's credential).
@@ -97,18 +109,31 @@ impl FromRequestParts<AppState> for AdminAuth {
     }
 }
 
-/// A JSON body, with malformed, oversized or mistyped bodies answered in the
-/// API's own error format.
+/// A JSON body, with malformed, oversized or mistyped bodies, and bodies
+/// holding NUL, answered in the API's own error format.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(ApiError::from_json_rejection(rejection)),
+        // axum's `Json` would decode the body before the raw bytes could be
+        // checked for NUL, so its steps run here: content type, body (within
+        // the route's limit), the text rule, then the parse.
+        if !is_json(request.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
         }
+        let body = Bytes::from_request(request, state).await.map_err(|rejection| ApiError::from_json_rejection(JsonRejection::from(rejection)))?;
+        check_json_text(&body).map_err(|error| ApiError::from(InvalidText { part: Part::Body, error }))?;
+        axum::Json::<T>::from_bytes(&body).map(|axum::Json(value)| ApiJson(value)).map_err(ApiError::from_json_rejection)
     }
+}
+
+/// `application/json` or `application/…+json`, parameters aside: the media
+/// types axum's `Json` accepts.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence.strip_prefix("application/").is_some_and(|subtype| subtype == "json" || subtype.ends_with("+json"))
 }
 
 /// The `Idempotency-Key` header, required on money-moving calls.
@@ -147,5 +172,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
             Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
             Err(rejection) => Err(ApiError::bad_request("invalid_query", &rejection.body_text())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_timeout_is_a_503_in_the_error_format() {
+        let response = super::timed_out();
+        assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body, serde_json::json!({"error": {"code": "unavailable", "message": "service unavailable: the request took too long; retry it with the same Idempotency-Key"}}));
     }
 }

@@ -90,6 +90,7 @@ pub async fn create(_: AdminAuth, State(state): State<AppState>, ApiJson(body): 
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Rows to skip (default 0).

@@ -54,6 +54,7 @@ pub struct WalletList {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WalletQuery {
     /// An account's wallets; without it, the tenant's own.
@@ -123,6 +124,7 @@ pub struct EntryPage {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EntryQuery {
     /// Entries after this one (default 0: from the start).

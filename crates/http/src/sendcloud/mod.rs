@@ -157,3 +157,17 @@ fn storage_refusal(error: subledger_service::ServiceError, code: Code) -> Refusa
     tracing::error!(%error, code = code.number(), "SendCloud request failed in the service layer");
     Refusal(code)
 }
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_timeout_or_busy_server_is_http_200_with_400_in_the_envelope() {
+        let response = super::unavailable();
+        assert_eq!(response.status(), http::StatusCode::OK);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body, serde_json::json!({"message": "请求失败", "result": false, "info": {}, "statusCode": 400}));
+    }
+}

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use percent_encoding::percent_decode;
+use subledger_domain::text::{TextError, text_from_bytes};
 
 /// Most parameters one request may carry.
 pub const PARAMS_MAX: usize = 64;
@@ -17,8 +18,9 @@ pub struct Params(BTreeMap<String, String>);
 /// Why parameters could not be read. All of them are a plain 400 in the dialect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamsError {
-    #[error("parameters are not valid UTF-8 after percent-decoding")]
-    NotUtf8,
+    /// Not valid UTF-8 after percent-decoding, or holding NUL (`subledger_domain::text`).
+    #[error("a parameter {0}")]
+    Text(#[from] TextError),
     #[error("parameter {0:?} is given more than once")]
     Repeated(String),
     #[error("too many parameters (at most {PARAMS_MAX})")]
@@ -74,11 +76,11 @@ impl Params {
     }
 }
 
-/// `+` is a space in form encoding; then percent-decoding; then strict UTF-8.
+/// `+` is a space in form encoding; then percent-decoding; then the text rule.
 fn decode_component(raw: &[u8]) -> Result<String, ParamsError> {
     let plus_as_space: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
     let bytes: Vec<u8> = percent_decode(&plus_as_space).collect();
-    String::from_utf8(bytes).map_err(|_| ParamsError::NotUtf8)
+    Ok(text_from_bytes(&bytes)?.to_owned())
 }
 
 #[cfg(test)]
@@ -104,7 +106,9 @@ mod tests {
     #[test]
     fn refuses_ambiguous_or_broken_input() {
         assert_eq!(parse("a=1&a=2"), Err(ParamsError::Repeated("a".into())));
-        assert_eq!(parse("a=%FF%FE"), Err(ParamsError::NotUtf8));
+        assert_eq!(parse("a=%FF%FE"), Err(ParamsError::Text(TextError::NotUtf8)));
+        assert_eq!(parse("a=x%00y"), Err(ParamsError::Text(TextError::Nul)));
+        assert_eq!(parse("a%00=1"), Err(ParamsError::Text(TextError::Nul)));
         assert_eq!(parse("=x"), Err(ParamsError::Unnamed));
         assert!(matches!(parse(&format!("a={}", "x".repeat(VALUE_BYTES_MAX + 1))), Err(ParamsError::TooLong(_))));
         let many: Vec<String> = (0..=PARAMS_MAX).map(|i| format!("p{i}=1")).collect();

@@ -12,15 +12,17 @@ mod handlers;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
+use subledger_domain::text::TextError;
 use subledger_service::tenants::Tenant;
 
 use envelope::Failure;
 
 use crate::AppState;
+use crate::input::{InvalidText, Part, Refuse, refuse_invalid_uri};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,6 +32,21 @@ pub fn router() -> Router<AppState> {
         .route("/balance/getAccountInfo/{account_id}", get(handlers::account_info).fallback(handlers::only_get))
         .route("/balance/getConsumerInfo/{account_id}/{month}", get(handlers::consumer_info).fallback(handlers::only_get))
         .route("/balance/getConsumptionTrend/{account_id}", get(handlers::consumption_trend).fallback(handlers::only_get))
+        .layer(axum::middleware::from_fn_with_state(invalid_text as Refuse, refuse_invalid_uri))
+}
+
+/// The answer to a path or query that is not valid UTF-8 or holds NUL: 400 in the envelope.
+fn invalid_text(invalid: InvalidText) -> Response {
+    let part = match invalid.part {
+        Part::Path => "路径参数错误",
+        Part::Query => "查询参数错误",
+        Part::Body => "请求体错误",
+    };
+    let rule = match invalid.error {
+        TextError::NotUtf8 => "请使用UTF-8编码",
+        TextError::Nul => "不得包含NUL字符",
+    };
+    Failure::BadRequest(format!("{part}：{rule}")).into_response()
 }
 
 /// The answer to a request that outlived its deadline: code 503 in the envelope.

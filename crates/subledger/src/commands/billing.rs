@@ -12,6 +12,7 @@ use subledger_domain::calendar::{Month, from_unix_micros};
 use subledger_domain::money::{checked_sum, format_minor};
 use subledger_domain::paging::Page;
 use subledger_domain::rating::PriceModel;
+use subledger_domain::text::check_json_text;
 use subledger_service::billing::{BillView, CloseReport};
 use subledger_service::catalog::{NewProduct, Product, TariffVersion};
 use subledger_service::exports::ExportFormat;
@@ -82,6 +83,7 @@ pub(super) async fn tariff(services: &Services, command: TariffCommand) -> Resul
     match command {
         TariffCommand::Set { tenant, product, username, effective_from, model, json } => {
             let tenant = services.find_tenant(&tenant).await?;
+            check_json_text(model.as_bytes()).map_err(|e| format!("invalid price model JSON: the text {e}"))?;
             let model: PriceModel = serde_json::from_str(&model).map_err(|e| format!("invalid price model JSON: {e}"))?;
             let username = username.as_deref().map(Username::parse).transpose()?;
             let from = effective_from.as_deref().map(parse_instant).transpose()?;

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use subledger_domain::money::format_minor;
 use subledger_domain::rating::{Quantity, format_scaled};
+use subledger_domain::text::{check_json_text, text_from_bytes};
 use subledger_domain::usage::Outcome;
 use subledger_service::tenants::Tenant;
 use subledger_service::usage::UsageEventIn;
@@ -453,8 +454,9 @@ fn read_csv_record(lines: &mut Lines) -> Result<Option<CsvRecord>, String> {
         }
         let mut text = std::mem::take(&mut lines.text);
         loop {
-            let Ok(record) = std::str::from_utf8(&text) else {
-                return Ok(Some(CsvRecord::Malformed(first, "not UTF-8".to_owned())));
+            let record = match text_from_bytes(&text) {
+                Ok(record) => record,
+                Err(error) => return Ok(Some(CsvRecord::Malformed(first, format!("the line {error}")))),
             };
             if let Some(fields) = csv_fields(record) {
                 return Ok(Some(CsvRecord::Fields(first, fields)));
@@ -545,6 +547,7 @@ fn next_json_line(lines: &mut Lines) -> Result<Option<Record>, String> {
 }
 
 fn event_of_line(bytes: &[u8]) -> Result<UsageEventIn, String> {
+    check_json_text(bytes).map_err(|error| format!("the line {error}"))?;
     let event: EventLine = serde_json::from_slice(bytes).map_err(|e| {
         // serde's message without its "at line 1 column N" (the line is ours to tell).
         let text = e.to_string();

@@ -8,6 +8,7 @@
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use md5::{Digest, Md5};
@@ -157,6 +158,8 @@ fn unique_suffix() -> String {
 pub struct TestServer {
     pub base: String,
     child: Child,
+    /// What the server wrote to stderr (its log at `warn` and above).
+    log: Arc<Mutex<String>>,
 }
 
 impl TestServer {
@@ -184,10 +187,22 @@ impl TestServer {
             .env("SUBLEDGER_DATABASE_URL", &db.url)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("the subledger binary starts");
+        // Keep the log for the test to read, and show it with the test's own output.
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut log_lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+        let kept = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = log_lines.next_line().await {
+                eprintln!("{line}");
+                let mut kept = kept.lock().unwrap();
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+        });
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let base = tokio::time::timeout(Duration::from_secs(60), async {
@@ -202,7 +217,14 @@ impl TestServer {
         .expect("the server listens within 60 s");
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        TestServer { base, child }
+        TestServer { base, child, log }
+    }
+
+    /// The server's log so far. A line written while answering a request may
+    /// arrive a moment after the answer, so read it after a short wait.
+    pub async fn log(&self) -> String {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.log.lock().unwrap().clone()
     }
 
     /// The server's process id (for reading its `/proc/<pid>/status`).
