@@ -405,7 +405,8 @@ where
     Fut: Future<Output = Result<Vec<A>, StorageError>>,
 {
     let mut answers: Vec<Option<Result<A, StorageError>>> = (0..items.len()).map(|_| None).collect();
-    let mut ranges = std::collections::VecDeque::from([0..items.len()]);
+    let mut ranges = std::collections::VecDeque::new();
+    ranges.push_back(0..items.len());
     while let Some(range) = ranges.pop_front() {
         let mut attempt = 0;
         let outcome = loop {

@@ -443,7 +443,7 @@ async fn usage_import_reports_invalid_text_by_line(backend: Backend) {
 
     let csv = dir.path().join("usage.csv");
     let mut text = b"id,account,product,quantity,note\nc1,alice001,sms,1,\n".to_vec();
-    text.extend_from_slice(b"c2,alice\0001,sms,1,\n");
+    text.extend_from_slice(b"c2,alice\x00001,sms,1,\n");
     text.extend_from_slice(b"c3,alice001,sms,1,\"a\0b\"\n");
     text.extend_from_slice(b"c4,alice001,sms,1,\xFF\n");
     text.extend_from_slice(b"c5,alice001,sms,1,\n");
