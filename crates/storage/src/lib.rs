@@ -58,14 +58,16 @@ impl Backend {
 
 /// How often the SQLite WAL is checkpointed in the background.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
-/// Live WAL beyond which the background checkpoint truncates it. Under
-/// continuous reads the WAL may never start over by itself (see
-/// `checkpoint_in_background`); past this it is made to.
-const WAL_TRUNCATE_AFTER_BYTES: i64 = 16 * 1024 * 1024;
-/// How long a truncating checkpoint waits for the readers still in the WAL
-/// to finish, holding the write gate meanwhile; then it gives up until the
-/// next round.
-const WAL_TRUNCATE_WAIT_MS: i64 = 250;
+/// Live WAL beyond which the background checkpoint makes it start over.
+/// Under continuous reads the WAL may never start over by itself (see
+/// `checkpoint_in_background`). Under writes alone it starts over about once
+/// a second, well below this, so the forced restart (which holds writers
+/// back) stays out of the way of a busy ledger.
+const WAL_RESTART_AFTER_BYTES: i64 = 32 * 1024 * 1024;
+/// How long a forced restart waits for the readers still in the WAL to
+/// finish, holding the write gate meanwhile; then it gives up until the next
+/// round.
+const WAL_RESTART_WAIT_MS: i64 = 250;
 /// The WAL file's size limit: SQLite cuts it back to this when it starts
 /// over (`journal_size_limit`), and a commit that leaves it larger wakes the
 /// background checkpoint at once instead of at its next round.
@@ -238,11 +240,15 @@ impl Store {
     /// never come: a reader that began before the last commit keeps its place
     /// in the WAL, and with 16 busy read connections one nearly always does
     /// (a 5-minute soak grew the WAL to 3.5 GB). So when the live WAL passes
-    /// [`WAL_TRUNCATE_AFTER_BYTES`], the checkpoint takes the write gate (no
-    /// writer of this process can append meanwhile) and runs TRUNCATE, which
-    /// copies everything, waits up to [`WAL_TRUNCATE_WAIT_MS`] for the readers
-    /// still in the WAL (new readers read the database file alone, so they do
-    /// not hold it up) and empties the file. Stops when the pools close.
+    /// [`WAL_RESTART_AFTER_BYTES`], the checkpoint takes the write gate (no
+    /// writer of this process can append meanwhile) and runs RESTART, which
+    /// copies everything and waits up to [`WAL_RESTART_WAIT_MS`] for the
+    /// readers still in the WAL (new readers read the database file alone, so
+    /// they do not hold it up); the next writer then starts the WAL over from
+    /// its beginning, cutting the file back to [`WAL_FILE_BYTES_MAX`]. RESTART
+    /// rather than TRUNCATE: an emptied file would be grown again block by
+    /// block, and zeroing new blocks is what made commits slow when the WAL
+    /// grew (`bench/README.md`). Stops when the pools close.
     fn checkpoint_in_background(&self, page_bytes: i64) {
         let (pool, gate, watch) = (self.read.clone(), self.write_gate.clone(), self.wal_watch.clone());
         tokio::spawn(async move {
@@ -250,7 +256,7 @@ impl Store {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !pool.is_closed() {
                 // A commit that left the WAL file over its limit wakes it
-                // early, and goes straight to the truncation: copying first
+                // early, and goes straight to the restart: copying first
                 // without the gate would let writers append meanwhile.
                 let pressed = match &watch {
                     Some(watch) => tokio::select! {
@@ -262,9 +268,9 @@ impl Store {
                         false
                     }
                 };
-                let truncate = pressed
+                let restart = pressed
                     || match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&pool).await {
-                        Ok((_, wal_frames, _)) => wal_frames.saturating_mul(page_bytes) > WAL_TRUNCATE_AFTER_BYTES,
+                        Ok((_, wal_frames, _)) => wal_frames.saturating_mul(page_bytes) > WAL_RESTART_AFTER_BYTES,
                         Err(error) => {
                             if !pool.is_closed() {
                                 tracing::warn!(%error, "background WAL checkpoint failed; will retry");
@@ -272,12 +278,12 @@ impl Store {
                             false
                         }
                     };
-                if truncate {
+                if restart {
                     let _writers_wait = gate.lock().await;
-                    match truncate_wal(&pool).await {
-                        Ok(true) => tracing::debug!(pressed, "WAL truncated"),
-                        Ok(false) => tracing::debug!(pressed, "WAL truncation waited for readers in vain; next round"),
-                        Err(error) if !pool.is_closed() => tracing::warn!(%error, "truncating the WAL failed; will retry"),
+                    match restart_wal(&pool).await {
+                        Ok(true) => tracing::debug!(pressed, "WAL made to start over"),
+                        Ok(false) => tracing::debug!(pressed, "WAL restart waited for readers in vain; next round"),
+                        Err(error) if !pool.is_closed() => tracing::warn!(%error, "restarting the WAL failed; will retry"),
                         Err(_) => {}
                     }
                 }
@@ -356,13 +362,14 @@ impl Store {
     }
 }
 
-/// A TRUNCATE checkpoint that waits at most [`WAL_TRUNCATE_WAIT_MS`] for
+/// A RESTART checkpoint that waits at most [`WAL_RESTART_WAIT_MS`] for
 /// readers (SQLite's busy handler is what waits). Returns whether the WAL
-/// was emptied.
-async fn truncate_wal(pool: &AnyPool) -> Result<bool> {
+/// was fully copied with no reader left in it, so the next writer starts it
+/// over.
+async fn restart_wal(pool: &AnyPool) -> Result<bool> {
     let mut conn = pool.acquire().await?;
-    conn.execute(format!("PRAGMA busy_timeout = {WAL_TRUNCATE_WAIT_MS}").as_str()).await?;
-    let outcome = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut *conn).await;
+    conn.execute(format!("PRAGMA busy_timeout = {WAL_RESTART_WAIT_MS}").as_str()).await?;
+    let outcome = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut *conn).await;
     conn.execute(BUSY_TIMEOUT_PRAGMA).await?;
     let (busy, _, _) = outcome?;
     Ok(busy == 0)
