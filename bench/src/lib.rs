@@ -130,11 +130,7 @@ fn clock_ticks_per_second() -> f64 {
 /// CPU seconds of a process's threads by name (`comm`), e.g. `ledger`.
 pub fn thread_cpu_seconds(pid: u32, name: &str) -> f64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0.0 };
-    tasks
-        .flatten()
-        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
-        .map(|t| cpu_seconds(&t.path().join("stat").to_string_lossy()))
-        .sum()
+    tasks.flatten().filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)).map(|t| cpu_seconds(&t.path().join("stat").to_string_lossy())).sum()
 }
 
 /// CPU seconds used so far by every process whose command is `name` (e.g.

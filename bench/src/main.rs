@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use subledger_bench::{Backend, Target};
 use serde_json::{Value, json};
+use subledger_bench::{Backend, Target};
 use subledger_bench::{Server, psql, run_cli, temp_dir, with_database};
 
 #[derive(Parser, Debug)]
@@ -131,15 +131,10 @@ fn pgbench(server_url: &str, clients: usize, seconds: u64, scale: u32) -> f64 {
     eprintln!("pgbench: initializing scale {scale} …");
     let init = std::process::Command::new("pgbench").args(["-i", "-q", "-s", &scale.to_string(), &url]).stdout(Stdio::null()).stderr(Stdio::null()).status().expect("pgbench runs");
     assert!(init.success(), "pgbench -i");
-    let output = std::process::Command::new("pgbench")
-        .args(["-b", "tpcb-like", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), &url])
-        .output()
-        .expect("pgbench runs");
+    let output = std::process::Command::new("pgbench").args(["-b", "tpcb-like", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), &url]).output().expect("pgbench runs");
     let text = String::from_utf8_lossy(&output.stdout);
     psql(server_url, &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
-    text.lines()
-        .find_map(|l| l.strip_prefix("tps = ").and_then(|rest| rest.split_whitespace().next()).and_then(|n| n.parse().ok()))
-        .unwrap_or_else(|| panic!("no tps in pgbench output:\n{text}"))
+    text.lines().find_map(|l| l.strip_prefix("tps = ").and_then(|rest| rest.split_whitespace().next()).and_then(|n| n.parse().ok())).unwrap_or_else(|| panic!("no tps in pgbench output:\n{text}"))
 }
 
 #[tokio::main]

@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use subledger_bench::Backend;
 use prometheus_client::registry::Registry;
 use serde_json::json;
+use subledger_bench::Backend;
 use subledger_bench::{file_mib, psql, psql_value, set_database_settings, temp_dir, with_database};
 use subledger_domain::account::{DailyQuota, TenantName, UserType, Username};
 use subledger_domain::calendar::{TenantTimeZone, to_unix_micros};

@@ -322,7 +322,12 @@ async fn main() -> std::process::ExitCode {
     });
     eprintln!(
         "set-up done: {} funded accounts; {} transfer, {} read, {} usage clients, 1 admin; server pid {}; {} s",
-        args.accounts, args.transfer_clients, args.read_clients, args.usage_clients, server.pid(), args.seconds
+        args.accounts,
+        args.transfer_clients,
+        args.read_clients,
+        args.usage_clients,
+        server.pid(),
+        args.seconds
     );
 
     let mut tasks = Vec::new();
@@ -384,7 +389,11 @@ async fn main() -> std::process::ExitCode {
     let wal_bounded = wal_max_mib <= args.wal_bound_mib;
     println!();
     println!("failures (5xx or transport): {failures}{}", target.counters.first_failure.lock().expect("lock").as_deref().map(|f| format!(" — first: {f}")).unwrap_or_default());
-    println!("RSS: first sample {:.1} MiB, middle-third peak {middle_peak:.1} MiB, last-third peak {last_peak:.1} MiB: {}", samples.first().map_or(0.0, |s| s.rss_mib), if rss_flat { "flat" } else { "GROWING" });
+    println!(
+        "RSS: first sample {:.1} MiB, middle-third peak {middle_peak:.1} MiB, last-third peak {last_peak:.1} MiB: {}",
+        samples.first().map_or(0.0, |s| s.rss_mib),
+        if rss_flat { "flat" } else { "GROWING" }
+    );
     if args.target.backend == Backend::Sqlite {
         println!("WAL: largest {wal_max_mib:.1} MiB (bound {:.0} MiB): {}", args.wal_bound_mib, if wal_bounded { "bounded" } else { "OVER THE BOUND" });
     }

@@ -21,10 +21,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use subledger_bench::{Backend, Target};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use subledger_bench::{Server, cpu_seconds, file_mib, metric, percentile_ms, processes_cpu_seconds, psql, run_cli, set_database_settings, storage_write_bytes, temp_dir, thread_cpu_seconds, with_database};
+use subledger_bench::{Backend, Target};
+use subledger_bench::{
+    Server, cpu_seconds, file_mib, metric, percentile_ms, processes_cpu_seconds, psql, run_cli, set_database_settings, storage_write_bytes, temp_dir, thread_cpu_seconds, with_database,
+};
 use subledger_domain::calendar::from_unix_micros;
 
 #[global_allocator]
@@ -192,10 +194,7 @@ async fn connection(load: Arc<Load>, stop: Arc<AtomicBool>) -> Tally {
 fn first_refusal(bytes: &[u8]) -> String {
     let answer: Value = serde_json::from_slice(bytes).unwrap_or_default();
     let results = answer["results"].as_array().cloned().unwrap_or_default();
-    results
-        .iter()
-        .find(|r| r["status"] != "accepted")
-        .map_or_else(|| "event ?: not accepted".to_owned(), |r| format!("event {}: {} ({})", r["id"], r["status"], r["reason"]))
+    results.iter().find(|r| r["status"] != "accepted").map_or_else(|| "event ?: not accepted".to_owned(), |r| format!("event {}: {} ({})", r["id"], r["status"], r["reason"]))
 }
 
 /// Readings taken before and after a phase.

@@ -59,9 +59,7 @@ impl Username {
             return Err(UsernameError::Empty);
         }
         let bytes = text.as_bytes();
-        let valid = (Self::LENGTH_MIN..=Self::LENGTH_MAX).contains(&bytes.len())
-            && bytes[0].is_ascii_alphabetic()
-            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        let valid = (Self::LENGTH_MIN..=Self::LENGTH_MAX).contains(&bytes.len()) && bytes[0].is_ascii_alphabetic() && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
         if valid { Ok(Username(text.to_owned())) } else { Err(UsernameError::Format) }
     }
 }
@@ -78,10 +76,7 @@ pub struct PhoneError;
 impl Phone {
     pub fn parse(text: &str) -> Result<Self, PhoneError> {
         let bytes = text.as_bytes();
-        let valid = bytes.len() == 11
-            && bytes[0] == b'1'
-            && (b'3'..=b'9').contains(&bytes[1])
-            && bytes.iter().all(u8::is_ascii_digit);
+        let valid = bytes.len() == 11 && bytes[0] == b'1' && (b'3'..=b'9').contains(&bytes[1]) && bytes.iter().all(u8::is_ascii_digit);
         if valid { Ok(Phone(text.to_owned())) } else { Err(PhoneError) }
     }
 }
@@ -103,9 +98,7 @@ impl Email {
             return Err(EmailError);
         }
         let Some((local, domain)) = text.split_once('@') else { return Err(EmailError) };
-        let domain_ok = !domain.contains('@')
-            && domain.contains('.')
-            && domain.split('.').all(|label| !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-'));
+        let domain_ok = !domain.contains('@') && domain.contains('.') && domain.split('.').all(|label| !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-'));
         if local.is_empty() || !domain_ok {
             return Err(EmailError);
         }
@@ -184,10 +177,7 @@ impl CompanyUrl {
             return Err(CompanyUrlError::Invalid);
         }
         let lower = text.to_ascii_lowercase();
-        let rest = lower
-            .strip_prefix("https://")
-            .or_else(|| lower.strip_prefix("http://"))
-            .ok_or(CompanyUrlError::Invalid)?;
+        let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://")).ok_or(CompanyUrlError::Invalid)?;
         let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let authority = &rest[..authority_end];
         if authority.contains('@') {
@@ -206,13 +196,7 @@ impl CompanyUrl {
         let labels: Vec<&str> = host.split('.').collect();
         let host_ok = labels.len() >= 2
             && host.len() <= 253
-            && labels.iter().all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-            });
+            && labels.iter().all(|label| !label.is_empty() && label.len() <= 63 && !label.starts_with('-') && !label.ends_with('-') && label.chars().all(|c| c.is_alphanumeric() || c == '-'));
         if !host_ok {
             return Err(CompanyUrlError::Invalid);
         }

@@ -153,7 +153,14 @@ pub fn usage_line(product: &LineProduct, month: &str, rollup: &MonthRollup, mode
 /// The supplementary line for usage that arrived after `for_month` was
 /// billed: the recomputed month minus what earlier bills counted. `None`
 /// when nothing changed.
-pub fn supplement_line(product: &LineProduct, bill_month: &str, for_month: &str, rollup: &MonthRollup, model: Option<&PriceModel>, previous: (Quantity, i64)) -> Result<Option<BillLine>, AmountTooLarge> {
+pub fn supplement_line(
+    product: &LineProduct,
+    bill_month: &str,
+    for_month: &str,
+    rollup: &MonthRollup,
+    model: Option<&PriceModel>,
+    previous: (Quantity, i64),
+) -> Result<Option<BillLine>, AmountTooLarge> {
     let (money_micros, detail, quantity) = month_amount(rollup, model)?;
     // `previous` is what stored bills counted: checked like everything else.
     let too_large = || AmountTooLarge("a supplement");
@@ -164,11 +171,7 @@ pub fn supplement_line(product: &LineProduct, bill_month: &str, for_month: &str,
     if money_cents == 0 && added.milli() == 0 {
         return Ok(None);
     }
-    let label = if crate::calendar::Month::parse_dashed(bill_month).ok().map(|m| m.previous().to_string()).as_deref() == Some(for_month) {
-        "上月".to_owned()
-    } else {
-        format!("{for_month} ")
-    };
+    let label = if crate::calendar::Month::parse_dashed(bill_month).ok().map(|m| m.previous().to_string()).as_deref() == Some(for_month) { "上月".to_owned() } else { format!("{for_month} ") };
     Ok(Some(BillLine {
         kind: LineKind::Supplement,
         product_code: product.code.clone(),
@@ -216,10 +219,7 @@ mod tests {
         let q = |t| Quantity::parse(t).unwrap();
         let p = |t| UnitPrice::parse(t).unwrap();
         PriceModel::Graduated {
-            tiers: vec![
-                Tier { min: q("0"), max: Some(q("200000")), unit: q("0"), price: p("1399.00") },
-                Tier { min: q("200000"), max: Some(q("100000000")), unit: q("1000"), price: p("5.00") },
-            ],
+            tiers: vec![Tier { min: q("0"), max: Some(q("200000")), unit: q("0"), price: p("1399.00") }, Tier { min: q("200000"), max: Some(q("100000000")), unit: q("1000"), price: p("5.00") }],
         }
     }
 

@@ -120,7 +120,9 @@ pub const BUILTIN: &[Product] = &[
     Product {
         supplement: 14,
         refund: Some(37),
-        telephony: Some(TelephonyItem { group: TelephonyGroup::Messages, name: "（国内）短信（下行）", pay_type: "数量", statement_pay_type: "条数", price_unit: "元/条", overview: "短信" }),
+        telephony: Some(TelephonyItem {
+            group: TelephonyGroup::Messages, name: "（国内）短信（下行）", pay_type: "数量", statement_pay_type: "条数", price_unit: "元/条", overview: "短信"
+        }),
         ..product("sms", 10, "短信费用", "条", "messages sent")
     },
     Product { supplement: 32, ..product("mms", 11, "彩信费用", "条", "messages sent") },

@@ -300,13 +300,7 @@ mod tests {
     }
 
     fn intent(debit: i64, credit: i64, amount: i64, rule: DebitRule) -> TransferIntent {
-        TransferIntent {
-            debit: WalletId(debit),
-            credit: WalletId(credit),
-            amount: PositiveAmount::new(amount).unwrap(),
-            currency: Currency::Cny,
-            debit_rule: rule,
-        }
+        TransferIntent { debit: WalletId(debit), credit: WalletId(credit), amount: PositiveAmount::new(amount).unwrap(), currency: Currency::Cny, debit_rule: rule }
     }
 
     #[test]
@@ -373,8 +367,7 @@ mod tests {
     }
 
     fn random_transfer(wallet_count: i64) -> impl Strategy<Value = RandomTransfer> {
-        (0..wallet_count, 0..wallet_count, 1i64..=50_000, any::<bool>())
-            .prop_map(|(debit, credit, amount, non_negative)| RandomTransfer { debit, credit, amount, non_negative })
+        (0..wallet_count, 0..wallet_count, 1i64..=50_000, any::<bool>()).prop_map(|(debit, credit, amount, non_negative)| RandomTransfer { debit, credit, amount, non_negative })
     }
 
     proptest! {

@@ -124,10 +124,7 @@ pub fn parse_amount_minor(text: &str) -> Result<i64, AmountParseError> {
     if fraction.len() == 1 {
         fraction_minor *= 10;
     }
-    let minor = whole_units
-        .checked_mul(100)
-        .and_then(|m| m.checked_add(fraction_minor))
-        .ok_or(AmountParseError::TooLarge)?;
+    let minor = whole_units.checked_mul(100).and_then(|m| m.checked_add(fraction_minor)).ok_or(AmountParseError::TooLarge)?;
     if minor > AMOUNT_MINOR_MAX {
         return Err(AmountParseError::TooLarge);
     }

@@ -503,22 +503,14 @@ pub fn month_cost(model: &PriceModel, usage: &MonthUsage) -> Result<MonthCost, A
             .enumerate()
             .map(|(level, tier)| (level, tier, tier_count(tier, usage.billable)))
             .filter(|(_, _, count)| count.milli() > 0)
-            .map(|(level, tier, count)| {
-                Ok(DetailLine::Tier { level, min: tier.min, max: tier.max, unit: tier.unit, price: tier.price, count, money_micros: tier_money(tier, count)? })
-            })
+            .map(|(level, tier, count)| Ok(DetailLine::Tier { level, min: tier.min, max: tier.max, unit: tier.unit, price: tier.price, count, money_micros: tier_money(tier, count)? }))
             .collect::<Result<_, AmountTooLarge>>()?,
         PriceModel::ByCountry { .. } => usage
             .by_country
             .iter()
             .map(|(country_id, count)| {
                 Ok(match model.country_price(*country_id) {
-                    Some(price) => DetailLine::Country {
-                        country_id: *country_id,
-                        name: price.name.clone(),
-                        price: price.price,
-                        count: *count,
-                        money_micros: amount_micros(*count, price.price)?,
-                    },
+                    Some(price) => DetailLine::Country { country_id: *country_id, name: price.name.clone(), price: price.price, count: *count, money_micros: amount_micros(*count, price.price)? },
                     // Usage of a country the tariff no longer prices: free, but shown.
                     None => DetailLine::Country { country_id: *country_id, name: String::new(), price: UnitPrice(0), count: *count, money_micros: 0 },
                 })
@@ -574,10 +566,7 @@ mod tests {
 
     fn spec_email_tiers() -> PriceModel {
         PriceModel::Graduated {
-            tiers: vec![
-                Tier { min: q("0"), max: Some(q("100000")), unit: q("0"), price: p("799.00") },
-                Tier { min: q("100000"), max: Some(q("10000000")), unit: q("1000"), price: p("6.00") },
-            ],
+            tiers: vec![Tier { min: q("0"), max: Some(q("100000")), unit: q("0"), price: p("799.00") }, Tier { min: q("100000"), max: Some(q("10000000")), unit: q("1000"), price: p("6.00") }],
         }
     }
 
@@ -622,10 +611,7 @@ mod tests {
     #[test]
     fn per_country_reproduces_the_spec_example() {
         let model = PriceModel::ByCountry {
-            prices: vec![
-                CountryPrice { country_id: 170, name: "马来西亚".into(), price: p("0.34") },
-                CountryPrice { country_id: 208, name: "越南".into(), price: p("0.70") },
-            ],
+            prices: vec![CountryPrice { country_id: 170, name: "马来西亚".into(), price: p("0.34") }, CountryPrice { country_id: 208, name: "越南".into(), price: p("0.70") }],
             default: Some(CountryPrice { country_id: 213, name: "其它国家".into(), price: p("0.54") }),
         };
         let usage = MonthUsage { by_country: [(170, q("3235")), (208, q("2365"))].into(), ..MonthUsage::default() };
@@ -691,9 +677,8 @@ mod tests {
         assert_eq!(per_unit.billable(most), Ok(most));
         assert!(marginal_micros(&per_unit, &MonthUsage::default(), most, None, None).is_err());
         assert!(month_cost(&per_unit, &MonthUsage { billable: most, ..MonthUsage::default() }).is_err());
-        let flat_then_dear = PriceModel::Graduated {
-            tiers: vec![Tier { min: q("0"), max: Some(q("1")), unit: q("0"), price: dearest }, Tier { min: q("1"), max: None, unit: q("0.001"), price: dearest }],
-        };
+        let flat_then_dear =
+            PriceModel::Graduated { tiers: vec![Tier { min: q("0"), max: Some(q("1")), unit: q("0"), price: dearest }, Tier { min: q("1"), max: None, unit: q("0.001"), price: dearest }] };
         assert_eq!(month_cost(&flat_then_dear, &MonthUsage { billable: most, ..MonthUsage::default() }), Err(AmountTooLarge("a tier's cost")));
         assert!(marginal_micros(&flat_then_dear, &MonthUsage::default(), most, None, None).is_err());
         let allowance = PriceModel::Allowance { free: q("0"), price: dearest };

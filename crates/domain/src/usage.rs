@@ -166,11 +166,7 @@ impl MonthRollup {
     /// when they pass the month's limits (stored rows never do: the engine
     /// refuses the event that would).
     pub fn totals(&self) -> Result<RollupAmounts, AmountTooLarge> {
-        self.by_attr
-            .values()
-            .try_fold(RollupAmounts::default(), |totals, amounts| totals.checked_add(amounts))
-            .filter(RollupAmounts::within_month_limits)
-            .ok_or(AmountTooLarge("a month's usage"))
+        self.by_attr.values().try_fold(RollupAmounts::default(), |totals, amounts| totals.checked_add(amounts)).filter(RollupAmounts::within_month_limits).ok_or(AmountTooLarge("a month's usage"))
     }
 
     /// The month's usage as the rating engine reads it.
@@ -382,10 +378,14 @@ mod tests {
         let mut s = state(10_000, 0, 1_000, false);
         let events: Vec<_> = (0..10).map(|i| event(&format!("e{i}"), sms())).collect();
         let changes = ingest(&events, &mut s);
-        let charged: Vec<i64> = changes.outcomes.iter().map(|(o, _)| match o {
-            Outcome::Accepted(a) => a.charge_cents,
-            Outcome::Rejected(r) => panic!("{r:?}"),
-        }).collect();
+        let charged: Vec<i64> = changes
+            .outcomes
+            .iter()
+            .map(|(o, _)| match o {
+                Outcome::Accepted(a) => a.charge_cents,
+                Outcome::Rejected(r) => panic!("{r:?}"),
+            })
+            .collect();
         // 0.033 each: 3, 4, 3, 3, 4, 3, 3, 3, 4, 3 cents — 33 in all, exactly 10 × 0.033.
         assert_eq!(charged.iter().sum::<i64>(), 33);
         assert!(charged.iter().all(|c| *c == 3 || *c == 4));
@@ -403,10 +403,20 @@ mod tests {
         untariffed.model = None;
         let events = vec![event("a", sms()), event("a", sms()), unknown, untariffed, event("b", sms()), event("c", sms()), event("d", sms())];
         let changes = ingest(&events, &mut s);
-        let reasons: Vec<String> = changes.outcomes.iter().map(|(o, dup)| format!("{}{}", if *dup { "dup:" } else { "" }, match o {
-            Outcome::Accepted(a) => format!("ok{}", a.charge_cents),
-            Outcome::Rejected(r) => r.as_str().to_owned(),
-        })).collect();
+        let reasons: Vec<String> = changes
+            .outcomes
+            .iter()
+            .map(|(o, dup)| {
+                format!(
+                    "{}{}",
+                    if *dup { "dup:" } else { "" },
+                    match o {
+                        Outcome::Accepted(a) => format!("ok{}", a.charge_cents),
+                        Outcome::Rejected(r) => r.as_str().to_owned(),
+                    }
+                )
+            })
+            .collect();
         // 8 cents available (5 primary + 3 promo): the third message (3 more cents) cannot be paid.
         assert_eq!(reasons, ["ok3", "dup:ok3", "unknown_account", "no_tariff", "ok4", "insufficient_funds", "insufficient_funds"]);
         // Promo money goes first.

@@ -96,12 +96,7 @@ fn app(services: Services, config: HttpConfig, metrics: HttpMetrics, registry: R
     let native_bounds = admission(Answers { busy: native::busy, timed_out: native::timed_out });
     let sendcloud_bounds = admission(Answers { busy: sendcloud::unavailable, timed_out: sendcloud::unavailable });
     let telephony_bounds = admission(Answers { busy: telephony::busy, timed_out: telephony::timed_out });
-    let state = AppState(Arc::new(AppInner {
-        services,
-        sendcloud: config.sendcloud,
-        registry,
-        openapi_json: native::openapi::document(),
-    }));
+    let state = AppState(Arc::new(AppInner { services, sendcloud: config.sendcloud, registry, openapi_json: native::openapi::document() }));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

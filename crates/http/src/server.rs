@@ -224,14 +224,7 @@ struct Live {
 
 impl Connections {
     fn new(limits: ConnectionLimits, metrics: HttpMetrics) -> Connections {
-        Connections {
-            live: Mutex::new(Live { by_id: HashMap::new(), sockets: 0 }),
-            closed: Notify::new(),
-            next_id: AtomicU64::new(0),
-            clock: Clock { epoch: Instant::now() },
-            limits,
-            metrics,
-        }
+        Connections { live: Mutex::new(Live { by_id: HashMap::new(), sockets: 0 }), closed: Notify::new(), next_id: AtomicU64::new(0), clock: Clock { epoch: Instant::now() }, limits, metrics }
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {

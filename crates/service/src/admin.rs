@@ -6,9 +6,9 @@
 
 use subledger_storage::settings::{self, ADMIN_TOKEN_SHA256};
 
+use crate::Services;
 use crate::error::ServiceResult;
 use crate::secrets::{random_base62, secrets_equal, token_digest};
-use crate::Services;
 
 pub const ADMIN_TOKEN_PREFIX: &str = "sla_";
 /// Shortest admin token accepted from configuration.

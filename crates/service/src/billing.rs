@@ -73,12 +73,8 @@ impl Services {
         if month >= current {
             return Err(ServiceError::Invalid { field: "month", reason: format!("{month} has not ended yet in {}", tenant.timezone.name()) });
         }
-        let mut months: Vec<Month> = store_bills::unclosed_months_with_usage(&self.store, tenant.id, &month.to_string())
-            .await?
-            .iter()
-            .filter_map(|m| Month::parse_dashed(m).ok())
-            .filter(|m| *m < month)
-            .collect();
+        let mut months: Vec<Month> =
+            store_bills::unclosed_months_with_usage(&self.store, tenant.id, &month.to_string()).await?.iter().filter_map(|m| Month::parse_dashed(m).ok()).filter(|m| *m < month).collect();
         months.push(month);
         let products = self.products(tenant).await?;
         let tariffs = self.tariff_book(tenant).await?;
@@ -237,7 +233,13 @@ impl Catalog<'_> {
     /// Each account's lines of `month`'s bill, in bill order: a usage line per
     /// product used in the month, and a supplement (补扣) per product of an
     /// earlier, closed month whose usage grew since it was billed.
-    fn bill_lines(&self, month: &str, month_rows: Vec<store_close::MonthRow>, late_rows: Vec<store_close::MonthRow>, previous_billed: store_close::PreviousBilled) -> Result<BTreeMap<AccountId, Vec<BillLine>>, Unbillable> {
+    fn bill_lines(
+        &self,
+        month: &str,
+        month_rows: Vec<store_close::MonthRow>,
+        late_rows: Vec<store_close::MonthRow>,
+        previous_billed: store_close::PreviousBilled,
+    ) -> Result<BTreeMap<AccountId, Vec<BillLine>>, Unbillable> {
         let previous: HashMap<(AccountId, String, String), (i64, i64)> = previous_billed.into_iter().collect();
         let mut lines: BTreeMap<AccountId, Vec<BillLine>> = BTreeMap::new();
         for ((account, product, for_month), rollup) in &group_rows(month_rows) {
@@ -341,7 +343,15 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
             let id = fresh_ids.next().ok_or_else(|| StorageError::Corrupt("not enough transfer ids for the settlements".to_owned()))?;
             first_transfer.get_or_insert(id);
             for line in [posted.debit, posted.credit] {
-                entries.push(NewEntry { wallet: line.wallet, seq: line.seq, tenant_id: job.tenant, transfer_id: id, amount_minor: line.amount_minor, balance_after_minor: line.balance_after_minor, created_at_us: now });
+                entries.push(NewEntry {
+                    wallet: line.wallet,
+                    seq: line.seq,
+                    tenant_id: job.tenant,
+                    transfer_id: id,
+                    amount_minor: line.amount_minor,
+                    balance_after_minor: line.balance_after_minor,
+                    created_at_us: now,
+                });
             }
             transfers.push(StoredTransfer {
                 id,
@@ -540,7 +550,15 @@ impl Services {
     /// A page of the tenant's accounts (or the one named) with their bills for
     /// months `from..=to`. `month_to_date` says which accounts also see the
     /// current month so far. An unknown username is `NotFound(Account)`.
-    pub async fn bills_page(&self, tenant: &Tenant, username: Option<&str>, page: Page, from: Month, to: Month, month_to_date: impl Fn(&Account) -> bool) -> ServiceResult<(i64, Vec<(Account, Vec<BillView>)>)> {
+    pub async fn bills_page(
+        &self,
+        tenant: &Tenant,
+        username: Option<&str>,
+        page: Page,
+        from: Month,
+        to: Month,
+        month_to_date: impl Fn(&Account) -> bool,
+    ) -> ServiceResult<(i64, Vec<(Account, Vec<BillView>)>)> {
         let found = self.list_accounts(tenant, username, page).await?;
         if username.is_some() && found.total == 0 {
             return Err(ServiceError::NotFound(Resource::Account));

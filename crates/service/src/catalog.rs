@@ -8,8 +8,8 @@ use subledger_domain::account::{CompanyNameError, Username, parse_display_name};
 use subledger_domain::catalog::{self, BUILTIN, TelephonyItem};
 use subledger_domain::ids::AccountId;
 use subledger_domain::rating::{Grouping, PriceModel};
-use subledger_storage::catalog::{self as store_catalog, NewTariff, ProductRecord};
 use subledger_storage::StorageError;
+use subledger_storage::catalog::{self as store_catalog, NewTariff, ProductRecord};
 
 use crate::error::{Resource, ServiceError, ServiceResult};
 use crate::tenants::Tenant;
@@ -242,12 +242,10 @@ impl Services {
         let effective_from_us = effective_from_us.unwrap_or(now);
         let model_json = serde_json::to_string(&model).expect("price models serialize");
         let mut tx = self.store.begin_write().await?;
-        let id = store_catalog::insert_tariff(&mut tx, &NewTariff { tenant: tenant.id, account, product_code, effective_from_us, model: &model_json, now_us: now })
-            .await
-            .map_err(|e| match e {
-                StorageError::UniqueViolation { .. } => ServiceError::Conflict("a version of this tariff starts at the same instant"),
-                other => other.into(),
-            })?;
+        let id = store_catalog::insert_tariff(&mut tx, &NewTariff { tenant: tenant.id, account, product_code, effective_from_us, model: &model_json, now_us: now }).await.map_err(|e| match e {
+            StorageError::UniqueViolation { .. } => ServiceError::Conflict("a version of this tariff starts at the same instant"),
+            other => other.into(),
+        })?;
         tx.commit().await?;
         self.caches.forget_catalog(tenant.id);
         Ok(TariffVersion { id, product_code: product_code.to_owned(), account, username, effective_from_us, model: Arc::new(model), created_at_us: now })

@@ -3,10 +3,10 @@
 use subledger_domain::calendar::Month;
 use subledger_domain::money::format_minor;
 
+use crate::Services;
 use crate::billing::BillView;
 use crate::error::{ServiceError, ServiceResult};
 use crate::tenants::Tenant;
-use crate::Services;
 
 /// The file formats of an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,8 +7,8 @@ use subledger_domain::ids::{TenantId, WalletId};
 use subledger_domain::ledger::{DebitRule, TransferIntent, TransferKind, WalletPurpose};
 use subledger_domain::money::{Currency, PositiveAmount};
 use subledger_storage::accounts as store_accounts;
-use subledger_storage::wallets::{self as store_wallets, WalletOwner};
 pub use subledger_storage::ledger::StoredTransfer;
+use subledger_storage::wallets::{self as store_wallets, WalletOwner};
 pub use subledger_storage::wallets::{EntryRecord, WalletRecord};
 
 use crate::accounts::create_account_wallets;

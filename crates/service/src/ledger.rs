@@ -20,19 +20,19 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
 use subledger_domain::ids::{TenantId, TransferId, WalletId};
 use subledger_domain::ledger::{Book, TransferIntent, TransferKind, TransferRejection};
 use subledger_storage::ledger::{self as store_ledger, LedgerWriter, Locking, NewEntry, StoredTransfer};
-use std::sync::Arc;
 
 use subledger_storage::signed_requests::Sighting;
 use subledger_storage::{Backend, StorageError, Store};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::billing::{CloseError, CloseJob, CloseReport, run_close_job};
 use crate::error::{Resource, ServiceError, ServiceResult};
 use crate::metrics::LedgerMetrics;
-use crate::billing::{CloseError, CloseJob, CloseReport, run_close_job};
 use crate::usage::{UsageJob, UsageReply, run_usage_job};
 
 /// Limits of the batcher.
@@ -318,9 +318,7 @@ fn usage_groups(jobs: Vec<(UsageJob, UsageReply)>) -> Vec<Vec<(UsageJob, UsageRe
     let mut groups: Vec<Vec<(UsageJob, UsageReply)>> = Vec::new();
     for (job, reply) in jobs {
         match groups.last_mut() {
-            Some(group) if group[0].0.tenant == job.tenant && group.iter().map(|(j, _)| j.events.len()).sum::<usize>() + job.events.len() <= USAGE_MERGE_EVENTS_MAX => {
-                group.push((job, reply))
-            }
+            Some(group) if group[0].0.tenant == job.tenant && group.iter().map(|(j, _)| j.events.len()).sum::<usize>() + job.events.len() <= USAGE_MERGE_EVENTS_MAX => group.push((job, reply)),
             _ => groups.push(vec![(job, reply)]),
         }
     }
@@ -508,13 +506,8 @@ async fn commit_batch(writer: &LedgerWriter, requests: &[&TransferRequest], lock
     let mut book = Book::new(reads.wallets.into_iter().map(|(_, w)| w));
 
     // Earlier outcomes of the idempotency keys in this batch.
-    let earlier: HashMap<(TenantId, String), StoredTransfer> =
-        reads.earlier.into_iter().map(|t| ((t.tenant_id, t.idempotency_key.clone().expect("looked up by key")), t)).collect();
-    let posted_earlier: Vec<(WalletId, i64)> = earlier
-        .values()
-        .filter_map(|t| t.entry_seqs.map(|(debit_seq, credit_seq)| [(t.debit, debit_seq), (t.credit, credit_seq)]))
-        .flatten()
-        .collect();
+    let earlier: HashMap<(TenantId, String), StoredTransfer> = reads.earlier.into_iter().map(|t| ((t.tenant_id, t.idempotency_key.clone().expect("looked up by key")), t)).collect();
+    let posted_earlier: Vec<(WalletId, i64)> = earlier.values().filter_map(|t| t.entry_seqs.map(|(debit_seq, credit_seq)| [(t.debit, debit_seq), (t.credit, credit_seq)])).flatten().collect();
     let mut balances_after: HashMap<(TransferId, WalletId), i64> = HashMap::new();
     if !posted_earlier.is_empty() {
         for (transfer, wallet, balance) in store_ledger::balances_after(&mut tx, &posted_earlier).await? {
@@ -541,19 +534,11 @@ async fn commit_batch(writer: &LedgerWriter, requests: &[&TransferRequest], lock
         if let Some(key) = &request.idempotency_key {
             let slot = (request.tenant, key.clone());
             if let Some(stored) = earlier.get(&slot) {
-                answers.push(if stored.fingerprint == fingerprint {
-                    Ok(replay_of(stored, &balances_after))
-                } else {
-                    Err(ServiceError::IdempotencyKeyReused)
-                });
+                answers.push(if stored.fingerprint == fingerprint { Ok(replay_of(stored, &balances_after)) } else { Err(ServiceError::IdempotencyKeyReused) });
                 continue;
             }
             if let Some((first_fingerprint, receipt)) = fresh.get(&slot) {
-                answers.push(if *first_fingerprint == fingerprint {
-                    Ok(TransferReceipt { replayed: true, ..receipt.clone() })
-                } else {
-                    Err(ServiceError::IdempotencyKeyReused)
-                });
+                answers.push(if *first_fingerprint == fingerprint { Ok(TransferReceipt { replayed: true, ..receipt.clone() }) } else { Err(ServiceError::IdempotencyKeyReused) });
                 continue;
             }
         }
@@ -575,16 +560,8 @@ async fn commit_batch(writer: &LedgerWriter, requests: &[&TransferRequest], lock
             }
             PostedBalances { debit_balance_after_minor: posted.debit.balance_after_minor, credit_balance_after_minor: posted.credit.balance_after_minor }
         });
-        let receipt = TransferReceipt {
-            transfer_id,
-            kind: request.kind,
-            debit: intent.debit,
-            credit: intent.credit,
-            amount_minor: intent.amount.minor(),
-            created_at_us: now_us,
-            replayed: false,
-            outcome,
-        };
+        let receipt =
+            TransferReceipt { transfer_id, kind: request.kind, debit: intent.debit, credit: intent.credit, amount_minor: intent.amount.minor(), created_at_us: now_us, replayed: false, outcome };
         // Rejections are kept only when a key must be able to replay them.
         if receipt.outcome.is_ok() || request.idempotency_key.is_some() {
             new_transfers.push(StoredTransfer {

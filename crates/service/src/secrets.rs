@@ -12,8 +12,8 @@ use std::time::Duration;
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use subledger_domain::account::Password;
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::error::{ServiceError, ServiceResult};

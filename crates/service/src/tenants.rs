@@ -4,9 +4,9 @@
 use subledger_domain::account::{DailyQuota, TenantName};
 use subledger_domain::calendar::TenantTimeZone;
 use subledger_domain::ids::{TenantId, TenantPublicId};
-use subledger_domain::paging::Page;
 use subledger_domain::ledger::WalletPurpose;
 use subledger_domain::money::Currency;
+use subledger_domain::paging::Page;
 use subledger_storage::tenants::{self as store_tenants, NewTenant, TenantChanges, TenantRecord};
 use subledger_storage::wallets::{self as store_wallets, WalletOwner};
 use subledger_storage::{StorageError, WriteTx};
@@ -204,12 +204,7 @@ impl Services {
 /// (unbounded, since they stand for the outside).
 pub(crate) async fn create_tenant_wallets(tx: &mut WriteTx, tenant: TenantId, currency: Currency, now: i64) -> ServiceResult<()> {
     let owner = WalletOwner::Tenant(tenant);
-    for (purpose, floor) in [
-        (WalletPurpose::Primary, Some(0)),
-        (WalletPurpose::Promo, Some(0)),
-        (WalletPurpose::World, None),
-        (WalletPurpose::Revenue, None),
-    ] {
+    for (purpose, floor) in [(WalletPurpose::Primary, Some(0)), (WalletPurpose::Promo, Some(0)), (WalletPurpose::World, None), (WalletPurpose::Revenue, None)] {
         store_wallets::ensure(tx, owner, purpose, currency, floor, now).await?;
     }
     Ok(())

@@ -238,11 +238,7 @@ pub(crate) async fn run_usage_job(writer: &LedgerWriter, job: &UsageJob) -> Resu
     let closed: HashSet<String> = reads.closed_months.into_iter().collect();
     let mut state = BatchState {
         earlier: reads.earlier.into_iter().collect(),
-        accounts: reads
-            .accounts
-            .iter()
-            .map(|a| (a.id, AccountTerms { id: a.id, active: a.active, postpaid: a.postpaid, daily_quota: a.daily_quota, primary: a.primary, promo: a.promo }))
-            .collect(),
+        accounts: reads.accounts.iter().map(|a| (a.id, AccountTerms { id: a.id, active: a.active, postpaid: a.postpaid, daily_quota: a.daily_quota, primary: a.primary, promo: a.promo })).collect(),
         months,
         quota_used: reads.quota.into_iter().collect(),
         book: Book::new(reads.wallets.into_iter().map(|(_, w)| w)),
@@ -260,7 +256,15 @@ pub(crate) async fn run_usage_job(writer: &LedgerWriter, job: &UsageJob) -> Resu
         let posted = state.book.apply(debit).map_err(|reason| StorageError::Corrupt(format!("a usage charge the engine accepted was refused: {reason}")))?;
         let id = fresh_ids.next().ok_or_else(|| StorageError::Corrupt("not enough transfer ids for the usage charges".to_owned()))?;
         for line in [posted.debit, posted.credit] {
-            entries.push(NewEntry { wallet: line.wallet, seq: line.seq, tenant_id: job.tenant, transfer_id: id, amount_minor: line.amount_minor, balance_after_minor: line.balance_after_minor, created_at_us: now });
+            entries.push(NewEntry {
+                wallet: line.wallet,
+                seq: line.seq,
+                tenant_id: job.tenant,
+                transfer_id: id,
+                amount_minor: line.amount_minor,
+                balance_after_minor: line.balance_after_minor,
+                created_at_us: now,
+            });
         }
         transfers.push(StoredTransfer {
             id,

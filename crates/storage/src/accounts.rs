@@ -164,23 +164,11 @@ pub async fn list_summaries(store: &Store, filter: &AccountFilter<'_>, currency:
          ORDER BY a.id LIMIT $5 OFFSET $6",
         columns = COLUMNS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ")
     );
-    Ok(sqlx::query_as(&sql)
-        .bind(filter.tenant.0)
-        .bind(filter.username)
-        .bind(currency.code())
-        .bind(day)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(store.reader())
-        .await?)
+    Ok(sqlx::query_as(&sql).bind(filter.tenant.0).bind(filter.username).bind(currency.code()).bind(day).bind(limit).bind(offset).fetch_all(store.reader()).await?)
 }
 
 pub async fn used_on_day(store: &Store, account: AccountId, day: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT COALESCE((SELECT used FROM quota_usage WHERE account_id = $1 AND day = $2), 0)")
-        .bind(account.0)
-        .bind(day)
-        .fetch_one(store.reader())
-        .await?)
+    Ok(sqlx::query_scalar("SELECT COALESCE((SELECT used FROM quota_usage WHERE account_id = $1 AND day = $2), 0)").bind(account.0).bind(day).fetch_one(store.reader()).await?)
 }
 
 pub async fn set_status(tx: &mut WriteTx, tenant: TenantId, username: &str, status: i64, now_us: i64) -> Result<Option<AccountRecord>> {

@@ -144,7 +144,9 @@ pub async fn daily(store: &Store, tenant: TenantId, account: AccountId, from_day
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(product, day, quantity_milli, billable_milli, events, rated_micros, charged_cents)| (product, day, RollupAmounts { quantity_milli, billable_milli, events, rated_micros, charged_cents }))
+        .map(|(product, day, quantity_milli, billable_milli, events, rated_micros, charged_cents)| {
+            (product, day, RollupAmounts { quantity_milli, billable_milli, events, rated_micros, charged_cents })
+        })
         .collect())
 }
 

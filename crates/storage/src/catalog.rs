@@ -22,25 +22,23 @@ pub async fn insert_product(tx: &mut WriteTx, tenant: TenantId, product: &Produc
         "INSERT INTO products (tenant_id, code, name, unit, order_type, grouping, supplement_order_type, refund_order_type, quantity_meaning, created_at_us)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
-        .bind(tenant.0)
-        .bind(&product.code)
-        .bind(&product.name)
-        .bind(&product.unit)
-        .bind(product.order_type)
-        .bind(&product.grouping)
-        .bind(product.supplement_order_type)
-        .bind(product.refund_order_type)
-        .bind(&product.quantity_meaning)
-        .bind(product.created_at_us)
-        .execute(tx.conn())
-        .await?;
+    .bind(tenant.0)
+    .bind(&product.code)
+    .bind(&product.name)
+    .bind(&product.unit)
+    .bind(product.order_type)
+    .bind(&product.grouping)
+    .bind(product.supplement_order_type)
+    .bind(product.refund_order_type)
+    .bind(&product.quantity_meaning)
+    .bind(product.created_at_us)
+    .execute(tx.conn())
+    .await?;
     Ok(())
 }
 
 pub async fn products(store: &Store, tenant: TenantId) -> Result<Vec<ProductRecord>> {
-    Ok(sqlx::query_as(
-        "SELECT code, name, unit, order_type, grouping, supplement_order_type, refund_order_type, quantity_meaning, created_at_us FROM products WHERE tenant_id = $1 ORDER BY code",
-    )
+    Ok(sqlx::query_as("SELECT code, name, unit, order_type, grouping, supplement_order_type, refund_order_type, quantity_meaning, created_at_us FROM products WHERE tenant_id = $1 ORDER BY code")
         .bind(tenant.0)
         .fetch_all(store.reader())
         .await?)
@@ -69,17 +67,15 @@ pub struct NewTariff<'a> {
 }
 
 pub async fn insert_tariff(tx: &mut WriteTx, tariff: &NewTariff<'_>) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO tariffs (tenant_id, account_id, product_code, effective_from_us, model, created_at_us) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(tariff.tenant.0)
-    .bind(tariff.account.map(|a| a.0))
-    .bind(tariff.product_code)
-    .bind(tariff.effective_from_us)
-    .bind(tariff.model)
-    .bind(tariff.now_us)
-    .fetch_one(tx.conn())
-    .await?)
+    Ok(sqlx::query_scalar("INSERT INTO tariffs (tenant_id, account_id, product_code, effective_from_us, model, created_at_us) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+        .bind(tariff.tenant.0)
+        .bind(tariff.account.map(|a| a.0))
+        .bind(tariff.product_code)
+        .bind(tariff.effective_from_us)
+        .bind(tariff.model)
+        .bind(tariff.now_us)
+        .fetch_one(tx.conn())
+        .await?)
 }
 
 /// Every version of the tenant's tariffs (defaults and overrides), oldest first.

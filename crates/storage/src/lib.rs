@@ -19,8 +19,8 @@ pub mod tenants;
 pub mod wallets;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -293,12 +293,7 @@ impl Store {
 
     async fn open_postgres(url: &str, options: &StoreOptions) -> Result<Store> {
         let connect = AnyConnectOptions::from_str(url)?.disable_statement_logging();
-        let pool = AnyPoolOptions::new()
-            .max_connections(options.connections_max)
-            .test_before_acquire(false)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
-            .await?;
+        let pool = AnyPoolOptions::new().max_connections(options.connections_max).test_before_acquire(false).acquire_timeout(options.acquire_timeout).connect_with(connect).await?;
         Ok(Store { backend: Backend::Postgres, sqlite_path: None, wal_watch: None, write_gate: Arc::default(), read: pool.clone(), write: pool })
     }
 

@@ -11,19 +11,11 @@ pub async fn get(store: &Store, key: &str) -> Result<Option<String>> {
 /// Sets `key` only if it has no value yet; returns whether this call set it.
 /// Several servers starting at once agree on one value this way.
 pub async fn insert_if_absent(tx: &mut WriteTx, key: &str, value: &str) -> Result<bool> {
-    let done = sqlx::query("INSERT INTO server_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-        .bind(key)
-        .bind(value)
-        .execute(tx.conn())
-        .await?;
+    let done = sqlx::query("INSERT INTO server_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING").bind(key).bind(value).execute(tx.conn()).await?;
     Ok(done.rows_affected() == 1)
 }
 
 pub async fn put(tx: &mut WriteTx, key: &str, value: &str) -> Result<()> {
-    sqlx::query("INSERT INTO server_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-        .bind(key)
-        .bind(value)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query("INSERT INTO server_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value").bind(key).bind(value).execute(tx.conn()).await?;
     Ok(())
 }

@@ -110,13 +110,7 @@ pub async fn ensure(tx: &mut WriteTx, owner: WalletOwner, purpose: WalletPurpose
 /// Finds the wallet of an owner for a purpose and currency.
 pub async fn find(store: &Store, owner: WalletOwner, purpose: WalletPurpose, currency: Currency) -> Result<Option<WalletRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM wallets WHERE tenant_id = $1 AND COALESCE(account_id, 0) = $2 AND purpose = $3 AND currency = $4");
-    let row: Option<WalletRow> = sqlx::query_as(&sql)
-        .bind(owner.tenant().0)
-        .bind(owner.account_key())
-        .bind(purpose.as_str())
-        .bind(currency.code())
-        .fetch_optional(store.reader())
-        .await?;
+    let row: Option<WalletRow> = sqlx::query_as(&sql).bind(owner.tenant().0).bind(owner.account_key()).bind(purpose.as_str()).bind(currency.code()).fetch_optional(store.reader()).await?;
     row.map(WalletRecord::try_from).transpose()
 }
 
@@ -177,10 +171,6 @@ pub async fn find_for_username(store: &Store, tenant: TenantId, username: &str, 
 /// when the balance is already below the new floor: the floor is an
 /// invariant, so it cannot be raised past money already owed.
 pub async fn set_floor(tx: &mut WriteTx, wallet: WalletId, floor_minor: i64) -> Result<bool> {
-    let done = sqlx::query("UPDATE wallets SET floor_minor = $2 WHERE id = $1 AND balance_minor >= $2 AND floor_minor IS NOT NULL")
-        .bind(wallet.0)
-        .bind(floor_minor)
-        .execute(tx.conn())
-        .await?;
+    let done = sqlx::query("UPDATE wallets SET floor_minor = $2 WHERE id = $1 AND balance_minor >= $2 AND floor_minor IS NOT NULL").bind(wallet.0).bind(floor_minor).execute(tx.conn()).await?;
     Ok(done.rows_affected() == 1)
 }

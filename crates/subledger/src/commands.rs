@@ -253,9 +253,7 @@ async fn wallet(services: &Services, command: WalletCommand) -> Result<ExitCode,
                 "balance": format_minor(balances.credit_balance_after_minor),
                 "replayed": replayed,
             });
-            print(json, value, || {
-                format!("deposited {} {} into {wallet}; balance {}", format_minor(receipt.amount_minor), currency, format_minor(balances.credit_balance_after_minor))
-            });
+            print(json, value, || format!("deposited {} {} into {wallet}; balance {}", format_minor(receipt.amount_minor), currency, format_minor(balances.credit_balance_after_minor)));
         }
         WalletCommand::Overdraft { tenant, limit, currency, username, json } => {
             let tenant = services.find_tenant(&tenant).await?;
@@ -274,9 +272,7 @@ async fn wallet(services: &Services, command: WalletCommand) -> Result<ExitCode,
                 .iter()
                 .map(|w| json!({"wallet_id": w.id.0, "purpose": w.purpose.as_str(), "currency": w.currency.code(), "balance": format_minor(w.balance_minor), "entries": w.entry_seq}))
                 .collect();
-            print(json, json!({"items": items}), || {
-                wallets.iter().map(|w| format!("{:<8} {} {:>16}", w.purpose.as_str(), w.currency, format_minor(w.balance_minor))).collect::<Vec<_>>().join("\n")
-            });
+            print(json, json!({"items": items}), || wallets.iter().map(|w| format!("{:<8} {} {:>16}", w.purpose.as_str(), w.currency, format_minor(w.balance_minor))).collect::<Vec<_>>().join("\n"));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -80,17 +80,9 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
     }
 
     let http_config = HttpConfig {
-        sendcloud: SendCloudConfig {
-            timestamp_window_ms: args.sendcloud_timestamp_window_ms,
-            transfer_requires_timestamp: !args.sendcloud_transfer_timestamp_optional,
-            ..SendCloudConfig::default()
-        },
+        sendcloud: SendCloudConfig { timestamp_window_ms: args.sendcloud_timestamp_window_ms, transfer_requires_timestamp: !args.sendcloud_transfer_timestamp_optional, ..SendCloudConfig::default() },
         requests_in_flight_max: args.http_requests_in_flight_max,
-        connections: ConnectionLimits {
-            header_read_timeout: Duration::from_millis(args.http_header_read_timeout_ms),
-            idle_timeout: Duration::from_millis(args.http_idle_timeout_ms),
-            connections_max,
-        },
+        connections: ConnectionLimits { header_read_timeout: Duration::from_millis(args.http_header_read_timeout_ms), idle_timeout: Duration::from_millis(args.http_idle_timeout_ms), connections_max },
         ..HttpConfig::default()
     };
     let auto_close = (args.auto_close_after_hours > 0).then(|| tokio::spawn(auto_close(services.clone(), args.auto_close_after_hours)));

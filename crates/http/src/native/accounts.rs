@@ -12,7 +12,7 @@ use subledger_domain::paging::Page;
 use subledger_service::accounts::{ACCOUNT_PAGE_MAX, Account, NewAccountInput};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiPath, ApiError, ApiJson, ApiQuery, ErrorBody, TenantAuth};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, TenantAuth};
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]

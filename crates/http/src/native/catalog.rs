@@ -86,16 +86,22 @@ pub struct NewProductBody {
 pub async fn add_product(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiJson(body): ApiJson<NewProductBody>) -> Result<impl IntoResponse, ApiError> {
     let name = body.grouping.as_deref().unwrap_or("none");
     let grouping = Grouping::parse(name).ok_or_else(|| ApiError::bad_request("invalid_grouping", &format!("grouping must be none, country or item, not {name:?}")))?;
-    let product = state.services.add_product(&tenant, NewProduct {
-            code: body.code,
-            name: body.name,
-            unit: body.unit,
-            order_type: body.order_type,
-            grouping,
-            supplement_order_type: body.supplement_order_type,
-            refund_order_type: body.refund_order_type,
-            quantity_meaning: body.quantity_meaning,
-        }).await?;
+    let product = state
+        .services
+        .add_product(
+            &tenant,
+            NewProduct {
+                code: body.code,
+                name: body.name,
+                unit: body.unit,
+                order_type: body.order_type,
+                grouping,
+                supplement_order_type: body.supplement_order_type,
+                refund_order_type: body.refund_order_type,
+                quantity_meaning: body.quantity_meaning,
+            },
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(ProductView::from(&product))))
 }
 

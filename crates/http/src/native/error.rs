@@ -28,7 +28,10 @@ pub struct ErrorDetail {
 #[derive(Debug)]
 pub enum ApiError {
     Unauthenticated,
-    BadRequest { code: &'static str, message: String },
+    BadRequest {
+        code: &'static str,
+        message: String,
+    },
     PayloadTooLarge,
     UnsupportedMediaType,
     /// Too many requests in flight; nothing was done.

@@ -31,9 +31,7 @@ struct BearerTokens;
 impl Modify for BearerTokens {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        let bearer = |description: &str| {
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(description.to_owned())).build())
-        };
+        let bearer = |description: &str| SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(description.to_owned())).build());
         components.add_security_scheme("api_token", bearer("A tenant's api_token (slt_…)"));
         components.add_security_scheme("admin_token", bearer("The server's admin token (sla_…)"));
     }

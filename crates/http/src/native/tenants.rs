@@ -11,7 +11,7 @@ use subledger_domain::paging::Page;
 use subledger_service::tenants::{TENANT_PAGE_MAX, Tenant, TenantUpdate, TenantWithSecrets};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiPath, AdminAuth, ApiError, ApiJson, ApiQuery, ErrorBody, TenantAuth};
+use super::{AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, TenantAuth};
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -149,10 +149,7 @@ pub async fn update(_: AdminAuth, State(state): State<AppState>, ApiPath(tenant)
         name: body.name.as_deref().map(parse_name).transpose()?,
         timezone: body.timezone.as_deref().map(parse_timezone).transpose()?,
         account_limit: body.account_limit,
-        default_daily_quota: body
-            .default_daily_quota
-            .map(|q| DailyQuota::new(q).map_err(|e| ApiError::bad_request("invalid_quota", &e.to_string())))
-            .transpose()?,
+        default_daily_quota: body.default_daily_quota.map(|q| DailyQuota::new(q).map_err(|e| ApiError::bad_request("invalid_quota", &e.to_string()))).transpose()?,
     };
     Ok(Json(TenantView::from(&state.services.update_tenant(tenant.id, update).await?)))
 }

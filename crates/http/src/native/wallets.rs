@@ -13,11 +13,11 @@ use subledger_domain::ids::{TransferId, WalletId};
 use subledger_domain::ledger::WalletPurpose;
 use subledger_domain::money::{Currency, PositiveAmount, format_minor, parse_amount_minor};
 use subledger_service::funds::{ENTRY_PAGE_MAX, Holder, MoveOptions, WalletRef};
-use subledger_service::ledger::TransferReceipt;
 use subledger_service::funds::{EntryRecord, WalletRecord};
+use subledger_service::ledger::TransferReceipt;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiPath, AdminAuth, ApiError, ApiJson, ApiQuery, ErrorBody, IdempotencyKey, TenantAuth};
+use super::{AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, IdempotencyKey, TenantAuth};
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -137,12 +137,7 @@ pub struct EntryQuery {
 #[utoipa::path(get, path = "/v1/wallets/{wallet_id}/entries", tag = "wallets", security(("api_token" = [])),
     params(("wallet_id" = i64, Path), EntryQuery),
     responses((status = 200, body = EntryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn entries(
-    TenantAuth(tenant): TenantAuth,
-    State(state): State<AppState>,
-    ApiPath(wallet_id): ApiPath<i64>,
-    ApiQuery(query): ApiQuery<EntryQuery>,
-) -> Result<Json<EntryPage>, ApiError> {
+pub async fn entries(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(wallet_id): ApiPath<i64>, ApiQuery(query): ApiQuery<EntryQuery>) -> Result<Json<EntryPage>, ApiError> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=ENTRY_PAGE_MAX).contains(&limit) {
         return Err(ApiError::bad_request("invalid_page", &format!("limit must be from 1 to {ENTRY_PAGE_MAX}")));
@@ -277,12 +272,7 @@ fn wallet_ref(side: &WalletSide) -> Result<WalletRef, ApiError> {
     responses((status = 201, body = TransferView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "idempotency key reused for another request"),
               (status = 422, body = ErrorBody, description = "insufficient_funds, negative_balance, same_wallet …")))]
-pub async fn transfer(
-    TenantAuth(tenant): TenantAuth,
-    State(state): State<AppState>,
-    IdempotencyKey(key): IdempotencyKey,
-    ApiJson(body): ApiJson<TransferBody>,
-) -> Result<Response, ApiError> {
+pub async fn transfer(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, IdempotencyKey(key): IdempotencyKey, ApiJson(body): ApiJson<TransferBody>) -> Result<Response, ApiError> {
     let amount = parse_amount(&body.amount)?;
     let currency = parse_currency(body.currency.as_deref())?;
     let (from, to) = (wallet_ref(&body.from)?, wallet_ref(&body.to)?);
@@ -364,7 +354,12 @@ pub async fn tenant_overdraft(_: AdminAuth, State(state): State<AppState>, ApiPa
 #[utoipa::path(put, path = "/v1/accounts/{username}/overdraft", tag = "wallets", security(("api_token" = [])),
     params(("username" = String, Path)), request_body = OverdraftBody,
     responses((status = 200, body = WalletView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn account_overdraft(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>, ApiJson(body): ApiJson<OverdraftBody>) -> Result<Json<WalletView>, ApiError> {
+pub async fn account_overdraft(
+    TenantAuth(tenant): TenantAuth,
+    State(state): State<AppState>,
+    ApiPath(username): ApiPath<String>,
+    ApiJson(body): ApiJson<OverdraftBody>,
+) -> Result<Json<WalletView>, ApiError> {
     let holder = Holder::Account(parse_username(&username)?);
     let wallet = state.services.set_overdraft(&tenant, &holder, parse_currency(body.currency.as_deref())?, parse_limit(&body.limit)?).await?;
     Ok(Json(WalletView::from(&wallet)))

@@ -193,11 +193,8 @@ fn bill_query(call: &SignedCall) -> Result<BillQuery, Refusal> {
 /// The page of sub-accounts and their bills in the range.
 async fn page_bills(state: &AppState, call: &SignedCall, query: &BillQuery) -> Result<(i64, Vec<(String, UserType, Vec<BillView>)>), Refusal> {
     // SendCloud accounts see closed months only; iFaxin ones the month so far too.
-    let (total, accounts) = state
-        .services
-        .bills_page(&call.tenant, query.username.as_deref(), query.page, query.from, query.to, |account| account.user_type == UserType::IFaxin)
-        .await
-        .map_err(|e| match e {
+    let (total, accounts) =
+        state.services.bills_page(&call.tenant, query.username.as_deref(), query.page, query.from, query.to, |account| account.user_type == UserType::IFaxin).await.map_err(|e| match e {
             ServiceError::NotFound(Resource::Account) => Refusal(Code::UsernameUnknown),
             other => storage_refusal(other, Code::Failed),
         })?;
@@ -219,14 +216,7 @@ pub async fn bill(State(state): State<AppState>, request: Request) -> Response {
         let list: Vec<AccountBills<BillDataList>> = accounts
             .into_iter()
             .map(|(username, user_type, bills)| {
-                let bill_data = bills
-                    .into_iter()
-                    .map(|b| BillData {
-                        date: b.month,
-                        total_money: Yuan(b.total_cents),
-                        consume_orders: b.lines.iter().map(ConsumeOrder::from).collect(),
-                    })
-                    .collect();
+                let bill_data = bills.into_iter().map(|b| BillData { date: b.month, total_money: Yuan(b.total_cents), consume_orders: b.lines.iter().map(ConsumeOrder::from).collect() }).collect();
                 AccountBills { username, user_type: user_type.code(), bills: BillDataList { bill_data } }
             })
             .collect();

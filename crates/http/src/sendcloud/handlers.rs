@@ -3,9 +3,7 @@
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use subledger_domain::account::{
-    CompanyName, CompanyNameError, CompanyUrl, CompanyUrlError, DailyQuota, Email, Password, PasswordError, Phone, UserType, Username, UsernameError,
-};
+use subledger_domain::account::{CompanyName, CompanyNameError, CompanyUrl, CompanyUrlError, DailyQuota, Email, Password, PasswordError, Phone, UserType, Username, UsernameError};
 use subledger_domain::ledger::TransferRejection;
 use subledger_domain::money::{AmountParseError, Currency, PositiveAmount, parse_amount_minor};
 use subledger_domain::paging::Page;
@@ -131,16 +129,7 @@ fn new_account_input(call: &SignedCall) -> Result<NewAccountInput, Refusal> {
         PasswordError::Empty => Refusal(Code::PasswordMissing),
         PasswordError::Weak => Refusal(Code::PasswordRule),
     })?;
-    Ok(NewAccountInput {
-        username,
-        user_type,
-        phone,
-        email,
-        company_name: Some(company_name),
-        company_url: Some(company_url),
-        password: Some(password),
-        daily_quota: None,
-    })
+    Ok(NewAccountInput { username, user_type, phone, email, company_name: Some(company_name), company_url: Some(company_url), password: Some(password), daily_quota: None })
 }
 
 /// `create`: a new sub-account; SendCloud accounts get an API user and key.
@@ -191,18 +180,14 @@ pub async fn transfer_in(State(state): State<AppState>, request: Request) -> Res
         // (which keeps the first outcome) and refused here. The timestamp
         // leads the key so that keys arrive in order and land side by side
         // in the index, instead of one random page each.
-        let options = MoveOptions {
-            idempotency_key: call.has_timestamp.then(|| format!("sendcloud:{}:{}", call.params.get("timestamp").unwrap_or_default(), call.signature)),
-            memo: None,
-        };
-        let receipt = state
-            .services
-            .transfer(&call.tenant, &WalletRef::primary(Holder::Tenant), &WalletRef::primary(Holder::Account(username.clone())), amount, Currency::Cny, options)
-            .await
-            .map_err(|e| match e {
-                ServiceError::NotFound(_) => Refusal(Code::UsernameUnknown),
-                ServiceError::IdempotencyKeyReused => Refusal(Code::Timestamp),
-                other => storage_refusal(other, Code::TransferFailed),
+        let options = MoveOptions { idempotency_key: call.has_timestamp.then(|| format!("sendcloud:{}:{}", call.params.get("timestamp").unwrap_or_default(), call.signature)), memo: None };
+        let receipt =
+            state.services.transfer(&call.tenant, &WalletRef::primary(Holder::Tenant), &WalletRef::primary(Holder::Account(username.clone())), amount, Currency::Cny, options).await.map_err(|e| {
+                match e {
+                    ServiceError::NotFound(_) => Refusal(Code::UsernameUnknown),
+                    ServiceError::IdempotencyKeyReused => Refusal(Code::Timestamp),
+                    other => storage_refusal(other, Code::TransferFailed),
+                }
             })?;
         if receipt.replayed {
             return Err(Refusal(Code::Timestamp));

@@ -36,8 +36,7 @@ pub fn is_well_formed(text: &str) -> bool {
 }
 
 /// Characters left as they are in a form-encoded value: RFC 3986's unreserved set.
-const FORM_VALUE: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const FORM_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// `name=value&…&signature=…`, form-encoded and signed: the body (or query
 /// string) of a SendCloud request. Used by `subledger sign` and the benchmark.
@@ -45,10 +44,7 @@ pub fn signed_form(app_key: &str, params: &[(String, String)]) -> String {
     let signature = sign(app_key, params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let mut sorted: Vec<&(String, String)> = params.iter().filter(|(k, _)| k != SIGNATURE_PARAM).collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut form: Vec<String> = sorted
-        .into_iter()
-        .map(|(k, v)| format!("{}={}", percent_encoding::utf8_percent_encode(k, FORM_VALUE), percent_encoding::utf8_percent_encode(v, FORM_VALUE)))
-        .collect();
+    let mut form: Vec<String> = sorted.into_iter().map(|(k, v)| format!("{}={}", percent_encoding::utf8_percent_encode(k, FORM_VALUE), percent_encoding::utf8_percent_encode(v, FORM_VALUE))).collect();
     form.push(format!("{SIGNATURE_PARAM}={signature}"));
     form.join("&")
 }

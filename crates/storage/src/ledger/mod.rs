@@ -150,8 +150,7 @@ fn parse_wallets(rows: Vec<WalletRow>) -> Result<Vec<(TenantId, WalletState)>> {
 }
 
 /// A transfer's values in [`TRANSFER_COLUMNS`] order: what both backends write.
-type TransferValues<'a> =
-    (i64, i64, Option<&'a str>, &'a str, &'static str, Option<&'static str>, &'static str, i64, i64, i64, &'static str, Option<&'a str>, i64, Option<i64>, Option<i64>);
+type TransferValues<'a> = (i64, i64, Option<&'a str>, &'a str, &'static str, Option<&'static str>, &'static str, i64, i64, i64, &'static str, Option<&'a str>, i64, Option<i64>, Option<i64>);
 
 fn transfer_values(t: &StoredTransfer) -> TransferValues<'_> {
     let (status, rejection) = match t.outcome {
@@ -204,7 +203,8 @@ pub struct StoredTransfer {
 
 type TransferRow = (i64, i64, Option<String>, String, String, Option<String>, String, i64, i64, i64, String, Option<String>, i64, Option<i64>, Option<i64>);
 
-const TRANSFER_COLUMNS: &str = "id, tenant_id, idempotency_key, fingerprint, status, rejection, kind, debit_wallet_id, credit_wallet_id, amount_minor, currency, memo, created_at_us, debit_seq, credit_seq";
+const TRANSFER_COLUMNS: &str =
+    "id, tenant_id, idempotency_key, fingerprint, status, rejection, kind, debit_wallet_id, credit_wallet_id, amount_minor, currency, memo, created_at_us, debit_seq, credit_seq";
 
 fn transfer_from_row(row: TransferRow) -> Result<StoredTransfer> {
     let (id, tenant_id, idempotency_key, fingerprint, status, rejection, kind, debit, credit, amount_minor, currency, memo, created_at_us, debit_seq, credit_seq) = row;
@@ -293,8 +293,7 @@ impl AuditReport {
 /// tests, operators and after a crash, not for the request path).
 pub async fn audit(store: &Store) -> Result<AuditReport> {
     let pool = store.reader();
-    let balance_sums: Vec<(String, i64)> =
-        sqlx::query_as("SELECT currency, CAST(SUM(balance_minor) AS BIGINT) FROM wallets GROUP BY currency ORDER BY currency").fetch_all(pool).await?;
+    let balance_sums: Vec<(String, i64)> = sqlx::query_as("SELECT currency, CAST(SUM(balance_minor) AS BIGINT) FROM wallets GROUP BY currency ORDER BY currency").fetch_all(pool).await?;
     let count = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await };
     Ok(AuditReport {
         balance_sums,

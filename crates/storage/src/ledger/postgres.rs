@@ -26,9 +26,9 @@
 //! them to index probes.
 
 use serde_json::json;
+use sqlx::Row;
 use subledger_domain::ids::{TenantId, TransferId, WalletId};
 use subledger_domain::ledger::WalletState;
-use sqlx::Row;
 
 use super::{BatchReads, Locking, NewEntry, StoredTransfer, TransferRow, entry_values, parse_json, parse_wallets, transfer_from_row, transfer_values};
 use crate::{Result, StorageError, Store};
@@ -100,8 +100,7 @@ pub(super) async fn begin(store: &Store, wallet_ids: &[i64], keys: &[(TenantId, 
         Locking::Optimistic => (Batch::Optimistic(store.writer().acquire().await?), READS_UNLOCKED),
         Locking::Pessimistic => (Batch::Locked(store.writer().begin().await?), READS_LOCKED),
     };
-    let (wallets, earlier, ids): (String, String, String) =
-        sqlx::query_as(statement).bind(json!(wallet_ids).to_string()).bind(keys).bind(ids_needed as i64).fetch_one(batch.conn()).await?;
+    let (wallets, earlier, ids): (String, String, String) = sqlx::query_as(statement).bind(json!(wallet_ids).to_string()).bind(keys).bind(ids_needed as i64).fetch_one(batch.conn()).await?;
     let reads = BatchReads {
         wallets: parse_wallets(parse_json(&wallets, "locked wallets")?)?,
         earlier: parse_json::<Vec<TransferRow>>(&earlier, "earlier transfers")?.into_iter().map(transfer_from_row).collect::<Result<_>>()?,
@@ -238,8 +237,7 @@ pub(super) async fn usage_begin(store: &Store, keys: &super::usage::UsageKeys<'_
     let mut wallet_ids: Vec<i64> = accounts.iter().flat_map(|a| [a.primary.0, a.promo.0]).chain([keys.revenue.0]).collect();
     wallet_ids.sort_unstable();
     wallet_ids.dedup();
-    let (wallets, _, ids): (String, String, String) =
-        sqlx::query_as(READS_LOCKED).bind(json!(wallet_ids).to_string()).bind("[]").bind(keys.ids_needed as i64).fetch_one(batch.conn()).await?;
+    let (wallets, _, ids): (String, String, String) = sqlx::query_as(READS_LOCKED).bind(json!(wallet_ids).to_string()).bind("[]").bind(keys.ids_needed as i64).fetch_one(batch.conn()).await?;
     let months_json = serde_json::Value::Array(keys.months.iter().map(|(a, p, m)| json!([a.0, p, m])).collect()).to_string();
     let quota_json = serde_json::Value::Array(keys.quota_days.iter().map(|(a, d)| json!([a.0, d])).collect()).to_string();
     let (earlier, months, quota, closed): (String, String, String, String) = sqlx::query_as(USAGE_READS)
@@ -286,11 +284,8 @@ pub(super) async fn usage_writes(batch: &mut Batch, writes: &super::usage::Usage
             json!([e.event_id, e.account_id.map(|a| a.0), e.username, e.product_code, e.quantity_milli, e.occurred_at_us, e.attributes, status, rejection, billable, rated, charge])
         })
         .collect();
-    let days: Vec<serde_json::Value> = writes
-        .days
-        .iter()
-        .map(|((account, product, day, attr), a)| json!([account.0, product, day, attr, a.quantity_milli, a.billable_milli, a.events, a.rated_micros, a.charged_cents]))
-        .collect();
+    let days: Vec<serde_json::Value> =
+        writes.days.iter().map(|((account, product, day, attr), a)| json!([account.0, product, day, attr, a.quantity_milli, a.billable_milli, a.events, a.rated_micros, a.charged_cents])).collect();
     let months: Vec<serde_json::Value> = writes
         .months
         .iter()
@@ -377,7 +372,13 @@ pub(super) async fn close_begin(store: &Store, tenant: TenantId, month: &str) ->
     Ok((batch, reads))
 }
 
-pub(super) async fn settlement_wallets(batch: &mut Batch, tenant: TenantId, accounts: &[subledger_domain::ids::AccountId], revenue: WalletId, ids_needed: usize) -> Result<super::close::SettlementWallets> {
+pub(super) async fn settlement_wallets(
+    batch: &mut Batch,
+    tenant: TenantId,
+    accounts: &[subledger_domain::ids::AccountId],
+    revenue: WalletId,
+    ids_needed: usize,
+) -> Result<super::close::SettlementWallets> {
     use subledger_domain::ids::AccountId;
     let account_ids: Vec<i64> = accounts.iter().map(|a| a.0).collect();
     let text: String = sqlx::query_scalar(USAGE_ACCOUNTS).bind(tenant.0).bind(json!(account_ids).to_string()).fetch_one(batch.conn()).await?;
@@ -388,8 +389,7 @@ pub(super) async fn settlement_wallets(batch: &mut Batch, tenant: TenantId, acco
     let mut ids: Vec<i64> = found.iter().flat_map(|(_, p, q)| [p.0, q.0]).chain([revenue.0]).collect();
     ids.sort_unstable();
     ids.dedup();
-    let (wallets, _, transfer_ids): (String, String, String) =
-        sqlx::query_as(READS_LOCKED).bind(json!(ids).to_string()).bind("[]").bind(ids_needed as i64).fetch_one(batch.conn()).await?;
+    let (wallets, _, transfer_ids): (String, String, String) = sqlx::query_as(READS_LOCKED).bind(json!(ids).to_string()).bind("[]").bind(ids_needed as i64).fetch_one(batch.conn()).await?;
     Ok(super::close::SettlementWallets {
         accounts: found,
         wallets: parse_wallets(parse_json(&wallets, "locked wallets")?)?,

@@ -194,9 +194,8 @@ pub(super) fn balances_after(batch: &mut Batch, positions: &[(WalletId, i64)]) -
 pub(super) fn finish(batch: Batch, transfers: &[StoredTransfer], entries: &[NewEntry], wallets: &[(&WalletState, i64)]) -> Result<()> {
     let conn = batch.conn.clone();
     {
-        let mut insert_transfer = conn
-            .prepare_cached(&format!("INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"))
-            .map_err(storage_error)?;
+        let mut insert_transfer =
+            conn.prepare_cached(&format!("INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")).map_err(storage_error)?;
         for t in transfers {
             insert_transfer.execute(transfer_values(t)).map_err(storage_error)?;
         }
@@ -261,12 +260,13 @@ pub(super) fn usage_reads(batch: &Batch, keys: &super::usage::UsageKeys<'_>) -> 
     let wallets = read_wallets(batch, &wallet_ids)?;
 
     let mut earlier = Vec::new();
-    let mut select_event = conn
-        .prepare_cached("SELECT status, rejection, billable_milli, rated_micros, charge_cents FROM usage_events WHERE tenant_id = ?1 AND event_id = ?2")
-        .map_err(storage_error)?;
+    let mut select_event =
+        conn.prepare_cached("SELECT status, rejection, billable_milli, rated_micros, charge_cents FROM usage_events WHERE tenant_id = ?1 AND event_id = ?2").map_err(storage_error)?;
     for id in keys.event_ids {
         let row = select_event
-            .query_row(params![keys.tenant.0, id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<i64>>(3)?, r.get::<_, Option<i64>>(4)?)))
+            .query_row(params![keys.tenant.0, id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<i64>>(3)?, r.get::<_, Option<i64>>(4)?))
+            })
             .optional()
             .map_err(storage_error)?;
         if let Some((status, rejection, billable, rated, charge)) = row {
@@ -351,9 +351,7 @@ pub(super) fn usage_writes(batch: &Batch, writes: &super::usage::UsageWrites<'_>
         )
         .map_err(storage_error)?;
     for ((account, product, day, attr), a) in writes.days {
-        upsert_day
-            .execute(params![tenant, account.0, product, day, attr, a.quantity_milli, a.billable_milli, a.events, a.rated_micros, a.charged_cents])
-            .map_err(storage_error)?;
+        upsert_day.execute(params![tenant, account.0, product, day, attr, a.quantity_milli, a.billable_milli, a.events, a.rated_micros, a.charged_cents]).map_err(storage_error)?;
     }
     let mut upsert_month = conn
         .prepare_cached(
@@ -513,9 +511,7 @@ pub(super) fn close_writes(batch: &Batch, writes: &super::close::CloseWrites<'_>
             .execute(params![tenant, s.account.0, s.product_code, writes.month, s.order_type, s.amount_cents, status, s.transfer_id.map(|t| t.0), writes.now_us])
             .map_err(storage_error)?;
     }
-    conn.prepare_cached("UPDATE usage_monthly SET late = 0 WHERE tenant_id = ?1 AND late = 1 AND month < ?2")
-        .and_then(|mut s| s.execute(params![tenant, writes.month]))
-        .map_err(storage_error)?;
+    conn.prepare_cached("UPDATE usage_monthly SET late = 0 WHERE tenant_id = ?1 AND late = 1 AND month < ?2").and_then(|mut s| s.execute(params![tenant, writes.month])).map_err(storage_error)?;
     conn.prepare_cached("INSERT INTO month_closes (tenant_id, month, closed_at_us, accounts) VALUES (?1, ?2, ?3, ?4)")
         .and_then(|mut s| s.execute(params![tenant, writes.month, writes.now_us, writes.bills.len() as i64]))
         .map_err(storage_error)?;

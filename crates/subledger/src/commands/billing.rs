@@ -96,9 +96,7 @@ pub(super) async fn tariff(services: &Services, command: TariffCommand) -> Resul
             let tenant = services.find_tenant(&tenant).await?;
             let book = services.tariff_book(&tenant).await?;
             let versions = book.listed(product.as_deref());
-            print(json, json!({"items": versions.iter().map(|v| tariff_json(v)).collect::<Vec<_>>()}), || {
-                versions.iter().map(|v| tariff_row(v)).collect::<Vec<_>>().join("\n")
-            });
+            print(json, json!({"items": versions.iter().map(|v| tariff_json(v)).collect::<Vec<_>>()}), || versions.iter().map(|v| tariff_row(v)).collect::<Vec<_>>().join("\n"));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -126,14 +124,7 @@ fn report_row(r: &CloseReport) -> String {
     if r.already_closed {
         return format!("{}: already closed, nothing changed", r.month);
     }
-    format!(
-        "{}: closed; {} bills, billed {}, settled {}, outstanding {}",
-        r.month,
-        r.bills,
-        format_minor(r.billed_cents),
-        format_minor(r.settled_cents),
-        format_minor(r.outstanding_cents)
-    )
+    format!("{}: closed; {} bills, billed {}, settled {}, outstanding {}", r.month, r.bills, format_minor(r.billed_cents), format_minor(r.settled_cents), format_minor(r.outstanding_cents))
 }
 
 fn tenant_ref(t: &Tenant) -> Value {
@@ -181,9 +172,7 @@ pub(super) async fn bill(services: &Services, command: BillCommand) -> Result<Ex
                 }
                 items.push(item);
             }
-            print(json, json!({"month": month.to_string(), "tenants": items, "failed": failed}), || {
-                if lines.is_empty() { "no tenants".to_owned() } else { lines.join("\n") }
-            });
+            print(json, json!({"month": month.to_string(), "tenants": items, "failed": failed}), || if lines.is_empty() { "no tenants".to_owned() } else { lines.join("\n") });
             if failed > 0 {
                 eprintln!("error: closing {month} failed for {failed} tenant(s)");
                 return Ok(ExitCode::FAILURE);

@@ -386,19 +386,16 @@ impl CsvSource {
             names.push(name);
         }
         let find = |wanted: &str| names.iter().position(|n| *n == wanted);
-        let required = |wanted: &'static str| find(wanted).ok_or_else(|| format!("the CSV header row has no {wanted:?} column (it needs id,account,product,quantity and may have occurred_at and attribute columns)"));
+        let required = |wanted: &'static str| {
+            find(wanted).ok_or_else(|| format!("the CSV header row has no {wanted:?} column (it needs id,account,product,quantity and may have occurred_at and attribute columns)"))
+        };
         let columns = Columns {
             id: required("id")?,
             account: required("account")?,
             product: required("product")?,
             quantity: required("quantity")?,
             occurred_at: find("occurred_at"),
-            attributes: names
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| !["id", "account", "product", "quantity", "occurred_at"].contains(n))
-                .map(|(i, n)| (i, (*n).to_owned()))
-                .collect(),
+            attributes: names.iter().enumerate().filter(|(_, n)| !["id", "account", "product", "quantity", "occurred_at"].contains(n)).map(|(i, n)| (i, (*n).to_owned())).collect(),
             count: names.len(),
         };
         Ok(CsvSource { lines, columns })

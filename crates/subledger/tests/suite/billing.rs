@@ -11,7 +11,18 @@ use serde_json::{Value, json};
 use crate::on_both_backends;
 use crate::support::*;
 
-on_both_backends!(usage_is_answered_per_event, quotas_count_per_tenant_day, month_close_bills_exactly, sendcloud_bills_follow_the_spec, exports_read_back, close_is_all_or_nothing, months_close_by_themselves, catalog_and_effective_tariffs, an_earlier_month_closes_after_a_later_one, outstanding_settlements_are_retried);
+on_both_backends!(
+    usage_is_answered_per_event,
+    quotas_count_per_tenant_day,
+    month_close_bills_exactly,
+    sendcloud_bills_follow_the_spec,
+    exports_read_back,
+    close_is_all_or_nothing,
+    months_close_by_themselves,
+    catalog_and_effective_tariffs,
+    an_earlier_month_closes_after_a_later_one,
+    outstanding_settlements_are_retried
+);
 
 const ZONE: &str = "Asia/Shanghai";
 
@@ -346,7 +357,10 @@ async fn month_close_bills_exactly(backend: Backend) {
     assert!(mailer["settlements"].as_array().unwrap().is_empty(), "real-time charges were exact: {mailer}");
     let postpaid = bills["items"].as_array().unwrap().iter().find(|b| b["username"] == "postpd01").unwrap();
     assert_eq!(postpaid["total"], "0.50");
-    assert_eq!(postpaid["settlements"], json!([{"product": "sms", "order_type": 14, "amount": "0.50", "amount_minor": 50, "status": "posted", "transfer_id": postpaid["settlements"][0]["transfer_id"]}]));
+    assert_eq!(
+        postpaid["settlements"],
+        json!([{"product": "sms", "order_type": 14, "amount": "0.50", "amount_minor": 50, "status": "posted", "transfer_id": postpaid["settlements"][0]["transfer_id"]}])
+    );
     assert_eq!(primary_cents(&h, token, "postpd01").await, 50, "the postpaid account paid at close");
 
     // Closing again changes nothing.
@@ -380,15 +394,7 @@ async fn month_close_bills_exactly(backend: Backend) {
         .map(|l| (l["kind"].as_str().unwrap(), l["for_month"].as_str().unwrap(), l["order_type"].as_i64().unwrap(), l["quantity"].as_str().unwrap(), l["money"].as_str().unwrap()))
         .collect();
     let m1_text = dashed(m1);
-    assert_eq!(
-        lines,
-        [
-            ("usage", dashed(m2).as_str(), 10, "7", "0.35"),
-            ("supplement", m1_text.as_str(), 5, "5486", "30.00"),
-            ("supplement", m1_text.as_str(), 33, "23", "16.10"),
-        ],
-        "{bill}"
-    );
+    assert_eq!(lines, [("usage", dashed(m2).as_str(), 10, "7", "0.35"), ("supplement", m1_text.as_str(), 5, "5486", "30.00"), ("supplement", m1_text.as_str(), 33, "23", "16.10"),], "{bill}");
     let email = &bill["lines"][1];
     assert_eq!((email["previous_quantity"].as_str(), email["previous_money"].as_str()), (Some("299155"), Some("1999.00")));
     let details: Vec<_> = email["detail"].as_array().unwrap().iter().map(|d| (d["count"].as_str().unwrap(), d["money_micros"].as_i64().unwrap())).collect();
@@ -435,10 +441,7 @@ async fn sendcloud_bills_follow_the_spec(backend: Backend) {
     let bill = &mailer["billData"][0];
     assert_eq!(bill["date"], dashed(m1));
     assert_eq!(bill["totalMoney"].to_string(), "5890.29");
-    assert_eq!(
-        floats(bill["consumeOrders"][0].clone()),
-        floats(json!({"orderType": 1, "desc": "邮件费用", "remark": 299155, "component": "封", "orderMoney": 1999}))
-    );
+    assert_eq!(floats(bill["consumeOrders"][0].clone()), floats(json!({"orderType": 1, "desc": "邮件费用", "remark": 299155, "component": "封", "orderMoney": 1999})));
     let fax = of("faxer001");
     assert_eq!(fax["userType"], 1);
     let dates: Vec<_> = fax["billData"].as_array().unwrap().iter().map(|b| b["date"].as_str().unwrap().to_owned()).collect();
@@ -473,10 +476,7 @@ async fn sendcloud_bills_follow_the_spec(backend: Backend) {
     let mut ip_info = ips["info"].as_array().unwrap().clone();
     ip_info.sort_by_key(|i| i["ip"].as_str().unwrap().to_owned());
     assert_eq!(floats(json!(ip_info)), floats(json!([{"money": 500, "price": 500, "ip": "192.168.0.149", "type": "国内"}, {"money": 500, "price": 500, "ip": "192.168.0.65", "type": "国内"}])));
-    assert_eq!(
-        floats(by_type(30)["info"].clone()),
-        floats(json!({"payEmailDataCount": 67947.41, "money": 135.8948, "price": 0.002, "totalEmailDataCount": 68913.63, "freeEmailDataCount": 966.22}))
-    );
+    assert_eq!(floats(by_type(30)["info"].clone()), floats(json!({"payEmailDataCount": 67947.41, "money": 135.8948, "price": 0.002, "totalEmailDataCount": 68913.63, "freeEmailDataCount": 966.22})));
     // iFaxin accounts are listed without detail (spec note 2).
     let reply = sendcloud_call(&h, &tenant, "billDetail", &params(&[("username", "faxer001")])).await;
     assert_eq!(reply["info"]["list"], json!([{"username": "faxer001", "userType": 1, "billDetail": []}]), "{reply}");
@@ -664,7 +664,11 @@ async fn catalog_and_effective_tariffs(backend: Backend) {
     assert_eq!((status, created["builtin"].as_bool(), created["grouping"].as_str()), (201, Some(false), Some("none")), "{created}");
     assert_eq!((created["supplement_order_type"].as_i64(), created["refund_order_type"].as_i64()), (Some(15), None), "人工补扣 by default: {created}");
     let (status, own) = h
-        .post_json("/v1/products", token, &json!({"code": "fax_cover", "name": "传真封面费用", "unit": "页", "order_type": 910, "supplement_order_type": 911, "refund_order_type": 912, "quantity_meaning": "cover pages sent"}))
+        .post_json(
+            "/v1/products",
+            token,
+            &json!({"code": "fax_cover", "name": "传真封面费用", "unit": "页", "order_type": 910, "supplement_order_type": 911, "refund_order_type": 912, "quantity_meaning": "cover pages sent"}),
+        )
         .await;
     assert_eq!((status, own["supplement_order_type"].as_i64(), own["refund_order_type"].as_i64(), own["quantity_meaning"].as_str()), (201, Some(911), Some(912), Some("cover pages sent")), "{own}");
     refused(h.post_json("/v1/products", token, &json!({"code": "fax_bad", "name": "x", "unit": "页", "order_type": 913, "supplement_order_type": 0})).await, 400, "invalid_request");
@@ -721,16 +725,8 @@ async fn catalog_and_effective_tariffs(backend: Backend) {
     let report = close(&h, token, &dashed(last_month)).await;
     assert_eq!((report["months"][0]["billed"].as_str(), report["months"][0]["settled"].as_str()), (Some("0.10"), Some("0.00")), "{report}");
 
-    refused(
-        status_and_json(h.http.put(h.url("/v1/accounts/plain001/billing")).bearer_auth(token).json(&json!({"mode": "weekly"})).send().await.unwrap()).await,
-        400,
-        "invalid_mode",
-    );
-    refused(
-        status_and_json(h.http.put(h.url("/v1/accounts/ghost001/billing")).bearer_auth(token).json(&json!({"mode": "postpaid"})).send().await.unwrap()).await,
-        404,
-        "account_not_found",
-    );
+    refused(status_and_json(h.http.put(h.url("/v1/accounts/plain001/billing")).bearer_auth(token).json(&json!({"mode": "weekly"})).send().await.unwrap()).await, 400, "invalid_mode");
+    refused(status_and_json(h.http.put(h.url("/v1/accounts/ghost001/billing")).bearer_auth(token).json(&json!({"mode": "postpaid"})).send().await.unwrap()).await, 404, "account_not_found");
     refused(h.get_json("/v1/bills?from=2024-13", token).await, 400, "invalid_month");
     refused(h.get_json("/v1/bills?from=2024-05&to=2024-01", token).await, 400, "invalid_range");
     refused(h.get_json("/v1/bills?from=2020-01&to=2024-01", token).await, 400, "invalid_range");
@@ -758,7 +754,8 @@ async fn an_earlier_month_closes_after_a_later_one(backend: Backend) {
     assert_eq!(usage(&h, token, json!([{"id": "m1", "account": "sender01", "product": "sms", "quantity": 4, "occurred_at": at(m1, 5, 5)}])).await["accepted"], 1);
     assert_eq!(primary_cents(&h, token, "sender01").await, 1000 - 50 - 20);
     let report = close(&h, token, &dashed(m2)).await;
-    let months: Vec<_> = report["months"].as_array().unwrap().iter().map(|m| (m["month"].as_str().unwrap().to_owned(), m["already_closed"].as_bool().unwrap(), m["settled"].as_str().unwrap().to_owned())).collect();
+    let months: Vec<_> =
+        report["months"].as_array().unwrap().iter().map(|m| (m["month"].as_str().unwrap().to_owned(), m["already_closed"].as_bool().unwrap(), m["settled"].as_str().unwrap().to_owned())).collect();
     assert_eq!(months, [(dashed(m1), false, "0.00".to_owned()), (dashed(m2), true, "0.00".to_owned())], "{report}");
     assert_eq!(primary_cents(&h, token, "sender01").await, 1000 - 50 - 20, "nothing charged twice");
     let (_, bills) = h.get_json(&format!("/v1/bills?from={}&to={}", dashed(m1), dashed(m2)), token).await;

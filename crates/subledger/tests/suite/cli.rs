@@ -66,12 +66,7 @@ async fn deposits_from_the_command_line(backend: Backend) {
     assert_eq!(replay["transfer_id"], keyed["transfer_id"]);
     // The server sees what the CLI wrote.
     let (_, wallets) = h.get_json("/v1/wallets", &tenant.api_token).await;
-    let balances: Vec<(String, String)> = wallets["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| (w["purpose"].as_str().unwrap().to_owned(), w["balance"].as_str().unwrap().to_owned()))
-        .collect();
+    let balances: Vec<(String, String)> = wallets["items"].as_array().unwrap().iter().map(|w| (w["purpose"].as_str().unwrap().to_owned(), w["balance"].as_str().unwrap().to_owned())).collect();
     assert!(balances.contains(&("primary".into(), "1010.00".into())), "{balances:?}");
     assert!(balances.contains(&("promo".into(), "50.00".into())), "{balances:?}");
     h.assert_ledger_sound().await;
@@ -87,7 +82,8 @@ async fn sign_prints_what_the_server_accepts(backend: Backend) {
     assert!(body.contains("appId=") && body.contains("timestamp=") && body.contains("signature="), "{body}");
     assert_code(&h.sendcloud_raw_post("transferIn", body.trim()).await, 200, "请求成功");
     // With the key given directly (no database needed), including non-ASCII values.
-    let (ok, body, stderr) = run_cli("sqlite:///nonexistent/never-opened.db", &["sign", "--app-id", &tenant.app_id, "--app-key", &tenant.app_key, "username=signeduser", "companyName=公司 & Co"]).await;
+    let (ok, body, stderr) =
+        run_cli("sqlite:///nonexistent/never-opened.db", &["sign", "--app-id", &tenant.app_id, "--app-key", &tenant.app_key, "username=signeduser", "companyName=公司 & Co"]).await;
     assert!(ok, "{stderr}");
     assert_code(&h.sendcloud_raw_post("list", body.trim()).await, 200, "请求成功");
 }
@@ -167,7 +163,25 @@ async fn catalog_tariffs_and_billing_mode_from_the_command_line(backend: Backend
     assert_eq!(default["account_id"], Value::Null);
     assert_eq!(default["effective_from"], "2020-01-01T00:00:00Z");
     assert_eq!(default["model"]["price"], "0.05");
-    let override_ = cli_json(&h, &["tariff", "set", "--tenant", t, "--product", "sms", "--username", "alice001", "--effective-from", "2021-06-01T08:00:00+08:00", "--model", r#"{"model":"per_unit","price":"0.04","increment":1}"#, "--json"]).await;
+    let override_ = cli_json(
+        &h,
+        &[
+            "tariff",
+            "set",
+            "--tenant",
+            t,
+            "--product",
+            "sms",
+            "--username",
+            "alice001",
+            "--effective-from",
+            "2021-06-01T08:00:00+08:00",
+            "--model",
+            r#"{"model":"per_unit","price":"0.04","increment":1}"#,
+            "--json",
+        ],
+    )
+    .await;
     assert!(override_["account_id"].is_i64(), "{override_}");
     assert_eq!(override_["username"], "alice001");
     assert_eq!(override_["effective_from"], "2021-06-01T00:00:00Z");
@@ -207,7 +221,23 @@ async fn usage_import_counts_every_line_and_never_charges_twice(backend: Backend
     let tenant = tenant_with_account(&h, "Cli Usage", "alice001", "100.00").await;
     let t = tenant.tenant_id.as_str();
     cli_json(&h, &["tariff", "set", "--tenant", t, "--product", "sms", "--effective-from", "2020-01-01T00:00:00Z", "--model", SMS_AT_5_CENTS, "--json"]).await;
-    cli_json(&h, &["tariff", "set", "--tenant", t, "--product", "intl_sms", "--effective-from", "2020-01-01T00:00:00Z", "--model", r#"{"model":"by_country","prices":[{"country_id":1,"name":"USA","price":"0.25"}]}"#, "--json"]).await;
+    cli_json(
+        &h,
+        &[
+            "tariff",
+            "set",
+            "--tenant",
+            t,
+            "--product",
+            "intl_sms",
+            "--effective-from",
+            "2020-01-01T00:00:00Z",
+            "--model",
+            r#"{"model":"by_country","prices":[{"country_id":1,"name":"USA","price":"0.25"}]}"#,
+            "--json",
+        ],
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
 
     // CSV: extra columns become attributes; empty cells are left out.
@@ -368,12 +398,8 @@ async fn bill_close_show_and_export_a_past_month(backend: Backend) {
     assert_eq!(statuses, ["skipped", "skipped"], "{everyone}");
     assert!(everyone["tenants"][0]["reason"].as_str().unwrap().contains("has not ended"), "{everyone}");
     let everyone = cli_json(&h, &["bill", "close", "--month", &month, "--json"]).await;
-    let by_tenant: Vec<(&str, bool)> = everyone["tenants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| (t["tenant_id"].as_str().unwrap(), t["months"].as_array().unwrap().last().unwrap()["already_closed"].as_bool().unwrap()))
-        .collect();
+    let by_tenant: Vec<(&str, bool)> =
+        everyone["tenants"].as_array().unwrap().iter().map(|t| (t["tenant_id"].as_str().unwrap(), t["months"].as_array().unwrap().last().unwrap()["already_closed"].as_bool().unwrap())).collect();
     assert!(by_tenant.contains(&(t, true)) && by_tenant.contains(&(other.tenant_id.as_str(), false)), "{everyone}");
     assert_eq!(primary_balance(&h, &tenant, "bob00001").await, "0.65");
     assert_eq!(primary_balance(&h, &tenant, "alice001").await, "98.45");

@@ -180,12 +180,7 @@ fn native_cases(tenant_id: &str, wallet_id: i64) -> Vec<NativeCase> {
                 r#"{"amount": "1.00", "note": "a gift§"}"#,
             ],
         ),
-        (
-            "PUT",
-            Admin,
-            format!("/v1/tenants/{t}/overdraft"),
-            &[r#"{"limit": "5.0§0"}"#, r#"{"limit": "5.00", "currency": "CN§Y"}"#, r#"{"limit": "5.00", "username": "alice§001"}"#],
-        ),
+        ("PUT", Admin, format!("/v1/tenants/{t}/overdraft"), &[r#"{"limit": "5.0§0"}"#, r#"{"limit": "5.00", "currency": "CN§Y"}"#, r#"{"limit": "5.00", "username": "alice§001"}"#]),
         (
             "POST",
             Tenant,
@@ -352,7 +347,15 @@ fn sendcloud_endpoints() -> Vec<(&'static str, Vec<(&'static str, &'static str)>
         ("list", vec![("username", "alice001"), ("startNo", "0"), ("pageSize", "10")]),
         (
             "create",
-            vec![("username", "carol001"), ("userType", "1"), ("phone", "13307766289"), ("email", "carol@example.com"), ("companyName", "公司"), ("companyUrl", "https://www.example.com"), ("pwd", "321Abc")],
+            vec![
+                ("username", "carol001"),
+                ("userType", "1"),
+                ("phone", "13307766289"),
+                ("email", "carol@example.com"),
+                ("companyName", "公司"),
+                ("companyUrl", "https://www.example.com"),
+                ("pwd", "321Abc"),
+            ],
         ),
         ("transferIn", vec![("username", "alice001"), ("money", "1.00")]),
         ("quota", vec![("username", "alice001"), ("quota", "7")]),
@@ -437,9 +440,7 @@ async fn usage_import_reports_invalid_text_by_line(backend: Backend) {
             serde_json::from_str::<Value>(&stdout).unwrap_or_else(|_| panic!("JSON: {stdout}"))
         }
     };
-    let malformed = |report: &Value| -> Vec<(u64, String)> {
-        report["malformed"].as_array().unwrap().iter().map(|m| (m["line"].as_u64().unwrap(), m["error"].as_str().unwrap().to_owned())).collect()
-    };
+    let malformed = |report: &Value| -> Vec<(u64, String)> { report["malformed"].as_array().unwrap().iter().map(|m| (m["line"].as_u64().unwrap(), m["error"].as_str().unwrap().to_owned())).collect() };
 
     let csv = dir.path().join("usage.csv");
     let mut text = b"id,account,product,quantity,note\nc1,alice001,sms,1,\n".to_vec();
@@ -450,11 +451,7 @@ async fn usage_import_reports_invalid_text_by_line(backend: Backend) {
     std::fs::write(&csv, text).unwrap();
     let report = import(csv).await;
     assert_eq!((report["accepted"].as_u64(), report["rejected"].as_u64()), (Some(2), Some(3)), "{report}");
-    assert_eq!(
-        malformed(&report),
-        [(3, "the line holds a NUL character".to_owned()), (4, "the line holds a NUL character".to_owned()), (5, "the line is not valid UTF-8".to_owned())],
-        "{report}"
-    );
+    assert_eq!(malformed(&report), [(3, "the line holds a NUL character".to_owned()), (4, "the line holds a NUL character".to_owned()), (5, "the line is not valid UTF-8".to_owned())], "{report}");
 
     let jsonl = dir.path().join("usage.jsonl");
     let lines = [
@@ -493,7 +490,8 @@ async fn control_characters_in_keys_and_names(backend: Backend) {
     }
     // Attribute names are keys, like event ids: the batch is refused whole.
     for attributes in [json!({"no\rte": "x"}), json!({"\u{1b}[31mnote": "x"}), json!({"item\u{85}": "10.0.0.1"})] {
-        let events = json!({"events": [{"id": "g1", "account": "alice001", "product": "sms", "quantity": 1}, {"id": "b1", "account": "alice001", "product": "sms", "quantity": 1, "attributes": attributes}]});
+        let events =
+            json!({"events": [{"id": "g1", "account": "alice001", "product": "sms", "quantity": 1}, {"id": "b1", "account": "alice001", "product": "sms", "quantity": 1, "attributes": attributes}]});
         let (status, body) = h.post_json("/v1/usage", token, &events).await;
         assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")), "{attributes}: {body}");
     }

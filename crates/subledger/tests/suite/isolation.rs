@@ -175,7 +175,10 @@ async fn overdraft_changes_race_spending_safely(backend: Backend) {
     let (ok, failures) = load.finish().await;
     assert!(failures.is_empty(), "tenant A saw {} failures beside {ok} transfers, e.g. {:?}", failures.len(), failures.first());
     for (status, body) in &spent {
-        assert!(*status == 201 || (*status == 422 && ["insufficient_funds", "negative_balance"].contains(&body["error"]["code"].as_str().unwrap_or_default())), "B's spending is posted or refused by a rule, never failed: {status} {body}");
+        assert!(
+            *status == 201 || (*status == 422 && ["insufficient_funds", "negative_balance"].contains(&body["error"]["code"].as_str().unwrap_or_default())),
+            "B's spending is posted or refused by a rule, never failed: {status} {body}"
+        );
     }
     assert!(toggles.iter().all(|s| *s == 200 || *s == 400), "{toggles:?}");
     h.assert_ledger_sound().await;
@@ -228,18 +231,53 @@ async fn nothing_tenant_b_sends_fails_tenant_a(backend: Backend) {
     let mut statuses: Vec<(String, u16)> = Vec::new();
     for round in 0..4 {
         let key = |what: &str| format!("{what}-{round}");
-        let transfer = |memo: &str, key: String| http.post(format!("{base}/v1/transfers")).bearer_auth(&token).header("Idempotency-Key", key).json(&json!({"from": {}, "to": {"username": "bravo001"}, "amount": "1.00", "memo": memo}));
+        let transfer = |memo: &str, key: String| {
+            http.post(format!("{base}/v1/transfers")).bearer_auth(&token).header("Idempotency-Key", key).json(&json!({"from": {}, "to": {"username": "bravo001"}, "amount": "1.00", "memo": memo}))
+        };
         let requests: Vec<(&str, reqwest::RequestBuilder)> = vec![
             ("NUL memo", transfer("a\u{0}b", key("nul-memo"))),
-            ("NUL deposit note", http.post(format!("{base}/v1/tenants/{}/deposits", b.tenant_id)).bearer_auth(ADMIN_TOKEN).header("Idempotency-Key", key("nul-note")).json(&json!({"amount": "1.00", "note": "x\u{0}y"}))),
+            (
+                "NUL deposit note",
+                http.post(format!("{base}/v1/tenants/{}/deposits", b.tenant_id))
+                    .bearer_auth(ADMIN_TOKEN)
+                    .header("Idempotency-Key", key("nul-note"))
+                    .json(&json!({"amount": "1.00", "note": "x\u{0}y"})),
+            ),
             ("NUL path", http.put(format!("{base}/v1/accounts/a%00b/quota")).bearer_auth(&token).json(&json!({"quota": 5}))),
             ("NUL telephony path", http.get(format!("{base}/balance/getAccountAmount/%00")).bearer_auth(&token)),
             ("invalid UTF-8 query", http.get(format!("{base}/v1/accounts?username=%FF%FE")).bearer_auth(&token)),
-            ("NUL usage", http.post(format!("{base}/v1/usage")).bearer_auth(&token).json(&json!({"events": [{"id": key("nul-usage"), "account": "bravo\u{0}", "product": "sms", "quantity": 1, "occurred_at": now}]}))),
-            ("overflowing usage", http.post(format!("{base}/v1/usage")).bearer_auth(&token).json(&json!({"events": [{"id": key("huge"), "account": "bravo001", "product": "sms", "quantity": "1000000000000", "occurred_at": now}]}))),
-            ("oversized JSON", http.post(format!("{base}/v1/transfers")).bearer_auth(&token).header("Idempotency-Key", key("big")).header("Content-Type", "application/json").body(format!("{{\"memo\":\"{}\"}}", "x".repeat(400 * 1024)))),
-            ("oversized form", http.post(format!("{base}/api/subAccount/transferIn")).header("Content-Type", "application/x-www-form-urlencoded").body(format!("appId={}&x={}", b.app_id, "y".repeat(100 * 1024)))),
-            ("bad signature", http.post(format!("{base}/api/subAccount/transferIn")).header("Content-Type", "application/x-www-form-urlencoded").body(format!("appId={}&username=bravo001&money=1.00&timestamp=1&signature={}", b.app_id, "0".repeat(32)))),
+            (
+                "NUL usage",
+                http.post(format!("{base}/v1/usage"))
+                    .bearer_auth(&token)
+                    .json(&json!({"events": [{"id": key("nul-usage"), "account": "bravo\u{0}", "product": "sms", "quantity": 1, "occurred_at": now}]})),
+            ),
+            (
+                "overflowing usage",
+                http.post(format!("{base}/v1/usage"))
+                    .bearer_auth(&token)
+                    .json(&json!({"events": [{"id": key("huge"), "account": "bravo001", "product": "sms", "quantity": "1000000000000", "occurred_at": now}]})),
+            ),
+            (
+                "oversized JSON",
+                http.post(format!("{base}/v1/transfers"))
+                    .bearer_auth(&token)
+                    .header("Idempotency-Key", key("big"))
+                    .header("Content-Type", "application/json")
+                    .body(format!("{{\"memo\":\"{}\"}}", "x".repeat(400 * 1024))),
+            ),
+            (
+                "oversized form",
+                http.post(format!("{base}/api/subAccount/transferIn")).header("Content-Type", "application/x-www-form-urlencoded").body(format!("appId={}&x={}", b.app_id, "y".repeat(100 * 1024))),
+            ),
+            (
+                "bad signature",
+                http.post(format!("{base}/api/subAccount/transferIn")).header("Content-Type", "application/x-www-form-urlencoded").body(format!(
+                    "appId={}&username=bravo001&money=1.00&timestamp=1&signature={}",
+                    b.app_id,
+                    "0".repeat(32)
+                )),
+            ),
             ("another tenant's account", transfer("steal", key("steal")).json(&json!({"from": {}, "to": {"username": "steady00"}, "amount": "1.00"}))),
             ("overdraw", transfer("overdraw", key("overdraw")).json(&json!({"from": {}, "to": {"username": "bravo001"}, "amount": "99999999.00"}))),
             ("huge page", http.get(format!("{base}/v1/accounts?offset=99999999999&limit=999999")).bearer_auth(&token)),

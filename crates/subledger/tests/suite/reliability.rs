@@ -166,8 +166,7 @@ async fn check_after_load(h: &Harness, tenant: &Tenant, funded_minor: i64, sent:
     }
     sqlx::any::install_default_drivers();
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&h.db.url).await.unwrap();
-    let keys: Vec<String> =
-        sqlx::query_scalar("SELECT idempotency_key FROM transfers WHERE kind = 'allocation' AND status = 'posted'").fetch_all(&mut conn).await.unwrap();
+    let keys: Vec<String> = sqlx::query_scalar("SELECT idempotency_key FROM transfers WHERE kind = 'allocation' AND status = 'posted'").fetch_all(&mut conn).await.unwrap();
     assert!(keys.len() >= acknowledged.len(), "{} stored < {} acknowledged", keys.len(), acknowledged.len());
     for key in &keys {
         let signature = key.strip_prefix("sendcloud:").and_then(|k| k.rsplit_once(':')).map(|(_, s)| s).expect("transferIn keys are sendcloud:TIMESTAMP:SIGNATURE");
@@ -267,10 +266,19 @@ async fn crash_keeps_every_acknowledged_usage_event(backend: Backend) {
     h.deposit(&tenant, "100000.00").await;
     let names = accounts(&h, &tenant, 20).await;
     for name in &names {
-        let response = h.http.post(h.url("/v1/transfers")).bearer_auth(&token).header("Idempotency-Key", format!("fund-{name}")).json(&json!({"from": {}, "to": {"username": name}, "amount": "1000.00"})).send().await.unwrap();
+        let response = h
+            .http
+            .post(h.url("/v1/transfers"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", format!("fund-{name}"))
+            .json(&json!({"from": {}, "to": {"username": name}, "amount": "1000.00"}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 201);
     }
-    let (status, body) = h.post_json("/v1/tariffs", &token, &json!({"product": "sms", "model": {"model": "per_unit", "price": "0.01", "increment": "1"}, "effective_from": "2020-01-01T00:00:00Z"})).await;
+    let (status, body) =
+        h.post_json("/v1/tariffs", &token, &json!({"product": "sms", "model": {"model": "per_unit", "price": "0.01", "increment": "1"}, "effective_from": "2020-01-01T00:00:00Z"})).await;
     assert_eq!(status, 201, "{body}");
     // Last month, so that it can be closed during the load.
     let zone = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
@@ -364,10 +372,19 @@ async fn concurrent_usage_batches_share_ids_once(backend: Backend) {
     h.deposit(&tenant, "10000.00").await;
     let names = accounts(&h, &tenant, 10).await;
     for name in &names {
-        let response = h.http.post(h.url("/v1/transfers")).bearer_auth(&token).header("Idempotency-Key", format!("fund-{name}")).json(&json!({"from": {}, "to": {"username": name}, "amount": "100.00"})).send().await.unwrap();
+        let response = h
+            .http
+            .post(h.url("/v1/transfers"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", format!("fund-{name}"))
+            .json(&json!({"from": {}, "to": {"username": name}, "amount": "100.00"}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 201);
     }
-    let (status, body) = h.post_json("/v1/tariffs", &token, &json!({"product": "sms", "model": {"model": "per_unit", "price": "0.01", "increment": "1"}, "effective_from": "2020-01-01T00:00:00Z"})).await;
+    let (status, body) =
+        h.post_json("/v1/tariffs", &token, &json!({"product": "sms", "model": {"model": "per_unit", "price": "0.01", "increment": "1"}, "effective_from": "2020-01-01T00:00:00Z"})).await;
     assert_eq!(status, 201, "{body}");
     let rounds: Vec<_> = (0..16)
         .map(|caller| {

@@ -33,9 +33,7 @@ async fn spec_examples_work_end_to_end(backend: Backend) {
     h.deposit(&tenant, "1000.00").await;
 
     // create, exactly the spec's example request.
-    let reply = h
-        .sendcloud("create", &tenant, &[("username", "sdfwevsdf"), ("userType", "0"), ("companyName", "公司"), ("companyUrl", "https://www.baidu.com"), ("pwd", "321Abc")])
-        .await;
+    let reply = h.sendcloud("create", &tenant, &[("username", "sdfwevsdf"), ("userType", "0"), ("companyName", "公司"), ("companyUrl", "https://www.baidu.com"), ("pwd", "321Abc")]).await;
     assert_code(&reply, 200, "请求成功");
     let api_user = reply["info"]["apiUser"].as_str().expect("apiUser for a SendCloud account");
     assert!(api_user.starts_with("sdfwevsdf_"), "{reply}");
@@ -324,21 +322,12 @@ async fn create_validation_codes(backend: Backend) {
 async fn account_limit_417(backend: Backend) {
     let Some(h) = Harness::start(backend).await else { return };
     let tenant = h.create_tenant("Capped").await;
-    let (status, body) = h
-        .http
-        .patch(h.url(&format!("/v1/tenants/{}", tenant.tenant_id)))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"account_limit": 2}))
-        .send()
-        .await
-        .map(|r| (r.status().as_u16(), r))
-        .unwrap();
+    let (status, body) =
+        h.http.patch(h.url(&format!("/v1/tenants/{}", tenant.tenant_id))).bearer_auth(ADMIN_TOKEN).json(&json!({"account_limit": 2})).send().await.map(|r| (r.status().as_u16(), r)).unwrap();
     assert_eq!(status, 200, "{:?}", body.text().await);
     h.create_account(&tenant, "capped01").await;
     h.create_account(&tenant, "capped02").await;
-    let reply = h
-        .sendcloud("create", &tenant, &[("username", "capped03"), ("userType", "0"), ("companyName", "公司"), ("companyUrl", "https://www.baidu.com"), ("pwd", "321Abc")])
-        .await;
+    let reply = h.sendcloud("create", &tenant, &[("username", "capped03"), ("userType", "0"), ("companyName", "公司"), ("companyUrl", "https://www.baidu.com"), ("pwd", "321Abc")]).await;
     assert_code(&reply, 417, "关联子账户超出限制");
     assert_eq!(h.sendcloud("list", &tenant, &[]).await["info"]["total"], 2);
 }
@@ -376,15 +365,8 @@ async fn transfer_in_balance_codes(backend: Backend) {
     h.deposit(&tenant, "100.00").await;
     assert_code(&h.sendcloud("transferIn", &tenant, &[("username", "poorkid1"), ("money", "100.01")]).await, 420, "余额不足分账失败");
     // With an overdraft the parent may go below zero once...
-    let (status, _) = h
-        .http
-        .put(h.url(&format!("/v1/tenants/{}/overdraft", tenant.tenant_id)))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"limit": "500.00"}))
-        .send()
-        .await
-        .map(|r| (r.status().as_u16(), ()))
-        .unwrap();
+    let (status, _) =
+        h.http.put(h.url(&format!("/v1/tenants/{}/overdraft", tenant.tenant_id))).bearer_auth(ADMIN_TOKEN).json(&json!({"limit": "500.00"})).send().await.map(|r| (r.status().as_u16(), ())).unwrap();
     assert_eq!(status, 200);
     assert_code(&h.sendcloud("transferIn", &tenant, &[("username", "poorkid1"), ("money", "300.00")]).await, 200, "请求成功");
     // ... and then, in the red, it must recharge first: 416.
@@ -429,9 +411,7 @@ async fn storage_failures_101_102_104(backend: Backend) {
     h.create_account(&tenant, "victim01").await;
 
     break_writes(&h.db, "accounts", "INSERT").await;
-    let reply = h
-        .sendcloud("create", &tenant, &[("username", "victim02"), ("userType", "1"), ("companyName", "公司"), ("companyUrl", "https://www.baidu.com"), ("pwd", "321Abc")])
-        .await;
+    let reply = h.sendcloud("create", &tenant, &[("username", "victim02"), ("userType", "1"), ("companyName", "公司"), ("companyUrl", "https://www.baidu.com"), ("pwd", "321Abc")]).await;
     assert_code(&reply, 101, "保存失败");
     heal_writes(&h.db, "accounts").await;
 

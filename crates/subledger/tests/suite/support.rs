@@ -353,9 +353,7 @@ impl Harness {
 
     /// Creates a sub-account through SendCloud `create` and checks it worked.
     pub async fn create_account(&self, tenant: &Tenant, username: &str) {
-        let reply = self
-            .sendcloud("create", tenant, &[("username", username), ("userType", "1"), ("companyName", "公司"), ("companyUrl", "https://www.example.com"), ("pwd", "321Abc")])
-            .await;
+        let reply = self.sendcloud("create", tenant, &[("username", username), ("userType", "1"), ("companyName", "公司"), ("companyUrl", "https://www.example.com"), ("pwd", "321Abc")]).await;
         assert_eq!(reply["statusCode"], 200, "{reply}");
     }
 
@@ -370,13 +368,7 @@ impl Harness {
 
 /// A SendCloud form post of `body` to the server at `base`.
 pub async fn sendcloud_post(http: &reqwest::Client, base: &str, endpoint: &str, body: &str) -> Value {
-    let response = http
-        .post(format!("{base}/api/subAccount/{endpoint}"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(body.to_owned())
-        .send()
-        .await
-        .expect("SendCloud request");
+    let response = http.post(format!("{base}/api/subAccount/{endpoint}")).header("Content-Type", "application/x-www-form-urlencoded").body(body.to_owned()).send().await.expect("SendCloud request");
     assert_eq!(response.status(), 200, "SendCloud answers HTTP 200 whatever the outcome");
     response.json().await.expect("a JSON envelope")
 }

@@ -102,7 +102,8 @@ async fn charges_list_priced_items_by_group(backend: Backend) {
     assert_eq!(raw, r#"{"code":200,"msg":"调用成功","data":{"pstn":[],"voip":[],"messages":[]}}"#);
 
     set_tariff(&h, token, per_unit("pstn_one_way", "0.12", "60")).await;
-    set_tariff(&h, token, json!({"product": "pstn_one_way", "username": "alice001", "model": {"model": "per_unit", "price": "0.10", "increment": "60"}, "effective_from": "2021-01-01T00:00:00Z"})).await;
+    set_tariff(&h, token, json!({"product": "pstn_one_way", "username": "alice001", "model": {"model": "per_unit", "price": "0.10", "increment": "60"}, "effective_from": "2021-01-01T00:00:00Z"}))
+        .await;
     // Not in force yet: left out, and usage of it is refused.
     set_tariff(&h, token, json!({"product": "pstn_one_way_hidden", "model": {"model": "per_unit", "price": "0.2", "increment": "60"}, "effective_from": "2099-01-01T00:00:00Z"})).await;
     // Six-second billing, shown per minute.
@@ -111,7 +112,8 @@ async fn charges_list_priced_items_by_group(backend: Backend) {
     set_tariff(&h, token, per_unit("sms", "0.08", "1")).await;
     set_tariff(&h, token, json!({"product": "sms", "model": {"model": "per_unit", "price": "0.050", "increment": "1"}, "effective_from": "2021-06-01T00:00:00Z"})).await;
     // No single price per message: left out.
-    set_tariff(&h, token, json!({"product": "voice_code_shown", "model": {"model": "graduated", "tiers": [{"min": "0", "unit": "1", "price": "0.1"}]}, "effective_from": "2020-01-01T00:00:00Z"})).await;
+    set_tariff(&h, token, json!({"product": "voice_code_shown", "model": {"model": "graduated", "tiers": [{"min": "0", "unit": "1", "price": "0.1"}]}, "effective_from": "2020-01-01T00:00:00Z"}))
+        .await;
 
     let item = |name: &str, pay_type: &str, price: &str, unit: &str| json!({"name": name, "payType": pay_type, "price": price, "unit": unit});
     let expected = |one_way_price: &str| {
@@ -132,7 +134,12 @@ async fn charges_list_priced_items_by_group(backend: Backend) {
     assert_eq!(data, expected("0.12"), "bob pays the tenant's default");
 
     // An item that is not listed cannot be used.
-    let results = usage(&h, token, json!([{"id": "h1", "account": "alice001", "product": "pstn_one_way_hidden", "quantity": 60}, {"id": "h2", "account": "alice001", "product": "pstn_two_way", "quantity": 60}])).await;
+    let results = usage(
+        &h,
+        token,
+        json!([{"id": "h1", "account": "alice001", "product": "pstn_one_way_hidden", "quantity": 60}, {"id": "h2", "account": "alice001", "product": "pstn_two_way", "quantity": 60}]),
+    )
+    .await;
     for result in results {
         assert_eq!((result["status"].as_str(), result["reason"].as_str()), (Some("rejected"), Some("no_tariff")), "{result}");
     }
@@ -261,7 +268,12 @@ async fn balances_statements_and_trends(backend: Backend) {
         assert_eq!(cents("amount") - cents("deduction"), cents("balance"), "{wallet}");
     }
     let (_, raw) = ok(get(&h, "/balance/getAccountInfo/bob00001", Some(token)).await);
-    assert!(raw.ends_with(r#""data":[{"name":"primary","amount":0.00,"deduction":0.00,"balance":0.00,"rechargeAmount":0.00},{"name":"depute","amount":0.00,"deduction":0.00,"balance":0.00,"rechargeAmount":0.00}]}"#), "{raw}");
+    assert!(
+        raw.ends_with(
+            r#""data":[{"name":"primary","amount":0.00,"deduction":0.00,"balance":0.00,"rechargeAmount":0.00},{"name":"depute","amount":0.00,"deduction":0.00,"balance":0.00,"rechargeAmount":0.00}]}"#
+        ),
+        "{raw}"
+    );
 
     // getConsumerInfo: every item of every group, with minutes or messages and money.
     let statement = |one_way: (i64, i64), two_way: (i64, i64), sms: (i64, i64)| {
@@ -302,7 +314,13 @@ async fn balances_statements_and_trends(backend: Backend) {
     for (i, entry) in days.iter().enumerate() {
         let date = today.first_of_month().checked_add((i as i64).days()).unwrap();
         assert_eq!(entry["days"], date.to_string(), "{raw}");
-        let cents = if date == today { 39 } else if date == yesterday { 24 } else { 0 };
+        let cents = if date == today {
+            39
+        } else if date == yesterday {
+            24
+        } else {
+            0
+        };
         assert!(raw.contains(&format!(r#"{{"days":"{date}","amount":{}}}"#, yuan(cents))), "{date}: {raw}");
     }
     let (_, raw) = ok(get(&h, "/balance/getConsumptionTrend/bob00001", Some(token)).await);
