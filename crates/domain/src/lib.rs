@@ -11,6 +11,7 @@ pub mod ids;
 pub mod ledger;
 pub mod money;
 pub mod paging;
+pub mod posting;
 pub mod rating;
 pub mod text;
 pub mod usage;

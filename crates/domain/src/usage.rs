@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{AccountId, WalletId};
 use crate::ledger::{Book, DebitRule, TransferIntent};
-use crate::money::{AMOUNT_MINOR_MAX, AmountTooLarge, Currency, PositiveAmount};
+use crate::money::{AMOUNT_MINOR_MAX, AmountTooLarge, Currency};
+use crate::posting::promo_first;
 use crate::rating::{self, MONTH_CENTS_MAX, MONTH_MICROS_MAX, MONTH_QUANTITY_MILLI_MAX, MonthUsage, PriceModel, Quantity, micros_to_cents};
 
 /// Why an event was refused. Stable snake_case codes in the API.
@@ -220,8 +221,9 @@ pub struct BatchChanges {
 }
 
 /// Decides every event of a batch, in order.
-pub fn ingest(events: &[EventInput], state: &mut BatchState) -> BatchChanges {
-    let mut changes = BatchChanges { outcomes: Vec::with_capacity(events.len()), ..BatchChanges::default() };
+pub fn ingest<'a>(events: impl IntoIterator<Item = &'a EventInput>, state: &mut BatchState) -> BatchChanges {
+    let events = events.into_iter();
+    let mut changes = BatchChanges { outcomes: Vec::with_capacity(events.size_hint().0), ..BatchChanges::default() };
     let mut fresh: HashMap<&str, Outcome> = HashMap::new();
     let mut owed = Owed::default();
 
@@ -240,14 +242,10 @@ pub fn ingest(events: &[EventInput], state: &mut BatchState) -> BatchChanges {
     accounts.sort();
     for (account, cents) in accounts {
         let terms = &state.accounts[account];
-        let from_promo = (*cents).min(state.book.available_minor(terms.promo));
-        // Both parts are at most the account's owed total, itself at most
-        // AMOUNT_MINOR_MAX: only a zero part is left out here.
-        for (wallet, amount) in [(terms.promo, from_promo), (terms.primary, *cents - from_promo)] {
-            if let Ok(amount) = PositiveAmount::new(amount) {
-                changes.debits.push(TransferIntent { debit: wallet, credit: state.revenue, amount, currency: state.currency, debit_rule: DebitRule::ToFloor });
-            }
-        }
+        // Every event was accepted only if its account could pay it on top of
+        // what it owed before (`decide`), so the whole is payable.
+        let parts = promo_first(&state.book, terms.promo, terms.primary, *cents).expect("accepted charges are payable");
+        changes.debits.extend(parts.into_iter().map(|(wallet, amount)| TransferIntent { debit: wallet, credit: state.revenue, amount, currency: state.currency, debit_rule: DebitRule::ToFloor }));
     }
     changes
 }
@@ -291,8 +289,7 @@ fn decide(event: &EventInput, state: &mut BatchState, changes: &mut BatchChanges
         if pending + cents > AMOUNT_MINOR_MAX || revenue_after > i128::from(AMOUNT_MINOR_MAX) {
             return Outcome::Rejected(UsageRejection::AmountTooLarge);
         }
-        // Each available amount is at most AMOUNT_MINOR_MAX: no overflow.
-        if cents > 0 && state.book.available_minor(terms.promo) + state.book.available_minor(terms.primary) - pending < cents {
+        if cents > 0 && promo_first(&state.book, terms.promo, terms.primary, pending + cents).is_none() {
             return Outcome::Rejected(UsageRejection::InsufficientFunds);
         }
         cents

@@ -24,19 +24,21 @@ use std::sync::Arc;
 use subledger_domain::billing::{BillLine, supplement_line, usage_line};
 use subledger_domain::calendar::{Month, TenantTimeZone};
 use subledger_domain::ids::{AccountId, TenantId, WalletId};
-use subledger_domain::ledger::{Book, DebitRule, TransferIntent, TransferKind};
+use subledger_domain::ledger::{DebitRule, TransferIntent, TransferKind};
 use subledger_domain::money::{AMOUNT_MINOR_MAX, AmountTooLarge, Currency, PositiveAmount, checked_sum, format_minor};
 use subledger_domain::paging::Page;
+use subledger_domain::posting::{Journal, Posting, promo_first};
 use subledger_domain::rating::{MONTH_CENTS_MAX, Quantity, sum_to_cents};
 use subledger_domain::usage::MonthRollup;
 use subledger_storage::StorageError;
 use subledger_storage::bills as store_bills;
+use subledger_storage::ledger::LedgerWriter;
 use subledger_storage::ledger::close::{self as store_close, CloseWrites, NewBillLine, NewSettlement};
-use subledger_storage::ledger::{LedgerWriter, NewEntry, StoredTransfer};
 
 use crate::accounts::Account;
 use crate::catalog::{Product, TariffBook};
 use crate::error::{Resource, ServiceError, ServiceResult};
+use crate::ledger::LedgerRows;
 use crate::tenants::Tenant;
 use crate::{Services, now_us};
 
@@ -132,6 +134,17 @@ impl Unbillable {
 pub(crate) enum CloseError {
     Unbillable(Unbillable),
     Service(ServiceError),
+}
+
+impl std::fmt::Display for CloseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseError::Unbillable(u) => {
+                write!(f, "{} cannot be billed: {} for account #{}{}", u.month, u.cause, u.account, u.product.as_deref().map(|p| format!(", product {p}")).unwrap_or_default())
+            }
+            CloseError::Service(error) => error.fmt(f),
+        }
+    }
 }
 
 impl From<StorageError> for CloseError {
@@ -301,12 +314,7 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
         return Err(StorageError::Corrupt("a close named a wallet of another tenant".to_owned()).into());
     }
     let account_wallets: HashMap<AccountId, (WalletId, WalletId)> = wallets.accounts.iter().map(|(a, primary, promo)| (*a, (*primary, *promo))).collect();
-    let seqs_as_read: HashMap<WalletId, i64> = wallets.wallets.iter().map(|(_, w)| (w.id, w.entry_seq)).collect();
-    let mut book = Book::new(wallets.wallets.into_iter().map(|(_, w)| w));
-    let mut fresh_ids = wallets.transfer_ids.into_iter();
-    let now = now_us();
-    let mut transfers = Vec::new();
-    let mut entries = Vec::new();
+    let mut journal = Journal::new(wallets.wallets.into_iter().map(|(_, w)| w), wallets.transfer_ids, now_us());
     let mut settlements = Vec::new();
     let (mut settled_cents, mut outstanding_cents) = (0i64, 0i64);
     let report_total = |what| CloseError::Service(ServiceError::AmountTooLarge(format!("{month} cannot close: the month's {what} do not fit")));
@@ -317,57 +325,30 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
         let order_type = if *cents < 0 { product.and_then(|p| p.refund_order_type).unwrap_or(supplement) } else { supplement };
         let Some((primary, promo)) = account_wallets.get(account).copied() else { continue };
         let memo = format!("settlement {month} {product_code} orderType {order_type}");
-        let intents: Vec<(TransferKind, TransferIntent)> = if *cents > 0 {
-            // Each available amount is at most AMOUNT_MINOR_MAX: no overflow.
-            if book.available_minor(promo) + book.available_minor(primary) < *cents {
+        let posting = |kind, debit, credit, amount| Posting {
+            tenant: job.tenant,
+            kind,
+            intent: TransferIntent { debit, credit, amount, currency: Currency::Cny, debit_rule: DebitRule::ToFloor },
+            memo: Some(memo.clone()),
+            idempotency_key: None,
+        };
+        let postings: Vec<Posting> = if *cents > 0 {
+            // The settlement fits a transfer (checked above).
+            let Some(parts) = promo_first(journal.book(), promo, primary, *cents) else {
                 outstanding_cents = outstanding_cents.checked_add(*cents).ok_or_else(|| report_total("outstanding settlements"))?;
                 settlements.push(NewSettlement { account: *account, product_code, order_type, amount_cents: *cents, transfer_id: None });
                 continue;
-            }
-            let from_promo = (*cents).min(book.available_minor(promo));
-            [(promo, from_promo), (primary, cents - from_promo)]
-                .into_iter()
-                .filter_map(|(wallet, amount)| {
-                    // At most the settlement, which fits a transfer (checked above): only a zero part is left out.
-                    let amount = PositiveAmount::new(amount).ok()?;
-                    Some((TransferKind::Charge, TransferIntent { debit: wallet, credit: job.revenue, amount, currency: Currency::Cny, debit_rule: DebitRule::ToFloor }))
-                })
-                .collect()
+            };
+            parts.into_iter().map(|(wallet, amount)| posting(TransferKind::Charge, wallet, job.revenue, amount)).collect()
         } else {
             let amount = PositiveAmount::new(-cents).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-            vec![(TransferKind::Refund, TransferIntent { debit: job.revenue, credit: primary, amount, currency: Currency::Cny, debit_rule: DebitRule::ToFloor })]
+            vec![posting(TransferKind::Refund, job.revenue, primary, amount)]
         };
         let mut first_transfer = None;
-        for (kind, intent) in intents {
-            let posted = book.apply(&intent).map_err(|reason| StorageError::Corrupt(format!("a settlement checked for funds was refused: {reason}")))?;
-            let id = fresh_ids.next().ok_or_else(|| StorageError::Corrupt("not enough transfer ids for the settlements".to_owned()))?;
+        for posting in postings {
+            let (id, posted) = journal.post(posting).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            posted.map_err(|reason| StorageError::Corrupt(format!("a settlement checked for funds was refused: {reason}")))?;
             first_transfer.get_or_insert(id);
-            for line in [posted.debit, posted.credit] {
-                entries.push(NewEntry {
-                    wallet: line.wallet,
-                    seq: line.seq,
-                    tenant_id: job.tenant,
-                    transfer_id: id,
-                    amount_minor: line.amount_minor,
-                    balance_after_minor: line.balance_after_minor,
-                    created_at_us: now,
-                });
-            }
-            transfers.push(StoredTransfer {
-                id,
-                tenant_id: job.tenant,
-                idempotency_key: None,
-                fingerprint: format!("{}:{}>{}:{}:CNY", kind.as_str(), intent.debit, intent.credit, intent.amount.minor()),
-                outcome: Ok(()),
-                kind,
-                debit: intent.debit,
-                credit: intent.credit,
-                amount_minor: intent.amount.minor(),
-                currency: Currency::Cny,
-                memo: Some(memo.clone()),
-                created_at_us: now,
-                entry_seqs: Some((posted.debit.seq, posted.credit.seq)),
-            });
         }
         settled_cents = settled_cents.checked_add(*cents).ok_or_else(|| report_total("settlements"))?;
         settlements.push(NewSettlement { account: *account, product_code, order_type, amount_cents: *cents, transfer_id: first_transfer });
@@ -403,13 +384,11 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
             detail: detail.clone(),
         })
         .collect();
-    let mut touched: Vec<WalletId> = entries.iter().map(|e| e.wallet).collect();
-    touched.sort_unstable();
-    touched.dedup();
-    let wallet_states: Vec<_> = touched.iter().map(|id| (book.wallet(*id).expect("settled wallets were read"), seqs_as_read[id])).collect();
+    let now = journal.now_us();
+    let rows = LedgerRows::of(journal.finish());
     let writes = CloseWrites { tenant: job.tenant, month: &month, now_us: now, bills: &bills, lines: &new_lines, settlements: &settlements };
     let billed_cents = checked_sum(bills.iter().map(|(_, cents)| *cents), "bills").map_err(|_| report_total("bills"))?;
-    store_close::finish_close(tx, &writes, &transfers, &entries, &wallet_states).await?;
+    store_close::finish_close(tx, &writes, &rows.transfers, &rows.entries, &rows.wallet_states()).await?;
     Ok(CloseReport { month: month.clone(), already_closed: false, bills: bills.len(), billed_cents, settled_cents, outstanding_cents })
 }
 

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 use subledger_domain::ids::{TenantId, TransferId, WalletId};
-use subledger_domain::ledger::{Book, TransferIntent, TransferKind, TransferRejection};
+use subledger_domain::ledger::{TransferIntent, TransferKind, TransferRejection, WalletState};
+use subledger_domain::posting::{Journal, JournalWrites, Posting, fingerprint};
 use subledger_storage::ledger::{self as store_ledger, LedgerWriter, Locking, NewEntry, StoredTransfer};
 
 use subledger_storage::signed_requests::Sighting;
@@ -33,7 +34,7 @@ use tokio::task::JoinHandle;
 use crate::billing::{CloseError, CloseJob, CloseReport, run_close_job};
 use crate::error::{Resource, ServiceError, ServiceResult};
 use crate::metrics::LedgerMetrics;
-use crate::usage::{UsageJob, UsageReply, run_usage_job};
+use crate::usage::{UsageJob, UsageReply, run_usage_jobs};
 
 /// Limits of the batcher.
 #[derive(Debug, Clone)]
@@ -72,14 +73,6 @@ pub struct TransferRequest {
     pub kind: TransferKind,
     pub intent: TransferIntent,
     pub memo: Option<String>,
-}
-
-impl TransferRequest {
-    /// What must match for a reused idempotency key to count as a replay.
-    fn fingerprint(&self) -> String {
-        let i = &self.intent;
-        format!("{}:{}>{}:{}:{}", self.kind.as_str(), i.debit, i.credit, i.amount.minor(), i.currency)
-    }
 }
 
 /// The balances right after a posted transfer.
@@ -258,14 +251,11 @@ async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: Le
                     }
                     for group in usage_groups(jobs) {
                         let (writer, config, metrics) = (writer.clone(), config.clone(), metrics.clone());
-                        contained("usage", async move { run_jobs(group, &writer, &config, &metrics).await }).await;
+                        contained("usage", async move { run_usage(group, &writer, &config, &metrics).await }).await;
                     }
                     for (job, reply) in closes {
-                        let (writer, config) = (writer.clone(), config.clone());
-                        contained("month close", async move {
-                            let _ = reply.send(run_close(&job, &writer, &config).await);
-                        })
-                        .await;
+                        let (writer, config, metrics) = (writer.clone(), config.clone(), metrics.clone());
+                        contained("month close", async move { run_close(job, reply, &writer, &config, &metrics).await }).await;
                     }
                     drop(permit);
                 });
@@ -275,30 +265,6 @@ async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: Le
         })
         .await;
     tracing::debug!("ledger worker stopped: queue closed and drained");
-}
-
-/// Runs a close, again after transient conflicts (another process closing
-/// the same month makes this one find it closed).
-async fn run_close(job: &CloseJob, writer: &LedgerWriter, config: &LedgerConfig) -> Result<CloseReport, CloseError> {
-    let mut attempt = 0;
-    loop {
-        match run_close_job(writer, job).await {
-            Ok(report) => return Ok(report),
-            Err(CloseError::Service(ServiceError::Storage(error))) if attempt < config.retries_max && is_retryable(&error) => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 5)).await;
-            }
-            Err(CloseError::Service(error @ ServiceError::Storage(_))) => {
-                tracing::error!(%error, month = %job.month, "month close failed; nothing of it was written");
-                return Err(CloseError::Service(error));
-            }
-            // Amounts past their limits: the tenant's to fix (a tariff), not the server's.
-            Err(refusal) => {
-                tracing::warn!(?refusal, month = %job.month, "month close refused; nothing of it was written");
-                return Err(refusal);
-            }
-        }
-    }
 }
 
 /// Most events in one usage transaction when queued jobs are merged.
@@ -326,63 +292,84 @@ fn usage_groups(jobs: Vec<(UsageJob, UsageReply)>) -> Vec<Vec<(UsageJob, UsageRe
 }
 
 /// Runs one group of queued usage jobs (see [`usage_groups`]) as one
-/// transaction. A batch costs mostly per distinct account it touches (its
-/// wallets, rollups, quota rows and one charge each), so jobs over the same
-/// accounts share that cost. The merged events run in arrival order, exactly
-/// as the jobs would one after the other (an id repeated in a later job is
-/// its duplicate). If the merged transaction fails, each job runs again on
-/// its own, so one job's failure is not another's.
-async fn run_jobs(group: Vec<(UsageJob, UsageReply)>, writer: &LedgerWriter, config: &LedgerConfig, metrics: &LedgerMetrics) {
-    if group.len() == 1 {
-        let (job, reply) = group.into_iter().next().expect("one job");
-        let _ = reply.send(run_job(&job, writer, config, metrics).await);
-        return;
-    }
-    let sizes: Vec<usize> = group.iter().map(|(job, _)| job.events.len()).collect();
-    let (tenant, revenue) = (group[0].0.tenant, group[0].0.revenue);
+/// transaction (`run_usage_jobs`); if it fails, the group is split so that
+/// one job's failure is not another's.
+async fn run_usage(group: Vec<(UsageJob, UsageReply)>, writer: &LedgerWriter, config: &LedgerConfig, metrics: &LedgerMetrics) {
     let (jobs, replies): (Vec<UsageJob>, Vec<UsageReply>) = group.into_iter().unzip();
-    let mut merged = UsageJob { tenant, revenue, events: Vec::with_capacity(sizes.iter().sum()), raw: Vec::with_capacity(sizes.iter().sum()) };
-    for job in jobs {
-        merged.events.extend(job.events);
-        merged.raw.extend(job.raw);
-    }
-    match run_job(&merged, writer, config, metrics).await {
-        Ok(outcomes) => {
-            let mut outcomes = outcomes.into_iter();
-            for (reply, size) in replies.into_iter().zip(sizes) {
-                let _ = reply.send(Ok(outcomes.by_ref().take(size).collect()));
-            }
+    let answers = commit_isolating(&jobs, config, metrics, |part, _| async move {
+        let started = Instant::now();
+        let outcomes = run_usage_jobs(writer, part).await;
+        if outcomes.is_ok() {
+            metrics.usage_batch_seconds.observe(started.elapsed().as_secs_f64());
         }
-        Err(_) => {
-            // Split the events back into their jobs and run each alone.
-            let (mut events, mut raw) = (merged.events.into_iter(), merged.raw.into_iter());
-            for (reply, size) in replies.into_iter().zip(sizes) {
-                let job = UsageJob { tenant, revenue, events: events.by_ref().take(size).collect(), raw: raw.by_ref().take(size).collect() };
-                let _ = reply.send(run_job(&job, writer, config, metrics).await);
-            }
-        }
+        outcomes
+    })
+    .await;
+    for (reply, answer) in replies.into_iter().zip(answers) {
+        let _ = reply.send(answer.map_err(ServiceError::from));
     }
 }
 
-/// Runs a usage job, again after transient conflicts.
-async fn run_job(job: &UsageJob, writer: &LedgerWriter, config: &LedgerConfig, metrics: &LedgerMetrics) -> ServiceResult<Vec<(subledger_domain::usage::Outcome, bool)>> {
-    let started = Instant::now();
-    let mut attempt = 0;
-    loop {
-        match run_usage_job(writer, job).await {
-            Ok(outcomes) => {
-                metrics.usage_batch_seconds.observe(started.elapsed().as_secs_f64());
-                return Ok(outcomes);
-            }
-            Err(error) if attempt < config.retries_max && is_retryable(&error) => {
-                attempt += 1;
-                metrics.batches_retried.inc();
-                tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
-            }
-            Err(error) => {
-                tracing::error!(%error, events = job.events.len(), "usage batch failed; nothing of it was written");
-                return Err(ServiceError::from(error));
-            }
+/// Closes one month, in a transaction of its own, again after a conflict
+/// (another process closing the same month makes this one find it closed).
+async fn run_close(job: CloseJob, reply: oneshot::Sender<Result<CloseReport, CloseError>>, writer: &LedgerWriter, config: &LedgerConfig, metrics: &LedgerMetrics) {
+    let jobs = [job];
+    let answer = commit_isolating(&jobs, config, metrics, |part, _| async move { run_close_job(writer, &part[0]).await.map(|report| vec![report]) }).await;
+    let _ = reply.send(answer.into_iter().next().expect("one answer per job"));
+}
+
+/// How the worker tells the failures of its work apart.
+trait WorkFailure: std::fmt::Display + Sized {
+    /// A conflict that running the same work again may resolve: a
+    /// serialization failure or deadlock, a busy SQLite file, or a unique
+    /// violation (another process committed one of the batch's idempotency
+    /// keys after it looked: running it again finds the key and replays it).
+    fn is_conflict(&self) -> bool;
+    /// A failure that is no item's fault (contention that outlasted the
+    /// retries, an unreachable database): splitting the work would isolate
+    /// nothing and only multiply the load.
+    fn is_systemic(&self) -> bool;
+    /// The work was refused for what it asked (an amount past its limits), not
+    /// failed by the server: logged as a warning.
+    fn is_refusal(&self) -> bool {
+        false
+    }
+    /// The failure as told to every item of a part that failed as a whole.
+    fn shared(&self) -> Self;
+}
+
+impl WorkFailure for StorageError {
+    fn is_conflict(&self) -> bool {
+        self.is_retryable() || matches!(self, StorageError::UniqueViolation { .. })
+    }
+
+    fn is_systemic(&self) -> bool {
+        self.is_retryable()
+    }
+
+    fn shared(&self) -> Self {
+        if self.is_retryable() { StorageError::Transient(self.to_string()) } else { StorageError::Failed(self.to_string()) }
+    }
+}
+
+impl WorkFailure for CloseError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, CloseError::Service(ServiceError::Storage(error)) if error.is_conflict())
+    }
+
+    fn is_systemic(&self) -> bool {
+        matches!(self, CloseError::Service(ServiceError::Storage(error)) if error.is_systemic())
+    }
+
+    /// Amounts past their limits: the tenant's to fix (a tariff), not the server's.
+    fn is_refusal(&self) -> bool {
+        !matches!(self, CloseError::Service(ServiceError::Storage(_)))
+    }
+
+    fn shared(&self) -> Self {
+        match self {
+            CloseError::Service(ServiceError::Storage(error)) => CloseError::Service(ServiceError::Storage(error.shared())),
+            other => CloseError::Service(ServiceError::Storage(StorageError::Failed(other.to_string()))),
         }
     }
 }
@@ -397,19 +384,20 @@ async fn run_job(job: &UsageJob, writer: &LedgerWriter, config: &LedgerConfig, m
 /// the other. Contention that outlasts the retries, or an unreachable
 /// database, is no item's fault: every item of that part gets the error, and
 /// splitting would only multiply the load.
-async fn commit_isolating<'a, T, A, F, Fut>(items: &'a [T], config: &LedgerConfig, metrics: &LedgerMetrics, commit: F) -> Vec<Result<A, StorageError>>
+async fn commit_isolating<'a, T, A, E, F, Fut>(items: &'a [T], config: &LedgerConfig, metrics: &LedgerMetrics, commit: F) -> Vec<Result<A, E>>
 where
+    E: WorkFailure,
     F: Fn(&'a [T], u32) -> Fut,
-    Fut: Future<Output = Result<Vec<A>, StorageError>>,
+    Fut: Future<Output = Result<Vec<A>, E>>,
 {
-    let mut answers: Vec<Option<Result<A, StorageError>>> = (0..items.len()).map(|_| None).collect();
+    let mut answers: Vec<Option<Result<A, E>>> = (0..items.len()).map(|_| None).collect();
     let mut ranges = std::collections::VecDeque::new();
     ranges.push_back(0..items.len());
     while let Some(range) = ranges.pop_front() {
         let mut attempt = 0;
         let outcome = loop {
             match commit(&items[range.clone()], attempt).await {
-                Err(error) if attempt < config.retries_max && is_retryable(&error) => {
+                Err(error) if attempt < config.retries_max && error.is_conflict() => {
                     attempt += 1;
                     metrics.batches_retried.inc();
                     tracing::debug!(%error, attempt, "ledger work conflicted; running it again");
@@ -425,7 +413,7 @@ where
                     *slot = Some(Ok(answer));
                 }
             }
-            Err(error) if range.len() > 1 && !error.is_retryable() => {
+            Err(error) if range.len() > 1 && !error.is_systemic() => {
                 metrics.batches_split.inc();
                 tracing::warn!(%error, items = range.len(), "ledger work failed; committing its halves apart to isolate the item at fault");
                 let middle = range.start + range.len() / 2;
@@ -433,19 +421,18 @@ where
                 ranges.push_front(range.start..middle);
             }
             Err(error) => {
-                metrics.batches_failed.inc();
-                tracing::error!(%error, items = range.len(), "ledger work failed; nothing of it was written");
-                if range.len() == 1 {
-                    // The item at fault keeps its error as classified (a
-                    // value the database refused is the caller's to fix).
-                    answers[range.start] = Some(Err(error));
-                    continue;
+                if error.is_refusal() {
+                    tracing::warn!(%error, items = range.len(), "ledger work refused; nothing of it was written");
+                } else {
+                    metrics.batches_failed.inc();
+                    tracing::error!(%error, items = range.len(), "ledger work failed; nothing of it was written");
                 }
-                let message = error.to_string();
-                let transient = error.is_retryable();
-                for slot in &mut answers[range] {
-                    *slot = Some(Err(if transient { StorageError::Transient(message.clone()) } else { StorageError::Failed(message.clone()) }));
+                for slot in &mut answers[range.start + 1..range.end] {
+                    *slot = Some(Err(error.shared()));
                 }
+                // The first (often the only) item keeps the error as
+                // classified: a value the database refused is the caller's to fix.
+                answers[range.start] = Some(Err(error));
             }
         }
     }
@@ -488,22 +475,13 @@ async fn record_sightings(queued: Vec<(Sighting, oneshot::Sender<ServiceResult<b
     }
 }
 
-/// A unique violation means another process committed one of our idempotency
-/// keys after we looked: running the batch again finds it and replays it.
-fn is_retryable(error: &StorageError) -> bool {
-    error.is_retryable() || matches!(error, StorageError::UniqueViolation { .. })
-}
-
 /// One database transaction for the whole batch. Returns one answer per
 /// request, in order; an `Err` here means nothing was written.
 async fn commit_batch(writer: &LedgerWriter, requests: &[&TransferRequest], locking: Locking) -> Result<Vec<ServiceResult<TransferReceipt>>, StorageError> {
     let wallet_ids: Vec<WalletId> = requests.iter().flat_map(|r| [r.intent.debit, r.intent.credit]).collect();
     let keys: Vec<(TenantId, &str)> = requests.iter().filter_map(|r| r.idempotency_key.as_deref().map(|k| (r.tenant, k))).collect();
     let (mut tx, reads) = store_ledger::begin_batch(writer, &wallet_ids, &keys, requests.len(), locking).await?;
-    let seqs_as_read: HashMap<WalletId, i64> = reads.wallets.iter().map(|(_, w)| (w.id, w.entry_seq)).collect();
-    let mut fresh_ids = reads.transfer_ids.into_iter();
     let owners: HashMap<WalletId, TenantId> = reads.wallets.iter().map(|(tenant, w)| (w.id, *tenant)).collect();
-    let mut book = Book::new(reads.wallets.into_iter().map(|(_, w)| w));
 
     // Earlier outcomes of the idempotency keys in this batch.
     let earlier: HashMap<(TenantId, String), StoredTransfer> = reads.earlier.into_iter().map(|t| ((t.tenant_id, t.idempotency_key.clone().expect("looked up by key")), t)).collect();
@@ -514,9 +492,7 @@ async fn commit_batch(writer: &LedgerWriter, requests: &[&TransferRequest], lock
             balances_after.insert((transfer, wallet), balance);
         }
     }
-    let now_us = subledger_domain::calendar::to_unix_micros(jiff::Timestamp::now());
-    let mut new_transfers: Vec<StoredTransfer> = Vec::with_capacity(requests.len());
-    let mut new_entries: Vec<NewEntry> = Vec::with_capacity(requests.len() * 2);
+    let mut journal = Journal::new(reads.wallets.into_iter().map(|(_, w)| w), reads.transfer_ids, crate::now_us());
     let mut answers: Vec<ServiceResult<TransferReceipt>> = Vec::with_capacity(requests.len());
     // Receipts of keys first used in this very batch, for duplicates within it.
     let mut fresh: HashMap<(TenantId, String), (String, TransferReceipt)> = HashMap::new();
@@ -530,7 +506,7 @@ async fn commit_batch(writer: &LedgerWriter, requests: &[&TransferRequest], lock
             answers.push(Err(ServiceError::NotFound(Resource::Wallet)));
             continue;
         }
-        let fingerprint = request.fingerprint();
+        let fingerprint = fingerprint(request.kind, intent);
         if let Some(key) = &request.idempotency_key {
             let slot = (request.tenant, key.clone());
             if let Some(stored) = earlier.get(&slot) {
@@ -542,57 +518,79 @@ async fn commit_batch(writer: &LedgerWriter, requests: &[&TransferRequest], lock
                 continue;
             }
         }
-
-        let transfer_id = fresh_ids.next().expect("one fresh id per request");
-        let mut entry_seqs = None;
-        let outcome = book.apply(intent).map(|posted| {
-            entry_seqs = Some((posted.debit.seq, posted.credit.seq));
-            for line in [posted.debit, posted.credit] {
-                new_entries.push(NewEntry {
-                    wallet: line.wallet,
-                    seq: line.seq,
-                    tenant_id: request.tenant,
-                    transfer_id,
-                    amount_minor: line.amount_minor,
-                    balance_after_minor: line.balance_after_minor,
-                    created_at_us: now_us,
-                });
-            }
-            PostedBalances { debit_balance_after_minor: posted.debit.balance_after_minor, credit_balance_after_minor: posted.credit.balance_after_minor }
-        });
-        let receipt =
-            TransferReceipt { transfer_id, kind: request.kind, debit: intent.debit, credit: intent.credit, amount_minor: intent.amount.minor(), created_at_us: now_us, replayed: false, outcome };
-        // Rejections are kept only when a key must be able to replay them.
-        if receipt.outcome.is_ok() || request.idempotency_key.is_some() {
-            new_transfers.push(StoredTransfer {
-                id: transfer_id,
-                tenant_id: request.tenant,
-                idempotency_key: request.idempotency_key.clone(),
-                fingerprint: fingerprint.clone(),
-                outcome: receipt.outcome.map(|_| ()),
-                kind: request.kind,
-                debit: intent.debit,
-                credit: intent.credit,
-                amount_minor: intent.amount.minor(),
-                currency: intent.currency,
-                memo: request.memo.clone(),
-                created_at_us: now_us,
-                entry_seqs,
-            });
-        }
+        let posting = Posting { tenant: request.tenant, kind: request.kind, intent: *intent, memo: request.memo.clone(), idempotency_key: request.idempotency_key.clone() };
+        let (transfer_id, outcome) = journal.post(posting).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        let outcome = outcome.map(|posted| PostedBalances { debit_balance_after_minor: posted.debit.balance_after_minor, credit_balance_after_minor: posted.credit.balance_after_minor });
+        let receipt = TransferReceipt {
+            transfer_id,
+            kind: request.kind,
+            debit: intent.debit,
+            credit: intent.credit,
+            amount_minor: intent.amount.minor(),
+            created_at_us: journal.now_us(),
+            replayed: false,
+            outcome,
+        };
         if let Some(key) = &request.idempotency_key {
             fresh.insert((request.tenant, key.clone()), (fingerprint, receipt.clone()));
         }
         answers.push(Ok(receipt));
     }
 
-    let mut touched: Vec<WalletId> = new_entries.iter().map(|e| e.wallet).collect();
-    touched.sort_unstable();
-    touched.dedup();
-    let states: Vec<_> = touched.iter().map(|id| (book.wallet(*id).expect("entries only name locked wallets"), seqs_as_read[id])).collect();
-    debug_assert!(book.wallets().all(|w| w.balance_minor >= w.floor_minor.unwrap_or(i64::MIN)), "a batch left a wallet below its floor");
-    store_ledger::finish_batch(tx, &new_transfers, &new_entries, &states).await?;
+    let rows = LedgerRows::of(journal.finish());
+    store_ledger::finish_batch(tx, &rows.transfers, &rows.entries, &rows.wallet_states()).await?;
     Ok(answers)
+}
+
+/// A journal's writes in storage's row types: the one conversion every job
+/// that posts goes through.
+pub(crate) struct LedgerRows {
+    pub transfers: Vec<StoredTransfer>,
+    pub entries: Vec<NewEntry>,
+    pub wallets: Vec<(WalletState, i64)>,
+}
+
+impl LedgerRows {
+    pub(crate) fn of(writes: JournalWrites) -> LedgerRows {
+        let transfers = writes
+            .transfers
+            .into_iter()
+            .map(|t| StoredTransfer {
+                id: t.id,
+                tenant_id: t.tenant,
+                idempotency_key: t.idempotency_key,
+                fingerprint: t.fingerprint,
+                outcome: t.outcome.map(|_| ()),
+                kind: t.kind,
+                debit: t.intent.debit,
+                credit: t.intent.credit,
+                amount_minor: t.intent.amount.minor(),
+                currency: t.intent.currency,
+                memo: t.memo,
+                created_at_us: t.created_at_us,
+                entry_seqs: t.outcome.ok(),
+            })
+            .collect();
+        let entries = writes
+            .entries
+            .into_iter()
+            .map(|e| NewEntry {
+                wallet: e.wallet,
+                seq: e.seq,
+                tenant_id: e.tenant,
+                transfer_id: e.transfer,
+                amount_minor: e.amount_minor,
+                balance_after_minor: e.balance_after_minor,
+                created_at_us: e.created_at_us,
+            })
+            .collect();
+        LedgerRows { transfers, entries, wallets: writes.wallets }
+    }
+
+    /// Each moved wallet's new state with the entry number it had when read.
+    pub(crate) fn wallet_states(&self) -> Vec<(&WalletState, i64)> {
+        self.wallets.iter().map(|(state, read_seq)| (state, *read_seq)).collect()
+    }
 }
 
 fn replay_of(stored: &StoredTransfer, balances_after: &HashMap<(TransferId, WalletId), i64>) -> TransferReceipt {

@@ -7,14 +7,16 @@ use subledger_domain::calendar::from_unix_micros;
 use subledger_domain::ids::{AccountId, TenantId, WalletId};
 use subledger_domain::ledger::{Book, TransferKind, WalletPurpose};
 use subledger_domain::money::Currency;
+use subledger_domain::posting::{Journal, Posting};
 use subledger_domain::rating::{Grouping, PriceModel, Quantity};
 use subledger_domain::usage::{self as engine, AccountTerms, BatchState, EventInput, MonthRollup, Outcome, UsageRejection};
+use subledger_storage::ledger::LedgerWriter;
 use subledger_storage::ledger::usage::{self as store_usage, NewUsageEvent, UsageKeys, UsageWrites};
-use subledger_storage::ledger::{LedgerWriter, NewEntry, StoredTransfer};
 use subledger_storage::wallets::{self as store_wallets, WalletOwner};
 use subledger_storage::{StorageError, catalog as store_catalog};
 
 use crate::error::{Resource, ServiceError, ServiceResult};
+use crate::ledger::LedgerRows;
 use crate::tenants::Tenant;
 use crate::{Services, now_us};
 
@@ -200,19 +202,28 @@ fn validate_event(event: &UsageEventIn) -> ServiceResult<()> {
     Ok(())
 }
 
-/// Runs a usage batch on the ledger writer: one transaction.
-pub(crate) async fn run_usage_job(writer: &LedgerWriter, job: &UsageJob) -> Result<Vec<(Outcome, bool)>, StorageError> {
-    let mut accounts: Vec<AccountId> = job.events.iter().filter_map(|e| e.account.ok()).collect();
+/// Runs queued usage jobs of one tenant on the ledger writer, as one
+/// transaction: their events in order, exactly as the jobs one after the
+/// other (an id repeated in a later job is its duplicate). A batch costs
+/// mostly per distinct account it touches (its wallets, rollups, quota rows
+/// and one charge each), so jobs over the same accounts share that cost.
+/// Returns each job's outcomes.
+pub(crate) async fn run_usage_jobs(writer: &LedgerWriter, jobs: &[UsageJob]) -> Result<Vec<Vec<(Outcome, bool)>>, StorageError> {
+    let job = jobs.first().expect("at least one job");
+    debug_assert!(jobs.iter().all(|j| j.tenant == job.tenant && j.revenue == job.revenue), "merged jobs share a tenant");
+    let events: Vec<&EventInput> = jobs.iter().flat_map(|j| &j.events).collect();
+    let raws: Vec<&RawEvent> = jobs.iter().flat_map(|j| &j.raw).collect();
+    let mut accounts: Vec<AccountId> = events.iter().filter_map(|e| e.account.ok()).collect();
     accounts.sort_unstable();
     accounts.dedup();
-    let event_ids: Vec<&str> = job.events.iter().map(|e| e.event_id.as_str()).collect();
-    let mut month_keys: Vec<(AccountId, &str, &str)> = job.events.iter().filter_map(|e| Some((e.account.ok()?, e.product.as_str(), e.month.as_str()))).collect();
+    let event_ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    let mut month_keys: Vec<(AccountId, &str, &str)> = events.iter().filter_map(|e| Some((e.account.ok()?, e.product.as_str(), e.month.as_str()))).collect();
     month_keys.sort_unstable();
     month_keys.dedup();
-    let mut quota_days: Vec<(AccountId, &str)> = job.events.iter().filter_map(|e| Some((e.account.ok()?, e.day.as_str()))).collect();
+    let mut quota_days: Vec<(AccountId, &str)> = events.iter().filter_map(|e| Some((e.account.ok()?, e.day.as_str()))).collect();
     quota_days.sort_unstable();
     quota_days.dedup();
-    let mut month_names: Vec<&str> = job.events.iter().map(|e| e.month.as_str()).collect();
+    let mut month_names: Vec<&str> = events.iter().map(|e| e.month.as_str()).collect();
     month_names.sort_unstable();
     month_names.dedup();
     let keys = UsageKeys {
@@ -230,7 +241,6 @@ pub(crate) async fn run_usage_job(writer: &LedgerWriter, job: &UsageJob) -> Resu
     if reads.wallets.iter().any(|(tenant, _)| *tenant != job.tenant) {
         return Err(StorageError::Corrupt("a usage batch named a wallet of another tenant".to_owned()));
     }
-    let seqs_as_read: HashMap<WalletId, i64> = reads.wallets.iter().map(|(_, w)| (w.id, w.entry_seq)).collect();
     let mut months: HashMap<(AccountId, String, String), MonthRollup> = HashMap::new();
     for ((account, product, month, attr), amounts) in reads.months {
         months.entry((account, product, month)).or_default().by_attr.insert(attr, amounts);
@@ -245,52 +255,21 @@ pub(crate) async fn run_usage_job(writer: &LedgerWriter, job: &UsageJob) -> Resu
         revenue: job.revenue,
         currency: Currency::Cny,
     };
-    let changes = engine::ingest(&job.events, &mut state);
+    let changes = engine::ingest(events.iter().copied(), &mut state);
 
-    // The charges, through the same ledger rules as every transfer.
-    let now = now_us();
-    let mut fresh_ids = reads.transfer_ids.into_iter();
-    let mut transfers = Vec::with_capacity(changes.debits.len());
-    let mut entries = Vec::with_capacity(changes.debits.len() * 2);
-    for debit in &changes.debits {
-        let posted = state.book.apply(debit).map_err(|reason| StorageError::Corrupt(format!("a usage charge the engine accepted was refused: {reason}")))?;
-        let id = fresh_ids.next().ok_or_else(|| StorageError::Corrupt("not enough transfer ids for the usage charges".to_owned()))?;
-        for line in [posted.debit, posted.credit] {
-            entries.push(NewEntry {
-                wallet: line.wallet,
-                seq: line.seq,
-                tenant_id: job.tenant,
-                transfer_id: id,
-                amount_minor: line.amount_minor,
-                balance_after_minor: line.balance_after_minor,
-                created_at_us: now,
-            });
-        }
-        transfers.push(StoredTransfer {
-            id,
-            tenant_id: job.tenant,
-            idempotency_key: None,
-            fingerprint: format!("charge:{}>{}:{}:{}", debit.debit, debit.credit, debit.amount.minor(), debit.currency),
-            outcome: Ok(()),
-            kind: TransferKind::Charge,
-            debit: debit.debit,
-            credit: debit.credit,
-            amount_minor: debit.amount.minor(),
-            currency: debit.currency,
-            memo: Some("usage".to_owned()),
-            created_at_us: now,
-            entry_seqs: Some((posted.debit.seq, posted.credit.seq)),
-        });
+    // The charges, through the one posting path.
+    let mut journal = Journal::over(state.book, reads.transfer_ids, now_us());
+    for debit in changes.debits {
+        let posting = Posting { tenant: job.tenant, kind: TransferKind::Charge, intent: debit, memo: Some("usage".to_owned()), idempotency_key: None };
+        let (_, posted) = journal.post(posting).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        posted.map_err(|reason| StorageError::Corrupt(format!("a usage charge the engine accepted was refused: {reason}")))?;
     }
-    let mut touched: Vec<WalletId> = entries.iter().map(|e| e.wallet).collect();
-    touched.sort_unstable();
-    touched.dedup();
-    let wallets: Vec<_> = touched.iter().map(|id| (state.book.wallet(*id).expect("charged wallets were read"), seqs_as_read[id])).collect();
+    let now = journal.now_us();
+    let rows = LedgerRows::of(journal.finish());
 
-    let new_events: Vec<NewUsageEvent> = job
-        .events
+    let new_events: Vec<NewUsageEvent> = events
         .iter()
-        .zip(&job.raw)
+        .zip(&raws)
         .zip(&changes.outcomes)
         .filter(|(_, (_, duplicate))| !duplicate)
         .map(|((event, raw), (outcome, _))| NewUsageEvent {
@@ -308,8 +287,9 @@ pub(crate) async fn run_usage_job(writer: &LedgerWriter, job: &UsageJob) -> Resu
     let month_rows: Vec<_> = changes.months.iter().map(|(key, amounts)| (key, amounts, closed.contains(&key.2))).collect();
     let quota: Vec<_> = changes.quota.iter().map(|(key, used)| (key, *used)).collect();
     let writes = UsageWrites { tenant: job.tenant, ingested_at_us: now, events: &new_events, days: &days, months: &month_rows, quota: &quota };
-    store_usage::finish_usage(tx, &writes, &transfers, &entries, &wallets).await?;
-    Ok(changes.outcomes)
+    store_usage::finish_usage(tx, &writes, &rows.transfers, &rows.entries, &rows.wallet_states()).await?;
+    let mut outcomes = changes.outcomes.into_iter();
+    Ok(jobs.iter().map(|j| outcomes.by_ref().take(j.events.len()).collect()).collect())
 }
 
 /// Shared by the ledger module: answers a job's caller.
