@@ -33,9 +33,13 @@ pub enum ServiceError {
     /// helps, for whom.
     #[error("amount too large: {0}")]
     AmountTooLarge(String),
-    /// The server is shutting down or overloaded; the request did nothing.
+    /// The server is shutting down; the request did nothing.
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
+    /// The server has no room for the request now (its ledger queue is
+    /// full); the request did nothing and may be sent again at once.
+    #[error("busy: {0}")]
+    Busy(&'static str),
     #[error(transparent)]
     Storage(StorageError),
 }

@@ -17,7 +17,7 @@
 //! their batches, and a batch that loses a race on an idempotency key (a unique
 //! violation) or a deadlock is run again from the start.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
@@ -28,7 +28,7 @@ use subledger_storage::ledger::{self as store_ledger, LedgerWriter, Locking, New
 
 use subledger_storage::signed_requests::Sighting;
 use subledger_storage::{Backend, StorageError, Store};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::billing::{CloseError, CloseJob, CloseReport, run_close_job};
@@ -41,8 +41,14 @@ use crate::usage::{UsageJob, UsageReply, run_usage_jobs};
 pub struct LedgerConfig {
     /// Most transfers written in one database transaction.
     pub batch_max: usize,
-    /// Most transfers waiting for a batch; callers beyond it wait to enqueue.
-    pub queue_max: usize,
+    /// Most rows of work waiting for the worker (a transfer or a sighting is
+    /// one row, a usage batch one per event, a month close one). Beyond it a
+    /// caller is answered busy at once: waiting would only hold it until its
+    /// deadline, after which its work might still commit.
+    pub queue_rows_max: usize,
+    /// Most rows of work one drain of the queue takes: a queue of large usage
+    /// batches cannot hold transfers behind it for more than one drain.
+    pub drain_rows_max: usize,
     /// Times a batch is run again after a transient conflict.
     pub retries_max: u32,
     /// Batches committing at once on PostgreSQL (SQLite has one writer, so
@@ -55,7 +61,7 @@ pub struct LedgerConfig {
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        LedgerConfig { batch_max: 512, queue_max: 16_384, retries_max: 8, batches_in_flight: 1 }
+        LedgerConfig { batch_max: 512, queue_rows_max: 65_536, drain_rows_max: 8_192, retries_max: 8, batches_in_flight: 1 }
     }
 }
 
@@ -120,11 +126,30 @@ enum Work {
     Sighting(Sighting, oneshot::Sender<ServiceResult<bool>>),
 }
 
+impl Work {
+    /// What the work weighs in the queue and in a drain.
+    fn rows(&self) -> usize {
+        match self {
+            Work::Usage(job, _) => job.events.len().max(1),
+            Work::Transfer(_) | Work::Close(..) | Work::Sighting(..) => 1,
+        }
+    }
+}
+
+/// Work in the queue, holding its rows of the queue's room until it is done.
+struct Queued {
+    work: Work,
+    _room: OwnedSemaphorePermit,
+}
+
 /// Handle to the batching worker. Cloning it is cheap; the worker stops once
 /// every handle is dropped and the queue is empty.
 #[derive(Clone)]
 pub struct Ledger {
-    queue: mpsc::Sender<Work>,
+    queue: mpsc::Sender<Queued>,
+    /// One permit per row of work the queue may hold.
+    room: Arc<Semaphore>,
+    queue_rows_max: usize,
 }
 
 impl Ledger {
@@ -133,8 +158,11 @@ impl Ledger {
     /// line behind request tasks at every step. The returned handle resolves
     /// when the worker has drained its queue and stopped.
     pub fn start(store: Store, config: LedgerConfig, metrics: LedgerMetrics) -> (Ledger, JoinHandle<()>) {
-        assert!(config.batch_max > 0 && config.queue_max > 0);
-        let (queue, receiver) = mpsc::channel(config.queue_max);
+        assert!(config.batch_max > 0 && config.queue_rows_max > 0 && config.drain_rows_max > 0);
+        // Every queued item holds at least one row: the channel never fills
+        // before the room does.
+        let (queue, receiver) = mpsc::channel(config.queue_rows_max);
+        let (room, queue_rows_max) = (Arc::new(Semaphore::new(config.queue_rows_max)), config.queue_rows_max);
         let (stopped, on_stop) = oneshot::channel();
         std::thread::Builder::new()
             .name("ledger".to_owned())
@@ -147,7 +175,23 @@ impl Ledger {
         let worker = tokio::spawn(async move {
             let _ = on_stop.await;
         });
-        (Ledger { queue }, worker)
+        (Ledger { queue, room, queue_rows_max }, worker)
+    }
+
+    /// Puts work on the queue, or answers busy at once when the queue has no
+    /// room for its rows.
+    fn enqueue(&self, work: Work) -> ServiceResult<()> {
+        // A job larger than the whole queue waits for an empty one.
+        let rows = u32::try_from(work.rows().min(self.queue_rows_max)).unwrap_or(u32::MAX);
+        let room = match self.room.clone().try_acquire_many_owned(rows) {
+            Ok(room) => room,
+            Err(TryAcquireError::NoPermits) => return Err(ServiceError::Busy("the ledger's queue is full")),
+            Err(TryAcquireError::Closed) => return Err(ServiceError::Unavailable("the ledger is shutting down")),
+        };
+        self.queue.try_send(Queued { work, _room: room }).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => ServiceError::Busy("the ledger's queue is full"),
+            mpsc::error::TrySendError::Closed(_) => ServiceError::Unavailable("the ledger is shutting down"),
+        })
     }
 
     /// Posts a transfer (or refuses it) and returns once the outcome is durable.
@@ -161,14 +205,14 @@ impl Ledger {
             return Err(ServiceError::Invalid { field: "memo", reason: format!("must be at most {MEMO_CHARS_MAX} characters") });
         }
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Work::Transfer(Pending { request, reply })).await.map_err(|_| ServiceError::Unavailable("the ledger is shutting down"))?;
+        self.enqueue(Work::Transfer(Pending { request, reply }))?;
         answer.await.map_err(|_| ServiceError::Unavailable("the ledger stopped before answering"))?
     }
 
     /// Closes a month on the worker, in a transaction of its own.
     pub(crate) async fn submit_close(&self, job: CloseJob) -> Result<CloseReport, CloseError> {
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Work::Close(job, reply)).await.map_err(|_| CloseError::Service(ServiceError::Unavailable("the ledger is shutting down")))?;
+        self.enqueue(Work::Close(job, reply)).map_err(CloseError::Service)?;
         answer.await.map_err(|_| CloseError::Service(ServiceError::Unavailable("the ledger stopped before answering")))?
     }
 
@@ -177,19 +221,19 @@ impl Ledger {
     /// together share one transaction.
     pub(crate) async fn submit_sighting(&self, sighting: Sighting) -> ServiceResult<bool> {
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Work::Sighting(sighting, reply)).await.map_err(|_| ServiceError::Unavailable("the ledger is shutting down"))?;
+        self.enqueue(Work::Sighting(sighting, reply))?;
         answer.await.map_err(|_| ServiceError::Unavailable("the ledger stopped before answering"))?
     }
 
     /// Runs a usage batch on the worker, in a transaction of its own.
     pub(crate) async fn submit_usage(&self, job: UsageJob) -> ServiceResult<Vec<(subledger_domain::usage::Outcome, bool)>> {
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Work::Usage(job, reply)).await.map_err(|_| ServiceError::Unavailable("the ledger is shutting down"))?;
+        self.enqueue(Work::Usage(job, reply))?;
         answer.await.map_err(|_| ServiceError::Unavailable("the ledger stopped before answering"))?
     }
 }
 
-async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: LedgerConfig, metrics: LedgerMetrics) {
+async fn run_worker(mut receiver: mpsc::Receiver<Queued>, store: Store, config: LedgerConfig, metrics: LedgerMetrics) {
     // SQLite has a single writer: a second batch would only sleep in its busy handler.
     let in_flight = match store.backend() {
         Backend::Sqlite => 1,
@@ -200,9 +244,9 @@ async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: Le
         Ok(writer) => writer,
         Err(error) => {
             tracing::error!(%error, "the ledger cannot open its database connection; refusing transfers");
-            while let Some(work) = receiver.recv().await {
+            while let Some(queued) = receiver.recv().await {
                 let refusal = ServiceError::Unavailable("the ledger cannot reach its database");
-                let _ = match work {
+                let _ = match queued.work {
                     Work::Transfer(pending) => pending.reply.send(Err(refusal)).map_err(|_| ()),
                     Work::Usage(_, reply) => reply.send(Err(refusal)).map_err(|_| ()),
                     Work::Close(_, reply) => reply.send(Err(CloseError::Service(refusal))).map_err(|_| ()),
@@ -216,19 +260,34 @@ async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: Le
     let tasks = tokio::task::LocalSet::new();
     tasks
         .run_until(async {
+            // Taken from the channel but not yet drained, in arrival order.
+            let mut waiting: VecDeque<Queued> = VecDeque::new();
             loop {
                 let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
-                let mut work: Vec<Work> = Vec::with_capacity(config.batch_max);
-                // Returns 0 only once the channel is closed and drained: that is shutdown.
-                if receiver.recv_many(&mut work, config.batch_max).await == 0 {
-                    break;
+                let mut arrived = Vec::with_capacity(config.drain_rows_max);
+                if waiting.is_empty() {
+                    // Returns 0 only once the channel is closed and drained: that is shutdown.
+                    if receiver.recv_many(&mut arrived, config.drain_rows_max).await == 0 {
+                        break;
+                    }
+                } else {
+                    while arrived.len() < config.drain_rows_max
+                        && let Ok(queued) = receiver.try_recv()
+                    {
+                        arrived.push(queued);
+                    }
                 }
-                let mut batch = Vec::with_capacity(work.len());
+                waiting.extend(arrived);
+                let drain = take_drain(&mut waiting, &config);
+                let mut batch = Vec::with_capacity(drain.len());
                 let mut jobs = Vec::new();
                 let mut closes = Vec::new();
                 let mut sightings = Vec::new();
-                for item in work {
-                    match item {
+                // Each item's room in the queue is given back once its drain is done.
+                let mut rooms = Vec::with_capacity(drain.len());
+                for Queued { work, _room } in drain {
+                    rooms.push(_room);
+                    match work {
                         Work::Transfer(pending) => batch.push(pending),
                         Work::Usage(job, reply) => jobs.push((job, reply)),
                         Work::Close(job, reply) => closes.push((job, reply)),
@@ -257,6 +316,7 @@ async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: Le
                         let (writer, config, metrics) = (writer.clone(), config.clone(), metrics.clone());
                         contained("month close", async move { run_close(job, reply, &writer, &config, &metrics).await }).await;
                     }
+                    drop(rooms);
                     drop(permit);
                 });
             }
@@ -265,6 +325,24 @@ async fn run_worker(mut receiver: mpsc::Receiver<Work>, store: Store, config: Le
         })
         .await;
     tracing::debug!("ledger worker stopped: queue closed and drained");
+}
+
+/// The next drain: work from the front of the queue, in order, up to
+/// [`LedgerConfig::drain_rows_max`] rows (at least one item, however large)
+/// and [`LedgerConfig::batch_max`] transfers.
+fn take_drain(waiting: &mut VecDeque<Queued>, config: &LedgerConfig) -> Vec<Queued> {
+    let (mut rows, mut transfers) = (0, 0);
+    let mut drain = Vec::new();
+    while let Some(next) = waiting.front() {
+        let is_transfer = matches!(next.work, Work::Transfer(_));
+        if !drain.is_empty() && (rows + next.work.rows() > config.drain_rows_max || (is_transfer && transfers == config.batch_max)) {
+            break;
+        }
+        rows += next.work.rows();
+        transfers += usize::from(is_transfer);
+        drain.push(waiting.pop_front().expect("front exists"));
+    }
+    drain
 }
 
 /// Most events in one usage transaction when queued jobs are merged.
@@ -607,5 +685,55 @@ fn replay_of(stored: &StoredTransfer, balances_after: &HashMap<(TransferId, Wall
         created_at_us: stored.created_at_us,
         replayed: true,
         outcome,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use subledger_domain::rating::Quantity;
+    use subledger_domain::usage::EventInput;
+
+    use super::*;
+
+    fn queued(work: Work, room: &Arc<Semaphore>) -> Queued {
+        Queued { work, _room: room.clone().try_acquire_owned().expect("room") }
+    }
+
+    fn sighting() -> Work {
+        Work::Sighting(Sighting { tenant: TenantId(1), signature: "s".into(), expires_at_ms: 0 }, oneshot::channel().0)
+    }
+
+    fn usage(events: usize) -> Work {
+        let event = EventInput {
+            event_id: "e".into(),
+            account: Err(subledger_domain::usage::UsageRejection::UnknownAccount),
+            product: "sms".into(),
+            quantity: Quantity::ZERO,
+            day: String::new(),
+            month: String::new(),
+            attr: String::new(),
+            country: None,
+            model: None,
+        };
+        Work::Usage(UsageJob { tenant: TenantId(1), revenue: WalletId(1), events: vec![event; events], raw: Vec::new() }, oneshot::channel().0)
+    }
+
+    fn kinds(drain: &[Queued]) -> Vec<usize> {
+        drain.iter().map(|q| q.work.rows()).collect()
+    }
+
+    #[test]
+    fn a_drain_is_budgeted_in_rows_and_transfers() {
+        let room = Arc::new(Semaphore::new(100));
+        let config = LedgerConfig { drain_rows_max: 1_000, batch_max: 2, ..LedgerConfig::default() };
+        let mut waiting: VecDeque<Queued> = [usage(600), sighting(), usage(600), sighting()].into_iter().map(|w| queued(w, &room)).collect();
+        // 600 + 1 fit; the next 600 would pass the budget and waits.
+        assert_eq!(kinds(&take_drain(&mut waiting, &config)), [600, 1]);
+        assert_eq!(kinds(&take_drain(&mut waiting, &config)), [600, 1]);
+        assert!(waiting.is_empty());
+        // One item larger than the whole budget still runs, alone.
+        let mut waiting: VecDeque<Queued> = [usage(5_000), sighting()].into_iter().map(|w| queued(w, &room)).collect();
+        assert_eq!(kinds(&take_drain(&mut waiting, &config)), [5_000]);
+        assert_eq!(kinds(&take_drain(&mut waiting, &config)), [1]);
     }
 }

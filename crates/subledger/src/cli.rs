@@ -77,6 +77,13 @@ pub struct ServeArgs {
     /// Most transfers committed in one ledger batch.
     #[arg(long, env = "SUBLEDGER_LEDGER_BATCH_MAX", default_value_t = 512)]
     pub ledger_batch_max: usize,
+    /// Most rows of work waiting for the ledger worker (a transfer is one row,
+    /// a usage batch one per event); beyond it requests are answered busy at once.
+    #[arg(long, env = "SUBLEDGER_LEDGER_QUEUE_ROWS_MAX", default_value_t = 65_536)]
+    pub ledger_queue_rows_max: usize,
+    /// Most rows of work the ledger worker takes in one drain of its queue.
+    #[arg(long, env = "SUBLEDGER_LEDGER_DRAIN_ROWS_MAX", default_value_t = 8_192)]
+    pub ledger_drain_rows_max: usize,
     /// Ledger batches committing at once on PostgreSQL (SQLite: always 1).
     #[arg(long, env = "SUBLEDGER_LEDGER_BATCHES_IN_FLIGHT", default_value_t = 1)]
     pub ledger_batches_in_flight: usize,

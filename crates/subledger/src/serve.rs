@@ -19,6 +19,10 @@ pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Longest grace period before a month closes by itself: 60 days.
 const AUTO_CLOSE_AFTER_HOURS_MAX: u32 = 24 * 60;
+/// Largest ledger queue (and drain) that can be configured, in rows: a
+/// queued row holds at most a usage event's memory, so 16 M rows stay within
+/// a few GiB.
+const LEDGER_QUEUE_ROWS_MAX: usize = 16 * 1024 * 1024;
 /// How often the server looks for months due to close.
 const AUTO_CLOSE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// Shortest HTTP timeout: below it an honest client on a slow link is cut off.
@@ -41,6 +45,9 @@ const DB_CONNECTIONS_EXTRA: u64 = 2;
 pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs) -> Result<ExitCode, AnyError> {
     if args.ledger_batch_max == 0 || args.db_connections == 0 || args.ledger_batches_in_flight == 0 {
         return Err("--ledger-batch-max, --ledger-batches-in-flight and --db-connections must be at least 1".into());
+    }
+    if !(1..=LEDGER_QUEUE_ROWS_MAX).contains(&args.ledger_queue_rows_max) || !(1..=LEDGER_QUEUE_ROWS_MAX).contains(&args.ledger_drain_rows_max) {
+        return Err(format!("--ledger-queue-rows-max and --ledger-drain-rows-max must be from 1 to {LEDGER_QUEUE_ROWS_MAX}").into());
     }
     if args.auto_close_after_hours > AUTO_CLOSE_AFTER_HOURS_MAX {
         return Err(format!("--auto-close-after-hours must be at most {AUTO_CLOSE_AFTER_HOURS_MAX} (0 turns automatic close off)").into());
@@ -70,7 +77,13 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
     let mut registry = Registry::default();
     let config = ServiceConfig {
         account_limit_default,
-        ledger: LedgerConfig { batch_max: args.ledger_batch_max, batches_in_flight: args.ledger_batches_in_flight, ..LedgerConfig::default() },
+        ledger: LedgerConfig {
+            batch_max: args.ledger_batch_max,
+            batches_in_flight: args.ledger_batches_in_flight,
+            queue_rows_max: args.ledger_queue_rows_max,
+            drain_rows_max: args.ledger_drain_rows_max,
+            ..LedgerConfig::default()
+        },
         ..ServiceConfig::default()
     };
     let (services, ledger_worker) = Services::start(store.clone(), config, &mut registry);

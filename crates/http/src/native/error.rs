@@ -100,6 +100,7 @@ impl IntoResponse for ApiError {
                     ServiceError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_request", message),
                     ServiceError::AmountTooLarge(_) => (StatusCode::BAD_REQUEST, "amount_too_large", message),
                     ServiceError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
+                    ServiceError::Busy(_) => return ApiError::Busy.into_response(),
                     ServiceError::Storage(storage) if storage.is_retryable() => {
                         tracing::warn!(error = %storage, "native API request hit a transient storage conflict");
                         (StatusCode::SERVICE_UNAVAILABLE, "retry_later", "the database is busy; nothing was changed, retry".to_owned())
@@ -111,6 +112,12 @@ impl IntoResponse for ApiError {
                 }
             }
         };
-        (status, Json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message } })).into_response()
+        let busy = code == "busy";
+        let mut response = (status, Json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message } })).into_response();
+        if busy {
+            // Nothing was done: the client may come back at once.
+            response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        }
+        response
     }
 }

@@ -154,6 +154,12 @@ fn storage_refusal(error: subledger_service::ServiceError, code: Code) -> Refusa
         tracing::warn!(%error, "SendCloud request refused by the service layer");
         return Refusal(Code::Failed);
     }
+    // The spec has no code for a busy server: the endpoint's failure code
+    // says that nothing was done, as for the in-flight cap.
+    if let ServiceError::Busy(_) = error {
+        tracing::warn!(%error, code = code.number(), "SendCloud request refused: the server is busy");
+        return Refusal(code);
+    }
     tracing::error!(%error, code = code.number(), "SendCloud request failed in the service layer");
     Refusal(code)
 }

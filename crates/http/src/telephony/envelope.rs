@@ -82,6 +82,7 @@ impl From<ServiceError> for Failure {
             ServiceError::Invalid { field, reason } => Failure::BadRequest(format!("参数错误：{field}: {reason}")),
             ServiceError::AmountTooLarge(what) => Failure::BadRequest(format!("金额超出上限：{what}")),
             ServiceError::Unavailable(_) => Failure::Unavailable("服务暂不可用，请稍后重试"),
+            ServiceError::Busy(_) => Failure::Unavailable("服务繁忙，请稍后重试"),
             ServiceError::Storage(storage) if storage.is_retryable() => {
                 tracing::warn!(error = %storage, "telephony request hit a transient storage failure");
                 Failure::Unavailable("数据库繁忙，请稍后重试")
