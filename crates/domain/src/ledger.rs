@@ -7,8 +7,14 @@
 //!
 //! 1. a transfer moves the same amount out of one wallet and into another, so
 //!    per currency the sum of all balances never changes (and starts at zero);
-//! 2. no wallet ever goes below its floor (its overdraft limit);
+//! 2. no wallet ever goes below its floor (its overdraft limit), counting the
+//!    money it has reserved: balance − reserved ≥ floor;
 //! 3. a rejected transfer changes nothing.
+//!
+//! Two-phase transfers (TigerBeetle's model): a pending transfer reserves its
+//! amount on the debit wallet ([`Book::reserve`]) without moving it; it is
+//! later posted, for its amount or less ([`Book::post_reserved`]), or voided
+//! ([`Book::release`]), which gives the reservation back.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -142,6 +148,9 @@ pub struct WalletState {
     pub floor_minor: Option<i64>,
     /// Sequence number of the wallet's last entry (0 when it has none).
     pub entry_seq: i64,
+    /// Money reserved by pending transfers that debit this wallet: not
+    /// spendable until they are posted or voided.
+    pub reserved_minor: i64,
 }
 
 /// A request to move money, already resolved to wallets.
@@ -252,7 +261,11 @@ impl Book {
         }
         // Checked: balances come from storage, and a wrapped sum must never pass the bounds.
         let debit_floor = debit.floor_minor.unwrap_or(-AMOUNT_MINOR_MAX);
-        let debit_after = debit.balance_minor.checked_sub(amount).filter(|after| *after >= debit_floor).ok_or(TransferRejection::InsufficientFunds)?;
+        let debit_after = debit.balance_minor.checked_sub(amount).ok_or(TransferRejection::InsufficientFunds)?;
+        // Reserved money is spoken for: it counts against the floor.
+        if debit_after.checked_sub(debit.reserved_minor).is_none_or(|unreserved| unreserved < debit_floor) {
+            return Err(TransferRejection::InsufficientFunds);
+        }
         let credit_after = credit.balance_minor.checked_add(amount).filter(|after| *after <= AMOUNT_MINOR_MAX).ok_or(TransferRejection::BalanceLimit)?;
 
         let debit = self.wallets.get_mut(&intent.debit).expect("checked above");
@@ -269,6 +282,42 @@ impl Book {
         Ok(PostedEntries { debit: debit_line, credit: credit_line })
     }
 
+    /// Reserves `intent`'s amount on its debit wallet: the first phase of a
+    /// two-phase transfer. Checked as [`Book::apply`] checks a transfer (the
+    /// credit side too, so that posting it later cannot pass the balance
+    /// limit unless other money arrived meanwhile); nothing moves, and a
+    /// refusal changes nothing.
+    pub fn reserve(&mut self, intent: &TransferIntent) -> Result<(), TransferRejection> {
+        let mut trial = Book { wallets: [intent.debit, intent.credit].iter().filter_map(|id| self.wallets.get(id).map(|w| (*id, w.clone()))).collect() };
+        trial.apply(intent)?;
+        let debit = self.wallets.get_mut(&intent.debit).expect("checked by the trial");
+        debit.reserved_minor += intent.amount.minor();
+        Ok(())
+    }
+
+    /// Gives back `amount_minor` reserved on `wallet`: a pending transfer
+    /// voided, or about to be posted.
+    ///
+    /// # Panics
+    /// If the wallet is not in the book, or has less reserved: a hold is
+    /// released once, for what it reserved; anything else is a bug.
+    pub fn release(&mut self, wallet: WalletId, amount_minor: i64) {
+        let state = self.wallets.get_mut(&wallet).expect("a released wallet is in the book");
+        assert!(amount_minor > 0 && state.reserved_minor >= amount_minor, "released more than was reserved on {wallet}");
+        state.reserved_minor -= amount_minor;
+    }
+
+    /// Posts a pending transfer: releases what `reserved` reserved, then
+    /// applies `intent`, whose amount is at most the reservation. Refused, it
+    /// changes nothing (the reservation stays).
+    pub fn post_reserved(&mut self, reserved: &TransferIntent, intent: &TransferIntent) -> Result<PostedEntries, TransferRejection> {
+        assert!(intent.amount.minor() <= reserved.amount.minor() && intent.debit == reserved.debit, "a pending transfer posts at most what it reserved, from the same wallet");
+        self.release(reserved.debit, reserved.amount.minor());
+        self.apply(intent).inspect_err(|_| {
+            self.wallets.get_mut(&reserved.debit).expect("released above").reserved_minor += reserved.amount.minor();
+        })
+    }
+
     /// What a wallet can still pay, down to its floor: 0 for a system wallet
     /// (it has no floor and pays only by explicit transfers) or one not in the
     /// book. At most [`AMOUNT_MINOR_MAX`]: exact for every amount a transfer
@@ -276,7 +325,7 @@ impl Book {
     pub fn available_minor(&self, id: WalletId) -> i64 {
         let Some(wallet) = self.wallets.get(&id) else { return 0 };
         let Some(floor) = wallet.floor_minor else { return 0 };
-        let available = (i128::from(wallet.balance_minor) - i128::from(floor)).clamp(0, i128::from(AMOUNT_MINOR_MAX));
+        let available = (i128::from(wallet.balance_minor) - i128::from(wallet.reserved_minor) - i128::from(floor)).clamp(0, i128::from(AMOUNT_MINOR_MAX));
         i64::try_from(available).expect("clamped into i64")
     }
 
@@ -296,7 +345,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn wallet(id: i64, currency: Currency, floor: Option<i64>) -> WalletState {
-        WalletState { id: WalletId(id), currency, balance_minor: 0, floor_minor: floor, entry_seq: 0 }
+        WalletState { id: WalletId(id), currency, balance_minor: 0, floor_minor: floor, entry_seq: 0, reserved_minor: 0 }
     }
 
     fn intent(debit: i64, credit: i64, amount: i64, rule: DebitRule) -> TransferIntent {
@@ -346,7 +395,7 @@ mod tests {
 
     #[test]
     fn stored_extremes_are_refused_not_wrapped() {
-        let extreme = |id, balance, floor| WalletState { id: WalletId(id), currency: Currency::Cny, balance_minor: balance, floor_minor: floor, entry_seq: 0 };
+        let extreme = |id, balance, floor| WalletState { id: WalletId(id), currency: Currency::Cny, balance_minor: balance, floor_minor: floor, entry_seq: 0, reserved_minor: 0 };
         let mut book = Book::new([extreme(1, i64::MIN + 1, Some(i64::MIN)), extreme(2, i64::MAX - 1, Some(0)), extreme(3, 10, Some(0)), extreme(4, i64::MAX, Some(i64::MIN))]);
         // i64::MIN + 1 − 5 and i64::MAX − 1 + 5 would wrap.
         assert_eq!(book.apply(&intent(1, 3, 5, DebitRule::ToFloor)), Err(TransferRejection::InsufficientFunds));
@@ -409,6 +458,100 @@ mod tests {
                 }
                 for w in book.wallets() {
                     prop_assert!(w.balance_minor >= w.floor_minor.unwrap_or(-AMOUNT_MINOR_MAX), "{:?} below its floor", w);
+                }
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Transfer(RandomTransfer),
+        Reserve(RandomTransfer),
+        /// Posts the open hold at this index (modulo), for this share of it (1–100%).
+        Post(usize, i64),
+        Void(usize),
+    }
+
+    fn random_step(wallet_count: i64) -> impl Strategy<Value = Step> {
+        prop_oneof![
+            random_transfer(wallet_count).prop_map(Step::Transfer),
+            random_transfer(wallet_count).prop_map(Step::Reserve),
+            (any::<usize>(), 1i64..=100).prop_map(|(i, share)| Step::Post(i, share)),
+            any::<usize>().prop_map(Step::Void),
+        ]
+    }
+
+    #[test]
+    fn reservations_count_against_the_floor_and_post_or_void_once() {
+        let mut book = Book::new([wallet(1, Currency::Cny, None), wallet(2, Currency::Cny, Some(0)), wallet(3, Currency::Cny, Some(0))]);
+        book.apply(&intent(1, 2, 1_000, DebitRule::ToFloor)).unwrap();
+        let hold = intent(2, 3, 700, DebitRule::ToFloor);
+        book.reserve(&hold).unwrap();
+        assert_eq!(book.available_minor(WalletId(2)), 300);
+        assert_eq!(book.apply(&intent(2, 3, 301, DebitRule::ToFloor)), Err(TransferRejection::InsufficientFunds), "reserved money is not spendable");
+        assert_eq!(book.reserve(&intent(2, 3, 301, DebitRule::ToFloor)), Err(TransferRejection::InsufficientFunds));
+        // Posted for less than reserved: the rest is free again.
+        let posted = book.post_reserved(&hold, &intent(2, 3, 500, DebitRule::ToFloor)).unwrap();
+        assert_eq!(posted.debit.balance_after_minor, 500);
+        assert_eq!(book.wallet(WalletId(2)).unwrap().reserved_minor, 0);
+        assert_eq!(book.available_minor(WalletId(2)), 500);
+        let voided = intent(2, 3, 200, DebitRule::ToFloor);
+        book.reserve(&voided).unwrap();
+        book.release(WalletId(2), 200);
+        assert_eq!(book.available_minor(WalletId(2)), 500);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// With pending transfers in the mix: balances still sum to zero per
+        /// currency, no wallet's unreserved balance goes below its floor, and a
+        /// wallet's reservation is exactly the sum of its open holds.
+        #[test]
+        fn invariants_hold_with_pending_transfers(
+            floors in proptest::collection::vec(prop_oneof![Just(None), (0i64..=20_000).prop_map(|o| Some(-o))], 2..8),
+            steps in proptest::collection::vec(random_step(8), 0..200),
+        ) {
+            let wallet_count = floors.len() as i64;
+            let mut book = Book::new(floors.iter().enumerate().map(|(i, floor)| wallet(i as i64, Currency::Cny, *floor)));
+            let mut open: Vec<TransferIntent> = Vec::new();
+            for step in steps {
+                let before = book.clone();
+                let outcome = match step {
+                    Step::Transfer(t) | Step::Reserve(t) if t.debit >= wallet_count || t.credit >= wallet_count => continue,
+                    Step::Transfer(t) => book.apply(&intent(t.debit, t.credit, t.amount, DebitRule::ToFloor)).map(|_| ()),
+                    Step::Reserve(t) => {
+                        let hold = intent(t.debit, t.credit, t.amount, DebitRule::ToFloor);
+                        book.reserve(&hold).map(|()| open.push(hold))
+                    }
+                    Step::Post(_, _) | Step::Void(_) if open.is_empty() => continue,
+                    Step::Post(i, share) => {
+                        let hold = open.remove(i % open.len());
+                        let amount = (hold.amount.minor() * share / 100).max(1);
+                        let outcome = book.post_reserved(&hold, &TransferIntent { amount: PositiveAmount::new(amount).unwrap(), ..hold });
+                        if outcome.is_err() {
+                            open.push(hold);
+                        }
+                        outcome.map(|_| ())
+                    }
+                    Step::Void(i) => {
+                        let hold = open.remove(i % open.len());
+                        book.release(hold.debit, hold.amount.minor());
+                        Ok(())
+                    }
+                };
+                if outcome.is_err() {
+                    for w in before.wallets() {
+                        prop_assert_eq!(book.wallet(w.id), Some(w), "a refusal changes nothing");
+                    }
+                }
+                prop_assert_eq!(book.totals_by_currency()[&Currency::Cny], 0);
+                for w in book.wallets() {
+                    let holds: i64 = open.iter().filter(|h| h.debit == w.id).map(|h| h.amount.minor()).sum();
+                    prop_assert_eq!(w.reserved_minor, holds);
+                    if let Some(floor) = w.floor_minor {
+                        prop_assert!(w.balance_minor - w.reserved_minor >= floor, "{:?} reserves past its floor", w);
+                    }
                 }
             }
         }

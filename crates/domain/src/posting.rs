@@ -10,7 +10,7 @@
 //! the entry number it had when read, which storage checks (optimistic
 //! batches) or asserts (under lock).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::ids::{TenantId, TransferId, WalletId};
 use crate::ledger::{Book, PostedEntries, TransferIntent, TransferKind, TransferRejection, WalletState};
@@ -63,12 +63,83 @@ pub struct JournalEntry {
     pub created_at_us: i64,
 }
 
-/// What a job writes: its transfers, their entries, and each wallet it moved
-/// (its new state and the entry number it had when read).
+/// A pending transfer (a hold) as storage keeps it: what it reserved, on
+/// which wallet, until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub id: TransferId,
+    pub tenant: TenantId,
+    pub kind: TransferKind,
+    /// The debit wallet, the credit wallet, and the amount reserved.
+    pub intent: TransferIntent,
+    /// When it voids itself if neither posted nor voided.
+    pub timeout_at_us: i64,
+    pub state: HoldState,
+}
+
+impl Hold {
+    /// The same hold, reserving `amount_minor`.
+    pub fn with_amount(self, amount_minor: i64) -> Hold {
+        let amount = PositiveAmount::new(amount_minor).expect("a hold reserves a positive amount");
+        Hold { intent: TransferIntent { amount, ..self.intent }, ..self }
+    }
+}
+
+/// Where a hold stands. Only a pending hold reserves money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldState {
+    Pending,
+    /// Posted as `transfer`, for `amount_minor` (at most what was reserved).
+    Posted {
+        transfer: TransferId,
+        amount_minor: i64,
+    },
+    /// Voided by its owner.
+    Voided,
+    /// Voided by itself, at its timeout.
+    Expired,
+    /// Refused when asked for (kept so that its idempotency key replays it).
+    Rejected(TransferRejection),
+}
+
+impl HoldState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldState::Pending => "pending",
+            HoldState::Posted { .. } => "posted",
+            HoldState::Voided => "voided",
+            HoldState::Expired => "expired",
+            HoldState::Rejected(_) => "rejected",
+        }
+    }
+}
+
+/// A hold that changed in a job: new (pending or refused), or resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldChange {
+    Opened { hold: Hold, fingerprint: String, memo: Option<String>, idempotency_key: Option<String>, created_at_us: i64 },
+    Resolved { id: TransferId, state: HoldState, at_us: i64 },
+}
+
+/// Why a hold cannot be posted or voided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HoldRefusal {
+    #[error("the hold is no longer pending")]
+    NotPending,
+    #[error("a hold posts at most the amount it reserved")]
+    MoreThanReserved,
+    #[error(transparent)]
+    Rejected(#[from] TransferRejection),
+}
+
+/// What a job writes: its transfers, their entries, the holds it opened or
+/// resolved, and each wallet it moved (its new state and the entry number it
+/// had when read).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JournalWrites {
     pub transfers: Vec<JournalTransfer>,
     pub entries: Vec<JournalEntry>,
+    pub holds: Vec<HoldChange>,
     pub wallets: Vec<(WalletState, i64)>,
 }
 
@@ -83,6 +154,8 @@ pub struct OutOfIds;
 pub struct Journal {
     book: Book,
     seqs_as_read: HashMap<WalletId, i64>,
+    /// Wallets whose balance or reservation changed.
+    moved: BTreeSet<WalletId>,
     fresh_ids: std::vec::IntoIter<TransferId>,
     now_us: i64,
     writes: JournalWrites,
@@ -98,7 +171,7 @@ impl Journal {
     /// A journal over a book as read (no transfer applied to it yet).
     pub fn over(book: Book, fresh_ids: Vec<TransferId>, now_us: i64) -> Journal {
         let seqs_as_read = book.wallets().map(|w| (w.id, w.entry_seq)).collect();
-        Journal { book, seqs_as_read, fresh_ids: fresh_ids.into_iter(), now_us, writes: JournalWrites::default() }
+        Journal { book, seqs_as_read, moved: BTreeSet::new(), fresh_ids: fresh_ids.into_iter(), now_us, writes: JournalWrites::default() }
     }
 
     /// The wallets as the postings so far left them.
@@ -124,7 +197,14 @@ impl Journal {
     /// As [`Journal::post`], under an id already drawn with [`Journal::next_id`].
     pub fn post_as(&mut self, id: TransferId, posting: Posting) -> Result<PostedEntries, TransferRejection> {
         let outcome = self.book.apply(&posting.intent);
+        self.record(id, posting, outcome)
+    }
+
+    /// Records a transfer's outcome: the transfer (a refusal only when it
+    /// carries a key) and, posted, its entries.
+    fn record(&mut self, id: TransferId, posting: Posting, outcome: Result<PostedEntries, TransferRejection>) -> Result<PostedEntries, TransferRejection> {
         if let Ok(posted) = &outcome {
+            self.moved.extend([posted.debit.wallet, posted.credit.wallet]);
             for line in [posted.debit, posted.credit] {
                 self.writes.entries.push(JournalEntry {
                     wallet: line.wallet,
@@ -153,6 +233,72 @@ impl Journal {
         outcome
     }
 
+    /// Opens a hold: reserves `posting`'s amount on its debit wallet until
+    /// `timeout_at_us`, under a fresh id. A refusal is recorded only when it
+    /// carries a key, as for transfers.
+    pub fn reserve(&mut self, posting: Posting, timeout_at_us: i64) -> Result<(TransferId, Result<(), TransferRejection>), OutOfIds> {
+        let id = self.next_id()?;
+        let outcome = self.book.reserve(&posting.intent);
+        if outcome.is_ok() {
+            self.moved.insert(posting.intent.debit);
+        }
+        if outcome.is_ok() || posting.idempotency_key.is_some() {
+            let state = outcome.map_or_else(HoldState::Rejected, |()| HoldState::Pending);
+            self.writes.holds.push(HoldChange::Opened {
+                hold: Hold { id, tenant: posting.tenant, kind: posting.kind, intent: posting.intent, timeout_at_us, state },
+                fingerprint: fingerprint(posting.kind, &posting.intent),
+                memo: posting.memo,
+                idempotency_key: posting.idempotency_key,
+                created_at_us: self.now_us,
+            });
+        }
+        Ok((id, outcome))
+    }
+
+    /// Posts a pending hold for `amount` (its whole reservation when `None`)
+    /// as a transfer of its own, under a fresh id; the rest of the
+    /// reservation is given back. Refused, nothing changes and the hold stays
+    /// pending.
+    pub fn post_hold(
+        &mut self,
+        hold: &Hold,
+        amount: Option<PositiveAmount>,
+        memo: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> Result<(TransferId, Result<PostedEntries, HoldRefusal>), OutOfIds> {
+        let id = self.next_id()?;
+        if hold.state != HoldState::Pending {
+            return Ok((id, Err(HoldRefusal::NotPending)));
+        }
+        let amount = amount.unwrap_or(hold.intent.amount);
+        if amount.minor() > hold.intent.amount.minor() {
+            return Ok((id, Err(HoldRefusal::MoreThanReserved)));
+        }
+        let intent = TransferIntent { amount, ..hold.intent };
+        let outcome = self.book.post_reserved(&hold.intent, &intent);
+        let posting = Posting { tenant: hold.tenant, kind: hold.kind, intent, memo, idempotency_key };
+        let posted = match self.record(id, posting, outcome) {
+            Ok(posted) => posted,
+            Err(reason) => return Ok((id, Err(HoldRefusal::Rejected(reason)))),
+        };
+        self.moved.insert(hold.intent.debit);
+        self.writes.holds.push(HoldChange::Resolved { id: hold.id, state: HoldState::Posted { transfer: id, amount_minor: amount.minor() }, at_us: self.now_us });
+        Ok((id, Ok(posted)))
+    }
+
+    /// Voids a pending hold (by its owner, or `expired` at its timeout): its
+    /// reservation is given back.
+    pub fn void_hold(&mut self, hold: &Hold, expired: bool) -> Result<(), HoldRefusal> {
+        if hold.state != HoldState::Pending {
+            return Err(HoldRefusal::NotPending);
+        }
+        self.book.release(hold.intent.debit, hold.intent.amount.minor());
+        self.moved.insert(hold.intent.debit);
+        let state = if expired { HoldState::Expired } else { HoldState::Voided };
+        self.writes.holds.push(HoldChange::Resolved { id: hold.id, state, at_us: self.now_us });
+        Ok(())
+    }
+
     /// The instant the journal stamps its transfers with.
     pub fn now_us(&self) -> i64 {
         self.now_us
@@ -161,11 +307,8 @@ impl Journal {
     /// What to write: the transfers, their entries, and every wallet they
     /// moved with the entry number it had when read.
     pub fn finish(self) -> JournalWrites {
-        let Journal { book, seqs_as_read, mut writes, .. } = self;
-        let mut touched: Vec<WalletId> = writes.entries.iter().map(|e| e.wallet).collect();
-        touched.sort_unstable();
-        touched.dedup();
-        writes.wallets = touched
+        let Journal { book, seqs_as_read, moved, mut writes, .. } = self;
+        writes.wallets = moved
             .into_iter()
             .map(|id| {
                 let state = book.wallet(id).expect("entries only name wallets of the book").clone();
@@ -199,7 +342,7 @@ mod tests {
     const TENANT: TenantId = TenantId(1);
 
     fn wallet(id: i64, balance: i64, floor: Option<i64>) -> WalletState {
-        WalletState { id: WalletId(id), currency: Currency::Cny, balance_minor: balance, floor_minor: floor, entry_seq: id * 10 }
+        WalletState { id: WalletId(id), currency: Currency::Cny, balance_minor: balance, floor_minor: floor, entry_seq: id * 10, reserved_minor: 0 }
     }
 
     fn posting(debit: i64, credit: i64, amount: i64, key: Option<&str>) -> Posting {
@@ -256,6 +399,37 @@ mod tests {
         assert_eq!(parts(1_800), Some(vec![(1, 300), (2, 1_500)]), "primary down to its floor");
         assert_eq!(parts(1_801), None);
         assert_eq!(parts(0), None);
+    }
+
+    #[test]
+    fn holds_reserve_then_post_part_or_void() {
+        let mut journal = Journal::new([wallet(1, 1_000, Some(0)), wallet(2, 0, Some(0))], (1..=10).map(TransferId).collect(), 5);
+        let (id, opened) = journal.reserve(posting(1, 2, 800, Some("h1")), 99).unwrap();
+        assert_eq!((id, opened), (TransferId(1), Ok(())));
+        let (_, refused) = journal.reserve(posting(1, 2, 201, Some("h2")), 99).unwrap();
+        assert_eq!(refused, Err(TransferRejection::InsufficientFunds), "800 of 1,000 is reserved");
+        let hold = Hold { id, tenant: TENANT, kind: TransferKind::Allocation, intent: posting(1, 2, 800, None).intent, timeout_at_us: 99, state: HoldState::Pending };
+        let too_much = PositiveAmount::new(801).unwrap();
+        assert_eq!(journal.post_hold(&hold, Some(too_much), None, None).unwrap().1.map(|_| ()), Err(HoldRefusal::MoreThanReserved));
+        let (transfer, posted) = journal.post_hold(&hold, Some(PositiveAmount::new(300).unwrap()), None, Some("p1".into())).unwrap();
+        assert_eq!(posted.unwrap().debit.balance_after_minor, 700);
+        let posted_hold = Hold { state: HoldState::Posted { transfer, amount_minor: 300 }, ..hold.clone() };
+        assert_eq!(journal.void_hold(&posted_hold, false), Err(HoldRefusal::NotPending), "a hold resolves once");
+        let (second, _) = journal.reserve(posting(1, 2, 700, None), 99).unwrap();
+        journal.void_hold(&Hold { id: second, ..hold.clone() }.with_amount(700), true).unwrap();
+        let writes = journal.finish();
+        assert_eq!(writes.transfers.len(), 1, "only the post is a transfer");
+        assert_eq!(writes.entries.len(), 2);
+        let states: Vec<_> = writes
+            .holds
+            .iter()
+            .map(|h| match h {
+                HoldChange::Opened { hold, .. } => (hold.id.0, hold.state.as_str()),
+                HoldChange::Resolved { id, state, .. } => (id.0, state.as_str()),
+            })
+            .collect();
+        assert_eq!(states, [(1, "pending"), (2, "rejected"), (1, "posted"), (5, "pending"), (5, "expired")]);
+        assert_eq!(writes.wallets.iter().map(|(w, _)| (w.id.0, w.balance_minor, w.reserved_minor)).collect::<Vec<_>>(), [(1, 700, 0), (2, 300, 0)]);
     }
 
     proptest! {

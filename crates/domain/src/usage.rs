@@ -340,7 +340,7 @@ mod tests {
     const REVENUE: WalletId = WalletId(3);
 
     fn state(primary: i64, promo: i64, quota: i64, postpaid: bool) -> BatchState {
-        let wallet = |id, balance, floor| WalletState { id, currency: Currency::Cny, balance_minor: balance, floor_minor: floor, entry_seq: 0 };
+        let wallet = |id, balance, floor| WalletState { id, currency: Currency::Cny, balance_minor: balance, floor_minor: floor, entry_seq: 0, reserved_minor: 0 };
         BatchState {
             earlier: HashMap::new(),
             accounts: [(ACCOUNT, AccountTerms { id: ACCOUNT, active: true, postpaid, daily_quota: quota, primary: PRIMARY, promo: PROMO })].into(),
@@ -544,7 +544,7 @@ mod tests {
         }
 
         let mut nearly_full = state(10_000, 0, 1_000, false);
-        let revenue = WalletState { id: REVENUE, currency: Currency::Cny, balance_minor: AMOUNT_MINOR_MAX - 5, floor_minor: None, entry_seq: 0 };
+        let revenue = WalletState { id: REVENUE, currency: Currency::Cny, balance_minor: AMOUNT_MINOR_MAX - 5, floor_minor: None, entry_seq: 0, reserved_minor: 0 };
         nearly_full.book = Book::new([nearly_full.book.wallet(PRIMARY).unwrap().clone(), nearly_full.book.wallet(PROMO).unwrap().clone(), revenue]);
         let changes = ingest(&[event("a", sms()), event("b", sms())], &mut nearly_full);
         assert_eq!(reasons(&changes), ["accepted", "amount_too_large"], "3 cents fit the revenue wallet, 7 do not");

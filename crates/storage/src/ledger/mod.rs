@@ -144,7 +144,7 @@ fn parse_wallets(rows: Vec<WalletRow>) -> Result<Vec<(TenantId, WalletState)>> {
     rows.into_iter()
         .map(|(id, tenant_id, currency, balance_minor, floor_minor, entry_seq)| {
             let currency = Currency::from_str(&currency).map_err(|e| StorageError::corrupt(e.to_string()))?;
-            Ok((TenantId(tenant_id), WalletState { id: WalletId(id), currency, balance_minor, floor_minor, entry_seq }))
+            Ok((TenantId(tenant_id), WalletState { id: WalletId(id), currency, balance_minor, floor_minor, entry_seq, reserved_minor: 0 }))
         })
         .collect()
 }

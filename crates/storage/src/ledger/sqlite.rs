@@ -151,7 +151,7 @@ pub(super) fn read_wallets(batch: &Batch, wallet_ids: &[i64]) -> Result<Vec<(Ten
             .map_err(storage_error)?;
         if let Some((tenant, currency, balance_minor, floor_minor, entry_seq)) = row {
             let currency = Currency::from_str(&currency).map_err(|e| StorageError::corrupt(e.to_string()))?;
-            wallets.push((TenantId(tenant), WalletState { id: WalletId(*id), currency, balance_minor, floor_minor, entry_seq }));
+            wallets.push((TenantId(tenant), WalletState { id: WalletId(*id), currency, balance_minor, floor_minor, entry_seq, reserved_minor: 0 }));
         }
     }
     Ok(wallets)
