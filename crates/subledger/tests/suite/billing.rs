@@ -213,6 +213,10 @@ async fn usage_is_answered_per_event(backend: Backend) {
     let (status, _) = h.post_json("/v1/usage", "slt_wrong", &json!({"events": []})).await;
     assert_eq!(status, 401);
     assert_eq!(sql_i64(&h.db, "SELECT COUNT(*) FROM usage_events").await, 14);
+    // Within that limit, a batch past the 256 KiB of the other routes is taken (each event answered).
+    let large: Vec<Value> = (0..400).map(|i| json!({"id": format!("large{i}"), "account": "nobody01", "product": "sms", "quantity": 1, "attributes": {"a": "x".repeat(250), "b": "x".repeat(250), "c": "x".repeat(250), "d": "x".repeat(250)}})).collect();
+    let answer = usage(&h, token, json!(large)).await;
+    assert_eq!(answer["results"].as_array().map(Vec::len), Some(400), "{answer}");
 
     // The rollups hold what was accepted; the daily view shows it.
     let today = Timestamp::now().to_zoned(TimeZone::get(ZONE).unwrap()).date().to_string();
