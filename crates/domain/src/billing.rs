@@ -22,6 +22,7 @@
 
 use serde::Serialize;
 
+use crate::decimal::div_round_half_up;
 use crate::money::AmountTooLarge;
 use crate::rating::{DetailLine, MICROS_PER_CENT, MILLI, PriceModel, Quantity, UnitPrice, amount_micros, micros_to_cents, month_cost};
 use crate::usage::MonthRollup;
@@ -101,7 +102,7 @@ fn shown_price(listed: UnitPrice, count: Quantity, money_micros: i64) -> UnitPri
     if count.milli() == 0 || amount_micros(count, listed) == Ok(money_micros) {
         return listed;
     }
-    let average = (i128::from(money_micros) * i128::from(MILLI) * 2 + i128::from(count.milli())) / (2 * i128::from(count.milli()));
+    let average = div_round_half_up(i128::from(money_micros) * i128::from(MILLI), i128::from(count.milli()));
     i64::try_from(average).ok().and_then(UnitPrice::from_micros).unwrap_or(listed)
 }
 
