@@ -118,7 +118,7 @@ pub(crate) fn outcome(result: &Value) -> (&str, Option<&str>, Option<&str>) {
 }
 
 async fn usage_is_answered_per_event(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Usage Outcomes").await;
     h.deposit(&tenant, "1000.00").await;
     let token = tenant.api_token.as_str();
@@ -234,7 +234,7 @@ async fn usage_is_answered_per_event(backend: Backend) {
 }
 
 async fn quotas_count_per_tenant_day(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Quotas").await;
     h.deposit(&tenant, "100.00").await;
     let token = tenant.api_token.as_str();
@@ -331,7 +331,7 @@ fn assert_bills_add_up(bills: &Value) {
 }
 
 async fn month_close_bills_exactly(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Month Close").await;
     let token = tenant.api_token.as_str();
     let (m1, m2) = seed_two_months(&h, &tenant).await;
@@ -425,7 +425,7 @@ async fn month_close_bills_exactly(backend: Backend) {
 }
 
 async fn sendcloud_bills_follow_the_spec(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("SendCloud Bills").await;
     let token = tenant.api_token.as_str();
     let (m1, m2) = seed_two_months(&h, &tenant).await;
@@ -522,7 +522,7 @@ async fn exports_read_back(backend: Backend) {
 
     use calamine::{Data, DataType, Reader, Xlsx};
 
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Exports").await;
     let token = tenant.api_token.as_str();
     let (m1, _) = seed_two_months(&h, &tenant).await;
@@ -567,7 +567,7 @@ async fn exports_read_back(backend: Backend) {
 
 /// A close that fails at its last write leaves nothing behind; run again, it completes.
 async fn close_is_all_or_nothing(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Atomic Close").await;
     let token = tenant.api_token.as_str();
     let (m1, _) = seed_two_months(&h, &tenant).await;
@@ -600,7 +600,7 @@ async fn close_is_all_or_nothing(backend: Backend) {
 
 /// The server closes ended months after the grace period, on its own, once.
 async fn months_close_by_themselves(backend: Backend) {
-    let Some(mut h) = Harness::start(backend).await else { return };
+    let mut h = Harness::start(backend).await;
     let tenant = h.create_tenant("Automatic Close").await;
     let token = tenant.api_token.as_str();
     let (m1, m2) = seed_two_months(&h, &tenant).await;
@@ -649,7 +649,7 @@ fn refused(answer: (u16, Value), status: u16, code: &str) {
 /// Products and tariffs through the API: the built-in catalog, a tenant's
 /// own product, every refusal, and which tariff version prices what.
 async fn catalog_and_effective_tariffs(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Catalog").await;
     h.deposit(&tenant, "100.00").await;
     let token = tenant.api_token.as_str();
@@ -745,7 +745,7 @@ async fn catalog_and_effective_tariffs(backend: Backend) {
 /// closes afterwards, and the later month's bill and charges do not make it
 /// settle anything twice.
 async fn an_earlier_month_closes_after_a_later_one(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Out Of Order").await;
     h.deposit(&tenant, "100.00").await;
     let token = tenant.api_token.as_str();
@@ -774,7 +774,7 @@ async fn an_earlier_month_closes_after_a_later_one(backend: Backend) {
 /// A postpaid account that cannot pay at close owes the amount (outstanding);
 /// the next close, once it has money, takes it, and shows it on a bill.
 async fn outstanding_settlements_are_retried(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Outstanding").await;
     h.deposit(&tenant, "100.00").await;
     let token = tenant.api_token.as_str();
@@ -810,7 +810,7 @@ async fn outstanding_settlements_are_retried(backend: Backend) {
 /// negative amount), a product without a 返账 code a negative 补扣, and the
 /// close refunds what real-time charges took beyond the bills.
 async fn late_usage_that_lowers_a_closed_month_is_refunded(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Late Refunds").await;
     h.deposit(&tenant, "5000.00").await;
     let token = tenant.api_token.as_str();
