@@ -2,10 +2,14 @@
 //!
 //! A month's bill has one **usage line** per product used: its exact cost
 //! with the breakdown (tiers, countries, items, allowance). Usage that arrives
-//! for a month already billed adds a **supplementary line** (补扣) to the next
-//! bill: the recomputed month minus what that month's bill already counted,
-//! with `previous` holding what was counted (spec 000's `lastMonthAmount` and
-//! `lastMonthMoney`). Every line's money is its detail's money, rounded once.
+//! for a month already billed adds a **supplementary line** to the next bill:
+//! the recomputed month minus what that month's bill already counted, with
+//! `previous` holding what was counted (spec 000's `lastMonthAmount` and
+//! `lastMonthMoney`). It is a 补扣 when the month now costs more, and a 返账
+//! (refund) when it costs less (a tariff version dated back into the month
+//! after it was billed): spec 000's table says 返账 amounts are negative, so
+//! the line keeps its negative money and the bill's total stays the sum of its
+//! lines. Every line's money is its detail's money, rounded once.
 //!
 //! Which cost is exact: models priced per event (per unit, per country) cost
 //! the sum of what each event was rated when it was ingested, under the tariff
@@ -18,6 +22,7 @@
 
 use serde::Serialize;
 
+use crate::decimal::div_round_half_up;
 use crate::money::AmountTooLarge;
 use crate::rating::{DetailLine, MICROS_PER_CENT, MILLI, PriceModel, Quantity, UnitPrice, amount_micros, micros_to_cents, month_cost};
 use crate::usage::MonthRollup;
@@ -31,6 +36,21 @@ pub struct LineProduct {
     pub unit: String,
     pub supplement_order_type: i64,
     pub supplement_name: String,
+    /// `orderType` of its 返账 lines; `None`: its refunds are 补扣 lines
+    /// with a negative amount, as its settlements are.
+    pub refund_order_type: Option<i64>,
+}
+
+impl LineProduct {
+    /// The `orderType` and description of an adjustment of `money_cents`:
+    /// a refund (negative) under the product's 返账 code when it has one,
+    /// anything else under its 补扣 code.
+    pub fn adjustment(&self, money_cents: i64) -> (i64, String) {
+        match self.refund_order_type {
+            Some(refund) if money_cents < 0 => (refund, crate::catalog::refund_name(refund, &self.name)),
+            _ => (self.supplement_order_type, self.supplement_name.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -82,7 +102,7 @@ fn shown_price(listed: UnitPrice, count: Quantity, money_micros: i64) -> UnitPri
     if count.milli() == 0 || amount_micros(count, listed) == Ok(money_micros) {
         return listed;
     }
-    let average = (i128::from(money_micros) * i128::from(MILLI) * 2 + i128::from(count.milli())) / (2 * i128::from(count.milli()));
+    let average = div_round_half_up(i128::from(money_micros) * i128::from(MILLI), i128::from(count.milli()));
     i64::try_from(average).ok().and_then(UnitPrice::from_micros).unwrap_or(listed)
 }
 
@@ -151,8 +171,9 @@ pub fn usage_line(product: &LineProduct, month: &str, rollup: &MonthRollup, mode
 }
 
 /// The supplementary line for usage that arrived after `for_month` was
-/// billed: the recomputed month minus what earlier bills counted. `None`
-/// when nothing changed.
+/// billed: the recomputed month minus what earlier bills counted, a 补扣 or,
+/// when that is negative, a 返账 ([`LineProduct::adjustment`]). `None` when
+/// nothing changed.
 pub fn supplement_line(
     product: &LineProduct,
     bill_month: &str,
@@ -172,11 +193,12 @@ pub fn supplement_line(
         return Ok(None);
     }
     let label = if crate::calendar::Month::parse_dashed(bill_month).ok().map(|m| m.previous().to_string()).as_deref() == Some(for_month) { "上月".to_owned() } else { format!("{for_month} ") };
+    let (order_type, name) = product.adjustment(money_cents);
     Ok(Some(BillLine {
         kind: LineKind::Supplement,
         product_code: product.code.clone(),
-        order_type: product.supplement_order_type,
-        description: format!("{label}{}", product.supplement_name),
+        order_type,
+        description: format!("{label}{name}"),
         unit: product.unit.clone(),
         for_month: for_month.to_owned(),
         quantity: added,
@@ -212,7 +234,9 @@ mod tests {
     use crate::usage::RollupAmounts;
 
     fn email() -> LineProduct {
-        LineProduct { code: "email".into(), order_type: 1, name: "邮件费用".into(), unit: "封".into(), supplement_order_type: 5, supplement_name: "邮件补扣".into() }
+        LineProduct {
+            code: "email".into(), order_type: 1, name: "邮件费用".into(), unit: "封".into(), supplement_order_type: 5, supplement_name: "邮件补扣".into(), refund_order_type: Some(6)
+        }
     }
 
     fn tiers() -> PriceModel {
@@ -241,6 +265,33 @@ mod tests {
         assert!(supplement_line(&email(), "2023-03", "2023-02", &rollup(295_952), Some(&tiers()), (units(295_952), 187_900)).unwrap().is_none());
         let older = supplement_line(&email(), "2023-05", "2023-02", &rollup(295_952), Some(&tiers()), (units(290_466), 185_400)).unwrap().unwrap();
         assert_eq!(older.description, "2023-02 邮件补扣");
+    }
+
+    /// The spec's month re-rated under a cheaper tariff dated back into it
+    /// (1,299 + 96 × 5.00 = 1,779.00) after it was billed 1,854.00 for
+    /// 290,466 e-mails: the 5,486 late e-mails make a 返账 of −75.00.
+    #[test]
+    fn a_cheaper_month_is_a_refund_line() {
+        let units = |n| Quantity::units(n).unwrap();
+        let mut cheaper = tiers();
+        let PriceModel::Graduated { tiers } = &mut cheaper else { unreachable!() };
+        tiers[0].price = UnitPrice::parse("1299.00").unwrap();
+        let line = supplement_line(&email(), "2023-03", "2023-02", &rollup(295_952), Some(&cheaper), (units(290_466), 185_400)).unwrap().unwrap();
+        assert_eq!((line.kind, line.order_type, line.description.as_str()), (LineKind::Supplement, 6, "上月邮件返账"));
+        assert_eq!((line.quantity, line.money_cents, line.money_micros), (units(5_486), -7_500, -75_000_000));
+        assert_eq!(line.previous, Some((units(290_466), 185_400)));
+        assert_eq!(line.detail.iter().map(DetailLine::money_micros).sum::<i64>(), 1_779_000_000, "the whole month, re-rated");
+
+        // A product without a 返账 code: a 补扣 line with a negative amount.
+        let no_refund = LineProduct { refund_order_type: None, ..email() };
+        let line = supplement_line(&no_refund, "2023-05", "2023-02", &rollup(295_952), Some(&cheaper), (units(290_466), 185_400)).unwrap().unwrap();
+        assert_eq!((line.order_type, line.description.as_str(), line.money_cents), (5, "2023-02 邮件补扣", -7_500));
+
+        // A tenant's own 返账 code is named after the product.
+        let fax = LineProduct { name: "传真封面费用".into(), refund_order_type: Some(912), ..email() };
+        assert_eq!(fax.adjustment(-1), (912, "传真封面返账".to_owned()));
+        // Nothing to refund: a late event that changes no money is a 补扣 of 0.00.
+        assert_eq!(fax.adjustment(0), (5, "邮件补扣".to_owned()));
     }
 
     #[test]

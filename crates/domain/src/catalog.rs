@@ -182,12 +182,24 @@ pub fn adjustment_name(order_type: i64) -> &'static str {
     ADJUSTMENTS.iter().find(|(code, _)| *code == order_type).map_or("人工补扣", |(_, name)| name)
 }
 
-/// The description of a product's supplementary lines: the table's name for
-/// its code, or, for a code of the tenant's own, the product's name + 补扣.
+/// The description of a product's supplementary (补扣) lines: the table's
+/// name for its code, or, for a code of the tenant's own, the product's name
+/// + 补扣.
 pub fn supplement_name(order_type: i64, product_name: &str) -> String {
+    adjustment_description(order_type, product_name, "补扣")
+}
+
+/// The description of a product's refund (返账) lines, named like its
+/// supplementary lines: 37 is 短信返账, a code of the tenant's own
+/// 传真封面费用 → 传真封面返账.
+pub fn refund_name(order_type: i64, product_name: &str) -> String {
+    adjustment_description(order_type, product_name, "返账")
+}
+
+fn adjustment_description(order_type: i64, product_name: &str, suffix: &str) -> String {
     match ADJUSTMENTS.iter().find(|(code, _)| *code == order_type) {
         Some((_, name)) => (*name).to_owned(),
-        None => format!("{}补扣", product_name.trim_end_matches("费用")),
+        None => format!("{}{suffix}", product_name.trim_end_matches("费用")),
     }
 }
 
@@ -206,10 +218,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn supplement_lines_are_named_by_the_table_or_after_the_product() {
+    fn adjustment_lines_are_named_by_the_table_or_after_the_product() {
         assert_eq!(supplement_name(14, "短信费用"), "短信补扣");
         assert_eq!(supplement_name(15, "传真费用"), "人工补扣");
         assert_eq!(supplement_name(911, "传真封面费用"), "传真封面补扣");
+        assert_eq!(refund_name(37, "短信费用"), "短信返账");
+        assert_eq!(refund_name(6, "邮件费用"), "邮件返账");
+        assert_eq!(refund_name(912, "传真封面费用"), "传真封面返账");
+    }
+
+    #[test]
+    fn every_refund_code_of_the_table_belongs_to_its_family() {
+        // The table's 返账 codes and the product whose 补扣 family each belongs to.
+        let refunds: Vec<i64> = ADJUSTMENTS.iter().filter(|(_, name)| name.ends_with("返账")).map(|(code, _)| *code).collect();
+        assert_eq!(refunds, [6, 37]);
+        for p in BUILTIN {
+            let expected = match p.supplement {
+                5 => Some(6),   // 邮件补扣 → 邮件返账
+                14 => Some(37), // 短信补扣 → 短信返账
+                _ => None,
+            };
+            assert_eq!(p.refund, expected, "{}", p.code);
+            if let Some(refund) = p.refund {
+                assert!(adjustment_name(refund).ends_with("返账"), "{}", p.code);
+            }
+        }
+        assert!(refunds.iter().all(|code| BUILTIN.iter().any(|p| p.refund == Some(*code))), "every 返账 code is some product's");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod account;
 pub mod billing;
 pub mod calendar;
 pub mod catalog;
+pub mod decimal;
 pub mod ids;
 pub mod ledger;
 pub mod money;

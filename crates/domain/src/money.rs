@@ -9,11 +9,16 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::decimal::{ScaledError, parse_scaled};
+
 /// Largest amount any single balance or transfer may hold, in minor units.
 ///
 /// 10^15 cents = 10 trillion yuan. Far above any real balance, far below
 /// `i64::MAX` (9.2 × 10^18), so sums of a few thousand amounts cannot overflow.
 pub const AMOUNT_MINOR_MAX: i64 = 1_000_000_000_000_000;
+
+/// Digits of the minor unit of every supported currency (cents, 分).
+pub const MINOR_DIGITS: u32 = 2;
 
 /// A computed amount or quantity that would pass its limit (or leave `i64`).
 /// Refused as a value, never saturated or wrapped; names what overflowed.
@@ -48,7 +53,7 @@ impl Currency {
 
     /// Digits after the decimal point of the minor unit.
     pub fn minor_digits(self) -> u32 {
-        2
+        MINOR_DIGITS
     }
 }
 
@@ -90,45 +95,17 @@ pub enum AmountParseError {
 ///
 /// Refuses signs, exponents, thousands separators, surrounding blanks and more
 /// than two decimals: a money field that is not exactly a decimal is a client bug
-/// and is reported, never guessed at.
+/// and is reported, never guessed at. Trailing zeros beyond the minor unit carry
+/// no value (`"1.000"` is 1.00).
 pub fn parse_amount_minor(text: &str) -> Result<i64, AmountParseError> {
     if text.is_empty() {
         return Err(AmountParseError::Empty);
     }
-    let (whole, fraction) = match text.split_once('.') {
-        Some((whole, fraction)) => (whole, Some(fraction)),
-        None => (text, None),
-    };
-    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(AmountParseError::Malformed);
-    }
-    let fraction = fraction.unwrap_or("");
-    if text.contains('.') && fraction.is_empty() {
-        return Err(AmountParseError::Malformed);
-    }
-    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(AmountParseError::Malformed);
-    }
-    // Trailing zeros beyond the minor unit carry no value ("1.000" is 1.00).
-    let fraction = fraction.trim_end_matches('0');
-    if fraction.len() > 2 {
-        return Err(AmountParseError::TooPrecise);
-    }
-    let whole = whole.trim_start_matches('0');
-    // 16 digits of whole units already exceed AMOUNT_MINOR_MAX; stop before overflow.
-    if whole.len() > 15 {
-        return Err(AmountParseError::TooLarge);
-    }
-    let whole_units: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| AmountParseError::Malformed)? };
-    let mut fraction_minor: i64 = if fraction.is_empty() { 0 } else { fraction.parse().map_err(|_| AmountParseError::Malformed)? };
-    if fraction.len() == 1 {
-        fraction_minor *= 10;
-    }
-    let minor = whole_units.checked_mul(100).and_then(|m| m.checked_add(fraction_minor)).ok_or(AmountParseError::TooLarge)?;
-    if minor > AMOUNT_MINOR_MAX {
-        return Err(AmountParseError::TooLarge);
-    }
-    Ok(minor)
+    parse_scaled(text, MINOR_DIGITS, AMOUNT_MINOR_MAX).map_err(|error| match error {
+        ScaledError::Malformed => AmountParseError::Malformed,
+        ScaledError::TooPrecise => AmountParseError::TooPrecise,
+        ScaledError::TooLarge => AmountParseError::TooLarge,
+    })
 }
 
 /// Renders minor units as a decimal with exactly two places: `-1234` → `"-12.34"`.

@@ -19,6 +19,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::decimal::{ScaledError, div_round_half_up};
 use crate::money::{AMOUNT_MINOR_MAX, AmountTooLarge, checked_sum};
 
 /// Millionths of a currency unit per cent.
@@ -81,29 +82,14 @@ pub enum DecimalError {
     TooLarge(&'static str),
 }
 
-/// Parses a plain non-negative decimal into an integer scaled by 10^`places`.
+/// Reads a plain non-negative decimal scaled by 10^`places` ([`crate::decimal::parse_scaled`]),
+/// refused as `what`.
 fn parse_scaled(text: &str, places: u32, max: i64, what: &'static str) -> Result<i64, DecimalError> {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || !digits(whole) || !digits(fraction) || (text.contains('.') && fraction.is_empty()) {
-        return Err(DecimalError::Malformed(what));
-    }
-    let fraction = fraction.trim_end_matches('0');
-    if fraction.len() as u32 > places {
-        return Err(DecimalError::TooPrecise { what, places });
-    }
-    let whole = whole.trim_start_matches('0');
-    if whole.len() > 18 {
-        return Err(DecimalError::TooLarge(what));
-    }
-    let scale = 10i128.pow(places);
-    let whole: i128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| DecimalError::Malformed(what))? };
-    let fraction_scaled: i128 = if fraction.is_empty() { 0 } else { fraction.parse::<i128>().map_err(|_| DecimalError::Malformed(what))? * 10i128.pow(places - fraction.len() as u32) };
-    let value = whole * scale + fraction_scaled;
-    if value > i128::from(max) {
-        return Err(DecimalError::TooLarge(what));
-    }
-    Ok(value as i64)
+    crate::decimal::parse_scaled(text, places, max).map_err(|error| match error {
+        ScaledError::Malformed => DecimalError::Malformed(what),
+        ScaledError::TooPrecise => DecimalError::TooPrecise { what, places },
+        ScaledError::TooLarge => DecimalError::TooLarge(what),
+    })
 }
 
 /// Renders an integer scaled by 10^`places` as a decimal without trailing zeros.
@@ -235,18 +221,9 @@ pub fn amount_micros(quantity: Quantity, price: UnitPrice) -> Result<i64, Amount
     i64::try_from(exact).map_err(|_| AmountTooLarge("an amount"))
 }
 
-/// Rounds micros half-up (away from zero at .5) to cents: the one rounding
-/// rule. Dividing first leaves no intermediate sum that could overflow.
+/// Rounds micros half-up (away from zero at .5) to cents.
 fn round_to_cents(micros: i128) -> i128 {
-    let per_cent = i128::from(MICROS_PER_CENT);
-    let (cents, rest) = (micros / per_cent, micros % per_cent);
-    if rest >= per_cent / 2 {
-        cents + 1
-    } else if rest <= -per_cent / 2 {
-        cents - 1
-    } else {
-        cents
-    }
+    div_round_half_up(micros, i128::from(MICROS_PER_CENT))
 }
 
 /// Rounds micros half-up (away from zero at .5) to cents. Total: any `i64`

@@ -96,13 +96,14 @@ fn app(services: Services, config: HttpConfig, metrics: HttpMetrics, registry: R
     let native_bounds = admission(Answers { busy: native::busy, timed_out: native::timed_out });
     let sendcloud_bounds = admission(Answers { busy: sendcloud::unavailable, timed_out: sendcloud::unavailable });
     let telephony_bounds = admission(Answers { busy: telephony::busy, timed_out: telephony::timed_out });
-    let state = AppState(Arc::new(AppInner { services, sendcloud: config.sendcloud, registry, openapi_json: native::openapi::document() }));
+    let (native, openapi) = native::router();
+    let state = AppState(Arc::new(AppInner { services, sendcloud: config.sendcloud, registry, openapi_json: native::openapi::document(&openapi) }));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi_json))
-        .merge(native::router().layer(DefaultBodyLimit::max(config.json_body_bytes_max)).layer(axum::middleware::from_fn_with_state(native_bounds, admit)))
+        .merge(native.layer(DefaultBodyLimit::max(config.json_body_bytes_max)).layer(axum::middleware::from_fn_with_state(native_bounds, admit)))
         .merge(sendcloud::router().layer(axum::middleware::from_fn_with_state(sendcloud_bounds, admit)))
         .merge(telephony::router().layer(axum::middleware::from_fn_with_state(telephony_bounds, admit)))
         .with_state(state)

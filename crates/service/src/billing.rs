@@ -232,6 +232,7 @@ fn line_product(products: &[Product], code: &str) -> subledger_domain::billing::
         unit: String::new(),
         supplement_order_type: subledger_domain::catalog::MANUAL_SUPPLEMENT,
         supplement_name: subledger_domain::catalog::adjustment_name(subledger_domain::catalog::MANUAL_SUPPLEMENT).to_owned(),
+        refund_order_type: None,
     })
 }
 

@@ -71,6 +71,7 @@ impl Product {
             unit: self.unit.clone(),
             supplement_order_type: self.supplement_order_type,
             supplement_name: catalog::supplement_name(self.supplement_order_type, &self.name),
+            refund_order_type: self.refund_order_type,
         }
     }
 }

@@ -137,7 +137,7 @@ fn shown_price_micros(model: &PriceModel, item: &TelephonyItem) -> Option<i64> {
     let shown_milli = i128::from(units_per_shown_unit(item)) * i128::from(MILLI);
     let per_milli = i128::from(per_milli);
     // Rounded half-up to a millionth when the increment does not divide the shown unit.
-    let micros = (i128::from(price) * shown_milli * 2 + per_milli) / (2 * per_milli);
+    let micros = subledger_domain::decimal::div_round_half_up(i128::from(price) * shown_milli, per_milli);
     i64::try_from(micros).ok()
 }
 

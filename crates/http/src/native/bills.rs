@@ -29,7 +29,7 @@ fn day(field: &str, text: &str) -> Result<Day, ApiError> {
 
 #[derive(Serialize, ToSchema)]
 pub struct BillLineView {
-    /// `usage` (this month's usage) or `supplement` (late usage of an earlier, closed month: 补扣).
+    /// `usage` (this month's usage) or `supplement` (late usage of an earlier, closed month: 补扣, or 返账 with a negative amount when the month got cheaper).
     pub kind: String,
     /// The month the usage belongs to.
     pub for_month: String,

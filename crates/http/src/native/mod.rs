@@ -18,12 +18,14 @@ use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use http::HeaderMap;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 use subledger_domain::text::check_json_text;
 use subledger_service::tenants::Tenant;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::{ApiError, ErrorBody};
 
@@ -33,34 +35,41 @@ use crate::input::{InvalidText, Part, Refuse, refuse_invalid_uri};
 /// Largest body of `POST /v1/usage`.
 pub const USAGE_BODY_BYTES_MAX: usize = 2 * 1024 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants", post(tenants::create).get(tenants::list))
-        .route("/v1/tenants/{tenant}", get(tenants::show).patch(tenants::update))
-        .route("/v1/tenants/{tenant}/rotate-secrets", post(tenants::rotate_secrets))
-        .route("/v1/tenants/{tenant}/deposits", post(wallets::deposit))
-        .route("/v1/tenants/{tenant}/overdraft", put(wallets::tenant_overdraft))
-        .route("/v1/tenant", get(tenants::current))
-        .route("/v1/accounts", get(accounts::list).post(accounts::create))
-        .route("/v1/accounts/{username}", get(accounts::show))
-        .route("/v1/accounts/{username}/quota", put(accounts::set_quota))
-        .route("/v1/accounts/{username}/freeze", post(accounts::freeze))
-        .route("/v1/accounts/{username}/unfreeze", post(accounts::unfreeze))
-        .route("/v1/accounts/{username}/overdraft", put(wallets::account_overdraft))
-        .route("/v1/wallets", get(wallets::list))
-        .route("/v1/wallets/{wallet_id}/entries", get(wallets::entries))
-        .route("/v1/transfers", post(wallets::transfer))
-        .route("/v1/transfers/{transfer_id}", get(wallets::show_transfer))
-        .route("/v1/products", get(catalog::list_products).post(catalog::add_product))
-        .route("/v1/tariffs", get(catalog::list_tariffs).post(catalog::set_tariff))
-        .route("/v1/accounts/{username}/billing", put(catalog::set_billing))
-        .route("/v1/accounts/{username}/daily", get(bills::daily))
-        .route("/v1/bills", get(bills::list))
-        .route("/v1/bills/close", post(bills::close))
-        .route("/v1/bills/export", get(bills::export))
-        // A thousand events with attributes outgrow the default JSON limit.
-        .route("/v1/usage", post(usage::ingest).layer(axum::extract::DefaultBodyLimit::max(USAGE_BODY_BYTES_MAX)))
+/// The native API's routes and its OpenAPI document, built together: each
+/// route is registered from its handler's `#[utoipa::path]` (method and
+/// path), so no route exists without its entry in the document, nor an
+/// entry without its route.
+pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    // A thousand events with attributes outgrow the default JSON limit.
+    let (schemas, paths, ingest) = routes!(usage::ingest);
+    let usage = (schemas, paths, ingest.layer(axum::extract::DefaultBodyLimit::max(USAGE_BODY_BYTES_MAX)));
+    OpenApiRouter::with_openapi(openapi::NativeApi::openapi())
+        .routes(routes!(tenants::create, tenants::list))
+        .routes(routes!(tenants::show, tenants::update))
+        .routes(routes!(tenants::rotate_secrets))
+        .routes(routes!(wallets::deposit))
+        .routes(routes!(wallets::tenant_overdraft))
+        .routes(routes!(tenants::current))
+        .routes(routes!(accounts::list, accounts::create))
+        .routes(routes!(accounts::show))
+        .routes(routes!(accounts::set_quota))
+        .routes(routes!(accounts::freeze))
+        .routes(routes!(accounts::unfreeze))
+        .routes(routes!(wallets::account_overdraft))
+        .routes(routes!(wallets::list))
+        .routes(routes!(wallets::entries))
+        .routes(routes!(wallets::transfer))
+        .routes(routes!(wallets::show_transfer))
+        .routes(routes!(catalog::list_products, catalog::add_product))
+        .routes(routes!(catalog::list_tariffs, catalog::set_tariff))
+        .routes(routes!(catalog::set_billing))
+        .routes(routes!(bills::daily))
+        .routes(routes!(bills::list))
+        .routes(routes!(bills::close))
+        .routes(routes!(bills::export))
+        .routes(usage)
         .layer(axum::middleware::from_fn_with_state(invalid_text as Refuse, refuse_invalid_uri))
+        .split_for_parts()
 }
 
 /// The answer to text that is not valid UTF-8 or holds NUL, in the path, the query or the body.

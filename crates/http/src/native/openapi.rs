@@ -1,21 +1,14 @@
-//! The OpenAPI 3.1 document of the native API, generated from the handlers'
-//! annotations and served at `/openapi.json`.
+//! The OpenAPI 3.1 document of the native API, served at `/openapi.json`:
+//! what is said once for the whole API (title, tags, security schemes) is
+//! here; each path comes from its handler's annotation, registered together
+//! with its route ([`super::router`]).
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, bills, catalog, tenants, usage, wallets};
-
 #[derive(OpenApi)]
 #[openapi(
     info(title = "subledger native API", description = "Tenants, accounts, wallets and the ledger of subledger. Amounts are decimal strings with two places (and `*_minor` integers of cents/分)."),
-    paths(
-        tenants::create, tenants::list, tenants::show, tenants::update, tenants::rotate_secrets, tenants::current,
-        accounts::list, accounts::create, accounts::show, accounts::set_quota, accounts::freeze, accounts::unfreeze,
-        wallets::list, wallets::entries, wallets::deposit, wallets::transfer, wallets::show_transfer, wallets::tenant_overdraft, wallets::account_overdraft,
-        catalog::list_products, catalog::add_product, catalog::list_tariffs, catalog::set_tariff, catalog::set_billing, usage::ingest,
-        bills::list, bills::close, bills::export, bills::daily,
-    ),
     modifiers(&BearerTokens),
     tags(
         (name = "tenants", description = "Resellers and their credentials"),
@@ -38,6 +31,6 @@ impl Modify for BearerTokens {
 }
 
 /// The document as JSON text.
-pub fn document() -> String {
-    NativeApi::openapi().to_json().expect("the generated OpenAPI document serializes")
+pub fn document(openapi: &utoipa::openapi::OpenApi) -> String {
+    openapi.to_json().expect("the generated OpenAPI document serializes")
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use subledger_domain::account::UserType;
 use subledger_domain::calendar::Month;
+use subledger_domain::decimal::div_round_half_up;
 use subledger_domain::paging::Page;
 use subledger_domain::rating::{DetailLine, Quantity, UnitPrice, format_scaled};
 use subledger_service::billing::{BillView, LineView};
@@ -35,10 +36,13 @@ fn price(p: UnitPrice) -> Number {
     Number(p.to_string())
 }
 
-/// Micros as a decimal of at most four places (detail lines keep 3–4 decimals).
+/// Micros per unit of the fourth decimal of a yuan.
+const MICROS_PER_DETAIL_UNIT: i128 = 100;
+
+/// Micros as a decimal of at most four places (detail lines keep 3–4 decimals), rounded half-up.
 fn detail_money(micros: i64) -> Number {
-    // Half-up to units of 100 micros (the fourth decimal).
-    let units = if micros >= 0 { (micros + 50) / 100 } else { -((-micros + 50) / 100) };
+    // A 100th of an i64 fits i64.
+    let units = i64::try_from(div_round_half_up(i128::from(micros), MICROS_PER_DETAIL_UNIT)).expect("a hundredth of an i64 fits i64");
     Number(format_scaled(units, 4))
 }
 

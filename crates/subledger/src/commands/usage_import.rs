@@ -63,7 +63,7 @@ pub(super) async fn import(services: &Services, args: UsageImportArgs) -> Result
     let file = File::open(&args.file).map_err(|e| format!("cannot open {}: {e}", args.file.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut source = match format {
-        UsageFormat::Csv => Source::Csv(CsvSource::new(file)?),
+        UsageFormat::Csv => Source::Csv(Box::new(CsvSource::new(file)?)),
         UsageFormat::Jsonl => Source::Jsonl(Lines::new(file)),
     };
 
@@ -246,7 +246,8 @@ fn format_name(format: UsageFormat) -> &'static str {
 }
 
 enum Source {
-    Csv(CsvSource),
+    // Boxed: the CSV reader and its buffers are much larger than `Lines`.
+    Csv(Box<CsvSource>),
     Jsonl(Lines),
 }
 
@@ -260,7 +261,7 @@ impl Source {
 
     fn position(&self) -> u64 {
         match self {
-            Source::Csv(source) => source.lines.position,
+            Source::Csv(source) => source.reader.get_ref().position,
             Source::Jsonl(lines) => lines.position,
         }
     }
@@ -295,9 +296,8 @@ impl Source {
     }
 }
 
-/// The physical lines of a file, counted (line numbers are what the report
-/// shows, so the importer splits lines itself rather than trusting a parser's
-/// count, which skips blank lines and CRLF terminators in its own way).
+/// The physical lines of a JSON-lines file, counted (line numbers are what
+/// the report shows).
 struct Lines {
     reader: BufReader<File>,
     /// Number of the line in `text`, from 1.
@@ -357,28 +357,79 @@ struct Columns {
     count: usize,
 }
 
-struct CsvSource {
-    lines: Lines,
-    columns: Columns,
+/// The CSV reader's own buffer: how far it reads ahead of the record it parses.
+const CSV_BUFFER_BYTES: usize = 1 << 16;
+
+/// The file as the CSV reader reads it: without a byte-order mark
+/// (spreadsheet exports), and ending with a line break even where the file
+/// does not, so that every record ends with one and its first line follows
+/// from the reader's line count ([`CsvSource::next_record`]).
+///
+/// It stops reading once a record (with the blank lines before it) runs past
+/// [`LINE_BYTES_MAX`]: that is a quote left open, most likely, and no later
+/// record can be told apart from it, so the import stops there rather than
+/// take the rest of the file into memory.
+struct CsvInput {
+    file: BufReader<File>,
+    /// Bytes of the file read so far.
+    position: u64,
+    /// Bytes handed to the CSV reader so far, and where its current record began.
+    handed: u64,
+    record_start: u64,
+    /// The last byte handed over.
+    last: Option<u8>,
 }
 
-/// A CSV record, which spans lines where a quoted field holds line breaks.
-enum CsvRecord {
-    /// Its first line, and its fields.
-    Fields(u64, Vec<String>),
-    Malformed(u64, String),
+const BYTE_ORDER_MARK: &[u8] = "\u{feff}".as_bytes();
+
+impl CsvInput {
+    fn new(file: File) -> std::io::Result<CsvInput> {
+        let mut file = BufReader::with_capacity(1 << 16, file);
+        let mark = if file.fill_buf()?.starts_with(BYTE_ORDER_MARK) { BYTE_ORDER_MARK.len() } else { 0 };
+        file.consume(mark);
+        Ok(CsvInput { file, position: mark as u64, handed: 0, record_start: 0, last: None })
+    }
+}
+
+impl Read for CsvInput {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.handed - self.record_start > LINE_BYTES_MAX + CSV_BUFFER_BYTES as u64 {
+            return Err(std::io::Error::other(format!("a record runs past {LINE_BYTES_MAX} bytes (a quote left open?)")));
+        }
+        let mut read = self.file.read(buf)?;
+        self.position += read as u64;
+        if read == 0 && !buf.is_empty() && self.last.is_some_and(|last| last != b'\n') {
+            buf[0] = b'\n';
+            read = 1;
+        }
+        if let Some(&last) = buf[..read].last() {
+            self.last = Some(last);
+        }
+        self.handed += read as u64;
+        Ok(read)
+    }
+}
+
+struct CsvSource {
+    reader: csv::Reader<CsvInput>,
+    record: csv::ByteRecord,
+    columns: Columns,
 }
 
 impl CsvSource {
     fn new(file: File) -> Result<CsvSource, AnyError> {
-        let mut lines = Lines::new(file);
-        let headers = match read_csv_record(&mut lines).map_err(|e| format!("cannot read the CSV header row: {e}"))? {
-            Some(CsvRecord::Fields(_, headers)) => headers,
-            Some(CsvRecord::Malformed(line, error)) => return Err(format!("the CSV header row (line {line}): {error}").into()),
+        let input = CsvInput::new(file).map_err(|e| format!("cannot read the CSV header row: {e}"))?;
+        // Records end at `\n` only (a `\r` before it is trimmed with the
+        // field), so that each ends with exactly the line break counted.
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).terminator(csv::Terminator::Any(b'\n')).buffer_capacity(CSV_BUFFER_BYTES).from_reader(input);
+        let mut record = csv::ByteRecord::new();
+        let line = match next_record(&mut reader, &mut record).map_err(|e| format!("cannot read the CSV header row: {e}"))? {
+            Some(line) => line,
             None => return Err("the CSV file is empty: it needs a header row (id,account,product,quantity …)".into()),
         };
+        let headers = csv_texts(&record).map_err(|error| format!("the CSV header row (line {line}): {error}"))?;
         let mut names = Vec::with_capacity(headers.len());
-        for name in &headers {
+        for name in headers {
             let name = name.trim();
             if names.contains(&name) {
                 return Err(format!("CSV header {name:?} appears twice").into());
@@ -398,18 +449,15 @@ impl CsvSource {
             attributes: names.iter().enumerate().filter(|(_, n)| !["id", "account", "product", "quantity", "occurred_at"].contains(n)).map(|(i, n)| (i, (*n).to_owned())).collect(),
             count: names.len(),
         };
-        Ok(CsvSource { lines, columns })
+        Ok(CsvSource { reader, record, columns })
     }
 
     fn next(&mut self) -> Result<Option<Record>, String> {
-        Ok(match read_csv_record(&mut self.lines)? {
-            None => None,
-            Some(CsvRecord::Malformed(line, error)) => Some(Record { line, event: Err(error) }),
-            Some(CsvRecord::Fields(line, fields)) => Some(Record { line, event: self.event(fields) }),
-        })
+        let Some(line) = next_record(&mut self.reader, &mut self.record)? else { return Ok(None) };
+        Ok(Some(Record { line, event: csv_texts(&self.record).and_then(|fields| self.event(&fields)) }))
     }
 
-    fn event(&self, fields: Vec<String>) -> Result<UsageEventIn, String> {
+    fn event(&self, fields: &[&str]) -> Result<UsageEventIn, String> {
         let c = &self.columns;
         if fields.len() != c.count {
             return Err(format!("{} fields where the header has {}", fields.len(), c.count));
@@ -437,78 +485,28 @@ impl CsvSource {
     }
 }
 
-/// Reads the next CSV record: the next line that is not blank (or only
-/// commas), joined with the lines after it while a quoted field is open.
-fn read_csv_record(lines: &mut Lines) -> Result<Option<CsvRecord>, String> {
+/// Reads the next record that is not blank (every field empty or blanks)
+/// into `record`, and returns the line it starts on.
+fn next_record(reader: &mut csv::Reader<CsvInput>, record: &mut csv::ByteRecord) -> Result<Option<u64>, String> {
     loop {
-        let Some(fits) = lines.next()? else { return Ok(None) };
-        let first = lines.line;
-        if !fits {
-            return Ok(Some(CsvRecord::Malformed(first, too_long())));
+        if !reader.read_byte_record(record).map_err(|e| e.to_string())? {
+            return Ok(None);
         }
-        if lines.text.iter().all(|b| matches!(b, b',' | b' ' | b'\t')) {
+        reader.get_mut().record_start = reader.position().byte();
+        if record.iter().all(|field| field.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))) {
             continue;
         }
-        let mut text = std::mem::take(&mut lines.text);
-        loop {
-            let record = match text_from_bytes(&text) {
-                Ok(record) => record,
-                Err(error) => return Ok(Some(CsvRecord::Malformed(first, format!("the line {error}")))),
-            };
-            if let Some(fields) = csv_fields(record) {
-                return Ok(Some(CsvRecord::Fields(first, fields)));
-            }
-            match lines.next()? {
-                Some(true) if text.len() as u64 + lines.text.len() as u64 <= LINE_BYTES_MAX => {
-                    text.push(b'\n');
-                    text.extend_from_slice(&lines.text);
-                }
-                Some(_) => return Ok(Some(CsvRecord::Malformed(first, too_long()))),
-                None => return Ok(Some(CsvRecord::Malformed(first, "a quoted field is not closed".to_owned()))),
-            }
-        }
+        // The reader counts every `\n` it reads: those inside quoted fields,
+        // and the one that ends the record (`CsvInput` sees to it).
+        let inside = record.as_slice().iter().filter(|b| **b == b'\n').count() as u64;
+        return Ok(Some(reader.position().line() - inside - 1));
     }
 }
 
-/// The fields of one CSV record, or `None` while a quoted field is still open
-/// at the end of `text`. Quoting as RFC 4180: a field that starts with `"`
-/// (after optional blanks) runs to the next lone `"`, and `""` inside it is a
-/// quote; a `"` inside an unquoted field is text.
-fn csv_fields(text: &str) -> Option<Vec<String>> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let (mut at_start, mut quoted) = (true, false);
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    field.push('"');
-                } else {
-                    quoted = false;
-                }
-            } else {
-                field.push(c);
-            }
-        } else if c == ',' {
-            fields.push(std::mem::take(&mut field));
-            at_start = true;
-        } else if at_start && c == '"' {
-            // Blanks before the opening quote are not part of the field.
-            field.clear();
-            quoted = true;
-            at_start = false;
-        } else {
-            at_start &= c == ' ' || c == '\t';
-            field.push(c);
-        }
-    }
-    if quoted {
-        return None;
-    }
-    fields.push(field);
-    Some(fields)
+/// The fields of a record as text (`domain::text`: UTF-8 without NUL), each
+/// checked alone: bytes that are UTF-8 only across a delimiter are not.
+fn csv_texts(record: &csv::ByteRecord) -> Result<Vec<&str>, String> {
+    record.iter().map(|field| text_from_bytes(field).map_err(|error| format!("the line {error}"))).collect()
 }
 
 fn parse_quantity(text: &str) -> Result<Quantity, String> {
@@ -569,20 +567,64 @@ fn event_of_line(bytes: &[u8]) -> Result<UsageEventIn, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::csv_fields;
+    use std::io::{Seek, Write};
+
+    use super::*;
+
+    fn source(bytes: &[u8]) -> Result<CsvSource, AnyError> {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytes).unwrap();
+        file.rewind().unwrap();
+        CsvSource::new(file)
+    }
+
+    /// An event's id and `note`, or why the record is malformed.
+    type Parsed = Result<(String, Option<String>), String>;
+
+    /// Every record of the file: its first line and what it holds.
+    fn records(bytes: &[u8]) -> Vec<(u64, Parsed)> {
+        let mut source = source(bytes).unwrap();
+        std::iter::from_fn(|| source.next().unwrap()).map(|r| (r.line, r.event.map(|e| (e.id, e.attributes.get("note").cloned())))).collect()
+    }
 
     #[test]
-    fn csv_fields_follow_rfc_4180_quoting() {
-        let fields = |text: &str| csv_fields(text).map(|f| f.join("|"));
-        assert_eq!(fields("a,b,c").as_deref(), Some("a|b|c"));
-        assert_eq!(fields("a,,").as_deref(), Some("a||"));
-        assert_eq!(fields("a,\"b,c\",d").as_deref(), Some("a|b,c|d"));
-        assert_eq!(fields("a,\"b\"\"c\"").as_deref(), Some("a|b\"c"), "a doubled quote is a quote");
-        assert_eq!(fields("a,b\"c,d").as_deref(), Some("a|b\"c|d"), "a quote inside an unquoted field is text");
-        assert_eq!(fields("a, \"b,c\" ,d").as_deref(), Some("a|b,c |d"), "blanks may precede the opening quote");
-        assert_eq!(fields("a,\"multi\nline\"").as_deref(), Some("a|multi\nline"));
-        assert_eq!(fields("a,\"open"), None);
-        assert_eq!(fields("a,\"b\"\""), None);
-        assert_eq!(fields("名前,数量").as_deref(), Some("名前|数量"));
+    fn records_keep_the_line_they_start_on() {
+        // A spreadsheet's file: byte-order mark, CRLF, blank lines and rows,
+        // a quoted value over two lines, no line break at the end.
+        let file = "\u{feff}id,account,product,quantity,note\r\n\r\n\na1,alice001,sms,1,\"two\r\nlines, \"\"quoted\"\"\"\r\n,,,,\r\n\r\na2,alice001,sms,x,\r\n\na3, alice001 ,sms,1,last";
+        let read = records(file.as_bytes());
+        assert_eq!(read.len(), 3, "{read:?}");
+        assert_eq!(read[0], (4, Ok(("a1".to_owned(), Some("two\r\nlines, \"quoted\"".to_owned())))));
+        assert_eq!(read[1].0, 8);
+        assert!(read[1].1.as_ref().is_err_and(|e| e.contains("quantity \"x\"")), "{read:?}");
+        assert_eq!(read[2], (10, Ok(("a3".to_owned(), Some("last".to_owned())))));
+    }
+
+    #[test]
+    fn fields_are_text_one_by_one() {
+        // 中 split by a delimiter is UTF-8 only when the fields are joined.
+        let read = records(b"id,account,product,quantity,note\na1,alice001,sms,1,\xE4,\xB8\xAD\na2,alice001,sms,1\na3,alice001,sms,1,a\0b\n");
+        let errors: Vec<(u64, String)> = read.into_iter().map(|(line, r)| (line, r.unwrap_err())).collect();
+        assert_eq!(errors, [(2, "the line is not valid UTF-8".to_owned()), (3, "4 fields where the header has 5".to_owned()), (4, "the line holds a NUL character".to_owned())]);
+    }
+
+    #[test]
+    fn a_quote_left_open_stops_the_reader() {
+        let mut file = b"id,account,product,quantity\na1,alice001,sms,1\na2,\"alice001,sms,1\n".to_vec();
+        file.extend(std::iter::repeat_n(b"a2,alice001,sms,1\n", 70_000).flatten());
+        let mut source = source(&file).unwrap();
+        assert_eq!(source.next().unwrap().map(|r| r.line), Some(2));
+        let error = std::iter::from_fn(|| source.next().transpose()).find_map(Result::err).expect("an error");
+        assert!(error.contains("runs past 1048576 bytes"), "{error}");
+    }
+
+    #[test]
+    fn the_header_row_is_checked() {
+        let error = |bytes: &[u8]| source(bytes).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error(b"").contains("empty"));
+        assert!(error(b"\n\n").contains("empty"));
+        assert!(error(b"id,account,product,quantity,id\n").contains("\"id\" appears twice"));
+        assert!(error(b"id,account,quantity\n").contains("no \"product\" column"));
+        assert!(error(b"\nid,acc\xFFount,product,quantity\n").contains("(line 2): the line is not valid UTF-8"));
     }
 }

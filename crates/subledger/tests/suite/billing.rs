@@ -1,6 +1,7 @@
 //! Metering, rating and billing over HTTP: usage batches answered per event,
 //! quotas, real-time charges, month close with exact bills and settlements,
-//! late usage as supplementary lines, SendCloud `bill`/`billDetail`, exports
+//! late usage as supplementary lines (补扣, or 返账 when the month gets
+//! cheaper), SendCloud `bill`/`billDetail`, exports
 //! read back with reader crates, and daily bills.
 
 use jiff::civil::Date;
@@ -21,7 +22,8 @@ on_both_backends!(
     months_close_by_themselves,
     catalog_and_effective_tariffs,
     an_earlier_month_closes_after_a_later_one,
-    outstanding_settlements_are_retried
+    outstanding_settlements_are_retried,
+    late_usage_that_lowers_a_closed_month_is_refunded
 );
 
 const ZONE: &str = "Asia/Shanghai";
@@ -116,7 +118,7 @@ pub(crate) fn outcome(result: &Value) -> (&str, Option<&str>, Option<&str>) {
 }
 
 async fn usage_is_answered_per_event(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Usage Outcomes").await;
     h.deposit(&tenant, "1000.00").await;
     let token = tenant.api_token.as_str();
@@ -211,6 +213,10 @@ async fn usage_is_answered_per_event(backend: Backend) {
     let (status, _) = h.post_json("/v1/usage", "slt_wrong", &json!({"events": []})).await;
     assert_eq!(status, 401);
     assert_eq!(sql_i64(&h.db, "SELECT COUNT(*) FROM usage_events").await, 14);
+    // Within that limit, a batch past the 256 KiB of the other routes is taken (each event answered).
+    let large: Vec<Value> = (0..400).map(|i| json!({"id": format!("large{i}"), "account": "nobody01", "product": "sms", "quantity": 1, "attributes": {"a": "x".repeat(250), "b": "x".repeat(250), "c": "x".repeat(250), "d": "x".repeat(250)}})).collect();
+    let answer = usage(&h, token, json!(large)).await;
+    assert_eq!(answer["results"].as_array().map(Vec::len), Some(400), "{answer}");
 
     // The rollups hold what was accepted; the daily view shows it.
     let today = Timestamp::now().to_zoned(TimeZone::get(ZONE).unwrap()).date().to_string();
@@ -228,7 +234,7 @@ async fn usage_is_answered_per_event(backend: Backend) {
 }
 
 async fn quotas_count_per_tenant_day(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Quotas").await;
     h.deposit(&tenant, "100.00").await;
     let token = tenant.api_token.as_str();
@@ -325,7 +331,7 @@ fn assert_bills_add_up(bills: &Value) {
 }
 
 async fn month_close_bills_exactly(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Month Close").await;
     let token = tenant.api_token.as_str();
     let (m1, m2) = seed_two_months(&h, &tenant).await;
@@ -419,7 +425,7 @@ async fn month_close_bills_exactly(backend: Backend) {
 }
 
 async fn sendcloud_bills_follow_the_spec(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("SendCloud Bills").await;
     let token = tenant.api_token.as_str();
     let (m1, m2) = seed_two_months(&h, &tenant).await;
@@ -516,7 +522,7 @@ async fn exports_read_back(backend: Backend) {
 
     use calamine::{Data, DataType, Reader, Xlsx};
 
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Exports").await;
     let token = tenant.api_token.as_str();
     let (m1, _) = seed_two_months(&h, &tenant).await;
@@ -561,7 +567,7 @@ async fn exports_read_back(backend: Backend) {
 
 /// A close that fails at its last write leaves nothing behind; run again, it completes.
 async fn close_is_all_or_nothing(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Atomic Close").await;
     let token = tenant.api_token.as_str();
     let (m1, _) = seed_two_months(&h, &tenant).await;
@@ -594,7 +600,7 @@ async fn close_is_all_or_nothing(backend: Backend) {
 
 /// The server closes ended months after the grace period, on its own, once.
 async fn months_close_by_themselves(backend: Backend) {
-    let Some(mut h) = Harness::start(backend).await else { return };
+    let mut h = Harness::start(backend).await;
     let tenant = h.create_tenant("Automatic Close").await;
     let token = tenant.api_token.as_str();
     let (m1, m2) = seed_two_months(&h, &tenant).await;
@@ -643,7 +649,7 @@ fn refused(answer: (u16, Value), status: u16, code: &str) {
 /// Products and tariffs through the API: the built-in catalog, a tenant's
 /// own product, every refusal, and which tariff version prices what.
 async fn catalog_and_effective_tariffs(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Catalog").await;
     h.deposit(&tenant, "100.00").await;
     let token = tenant.api_token.as_str();
@@ -739,7 +745,7 @@ async fn catalog_and_effective_tariffs(backend: Backend) {
 /// closes afterwards, and the later month's bill and charges do not make it
 /// settle anything twice.
 async fn an_earlier_month_closes_after_a_later_one(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Out Of Order").await;
     h.deposit(&tenant, "100.00").await;
     let token = tenant.api_token.as_str();
@@ -768,7 +774,7 @@ async fn an_earlier_month_closes_after_a_later_one(backend: Backend) {
 /// A postpaid account that cannot pay at close owes the amount (outstanding);
 /// the next close, once it has money, takes it, and shows it on a bill.
 async fn outstanding_settlements_are_retried(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Outstanding").await;
     h.deposit(&tenant, "100.00").await;
     let token = tenant.api_token.as_str();
@@ -793,5 +799,88 @@ async fn outstanding_settlements_are_retried(backend: Backend) {
     let bill = &bills["items"][0];
     assert_eq!((bill["month"].as_str(), bill["total"].as_str(), bill["lines"].as_array().map(Vec::len)), (Some(dashed(m2).as_str()), Some("0.00"), Some(0)), "{bills}");
     assert_eq!((bill["settlements"][0]["amount"].as_str(), bill["settlements"][0]["status"].as_str()), (Some("0.50"), Some("posted")), "{bills}");
+    // SendCloud lists that month too: 0.00 without lines.
+    let reply = sendcloud_call(&h, &tenant, "bill", &[("startMonth", compact(m2)), ("endMonth", compact(m2)), ("username", "later001".to_owned())]).await;
+    assert_eq!(reply["info"]["list"][0]["billData"], json!([{"date": dashed(m2), "totalMoney": 0.0, "consumeOrders": []}]), "{reply}");
+    h.assert_ledger_sound().await;
+}
+
+/// Late usage re-rates a closed month under a cheaper tariff version dated
+/// back into it: the next bill shows a 返账 line (spec 000's 6 邮件返账, a
+/// negative amount), a product without a 返账 code a negative 补扣, and the
+/// close refunds what real-time charges took beyond the bills.
+async fn late_usage_that_lowers_a_closed_month_is_refunded(backend: Backend) {
+    let h = Harness::start(backend).await;
+    let tenant = h.create_tenant("Late Refunds").await;
+    h.deposit(&tenant, "5000.00").await;
+    let token = tenant.api_token.as_str();
+    account(&h, token, "mailer01", "sendcloud").await;
+    fund(&h, token, "mailer01", "3000.00").await;
+    let fax = json!({"code": "fax_page", "name": "传真费用", "unit": "页", "order_type": 900});
+    let (status, body) = h.post_json("/v1/products", token, &fax).await;
+    assert_eq!(status, 201, "{body}");
+    // Spec 000's 补扣 example: 1,399.00 for the first 200,000 e-mails, then 5.00 per started 1,000.
+    let email = |flat: &str| json!({"model": "graduated", "tiers": [{"min": "0", "max": "200000", "unit": "0", "price": flat}, {"min": "200000", "unit": "1000", "price": "5.00"}]});
+    let pages = |flat: &str| json!({"model": "graduated", "tiers": [{"min": "0", "max": "100", "unit": "0", "price": flat}, {"min": "100", "unit": "1", "price": "0.10"}]});
+    tariff(&h, token, "email", email("1399.00")).await;
+    tariff(&h, token, "fax_page", pages("5.00")).await;
+
+    let (m1, m2) = (month_start(2), month_start(1));
+    let events = json!([
+        {"id": "m1-email", "account": "mailer01", "product": "email", "quantity": 290466, "occurred_at": at(m1, 3, 10)},
+        {"id": "m1-fax", "account": "mailer01", "product": "fax_page", "quantity": 100, "occurred_at": at(m1, 4, 10)},
+    ]);
+    assert_eq!(usage(&h, token, events).await["accepted"], 2);
+    let report = close(&h, token, &dashed(m1)).await;
+    assert_eq!((report["months"][0]["billed"].as_str(), report["months"][0]["settled"].as_str()), (Some("1859.00"), Some("0.00")), "{report}");
+
+    // Cheaper versions dated back into the closed month, then late usage for it.
+    tariff_from(&h, token, "email", email("1299.00"), &at(m1, 1, 0)).await;
+    tariff_from(&h, token, "fax_page", pages("4.00"), &at(m1, 1, 0)).await;
+    let late = json!([
+        {"id": "late-email", "account": "mailer01", "product": "email", "quantity": 5486, "occurred_at": at(m1, 25, 1)},
+        {"id": "late-fax", "account": "mailer01", "product": "fax_page", "quantity": 1, "occurred_at": at(m1, 25, 2)},
+    ]);
+    let answer = usage(&h, token, late).await;
+    let charges: Vec<_> = answer["results"].as_array().unwrap().iter().map(|r| r["charge"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(charges, ["25.00", "0.10"], "marginal prices under the versions now in force: {answer}");
+
+    // 295,952 e-mails now cost 1,299.00 + 96 × 5.00 = 1,779.00, billed 1,854.00 before: −75.00.
+    // 101 pages cost 4.00 + 0.10 = 4.10, billed 5.00 before: −0.90 under 人工补扣 (no 返账 code).
+    let report = close(&h, token, &dashed(m2)).await;
+    let month = &report["months"][0];
+    assert_eq!((month["billed"].as_str(), month["settled"].as_str()), (Some("-75.90"), Some("-101.00")), "{report}");
+    let (_, bills) = h.get_json(&format!("/v1/bills?from={}&username=mailer01", dashed(m2)), token).await;
+    assert_bills_add_up(&bills);
+    let bill = &bills["items"][0];
+    let lines: Vec<_> = bill["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["kind"].as_str().unwrap(), l["order_type"].as_i64().unwrap(), l["description"].as_str().unwrap(), l["quantity"].as_str().unwrap(), l["money"].as_str().unwrap()))
+        .collect();
+    assert_eq!(lines, [("supplement", 6, "上月邮件返账", "5486", "-75.00"), ("supplement", 15, "上月人工补扣", "1", "-0.90")], "{bill}");
+    assert_eq!(bill["total"], "-75.90", "{bill}");
+    // Billed 1,779.00 + 4.10, charged 1,879.00 + 5.10: the refunds take the lines' codes.
+    let settlements: Vec<_> = bill["settlements"].as_array().unwrap().iter().map(|s| (s["product"].as_str().unwrap(), s["order_type"].as_i64().unwrap(), s["amount"].as_str().unwrap())).collect();
+    assert_eq!(settlements, [("email", 6, "-100.00"), ("fax_page", 15, "-1.00")], "{bill}");
+    assert_eq!(primary_cents(&h, token, "mailer01").await, 300_000 - 185_400 - 500 - 2_500 - 10 + 10_000 + 100);
+
+    // SendCloud shows the 返账 line as the spec's table has it: orderType 6, a negative amount.
+    let params = [("startMonth", compact(m2)), ("endMonth", compact(m2)), ("username", "mailer01".to_owned())];
+    let reply = sendcloud_call(&h, &tenant, "bill", &params).await;
+    assert_code(&reply, 200, "请求成功");
+    let bill = &reply["info"]["list"][0]["billData"][0];
+    assert_eq!(bill["totalMoney"].to_string(), "-75.9", "{reply}");
+    assert_eq!(floats(bill["consumeOrders"][0].clone()), floats(json!({"orderType": 6, "desc": "上月邮件返账", "remark": 5486, "component": "封", "orderMoney": -75})));
+    let body = signed_form(&tenant, &[("startMonth", &compact(m2)), ("endMonth", &compact(m2)), ("username", "mailer01")], true);
+    let response = h.http.post(h.url("/api/subAccount/billDetail")).header("Content-Type", "application/x-www-form-urlencoded").body(body).send().await.unwrap();
+    let raw = response.text().await.unwrap();
+    assert!(raw.contains(r#""orderMoney":-75.00"#) && raw.contains(r#""lastMonthMoney":1854.00"#), "{raw}");
+    let reply: Value = serde_json::from_str(&raw).unwrap();
+    let refund = &reply["info"]["list"][0]["billDetail"][0];
+    assert_eq!((refund["orderType"].as_i64(), refund["info"]["lastMonthAmount"].as_i64()), (Some(6), Some(290466)), "{raw}");
+    let tiers: Vec<_> = refund["info"]["list"].as_array().unwrap().iter().map(|t| (t["count"].as_i64().unwrap(), t["money"].as_f64().unwrap())).collect();
+    assert_eq!(tiers, [(200000, 1299.0), (95952, 480.0)], "the whole month, re-rated: {raw}");
     h.assert_ledger_sound().await;
 }

@@ -17,7 +17,7 @@ on_both_backends!(
 );
 
 async fn tenant_create_prints_usable_credentials(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let (ok, stdout, stderr) = h.cli(&["tenant", "create", "--name", "Script Co", "--timezone", "Asia/Shanghai", "--json"]).await;
     assert!(ok, "{stderr}");
     let created: Value = serde_json::from_str(&stdout).expect("one JSON object");
@@ -40,7 +40,7 @@ async fn tenant_create_prints_usable_credentials(backend: Backend) {
 }
 
 async fn deposits_from_the_command_line(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Cli Funds").await;
     let h = &h;
     let deposit = |args: Vec<String>| async move {
@@ -73,7 +73,7 @@ async fn deposits_from_the_command_line(backend: Backend) {
 }
 
 async fn sign_prints_what_the_server_accepts(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Signer").await;
     h.deposit(&tenant, "100.00").await;
     h.create_account(&tenant, "signeduser").await;
@@ -89,7 +89,7 @@ async fn sign_prints_what_the_server_accepts(backend: Backend) {
 }
 
 async fn cli_errors_are_clear(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Errors").await;
     let (ok, _, stderr) = h.cli(&["wallet", "deposit", "--tenant", &tenant.app_id, "--amount", "12.345"]).await;
     assert!(!ok);
@@ -133,7 +133,7 @@ async fn primary_balance(h: &Harness, tenant: &Tenant, username: &str) -> String
 const SMS_AT_5_CENTS: &str = r#"{"model":"per_unit","price":"0.05","increment":"1"}"#;
 
 async fn catalog_tariffs_and_billing_mode_from_the_command_line(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = tenant_with_account(&h, "Cli Catalog", "alice001", "10.00").await;
     let t = tenant.app_id.as_str();
 
@@ -217,7 +217,7 @@ async fn catalog_tariffs_and_billing_mode_from_the_command_line(backend: Backend
 }
 
 async fn usage_import_counts_every_line_and_never_charges_twice(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = tenant_with_account(&h, "Cli Usage", "alice001", "100.00").await;
     let t = tenant.tenant_id.as_str();
     cli_json(&h, &["tariff", "set", "--tenant", t, "--product", "sms", "--effective-from", "2020-01-01T00:00:00Z", "--model", SMS_AT_5_CENTS, "--json"]).await;
@@ -352,7 +352,7 @@ fn previous_month() -> (String, String) {
 }
 
 async fn bill_close_show_and_export_a_past_month(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = tenant_with_account(&h, "Cli Bills", "alice001", "100.00").await;
     let t = tenant.tenant_id.as_str();
     cli_json(&h, &["account", "create", "--tenant", t, "--username", "bob00001", "--json"]).await;
@@ -461,7 +461,7 @@ async fn bill_close_show_and_export_a_past_month(backend: Backend) {
 }
 
 async fn billing_command_errors_are_clear(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Cli Billing Errors").await;
     let t = tenant.tenant_id.as_str();
     let dir = tempfile::tempdir().unwrap();

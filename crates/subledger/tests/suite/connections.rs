@@ -197,7 +197,7 @@ async fn stalled_heads_are_closed_and_healthz_answers_throughout() {
         return;
     }
     let header_read_timeout = Duration::from_millis(3_000);
-    let Some(h) = Harness::start_with(Backend::Sqlite, &["--http-header-read-timeout-ms", "3000", "--http-idle-timeout-ms", "60000"]).await else { return };
+    let h = Harness::start_with(Backend::Sqlite, &["--http-header-read-timeout-ms", "3000", "--http-idle-timeout-ms", "60000"]).await;
     let first_opened = Instant::now();
     let mut stalled = Vec::with_capacity(STALLED_CONNECTIONS);
     for _ in 0..STALLED_CONNECTIONS {
@@ -251,7 +251,7 @@ async fn under_a_low_descriptor_limit_the_cap_shrinks_and_healthz_still_answers(
     if !descriptors_for(STALLED as u64 + 200) {
         return;
     }
-    let Some(db) = TestDb::create(Backend::Sqlite).await else { return };
+    let db = TestDb::create(Backend::Sqlite).await;
     let Some(server) = TestServer::start_with_descriptor_limit(&db, DESCRIPTORS, &["--http-header-read-timeout-ms", "60000"]).await else {
         use std::io::Write;
         let _ = writeln!(std::io::stderr(), "\nSKIP: under_a_low_descriptor_limit_the_cap_shrinks_and_healthz_still_answers needs util-linux's prlimit.\n");
@@ -277,7 +277,7 @@ async fn under_a_low_descriptor_limit_the_cap_shrinks_and_healthz_still_answers(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickled_head_is_cut_at_the_header_read_timeout() {
-    let Some(h) = Harness::start_with(Backend::Sqlite, &["--http-header-read-timeout-ms", "1500", "--http-idle-timeout-ms", "60000"]).await else { return };
+    let h = Harness::start_with(Backend::Sqlite, &["--http-header-read-timeout-ms", "1500", "--http-idle-timeout-ms", "60000"]).await;
     let mut trickle = Raw::connect(&h).await;
     trickle.send(b"GET /healthz HTTP/1.1\r\nx-trickle: ").await;
     // A byte every 200 ms: active, but never a complete head.
@@ -296,7 +296,7 @@ async fn a_trickled_head_is_cut_at_the_header_read_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_head_is_refused() {
-    let Some(h) = Harness::start(Backend::Sqlite).await else { return };
+    let h = Harness::start(Backend::Sqlite).await;
     let mut client = Raw::connect(&h).await;
     // Just over the 64 KiB a head may take.
     let answer = client.exchange(format!("GET /healthz HTTP/1.1\r\nhost: test\r\nx-big: {}\r\n\r\n", "a".repeat(64 * 1024)).as_bytes()).await;
@@ -309,7 +309,7 @@ async fn an_oversized_head_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connections_close_after_the_idle_timeout_and_busy_ones_stay() {
-    let Some(h) = Harness::start_with(Backend::Sqlite, &["--http-idle-timeout-ms", "1000", "--http-header-read-timeout-ms", "5000"]).await else { return };
+    let h = Harness::start_with(Backend::Sqlite, &["--http-idle-timeout-ms", "1000", "--http-header-read-timeout-ms", "5000"]).await;
 
     // Idle after one answer: closed a second later.
     let mut idle = Raw::connect(&h).await;
@@ -340,7 +340,7 @@ async fn idle_keep_alive_connections_close_after_the_idle_timeout_and_busy_ones_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_the_connection_cap_the_longest_waiting_connection_is_evicted() {
-    let Some(h) = Harness::start_with(Backend::Sqlite, &["--http-connections-max", "4", "--http-header-read-timeout-ms", "60000"]).await else { return };
+    let h = Harness::start_with(Backend::Sqlite, &["--http-connections-max", "4", "--http-header-read-timeout-ms", "60000"]).await;
     let mut stalled = Vec::new();
     for _ in 0..4 {
         let mut connection = Raw::connect(&h).await;
@@ -367,7 +367,7 @@ async fn beyond_the_connection_cap_the_longest_waiting_connection_is_evicted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_the_connection_cap_with_every_connection_busy_a_new_one_is_refused() {
-    let Some(h) = Harness::start_with(Backend::Sqlite, &["--http-connections-max", "2"]).await else { return };
+    let h = Harness::start_with(Backend::Sqlite, &["--http-connections-max", "2"]).await;
     let mut first = hold_a_request(&h).await;
     wait_for_in_flight(&h, 1).await;
     // The second held request fills the cap. Until its head is read it is
@@ -403,7 +403,7 @@ async fn beyond_the_connection_cap_with_every_connection_busy_a_new_one_is_refus
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_the_in_flight_cap_each_dialect_answers_busy() {
-    let Some(h) = Harness::start_with(Backend::Sqlite, &["--http-requests-in-flight-max", "1"]).await else { return };
+    let h = Harness::start_with(Backend::Sqlite, &["--http-requests-in-flight-max", "1"]).await;
     let mut held = hold_a_request(&h).await;
     wait_for_in_flight(&h, 1).await;
 
@@ -440,7 +440,7 @@ async fn beyond_the_in_flight_cap_each_dialect_answers_busy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn made_up_methods_share_one_metric_label() {
     const REQUESTS: usize = 2_000;
-    let Some(h) = Harness::start(Backend::Sqlite).await else { return };
+    let h = Harness::start(Backend::Sqlite).await;
     let mut client = Raw::connect(&h).await;
     let paths = ["/healthz", "/v1/accounts", "/api/subAccount/list", "/balance/charges", "/nowhere"];
     for i in 0..REQUESTS {
@@ -461,7 +461,7 @@ async fn made_up_methods_share_one_metric_label() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_out_of_range_are_refused_at_start() {
-    let Some(db) = TestDb::create(Backend::Sqlite).await else { return };
+    let db = TestDb::create(Backend::Sqlite).await;
     for (flag, value, message) in [
         ("--http-header-read-timeout-ms", "99", "--http-header-read-timeout-ms must be from 100 to 600000"),
         ("--http-idle-timeout-ms", "3600001", "--http-idle-timeout-ms must be from 100 to 3600000"),
@@ -476,7 +476,7 @@ async fn limits_out_of_range_are_refused_at_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_finishes_the_request_in_flight_and_closes_stalled_heads() {
-    let Some(mut h) = Harness::start_with(Backend::Sqlite, &["--http-header-read-timeout-ms", "2000"]).await else { return };
+    let mut h = Harness::start_with(Backend::Sqlite, &["--http-header-read-timeout-ms", "2000"]).await;
     let mut held = hold_a_request(&h).await;
     let mut stalled = Raw::connect(&h).await;
     stalled.send(STALLED_HEAD).await;

@@ -260,7 +260,7 @@ fn native_cases(tenant_id: &str, wallet_id: i64) -> Vec<NativeCase> {
 }
 
 async fn native_refuses_invalid_text_everywhere(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = world(&h).await;
     let (_, wallets) = h.get_json("/v1/wallets", &tenant.api_token).await;
     let wallet_id = wallets["items"][0]["wallet_id"].as_i64().expect("a wallet id");
@@ -302,7 +302,7 @@ async fn native_refuses_invalid_text_everywhere(backend: Backend) {
 }
 
 async fn telephony_refuses_invalid_text_everywhere(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = world(&h).await;
     let before = stored_state(&h, &tenant).await;
     let cases = [
@@ -400,7 +400,7 @@ fn form_with_bad(tenant: &Tenant, params: &[(&str, &str)], bad_param: &str, bad:
 }
 
 async fn sendcloud_refuses_invalid_text_everywhere(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = world(&h).await;
     let before = stored_state(&h, &tenant).await;
     let mut inputs = 0;
@@ -428,7 +428,7 @@ async fn sendcloud_refuses_invalid_text_everywhere(backend: Backend) {
 }
 
 async fn usage_import_reports_invalid_text_by_line(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = world(&h).await;
     let dir = tempfile::tempdir().unwrap();
     let import = |path: std::path::PathBuf| {
@@ -474,7 +474,7 @@ async fn usage_import_reports_invalid_text_by_line(backend: Backend) {
 }
 
 async fn control_characters_in_keys_and_names(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = world(&h).await;
     let token = tenant.api_token.as_str();
     let before = stored_state(&h, &tenant).await;

@@ -75,7 +75,7 @@ impl SteadyLoad {
 /// in halves until that request fails alone, so tenant A's transfers and B's
 /// own good ones batched beside it all commit.
 async fn a_request_the_database_refuses_fails_alone(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let b = h.create_tenant("B").await;
     h.deposit(&b, "1000.00").await;
     h.create_account(&b, "bravo001").await;
@@ -123,7 +123,7 @@ async fn a_request_the_database_refuses_fails_alone(backend: Backend) {
 /// an optimistic batch that read the old floor must not write a balance below
 /// the new one (the CHECK would fail the whole batch, A's transfers with it).
 async fn overdraft_changes_race_spending_safely(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let b = h.create_tenant("B").await;
     h.create_account(&b, "bravo001").await;
     h.deposit(&b, "20.00").await;
@@ -217,7 +217,7 @@ async fn raw(http: &reqwest::Client, request: reqwest::RequestBuilder) -> u16 {
 /// B never gets a 5xx (its requests are refused, in its dialect's words),
 /// and the ledger stays sound.
 async fn nothing_tenant_b_sends_fails_tenant_a(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let b = h.create_tenant("B").await;
     h.deposit(&b, "50.00").await;
     h.create_account(&b, "bravo001").await;

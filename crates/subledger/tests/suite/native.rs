@@ -23,7 +23,7 @@ fn primary(wallets: &Value) -> Value {
 }
 
 async fn tokens_are_required_and_scoped(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Scoped").await;
     let response = h.http.get(h.url("/v1/accounts")).send().await.unwrap();
     assert_eq!(response.status(), 401);
@@ -43,7 +43,7 @@ async fn tokens_are_required_and_scoped(backend: Backend) {
 }
 
 async fn tenant_administration_and_secret_rotation(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let (status, body) = h.admin_post("/v1/tenants", &json!({"name": "Tokyo Reseller", "timezone": "Asia/Tokyo"})).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["timezone"], "Asia/Tokyo");
@@ -82,7 +82,7 @@ async fn tenant_administration_and_secret_rotation(backend: Backend) {
 }
 
 async fn accounts_through_the_native_api(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Native").await;
     let token = &tenant.api_token;
     let (status, body) = h.post_json("/v1/accounts", token, &json!({"username": "nativeone", "phone": "15172212992", "daily_quota": 100})).await;
@@ -125,7 +125,7 @@ async fn accounts_through_the_native_api(backend: Backend) {
 }
 
 async fn deposits_are_idempotent(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Deposits").await;
     let deposit = |key: &'static str, body: Value| {
         let request = h.http.post(h.url(&format!("/v1/tenants/{}/deposits", tenant.tenant_id))).bearer_auth(ADMIN_TOKEN).header("Idempotency-Key", key).json(&body);
@@ -171,7 +171,7 @@ async fn deposits_are_idempotent(backend: Backend) {
 }
 
 async fn transfers_between_wallets(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Transfers").await;
     let token = &tenant.api_token;
     h.deposit(&tenant, "100.00").await;
@@ -222,7 +222,7 @@ async fn first_allocation_id(h: &Harness, token: &str) -> String {
 }
 
 async fn entries_page_through_history(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("History").await;
     for _ in 0..5 {
         h.deposit(&tenant, "1.00").await;
@@ -250,7 +250,7 @@ async fn entries_page_through_history(backend: Backend) {
 }
 
 async fn malformed_requests_get_json_errors(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Malformed").await;
     let send = |body: Vec<u8>, content_type: &'static str| {
         let request = h.http.post(h.url("/v1/accounts")).bearer_auth(&tenant.api_token).header("Content-Type", content_type).body(body);
@@ -275,7 +275,7 @@ async fn malformed_requests_get_json_errors(backend: Backend) {
 }
 
 async fn operational_endpoints(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Ops").await;
     h.deposit(&tenant, "10.00").await;
     let text = |path: &'static str| {
@@ -310,7 +310,7 @@ async fn operational_endpoints(backend: Backend) {
 }
 
 async fn usd_wallets_open_on_first_use(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Dollars").await;
     let response = h
         .http

@@ -60,7 +60,7 @@ async fn flood(h: &Harness, bodies: Vec<String>, connections: usize) -> Vec<i64>
 /// 512 creates of a taken username from 256 connections all answer 418, and
 /// none of them hashes: the server's peak memory barely moves.
 async fn taken_usernames_cost_no_hash(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Taken Flood").await;
     assert_code(&h.sendcloud("create", &tenant, &create_params("taken001")).await, 200, "请求成功");
     let before = peak_rss_bytes(h.server.pid());
@@ -81,7 +81,7 @@ async fn taken_usernames_cost_no_hash(backend: Backend) {
 /// are hashed at once than there are cores: peak memory grows by about that
 /// many hashes, not by one per request.
 async fn concurrent_creates_hash_a_few_at_a_time(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Free Flood").await;
     assert_code(&h.sendcloud("create", &tenant, &create_params("warmup01")).await, 200, "请求成功");
     let before = peak_rss_bytes(h.server.pid());

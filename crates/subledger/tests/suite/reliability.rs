@@ -48,7 +48,7 @@ async fn primary_balance(h: &Harness, token: &str, username: Option<&str>) -> St
 }
 
 async fn concurrent_transfers_never_overdraw(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Hot wallet").await;
     h.deposit(&tenant, "1000.00").await;
     let names = accounts(&h, &tenant, 20).await;
@@ -81,7 +81,7 @@ async fn concurrent_transfers_never_overdraw(backend: Backend) {
 }
 
 async fn concurrent_replays_of_one_key_move_money_once(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Replays").await;
     h.deposit(&tenant, "100.00").await;
     accounts(&h, &tenant, 1).await;
@@ -184,7 +184,7 @@ fn format_cents(minor: i64) -> String {
 }
 
 async fn crash_keeps_every_acknowledged_transfer(backend: Backend) {
-    let Some(mut h) = Harness::start(backend).await else { return };
+    let mut h = Harness::start(backend).await;
     let tenant = h.create_tenant("Crash").await;
     h.deposit(&tenant, "1000000.00").await;
     let names = accounts(&h, &tenant, 50).await;
@@ -199,7 +199,7 @@ async fn crash_keeps_every_acknowledged_transfer(backend: Backend) {
 }
 
 async fn graceful_stop_flushes_the_ledger(backend: Backend) {
-    let Some(mut h) = Harness::start(backend).await else { return };
+    let mut h = Harness::start(backend).await;
     let tenant = h.create_tenant("Graceful").await;
     h.deposit(&tenant, "1000000.00").await;
     let names = accounts(&h, &tenant, 10).await;
@@ -212,7 +212,7 @@ async fn graceful_stop_flushes_the_ledger(backend: Backend) {
 }
 
 async fn two_processes_share_one_database(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let second = TestServer::start(&h.db, &[]).await;
     let tenant = h.create_tenant("Two servers").await;
     h.deposit(&tenant, "300.00").await;
@@ -260,7 +260,7 @@ fn parse_cents(text: &str) -> i64 {
 /// event is stored that was not sent, the month is closed with all its bills
 /// or not at all, and the ledger is sound.
 async fn crash_keeps_every_acknowledged_usage_event(backend: Backend) {
-    let Some(mut h) = Harness::start(backend).await else { return };
+    let mut h = Harness::start(backend).await;
     let tenant = h.create_tenant("Usage Crash").await;
     let token = tenant.api_token.clone();
     h.deposit(&tenant, "100000.00").await;
@@ -366,7 +366,7 @@ async fn crash_keeps_every_acknowledged_usage_event(backend: Backend) {
 /// batches into one transaction): every id is accepted once, by one batch,
 /// and answered as a duplicate with the same charge in the others.
 async fn concurrent_usage_batches_share_ids_once(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Merged Usage").await;
     let token = tenant.api_token.clone();
     h.deposit(&tenant, "10000.00").await;

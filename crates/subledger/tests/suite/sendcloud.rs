@@ -28,7 +28,7 @@ on_both_backends!(
 );
 
 async fn spec_examples_work_end_to_end(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Acme").await;
     h.deposit(&tenant, "1000.00").await;
 
@@ -94,7 +94,7 @@ async fn spec_examples_work_end_to_end(backend: Backend) {
 }
 
 async fn list_pages_counts_and_filters(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Pages").await;
     for i in 0..12 {
         h.create_account(&tenant, &format!("user{i:04}")).await;
@@ -126,7 +126,7 @@ async fn list_pages_counts_and_filters(backend: Backend) {
 }
 
 async fn list_answers_get_and_post(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Methods").await;
     h.create_account(&tenant, "wangbowen123").await;
     let reply = h.sendcloud_get("list", &signed_form(&tenant, &[("username", "wangbowen123")], true)).await;
@@ -144,7 +144,7 @@ async fn list_answers_get_and_post(backend: Backend) {
 }
 
 async fn authentication_codes(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Auth").await;
     // 401: no appId, or an empty one.
     assert_code(&h.sendcloud_raw_post("list", "pageSize=10").await, 401, "AppId不能为空");
@@ -169,7 +169,7 @@ async fn authentication_codes(backend: Backend) {
 }
 
 async fn timestamp_window_and_replays(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Time").await;
     h.deposit(&tenant, "100.00").await;
     h.create_account(&tenant, "alice001").await;
@@ -194,7 +194,7 @@ async fn timestamp_window_and_replays(backend: Backend) {
 /// The replay guard lives in the database: a captured signed request is
 /// refused by another server process, and by the same one after a restart.
 async fn replays_are_refused_by_every_process_and_after_a_restart(backend: Backend) {
-    let Some(mut h) = Harness::start(backend).await else { return };
+    let mut h = Harness::start(backend).await;
     let tenant = h.create_tenant("Replays").await;
     h.deposit(&tenant, "100.00").await;
     h.create_account(&tenant, "alice001").await;
@@ -230,7 +230,7 @@ async fn replays_are_refused_by_every_process_and_after_a_restart(backend: Backe
 /// Records of signed requests are swept once their timestamp left the window,
 /// so the guard's table stays about one window long.
 async fn replay_records_expire(backend: Backend) {
-    let Some(h) = Harness::start_with(backend, &["--sendcloud-timestamp-window-ms", "1000"]).await else { return };
+    let h = Harness::start_with(backend, &["--sendcloud-timestamp-window-ms", "1000"]).await;
     let tenant = h.create_tenant("Expiry").await;
     for _ in 0..5 {
         assert_code(&h.sendcloud("list", &tenant, &[]).await, 200, "请求成功");
@@ -244,7 +244,7 @@ async fn replay_records_expire(backend: Backend) {
 }
 
 async fn transfer_in_needs_a_timestamp_unless_relaxed(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Legacy").await;
     h.deposit(&tenant, "100.00").await;
     h.create_account(&tenant, "legacy01").await;
@@ -255,7 +255,7 @@ async fn transfer_in_needs_a_timestamp_unless_relaxed(backend: Backend) {
     drop(h);
 
     // The documented setting for legacy clients.
-    let Some(h) = Harness::start_with(backend, &["--sendcloud-transfer-timestamp-optional"]).await else { return };
+    let h = Harness::start_with(backend, &["--sendcloud-transfer-timestamp-optional"]).await;
     let tenant = h.create_tenant("Legacy").await;
     h.deposit(&tenant, "100.00").await;
     h.create_account(&tenant, "legacy01").await;
@@ -268,7 +268,7 @@ async fn transfer_in_needs_a_timestamp_unless_relaxed(backend: Backend) {
 }
 
 async fn create_validation_codes(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Create").await;
     let valid = [("username", "newuser01"), ("userType", "0"), ("companyName", "公司"), ("companyUrl", "https://www.baidu.com"), ("pwd", "321Abc")];
     let with = |name: &'static str, value: &'static str| -> Vec<(&'static str, &'static str)> {
@@ -320,7 +320,7 @@ async fn create_validation_codes(backend: Backend) {
 }
 
 async fn account_limit_417(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Capped").await;
     let (status, body) =
         h.http.patch(h.url(&format!("/v1/tenants/{}", tenant.tenant_id))).bearer_auth(ADMIN_TOKEN).json(&json!({"account_limit": 2})).send().await.map(|r| (r.status().as_u16(), r)).unwrap();
@@ -333,7 +333,7 @@ async fn account_limit_417(backend: Backend) {
 }
 
 async fn transfer_in_money_codes(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Money").await;
     h.deposit(&tenant, "20000.00").await;
     h.create_account(&tenant, "adf54654").await;
@@ -357,7 +357,7 @@ async fn transfer_in_money_codes(backend: Backend) {
 }
 
 async fn transfer_in_balance_codes(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Balance").await;
     h.create_account(&tenant, "poorkid1").await;
     // 420: the parent has nothing.
@@ -379,7 +379,7 @@ async fn transfer_in_balance_codes(backend: Backend) {
 }
 
 async fn unknown_usernames_423(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Unknown").await;
     h.deposit(&tenant, "100.00").await;
     assert_code(&h.sendcloud("transferIn", &tenant, &[("username", "nobody01"), ("money", "1.00")]).await, 423, "找不到该用户名");
@@ -391,7 +391,7 @@ async fn unknown_usernames_423(backend: Backend) {
 }
 
 async fn quota_sets_and_validates(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Quota").await;
     h.create_account(&tenant, "quotauser").await;
     let reply = h.sendcloud("quota", &tenant, &[("username", "quotauser"), ("quota", "123")]).await;
@@ -405,7 +405,7 @@ async fn quota_sets_and_validates(backend: Backend) {
 }
 
 async fn storage_failures_101_102_104(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Faults").await;
     h.deposit(&tenant, "100.00").await;
     h.create_account(&tenant, "victim01").await;
@@ -430,7 +430,7 @@ async fn storage_failures_101_102_104(backend: Backend) {
 }
 
 async fn bad_input_is_refused_cleanly(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Garbage").await;
     let post = |body: Vec<u8>, content_type: &'static str| {
         let request = h.http.post(h.url("/api/subAccount/create")).header("Content-Type", content_type).body(body);
@@ -464,7 +464,7 @@ async fn bad_input_is_refused_cleanly(backend: Backend) {
 }
 
 async fn tenants_are_isolated(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let alpha = h.create_tenant("Alpha").await;
     let beta = h.create_tenant("Beta").await;
     h.deposit(&alpha, "100.00").await;
@@ -493,7 +493,7 @@ async fn tenants_are_isolated(backend: Backend) {
 }
 
 async fn frozen_accounts_show_in_list(backend: Backend) {
-    let Some(h) = Harness::start(backend).await else { return };
+    let h = Harness::start(backend).await;
     let tenant = h.create_tenant("Freeze").await;
     h.create_account(&tenant, "coldone1").await;
     h.create_account(&tenant, "warmone1").await;
