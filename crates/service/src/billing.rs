@@ -321,9 +321,8 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
     let report_total = |what| CloseError::Service(ServiceError::AmountTooLarge(format!("{month} cannot close: the month's {what} do not fit")));
 
     for ((account, product_code), cents) in &due {
-        let product = job.products.iter().find(|p| &p.code == product_code);
-        let supplement = product.map_or(subledger_domain::catalog::MANUAL_SUPPLEMENT, |p| p.supplement_order_type);
-        let order_type = if *cents < 0 { product.and_then(|p| p.refund_order_type).unwrap_or(supplement) } else { supplement };
+        // The same rule as bill lines: a refund under the product's 返账 code when it has one.
+        let (order_type, _) = line_product(&job.products, product_code).adjustment(*cents);
         let Some((primary, promo)) = account_wallets.get(account).copied() else { continue };
         let memo = format!("settlement {month} {product_code} orderType {order_type}");
         let posting = |kind, debit, credit, amount| Posting {

@@ -49,7 +49,7 @@ impl Stall {
 }
 
 async fn a_full_ledger_queue_answers_busy_at_once(backend: Backend) {
-    let Some(h) = Harness::start_with(backend, &["--ledger-queue-rows-max", "8"]).await else { return };
+    let h = Harness::start_with(backend, &["--ledger-queue-rows-max", "8"]).await;
     let tenant = h.create_tenant("Busy").await;
     h.deposit(&tenant, "1000.00").await;
     h.create_account(&tenant, "alice001").await;
