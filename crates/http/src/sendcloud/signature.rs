@@ -40,13 +40,21 @@ const FORM_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUME
 
 /// `name=value&…&signature=…`, form-encoded and signed: the body (or query
 /// string) of a SendCloud request. Used by `subledger sign` and the benchmark.
-pub fn signed_form(app_key: &str, params: &[(String, String)]) -> String {
-    let signature = sign(app_key, params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let mut sorted: Vec<&(String, String)> = params.iter().filter(|(k, _)| k != SIGNATURE_PARAM).collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut form: Vec<String> = sorted.into_iter().map(|(k, v)| format!("{}={}", percent_encoding::utf8_percent_encode(k, FORM_VALUE), percent_encoding::utf8_percent_encode(v, FORM_VALUE))).collect();
-    form.push(format!("{SIGNATURE_PARAM}={signature}"));
-    form.join("&")
+pub fn signed_form<K: AsRef<str>, V: AsRef<str>>(app_key: &str, params: &[(K, V)]) -> String {
+    let mut sorted: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).filter(|(k, _)| *k != SIGNATURE_PARAM).collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let signature = sign(app_key, sorted.iter().copied());
+    let mut form = String::with_capacity(sorted.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>() + SIGNATURE_PARAM.len() + 33);
+    for (name, value) in sorted {
+        form.extend(percent_encoding::utf8_percent_encode(name, FORM_VALUE));
+        form.push('=');
+        form.extend(percent_encoding::utf8_percent_encode(value, FORM_VALUE));
+        form.push('&');
+    }
+    form.push_str(SIGNATURE_PARAM);
+    form.push('=');
+    form.push_str(&signature);
+    form
 }
 
 #[cfg(test)]
