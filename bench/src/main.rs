@@ -62,6 +62,11 @@ struct Args {
     /// Leave the benchmark's database behind for inspection (and skip pgbench).
     #[arg(long)]
     keep_database: bool,
+    /// Another server binary to compare with (e.g. a build of the commit
+    /// before a change), over a database of its own: its rounds alternate
+    /// with the server's, so that both see the same machine.
+    #[arg(long)]
+    baseline_server: Option<String>,
 }
 
 /// Latencies, count and CPU of one measured phase.
@@ -328,34 +333,40 @@ fn main() {
     subledger_bench::client::runtime(args.client_threads).block_on(run(args));
 }
 
-async fn run(args: Args) {
-    let _dir = temp_dir("bench");
-    let database_url = match args.target.backend {
-        Backend::Sqlite => format!("sqlite://{}/bench.db", _dir.display()),
+/// One server over a database of its own, set up and ready to load.
+struct Deployment {
+    server: Server,
+    loads: Loads,
+    database_url: String,
+    /// The PostgreSQL database to drop afterwards.
+    postgres_database: Option<String>,
+}
+
+/// Starts `binary` over a fresh database named after `name`, with one funded
+/// tenant and its sub-accounts (through the CLI and native API).
+async fn deploy(args: &Args, binary: &str, name: &str, dir: &std::path::Path) -> Deployment {
+    let (database_url, postgres_database) = match args.target.backend {
+        Backend::Sqlite => (format!("sqlite://{}/{name}.db", dir.display()), None),
         Backend::Postgres => {
-            let name = "subledger_bench";
-            psql(&args.target.postgres_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            psql(&args.target.postgres_url, &format!("CREATE DATABASE {name}"));
-            with_database(&args.target.postgres_url, name)
+            let database = format!("subledger_{name}");
+            psql(&args.target.postgres_url, &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
+            psql(&args.target.postgres_url, &format!("CREATE DATABASE {database}"));
+            (with_database(&args.target.postgres_url, &database), Some(database))
         }
     };
-
-    // Set-up: one tenant, funded, with its sub-accounts; through the CLI and native API.
-    let tenant = run_cli(&args.target.server, &database_url, &["tenant", "create", "--name", "Bench Reseller", "--json"]).await;
+    let tenant = run_cli(binary, &database_url, &["tenant", "create", "--name", "Bench Reseller", "--json"]).await;
     let tenant_id = tenant["tenant_id"].as_str().unwrap().to_owned();
-    run_cli(&args.target.server, &database_url, &["wallet", "deposit", "--tenant", &tenant_id, "--amount", "1000000000.00", "--json"]).await;
-    let server = Server::start(&args.target.server, &database_url).await;
+    run_cli(binary, &database_url, &["wallet", "deposit", "--tenant", &tenant_id, "--amount", "1000000000.00", "--json"]).await;
+    let server = Server::start(binary, &database_url).await;
     let base = server.base.clone();
     let mut setup = Connection::open(&base).await.expect("connect to the server");
     let api_token = tenant["api_token"].as_str().unwrap();
     let create_account = Endpoint::post_json(&base, "/v1/accounts").header(AUTHORIZATION, &format!("Bearer {api_token}"));
     let usernames: Vec<Arc<str>> = (0..args.accounts).map(|i| Arc::from(format!("bench{i:06}"))).collect();
-    for name in &usernames {
-        let answer = setup.send(create_account.request(json!({"username": &**name}).to_string())).await.expect("create account");
-        assert_eq!(answer.status, 201, "create {name}: {}", String::from_utf8_lossy(&answer.body));
+    for username in &usernames {
+        let answer = setup.send(create_account.request(json!({"username": &**username}).to_string())).await.expect("create account");
+        assert_eq!(answer.status, 201, "create {username}: {}", String::from_utf8_lossy(&answer.body));
     }
-    eprintln!("set-up done: {} accounts on {:?}; {} client threads; warming up …", args.accounts, args.target.backend, args.client_threads);
-
     let loads = Loads {
         base: base.clone(),
         server_pid: server.pid(),
@@ -366,65 +377,123 @@ async fn run(args: Args) {
         app_key: Arc::from(tenant["app_key"].as_str().unwrap()),
         usernames: Arc::new(usernames),
     };
-    // Warm both paths, then interleave the measured phases.
+    // Warm both paths.
     loads.healthz_phase(2).await;
     loads.transfer_phase(2).await;
-    if !args.client_threads_check.is_empty() {
-        check_client_threads(&loads, &args).await;
+    Deployment { server, loads, database_url, postgres_database }
+}
+
+/// The two phases summed over the rounds, with each round's ratio.
+struct Measured {
+    health: Phase,
+    transfers: Phase,
+    round_ratios: Vec<f64>,
+}
+
+impl Measured {
+    fn new() -> Measured {
+        Measured { health: Phase::empty(), transfers: Phase::empty(), round_ratios: Vec::new() }
     }
-    let mut health = Phase::empty();
-    let mut transfers = Phase::empty();
-    let mut round_ratios = Vec::new();
-    for round in 1..=args.rounds {
-        let h = loads.healthz_phase(args.seconds).await;
-        let t = loads.transfer_phase(args.seconds).await;
-        eprintln!("round {round}: /healthz {:.0} req/s, transferIn {:.0} transfers/s, ratio {:.3}", h.rate(), t.rate(), t.rate() / h.rate());
+
+    /// One round on `loads`: `/healthz`, then `transferIn`.
+    async fn round(&mut self, loads: &Loads, seconds: u64, label: &str) {
+        let h = loads.healthz_phase(seconds).await;
+        let t = loads.transfer_phase(seconds).await;
+        eprintln!("{label}: /healthz {:.0} req/s, transferIn {:.0} transfers/s, ratio {:.3}", h.rate(), t.rate(), t.rate() / h.rate());
         eprintln!("  /healthz   {}", h.cpu_summary());
         eprintln!("  transferIn {}", t.cpu_summary());
-        round_ratios.push(t.rate() / h.rate());
-        health.absorb(h);
-        transfers.absorb(t);
+        self.round_ratios.push(t.rate() / h.rate());
+        self.health.absorb(h);
+        self.transfers.absorb(t);
     }
-    let peak_rss = server.peak_rss_mib();
-    let metrics = setup.send(Endpoint::get(&base, "/metrics").request(Bytes::new())).await.expect("metrics");
+
+    fn ratio(&self) -> f64 {
+        self.transfers.rate() / self.health.rate()
+    }
+
+    fn print(&self, prefix: &str) {
+        println!("{prefix}/healthz             {:.0} req/s ({} failed)", self.health.rate(), self.health.failures);
+        println!("{prefix}transferIn           {:.0} transfers/s ({} failed)", self.transfers.rate(), self.transfers.failures);
+        println!("{prefix}latency p50 / p99    {:.2} ms / {:.2} ms", self.transfers.percentile_ms(0.50), self.transfers.percentile_ms(0.99));
+        println!("{prefix}ratio to /healthz    {:.3} (rounds: {})", self.ratio(), self.round_ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", "));
+        println!("{prefix}/healthz   {}", self.health.cpu_summary());
+        println!("{prefix}transferIn {}", self.transfers.cpu_summary());
+    }
+}
+
+async fn run(args: Args) {
+    let dir = temp_dir("bench");
+    let mut deployment = deploy(&args, &args.target.server, "bench", &dir).await;
+    eprintln!("set-up done: {} accounts on {:?}; {} client threads; warming up …", args.accounts, args.target.backend, args.client_threads);
+    let mut baseline = match &args.baseline_server {
+        Some(binary) => Some(deploy(&args, binary, "bench_baseline", &dir).await),
+        None => None,
+    };
+    if !args.client_threads_check.is_empty() {
+        check_client_threads(&deployment.loads, &args).await;
+    }
+    // Interleaved: the server under test and the baseline take turns, round by round.
+    let mut measured = Measured::new();
+    let mut measured_baseline = Measured::new();
+    for round in 1..=args.rounds {
+        measured.round(&deployment.loads, args.seconds, &format!("round {round}")).await;
+        if let Some(baseline) = &baseline {
+            measured_baseline.round(&baseline.loads, args.seconds, &format!("round {round}, baseline")).await;
+        }
+    }
+    let peak_rss = deployment.server.peak_rss_mib();
+    // A connection of its own: the set-up's has outlived the server's idle timeout by now.
+    let mut scrape = Connection::open(&deployment.server.base).await.expect("connect to the server");
+    let metrics = scrape.send(Endpoint::get(&deployment.server.base, "/metrics").request(Bytes::new())).await.expect("metrics");
     let metrics = String::from_utf8_lossy(&metrics.body);
     let metric = |name: &str| subledger_bench::metric(&metrics, name);
     let batches = metric("subledger_ledger_batch_transfers_count");
     let batch_mean = metric("subledger_ledger_batch_transfers_sum") / batches.max(1.0);
     let commit_mean_ms = 1000.0 * metric("subledger_ledger_commit_seconds_sum") / metric("subledger_ledger_commit_seconds_count").max(1.0);
 
-    let ratio = transfers.rate() / health.rate();
+    let ratio = measured.ratio();
     println!("backend              {:?}", args.target.backend);
     println!("connections          {} (client threads {})", args.connections, args.client_threads);
     println!("sub-accounts         {}", args.accounts);
-    println!("/healthz             {:.0} req/s ({} failed)", health.rate(), health.failures);
-    println!("transferIn           {:.0} transfers/s ({} failed)", transfers.rate(), transfers.failures);
-    println!("latency p50 / p99    {:.2} ms / {:.2} ms", transfers.percentile_ms(0.50), transfers.percentile_ms(0.99));
-    println!("ratio to /healthz    {ratio:.3} (rounds: {})", round_ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", "));
-    println!("/healthz   {}", health.cpu_summary());
-    println!("transferIn {}", transfers.cpu_summary());
+    measured.print("");
     println!("peak server RSS      {peak_rss:.1} MiB");
     println!("ledger batches       {batches:.0}, mean {batch_mean:.1} transfers, mean commit {commit_mean_ms:.2} ms");
+    if let Some(binary) = &args.baseline_server {
+        println!("baseline             {binary}, interleaved round by round");
+        measured_baseline.print("baseline ");
+        let server_us = |m: &Measured| m.transfers.cpu_per_request_us().0;
+        println!("transferIn server CPU per request: {:.1} µs against {:.1} µs for the baseline", server_us(&measured), server_us(&measured_baseline));
+    }
     let mut verdicts = vec![(format!("RSS {peak_rss:.0} MiB <= 150 MiB"), peak_rss <= 150.0)];
     if args.target.backend == Backend::Sqlite {
         verdicts.push((format!("ratio {ratio:.3} >= 0.25 x /healthz"), ratio >= 0.25));
     }
-    drop(setup);
-    drop(server);
+    let mut databases = vec![];
+    for deployment in std::iter::once(&mut deployment).chain(baseline.as_mut()) {
+        databases.push((deployment.database_url.clone(), deployment.postgres_database.take()));
+    }
+    drop(deployment);
+    drop(baseline);
     if args.keep_database {
-        println!("database kept: {database_url}");
+        for (url, _) in &databases {
+            println!("database kept: {url}");
+        }
         return;
     }
     if args.target.backend == Backend::Postgres {
         let tps = pgbench(&args.target.postgres_url, args.connections, args.seconds, args.pgbench_scale);
-        let pg_ratio = transfers.rate() / tps;
+        let pg_ratio = measured.transfers.rate() / tps;
         println!("pgbench tpcb-like    {tps:.0} tps (scale {}, {} clients)", args.pgbench_scale, args.connections);
         println!("ratio to pgbench     {pg_ratio:.2}");
         verdicts.push((format!("ratio {pg_ratio:.2} >= 3 x pgbench tpcb-like"), pg_ratio >= 3.0));
-        psql(&args.target.postgres_url, "DROP DATABASE IF EXISTS subledger_bench WITH (FORCE)");
+    }
+    for (_, postgres_database) in databases {
+        if let Some(name) = postgres_database {
+            psql(&args.target.postgres_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
     }
     for (what, met) in verdicts {
         println!("{}  {what}", if met { "MET " } else { "MISS" });
     }
-    let _ = std::fs::remove_dir_all(&_dir);
+    let _ = std::fs::remove_dir_all(&dir);
 }
