@@ -1,5 +1,8 @@
 //! What the bench binaries share: the release server as a child process, the
-//! CLI, PostgreSQL databases of their own, `/proc` readings and percentiles.
+//! CLI, PostgreSQL databases of their own, `/proc` readings and percentiles,
+//! and the load generator's HTTP client.
+
+pub mod client;
 
 use std::process::Stdio;
 
@@ -125,6 +128,18 @@ pub fn cpu_seconds(stat_path: &str) -> f64 {
 fn clock_ticks_per_second() -> f64 {
     // Linux reports /proc times in USER_HZ, which is 100 on every mainstream configuration.
     100.0
+}
+
+/// CPU seconds of the whole machine so far, over all cores: (busy, all).
+/// Busy is everything but idle and I/O wait, so it includes what no process
+/// is charged for (softirq: much of loopback TCP) and other processes' work.
+pub fn machine_cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest times are inside user).
+    let all: f64 = ticks.iter().take(8).sum();
+    let waiting = ticks.get(3).unwrap_or(&0.0) + ticks.get(4).unwrap_or(&0.0);
+    ((all - waiting) / clock_ticks_per_second(), all / clock_ticks_per_second())
 }
 
 /// CPU seconds of a process's threads by name (`comm`), e.g. `ledger`.

@@ -10,22 +10,42 @@
 
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use serde_json::{Value, json};
-use subledger_bench::{Backend, Target};
+use http_body_util::Full;
+use hyper::Request;
+use hyper::body::Bytes;
+use hyper::header::AUTHORIZATION;
+use serde::Deserialize;
+use serde_json::json;
+use subledger_bench::client::{Answer, Connection, Endpoint};
+use subledger_bench::{Backend, Target, cpu_seconds, machine_cpu_seconds};
 use subledger_bench::{Server, psql, run_cli, temp_dir, with_database};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
 #[command(about = "Benchmark subledger's SendCloud transferIn hot path against /healthz (and pgbench on PostgreSQL)")]
 struct Args {
     #[command(flatten)]
     target: Target,
-    /// Concurrent client connections.
+    /// Concurrent client connections (one keep-alive connection per worker).
     #[arg(long, default_value_t = 64)]
     connections: usize,
+    /// Worker threads of the client's runtime. The server runs on the same
+    /// cores: a client is not the bottleneck when more threads do not raise
+    /// the `/healthz` rate (see bench/README.md).
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
+    /// Before the measured rounds, run both phases once per round on a client
+    /// runtime of each of these thread counts in turn (e.g. `1,2,4`) and print
+    /// their rates: when more client threads do not raise them, the client is
+    /// not what limits them.
+    #[arg(long, value_delimiter = ',')]
+    client_threads_check: Vec<usize>,
     /// Sub-accounts receiving transfers.
     #[arg(long, default_value_t = 1000)]
     accounts: usize,
@@ -42,19 +62,30 @@ struct Args {
     /// Leave the benchmark's database behind for inspection (and skip pgbench).
     #[arg(long)]
     keep_database: bool,
+    /// Another server binary to compare with (e.g. a build of the commit
+    /// before a change), over a database of its own: its rounds alternate
+    /// with the server's, so that both see the same machine.
+    #[arg(long)]
+    baseline_server: Option<String>,
 }
 
-/// Latencies and count of one measured phase.
+/// Latencies, count and CPU of one measured phase.
 struct Phase {
     requests: u64,
     failures: u64,
     elapsed: Duration,
     latencies_us: Vec<u64>,
+    /// CPU seconds (user + system) the server and this client used meanwhile.
+    server_cpu_s: f64,
+    client_cpu_s: f64,
+    /// The whole machine's CPU seconds meanwhile: busy, and all (cores × time).
+    machine_busy_s: f64,
+    machine_all_s: f64,
 }
 
 impl Phase {
     fn empty() -> Phase {
-        Phase { requests: 0, failures: 0, elapsed: Duration::ZERO, latencies_us: Vec::new() }
+        Phase { requests: 0, failures: 0, elapsed: Duration::ZERO, latencies_us: Vec::new(), server_cpu_s: 0.0, client_cpu_s: 0.0, machine_busy_s: 0.0, machine_all_s: 0.0 }
     }
 
     fn absorb(&mut self, other: Phase) {
@@ -62,6 +93,10 @@ impl Phase {
         self.failures += other.failures;
         self.elapsed += other.elapsed;
         self.latencies_us.extend(other.latencies_us);
+        self.server_cpu_s += other.server_cpu_s;
+        self.client_cpu_s += other.client_cpu_s;
+        self.machine_busy_s += other.machine_busy_s;
+        self.machine_all_s += other.machine_all_s;
     }
 
     fn rate(&self) -> f64 {
@@ -76,34 +111,70 @@ impl Phase {
         sorted.sort_unstable();
         subledger_bench::percentile_ms(&sorted, p)
     }
+
+    /// CPU per answered request, in µs: (server, client).
+    fn cpu_per_request_us(&self) -> (f64, f64) {
+        let requests = self.requests.max(1) as f64;
+        (1e6 * self.server_cpu_s / requests, 1e6 * self.client_cpu_s / requests)
+    }
+
+    /// Where the CPU went: server and client per request, the client's share
+    /// of the two, and how busy the machine was (what neither is charged for
+    /// is softirq, i.e. loopback TCP, and other processes).
+    fn cpu_summary(&self) -> String {
+        let (server_us, client_us) = self.cpu_per_request_us();
+        let both = (self.server_cpu_s + self.client_cpu_s).max(f64::MIN_POSITIVE);
+        let seconds = self.elapsed.as_secs_f64();
+        format!(
+            "CPU per request: server {server_us:.1} µs, client {client_us:.1} µs ({:.0}% of the two); machine {:.0}% busy, {:.2} cores in the two, {:.2} elsewhere",
+            100.0 * self.client_cpu_s / both,
+            100.0 * self.machine_busy_s / self.machine_all_s.max(f64::MIN_POSITIVE),
+            both / seconds,
+            (self.machine_busy_s - both).max(0.0) / seconds,
+        )
+    }
 }
 
-/// Runs `connections` workers for `seconds`, each calling `request(worker, i)`
-/// in a loop on its own keep-alive connection.
-async fn drive<F, Fut>(connections: usize, seconds: u64, request: F) -> Phase
-where
-    F: Fn(reqwest::Client, usize, u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = bool> + Send,
-{
-    let request = Arc::new(request);
+/// What one worker sends and how it judges an answer.
+trait Load: Send + 'static {
+    fn request(&mut self) -> Request<Full<Bytes>>;
+    fn accepted(&self, answer: &Answer) -> bool;
+}
+
+/// Runs `connections` workers for `seconds`, each on its own keep-alive
+/// connection, sending the next request of its `Load` as soon as the last
+/// answer is read.
+async fn drive<L: Load>(base: &str, server_pid: u32, connections: usize, seconds: u64, load_of_worker: impl Fn(usize) -> L) -> Phase {
     let stop = Arc::new(AtomicBool::new(false));
+    let mut opened = Vec::with_capacity(connections);
+    for worker in 0..connections {
+        opened.push((Connection::open(base).await.expect("connect to the server"), load_of_worker(worker)));
+    }
+    let server_cpu = || cpu_seconds(&format!("/proc/{server_pid}/stat"));
+    let client_cpu = || cpu_seconds("/proc/self/stat");
+    let (server_before, client_before, machine_before) = (server_cpu(), client_cpu(), machine_cpu_seconds());
     let started = Instant::now();
-    let workers: Vec<_> = (0..connections)
-        .map(|worker| {
-            let (request, stop) = (request.clone(), stop.clone());
+    let workers: Vec<_> = opened
+        .into_iter()
+        .map(|(mut connection, mut load)| {
+            let stop = stop.clone();
             tokio::spawn(async move {
-                let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
-                let (mut ok, mut failed, mut latencies) = (0u64, 0u64, Vec::with_capacity(200_000));
-                let mut i = 0;
+                // Grows as needed; at 150k req/s over 64 workers a 5 s phase holds ~12k each.
+                let (mut ok, mut failed, mut latencies) = (0u64, 0u64, Vec::with_capacity(16_384));
                 while !stop.load(Ordering::Relaxed) {
+                    let request = load.request();
                     let sent = Instant::now();
-                    if request(http.clone(), worker, i).await {
-                        ok += 1;
-                        latencies.push(sent.elapsed().as_micros() as u64);
-                    } else {
-                        failed += 1;
+                    match connection.send(request).await {
+                        Ok(answer) if load.accepted(&answer) => {
+                            ok += 1;
+                            latencies.push(sent.elapsed().as_micros() as u64);
+                        }
+                        Ok(_) => failed += 1,
+                        Err(_) => {
+                            failed += 1;
+                            break;
+                        }
                     }
-                    i += 1;
                 }
                 (ok, failed, latencies)
             })
@@ -111,7 +182,7 @@ where
         .collect();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut phase = Phase { requests: 0, failures: 0, elapsed: Duration::ZERO, latencies_us: Vec::new() };
+    let mut phase = Phase::empty();
     for worker in workers {
         let (ok, failed, latencies) = worker.await.expect("worker");
         phase.requests += ok;
@@ -119,7 +190,127 @@ where
         phase.latencies_us.extend(latencies);
     }
     phase.elapsed = started.elapsed();
+    phase.server_cpu_s = server_cpu() - server_before;
+    phase.client_cpu_s = client_cpu() - client_before;
+    let machine_after = machine_cpu_seconds();
+    phase.machine_busy_s = machine_after.0 - machine_before.0;
+    phase.machine_all_s = machine_after.1 - machine_before.1;
     phase
+}
+
+/// `GET /healthz`, reading each whole answer as the transfer phase does.
+struct Healthz {
+    endpoint: Arc<Endpoint>,
+}
+
+impl Load for Healthz {
+    fn request(&mut self) -> Request<Full<Bytes>> {
+        self.endpoint.request(Bytes::new())
+    }
+
+    fn accepted(&self, answer: &Answer) -> bool {
+        answer.status.is_success()
+    }
+}
+
+/// Signed SendCloud `transferIn` of 1.00 from the tenant to the worker's own
+/// accounts in turn: worker w sends to accounts w, w+connections, …, so no
+/// two workers share an account.
+struct TransferIn {
+    endpoint: Arc<Endpoint>,
+    app_id: Arc<str>,
+    app_key: Arc<str>,
+    usernames: Vec<Arc<str>>,
+    next: usize,
+    /// The latest timestamp this worker signed, and the floor for the current
+    /// turn over its accounts: (username, timestamp) must never repeat, so a
+    /// new turn starts past every timestamp of the last one.
+    last_ms: i64,
+    turn_floor_ms: i64,
+}
+
+impl Load for TransferIn {
+    fn request(&mut self) -> Request<Full<Bytes>> {
+        if self.next == self.usernames.len() {
+            self.next = 0;
+        }
+        if self.next == 0 {
+            self.turn_floor_ms = self.last_ms + 1;
+        }
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        self.last_ms = now_ms.max(self.turn_floor_ms);
+        let timestamp = self.last_ms.to_string();
+        let username = &self.usernames[self.next];
+        self.next += 1;
+        let params = [("appId", &*self.app_id), ("username", username), ("money", "1.00"), ("timestamp", timestamp.as_str())];
+        self.endpoint.request(subledger_http::sendcloud::signature::signed_form(&self.app_key, &params))
+    }
+
+    fn accepted(&self, answer: &Answer) -> bool {
+        /// The one field of SendCloud's envelope the check needs.
+        #[derive(Deserialize)]
+        struct Envelope {
+            #[serde(rename = "statusCode")]
+            status_code: u16,
+        }
+        answer.status.is_success() && serde_json::from_slice::<Envelope>(&answer.body).is_ok_and(|envelope| envelope.status_code == 200)
+    }
+}
+
+/// Everything the two phases need, cheap to clone onto another runtime.
+#[derive(Clone)]
+struct Loads {
+    base: String,
+    server_pid: u32,
+    connections: usize,
+    healthz: Arc<Endpoint>,
+    transfer_in: Arc<Endpoint>,
+    app_id: Arc<str>,
+    app_key: Arc<str>,
+    usernames: Arc<Vec<Arc<str>>>,
+}
+
+impl Loads {
+    async fn healthz_phase(&self, seconds: u64) -> Phase {
+        drive(&self.base, self.server_pid, self.connections, seconds, |_worker| Healthz { endpoint: self.healthz.clone() }).await
+    }
+
+    async fn transfer_phase(&self, seconds: u64) -> Phase {
+        let transfer_in = |worker: usize| TransferIn {
+            endpoint: self.transfer_in.clone(),
+            app_id: self.app_id.clone(),
+            app_key: self.app_key.clone(),
+            usernames: self.usernames.iter().skip(worker % self.usernames.len()).step_by(self.connections).cloned().collect(),
+            next: 0,
+            last_ms: 0,
+            turn_floor_ms: 0,
+        };
+        drive(&self.base, self.server_pid, self.connections, seconds, transfer_in).await
+    }
+}
+
+/// Both phases on client runtimes of each `--client-threads-check` size,
+/// interleaved over `--rounds`; prints each size's rates and CPU.
+async fn check_client_threads(loads: &Loads, args: &Args) {
+    let runtimes: Vec<_> = args.client_threads_check.iter().map(|&threads| (threads, subledger_bench::client::runtime(threads))).collect();
+    let mut totals: Vec<(Phase, Phase)> = runtimes.iter().map(|_| (Phase::empty(), Phase::empty())).collect();
+    for round in 1..=args.rounds {
+        for ((threads, runtime), (health, transfers)) in runtimes.iter().zip(&mut totals) {
+            let (loads, seconds) = (loads.clone(), args.seconds);
+            // Spawned there, the phase's connections and workers run on that runtime's threads only.
+            let (h, t) = runtime.spawn(async move { (loads.healthz_phase(seconds).await, loads.transfer_phase(seconds).await) }).await.expect("check phase");
+            eprintln!("check round {round}, {threads} client threads: /healthz {:.0} req/s, transferIn {:.0} transfers/s", h.rate(), t.rate());
+            health.absorb(h);
+            transfers.absorb(t);
+        }
+    }
+    for ((threads, _), (health, transfers)) in runtimes.iter().zip(&totals) {
+        println!("client threads {threads}: /healthz {:.0} req/s ({}), transferIn {:.0} transfers/s ({})", health.rate(), health.cpu_summary(), transfers.rate(), transfers.cpu_summary());
+    }
+    // A runtime may not be dropped inside another's async context.
+    for (_, runtime) in runtimes {
+        runtime.shutdown_background();
+    }
 }
 
 /// `pgbench -b tpcb-like` at the same client count; returns its tps.
@@ -137,131 +328,172 @@ fn pgbench(server_url: &str, clients: usize, seconds: u64, scale: u32) -> f64 {
     text.lines().find_map(|l| l.strip_prefix("tps = ").and_then(|rest| rest.split_whitespace().next()).and_then(|n| n.parse().ok())).unwrap_or_else(|| panic!("no tps in pgbench output:\n{text}"))
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args = Args::parse();
-    let _dir = temp_dir("bench");
-    let database_url = match args.target.backend {
-        Backend::Sqlite => format!("sqlite://{}/bench.db", _dir.display()),
+    subledger_bench::client::runtime(args.client_threads).block_on(run(args));
+}
+
+/// One server over a database of its own, set up and ready to load.
+struct Deployment {
+    server: Server,
+    loads: Loads,
+    database_url: String,
+    /// The PostgreSQL database to drop afterwards.
+    postgres_database: Option<String>,
+}
+
+/// Starts `binary` over a fresh database named after `name`, with one funded
+/// tenant and its sub-accounts (through the CLI and native API).
+async fn deploy(args: &Args, binary: &str, name: &str, dir: &std::path::Path) -> Deployment {
+    let (database_url, postgres_database) = match args.target.backend {
+        Backend::Sqlite => (format!("sqlite://{}/{name}.db", dir.display()), None),
         Backend::Postgres => {
-            let name = "subledger_bench";
-            psql(&args.target.postgres_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            psql(&args.target.postgres_url, &format!("CREATE DATABASE {name}"));
-            with_database(&args.target.postgres_url, name)
+            let database = format!("subledger_{name}");
+            psql(&args.target.postgres_url, &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
+            psql(&args.target.postgres_url, &format!("CREATE DATABASE {database}"));
+            (with_database(&args.target.postgres_url, &database), Some(database))
         }
     };
-
-    // Set-up: one tenant, funded, with its sub-accounts; through the CLI and native API.
-    let tenant = run_cli(&args.target.server, &database_url, &["tenant", "create", "--name", "Bench Reseller", "--json"]).await;
+    let tenant = run_cli(binary, &database_url, &["tenant", "create", "--name", "Bench Reseller", "--json"]).await;
     let tenant_id = tenant["tenant_id"].as_str().unwrap().to_owned();
-    run_cli(&args.target.server, &database_url, &["wallet", "deposit", "--tenant", &tenant_id, "--amount", "1000000000.00", "--json"]).await;
-    let server = Server::start(&args.target.server, &database_url).await;
-    let http = reqwest::Client::new();
-    let api_token = tenant["api_token"].as_str().unwrap().to_owned();
-    let usernames: Arc<Vec<String>> = Arc::new((0..args.accounts).map(|i| format!("bench{i:06}")).collect());
-    for name in usernames.iter() {
-        let response = http.post(format!("{}/v1/accounts", server.base)).bearer_auth(&api_token).json(&json!({"username": name})).send().await.expect("create account");
-        assert_eq!(response.status(), 201);
+    run_cli(binary, &database_url, &["wallet", "deposit", "--tenant", &tenant_id, "--amount", "1000000000.00", "--json"]).await;
+    let server = Server::start(binary, &database_url).await;
+    let base = server.base.clone();
+    let mut setup = Connection::open(&base).await.expect("connect to the server");
+    let api_token = tenant["api_token"].as_str().unwrap();
+    let create_account = Endpoint::post_json(&base, "/v1/accounts").header(AUTHORIZATION, &format!("Bearer {api_token}"));
+    let usernames: Vec<Arc<str>> = (0..args.accounts).map(|i| Arc::from(format!("bench{i:06}"))).collect();
+    for username in &usernames {
+        let answer = setup.send(create_account.request(json!({"username": &**username}).to_string())).await.expect("create account");
+        assert_eq!(answer.status, 201, "create {username}: {}", String::from_utf8_lossy(&answer.body));
     }
-    eprintln!("set-up done: {} accounts on {:?}; warming up …", args.accounts, args.target.backend);
+    let loads = Loads {
+        base: base.clone(),
+        server_pid: server.pid(),
+        connections: args.connections,
+        healthz: Arc::new(Endpoint::get(&base, "/healthz")),
+        transfer_in: Arc::new(Endpoint::post_form(&base, "/api/subAccount/transferIn")),
+        app_id: Arc::from(tenant["app_id"].as_str().unwrap()),
+        app_key: Arc::from(tenant["app_key"].as_str().unwrap()),
+        usernames: Arc::new(usernames),
+    };
+    // Warm both paths.
+    loads.healthz_phase(2).await;
+    loads.transfer_phase(2).await;
+    Deployment { server, loads, database_url, postgres_database }
+}
 
-    let base = Arc::new(server.base.clone());
-    let healthz = {
-        let base = base.clone();
-        move |http: reqwest::Client, _: usize, _: u64| {
-            let url = format!("{base}/healthz");
-            // Read the whole answer, as the transfer phase does.
-            async move {
-                match http.get(url).send().await {
-                    Ok(response) if response.status().is_success() => response.text().await.is_ok(),
-                    _ => false,
-                }
-            }
-        }
+/// The two phases summed over the rounds, with each round's ratio.
+struct Measured {
+    health: Phase,
+    transfers: Phase,
+    round_ratios: Vec<f64>,
+}
+
+impl Measured {
+    fn new() -> Measured {
+        Measured { health: Phase::empty(), transfers: Phase::empty(), round_ratios: Vec::new() }
+    }
+
+    /// One round on `loads`: `/healthz`, then `transferIn`.
+    async fn round(&mut self, loads: &Loads, seconds: u64, label: &str) {
+        let h = loads.healthz_phase(seconds).await;
+        let t = loads.transfer_phase(seconds).await;
+        eprintln!("{label}: /healthz {:.0} req/s, transferIn {:.0} transfers/s, ratio {:.3}", h.rate(), t.rate(), t.rate() / h.rate());
+        eprintln!("  /healthz   {}", h.cpu_summary());
+        eprintln!("  transferIn {}", t.cpu_summary());
+        self.round_ratios.push(t.rate() / h.rate());
+        self.health.absorb(h);
+        self.transfers.absorb(t);
+    }
+
+    fn ratio(&self) -> f64 {
+        self.transfers.rate() / self.health.rate()
+    }
+
+    fn print(&self, prefix: &str) {
+        println!("{prefix}/healthz             {:.0} req/s ({} failed)", self.health.rate(), self.health.failures);
+        println!("{prefix}transferIn           {:.0} transfers/s ({} failed)", self.transfers.rate(), self.transfers.failures);
+        println!("{prefix}latency p50 / p99    {:.2} ms / {:.2} ms", self.transfers.percentile_ms(0.50), self.transfers.percentile_ms(0.99));
+        println!("{prefix}ratio to /healthz    {:.3} (rounds: {})", self.ratio(), self.round_ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", "));
+        println!("{prefix}/healthz   {}", self.health.cpu_summary());
+        println!("{prefix}transferIn {}", self.transfers.cpu_summary());
+    }
+}
+
+async fn run(args: Args) {
+    let dir = temp_dir("bench");
+    let mut deployment = deploy(&args, &args.target.server, "bench", &dir).await;
+    eprintln!("set-up done: {} accounts on {:?}; {} client threads; warming up …", args.accounts, args.target.backend, args.client_threads);
+    let mut baseline = match &args.baseline_server {
+        Some(binary) => Some(deploy(&args, binary, "bench_baseline", &dir).await),
+        None => None,
     };
-    let app_id = Arc::new(tenant["app_id"].as_str().unwrap().to_owned());
-    let app_key = Arc::new(tenant["app_key"].as_str().unwrap().to_owned());
-    let connections = args.connections;
-    let last_millis: Arc<Vec<AtomicI64>> = Arc::new((0..connections).map(|_| AtomicI64::new(0)).collect());
-    let transfer = {
-        let (base, usernames) = (base.clone(), usernames.clone());
-        move |http: reqwest::Client, worker: usize, i: u64| {
-            // Worker w sends to accounts w, w+connections, …; no two workers share
-            // an account, so (username, millisecond) makes every signature unique.
-            let accounts_of_worker = (usernames.len() - worker % usernames.len()).div_ceil(connections).max(1);
-            let index = (worker + connections * (i as usize % accounts_of_worker)) % usernames.len();
-            let params = vec![
-                ("appId".to_owned(), app_id.to_string()),
-                ("username".to_owned(), usernames[index].clone()),
-                ("money".to_owned(), "1.00".to_owned()),
-                ("timestamp".to_owned(), unique_millis(&last_millis[worker]).to_string()),
-            ];
-            let body = subledger_http::sendcloud::signature::signed_form(&app_key, &params);
-            let url = format!("{base}/api/subAccount/transferIn");
-            async move {
-                let Ok(response) = http.post(url).header("Content-Type", "application/x-www-form-urlencoded").body(body).send().await else { return false };
-                response.json::<Value>().await.is_ok_and(|reply| reply["statusCode"] == 200)
-            }
-        }
-    };
-    // Warm both paths, then interleave the measured phases.
-    drive(args.connections, 2, healthz.clone()).await;
-    drive(args.connections, 2, transfer.clone()).await;
-    let mut health = Phase::empty();
-    let mut transfers = Phase::empty();
-    let mut round_ratios = Vec::new();
+    if !args.client_threads_check.is_empty() {
+        check_client_threads(&deployment.loads, &args).await;
+    }
+    // Interleaved: the server under test and the baseline take turns, round by round.
+    let mut measured = Measured::new();
+    let mut measured_baseline = Measured::new();
     for round in 1..=args.rounds {
-        let h = drive(args.connections, args.seconds, healthz.clone()).await;
-        let t = drive(args.connections, args.seconds, transfer.clone()).await;
-        eprintln!("round {round}: /healthz {:.0} req/s, transferIn {:.0} transfers/s, ratio {:.3}", h.rate(), t.rate(), t.rate() / h.rate());
-        round_ratios.push(t.rate() / h.rate());
-        health.absorb(h);
-        transfers.absorb(t);
+        measured.round(&deployment.loads, args.seconds, &format!("round {round}")).await;
+        if let Some(baseline) = &baseline {
+            measured_baseline.round(&baseline.loads, args.seconds, &format!("round {round}, baseline")).await;
+        }
     }
-    let peak_rss = server.peak_rss_mib();
-    let metrics = http.get(format!("{}/metrics", server.base)).send().await.expect("metrics").text().await.expect("metrics text");
-    let metric = |name: &str| metrics.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok())).unwrap_or(0.0);
-    let batches = metric("subledger_ledger_batch_transfers_count ");
-    let batch_mean = metric("subledger_ledger_batch_transfers_sum ") / batches.max(1.0);
-    let commit_mean_ms = 1000.0 * metric("subledger_ledger_commit_seconds_sum ") / metric("subledger_ledger_commit_seconds_count ").max(1.0);
+    let peak_rss = deployment.server.peak_rss_mib();
+    // A connection of its own: the set-up's has outlived the server's idle timeout by now.
+    let mut scrape = Connection::open(&deployment.server.base).await.expect("connect to the server");
+    let metrics = scrape.send(Endpoint::get(&deployment.server.base, "/metrics").request(Bytes::new())).await.expect("metrics");
+    let metrics = String::from_utf8_lossy(&metrics.body);
+    let metric = |name: &str| subledger_bench::metric(&metrics, name);
+    let batches = metric("subledger_ledger_batch_transfers_count");
+    let batch_mean = metric("subledger_ledger_batch_transfers_sum") / batches.max(1.0);
+    let commit_mean_ms = 1000.0 * metric("subledger_ledger_commit_seconds_sum") / metric("subledger_ledger_commit_seconds_count").max(1.0);
 
-    let ratio = transfers.rate() / health.rate();
+    let ratio = measured.ratio();
     println!("backend              {:?}", args.target.backend);
-    println!("connections          {}", args.connections);
+    println!("connections          {} (client threads {})", args.connections, args.client_threads);
     println!("sub-accounts         {}", args.accounts);
-    println!("/healthz             {:.0} req/s", health.rate());
-    println!("transferIn           {:.0} transfers/s ({} failed)", transfers.rate(), transfers.failures);
-    println!("latency p50 / p99    {:.2} ms / {:.2} ms", transfers.percentile_ms(0.50), transfers.percentile_ms(0.99));
-    println!("ratio to /healthz    {ratio:.3} (rounds: {})", round_ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", "));
+    measured.print("");
     println!("peak server RSS      {peak_rss:.1} MiB");
     println!("ledger batches       {batches:.0}, mean {batch_mean:.1} transfers, mean commit {commit_mean_ms:.2} ms");
+    if let Some(binary) = &args.baseline_server {
+        println!("baseline             {binary}, interleaved round by round");
+        measured_baseline.print("baseline ");
+        let server_us = |m: &Measured| m.transfers.cpu_per_request_us().0;
+        println!("transferIn server CPU per request: {:.1} µs against {:.1} µs for the baseline", server_us(&measured), server_us(&measured_baseline));
+    }
     let mut verdicts = vec![(format!("RSS {peak_rss:.0} MiB <= 150 MiB"), peak_rss <= 150.0)];
     if args.target.backend == Backend::Sqlite {
         verdicts.push((format!("ratio {ratio:.3} >= 0.25 x /healthz"), ratio >= 0.25));
     }
-    drop(server);
+    let mut databases = vec![];
+    for deployment in std::iter::once(&mut deployment).chain(baseline.as_mut()) {
+        databases.push((deployment.database_url.clone(), deployment.postgres_database.take()));
+    }
+    drop(deployment);
+    drop(baseline);
     if args.keep_database {
-        println!("database kept: {database_url}");
+        for (url, _) in &databases {
+            println!("database kept: {url}");
+        }
         return;
     }
     if args.target.backend == Backend::Postgres {
         let tps = pgbench(&args.target.postgres_url, args.connections, args.seconds, args.pgbench_scale);
-        let pg_ratio = transfers.rate() / tps;
+        let pg_ratio = measured.transfers.rate() / tps;
         println!("pgbench tpcb-like    {tps:.0} tps (scale {}, {} clients)", args.pgbench_scale, args.connections);
         println!("ratio to pgbench     {pg_ratio:.2}");
         verdicts.push((format!("ratio {pg_ratio:.2} >= 3 x pgbench tpcb-like"), pg_ratio >= 3.0));
-        psql(&args.target.postgres_url, "DROP DATABASE IF EXISTS subledger_bench WITH (FORCE)");
+    }
+    for (_, postgres_database) in databases {
+        if let Some(name) = postgres_database {
+            psql(&args.target.postgres_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
     }
     for (what, met) in verdicts {
         println!("{}  {what}", if met { "MET " } else { "MISS" });
     }
-    let _ = std::fs::remove_dir_all(&_dir);
-}
-
-/// Milliseconds, never the same twice for one worker (`last` is that worker's).
-fn unique_millis(last: &AtomicI64) -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
-    let next = now.max(last.load(Ordering::Relaxed) + 1);
-    last.store(next, Ordering::Relaxed);
-    next
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -21,8 +21,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use hyper::header::AUTHORIZATION;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use subledger_bench::client::{Connection, Endpoint};
 use subledger_bench::{Backend, Target};
 use subledger_bench::{
     Server, cpu_seconds, file_mib, metric, percentile_ms, processes_cpu_seconds, psql, run_cli, set_database_settings, storage_write_bytes, temp_dir, thread_cpu_seconds, with_database,
@@ -78,8 +80,9 @@ struct Args {
 
 /// What every connection needs to build its batches.
 struct Load {
-    url: String,
-    bearer: String,
+    base: String,
+    /// `POST /v1/usage` with the tenant's bearer token.
+    endpoint: Endpoint,
     usernames: Vec<String>,
     products: Vec<String>,
     batch: usize,
@@ -149,36 +152,41 @@ impl Tally {
 
 /// One connection: batches back to back until `stop`.
 async fn connection(load: Arc<Load>, stop: Arc<AtomicBool>) -> Tally {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
     let mut tally = Tally { latencies_us: Vec::with_capacity(10_000), ..Tally::default() };
+    let mut connection = match Connection::open(&load.base).await {
+        Ok(connection) => connection,
+        Err(e) => {
+            tally.failures += 1;
+            tally.first_problem = Some(format!("cannot connect: {e}"));
+            return tally;
+        }
+    };
     while !stop.load(Ordering::Relaxed) {
         let first = load.next_id.fetch_add(load.batch as u64, Ordering::Relaxed);
         let body = load.body(first);
         let sent = Instant::now();
-        let response = http.post(&load.url).header("Authorization", &load.bearer).header("Content-Type", "application/json").body(body).send().await;
-        let problem = match response {
-            Ok(response) if response.status() == 200 => match response.bytes().await {
-                Ok(bytes) => {
-                    let elapsed = sent.elapsed().as_micros() as u64;
-                    match serde_json::from_slice::<Counts>(&bytes) {
-                        Ok(counts) => {
-                            tally.batches += 1;
-                            tally.latencies_us.push(elapsed);
-                            tally.accepted += counts.accepted;
-                            tally.duplicates += counts.duplicates;
-                            tally.rejected += counts.rejected;
-                            if counts.accepted as usize != load.batch { Some(first_refusal(&bytes)) } else { None }
-                        }
-                        Err(e) => Some(format!("unreadable answer: {e}")),
+        let problem = match connection.send(load.endpoint.request(body)).await {
+            Ok(answer) if answer.status == 200 => {
+                let elapsed = sent.elapsed().as_micros() as u64;
+                match serde_json::from_slice::<Counts>(&answer.body) {
+                    Ok(counts) => {
+                        tally.batches += 1;
+                        tally.latencies_us.push(elapsed);
+                        tally.accepted += counts.accepted;
+                        tally.duplicates += counts.duplicates;
+                        tally.rejected += counts.rejected;
+                        if counts.accepted as usize != load.batch { Some(first_refusal(&answer.body)) } else { None }
                     }
+                    Err(e) => Some(format!("unreadable answer: {e}")),
                 }
-                Err(e) => Some(format!("answer cut: {e}")),
-            },
-            Ok(response) => {
-                let status = response.status();
-                Some(format!("HTTP {status}: {}", response.text().await.unwrap_or_default()))
             }
-            Err(e) => Some(format!("request failed: {e}")),
+            Ok(answer) => Some(format!("HTTP {}: {}", answer.status, String::from_utf8_lossy(&answer.body))),
+            Err(e) => {
+                // The connection is gone: count it and stop this worker.
+                tally.failures += 1;
+                tally.first_problem.get_or_insert(format!("request failed: {e}"));
+                break;
+            }
         };
         if let Some(problem) = problem {
             if !problem.starts_with("event ") {
@@ -312,8 +320,8 @@ async fn run(args: &Args, database: &Database, accounts_per_batch: usize, connec
         assert_eq!(set.status(), 201, "tariff {product}: {}", set.text().await.unwrap_or_default());
     }
     let load = Arc::new(Load {
-        url: format!("{}/v1/usage", server.base),
-        bearer: format!("Bearer {token}"),
+        base: server.base.clone(),
+        endpoint: Endpoint::post_json(&server.base, "/v1/usage").header(AUTHORIZATION, &format!("Bearer {token}")),
         usernames,
         products: args.products.clone(),
         batch: args.batch,

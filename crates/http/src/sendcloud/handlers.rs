@@ -4,6 +4,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use subledger_domain::account::{CompanyName, CompanyNameError, CompanyUrl, CompanyUrlError, DailyQuota, Email, Password, PasswordError, Phone, UserType, Username, UsernameError};
+use subledger_domain::ids::TransferId;
 use subledger_domain::ledger::TransferRejection;
 use subledger_domain::money::{AmountParseError, Currency, PositiveAmount, parse_amount_minor};
 use subledger_domain::paging::Page;
@@ -149,10 +150,34 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Response
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct TransferInfo {
-    username: String,
+struct TransferInfo<'a> {
+    username: &'a str,
     money: Yuan,
-    transfer_id: String,
+    /// A JSON string, as the spec shows it; written straight from the id.
+    #[serde(serialize_with = "serialize_display")]
+    transfer_id: TransferId,
+}
+
+/// A value written as a JSON string through its `Display`, without an intermediate `String`.
+fn serialize_display<T: std::fmt::Display, S: serde::Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+/// Prefix of the ledger idempotency key of a timestamped `transferIn`.
+const TRANSFER_KEY_PREFIX: &str = "sendcloud:";
+
+/// `sendcloud:{timestamp}:{signature}`. A timestamped request is unique, so
+/// it is its own idempotency key: a replay that reaches another server
+/// process is caught by the ledger (which keeps the first outcome) and
+/// refused here. The timestamp leads the key so that keys arrive in order
+/// and land side by side in the index, instead of one random page each.
+fn transfer_key(timestamp: &str, signature: &str) -> String {
+    let mut key = String::with_capacity(TRANSFER_KEY_PREFIX.len() + timestamp.len() + 1 + signature.len());
+    key.push_str(TRANSFER_KEY_PREFIX);
+    key.push_str(timestamp);
+    key.push(':');
+    key.push_str(signature);
+    key
 }
 
 /// `money`: 421 when it is not a plain decimal with at most two places, 422
@@ -175,12 +200,7 @@ pub async fn transfer_in(State(state): State<AppState>, request: Request) -> Res
     run(state, request, timestamp_required, Replays::ByLedgerKey, |state, call| async move {
         let username = username_param(&call)?;
         let amount = money_param(&call)?;
-        // A timestamped request is unique, so it is its own idempotency key:
-        // a replay that reaches another server process is caught by the ledger
-        // (which keeps the first outcome) and refused here. The timestamp
-        // leads the key so that keys arrive in order and land side by side
-        // in the index, instead of one random page each.
-        let options = MoveOptions { idempotency_key: call.has_timestamp.then(|| format!("sendcloud:{}:{}", call.params.get("timestamp").unwrap_or_default(), call.signature)), memo: None };
+        let options = MoveOptions { idempotency_key: call.has_timestamp.then(|| transfer_key(call.params.get("timestamp").unwrap_or_default(), &call.signature)), memo: None };
         let receipt =
             state.services.transfer(&call.tenant, &WalletRef::primary(Holder::Tenant), &WalletRef::primary(Holder::Account(username.clone())), amount, Currency::Cny, options).await.map_err(|e| {
                 match e {
@@ -197,7 +217,7 @@ pub async fn transfer_in(State(state): State<AppState>, request: Request) -> Res
             ServiceError::Rejected(TransferRejection::NegativeBalance) => Refusal(Code::BalanceNegative),
             other => storage_refusal(other, Code::TransferFailed),
         })?;
-        Ok(success(TransferInfo { username: username.into_string(), money: Yuan(amount.minor()), transfer_id: receipt.transfer_id.to_string() }))
+        Ok(success(TransferInfo { username: username.as_str(), money: Yuan(amount.minor()), transfer_id: receipt.transfer_id }))
     })
     .await
 }
