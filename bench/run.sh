@@ -4,6 +4,7 @@
 #   bench/run.sh usage [sqlite|postgres] [flags]    POST /v1/usage ingestion over HTTP (usage-bench)
 #   bench/run.sh close [sqlite|postgres] [flags]    month close of 10,000 accounts, in-process (close-bench)
 #   bench/run.sh soak [sqlite|postgres] [flags]     minutes of mixed load: RSS flat, WAL bounded (soak)
+#   bench/run.sh fairness [sqlite|postgres] [flags] transferIn p99 while another tenant's month closes (fairness-bench)
 # Builds the release server and harness, then runs the harness against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ case "${1:-}" in
     usage) bench=usage-bench; shift ;;
     close) bench=close-bench; shift ;;
     soak) bench=soak; shift ;;
+    fairness) bench=fairness-bench; shift ;;
 esac
 backend="${1:-sqlite}"
 shift || true

@@ -3,6 +3,7 @@
 //! and the load generator's HTTP client.
 
 pub mod client;
+pub mod load;
 
 use std::process::Stdio;
 

@@ -10,18 +10,15 @@
 
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+
 
 use clap::Parser;
-use http_body_util::Full;
-use hyper::Request;
 use hyper::body::Bytes;
 use hyper::header::AUTHORIZATION;
-use serde::Deserialize;
 use serde_json::json;
-use subledger_bench::client::{Answer, Connection, Endpoint};
-use subledger_bench::{Backend, Target, cpu_seconds, machine_cpu_seconds};
+use subledger_bench::client::{Connection, Endpoint};
+use subledger_bench::load::{Healthz, Phase, TransferIn, drive};
+use subledger_bench::{Backend, Target};
 use subledger_bench::{Server, psql, run_cli, temp_dir, with_database};
 
 #[global_allocator]
@@ -69,194 +66,6 @@ struct Args {
     baseline_server: Option<String>,
 }
 
-/// Latencies, count and CPU of one measured phase.
-struct Phase {
-    requests: u64,
-    failures: u64,
-    elapsed: Duration,
-    latencies_us: Vec<u64>,
-    /// CPU seconds (user + system) the server and this client used meanwhile.
-    server_cpu_s: f64,
-    client_cpu_s: f64,
-    /// The whole machine's CPU seconds meanwhile: busy, and all (cores × time).
-    machine_busy_s: f64,
-    machine_all_s: f64,
-}
-
-impl Phase {
-    fn empty() -> Phase {
-        Phase { requests: 0, failures: 0, elapsed: Duration::ZERO, latencies_us: Vec::new(), server_cpu_s: 0.0, client_cpu_s: 0.0, machine_busy_s: 0.0, machine_all_s: 0.0 }
-    }
-
-    fn absorb(&mut self, other: Phase) {
-        self.requests += other.requests;
-        self.failures += other.failures;
-        self.elapsed += other.elapsed;
-        self.latencies_us.extend(other.latencies_us);
-        self.server_cpu_s += other.server_cpu_s;
-        self.client_cpu_s += other.client_cpu_s;
-        self.machine_busy_s += other.machine_busy_s;
-        self.machine_all_s += other.machine_all_s;
-    }
-
-    fn rate(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn percentile_ms(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return 0.0;
-        }
-        let mut sorted = self.latencies_us.clone();
-        sorted.sort_unstable();
-        subledger_bench::percentile_ms(&sorted, p)
-    }
-
-    /// CPU per answered request, in µs: (server, client).
-    fn cpu_per_request_us(&self) -> (f64, f64) {
-        let requests = self.requests.max(1) as f64;
-        (1e6 * self.server_cpu_s / requests, 1e6 * self.client_cpu_s / requests)
-    }
-
-    /// Where the CPU went: server and client per request, the client's share
-    /// of the two, and how busy the machine was (what neither is charged for
-    /// is softirq, i.e. loopback TCP, and other processes).
-    fn cpu_summary(&self) -> String {
-        let (server_us, client_us) = self.cpu_per_request_us();
-        let both = (self.server_cpu_s + self.client_cpu_s).max(f64::MIN_POSITIVE);
-        let seconds = self.elapsed.as_secs_f64();
-        format!(
-            "CPU per request: server {server_us:.1} µs, client {client_us:.1} µs ({:.0}% of the two); machine {:.0}% busy, {:.2} cores in the two, {:.2} elsewhere",
-            100.0 * self.client_cpu_s / both,
-            100.0 * self.machine_busy_s / self.machine_all_s.max(f64::MIN_POSITIVE),
-            both / seconds,
-            (self.machine_busy_s - both).max(0.0) / seconds,
-        )
-    }
-}
-
-/// What one worker sends and how it judges an answer.
-trait Load: Send + 'static {
-    fn request(&mut self) -> Request<Full<Bytes>>;
-    fn accepted(&self, answer: &Answer) -> bool;
-}
-
-/// Runs `connections` workers for `seconds`, each on its own keep-alive
-/// connection, sending the next request of its `Load` as soon as the last
-/// answer is read.
-async fn drive<L: Load>(base: &str, server_pid: u32, connections: usize, seconds: u64, load_of_worker: impl Fn(usize) -> L) -> Phase {
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut opened = Vec::with_capacity(connections);
-    for worker in 0..connections {
-        opened.push((Connection::open(base).await.expect("connect to the server"), load_of_worker(worker)));
-    }
-    let server_cpu = || cpu_seconds(&format!("/proc/{server_pid}/stat"));
-    let client_cpu = || cpu_seconds("/proc/self/stat");
-    let (server_before, client_before, machine_before) = (server_cpu(), client_cpu(), machine_cpu_seconds());
-    let started = Instant::now();
-    let workers: Vec<_> = opened
-        .into_iter()
-        .map(|(mut connection, mut load)| {
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                // Grows as needed; at 150k req/s over 64 workers a 5 s phase holds ~12k each.
-                let (mut ok, mut failed, mut latencies) = (0u64, 0u64, Vec::with_capacity(16_384));
-                while !stop.load(Ordering::Relaxed) {
-                    let request = load.request();
-                    let sent = Instant::now();
-                    match connection.send(request).await {
-                        Ok(answer) if load.accepted(&answer) => {
-                            ok += 1;
-                            latencies.push(sent.elapsed().as_micros() as u64);
-                        }
-                        Ok(_) => failed += 1,
-                        Err(_) => {
-                            failed += 1;
-                            break;
-                        }
-                    }
-                }
-                (ok, failed, latencies)
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut phase = Phase::empty();
-    for worker in workers {
-        let (ok, failed, latencies) = worker.await.expect("worker");
-        phase.requests += ok;
-        phase.failures += failed;
-        phase.latencies_us.extend(latencies);
-    }
-    phase.elapsed = started.elapsed();
-    phase.server_cpu_s = server_cpu() - server_before;
-    phase.client_cpu_s = client_cpu() - client_before;
-    let machine_after = machine_cpu_seconds();
-    phase.machine_busy_s = machine_after.0 - machine_before.0;
-    phase.machine_all_s = machine_after.1 - machine_before.1;
-    phase
-}
-
-/// `GET /healthz`, reading each whole answer as the transfer phase does.
-struct Healthz {
-    endpoint: Arc<Endpoint>,
-}
-
-impl Load for Healthz {
-    fn request(&mut self) -> Request<Full<Bytes>> {
-        self.endpoint.request(Bytes::new())
-    }
-
-    fn accepted(&self, answer: &Answer) -> bool {
-        answer.status.is_success()
-    }
-}
-
-/// Signed SendCloud `transferIn` of 1.00 from the tenant to the worker's own
-/// accounts in turn: worker w sends to accounts w, w+connections, …, so no
-/// two workers share an account.
-struct TransferIn {
-    endpoint: Arc<Endpoint>,
-    app_id: Arc<str>,
-    app_key: Arc<str>,
-    usernames: Vec<Arc<str>>,
-    next: usize,
-    /// The latest timestamp this worker signed, and the floor for the current
-    /// turn over its accounts: (username, timestamp) must never repeat, so a
-    /// new turn starts past every timestamp of the last one.
-    last_ms: i64,
-    turn_floor_ms: i64,
-}
-
-impl Load for TransferIn {
-    fn request(&mut self) -> Request<Full<Bytes>> {
-        if self.next == self.usernames.len() {
-            self.next = 0;
-        }
-        if self.next == 0 {
-            self.turn_floor_ms = self.last_ms + 1;
-        }
-        let now_ms = jiff::Timestamp::now().as_millisecond();
-        self.last_ms = now_ms.max(self.turn_floor_ms);
-        let timestamp = self.last_ms.to_string();
-        let username = &self.usernames[self.next];
-        self.next += 1;
-        let params = [("appId", &*self.app_id), ("username", username), ("money", "1.00"), ("timestamp", timestamp.as_str())];
-        self.endpoint.request(subledger_http::sendcloud::signature::signed_form(&self.app_key, &params))
-    }
-
-    fn accepted(&self, answer: &Answer) -> bool {
-        /// The one field of SendCloud's envelope the check needs.
-        #[derive(Deserialize)]
-        struct Envelope {
-            #[serde(rename = "statusCode")]
-            status_code: u16,
-        }
-        answer.status.is_success() && serde_json::from_slice::<Envelope>(&answer.body).is_ok_and(|envelope| envelope.status_code == 200)
-    }
-}
-
 /// Everything the two phases need, cheap to clone onto another runtime.
 #[derive(Clone)]
 struct Loads {
@@ -276,15 +85,7 @@ impl Loads {
     }
 
     async fn transfer_phase(&self, seconds: u64) -> Phase {
-        let transfer_in = |worker: usize| TransferIn {
-            endpoint: self.transfer_in.clone(),
-            app_id: self.app_id.clone(),
-            app_key: self.app_key.clone(),
-            usernames: self.usernames.iter().skip(worker % self.usernames.len()).step_by(self.connections).cloned().collect(),
-            next: 0,
-            last_ms: 0,
-            turn_floor_ms: 0,
-        };
+        let transfer_in = |worker: usize| TransferIn::of_worker(self.transfer_in.clone(), self.app_id.clone(), self.app_key.clone(), &self.usernames, worker, self.connections);
         drive(&self.base, self.server_pid, self.connections, seconds, transfer_in).await
     }
 }
