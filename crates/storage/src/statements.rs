@@ -4,7 +4,9 @@
 
 use subledger_domain::ids::{AccountId, TenantId, WalletId};
 use subledger_domain::ledger::TransferKind;
+use subledger_domain::rating::Quantity;
 
+use crate::rows::ProductMonthRow;
 use crate::{Result, Store};
 
 /// One wallet over a period that starts at an instant and runs to now.
@@ -44,17 +46,17 @@ pub async fn wallet_period(store: &Store, wallet: WalletId, from_us: i64, credit
 }
 
 /// One product's usage by one account in one month, summed over grouping values.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductMonth {
     pub product_code: String,
-    pub billable_milli: i64,
+    pub billable: Quantity,
     pub events: i64,
     pub rated_micros: i64,
 }
 
 /// An account's month rollups (`usage_monthly`) for `month` (`YYYY-MM`), per product.
 pub async fn month_by_product(store: &Store, tenant: TenantId, account: AccountId, month: &str) -> Result<Vec<ProductMonth>> {
-    Ok(sqlx::query_as(
+    let rows: Vec<ProductMonthRow<String>> = sqlx::query_as(
         "SELECT product_code, CAST(SUM(billable_milli) AS BIGINT) AS billable_milli, CAST(SUM(events) AS BIGINT) AS events,
                 CAST(SUM(rated_micros) AS BIGINT) AS rated_micros
          FROM usage_monthly WHERE account_id = $1 AND tenant_id = $2 AND month = $3
@@ -64,5 +66,6 @@ pub async fn month_by_product(store: &Store, tenant: TenantId, account: AccountI
     .bind(tenant.0)
     .bind(month)
     .fetch_all(store.reader())
-    .await?)
+    .await?;
+    rows.into_iter().map(|row| row.product_month(account, month)).collect()
 }
