@@ -27,9 +27,12 @@ use subledger_domain::money::Currency;
 use subledger_domain::rating::Quantity;
 use subledger_domain::usage::{Accepted, Outcome, RollupAmounts, UsageRejection};
 
+use crate::accounts::NewAccount;
+use crate::catalog::{NewTariff, ProductRecord};
 use crate::ledger::close::{MonthRow, NewBillLine, NewSettlement};
 use crate::ledger::usage::{AccountRow, NewUsageEvent, RollupKey};
 use crate::ledger::{NewEntry, StoredTransfer};
+use crate::tenants::{NewTenant, TenantChanges};
 use crate::wallets::WalletRecord;
 use crate::{Result, StorageError};
 
@@ -45,6 +48,9 @@ pub trait Row {
     /// Binds each value whose column the statement names as `:column`, and
     /// says how many it bound. See [`sqlite_bind_named`].
     fn bind_sqlite_named(&self, statement: &mut rusqlite::Statement<'_>) -> rusqlite::Result<usize>;
+    /// The values as sqlx arguments `$1 … $N`, in column order, for either
+    /// backend; more may be added after them.
+    fn sqlx_arguments(&self) -> sqlx::Result<sqlx::any::AnyArguments<'static>>;
 }
 
 /// A row of a table.
@@ -79,8 +85,49 @@ impl<T: SqlType> SqlType for Option<T> {
     const POSTGRES: &'static str = T::POSTGRES;
 }
 
+/// A column's value as an sqlx argument (owned: these statements are not on
+/// the ledger's hot path, which binds through rusqlite or JSON).
+pub trait SqlxValue {
+    type Owned: sqlx::Encode<'static, sqlx::Any> + sqlx::Type<sqlx::Any> + 'static;
+    fn sqlx_value(&self) -> Self::Owned;
+}
+
+impl SqlxValue for i64 {
+    type Owned = i64;
+    fn sqlx_value(&self) -> i64 {
+        *self
+    }
+}
+
+impl SqlxValue for &str {
+    type Owned = String;
+    fn sqlx_value(&self) -> String {
+        (*self).to_owned()
+    }
+}
+
+impl SqlxValue for String {
+    type Owned = String;
+    fn sqlx_value(&self) -> String {
+        self.clone()
+    }
+}
+
+impl<T: SqlxValue> SqlxValue for Option<T> {
+    type Owned = Option<T::Owned>;
+    fn sqlx_value(&self) -> Option<T::Owned> {
+        self.as_ref().map(SqlxValue::sqlx_value)
+    }
+}
+
+/// Adds a value to sqlx arguments.
+pub(crate) fn add_argument<T: SqlxValue>(arguments: &mut sqlx::any::AnyArguments<'static>, value: &T) -> sqlx::Result<()> {
+    use sqlx::Arguments as _;
+    arguments.add(value.sqlx_value()).map_err(sqlx::Error::Encode)
+}
+
 /// What a text field holds: borrowed when written, owned when read.
-pub trait Text: SqlType + rusqlite::ToSql + serde::Serialize {}
+pub trait Text: SqlType + SqlxValue + rusqlite::ToSql + serde::Serialize {}
 
 impl Text for &str {}
 
@@ -136,6 +183,12 @@ macro_rules! row {
                     }
                 )+
                 Ok(bound)
+            }
+
+            fn sqlx_arguments(&self) -> sqlx::Result<sqlx::any::AnyArguments<'static>> {
+                let mut arguments = sqlx::any::AnyArguments::default();
+                $($crate::rows::add_argument(&mut arguments, &self.$field)?;)+
+                Ok(arguments)
             }
         }
 
@@ -214,6 +267,12 @@ pub(crate) fn sqlite_insert<R: TableRow>() -> String {
     format!("INSERT INTO {} ({}) VALUES ({})", R::TABLE, columns::<R>(None), placeholders.join(", "))
 }
 
+/// `INSERT INTO table (a, b, c) VALUES ($1, $2, $3)`, for [`Row::sqlx_arguments`].
+pub(crate) fn sqlx_insert<R: TableRow>() -> String {
+    let placeholders: Vec<String> = (1..=R::COLUMNS.len()).map(|i| format!("${i}")).collect();
+    format!("INSERT INTO {} ({}) VALUES ({})", R::TABLE, columns::<R>(None), placeholders.join(", "))
+}
+
 /// `a = ?1 AND b = ?2` over a key row's columns (qualified by `alias` if
 /// any), for [`sqlite_bind`].
 pub(crate) fn sqlite_match<K: Row>(alias: Option<&str>) -> String {
@@ -264,6 +323,176 @@ fn quantity(milli: i64, what: &str, place: impl FnOnce() -> String) -> Result<Qu
 
 fn currency(code: &str, place: impl FnOnce() -> String) -> Result<Currency> {
     parse(code, Currency::from_str(code).ok(), "currency", place)
+}
+
+// --- Tenants, accounts, wallets, catalog --------------------------------------
+
+row! {
+    /// A new row of `tenants` (the database draws its id).
+    pub struct NewTenantRow<S> in "tenants" {
+        public_id: S,
+        name: S,
+        timezone: S,
+        app_id: S,
+        app_key: S,
+        api_token_sha256: S,
+        account_limit: i64,
+        default_daily_quota: i64,
+        created_at_us: i64,
+        updated_at_us: i64,
+    }
+}
+
+impl<'a> From<&NewTenant<'a>> for NewTenantRow<&'a str> {
+    fn from(t: &NewTenant<'a>) -> Self {
+        NewTenantRow {
+            public_id: t.public_id,
+            name: t.name,
+            timezone: t.timezone,
+            app_id: t.app_id,
+            app_key: t.app_key,
+            api_token_sha256: t.api_token_sha256,
+            account_limit: t.account_limit,
+            default_daily_quota: t.default_daily_quota,
+            created_at_us: t.now_us,
+            updated_at_us: t.now_us,
+        }
+    }
+}
+
+row! {
+    /// The settings of `tenants` that can change; `None` leaves one as it is.
+    pub struct TenantChangesRow<S> {
+        name: Option<S>,
+        timezone: Option<S>,
+        account_limit: Option<i64>,
+        default_daily_quota: Option<i64>,
+        app_key: Option<S>,
+        api_token_sha256: Option<S>,
+    }
+}
+
+impl<'a> From<&TenantChanges<'a>> for TenantChangesRow<&'a str> {
+    fn from(c: &TenantChanges<'a>) -> Self {
+        TenantChangesRow { name: c.name, timezone: c.timezone, account_limit: c.account_limit, default_daily_quota: c.default_daily_quota, app_key: c.app_key, api_token_sha256: c.api_token_sha256 }
+    }
+}
+
+row! {
+    /// A new row of `accounts` (the database draws its id).
+    pub struct NewAccountRow<S> in "accounts" {
+        tenant_id: i64,
+        username: S,
+        user_type: i64,
+        status: i64,
+        phone: Option<S>,
+        email: Option<S>,
+        company_name: Option<S>,
+        company_url: Option<S>,
+        password_hash: Option<S>,
+        api_user: Option<S>,
+        api_key_sha256: Option<S>,
+        daily_quota: i64,
+        created_at_us: i64,
+        updated_at_us: i64,
+    }
+}
+
+impl<'a> From<&NewAccount<'a>> for NewAccountRow<&'a str> {
+    fn from(a: &NewAccount<'a>) -> Self {
+        NewAccountRow {
+            tenant_id: a.tenant_id.0,
+            username: a.username,
+            user_type: a.user_type,
+            status: AccountStatus::Active.code(),
+            phone: a.phone,
+            email: a.email,
+            company_name: a.company_name,
+            company_url: a.company_url,
+            password_hash: a.password_hash,
+            api_user: a.api_user,
+            api_key_sha256: a.api_key_sha256,
+            daily_quota: a.daily_quota,
+            created_at_us: a.now_us,
+            updated_at_us: a.now_us,
+        }
+    }
+}
+
+row! {
+    /// What a new account would clash with (a query's row): see `accounts::Clashes`.
+    pub struct ClashCountsRow {
+        usernames: i64,
+        phones: i64,
+        accounts: i64,
+        account_limit: i64,
+    }
+}
+
+row! {
+    /// A new row of `wallets`, empty (the database draws its id).
+    pub struct NewWalletRow<S> in "wallets" {
+        tenant_id: i64,
+        account_id: Option<i64>,
+        purpose: S,
+        currency: S,
+        balance_minor: i64,
+        floor_minor: Option<i64>,
+        entry_seq: i64,
+        created_at_us: i64,
+    }
+}
+
+row! {
+    /// A row of `products`: a product the tenant added to the catalog.
+    pub struct ProductRow<S> in "products" {
+        tenant_id: i64,
+        code: S,
+        name: S,
+        unit: S,
+        order_type: i64,
+        grouping: S,
+        supplement_order_type: i64,
+        refund_order_type: Option<i64>,
+        quantity_meaning: S,
+        created_at_us: i64,
+    }
+}
+
+impl<'a> ProductRow<&'a str> {
+    pub fn of(tenant: TenantId, p: &'a ProductRecord) -> Self {
+        ProductRow {
+            tenant_id: tenant.0,
+            code: &p.code,
+            name: &p.name,
+            unit: &p.unit,
+            order_type: p.order_type,
+            grouping: &p.grouping,
+            supplement_order_type: p.supplement_order_type,
+            refund_order_type: p.refund_order_type,
+            quantity_meaning: &p.quantity_meaning,
+            created_at_us: p.created_at_us,
+        }
+    }
+}
+
+row! {
+    /// A new row of `tariffs`: a version of a price (the database draws its id).
+    pub struct NewTariffRow<S> in "tariffs" {
+        tenant_id: i64,
+        account_id: Option<i64>,
+        product_code: S,
+        effective_from_us: i64,
+        /// JSON of a `PriceModel`.
+        model: S,
+        created_at_us: i64,
+    }
+}
+
+impl<'a> From<&NewTariff<'a>> for NewTariffRow<&'a str> {
+    fn from(t: &NewTariff<'a>) -> Self {
+        NewTariffRow { tenant_id: t.tenant.0, account_id: t.account.map(|a| a.0), product_code: t.product_code, effective_from_us: t.effective_from_us, model: t.model, created_at_us: t.now_us }
+    }
 }
 
 // --- The ledger -------------------------------------------------------------

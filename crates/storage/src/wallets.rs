@@ -7,7 +7,7 @@ use subledger_domain::ids::{AccountId, TenantId, WalletId};
 use subledger_domain::ledger::WalletPurpose;
 use subledger_domain::money::Currency;
 
-use crate::rows::{WalletRow, columns};
+use crate::rows::{self, NewWalletRow, Row, WalletRow, columns};
 use crate::{Result, Store, WriteTx};
 
 /// Who a wallet belongs to.
@@ -49,6 +49,8 @@ pub struct WalletRecord {
 /// The columns of a wallet, qualified by `w`.
 static COLUMNS: LazyLock<String> = LazyLock::new(|| columns::<WalletRow<String>>(Some("w")));
 
+static INSERT: LazyLock<String> = LazyLock::new(|| format!("{} ON CONFLICT DO NOTHING", rows::sqlx_insert::<NewWalletRow<&str>>()));
+
 /// Creates a wallet unless the owner has one for this purpose and currency
 /// already, and returns its id either way.
 pub async fn ensure(tx: &mut WriteTx, owner: WalletOwner, purpose: WalletPurpose, currency: Currency, floor_minor: Option<i64>, now_us: i64) -> Result<WalletId> {
@@ -56,19 +58,8 @@ pub async fn ensure(tx: &mut WriteTx, owner: WalletOwner, purpose: WalletPurpose
         WalletOwner::Tenant(_) => None,
         WalletOwner::Account(_, a) => Some(a.0),
     };
-    sqlx::query(
-        "INSERT INTO wallets (tenant_id, account_id, purpose, currency, balance_minor, floor_minor, entry_seq, created_at_us)
-         VALUES ($1, $2, $3, $4, 0, $5, 0, $6)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(owner.tenant().0)
-    .bind(account_id)
-    .bind(purpose.as_str())
-    .bind(currency.code())
-    .bind(floor_minor)
-    .bind(now_us)
-    .execute(tx.conn())
-    .await?;
+    let row = NewWalletRow { tenant_id: owner.tenant().0, account_id, purpose: purpose.as_str(), currency: currency.code(), balance_minor: 0, floor_minor, entry_seq: 0, created_at_us: now_us };
+    sqlx::query_with(&INSERT, row.sqlx_arguments()?).execute(tx.conn()).await?;
     let id: i64 = sqlx::query_scalar("SELECT id FROM wallets WHERE tenant_id = $1 AND COALESCE(account_id, 0) = $2 AND purpose = $3 AND currency = $4")
         .bind(owner.tenant().0)
         .bind(owner.account_key())

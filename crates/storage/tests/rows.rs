@@ -15,15 +15,16 @@ use subledger_domain::ledger::{TransferKind, TransferRejection, WalletPurpose, W
 use subledger_domain::money::Currency;
 use subledger_domain::rating::Quantity;
 use subledger_domain::usage::{Accepted, Outcome, RollupAmounts, UsageRejection};
-use subledger_storage::accounts::{self, NewAccount};
+use subledger_storage::accounts::{self, AccountRecord, Clashes, NewAccount};
 use subledger_storage::bills;
+use subledger_storage::catalog::{self, NewTariff, ProductRecord, TariffRecord};
 use subledger_storage::ledger::close::{self, CloseWrites, MonthRow, NewBillLine, NewSettlement};
 use subledger_storage::ledger::usage::{self, AccountRow, NewUsageEvent, RollupKey, UsageKeys, UsageWrites};
 use subledger_storage::ledger::{self, LedgerWriter, Locking, NewEntry, StoredTransfer};
 use subledger_storage::rows::{BillLineRow, BillRow, SettlementRow};
 use subledger_storage::signed_requests::Sighting;
-use subledger_storage::statements::{self, ProductMonth};
-use subledger_storage::tenants::{self, NewTenant};
+use subledger_storage::statements::{self, ProductMonth, WalletPeriod};
+use subledger_storage::tenants::{self, NewTenant, TenantChanges, TenantRecord};
 use subledger_storage::wallets::{self, EntryRecord, WalletOwner, WalletRecord};
 use subledger_storage::{Check, StorageError, Store, StoreOptions, UniqueKey};
 use support::TestDb;
@@ -198,6 +199,10 @@ async fn transfers_entries_and_wallets_round_trip() {
             counterparty_wallet_id: f.revenue.0,
         };
         assert_eq!(entries, [entry], "{}", f.backend);
+        let period = statements::wallet_period(&f.store, f.primary, T0_US, &[TransferKind::Allocation]).await.unwrap();
+        assert_eq!(period, WalletPeriod { opening_minor: 0, credited_minor: 4_100, balance_minor: 4_109 }, "{}", f.backend);
+        let period = statements::wallet_period(&f.store, f.revenue, T0_US + 778, &[]).await.unwrap();
+        assert_eq!(period, WalletPeriod { opening_minor: -4_133, credited_minor: 0, balance_minor: -4_133 }, "{}", f.backend);
         let sql = &mut f.sql;
         let tenant_of_entry: i64 = sqlx::query_scalar("SELECT tenant_id FROM entries WHERE wallet_id = 5 AND seq = 17").fetch_one(&mut *sql).await.unwrap();
         assert_eq!(tenant_of_entry, f.tenant.0, "{}", f.backend);
@@ -429,6 +434,102 @@ async fn sightings_round_trip() {
         let sql = &mut f.sql;
         let stored: Vec<(i64, String, i64)> = sqlx::query_as("SELECT tenant_id, signature, expires_at_ms FROM signed_requests ORDER BY signature").fetch_all(&mut *sql).await.unwrap();
         assert_eq!(stored, [(3, "sig-1".to_owned(), 9_000), (3, "sig-2".to_owned(), 6_000)], "{}", f.backend);
+    }
+}
+
+#[tokio::test]
+async fn tenants_accounts_and_catalog_round_trip() {
+    for db in databases().await {
+        let mut f = Fixture::new(&db).await;
+        let tenant = tenants::get(&f.store, f.tenant).await.unwrap().expect("the tenant");
+        let expected = TenantRecord {
+            id: 3,
+            public_id: "tn_tenant".to_owned(),
+            name: "tenant".to_owned(),
+            timezone: "Asia/Shanghai".to_owned(),
+            app_id: "app-tenant".to_owned(),
+            app_key: "key".to_owned(),
+            account_limit: 10,
+            default_daily_quota: 100,
+            created_at_us: T0_US,
+            updated_at_us: T0_US,
+        };
+        assert_eq!(tenant, expected, "{}", f.backend);
+        let changes = TenantChanges { name: Some("renamed"), timezone: None, account_limit: Some(12), default_daily_quota: None, app_key: Some("key-2"), api_token_sha256: Some("token-2") };
+        let mut tx = f.store.begin_write().await.unwrap();
+        assert!(tenants::update(&mut tx, f.tenant, &changes, T0_US + 5).await.unwrap(), "{}", f.backend);
+        tx.commit().await.unwrap();
+        let changed = TenantRecord { name: "renamed".to_owned(), account_limit: 12, app_key: "key-2".to_owned(), updated_at_us: T0_US + 5, ..expected };
+        assert_eq!(tenants::find_by_token_sha256(&f.store, "token-2").await.unwrap(), Some(changed), "{}", f.backend);
+
+        let account = NewAccount {
+            tenant_id: f.tenant,
+            username: "user-c",
+            user_type: 0,
+            phone: Some("13700000003"),
+            email: Some("c@example.com"),
+            company_name: Some("Company C"),
+            company_url: Some("https://c.example.com"),
+            password_hash: Some("password-hash-c"),
+            api_user: Some("api-user-c"),
+            api_key_sha256: Some("api-key-c"),
+            daily_quota: 800,
+            now_us: T0_US + 9,
+        };
+        let mut tx = f.store.begin_write().await.unwrap();
+        let id = accounts::insert(&mut tx, &account).await.unwrap();
+        let product = ProductRecord {
+            code: "p-code".to_owned(),
+            name: "p-name".to_owned(),
+            unit: "p-unit".to_owned(),
+            order_type: 21,
+            grouping: "country".to_owned(),
+            supplement_order_type: 22,
+            refund_order_type: Some(23),
+            quantity_meaning: "p-meaning".to_owned(),
+            created_at_us: T0_US + 6,
+        };
+        catalog::insert_product(&mut tx, f.tenant, &product).await.unwrap();
+        let tariff = NewTariff { tenant: f.tenant, account: Some(f.account), product_code: "p-code", effective_from_us: T0_US + 7, model: r#"{"per_unit":1}"#, now_us: T0_US + 8 };
+        let tariff_id = catalog::insert_tariff(&mut tx, &tariff).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let record = AccountRecord {
+            id: id.0,
+            tenant_id: 3,
+            username: "user-c".to_owned(),
+            user_type: 0,
+            status: 1,
+            phone: Some("13700000003".to_owned()),
+            email: Some("c@example.com".to_owned()),
+            company_name: Some("Company C".to_owned()),
+            company_url: Some("https://c.example.com".to_owned()),
+            api_user: Some("api-user-c".to_owned()),
+            daily_quota: 800,
+            billing_mode: "prepaid".to_owned(),
+            created_at_us: T0_US + 9,
+            updated_at_us: T0_US + 9,
+        };
+        assert_eq!(accounts::find_by_username(&f.store, f.tenant, "user-c").await.unwrap(), Some(record), "{}", f.backend);
+        let secrets: (String, String) = sqlx::query_as("SELECT password_hash, api_key_sha256 FROM accounts WHERE username = 'user-c'").fetch_one(&mut f.sql).await.unwrap();
+        assert_eq!(secrets, ("password-hash-c".to_owned(), "api-key-c".to_owned()), "{}", f.backend);
+        assert_eq!(catalog::products(&f.store, f.tenant).await.unwrap(), [product], "{}", f.backend);
+        let version = TariffRecord {
+            id: tariff_id,
+            account_id: Some(f.account.0),
+            username: Some("user-b".to_owned()),
+            product_code: "p-code".to_owned(),
+            effective_from_us: T0_US + 7,
+            model: r#"{"per_unit":1}"#.to_owned(),
+            created_at_us: T0_US + 8,
+        };
+        assert_eq!(catalog::tariffs(&f.store, f.tenant).await.unwrap(), [version], "{}", f.backend);
+
+        let clashes = |username, phone| accounts::clashes(&f.store, f.tenant, username, phone);
+        let both = Clashes { username_taken: true, phone_taken: true, accounts: 2, account_limit: 12 };
+        assert_eq!(clashes("user-b", Some("13700000003")).await.unwrap(), both, "{}", f.backend);
+        assert_eq!(clashes("user-b", None).await.unwrap(), Clashes { phone_taken: false, ..both }, "{}", f.backend);
+        assert_eq!(clashes("user-d", Some("13700000003")).await.unwrap(), Clashes { username_taken: false, ..both }, "{}", f.backend);
     }
 }
 
