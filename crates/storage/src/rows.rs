@@ -1,21 +1,26 @@
 //! Rows as the database holds them: one struct per row kind, declared once
-//! with [`row!`], from which everything that names its columns is derived.
+//! with `row!`, from which everything that names its columns is derived.
 //!
 //! A row's field names are its column names, so nothing pairs a value with a
 //! column by position by hand: the column list of every statement, the
-//! SQLite parameters (`?1 … ?N` in field order, or `:name`), the PostgreSQL
-//! JSON rows (objects keyed by column, matched by name in
-//! `jsonb_populate_recordset` / `jsonb_to_recordset`) and the decoding of a
-//! read (by name from sqlx and JSON; by position from rusqlite, whose
-//! statements select [`Row::COLUMNS`] in that very order) all come from the
-//! field list. Two values of the same type written in each other's column is
-//! therefore not a mistake anyone can make silently: the round-trip tests in
-//! `tests/rows.rs` would show it anyway.
+//! SQLite parameters (`?1 … ?N` in field order, or `:column`), the sqlx
+//! arguments (`$1 … $N` in field order), the PostgreSQL JSON rows (objects
+//! keyed by column, matched by name in `jsonb_populate_recordset` and
+//! `jsonb_to_recordset`) and the decoding of a read (by name from sqlx and
+//! JSON; by position from rusqlite, whose statements select [`Row::COLUMNS`]
+//! in that very order) all come from the field list. A value written to
+//! another column of the same type is therefore not a mistake one can make
+//! silently, and the round-trip tests in `tests/rows.rs` would show it anyway.
+//!
+//! Statements that name a row's columns are built once from these (in
+//! `LazyLock`s), so each keeps one fixed text and is prepared once per
+//! connection.
 //!
 //! Text fields are generic (`S`): `&str` when writing (no copy of the
 //! caller's strings on the hot path), `String` when reading. Each row kind
-//! converts from and to the crate's public types here, and a stored value
-//! that does not decode is [`StorageError::Corrupt`], never a default.
+//! converts from and to the crate's public types here, by field name, and a
+//! stored value that does not decode is [`StorageError::Corrupt`] naming the
+//! value and its row, never a default.
 
 use std::str::FromStr;
 
@@ -32,11 +37,11 @@ use crate::catalog::{NewTariff, ProductRecord};
 use crate::ledger::close::{MonthRow, NewBillLine, NewSettlement};
 use crate::ledger::usage::{AccountRow, NewUsageEvent, RollupKey};
 use crate::ledger::{NewEntry, StoredTransfer};
-use crate::tenants::{NewTenant, TenantChanges};
+use crate::tenants::NewTenant;
 use crate::wallets::WalletRecord;
 use crate::{Result, StorageError};
 
-/// A kind of row: its columns and how its values bind on SQLite.
+/// A kind of row: its columns and how its values bind.
 pub trait Row {
     /// The columns, in field order.
     const COLUMNS: &'static [&'static str];
@@ -263,13 +268,17 @@ pub(crate) fn columns<R: Row>(alias: Option<&str>) -> String {
 
 /// `INSERT INTO table (a, b, c) VALUES (?1, ?2, ?3)`, for [`sqlite_bind`].
 pub(crate) fn sqlite_insert<R: TableRow>() -> String {
-    let placeholders: Vec<String> = (1..=R::COLUMNS.len()).map(|i| format!("?{i}")).collect();
-    format!("INSERT INTO {} ({}) VALUES ({})", R::TABLE, columns::<R>(None), placeholders.join(", "))
+    insert::<R>('?')
 }
 
 /// `INSERT INTO table (a, b, c) VALUES ($1, $2, $3)`, for [`Row::sqlx_arguments`].
 pub(crate) fn sqlx_insert<R: TableRow>() -> String {
-    let placeholders: Vec<String> = (1..=R::COLUMNS.len()).map(|i| format!("${i}")).collect();
+    insert::<R>('$')
+}
+
+/// The row's columns, and as values the parameters numbered in their order.
+fn insert<R: TableRow>(placeholder: char) -> String {
+    let placeholders: Vec<String> = (1..=R::COLUMNS.len()).map(|i| format!("{placeholder}{i}")).collect();
     format!("INSERT INTO {} ({}) VALUES ({})", R::TABLE, columns::<R>(None), placeholders.join(", "))
 }
 
@@ -362,6 +371,7 @@ impl<'a> From<&NewTenant<'a>> for NewTenantRow<&'a str> {
 
 row! {
     /// The settings of `tenants` that can change; `None` leaves one as it is.
+    #[derive(Default)]
     pub struct TenantChangesRow<S> {
         name: Option<S>,
         timezone: Option<S>,
@@ -369,12 +379,6 @@ row! {
         default_daily_quota: Option<i64>,
         app_key: Option<S>,
         api_token_sha256: Option<S>,
-    }
-}
-
-impl<'a> From<&TenantChanges<'a>> for TenantChangesRow<&'a str> {
-    fn from(c: &TenantChanges<'a>) -> Self {
-        TenantChangesRow { name: c.name, timezone: c.timezone, account_limit: c.account_limit, default_daily_quota: c.default_daily_quota, app_key: c.app_key, api_token_sha256: c.api_token_sha256 }
     }
 }
 

@@ -90,15 +90,7 @@ pub async fn count(store: &Store) -> Result<i64> {
 }
 
 /// Changes to a tenant's settings; `None` leaves a field as it is.
-#[derive(Debug, Default)]
-pub struct TenantChanges<'a> {
-    pub name: Option<&'a str>,
-    pub timezone: Option<&'a str>,
-    pub account_limit: Option<i64>,
-    pub default_daily_quota: Option<i64>,
-    pub app_key: Option<&'a str>,
-    pub api_token_sha256: Option<&'a str>,
-}
+pub type TenantChanges<'a> = TenantChangesRow<&'a str>;
 
 /// Each changeable column set to its new value, or kept (`COALESCE`), then
 /// `updated_at_us` and the tenant's id.
@@ -109,7 +101,7 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
 });
 
 pub async fn update(tx: &mut WriteTx, id: TenantId, changes: &TenantChanges<'_>, now_us: i64) -> Result<bool> {
-    let mut arguments = TenantChangesRow::from(changes).sqlx_arguments()?;
+    let mut arguments = changes.sqlx_arguments()?;
     rows::add_argument(&mut arguments, &now_us)?;
     rows::add_argument(&mut arguments, &id.0)?;
     let done = sqlx::query_with(&UPDATE, arguments).execute(tx.conn()).await?;
