@@ -4,13 +4,14 @@
 //! A row's field names are its column names, so nothing pairs a value with a
 //! column by position by hand: the column list of every statement, the
 //! SQLite parameters (`?1 … ?N` in field order, or `:column`), the sqlx
-//! arguments (`$1 … $N` in field order), the PostgreSQL JSON rows (objects
-//! keyed by column, matched by name in `jsonb_populate_recordset` and
-//! `jsonb_to_recordset`) and the decoding of a read (by name from sqlx and
-//! JSON; by position from rusqlite, whose statements select [`Row::COLUMNS`]
-//! in that very order) all come from the field list. A value written to
-//! another column of the same type is therefore not a mistake one can make
-//! silently, and the round-trip tests in `tests/rows.rs` would show it anyway.
+//! arguments (`$1 … $N` in field order), the PostgreSQL JSON rows (arrays in
+//! field order, taken apart by expressions `(e->>i)::type AS column`
+//! generated from the same list) and the decoding of a read (by name from
+//! sqlx; by position from JSON arrays built with `json_build_array` of
+//! [`Row::COLUMNS`] and from rusqlite statements that select them) all come
+//! from the field list. A value written to another column of the same type
+//! is therefore not a mistake one can make silently, and the round-trip
+//! tests in `tests/rows.rs` would show it anyway.
 //!
 //! Statements that name a row's columns are built once from these (in
 //! `LazyLock`s), so each keeps one fixed text and is prepared once per
@@ -160,9 +161,20 @@ macro_rules! row {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
         $vis struct $name $(<$text>)? {
             $($(#[$field_meta])* pub $field: $ty),+
+        }
+
+        /// As a JSON array of its values in field order, the order in which
+        /// the derived `Deserialize` reads an array back.
+        impl $(<$text: serde::Serialize>)? serde::Serialize for $name $(<$text>)? {
+            fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> ::std::result::Result<Z::Ok, Z::Error> {
+                use serde::ser::SerializeTuple as _;
+                let mut tuple = serializer.serialize_tuple([$(stringify!($field)),+].len())?;
+                $(tuple.serialize_element(&self.$field)?;)+
+                tuple.end()
+            }
         }
 
         impl $(<$text: $crate::rows::Text>)? $crate::rows::Row for $name $(<$text>)? {
@@ -289,19 +301,19 @@ pub(crate) fn sqlite_match<K: Row>(alias: Option<&str>) -> String {
     K::COLUMNS.iter().enumerate().map(|(i, c)| format!("{prefix}{c} = ?{}", i + 1)).collect::<Vec<_>>().join(" AND ")
 }
 
-/// `INSERT INTO table (a, b) SELECT a, b FROM jsonb_populate_recordset(NULL::table, $n::jsonb)`:
-/// the rows are [`json`] objects in parameter `$n`, matched to the columns
-/// by name and typed by the table itself.
-pub(crate) fn postgres_insert<R: TableRow>(param: usize) -> String {
-    let list = columns::<R>(None);
-    format!("INSERT INTO {table} ({list}) SELECT {list} FROM jsonb_populate_recordset(NULL::{table}, ${param}::jsonb)", table = R::TABLE)
+/// PostgreSQL's rows from a JSON array parameter `$n` (see [`json`]), as a
+/// derived table `alias` with the row's columns by name and type:
+/// `(SELECT (e->>0)::bigint AS id, e->>1 AS name, … FROM jsonb_array_elements($n::jsonb) AS e) AS alias`.
+/// The positions are the fields' order, the one order [`json`] writes.
+pub(crate) fn postgres_records<R: Row>(param: usize, alias: &str) -> String {
+    let fields: Vec<String> = R::COLUMNS.iter().zip(R::POSTGRES_TYPES).enumerate().map(|(i, (c, t))| format!("(e->>{i})::{t} AS {c}")).collect();
+    format!("(SELECT {} FROM jsonb_array_elements(${param}::jsonb) AS e) AS {alias}", fields.join(", "))
 }
 
-/// `jsonb_to_recordset($n::jsonb) AS alias(a bigint, b text)`: rows that are
-/// not a table's, from [`json`] objects in parameter `$n`.
-pub(crate) fn postgres_records<R: Row>(param: usize, alias: &str) -> String {
-    let definition: Vec<String> = R::COLUMNS.iter().zip(R::POSTGRES_TYPES).map(|(c, t)| format!("{c} {t}")).collect();
-    format!("jsonb_to_recordset(${param}::jsonb) AS {alias}({})", definition.join(", "))
+/// `INSERT INTO table (a, b) SELECT a, b FROM` [`postgres_records`] of parameter `$n`.
+pub(crate) fn postgres_insert<R: TableRow>(param: usize) -> String {
+    let list = columns::<R>(None);
+    format!("INSERT INTO {} ({list}) SELECT {list} FROM {}", R::TABLE, postgres_records::<R>(param, "r"))
 }
 
 /// `t.a = k.a AND t.b = k.b` over a key row's columns.
@@ -309,12 +321,22 @@ pub(crate) fn postgres_match<K: Row>(table_alias: &str, key_alias: &str) -> Stri
     K::COLUMNS.iter().map(|c| format!("{table_alias}.{c} = {key_alias}.{c}")).collect::<Vec<_>>().join(" AND ")
 }
 
-/// Rows as a JSON array of objects keyed by column, for PostgreSQL.
+/// `COALESCE(json_agg(json_build_array(alias.a, alias.b, …))::text, '[]')`:
+/// the rows of `alias` as one JSON text, each row an array in the row's
+/// column order, for [`from_json`].
+pub(crate) fn postgres_agg<R: Row>(alias: &str) -> String {
+    format!("COALESCE(json_agg(json_build_array({}))::text, '[]')", columns::<R>(Some(alias)))
+}
+
+/// Rows as JSON, for PostgreSQL: an array of rows, each an array of its
+/// values in field order. Not objects keyed by column: taking the keys apart
+/// cost `ledger-probe` 18% of its PostgreSQL throughput on batches of a few
+/// dozen transfers (see ARCHITECTURE.md, storage).
 pub(crate) fn json<R: serde::Serialize>(rows: &[R]) -> String {
     serde_json::to_string(rows).expect("rows of integers and text serialize")
 }
 
-/// Rows read back as JSON (`json_agg` of rows selected with [`Row::COLUMNS`]).
+/// Rows read back as JSON ([`postgres_agg`]): each an array in field order.
 pub(crate) fn from_json<R: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<Vec<R>> {
     serde_json::from_str(text).map_err(|e| StorageError::corrupt(format!("{what}: {e}")))
 }

@@ -3,11 +3,11 @@
 //! A batch of any size costs the same few round trips: rows travel as one
 //! `jsonb` array per table in a single text parameter, so every statement has
 //! one fixed text, prepared once per connection, whatever the batch size. The
-//! write is one statement with data-modifying CTEs. Each row is a JSON object
-//! keyed by column (`crate::rows`): `jsonb_populate_recordset` matches the
-//! keys to the table's columns by name and types them by the table, and
-//! reads come back as `json_agg` of rows, decoded by name too. (Measured on
-//! 512 transfers: faster than arrays taken apart with `(r->>0)::bigint`.)
+//! write is one statement with data-modifying CTEs. Each row is a JSON array
+//! of its values in field order, taken apart by expressions generated from
+//! the same field list (`rows::postgres_records`), and reads come back as
+//! `json_agg` of `json_build_array` over the row's columns
+//! (`rows::postgres_agg`): nothing here numbers a column by hand.
 //!
 //! The first attempt at a batch is optimistic ([`Locking::Optimistic`]): read
 //! without locks, then write in one statement that is its own transaction and
@@ -44,11 +44,6 @@ use crate::rows::{
 };
 use crate::{Result, StorageError, Store};
 
-/// `COALESCE(json_agg(alias)::text, '[]')`: the rows of a subquery as JSON objects.
-fn agg(alias: &str) -> String {
-    format!("COALESCE(json_agg({alias})::text, '[]')")
-}
-
 /// The batch's reads in one statement; `lock` is `FOR UPDATE` or nothing.
 fn batch_reads(lock: &str) -> String {
     format!(
@@ -58,9 +53,9 @@ fn batch_reads(lock: &str) -> String {
           (SELECT {transfers} FROM {keys},
                   LATERAL (SELECT {transfer_columns} FROM transfers WHERE {key_match} LIMIT 1) AS t),
           (SELECT COALESCE(json_agg(nextval('transfer_ids'))::text, '[]') FROM generate_series(1, $3))",
-        wallets = agg("w"),
+        wallets = rows::postgres_agg::<WalletRow<String>>("w"),
         wallet_columns = columns::<WalletRow<String>>(None),
-        transfers = agg("t"),
+        transfers = rows::postgres_agg::<TransferRow<String>>("t"),
         keys = rows::postgres_records::<TransferKey<String>>(2, "k"),
         transfer_columns = columns::<TransferRow<String>>(None),
         key_match = rows::postgres_match::<TransferKey<String>>("transfers", "k"),
@@ -73,7 +68,7 @@ static READS_UNLOCKED: LazyLock<String> = LazyLock::new(|| batch_reads(""));
 static ENTRIES_AT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {} FROM {}, LATERAL (SELECT {} FROM entries WHERE {} LIMIT 1) AS e",
-        agg("e"),
+        rows::postgres_agg::<EntryRow>("e"),
         rows::postgres_records::<EntryKey>(1, "k"),
         columns::<EntryRow>(None),
         rows::postgres_match::<EntryKey>("entries", "k")
@@ -192,8 +187,13 @@ pub(super) async fn record_sightings(store: &Store, sightings: &[crate::signed_r
     Ok(sightings.iter().map(|s| recorded.remove(&(s.tenant.0, s.signature.clone()))).collect())
 }
 
-static USAGE_ACCOUNTS: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {} FROM ({} WHERE a.tenant_id = $1 AND a.id = ANY(ARRAY(SELECT jsonb_array_elements_text($2::jsonb)::bigint))) AS q", agg("q"), rows::USAGE_ACCOUNT_SELECT));
+static USAGE_ACCOUNTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM ({} WHERE a.tenant_id = $1 AND a.id = ANY(ARRAY(SELECT jsonb_array_elements_text($2::jsonb)::bigint))) AS q",
+        rows::postgres_agg::<UsageAccountRow<String>>("q"),
+        rows::USAGE_ACCOUNT_SELECT
+    )
+});
 
 static USAGE_READS: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -206,17 +206,17 @@ static USAGE_READS: LazyLock<String> = LazyLock::new(|| {
                   LATERAL (SELECT {quota_columns} FROM quota_usage WHERE {quota_match} LIMIT 1) AS q),
           (SELECT {closes} FROM (SELECT {close_columns} FROM month_closes
              WHERE tenant_id = $1 AND month = ANY(ARRAY(SELECT jsonb_array_elements_text($5::jsonb)))) AS c)",
-        events = agg("e"),
+        events = rows::postgres_agg::<UsageEventRow<String>>("e"),
         event_columns = columns::<UsageEventRow<String>>(None),
-        months = agg("m"),
+        months = rows::postgres_agg::<UsageMonthRow<String>>("m"),
         month_keys = rows::postgres_records::<MonthKey<String>>(3, "k"),
         month_columns = columns::<UsageMonthRow<String>>(None),
         month_match = rows::postgres_match::<MonthKey<String>>("usage_monthly", "k"),
-        quota = agg("q"),
+        quota = rows::postgres_agg::<QuotaRow<String>>("q"),
         quota_keys = rows::postgres_records::<QuotaKey<String>>(4, "k"),
         quota_columns = columns::<QuotaRow<String>>(None),
         quota_match = rows::postgres_match::<QuotaKey<String>>("quota_usage", "k"),
-        closes = agg("c"),
+        closes = rows::postgres_agg::<MonthCloseRow<String>>("c"),
         close_columns = columns::<MonthCloseRow<String>>(None),
     )
 });
@@ -298,11 +298,12 @@ static CLOSE_READS: LazyLock<String> = LazyLock::new(|| {
           (SELECT {m} FROM (SELECT {month_columns} FROM usage_monthly WHERE tenant_id = $1 AND month = $2) AS m),
           (SELECT {m} FROM (SELECT {month_columns} FROM {late}) AS m),
           (SELECT {p} FROM ({previous}) AS p),
-          (SELECT {p} FROM ({billed}) AS p),
-          (SELECT {p} FROM ({charged}) AS p),
-          (SELECT {p} FROM ({settled}) AS p)",
-        m = agg("m"),
-        p = agg("p"),
+          (SELECT {t} FROM ({billed}) AS t),
+          (SELECT {t} FROM ({charged}) AS t),
+          (SELECT {t} FROM ({settled}) AS t)",
+        m = rows::postgres_agg::<UsageMonthRow<String>>("m"),
+        p = rows::postgres_agg::<PreviousBilledRow<String>>("p"),
+        t = rows::postgres_agg::<ProductTotalRow<String>>("t"),
         late = super::close::late_groups("$1", "$2"),
         previous = super::close::previous_billed("$1", "$2", "TRUE"),
         billed = super::close::billed_totals("$1"),
