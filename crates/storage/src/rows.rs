@@ -486,7 +486,7 @@ row! {
 }
 
 impl<'a> ProductRow<&'a str> {
-    pub fn of(tenant: TenantId, p: &'a ProductRecord) -> Self {
+    pub(crate) fn of(tenant: TenantId, p: &'a ProductRecord) -> Self {
         ProductRow {
             tenant_id: tenant.0,
             code: &p.code,
@@ -675,7 +675,7 @@ row! {
 
 impl WalletRow<String> {
     /// The wallet as a ledger batch holds it, with its owner.
-    pub fn state(self) -> Result<(TenantId, WalletState)> {
+    pub(crate) fn state(self) -> Result<(TenantId, WalletState)> {
         let record = WalletRecord::try_from(self)?;
         Ok((record.tenant_id, WalletState { id: record.id, currency: record.currency, balance_minor: record.balance_minor, floor_minor: record.floor_minor, entry_seq: record.entry_seq }))
     }
@@ -713,7 +713,7 @@ row! {
 }
 
 impl WalletUpdate {
-    pub fn of(wallet: &WalletState, entry_seq_read: i64) -> WalletUpdate {
+    pub(crate) fn of(wallet: &WalletState, entry_seq_read: i64) -> WalletUpdate {
         WalletUpdate { id: wallet.id.0, balance_minor: wallet.balance_minor, entry_seq: wallet.entry_seq, entry_seq_read, floor_minor: wallet.floor_minor }
     }
 }
@@ -758,7 +758,7 @@ row! {
 const ACCEPTED: &str = "accepted";
 
 impl<'a> UsageEventRow<&'a str> {
-    pub fn of(tenant: TenantId, ingested_at_us: i64, e: &NewUsageEvent<'a>) -> Self {
+    pub(crate) fn of(tenant: TenantId, ingested_at_us: i64, e: &NewUsageEvent<'a>) -> Self {
         let (status, rejection, accepted) = match e.outcome {
             Outcome::Accepted(a) => (ACCEPTED, None, Some(a)),
             Outcome::Rejected(r) => (REJECTED, Some(r.as_str()), None),
@@ -784,7 +784,7 @@ impl<'a> UsageEventRow<&'a str> {
 
 impl UsageEventRow<String> {
     /// The event's first outcome.
-    pub fn outcome(&self) -> Result<Outcome> {
+    pub(crate) fn outcome(&self) -> Result<Outcome> {
         let place = || format!("usage event {:?}", self.event_id);
         match (self.status.as_str(), self.rejection.as_deref(), self.billable_milli, self.rated_micros, self.charge_cents) {
             (ACCEPTED, None, Some(billable), Some(rated_micros), Some(charge_cents)) => {
@@ -814,7 +814,7 @@ row! {
 }
 
 impl<'a> UsageDayRow<&'a str> {
-    pub fn of(tenant: TenantId, (account, product, day, attr): &'a RollupKey, a: &RollupAmounts) -> Self {
+    pub(crate) fn of(tenant: TenantId, (account, product, day, attr): &'a RollupKey, a: &RollupAmounts) -> Self {
         UsageDayRow {
             tenant_id: tenant.0,
             account_id: account.0,
@@ -850,7 +850,7 @@ row! {
 }
 
 impl<'a> UsageMonthRow<&'a str> {
-    pub fn of(tenant: TenantId, (account, product, month, attr): &'a RollupKey, a: &RollupAmounts, late: bool) -> Self {
+    pub(crate) fn of(tenant: TenantId, (account, product, month, attr): &'a RollupKey, a: &RollupAmounts, late: bool) -> Self {
         UsageMonthRow {
             tenant_id: tenant.0,
             account_id: account.0,
@@ -899,7 +899,7 @@ row! {
 }
 
 impl UsageDaySumRow<String> {
-    pub fn entry(self) -> Result<(String, String, RollupAmounts)> {
+    pub(crate) fn entry(self) -> Result<(String, String, RollupAmounts)> {
         let amounts =
             RollupAmounts { quantity_milli: self.quantity_milli, billable_milli: self.billable_milli, events: self.events, rated_micros: self.rated_micros, charged_cents: self.charged_cents };
         check_rollup(&amounts, || format!("the day rollups of {} {}", self.product_code, self.day))?;
@@ -919,7 +919,7 @@ row! {
 }
 
 impl ProductMonthRow<String> {
-    pub fn product_month(self, account: AccountId, month: &str) -> Result<crate::statements::ProductMonth> {
+    pub(crate) fn product_month(self, account: AccountId, month: &str) -> Result<crate::statements::ProductMonth> {
         let billable = quantity(self.billable_milli, "billable quantity", || format!("the {month} rollups of {} of account {account}", self.product_code))?;
         Ok(crate::statements::ProductMonth { product_code: self.product_code, billable, events: self.events, rated_micros: self.rated_micros })
     }
@@ -990,7 +990,7 @@ row! {
 }
 
 /// [`UsageAccountRow`]'s query over `accounts a`: its columns by their names.
-pub const USAGE_ACCOUNT_SELECT: &str = "SELECT a.id, a.status, a.billing_mode, a.daily_quota,
+pub(crate) const USAGE_ACCOUNT_SELECT: &str = "SELECT a.id, a.status, a.billing_mode, a.daily_quota,
         (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'primary' AND currency = 'CNY') AS primary_wallet_id,
         (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'promo' AND currency = 'CNY') AS promo_wallet_id
      FROM accounts a";
@@ -998,7 +998,7 @@ pub const USAGE_ACCOUNT_SELECT: &str = "SELECT a.id, a.status, a.billing_mode, a
 impl UsageAccountRow<String> {
     /// The account with its wallets, or `None` if it has no CNY wallets
     /// (then it cannot be charged, as if it did not exist).
-    pub fn account(self) -> Result<Option<AccountRow>> {
+    pub(crate) fn account(self) -> Result<Option<AccountRow>> {
         let place = || format!("account {}", self.id);
         let status = parse(&self.status.to_string(), AccountStatus::from_code(self.status), "status", place)?;
         let postpaid = match self.billing_mode.as_str() {
@@ -1065,7 +1065,7 @@ row! {
 }
 
 impl<'a> BillLineRow<&'a str> {
-    pub fn of(tenant: TenantId, month: &'a str, l: &'a NewBillLine<'a>) -> Self {
+    pub(crate) fn of(tenant: TenantId, month: &'a str, l: &'a NewBillLine<'a>) -> Self {
         BillLineRow {
             tenant_id: tenant.0,
             account_id: l.account.0,
@@ -1088,7 +1088,7 @@ impl<'a> BillLineRow<&'a str> {
 
 impl BillLineRow<String> {
     /// Checks what readers decode: the kind and the quantities.
-    pub fn checked(self) -> Result<Self> {
+    pub(crate) fn checked(self) -> Result<Self> {
         let place = || format!("bill line {} of account {} {}", self.line_no, self.account_id, self.month);
         if !matches!(self.kind.as_str(), "usage" | "supplement") {
             return Err(StorageError::corrupt(format!("kind {:?} of {}", self.kind, place())));
@@ -1120,7 +1120,7 @@ row! {
 const OUTSTANDING: &str = "outstanding";
 
 impl<'a> SettlementRow<&'a str> {
-    pub fn of(tenant: TenantId, month: &'a str, created_at_us: i64, s: &'a NewSettlement<'a>) -> Self {
+    pub(crate) fn of(tenant: TenantId, month: &'a str, created_at_us: i64, s: &'a NewSettlement<'a>) -> Self {
         SettlementRow {
             tenant_id: tenant.0,
             account_id: s.account.0,
@@ -1137,7 +1137,7 @@ impl<'a> SettlementRow<&'a str> {
 
 impl SettlementRow<String> {
     /// Checks what readers decode: the status, against the transfer.
-    pub fn checked(self) -> Result<Self> {
+    pub(crate) fn checked(self) -> Result<Self> {
         match (self.status.as_str(), self.transfer_id) {
             (POSTED, Some(_)) | (OUTSTANDING, None) => Ok(self),
             _ => Err(StorageError::corrupt(format!("status {:?} with transfer {:?} of settlement {} {} {}", self.status, self.transfer_id, self.account_id, self.product_code, self.month))),
@@ -1157,7 +1157,7 @@ row! {
 }
 
 impl PreviousBilledRow<String> {
-    pub fn entry(self) -> ((AccountId, String, String), (i64, i64)) {
+    pub(crate) fn entry(self) -> ((AccountId, String, String), (i64, i64)) {
         ((AccountId(self.account_id), self.product_code, self.for_month), (self.quantity_milli, self.money_cents))
     }
 }
@@ -1172,7 +1172,7 @@ row! {
 }
 
 impl ProductTotalRow<String> {
-    pub fn entry(self) -> ((AccountId, String), i64) {
+    pub(crate) fn entry(self) -> ((AccountId, String), i64) {
         ((AccountId(self.account_id), self.product_code), self.cents)
     }
 }
