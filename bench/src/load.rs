@@ -34,7 +34,18 @@ pub struct Phase {
 
 impl Phase {
     pub fn empty() -> Phase {
-        Phase { requests: 0, failures: 0, elapsed: Duration::ZERO, latencies_us: Vec::new(), sent_at_us: Vec::new(), server_cpu_s: 0.0, client_cpu_s: 0.0, machine_busy_s: 0.0, machine_all_s: 0.0, started: None }
+        Phase {
+            requests: 0,
+            failures: 0,
+            elapsed: Duration::ZERO,
+            latencies_us: Vec::new(),
+            sent_at_us: Vec::new(),
+            server_cpu_s: 0.0,
+            client_cpu_s: 0.0,
+            machine_busy_s: 0.0,
+            machine_all_s: 0.0,
+            started: None,
+        }
     }
 
     pub fn absorb(&mut self, other: Phase) {
@@ -222,4 +233,3 @@ impl Load for TransferIn {
         answer.status.is_success() && serde_json::from_slice::<Envelope>(&answer.body).is_ok_and(|envelope| envelope.status_code == 200)
     }
 }
-

@@ -11,7 +11,6 @@
 use std::process::Stdio;
 use std::sync::Arc;
 
-
 use clap::Parser;
 use hyper::body::Bytes;
 use hyper::header::AUTHORIZATION;

@@ -125,7 +125,7 @@ async fn closing_tenant(args: &Args, server: &Server, url: &str, round: usize, m
     let base = &server.base;
     let conns = args.setup_connections;
     native_calls(base, &b.token, conns, names.iter().map(|n| Call::new(hyper::Method::POST, "/v1/accounts", json!({"username": n, "daily_quota": 1_000_000_000}))).collect(), 201).await;
-    let postpaid = |i: usize| args.postpaid_every > 0 && i % args.postpaid_every == 0;
+    let postpaid = |i: usize| args.postpaid_every > 0 && i.is_multiple_of(args.postpaid_every);
     let billing = names.iter().enumerate().filter(|(i, _)| postpaid(*i)).map(|(_, n)| Call::new(hyper::Method::PUT, format!("/v1/accounts/{n}/billing"), json!({"mode": "postpaid"}))).collect();
     native_calls(base, &b.token, conns, billing, 204).await;
     let funding = names
@@ -241,7 +241,15 @@ async fn run(args: Args) {
             latencies.len() as f64 / (to - from).as_secs_f64(),
             ratio
         );
-        eprintln!("round {}: tenant {}'s close of {month} took {:.3} s; {} transfers sent meanwhile; failures {} (baseline {})", round + 1, b.public_id, (to - from).as_secs_f64(), latencies.len(), during.failures, baseline.failures);
+        eprintln!(
+            "round {}: tenant {}'s close of {month} took {:.3} s; {} transfers sent meanwhile; failures {} (baseline {})",
+            round + 1,
+            b.public_id,
+            (to - from).as_secs_f64(),
+            latencies.len(),
+            during.failures,
+            baseline.failures
+        );
     }
     let worst = ratios.iter().copied().fold(0.0, f64::max);
     println!("{}  p99 during a close / baseline p99: worst {worst:.2} (target ≤ 2)", if worst <= 2.0 { "MET  " } else { "UNMET" });

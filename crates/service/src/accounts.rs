@@ -9,7 +9,7 @@ use subledger_domain::paging::Page;
 use subledger_storage::accounts::{self as store_accounts, AccountFilter, AccountRecord, Clashes, NewAccount};
 use subledger_storage::tenants as store_tenants;
 use subledger_storage::wallets::{self as store_wallets, WalletOwner};
-use subledger_storage::{StorageError, WriteTx};
+use subledger_storage::{StorageError, UniqueKey, WriteTx};
 
 use crate::error::{Resource, ServiceError, ServiceResult};
 use crate::secrets::{hash_password, random_base62, token_digest};
@@ -145,8 +145,8 @@ impl Services {
         .await
         .map_err(|e| match e {
             // Only reachable if the checks above were bypassed; say the same thing they would.
-            StorageError::UniqueViolation { detail } if detail.contains("phone") => ServiceError::PhoneTaken,
-            StorageError::UniqueViolation { detail } if detail.contains("username") => ServiceError::UsernameTaken,
+            StorageError::UniqueViolation { key: UniqueKey::AccountPhone, .. } => ServiceError::PhoneTaken,
+            StorageError::UniqueViolation { key: UniqueKey::AccountUsername, .. } => ServiceError::UsernameTaken,
             other => other.into(),
         })?;
         create_account_wallets(&mut tx, tenant, id, Currency::Cny, now).await?;

@@ -8,8 +8,8 @@ use subledger_domain::account::{CompanyNameError, Username, parse_display_name};
 use subledger_domain::catalog::{self, BUILTIN, TelephonyItem};
 use subledger_domain::ids::AccountId;
 use subledger_domain::rating::{Grouping, PriceModel};
-use subledger_storage::StorageError;
 use subledger_storage::catalog::{self as store_catalog, NewTariff, ProductRecord};
+use subledger_storage::{StorageError, UniqueKey};
 
 use crate::error::{Resource, ServiceError, ServiceResult};
 use crate::tenants::Tenant;
@@ -46,9 +46,9 @@ impl Product {
         }
     }
 
-    fn from_record(r: ProductRecord) -> Product {
-        let grouping = Grouping::parse(&r.grouping).unwrap_or(Grouping::None);
-        Product {
+    fn from_record(r: ProductRecord) -> ServiceResult<Product> {
+        let grouping = Grouping::parse(&r.grouping).ok_or_else(|| ServiceError::Storage(StorageError::Corrupt(format!("grouping {:?} of product {}", r.grouping, r.code))))?;
+        Ok(Product {
             code: r.code,
             name: r.name,
             unit: r.unit,
@@ -59,7 +59,7 @@ impl Product {
             quantity_meaning: r.quantity_meaning,
             builtin: false,
             telephony: None,
-        }
+        })
     }
 
     /// The line product of this product's bill lines.
@@ -144,7 +144,7 @@ impl Services {
             return Ok(products);
         }
         let mut products: Vec<Product> = BUILTIN.iter().map(Product::from_builtin).collect();
-        products.extend(store_catalog::products(&self.store, tenant.id).await?.into_iter().map(Product::from_record));
+        products.extend(store_catalog::products(&self.store, tenant.id).await?.into_iter().map(Product::from_record).collect::<ServiceResult<Vec<_>>>()?);
         let products = Arc::new(products);
         self.caches.remember_products(tenant.id, products.clone());
         Ok(products)
@@ -192,12 +192,12 @@ impl Services {
         };
         let mut tx = self.store.begin_write().await?;
         store_catalog::insert_product(&mut tx, tenant.id, &record).await.map_err(|e| match e {
-            StorageError::UniqueViolation { .. } => ServiceError::Conflict("a product with this code exists"),
+            StorageError::UniqueViolation { key: UniqueKey::ProductCode, .. } => ServiceError::Conflict("a product with this code exists"),
             other => other.into(),
         })?;
         tx.commit().await?;
         self.caches.forget_catalog(tenant.id);
-        Ok(Product::from_record(record))
+        Product::from_record(record)
     }
 
     /// The tenant's tariff versions (cached; dropped when a tariff changes here).
@@ -244,7 +244,7 @@ impl Services {
         let model_json = serde_json::to_string(&model).expect("price models serialize");
         let mut tx = self.store.begin_write().await?;
         let id = store_catalog::insert_tariff(&mut tx, &NewTariff { tenant: tenant.id, account, product_code, effective_from_us, model: &model_json, now_us: now }).await.map_err(|e| match e {
-            StorageError::UniqueViolation { .. } => ServiceError::Conflict("a version of this tariff starts at the same instant"),
+            StorageError::UniqueViolation { key: UniqueKey::TariffVersion, .. } => ServiceError::Conflict("a version of this tariff starts at the same instant"),
             other => other.into(),
         })?;
         tx.commit().await?;

@@ -172,7 +172,7 @@ fn statement_groups(products: &[Product], rows: &[ProductMonth]) -> Result<Vec<S
                     StatementItem {
                         product_code: code.to_owned(),
                         item,
-                        billable: row.and_then(|r| Quantity::from_milli(r.billable_milli)).unwrap_or_default(),
+                        billable: row.map_or(Quantity::default(), |r| r.billable),
                         events: row.map_or(0, |r| r.events),
                         cents: row.map_or(0, |r| micros_to_cents(r.rated_micros)),
                     }

@@ -1,12 +1,15 @@
 //! Sub-accounts of a tenant.
 
+use std::sync::LazyLock;
+
 use subledger_domain::ids::{AccountId, TenantId};
 use subledger_domain::money::Currency;
 
+use crate::rows::{self, ClashCountsRow, NewAccountRow, Row};
 use crate::{Result, Store, WriteTx};
 
 /// An account as stored. Secrets (password, API key) stay in the table.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AccountRecord {
     pub id: i64,
     pub tenant_id: i64,
@@ -47,26 +50,11 @@ pub struct NewAccount<'a> {
     pub now_us: i64,
 }
 
+static INSERT: LazyLock<String> = LazyLock::new(|| format!("{} RETURNING id", rows::sqlx_insert::<NewAccountRow<&str>>()));
+
+/// Inserts an account, active.
 pub async fn insert(tx: &mut WriteTx, account: &NewAccount<'_>) -> Result<AccountId> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO accounts (tenant_id, username, user_type, status, phone, email, company_name, company_url,
-                               password_hash, api_user, api_key_sha256, daily_quota, created_at_us, updated_at_us)
-         VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id",
-    )
-    .bind(account.tenant_id.0)
-    .bind(account.username)
-    .bind(account.user_type)
-    .bind(account.phone)
-    .bind(account.email)
-    .bind(account.company_name)
-    .bind(account.company_url)
-    .bind(account.password_hash)
-    .bind(account.api_user)
-    .bind(account.api_key_sha256)
-    .bind(account.daily_quota)
-    .bind(account.now_us)
-    .fetch_one(tx.conn())
-    .await?;
+    let id: i64 = sqlx::query_scalar_with(&INSERT, NewAccountRow::from(account).sqlx_arguments()?).fetch_one(tx.conn()).await?;
     Ok(AccountId(id))
 }
 
@@ -93,18 +81,18 @@ pub struct Clashes {
 
 async fn clashes_on<'e>(db: impl sqlx::Executor<'e, Database = sqlx::Any>, tenant: TenantId, username: &str, phone: Option<&str>) -> Result<Clashes> {
     // A NULL phone matches no row, so an account without one clashes with nobody's.
-    let (usernames, phones, accounts, account_limit): (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM accounts WHERE tenant_id = $1 AND username = $2),
-                (SELECT COUNT(*) FROM accounts WHERE tenant_id = $1 AND phone = $3),
-                (SELECT COUNT(*) FROM accounts WHERE tenant_id = $1),
-                COALESCE((SELECT account_limit FROM tenants WHERE id = $1), 0)",
+    let counts: ClashCountsRow = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM accounts WHERE tenant_id = $1 AND username = $2) AS usernames,
+                (SELECT COUNT(*) FROM accounts WHERE tenant_id = $1 AND phone = $3) AS phones,
+                (SELECT COUNT(*) FROM accounts WHERE tenant_id = $1) AS accounts,
+                COALESCE((SELECT account_limit FROM tenants WHERE id = $1), 0) AS account_limit",
     )
     .bind(tenant.0)
     .bind(username)
     .bind(phone)
     .fetch_one(db)
     .await?;
-    Ok(Clashes { username_taken: usernames > 0, phone_taken: phones > 0, accounts, account_limit })
+    Ok(Clashes { username_taken: counts.usernames > 0, phone_taken: counts.phones > 0, accounts: counts.accounts, account_limit: counts.account_limit })
 }
 
 /// [`Clashes`] as the read pool sees them now: a cheap early answer, which a

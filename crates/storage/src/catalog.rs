@@ -1,10 +1,13 @@
 //! Tenant products and tariff versions.
 
+use std::sync::LazyLock;
+
 use subledger_domain::ids::{AccountId, TenantId};
 
+use crate::rows::{self, NewTariffRow, ProductRow, Row};
 use crate::{Result, Store, WriteTx};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ProductRecord {
     pub code: String,
     pub name: String,
@@ -17,23 +20,10 @@ pub struct ProductRecord {
     pub created_at_us: i64,
 }
 
+static INSERT_PRODUCT: LazyLock<String> = LazyLock::new(rows::sqlx_insert::<ProductRow<&str>>);
+
 pub async fn insert_product(tx: &mut WriteTx, tenant: TenantId, product: &ProductRecord) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO products (tenant_id, code, name, unit, order_type, grouping, supplement_order_type, refund_order_type, quantity_meaning, created_at_us)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(tenant.0)
-    .bind(&product.code)
-    .bind(&product.name)
-    .bind(&product.unit)
-    .bind(product.order_type)
-    .bind(&product.grouping)
-    .bind(product.supplement_order_type)
-    .bind(product.refund_order_type)
-    .bind(&product.quantity_meaning)
-    .bind(product.created_at_us)
-    .execute(tx.conn())
-    .await?;
+    sqlx::query_with(&INSERT_PRODUCT, ProductRow::of(tenant, product).sqlx_arguments()?).execute(tx.conn()).await?;
     Ok(())
 }
 
@@ -45,7 +35,7 @@ pub async fn products(store: &Store, tenant: TenantId) -> Result<Vec<ProductReco
 }
 
 /// A version of a tariff. `model` is the JSON of a `PriceModel`.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TariffRecord {
     pub id: i64,
     pub account_id: Option<i64>,
@@ -66,16 +56,10 @@ pub struct NewTariff<'a> {
     pub now_us: i64,
 }
 
+static INSERT_TARIFF: LazyLock<String> = LazyLock::new(|| format!("{} RETURNING id", rows::sqlx_insert::<NewTariffRow<&str>>()));
+
 pub async fn insert_tariff(tx: &mut WriteTx, tariff: &NewTariff<'_>) -> Result<i64> {
-    Ok(sqlx::query_scalar("INSERT INTO tariffs (tenant_id, account_id, product_code, effective_from_us, model, created_at_us) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
-        .bind(tariff.tenant.0)
-        .bind(tariff.account.map(|a| a.0))
-        .bind(tariff.product_code)
-        .bind(tariff.effective_from_us)
-        .bind(tariff.model)
-        .bind(tariff.now_us)
-        .fetch_one(tx.conn())
-        .await?)
+    Ok(sqlx::query_scalar_with(&INSERT_TARIFF, NewTariffRow::from(tariff).sqlx_arguments()?).fetch_one(tx.conn()).await?)
 }
 
 /// Every version of the tenant's tariffs (defaults and overrides), oldest first.

@@ -1,12 +1,20 @@
 //! The storage error type: what the layers above need to tell apart.
+//!
+//! Every database failure is classified here, once, whichever connection it
+//! came from (sqlx on either backend, or the ledger's own rusqlite
+//! connection): see [`classify`].
+
+use crate::Backend;
 
 /// A storage failure, classified so the service layer can retry or map it.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    /// A unique constraint refused the write. `detail` names the constraint
-    /// (PostgreSQL) or its columns (SQLite).
-    #[error("unique constraint violated: {detail}")]
-    UniqueViolation { detail: String },
+    /// A unique key refused the write: which one is `key`.
+    #[error("unique key {key:?} violated: {detail}")]
+    UniqueViolation { key: UniqueKey, detail: String },
+    /// A `CHECK` constraint refused the write: which one is `check`.
+    #[error("check {check:?} violated: {detail}")]
+    CheckViolation { check: Check, detail: String },
     /// A conflict that a retry of the whole transaction resolves: a
     /// serialization failure, a deadlock, or a busy SQLite file.
     #[error("transient conflict, retry: {0}")]
@@ -17,7 +25,8 @@ pub enum StorageError {
     /// The statement changed nothing; retrying cannot help.
     #[error("value refused by the database: {detail}")]
     ValueRefused { kind: RefusedValue, detail: String },
-    /// A stored value that cannot be read back into its domain type.
+    /// A stored value that cannot be read back into its domain type: what it
+    /// is and where it was found.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
     #[error("database configuration: {0}")]
@@ -41,22 +50,182 @@ pub enum RefusedValue {
     Text,
 }
 
-impl RefusedValue {
-    /// From a PostgreSQL SQLSTATE of class 22 (data exception), or SQLite's
-    /// message for a `SUM` past `i64` (its error code, 1, is shared by every
-    /// SQL error). `None` for every other error.
-    fn classify(code: &str, message: &str) -> Option<RefusedValue> {
-        match code {
-            "22003" => Some(RefusedValue::Number),
-            "22021" | "22P05" => Some(RefusedValue::Text),
-            "1" if message == "integer overflow" => Some(RefusedValue::Number),
-            _ => None,
-        }
-    }
+/// The unique keys of the schema (primary keys, `UNIQUE` constraints and
+/// unique indexes), one per variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UniqueKey {
+    ServerSetting,
+    TenantId,
+    TenantPublicId,
+    TenantAppId,
+    TenantApiToken,
+    AccountId,
+    /// A username is taken in the tenant.
+    AccountUsername,
+    /// A phone number is taken in the tenant.
+    AccountPhone,
+    AccountApiUser,
+    WalletId,
+    /// The owner has a wallet of this purpose and currency.
+    WalletOwner,
+    TransferId,
+    /// The tenant used this idempotency key before.
+    TransferIdempotencyKey,
+    /// A wallet's entry number is taken.
+    EntryPosition,
+    QuotaDay,
+    ProductCode,
+    TariffId,
+    /// A version of the tariff starts at the same instant.
+    TariffVersion,
+    UsageEventId,
+    UsageDay,
+    UsageMonth,
+    /// The month is closed already.
+    MonthClose,
+    Bill,
+    BillLine,
+    Settlement,
+    SignedRequest,
+}
 
-    /// The classified error, if the database refused a value.
-    pub(crate) fn error(code: &str, message: &str) -> Option<StorageError> {
-        RefusedValue::classify(code, message).map(|kind| StorageError::ValueRefused { kind, detail: message.to_owned() })
+/// The `CHECK` constraints of the schema, one per variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Check {
+    TenantAccountLimit,
+    TenantDefaultDailyQuota,
+    AccountUserType,
+    AccountStatus,
+    AccountDailyQuota,
+    AccountBillingMode,
+    WalletPurpose,
+    /// A wallet's balance is below its floor.
+    WalletFloor,
+    TransferStatus,
+    TransferAmount,
+    /// A rejected transfer has its reason, a posted one none.
+    TransferRejection,
+    /// A posted transfer has both entry numbers, a rejected one neither.
+    TransferEntries,
+    EntryAmount,
+    QuotaUsed,
+    ProductGrouping,
+    UsageEventStatus,
+    /// A rejected event has its reason, an accepted one none.
+    UsageEventRejection,
+    BillLineKind,
+    SettlementStatus,
+}
+
+/// Each unique key with the name PostgreSQL gives it and what SQLite says
+/// after `UNIQUE constraint failed: ` (the columns, or the index when it
+/// holds an expression). `constraint_names_cover_the_schema` checks this
+/// table against both migrated schemas.
+const UNIQUE_KEYS: [(UniqueKey, &str, &str); 26] = [
+    (UniqueKey::ServerSetting, "server_settings_pkey", "server_settings.key"),
+    (UniqueKey::TenantId, "tenants_pkey", "tenants.id"),
+    (UniqueKey::TenantPublicId, "tenants_public_id_key", "tenants.public_id"),
+    (UniqueKey::TenantAppId, "tenants_app_id_key", "tenants.app_id"),
+    (UniqueKey::TenantApiToken, "tenants_api_token_sha256_key", "tenants.api_token_sha256"),
+    (UniqueKey::AccountId, "accounts_pkey", "accounts.id"),
+    (UniqueKey::AccountUsername, "accounts_tenant_id_username_key", "accounts.tenant_id, accounts.username"),
+    (UniqueKey::AccountPhone, "accounts_tenant_phone", "accounts.tenant_id, accounts.phone"),
+    (UniqueKey::AccountApiUser, "accounts_api_user", "accounts.api_user"),
+    (UniqueKey::WalletId, "wallets_pkey", "wallets.id"),
+    (UniqueKey::WalletOwner, "wallets_owner", "index 'wallets_owner'"),
+    (UniqueKey::TransferId, "transfers_pkey", "transfers.id"),
+    (UniqueKey::TransferIdempotencyKey, "transfers_idempotency", "transfers.tenant_id, transfers.idempotency_key"),
+    (UniqueKey::EntryPosition, "entries_pkey", "entries.wallet_id, entries.seq"),
+    (UniqueKey::QuotaDay, "quota_usage_pkey", "quota_usage.account_id, quota_usage.day"),
+    (UniqueKey::ProductCode, "products_pkey", "products.tenant_id, products.code"),
+    (UniqueKey::TariffId, "tariffs_pkey", "tariffs.id"),
+    (UniqueKey::TariffVersion, "tariffs_version", "index 'tariffs_version'"),
+    (UniqueKey::UsageEventId, "usage_events_pkey", "usage_events.tenant_id, usage_events.event_id"),
+    (UniqueKey::UsageDay, "usage_daily_pkey", "usage_daily.account_id, usage_daily.product_code, usage_daily.day, usage_daily.attr"),
+    (UniqueKey::UsageMonth, "usage_monthly_pkey", "usage_monthly.account_id, usage_monthly.product_code, usage_monthly.month, usage_monthly.attr"),
+    (UniqueKey::MonthClose, "month_closes_pkey", "month_closes.tenant_id, month_closes.month"),
+    (UniqueKey::Bill, "bills_pkey", "bills.account_id, bills.month"),
+    (UniqueKey::BillLine, "bill_lines_pkey", "bill_lines.account_id, bill_lines.month, bill_lines.line_no"),
+    (UniqueKey::Settlement, "settlements_pkey", "settlements.account_id, settlements.product_code, settlements.month"),
+    (UniqueKey::SignedRequest, "signed_requests_pkey", "signed_requests.tenant_id, signed_requests.signature"),
+];
+
+/// Each check with the name PostgreSQL gives it and what SQLite says after
+/// `CHECK constraint failed: ` (the expression as the migration wrote it;
+/// no two are alike).
+const CHECKS: [(Check, &str, &str); 19] = [
+    (Check::TenantAccountLimit, "tenants_account_limit_check", "account_limit >= 0"),
+    (Check::TenantDefaultDailyQuota, "tenants_default_daily_quota_check", "default_daily_quota >= 0"),
+    (Check::AccountUserType, "accounts_user_type_check", "user_type IN (0, 1)"),
+    (Check::AccountStatus, "accounts_status_check", "status IN (1, -1)"),
+    (Check::AccountDailyQuota, "accounts_daily_quota_check", "daily_quota >= 0"),
+    (Check::AccountBillingMode, "accounts_billing_mode_check", "billing_mode IN ('prepaid', 'postpaid')"),
+    (Check::WalletPurpose, "wallets_purpose_check", "purpose IN ('primary', 'promo', 'world', 'revenue')"),
+    (Check::WalletFloor, "wallets_check", "floor_minor IS NULL OR balance_minor >= floor_minor"),
+    (Check::TransferStatus, "transfers_status_check", "status IN ('posted', 'rejected')"),
+    (Check::TransferAmount, "transfers_amount_minor_check", "amount_minor > 0"),
+    (Check::TransferRejection, "transfers_check", "(status = 'posted') = (rejection IS NULL)"),
+    (Check::TransferEntries, "transfers_check1", "(status = 'posted') = (debit_seq IS NOT NULL AND credit_seq IS NOT NULL)"),
+    (Check::EntryAmount, "entries_amount_minor_check", "amount_minor <> 0"),
+    (Check::QuotaUsed, "quota_usage_used_check", "used >= 0"),
+    (Check::ProductGrouping, "products_grouping_check", "grouping IN ('none', 'country', 'item')"),
+    (Check::UsageEventStatus, "usage_events_status_check", "status IN ('accepted', 'rejected')"),
+    (Check::UsageEventRejection, "usage_events_check", "(status = 'accepted') = (rejection IS NULL)"),
+    (Check::BillLineKind, "bill_lines_kind_check", "kind IN ('usage', 'supplement')"),
+    (Check::SettlementStatus, "settlements_status_check", "status IN ('posted', 'outstanding')"),
+];
+
+/// A failure as the database reported it, before classification.
+pub(crate) struct DatabaseFailure<'a> {
+    pub backend: Backend,
+    /// PostgreSQL's SQLSTATE, or SQLite's extended result code in decimal.
+    pub code: &'a str,
+    /// The constraint PostgreSQL names (SQLite names none: its message says).
+    pub constraint: Option<&'a str>,
+    pub message: &'a str,
+}
+
+/// SQLite's extended result codes that this module tells apart.
+const SQLITE_CONSTRAINT_CHECK: i32 = 275;
+const SQLITE_CONSTRAINT_PRIMARYKEY: i32 = 1555;
+const SQLITE_CONSTRAINT_UNIQUE: i32 = 2067;
+
+/// The one classification of database failures: `None` for a failure that
+/// is none of the kinds the layers above tell apart (the caller keeps it as
+/// [`StorageError::Database`] or [`StorageError::Failed`]). A constraint this
+/// module does not know is such a failure too: it would be a schema change
+/// without its entry in [`UNIQUE_KEYS`] or [`CHECKS`], which the tests catch.
+pub(crate) fn classify(failure: &DatabaseFailure<'_>) -> Option<StorageError> {
+    let detail = || failure.message.to_owned();
+    match failure.backend {
+        Backend::Postgres => match failure.code {
+            "23505" => UNIQUE_KEYS.iter().find(|(_, name, _)| Some(*name) == failure.constraint).map(|(key, _, _)| StorageError::UniqueViolation { key: *key, detail: detail() }),
+            "23514" => CHECKS.iter().find(|(_, name, _)| Some(*name) == failure.constraint).map(|(check, _, _)| StorageError::CheckViolation { check: *check, detail: detail() }),
+            // serialization_failure, deadlock_detected
+            "40001" | "40P01" => Some(StorageError::Transient(detail())),
+            "22003" => Some(StorageError::ValueRefused { kind: RefusedValue::Number, detail: detail() }),
+            "22021" | "22P05" => Some(StorageError::ValueRefused { kind: RefusedValue::Text, detail: detail() }),
+            _ => None,
+        },
+        Backend::Sqlite => {
+            let extended: i32 = failure.code.parse().ok()?;
+            match extended {
+                SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY => {
+                    let target = failure.message.strip_prefix("UNIQUE constraint failed: ")?;
+                    UNIQUE_KEYS.iter().find(|(_, _, sqlite)| *sqlite == target).map(|(key, _, _)| StorageError::UniqueViolation { key: *key, detail: detail() })
+                }
+                SQLITE_CONSTRAINT_CHECK => {
+                    let expression = failure.message.strip_prefix("CHECK constraint failed: ")?;
+                    CHECKS.iter().find(|(_, _, sqlite)| *sqlite == expression).map(|(check, _, _)| StorageError::CheckViolation { check: *check, detail: detail() })
+                }
+                // SQLITE_BUSY and SQLITE_LOCKED, whatever their extended code.
+                _ if matches!(extended & 0xff, 5 | 6) => Some(StorageError::Transient(detail())),
+                // A `SUM` past i64: SQLITE_ERROR, which every SQL error shares,
+                // so the message tells.
+                1 if failure.message == "integer overflow" => Some(StorageError::ValueRefused { kind: RefusedValue::Number, detail: detail() }),
+                _ => None,
+            }
+        }
     }
 }
 
@@ -74,18 +243,11 @@ impl StorageError {
 impl From<sqlx::Error> for StorageError {
     fn from(error: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &error {
-            if db.is_unique_violation() {
-                return StorageError::UniqueViolation { detail: db.constraint().map(str::to_owned).unwrap_or_else(|| db.message().to_owned()) };
-            }
-            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-            // PostgreSQL: serialization_failure, deadlock_detected.
-            // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with extended codes.
-            let transient = matches!(code.as_str(), "40001" | "40P01" | "5" | "6" | "261" | "517" | "262");
-            if transient {
-                return StorageError::Transient(db.message().to_owned());
-            }
-            if let Some(refused) = RefusedValue::error(&code, db.message()) {
-                return refused;
+            // The Any driver passes on the backend's own error.
+            let backend = if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() { Backend::Postgres } else { Backend::Sqlite };
+            let code = db.code().unwrap_or_default();
+            if let Some(classified) = classify(&DatabaseFailure { backend, code: &code, constraint: db.constraint(), message: db.message() }) {
+                return classified;
             }
         }
         if matches!(error, sqlx::Error::PoolTimedOut) {
@@ -94,12 +256,101 @@ impl From<sqlx::Error> for StorageError {
         StorageError::Database(error)
     }
 }
-
 #[cfg(test)]
 mod tests {
     use sqlx::Connection;
 
     use super::*;
+
+    use crate::test_support as support;
+
+    /// Every unique key and check of the migrated schemas has its entry in
+    /// [`UNIQUE_KEYS`] and [`CHECKS`], named as that backend names it, and
+    /// every entry there names one of them: a migration that adds or renames
+    /// a constraint fails here until this module knows it.
+    #[tokio::test]
+    async fn constraint_names_cover_the_schema() {
+        let db = support::TestDb::sqlite();
+        let store = crate::Store::open(&db.url, &crate::StoreOptions::default()).await.expect("the store opens");
+        let conn = rusqlite::Connection::open(store.sqlite_path().expect("a file")).expect("a connection");
+        let (unique, checks) = sqlite_constraints(&conn);
+        assert_eq!(unique, sorted(UNIQUE_KEYS.iter().map(|(_, _, sqlite)| *sqlite)), "SQLite's unique keys");
+        assert_eq!(checks, sorted(CHECKS.iter().map(|(_, _, sqlite)| *sqlite)), "SQLite's checks");
+
+        let Some(db) = support::TestDb::postgres().await else { return };
+        crate::Store::open(&db.url, &crate::StoreOptions::default()).await.expect("the store opens");
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("a connection");
+        let names = |contypes: &'static str| {
+            format!(
+                "SELECT c.conname::text FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+                 WHERE c.connamespace = 'public'::regnamespace AND c.contype IN ({contypes}) AND t.relname <> '_sqlx_migrations'"
+            )
+        };
+        let unique_indexes = "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public' AND indexdef LIKE 'CREATE UNIQUE INDEX%' AND tablename <> '_sqlx_migrations'";
+        let unique: Vec<String> = sqlx::query_scalar(&format!("{} UNION {unique_indexes} ORDER BY 1", names("'p', 'u'"))).fetch_all(&mut conn).await.unwrap();
+        let checks: Vec<String> = sqlx::query_scalar(&format!("{} ORDER BY 1", names("'c'"))).fetch_all(&mut conn).await.unwrap();
+        assert_eq!(unique, sorted(UNIQUE_KEYS.iter().map(|(_, postgres, _)| *postgres)), "PostgreSQL's unique keys");
+        assert_eq!(checks, sorted(CHECKS.iter().map(|(_, postgres, _)| *postgres)), "PostgreSQL's checks");
+    }
+
+    fn sorted<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+        let mut names: Vec<String> = names.map(str::to_owned).collect();
+        names.sort();
+        names
+    }
+
+    /// What SQLite names after `UNIQUE constraint failed: ` and `CHECK
+    /// constraint failed: ` for each constraint of the schema, sorted.
+    fn sqlite_constraints(conn: &rusqlite::Connection) -> (Vec<String>, Vec<String>) {
+        let pairs = |sql: &str| -> Vec<(String, String)> { conn.prepare(sql).unwrap().query_map([], |row| Ok((row.get(0)?, row.get(1)?))).unwrap().map(Result::unwrap).collect() };
+        let tables = pairs("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'");
+        let (mut unique, mut checks) = (Vec::new(), Vec::new());
+        for (table, sql) in &tables {
+            let columns_of = |index: &str| -> Vec<(i64, String)> {
+                conn.prepare(&format!("SELECT cid, name FROM pragma_index_xinfo('{index}') WHERE key = 1 ORDER BY seqno"))
+                    .unwrap()
+                    .query_map([], |row| Ok((row.get(0)?, row.get::<_, Option<String>>(1)?.unwrap_or_default())))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect()
+            };
+            let indexes: Vec<String> =
+                conn.prepare(&format!("SELECT name FROM pragma_index_list('{table}') WHERE \"unique\" = 1")).unwrap().query_map([], |row| row.get(0)).unwrap().map(Result::unwrap).collect();
+            for index in indexes {
+                let columns = columns_of(&index);
+                unique.push(if columns.iter().any(|(cid, _)| *cid == -2) {
+                    format!("index '{index}'")
+                } else {
+                    columns.iter().map(|(_, name)| format!("{table}.{name}")).collect::<Vec<_>>().join(", ")
+                });
+            }
+            // An INTEGER PRIMARY KEY is the rowid: no index lists it.
+            if let [(key, kind)] = pairs(&format!("SELECT name, type FROM pragma_table_info('{table}') WHERE pk > 0")).as_slice()
+                && kind == "INTEGER"
+            {
+                unique.push(format!("{table}.{key}"));
+            }
+            let mut rest = sql.as_str();
+            while let Some(at) = rest.find("CHECK (") {
+                let body = &rest[at + "CHECK (".len()..];
+                let mut depth = 1;
+                let end = body.char_indices().find(|(_, c)| {
+                    depth += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    depth == 0
+                });
+                let (end, _) = end.expect("a balanced CHECK");
+                checks.push(body[..end].to_owned());
+                rest = &body[end..];
+            }
+        }
+        unique.sort();
+        checks.sort();
+        (unique, checks)
+    }
 
     /// What each backend says when a `SUM` passes `i64` and when text holds a NUL byte.
     const OVERFLOWING_SUM: &str = "SELECT CAST(SUM(v) AS BIGINT) FROM (SELECT 9223372036854775807 AS v UNION ALL SELECT 1) AS t";

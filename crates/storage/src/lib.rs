@@ -12,11 +12,17 @@ pub mod bills;
 pub mod catalog;
 mod error;
 pub mod ledger;
+pub mod rows;
 pub mod settings;
 pub mod signed_requests;
 pub mod statements;
 pub mod tenants;
 pub mod wallets;
+
+/// The integration tests' databases, for the unit tests too.
+#[cfg(test)]
+#[path = "../tests/support/mod.rs"]
+mod test_support;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -26,7 +32,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, ConnectOptions, Executor, Transaction};
 
-pub use error::{RefusedValue, StorageError};
+pub use error::{Check, RefusedValue, StorageError, UniqueKey};
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 

@@ -15,13 +15,15 @@ pub struct Sighting {
     pub expires_at_ms: i64,
 }
 
-/// Records one sighting, or takes over an expired record of the same
-/// signature; a live record is left alone (the request is a replay). A record
-/// is live through its expiry millisecond: the timestamp window accepts a
-/// request up to and including that instant. `$4` is the current time in ms.
-pub(crate) const RECORD_SIGHTING: &str = "INSERT INTO signed_requests (tenant_id, signature, expires_at_ms) VALUES ($1, $2, $3)
-     ON CONFLICT (tenant_id, signature) DO UPDATE SET expires_at_ms = excluded.expires_at_ms
-     WHERE signed_requests.expires_at_ms < $4";
+/// What inserting a sighting does on conflict, on both backends: it takes
+/// over an expired record of the same signature; a live record is left alone
+/// (the request is a replay), and the insert counts no row. A record is live
+/// through its expiry millisecond: the timestamp window accepts a request up
+/// to and including that instant. `now_ms` is the parameter holding the
+/// current time in ms.
+pub(crate) fn record_sighting_conflict(now_ms: &str) -> String {
+    format!("ON CONFLICT (tenant_id, signature) DO UPDATE SET expires_at_ms = excluded.expires_at_ms WHERE signed_requests.expires_at_ms < {now_ms}")
+}
 
 /// Deletes the records that expired before `now_ms`; returns how many.
 pub async fn forget_expired(store: &Store, now_ms: i64) -> Result<u64> {

@@ -4,11 +4,13 @@
 
 use subledger_domain::ids::{AccountId, TenantId, WalletId};
 use subledger_domain::ledger::TransferKind;
+use subledger_domain::rating::Quantity;
 
+use crate::rows::ProductMonthRow;
 use crate::{Result, Store};
 
 /// One wallet over a period that starts at an instant and runs to now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct WalletPeriod {
     /// `balance_after_minor` of the wallet's last entry before the period (0 if none).
     pub opening_minor: i64,
@@ -34,27 +36,26 @@ pub async fn wallet_period(store: &Store, wallet: WalletId, from_us: i64, credit
             SELECT seq, balance_after_minor FROM entries WHERE wallet_id = $1 AND created_at_us < $2 ORDER BY seq DESC LIMIT 1
          )
          SELECT
-            COALESCE((SELECT balance_after_minor FROM opening), 0),
+            COALESCE((SELECT balance_after_minor FROM opening), 0) AS opening_minor,
             COALESCE((SELECT CAST(SUM(e.amount_minor) AS BIGINT) FROM entries e JOIN transfers t ON t.id = e.transfer_id
-                      WHERE e.wallet_id = $1 AND e.seq > COALESCE((SELECT seq FROM opening), 0) AND e.amount_minor > 0 AND t.kind IN ({kinds})), 0),
-            COALESCE((SELECT balance_minor FROM wallets WHERE id = $1), 0)"
+                      WHERE e.wallet_id = $1 AND e.seq > COALESCE((SELECT seq FROM opening), 0) AND e.amount_minor > 0 AND t.kind IN ({kinds})), 0) AS credited_minor,
+            COALESCE((SELECT balance_minor FROM wallets WHERE id = $1), 0) AS balance_minor"
     );
-    let (opening_minor, credited_minor, balance_minor): (i64, i64, i64) = sqlx::query_as(&sql).bind(wallet.0).bind(from_us).fetch_one(store.reader()).await?;
-    Ok(WalletPeriod { opening_minor, credited_minor, balance_minor })
+    Ok(sqlx::query_as(&sql).bind(wallet.0).bind(from_us).fetch_one(store.reader()).await?)
 }
 
 /// One product's usage by one account in one month, summed over grouping values.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductMonth {
     pub product_code: String,
-    pub billable_milli: i64,
+    pub billable: Quantity,
     pub events: i64,
     pub rated_micros: i64,
 }
 
 /// An account's month rollups (`usage_monthly`) for `month` (`YYYY-MM`), per product.
 pub async fn month_by_product(store: &Store, tenant: TenantId, account: AccountId, month: &str) -> Result<Vec<ProductMonth>> {
-    Ok(sqlx::query_as(
+    let rows: Vec<ProductMonthRow<String>> = sqlx::query_as(
         "SELECT product_code, CAST(SUM(billable_milli) AS BIGINT) AS billable_milli, CAST(SUM(events) AS BIGINT) AS events,
                 CAST(SUM(rated_micros) AS BIGINT) AS rated_micros
          FROM usage_monthly WHERE account_id = $1 AND tenant_id = $2 AND month = $3
@@ -64,5 +65,6 @@ pub async fn month_by_product(store: &Store, tenant: TenantId, account: AccountI
     .bind(tenant.0)
     .bind(month)
     .fetch_all(store.reader())
-    .await?)
+    .await?;
+    rows.into_iter().map(|row| row.product_month(account, month)).collect()
 }

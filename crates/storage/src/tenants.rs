@@ -1,11 +1,14 @@
 //! Tenants (resellers) and their credentials.
 
+use std::sync::LazyLock;
+
 use subledger_domain::ids::TenantId;
 
+use crate::rows::{self, NewTenantRow, Row, TenantChangesRow};
 use crate::{Result, Store, WriteTx};
 
 /// A tenant as stored. The API token is only ever stored as a digest.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TenantRecord {
     pub id: i64,
     pub public_id: String,
@@ -39,22 +42,10 @@ pub struct NewTenant<'a> {
 
 const COLUMNS: &str = "id, public_id, name, timezone, app_id, app_key, account_limit, default_daily_quota, created_at_us, updated_at_us";
 
+static INSERT: LazyLock<String> = LazyLock::new(|| format!("{} RETURNING id", rows::sqlx_insert::<NewTenantRow<&str>>()));
+
 pub async fn insert(tx: &mut WriteTx, tenant: &NewTenant<'_>) -> Result<TenantId> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO tenants (public_id, name, timezone, app_id, app_key, api_token_sha256, account_limit, default_daily_quota, created_at_us, updated_at_us)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
-    )
-    .bind(tenant.public_id)
-    .bind(tenant.name)
-    .bind(tenant.timezone)
-    .bind(tenant.app_id)
-    .bind(tenant.app_key)
-    .bind(tenant.api_token_sha256)
-    .bind(tenant.account_limit)
-    .bind(tenant.default_daily_quota)
-    .bind(tenant.now_us)
-    .fetch_one(tx.conn())
-    .await?;
+    let id: i64 = sqlx::query_scalar_with(&INSERT, NewTenantRow::from(tenant).sqlx_arguments()?).fetch_one(tx.conn()).await?;
     Ok(TenantId(id))
 }
 
@@ -99,37 +90,20 @@ pub async fn count(store: &Store) -> Result<i64> {
 }
 
 /// Changes to a tenant's settings; `None` leaves a field as it is.
-#[derive(Debug, Default)]
-pub struct TenantChanges<'a> {
-    pub name: Option<&'a str>,
-    pub timezone: Option<&'a str>,
-    pub account_limit: Option<i64>,
-    pub default_daily_quota: Option<i64>,
-    pub app_key: Option<&'a str>,
-    pub api_token_sha256: Option<&'a str>,
-}
+pub type TenantChanges<'a> = TenantChangesRow<&'a str>;
+
+/// Each changeable column set to its new value, or kept (`COALESCE`), then
+/// `updated_at_us` and the tenant's id.
+static UPDATE: LazyLock<String> = LazyLock::new(|| {
+    let columns = TenantChangesRow::<&str>::COLUMNS;
+    let sets: Vec<String> = columns.iter().enumerate().map(|(i, c)| format!("{c} = COALESCE(${}, {c})", i + 1)).collect();
+    format!("UPDATE tenants SET {}, updated_at_us = ${} WHERE id = ${}", sets.join(", "), columns.len() + 1, columns.len() + 2)
+});
 
 pub async fn update(tx: &mut WriteTx, id: TenantId, changes: &TenantChanges<'_>, now_us: i64) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE tenants SET
-            name = COALESCE($2, name),
-            timezone = COALESCE($3, timezone),
-            account_limit = COALESCE($4, account_limit),
-            default_daily_quota = COALESCE($5, default_daily_quota),
-            app_key = COALESCE($6, app_key),
-            api_token_sha256 = COALESCE($7, api_token_sha256),
-            updated_at_us = $8
-         WHERE id = $1",
-    )
-    .bind(id.0)
-    .bind(changes.name)
-    .bind(changes.timezone)
-    .bind(changes.account_limit)
-    .bind(changes.default_daily_quota)
-    .bind(changes.app_key)
-    .bind(changes.api_token_sha256)
-    .bind(now_us)
-    .execute(tx.conn())
-    .await?;
+    let mut arguments = changes.sqlx_arguments()?;
+    rows::add_argument(&mut arguments, &now_us)?;
+    rows::add_argument(&mut arguments, &id.0)?;
+    let done = sqlx::query_with(&UPDATE, arguments).execute(tx.conn()).await?;
     Ok(done.rows_affected() == 1)
 }

@@ -1,13 +1,14 @@
 //! Wallets and their entry history (reads and creation; balances move only
 //! through [`crate::ledger`]).
 
-use std::str::FromStr;
+use std::sync::LazyLock;
 
 use subledger_domain::ids::{AccountId, TenantId, WalletId};
 use subledger_domain::ledger::WalletPurpose;
 use subledger_domain::money::Currency;
 
-use crate::{Result, StorageError, Store, WriteTx};
+use crate::rows::{self, NewWalletRow, Row, WalletRow, columns};
+use crate::{Result, Store, WriteTx};
 
 /// Who a wallet belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,7 +33,7 @@ impl WalletOwner {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalletRecord {
     pub id: WalletId,
     pub tenant_id: TenantId,
@@ -45,37 +46,10 @@ pub struct WalletRecord {
     pub created_at_us: i64,
 }
 
-#[derive(sqlx::FromRow)]
-struct WalletRow {
-    id: i64,
-    tenant_id: i64,
-    account_id: Option<i64>,
-    purpose: String,
-    currency: String,
-    balance_minor: i64,
-    floor_minor: Option<i64>,
-    entry_seq: i64,
-    created_at_us: i64,
-}
+/// The columns of a wallet, qualified by `w`.
+static COLUMNS: LazyLock<String> = LazyLock::new(|| columns::<WalletRow<String>>(Some("w")));
 
-impl TryFrom<WalletRow> for WalletRecord {
-    type Error = StorageError;
-    fn try_from(row: WalletRow) -> Result<Self> {
-        Ok(WalletRecord {
-            id: WalletId(row.id),
-            tenant_id: TenantId(row.tenant_id),
-            account_id: row.account_id.map(AccountId),
-            purpose: WalletPurpose::from_str(&row.purpose).map_err(|e| StorageError::corrupt(e.to_string()))?,
-            currency: Currency::from_str(&row.currency).map_err(|e| StorageError::corrupt(e.to_string()))?,
-            balance_minor: row.balance_minor,
-            floor_minor: row.floor_minor,
-            entry_seq: row.entry_seq,
-            created_at_us: row.created_at_us,
-        })
-    }
-}
-
-const COLUMNS: &str = "id, tenant_id, account_id, purpose, currency, balance_minor, floor_minor, entry_seq, created_at_us";
+static INSERT: LazyLock<String> = LazyLock::new(|| format!("{} ON CONFLICT DO NOTHING", rows::sqlx_insert::<NewWalletRow<&str>>()));
 
 /// Creates a wallet unless the owner has one for this purpose and currency
 /// already, and returns its id either way.
@@ -84,19 +58,8 @@ pub async fn ensure(tx: &mut WriteTx, owner: WalletOwner, purpose: WalletPurpose
         WalletOwner::Tenant(_) => None,
         WalletOwner::Account(_, a) => Some(a.0),
     };
-    sqlx::query(
-        "INSERT INTO wallets (tenant_id, account_id, purpose, currency, balance_minor, floor_minor, entry_seq, created_at_us)
-         VALUES ($1, $2, $3, $4, 0, $5, 0, $6)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(owner.tenant().0)
-    .bind(account_id)
-    .bind(purpose.as_str())
-    .bind(currency.code())
-    .bind(floor_minor)
-    .bind(now_us)
-    .execute(tx.conn())
-    .await?;
+    let row = NewWalletRow { tenant_id: owner.tenant().0, account_id, purpose: purpose.as_str(), currency: currency.code(), balance_minor: 0, floor_minor, entry_seq: 0, created_at_us: now_us };
+    sqlx::query_with(&INSERT, row.sqlx_arguments()?).execute(tx.conn()).await?;
     let id: i64 = sqlx::query_scalar("SELECT id FROM wallets WHERE tenant_id = $1 AND COALESCE(account_id, 0) = $2 AND purpose = $3 AND currency = $4")
         .bind(owner.tenant().0)
         .bind(owner.account_key())
@@ -109,26 +72,26 @@ pub async fn ensure(tx: &mut WriteTx, owner: WalletOwner, purpose: WalletPurpose
 
 /// Finds the wallet of an owner for a purpose and currency.
 pub async fn find(store: &Store, owner: WalletOwner, purpose: WalletPurpose, currency: Currency) -> Result<Option<WalletRecord>> {
-    let sql = format!("SELECT {COLUMNS} FROM wallets WHERE tenant_id = $1 AND COALESCE(account_id, 0) = $2 AND purpose = $3 AND currency = $4");
-    let row: Option<WalletRow> = sqlx::query_as(&sql).bind(owner.tenant().0).bind(owner.account_key()).bind(purpose.as_str()).bind(currency.code()).fetch_optional(store.reader()).await?;
+    let sql = format!("SELECT {} FROM wallets w WHERE tenant_id = $1 AND COALESCE(account_id, 0) = $2 AND purpose = $3 AND currency = $4", *COLUMNS);
+    let row: Option<WalletRow<String>> = sqlx::query_as(&sql).bind(owner.tenant().0).bind(owner.account_key()).bind(purpose.as_str()).bind(currency.code()).fetch_optional(store.reader()).await?;
     row.map(WalletRecord::try_from).transpose()
 }
 
 /// All wallets of an owner (its own, not those of its accounts), by currency then purpose.
 pub async fn of_owner(store: &Store, owner: WalletOwner) -> Result<Vec<WalletRecord>> {
-    let sql = format!("SELECT {COLUMNS} FROM wallets WHERE tenant_id = $1 AND COALESCE(account_id, 0) = $2 ORDER BY currency, id");
-    let rows: Vec<WalletRow> = sqlx::query_as(&sql).bind(owner.tenant().0).bind(owner.account_key()).fetch_all(store.reader()).await?;
+    let sql = format!("SELECT {} FROM wallets w WHERE tenant_id = $1 AND COALESCE(account_id, 0) = $2 ORDER BY currency, id", *COLUMNS);
+    let rows: Vec<WalletRow<String>> = sqlx::query_as(&sql).bind(owner.tenant().0).bind(owner.account_key()).fetch_all(store.reader()).await?;
     rows.into_iter().map(WalletRecord::try_from).collect()
 }
 
 pub async fn get(store: &Store, tenant: TenantId, id: WalletId) -> Result<Option<WalletRecord>> {
-    let sql = format!("SELECT {COLUMNS} FROM wallets WHERE tenant_id = $1 AND id = $2");
-    let row: Option<WalletRow> = sqlx::query_as(&sql).bind(tenant.0).bind(id.0).fetch_optional(store.reader()).await?;
+    let sql = format!("SELECT {} FROM wallets w WHERE tenant_id = $1 AND id = $2", *COLUMNS);
+    let row: Option<WalletRow<String>> = sqlx::query_as(&sql).bind(tenant.0).bind(id.0).fetch_optional(store.reader()).await?;
     row.map(WalletRecord::try_from).transpose()
 }
 
 /// One entry of a wallet's history, with the transfer it belongs to.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EntryRecord {
     pub seq: i64,
     pub transfer_id: i64,
@@ -161,9 +124,9 @@ pub async fn find_for_username(store: &Store, tenant: TenantId, username: &str, 
     let sql = format!(
         "SELECT {} FROM wallets w JOIN accounts a ON a.id = w.account_id
          WHERE a.tenant_id = $1 AND a.username = $2 AND w.purpose = $3 AND w.currency = $4",
-        COLUMNS.split(", ").map(|c| format!("w.{c}")).collect::<Vec<_>>().join(", ")
+        *COLUMNS
     );
-    let row: Option<WalletRow> = sqlx::query_as(&sql).bind(tenant.0).bind(username).bind(purpose.as_str()).bind(currency.code()).fetch_optional(store.reader()).await?;
+    let row: Option<WalletRow<String>> = sqlx::query_as(&sql).bind(tenant.0).bind(username).bind(purpose.as_str()).bind(currency.code()).fetch_optional(store.reader()).await?;
     row.map(WalletRecord::try_from).transpose()
 }
 

@@ -9,6 +9,7 @@ use subledger_domain::usage::RollupAmounts;
 
 use super::{BatchInner, BatchTx, LedgerWriter, NewEntry, StoredTransfer, WriterInner, postgres, sqlite};
 use crate::Result;
+use crate::rows::{BillLineRow, BillRow, MonthCloseRow, SettlementRow};
 
 /// Every rollup row of each (account, product, month) before `month` that
 /// has late usage, as a FROM clause: a supplement re-rates a product's whole
@@ -23,12 +24,12 @@ pub(crate) fn late_groups(tenant: &str, month: &str) -> String {
 }
 
 /// What earlier bills counted for each (account, product, month) with late
-/// usage before `month`, as a query of rows (account_id, product_code,
-/// for_month, q, m): the quantity (milli) and money (cents) a supplement
-/// subtracts. `accounts` narrows the rows further (`TRUE` for all).
+/// usage before `month`, as a query of `PreviousBilledRow`s: the quantity
+/// (milli) and money (cents) a supplement subtracts. `accounts` narrows the
+/// rows further (`TRUE` for all).
 pub(crate) fn previous_billed(tenant: &str, month: &str, accounts: &str) -> String {
     format!(
-        "SELECT account_id, product_code, for_month, CAST(SUM(quantity_milli) AS BIGINT) AS q, CAST(SUM(money_cents) AS BIGINT) AS m FROM bill_lines
+        "SELECT account_id, product_code, for_month, CAST(SUM(quantity_milli) AS BIGINT) AS quantity_milli, CAST(SUM(money_cents) AS BIGINT) AS money_cents FROM bill_lines
          WHERE tenant_id = {tenant} AND {accounts} AND for_month IN (SELECT DISTINCT month FROM usage_monthly WHERE tenant_id = {tenant} AND late = 1 AND month < {month})
          GROUP BY account_id, product_code, for_month"
     )
@@ -43,8 +44,33 @@ pub(crate) fn billed_months(tenant: &str, month: &str) -> String {
     format!("(month <= {month} OR month IN (SELECT month FROM month_closes WHERE tenant_id = {tenant}))")
 }
 
+/// What the tenant's bills counted so far, per account and product, as a
+/// query of `ProductTotalRow`s.
+pub(crate) fn billed_totals(tenant: &str) -> String {
+    format!("SELECT account_id, product_code, CAST(SUM(money_cents) AS BIGINT) AS cents FROM bill_lines WHERE tenant_id = {tenant} GROUP BY account_id, product_code")
+}
+
+/// What was charged in real time in the months that count when `month`
+/// closes ([`billed_months`]), per account and product.
+pub(crate) fn charged_totals(tenant: &str, month: &str) -> String {
+    format!(
+        "SELECT account_id, product_code, CAST(SUM(charged_cents) AS BIGINT) AS cents FROM usage_monthly WHERE tenant_id = {tenant} AND {} GROUP BY account_id, product_code",
+        billed_months(tenant, month)
+    )
+}
+
+/// What earlier closes settled, per account and product.
+pub(crate) fn settled_totals(tenant: &str) -> String {
+    format!("SELECT account_id, product_code, CAST(SUM(amount_cents) AS BIGINT) AS cents FROM settlements WHERE tenant_id = {tenant} AND status = 'posted' GROUP BY account_id, product_code")
+}
+
+/// Clears the late flags the close of `month` billed.
+pub(crate) fn clear_late(tenant: &str, month: &str) -> String {
+    format!("UPDATE usage_monthly SET late = 0 WHERE tenant_id = {tenant} AND late = 1 AND month < {month}")
+}
+
 /// A rollup row of the month being closed, or of a closed month with late usage.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonthRow {
     pub account: AccountId,
     pub product: String,
@@ -114,6 +140,24 @@ pub struct CloseWrites<'a> {
     pub bills: &'a [(AccountId, i64)],
     pub lines: &'a [NewBillLine<'a>],
     pub settlements: &'a [NewSettlement<'a>],
+}
+
+impl<'a> CloseWrites<'a> {
+    pub(crate) fn bill_rows(&self) -> impl Iterator<Item = BillRow<&'a str>> + '_ {
+        self.bills.iter().map(|(account, total_cents)| BillRow { tenant_id: self.tenant.0, account_id: account.0, month: self.month, total_cents: *total_cents, created_at_us: self.now_us })
+    }
+
+    pub(crate) fn line_rows(&self) -> impl Iterator<Item = BillLineRow<&'a str>> + '_ {
+        self.lines.iter().map(|line| BillLineRow::of(self.tenant, self.month, line))
+    }
+
+    pub(crate) fn settlement_rows(&self) -> impl Iterator<Item = SettlementRow<&'a str>> + '_ {
+        self.settlements.iter().map(|s| SettlementRow::of(self.tenant, self.month, self.now_us, s))
+    }
+
+    pub(crate) fn close_row(&self) -> MonthCloseRow<&'a str> {
+        MonthCloseRow { tenant_id: self.tenant.0, month: self.month, closed_at_us: self.now_us, accounts: self.bills.len() as i64 }
+    }
 }
 
 /// Begins closing `month` for a tenant: takes the write lock (or a

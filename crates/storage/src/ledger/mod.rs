@@ -12,12 +12,14 @@ mod postgres;
 pub(crate) mod sqlite;
 pub mod usage;
 
-use std::str::FromStr;
+use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use subledger_domain::ids::{TenantId, TransferId, WalletId};
 use subledger_domain::ledger::{TransferKind, TransferRejection, WalletState};
 use subledger_domain::money::Currency;
 
+use crate::rows::{EntryKey, TransferRow, columns};
 use crate::signed_requests::Sighting;
 use crate::{Backend, Result, StorageError, Store};
 
@@ -105,12 +107,20 @@ pub async fn begin_batch(writer: &LedgerWriter, wallet_ids: &[WalletId], keys: &
 }
 
 /// The entries at these (wallet, entry number) positions, as (transfer,
-/// wallet, balance after): how replays of posted transfers get their first outcome.
+/// wallet, balance after): how replays of posted transfers get their first
+/// outcome. A position without its entry is [`StorageError::Corrupt`]: the
+/// positions come from stored transfers, and a posted transfer has its entries.
 pub async fn balances_after(tx: &mut BatchTx, positions: &[(WalletId, i64)]) -> Result<Vec<(TransferId, WalletId, i64)>> {
-    match &mut tx.inner {
-        BatchInner::Sqlite(batch) => sqlite::balances_after(batch, positions),
-        BatchInner::Postgres(batch) => postgres::balances_after(batch, positions).await,
+    let keys: Vec<EntryKey> = positions.iter().map(|(wallet, seq)| EntryKey { wallet_id: wallet.0, seq: *seq }).collect();
+    let entries = match &mut tx.inner {
+        BatchInner::Sqlite(batch) => sqlite::entries_at(batch, &keys)?,
+        BatchInner::Postgres(batch) => postgres::entries_at(batch, &keys).await?,
+    };
+    let found: HashSet<(i64, i64)> = entries.iter().map(|e| (e.wallet_id, e.seq)).collect();
+    if let Some(missing) = keys.iter().find(|k| !found.contains(&(k.wallet_id, k.seq))) {
+        return Err(StorageError::corrupt(format!("entry {} of wallet {}, named by a posted transfer, is missing", missing.seq, missing.wallet_id)));
     }
+    Ok(entries.into_iter().map(|e| (TransferId(e.transfer_id), WalletId(e.wallet_id), e.balance_after_minor)).collect())
 }
 
 /// Writes a batch and commits it: its transfers (posted and rejected alike),
@@ -134,53 +144,6 @@ pub async fn record_sightings(writer: &LedgerWriter, sightings: &[Sighting], now
     }
 }
 
-type WalletRow = (i64, i64, String, i64, Option<i64>, i64);
-
-fn parse_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| StorageError::corrupt(format!("{what}: {e}")))
-}
-
-fn parse_wallets(rows: Vec<WalletRow>) -> Result<Vec<(TenantId, WalletState)>> {
-    rows.into_iter()
-        .map(|(id, tenant_id, currency, balance_minor, floor_minor, entry_seq)| {
-            let currency = Currency::from_str(&currency).map_err(|e| StorageError::corrupt(e.to_string()))?;
-            Ok((TenantId(tenant_id), WalletState { id: WalletId(id), currency, balance_minor, floor_minor, entry_seq, reserved_minor: 0 }))
-        })
-        .collect()
-}
-
-/// A transfer's values in [`TRANSFER_COLUMNS`] order: what both backends write.
-type TransferValues<'a> = (i64, i64, Option<&'a str>, &'a str, &'static str, Option<&'static str>, &'static str, i64, i64, i64, &'static str, Option<&'a str>, i64, Option<i64>, Option<i64>);
-
-fn transfer_values(t: &StoredTransfer) -> TransferValues<'_> {
-    let (status, rejection) = match t.outcome {
-        Ok(()) => ("posted", None),
-        Err(reason) => ("rejected", Some(reason.as_str())),
-    };
-    (
-        t.id.0,
-        t.tenant_id.0,
-        t.idempotency_key.as_deref(),
-        &t.fingerprint,
-        status,
-        rejection,
-        t.kind.as_str(),
-        t.debit.0,
-        t.credit.0,
-        t.amount_minor,
-        t.currency.code(),
-        t.memo.as_deref(),
-        t.created_at_us,
-        t.entry_seqs.map(|(debit, _)| debit),
-        t.entry_seqs.map(|(_, credit)| credit),
-    )
-}
-
-/// An entry's values in the column order both backends write.
-fn entry_values(e: &NewEntry) -> (i64, i64, i64, i64, i64, i64, i64) {
-    (e.wallet.0, e.seq, e.tenant_id.0, e.transfer_id.0, e.amount_minor, e.balance_after_minor, e.created_at_us)
-}
-
 /// A transfer as stored: the request and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredTransfer {
@@ -201,40 +164,11 @@ pub struct StoredTransfer {
     pub entry_seqs: Option<(i64, i64)>,
 }
 
-type TransferRow = (i64, i64, Option<String>, String, String, Option<String>, String, i64, i64, i64, String, Option<String>, i64, Option<i64>, Option<i64>);
-
-const TRANSFER_COLUMNS: &str =
-    "id, tenant_id, idempotency_key, fingerprint, status, rejection, kind, debit_wallet_id, credit_wallet_id, amount_minor, currency, memo, created_at_us, debit_seq, credit_seq";
-
-fn transfer_from_row(row: TransferRow) -> Result<StoredTransfer> {
-    let (id, tenant_id, idempotency_key, fingerprint, status, rejection, kind, debit, credit, amount_minor, currency, memo, created_at_us, debit_seq, credit_seq) = row;
-    let corrupt = |what: &str| StorageError::corrupt(format!("transfer {id}: {what}"));
-    let outcome = match (status.as_str(), rejection) {
-        ("posted", None) => Ok(()),
-        ("rejected", Some(reason)) => Err(TransferRejection::from_str(&reason).map_err(|_| corrupt("rejection"))?),
-        _ => return Err(corrupt("status")),
-    };
-    Ok(StoredTransfer {
-        id: TransferId(id),
-        tenant_id: TenantId(tenant_id),
-        idempotency_key,
-        fingerprint,
-        outcome,
-        kind: TransferKind::from_str(&kind).map_err(|_| corrupt("kind"))?,
-        debit: WalletId(debit),
-        credit: WalletId(credit),
-        amount_minor,
-        currency: Currency::from_str(&currency).map_err(|_| corrupt("currency"))?,
-        memo,
-        created_at_us,
-        entry_seqs: debit_seq.zip(credit_seq),
-    })
-}
+static GET_TRANSFER: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM transfers WHERE tenant_id = $1 AND id = $2", columns::<TransferRow<String>>(None)));
 
 pub async fn get_transfer(store: &Store, tenant: TenantId, id: TransferId) -> Result<Option<StoredTransfer>> {
-    let sql = format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE tenant_id = $1 AND id = $2");
-    let row: Option<TransferRow> = sqlx::query_as(&sql).bind(tenant.0).bind(id.0).fetch_optional(store.reader()).await?;
-    row.map(transfer_from_row).transpose()
+    let row: Option<TransferRow<String>> = sqlx::query_as(&GET_TRANSFER).bind(tenant.0).bind(id.0).fetch_optional(store.reader()).await?;
+    row.map(StoredTransfer::try_from).transpose()
 }
 
 /// An entry to append: one side of a posted transfer.

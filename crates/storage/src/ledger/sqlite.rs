@@ -15,18 +15,23 @@
 use std::cell::Cell;
 use std::path::Path;
 use std::rc::Rc;
-use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
-use subledger_domain::ids::{TenantId, TransferId, WalletId};
+use rusqlite::{Connection, params};
+use subledger_domain::ids::{AccountId, TenantId, TransferId, WalletId};
 use subledger_domain::ledger::WalletState;
-use subledger_domain::money::Currency;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use super::{BatchReads, NewEntry, StoredTransfer, TRANSFER_COLUMNS, TransferRow, entry_values, transfer_from_row, transfer_values};
-use crate::{Result, StorageError};
+use super::close::{CloseReads, CloseWrites, MonthRow, SettlementWallets};
+use super::usage::{UsageKeys, UsageReads, UsageWrites};
+use super::{BatchReads, NewEntry, StoredTransfer};
+use crate::error::{DatabaseFailure, classify};
+use crate::rows::{
+    self, AccountKey, BillLineRow, BillRow, EntryKey, EntryRow, MonthCloseRow, MonthKey, PreviousBilledRow, ProductTotalRow, QuotaKey, QuotaRow, Row, SettlementRow, SightingRow, SqliteDecode,
+    TenantMonthKey, TransferKey, TransferRow, UsageAccountRow, UsageDayRow, UsageEventKey, UsageEventRow, UsageMonthRow, WalletRow, WalletUpdate,
+};
+use crate::{Backend, Result, StorageError};
 
 /// The ledger's own connection. Not `Send`: it stays on the worker's thread.
 #[derive(Clone)]
@@ -110,18 +115,12 @@ impl Drop for Batch {
     }
 }
 
+/// A rusqlite failure, classified as the sqlx ones are (`crate::error::classify`).
 pub(crate) fn storage_error(error: rusqlite::Error) -> StorageError {
     if let rusqlite::Error::SqliteFailure(failure, message) = &error {
-        let detail = message.clone().unwrap_or_else(|| failure.to_string());
-        match failure.code {
-            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => return StorageError::Transient(detail),
-            // SQLITE_CONSTRAINT_UNIQUE and SQLITE_CONSTRAINT_PRIMARYKEY.
-            ErrorCode::ConstraintViolation if matches!(failure.extended_code, 2067 | 1555) => return StorageError::UniqueViolation { detail },
-            _ => {
-                if let Some(refused) = crate::error::RefusedValue::error(&failure.extended_code.to_string(), &detail) {
-                    return refused;
-                }
-            }
+        let message = message.clone().unwrap_or_else(|| failure.to_string());
+        if let Some(classified) = classify(&DatabaseFailure { backend: Backend::Sqlite, code: &failure.extended_code.to_string(), constraint: None, message: &message }) {
+            return classified;
         }
     }
     StorageError::Failed(error.to_string())
@@ -137,41 +136,58 @@ pub(super) async fn open_batch(writer: &Writer) -> Result<Batch> {
 
 pub(super) async fn begin(writer: &Writer, wallet_ids: &[i64], keys: &[(TenantId, &str)], ids_needed: usize) -> Result<(Batch, BatchReads)> {
     let batch = open_batch(writer).await?;
-    let reads = BatchReads { wallets: read_wallets(&batch, wallet_ids)?, earlier: read_keys(&batch, keys)?, transfer_ids: fresh_ids(&batch, ids_needed)? };
+    let keys = keys.iter().map(|(tenant, key)| TransferKey { tenant_id: tenant.0, idempotency_key: *key });
+    let earlier = rows_of::<_, TransferRow<String>>(&batch, &TRANSFER_BY_KEY, keys)?.into_iter().map(StoredTransfer::try_from).collect::<Result<_>>()?;
+    let reads = BatchReads { wallets: read_wallets(&batch, wallet_ids)?, earlier, transfer_ids: fresh_ids(&batch, ids_needed)? };
     Ok((batch, reads))
 }
 
+static WALLET_BY_ID: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM wallets WHERE id = ?1", rows::columns::<WalletRow<String>>(None)));
+static TRANSFER_BY_KEY: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM transfers WHERE {}", rows::columns::<TransferRow<String>>(None), rows::sqlite_match::<TransferKey<&str>>(None)));
+static ENTRY_BY_KEY: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM entries WHERE {}", rows::columns::<EntryRow>(None), rows::sqlite_match::<EntryKey>(None)));
+static INSERT_TRANSFER: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<TransferRow<&str>>);
+static INSERT_ENTRY: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<EntryRow>);
+/// The write lock has been held since the read: the checks of the entry
+/// number and floor read guard against a bug, not against another writer.
+const UPDATE_WALLET: &str = "UPDATE wallets SET balance_minor = :balance_minor, entry_seq = :entry_seq WHERE id = :id AND entry_seq = :entry_seq_read AND floor_minor IS :floor_minor";
+static RECORD_SIGHTING: LazyLock<String> = LazyLock::new(|| format!("{} {}", rows::sqlite_insert::<SightingRow<&str>>(), crate::signed_requests::record_sighting_conflict("?4")));
+
+/// Runs `sql` once per row, with the row's values as its parameters.
+fn execute_each<R: Row>(batch: &Batch, sql: &str, rows: impl IntoIterator<Item = R>) -> Result<()> {
+    let mut statement = batch.conn.prepare_cached(sql).map_err(storage_error)?;
+    for row in rows {
+        rows::sqlite_bind(&mut statement, &row, &[]).and_then(|()| statement.raw_execute()).map_err(storage_error)?;
+    }
+    Ok(())
+}
+
+/// The rows `sql` returns for each key, with the key's values as its parameters.
+fn rows_of<K: Row, T: SqliteDecode>(batch: &Batch, sql: &str, keys: impl IntoIterator<Item = K>) -> Result<Vec<T>> {
+    let mut statement = batch.conn.prepare_cached(sql).map_err(storage_error)?;
+    let mut found = Vec::new();
+    for key in keys {
+        rows::sqlite_bind(&mut statement, &key, &[]).map_err(storage_error)?;
+        found.extend(rows::sqlite_rows::<T>(&mut statement).map_err(storage_error)?);
+    }
+    Ok(found)
+}
+
+/// The rows `sql` returns, with a key's values bound to its `:column` parameters.
+fn rows_named<K: Row, T: SqliteDecode>(batch: &Batch, sql: &str, key: &K) -> Result<Vec<T>> {
+    let mut statement = batch.conn.prepare_cached(sql).map_err(storage_error)?;
+    rows::sqlite_bind_named(&mut statement, key).map_err(storage_error)?;
+    rows::sqlite_rows(&mut statement).map_err(storage_error)
+}
+
 pub(super) fn read_wallets(batch: &Batch, wallet_ids: &[i64]) -> Result<Vec<(TenantId, WalletState)>> {
+    let mut statement = batch.conn.prepare_cached(&WALLET_BY_ID).map_err(storage_error)?;
     let mut wallets = Vec::with_capacity(wallet_ids.len());
-    let mut select = batch.conn.prepare_cached("SELECT tenant_id, currency, balance_minor, floor_minor, entry_seq FROM wallets WHERE id = ?1").map_err(storage_error)?;
     for id in wallet_ids {
-        let row = select
-            .query_row(params![id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?, r.get::<_, i64>(4)?)))
-            .optional()
-            .map_err(storage_error)?;
-        if let Some((tenant, currency, balance_minor, floor_minor, entry_seq)) = row {
-            let currency = Currency::from_str(&currency).map_err(|e| StorageError::corrupt(e.to_string()))?;
-            wallets.push((TenantId(tenant), WalletState { id: WalletId(*id), currency, balance_minor, floor_minor, entry_seq, reserved_minor: 0 }));
+        for row in statement.query_map(params![id], WalletRow::from_sqlite).map_err(storage_error)? {
+            wallets.push(row.map_err(storage_error)?.state()?);
         }
     }
     Ok(wallets)
-}
-
-fn read_keys(batch: &Batch, keys: &[(TenantId, &str)]) -> Result<Vec<StoredTransfer>> {
-    let mut earlier = Vec::new();
-    let mut by_key = batch.conn.prepare_cached(&format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE tenant_id = ?1 AND idempotency_key = ?2")).map_err(storage_error)?;
-    for (tenant, key) in keys {
-        let row: Option<TransferRow> = by_key
-            .query_row(params![tenant.0, key], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?))
-            })
-            .optional()
-            .map_err(storage_error)?;
-        if let Some(row) = row {
-            earlier.push(transfer_from_row(row)?);
-        }
-    }
-    Ok(earlier)
 }
 
 /// Under the write lock nobody else inserts transfers: the ids after the largest are free.
@@ -180,37 +196,18 @@ pub(super) fn fresh_ids(batch: &Batch, count: usize) -> Result<Vec<TransferId>> 
     Ok((1..=count as i64).map(|i| TransferId(largest + i)).collect())
 }
 
-pub(super) fn balances_after(batch: &mut Batch, positions: &[(WalletId, i64)]) -> Result<Vec<(TransferId, WalletId, i64)>> {
-    let mut select = batch.conn.prepare_cached("SELECT transfer_id, balance_after_minor FROM entries WHERE wallet_id = ?1 AND seq = ?2").map_err(storage_error)?;
-    let mut found = Vec::with_capacity(positions.len());
-    for (wallet, seq) in positions {
-        if let Some((transfer, balance)) = select.query_row(params![wallet.0, seq], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))).optional().map_err(storage_error)? {
-            found.push((TransferId(transfer), *wallet, balance));
-        }
-    }
-    Ok(found)
+pub(super) fn entries_at(batch: &Batch, keys: &[EntryKey]) -> Result<Vec<EntryRow>> {
+    rows_of(batch, &ENTRY_BY_KEY, keys.iter().cloned())
 }
 
 pub(super) fn finish(batch: Batch, transfers: &[StoredTransfer], entries: &[NewEntry], wallets: &[(&WalletState, i64)]) -> Result<()> {
-    let conn = batch.conn.clone();
+    execute_each(&batch, &INSERT_TRANSFER, transfers.iter().map(TransferRow::from))?;
+    execute_each(&batch, &INSERT_ENTRY, entries.iter().map(EntryRow::from))?;
     {
-        let mut insert_transfer =
-            conn.prepare_cached(&format!("INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")).map_err(storage_error)?;
-        for t in transfers {
-            insert_transfer.execute(transfer_values(t)).map_err(storage_error)?;
-        }
-        let mut insert_entry = conn
-            .prepare_cached("INSERT INTO entries (wallet_id, seq, tenant_id, transfer_id, amount_minor, balance_after_minor, created_at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-            .map_err(storage_error)?;
-        for e in entries {
-            insert_entry.execute(entry_values(e)).map_err(storage_error)?;
-        }
-        // The write lock has been held since the read: the sequence check is
-        // a guard against a bug, not against another writer.
-        let mut update_wallet = conn.prepare_cached("UPDATE wallets SET balance_minor = ?2, entry_seq = ?3 WHERE id = ?1 AND entry_seq = ?4").map_err(storage_error)?;
-        for (w, read_seq) in wallets {
-            if update_wallet.execute(params![w.id.0, w.balance_minor, w.entry_seq, read_seq]).map_err(storage_error)? != 1 {
-                return Err(StorageError::corrupt(format!("wallet {} changed under the write lock", w.id)));
+        let mut update = batch.conn.prepare_cached(UPDATE_WALLET).map_err(storage_error)?;
+        for (wallet, entry_seq_read) in wallets {
+            if rows::sqlite_bind_named(&mut update, &WalletUpdate::of(wallet, *entry_seq_read)).and_then(|()| update.raw_execute()).map_err(storage_error)? != 1 {
+                return Err(StorageError::corrupt(format!("wallet {} changed under the write lock", wallet.id)));
             }
         }
     }
@@ -221,299 +218,100 @@ pub(super) async fn record_sightings(writer: &Writer, sightings: &[crate::signed
     let batch = open_batch(writer).await?;
     let mut first = Vec::with_capacity(sightings.len());
     {
-        let mut record = batch.conn.prepare_cached(crate::signed_requests::RECORD_SIGHTING).map_err(storage_error)?;
+        let mut record = batch.conn.prepare_cached(&RECORD_SIGHTING).map_err(storage_error)?;
         for s in sightings {
-            first.push(record.execute(params![s.tenant.0, s.signature, s.expires_at_ms, now_ms]).map_err(storage_error)? == 1);
+            first.push(rows::sqlite_bind(&mut record, &SightingRow::from(s), &[&now_ms]).and_then(|()| record.raw_execute()).map_err(storage_error)? == 1);
         }
     }
     batch.commit()?;
     Ok(first)
 }
 
-/// The reads of a usage batch, under the write lock.
-pub(super) fn usage_reads(batch: &Batch, keys: &super::usage::UsageKeys<'_>) -> Result<super::usage::UsageReads> {
-    use subledger_domain::ids::AccountId;
-    use subledger_domain::usage::RollupAmounts;
+static USAGE_ACCOUNT: LazyLock<String> =
+    LazyLock::new(|| rows::select_from::<UsageAccountRow<String>>(&format!("{} WHERE {}", rows::USAGE_ACCOUNT_SELECT, rows::sqlite_match::<AccountKey>(Some("a")))));
+static USAGE_EVENT_BY_KEY: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM usage_events WHERE {}", rows::columns::<UsageEventRow<String>>(None), rows::sqlite_match::<UsageEventKey<&str>>(None)));
+static MONTH_ROWS_BY_KEY: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM usage_monthly WHERE {}", rows::columns::<UsageMonthRow<String>>(None), rows::sqlite_match::<MonthKey<&str>>(None)));
+static QUOTA_BY_KEY: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM quota_usage WHERE {}", rows::columns::<QuotaRow<String>>(None), rows::sqlite_match::<QuotaKey<&str>>(None)));
+static MONTH_CLOSE_BY_KEY: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM month_closes WHERE {}", rows::columns::<MonthCloseRow<String>>(None), rows::sqlite_match::<TenantMonthKey<&str>>(None)));
 
-    let conn = &batch.conn;
-    let mut accounts = Vec::with_capacity(keys.accounts.len());
-    let mut select_account = conn
-        .prepare_cached(
-            "SELECT a.status, a.billing_mode, a.daily_quota,
-                    (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'primary' AND currency = 'CNY'),
-                    (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'promo' AND currency = 'CNY')
-             FROM accounts a WHERE a.id = ?1 AND a.tenant_id = ?2",
-        )
-        .map_err(storage_error)?;
-    for account in keys.accounts {
-        let row = select_account
-            .query_row(params![account.0, keys.tenant.0], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?, r.get::<_, Option<i64>>(4)?)))
-            .optional()
-            .map_err(storage_error)?;
-        if let Some((status, mode, quota, Some(primary), Some(promo))) = row {
-            accounts.push(super::usage::AccountRow { id: *account, active: status == 1, postpaid: mode == "postpaid", daily_quota: quota, primary: WalletId(primary), promo: WalletId(promo) });
-        }
-    }
-    let mut wallet_ids: Vec<i64> = accounts.iter().flat_map(|a| [a.primary.0, a.promo.0]).chain([keys.revenue.0]).collect();
-    wallet_ids.sort_unstable();
-    wallet_ids.dedup();
-    let wallets = read_wallets(batch, &wallet_ids)?;
-
-    let mut earlier = Vec::new();
-    let mut select_event =
-        conn.prepare_cached("SELECT status, rejection, billable_milli, rated_micros, charge_cents FROM usage_events WHERE tenant_id = ?1 AND event_id = ?2").map_err(storage_error)?;
-    for id in keys.event_ids {
-        let row = select_event
-            .query_row(params![keys.tenant.0, id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<i64>>(3)?, r.get::<_, Option<i64>>(4)?))
-            })
-            .optional()
-            .map_err(storage_error)?;
-        if let Some((status, rejection, billable, rated, charge)) = row {
-            earlier.push(((*id).to_owned(), super::usage::outcome_from_columns(id, &status, rejection.as_deref(), billable, rated, charge)?));
-        }
-    }
-
-    let mut months = Vec::new();
-    let mut select_month = conn
-        .prepare_cached("SELECT attr, quantity_milli, billable_milli, events, rated_micros, charged_cents FROM usage_monthly WHERE account_id = ?1 AND product_code = ?2 AND month = ?3")
-        .map_err(storage_error)?;
-    for (account, product, month) in keys.months {
-        let rows = select_month
-            .query_map(params![account.0, product, month], |r| {
-                Ok((r.get::<_, String>(0)?, RollupAmounts { quantity_milli: r.get(1)?, billable_milli: r.get(2)?, events: r.get(3)?, rated_micros: r.get(4)?, charged_cents: r.get(5)? }))
-            })
-            .map_err(storage_error)?;
-        for row in rows {
-            let (attr, amounts) = row.map_err(storage_error)?;
-            months.push(((*account, (*product).to_owned(), (*month).to_owned(), attr), amounts));
-        }
-    }
-
-    let mut quota = Vec::new();
-    let mut select_quota = conn.prepare_cached("SELECT used FROM quota_usage WHERE account_id = ?1 AND day = ?2").map_err(storage_error)?;
-    for (account, day) in keys.quota_days {
-        if let Some(used) = select_quota.query_row(params![account.0, day], |r| r.get::<_, i64>(0)).optional().map_err(storage_error)? {
-            quota.push(((AccountId(account.0), (*day).to_owned()), used));
-        }
-    }
-
-    let mut closed_months = Vec::new();
-    let mut select_closed = conn.prepare_cached("SELECT 1 FROM month_closes WHERE tenant_id = ?1 AND month = ?2").map_err(storage_error)?;
-    for month in keys.month_names {
-        if select_closed.query_row(params![keys.tenant.0, month], |_| Ok(())).optional().map_err(storage_error)?.is_some() {
-            closed_months.push((*month).to_owned());
-        }
-    }
-
-    Ok(super::usage::UsageReads { wallets, transfer_ids: fresh_ids(batch, keys.ids_needed)?, earlier, accounts, months, quota, closed_months })
+/// The accounts among `accounts` that have their CNY wallets, with their terms.
+fn usage_accounts(batch: &Batch, tenant: TenantId, accounts: &[AccountId]) -> Result<Vec<super::usage::AccountRow>> {
+    let keys = accounts.iter().map(|a| AccountKey { id: a.0, tenant_id: tenant.0 });
+    Ok(rows_of::<_, UsageAccountRow<String>>(batch, &USAGE_ACCOUNT, keys)?.into_iter().map(UsageAccountRow::account).collect::<Result<Vec<_>>>()?.into_iter().flatten().collect())
 }
+
+/// The reads of a usage batch, under the write lock.
+pub(super) fn usage_reads(batch: &Batch, keys: &UsageKeys<'_>) -> Result<UsageReads> {
+    let tenant_id = keys.tenant.0;
+    let accounts = usage_accounts(batch, keys.tenant, keys.accounts)?;
+    let wallets = read_wallets(batch, &super::usage::wallets_to_lock(&accounts, keys.revenue))?;
+    let earlier = rows_of::<_, UsageEventRow<String>>(batch, &USAGE_EVENT_BY_KEY, keys.event_ids.iter().map(|id| UsageEventKey { tenant_id, event_id: *id }))?;
+    let months =
+        rows_of::<_, UsageMonthRow<String>>(batch, &MONTH_ROWS_BY_KEY, keys.months.iter().map(|(account, product, month)| MonthKey { account_id: account.0, product_code: *product, month: *month }))?;
+    let quota = rows_of::<_, QuotaRow<String>>(batch, &QUOTA_BY_KEY, keys.quota_days.iter().map(|(account, day)| QuotaKey { account_id: account.0, day: *day }))?;
+    let closed = rows_of::<_, MonthCloseRow<String>>(batch, &MONTH_CLOSE_BY_KEY, keys.month_names.iter().map(|month| TenantMonthKey { tenant_id, month: *month }))?;
+    super::usage::reads(wallets, fresh_ids(batch, keys.ids_needed)?, earlier, accounts, months, quota, closed)
+}
+
+static INSERT_USAGE_EVENT: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<UsageEventRow<&str>>);
+static UPSERT_USAGE_DAY: LazyLock<String> = LazyLock::new(|| format!("{} {}", rows::sqlite_insert::<UsageDayRow<&str>>(), *super::usage::DAY_CONFLICT));
+static UPSERT_USAGE_MONTH: LazyLock<String> = LazyLock::new(|| format!("{} {}", rows::sqlite_insert::<UsageMonthRow<&str>>(), *super::usage::MONTH_CONFLICT));
+static UPSERT_QUOTA: LazyLock<String> = LazyLock::new(|| format!("{} {}", rows::sqlite_insert::<QuotaRow<&str>>(), super::usage::QUOTA_CONFLICT));
 
 /// The writes of a usage batch, before the charges are posted and committed.
-pub(super) fn usage_writes(batch: &Batch, writes: &super::usage::UsageWrites<'_>) -> Result<()> {
-    let conn = &batch.conn;
-    let tenant = writes.tenant.0;
-    let mut insert_event = conn
-        .prepare_cached(
-            "INSERT INTO usage_events (tenant_id, event_id, account_id, username, product_code, quantity_milli, occurred_at_us, attributes,
-                                       status, rejection, billable_milli, rated_micros, charge_cents, ingested_at_us)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        )
-        .map_err(storage_error)?;
-    for e in writes.events {
-        let (status, rejection, billable, rated, charge) = super::usage::outcome_columns(e.outcome);
-        insert_event
-            .execute(params![
-                tenant,
-                e.event_id,
-                e.account_id.map(|a| a.0),
-                e.username,
-                e.product_code,
-                e.quantity_milli,
-                e.occurred_at_us,
-                e.attributes,
-                status,
-                rejection,
-                billable,
-                rated,
-                charge,
-                writes.ingested_at_us
-            ])
-            .map_err(storage_error)?;
-    }
-    let mut upsert_day = conn
-        .prepare_cached(
-            "INSERT INTO usage_daily (tenant_id, account_id, product_code, day, attr, quantity_milli, billable_milli, events, rated_micros, charged_cents)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (account_id, product_code, day, attr) DO UPDATE SET
-               quantity_milli = quantity_milli + excluded.quantity_milli, billable_milli = billable_milli + excluded.billable_milli,
-               events = events + excluded.events, rated_micros = rated_micros + excluded.rated_micros, charged_cents = charged_cents + excluded.charged_cents",
-        )
-        .map_err(storage_error)?;
-    for ((account, product, day, attr), a) in writes.days {
-        upsert_day.execute(params![tenant, account.0, product, day, attr, a.quantity_milli, a.billable_milli, a.events, a.rated_micros, a.charged_cents]).map_err(storage_error)?;
-    }
-    let mut upsert_month = conn
-        .prepare_cached(
-            "INSERT INTO usage_monthly (tenant_id, account_id, product_code, month, attr, quantity_milli, billable_milli, events, rated_micros, charged_cents, late)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-             ON CONFLICT (account_id, product_code, month, attr) DO UPDATE SET
-               quantity_milli = quantity_milli + excluded.quantity_milli, billable_milli = billable_milli + excluded.billable_milli,
-               events = events + excluded.events, rated_micros = rated_micros + excluded.rated_micros, charged_cents = charged_cents + excluded.charged_cents,
-               late = MAX(late, excluded.late)",
-        )
-        .map_err(storage_error)?;
-    for ((account, product, month, attr), a, late) in writes.months {
-        upsert_month
-            .execute(params![tenant, account.0, product, month, attr, a.quantity_milli, a.billable_milli, a.events, a.rated_micros, a.charged_cents, i64::from(*late)])
-            .map_err(storage_error)?;
-    }
-    let mut upsert_quota = conn
-        .prepare_cached("INSERT INTO quota_usage (account_id, day, tenant_id, used) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account_id, day) DO UPDATE SET used = used + excluded.used")
-        .map_err(storage_error)?;
-    for ((account, day), used) in writes.quota {
-        upsert_quota.execute(params![account.0, day, tenant, used]).map_err(storage_error)?;
-    }
-    Ok(())
+pub(super) fn usage_writes(batch: &Batch, writes: &UsageWrites<'_>) -> Result<()> {
+    execute_each(batch, &INSERT_USAGE_EVENT, writes.event_rows())?;
+    execute_each(batch, &UPSERT_USAGE_DAY, writes.day_rows())?;
+    execute_each(batch, &UPSERT_USAGE_MONTH, writes.month_rows())?;
+    execute_each(batch, &UPSERT_QUOTA, writes.quota_rows())
 }
 
-fn month_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<super::close::MonthRow> {
-    use subledger_domain::ids::AccountId;
-    use subledger_domain::usage::RollupAmounts;
-    Ok(super::close::MonthRow {
-        account: AccountId(r.get(0)?),
-        product: r.get(1)?,
-        month: r.get(2)?,
-        attr: r.get(3)?,
-        amounts: RollupAmounts { quantity_milli: r.get(4)?, billable_milli: r.get(5)?, events: r.get(6)?, rated_micros: r.get(7)?, charged_cents: r.get(8)? },
-    })
-}
-
-fn product_totals(batch: &Batch, sql: &str, params: impl rusqlite::Params) -> Result<super::close::ProductTotals> {
-    use subledger_domain::ids::AccountId;
-    let mut statement = batch.conn.prepare_cached(sql).map_err(storage_error)?;
-    let rows = statement.query_map(params, |r| Ok(((AccountId(r.get(0)?), r.get::<_, String>(1)?), r.get::<_, i64>(2)?))).map_err(storage_error)?;
-    rows.collect::<rusqlite::Result<_>>().map_err(storage_error)
-}
+static CLOSE_MONTH_ROWS: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM usage_monthly WHERE tenant_id = :tenant_id AND month = :month", rows::columns::<UsageMonthRow<String>>(None)));
+static CLOSE_LATE_ROWS: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM {}", rows::columns::<UsageMonthRow<String>>(Some("usage_monthly")), super::close::late_groups(":tenant_id", ":month")));
+static CLOSE_PREVIOUS_BILLED: LazyLock<String> = LazyLock::new(|| rows::select_from::<PreviousBilledRow<String>>(&super::close::previous_billed(":tenant_id", ":month", "TRUE")));
+static CLOSE_BILLED: LazyLock<String> = LazyLock::new(|| rows::select_from::<ProductTotalRow<String>>(&super::close::billed_totals(":tenant_id")));
+static CLOSE_CHARGED: LazyLock<String> = LazyLock::new(|| rows::select_from::<ProductTotalRow<String>>(&super::close::charged_totals(":tenant_id", ":month")));
+static CLOSE_SETTLED: LazyLock<String> = LazyLock::new(|| rows::select_from::<ProductTotalRow<String>>(&super::close::settled_totals(":tenant_id")));
 
 /// The reads of a month close, under the write lock.
-pub(super) fn close_reads(batch: &Batch, tenant: TenantId, month: &str) -> Result<super::close::CloseReads> {
-    use subledger_domain::ids::AccountId;
-    let conn = &batch.conn;
-    let already_closed = conn
-        .prepare_cached("SELECT 1 FROM month_closes WHERE tenant_id = ?1 AND month = ?2")
-        .and_then(|mut s| s.query_row(params![tenant.0, month], |_| Ok(())).optional())
-        .map_err(storage_error)?
-        .is_some();
-    const ROW_COLUMNS: &str = "SELECT account_id, product_code, month, attr, quantity_milli, billable_milli, events, rated_micros, charged_cents";
-    let month_rows = conn
-        .prepare_cached(&format!("{ROW_COLUMNS} FROM usage_monthly WHERE tenant_id = ?1 AND month = ?2"))
-        .and_then(|mut s| s.query_map(params![tenant.0, month], month_row)?.collect::<rusqlite::Result<Vec<_>>>())
-        .map_err(storage_error)?;
-    let late_rows = conn
-        .prepare_cached(&format!("{ROW_COLUMNS} FROM {}", super::close::late_groups("?1", "?2")))
-        .and_then(|mut s| s.query_map(params![tenant.0, month], month_row)?.collect::<rusqlite::Result<Vec<_>>>())
-        .map_err(storage_error)?;
-    let previous_billed = conn
-        .prepare_cached(&super::close::previous_billed("?1", "?2", "TRUE"))
-        .and_then(|mut s| {
-            s.query_map(params![tenant.0, month], |r| Ok(((AccountId(r.get(0)?), r.get::<_, String>(1)?, r.get::<_, String>(2)?), (r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(storage_error)?;
-    Ok(super::close::CloseReads {
-        already_closed,
-        month_rows,
-        late_rows,
-        previous_billed,
-        billed: product_totals(batch, "SELECT account_id, product_code, SUM(money_cents) FROM bill_lines WHERE tenant_id = ?1 GROUP BY account_id, product_code", params![tenant.0])?,
-        charged: product_totals(
-            batch,
-            &format!("SELECT account_id, product_code, SUM(charged_cents) FROM usage_monthly WHERE tenant_id = ?1 AND {} GROUP BY account_id, product_code", super::close::billed_months("?1", "?2")),
-            params![tenant.0, month],
-        )?,
-        settled: product_totals(
-            batch,
-            "SELECT account_id, product_code, SUM(amount_cents) FROM settlements WHERE tenant_id = ?1 AND status = 'posted' GROUP BY account_id, product_code",
-            params![tenant.0],
-        )?,
+pub(super) fn close_reads(batch: &Batch, tenant: TenantId, month: &str) -> Result<CloseReads> {
+    let key = TenantMonthKey { tenant_id: tenant.0, month };
+    let totals = |sql: &str| -> Result<super::close::ProductTotals> { Ok(rows_named::<_, ProductTotalRow<String>>(batch, sql, &key)?.into_iter().map(ProductTotalRow::entry).collect()) };
+    let month_rows = |sql: &str| -> Result<Vec<MonthRow>> { rows_named::<_, UsageMonthRow<String>>(batch, sql, &key)?.into_iter().map(MonthRow::try_from).collect() };
+    Ok(CloseReads {
+        already_closed: !rows_of::<_, MonthCloseRow<String>>(batch, &MONTH_CLOSE_BY_KEY, [key.clone()])?.is_empty(),
+        month_rows: month_rows(&CLOSE_MONTH_ROWS)?,
+        late_rows: month_rows(&CLOSE_LATE_ROWS)?,
+        previous_billed: rows_named::<_, PreviousBilledRow<String>>(batch, &CLOSE_PREVIOUS_BILLED, &key)?.into_iter().map(PreviousBilledRow::entry).collect(),
+        billed: totals(&CLOSE_BILLED)?,
+        charged: totals(&CLOSE_CHARGED)?,
+        settled: totals(&CLOSE_SETTLED)?,
     })
 }
 
-pub(super) fn settlement_wallets(batch: &mut Batch, tenant: TenantId, accounts: &[subledger_domain::ids::AccountId], revenue: WalletId, ids_needed: usize) -> Result<super::close::SettlementWallets> {
-    let mut found = Vec::with_capacity(accounts.len());
-    {
-        let mut select = batch
-            .conn
-            .prepare_cached(
-                "SELECT (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'primary' AND currency = 'CNY'),
-                        (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'promo' AND currency = 'CNY')
-                 FROM accounts a WHERE a.id = ?1 AND a.tenant_id = ?2",
-            )
-            .map_err(storage_error)?;
-        for account in accounts {
-            let row = select.query_row(params![account.0, tenant.0], |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?))).optional().map_err(storage_error)?;
-            if let Some((Some(primary), Some(promo))) = row {
-                found.push((*account, WalletId(primary), WalletId(promo)));
-            }
-        }
-    }
-    let mut ids: Vec<i64> = found.iter().flat_map(|(_, p, q)| [p.0, q.0]).chain([revenue.0]).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(super::close::SettlementWallets { wallets: read_wallets(batch, &ids)?, transfer_ids: fresh_ids(batch, ids_needed)?, accounts: found })
+pub(super) fn settlement_wallets(batch: &mut Batch, tenant: TenantId, accounts: &[AccountId], revenue: WalletId, ids_needed: usize) -> Result<SettlementWallets> {
+    let accounts = usage_accounts(batch, tenant, accounts)?;
+    let wallets = read_wallets(batch, &super::usage::wallets_to_lock(&accounts, revenue))?;
+    Ok(SettlementWallets { accounts: accounts.iter().map(|a| (a.id, a.primary, a.promo)).collect(), wallets, transfer_ids: fresh_ids(batch, ids_needed)? })
 }
 
-pub(super) fn close_writes(batch: &Batch, writes: &super::close::CloseWrites<'_>) -> Result<()> {
-    let conn = &batch.conn;
-    let tenant = writes.tenant.0;
-    let mut insert_bill = conn.prepare_cached("INSERT INTO bills (tenant_id, account_id, month, total_cents, created_at_us) VALUES (?1, ?2, ?3, ?4, ?5)").map_err(storage_error)?;
-    for (account, total) in writes.bills {
-        insert_bill.execute(params![tenant, account.0, writes.month, total, writes.now_us]).map_err(storage_error)?;
+static INSERT_BILL: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<BillRow<&str>>);
+static INSERT_BILL_LINE: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<BillLineRow<&str>>);
+static INSERT_SETTLEMENT: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<SettlementRow<&str>>);
+static INSERT_MONTH_CLOSE: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<MonthCloseRow<&str>>);
+static CLEAR_LATE: LazyLock<String> = LazyLock::new(|| super::close::clear_late(":tenant_id", ":month"));
+
+pub(super) fn close_writes(batch: &Batch, writes: &CloseWrites<'_>) -> Result<()> {
+    execute_each(batch, &INSERT_BILL, writes.bill_rows())?;
+    execute_each(batch, &INSERT_BILL_LINE, writes.line_rows())?;
+    execute_each(batch, &INSERT_SETTLEMENT, writes.settlement_rows())?;
+    {
+        let mut clear = batch.conn.prepare_cached(&CLEAR_LATE).map_err(storage_error)?;
+        rows::sqlite_bind_named(&mut clear, &TenantMonthKey { tenant_id: writes.tenant.0, month: writes.month }).and_then(|()| clear.raw_execute()).map_err(storage_error)?;
     }
-    let mut insert_line = conn
-        .prepare_cached(
-            "INSERT INTO bill_lines (tenant_id, account_id, month, line_no, kind, for_month, product_code, order_type, description, unit,
-                                     quantity_milli, money_cents, previous_quantity_milli, previous_money_cents, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )
-        .map_err(storage_error)?;
-    for l in writes.lines {
-        insert_line
-            .execute(params![
-                tenant,
-                l.account.0,
-                writes.month,
-                l.line_no,
-                l.kind,
-                l.for_month,
-                l.product_code,
-                l.order_type,
-                l.description,
-                l.unit,
-                l.quantity_milli,
-                l.money_cents,
-                l.previous.map(|p| p.0),
-                l.previous.map(|p| p.1),
-                l.detail
-            ])
-            .map_err(storage_error)?;
-    }
-    let mut insert_settlement = conn
-        .prepare_cached(
-            "INSERT INTO settlements (tenant_id, account_id, product_code, month, order_type, amount_cents, status, transfer_id, created_at_us)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .map_err(storage_error)?;
-    for s in writes.settlements {
-        let status = if s.transfer_id.is_some() { "posted" } else { "outstanding" };
-        insert_settlement
-            .execute(params![tenant, s.account.0, s.product_code, writes.month, s.order_type, s.amount_cents, status, s.transfer_id.map(|t| t.0), writes.now_us])
-            .map_err(storage_error)?;
-    }
-    conn.prepare_cached("UPDATE usage_monthly SET late = 0 WHERE tenant_id = ?1 AND late = 1 AND month < ?2").and_then(|mut s| s.execute(params![tenant, writes.month])).map_err(storage_error)?;
-    conn.prepare_cached("INSERT INTO month_closes (tenant_id, month, closed_at_us, accounts) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut s| s.execute(params![tenant, writes.month, writes.now_us, writes.bills.len() as i64]))
-        .map_err(storage_error)?;
-    Ok(())
+    execute_each(batch, &INSERT_MONTH_CLOSE, [writes.close_row()])
 }

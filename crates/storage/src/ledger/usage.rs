@@ -3,12 +3,16 @@
 //! (SQLite) or the wallets' row locks (PostgreSQL), then writes the events,
 //! their rollups, the quota counts and the charges, and commits.
 
+use std::sync::LazyLock;
+
 use subledger_domain::ids::{AccountId, TenantId, TransferId, WalletId};
 use subledger_domain::ledger::WalletState;
-use subledger_domain::usage::{Accepted, Outcome, RollupAmounts, UsageRejection};
+use subledger_domain::usage::{Outcome, RollupAmounts};
 
+use super::close::MonthRow;
 use super::{BatchInner, BatchTx, LedgerWriter, NewEntry, StoredTransfer, WriterInner, postgres, sqlite};
-use crate::{Result, StorageError};
+use crate::Result;
+use crate::rows::{MonthCloseRow, QuotaRow, UsageDayRow, UsageEventRow, UsageMonthRow};
 
 /// What the batch reads, and which wallets it must lock.
 pub struct UsageKeys<'a> {
@@ -28,7 +32,7 @@ pub struct UsageKeys<'a> {
 }
 
 /// An account's terms, read under lock.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRow {
     pub id: AccountId,
     pub active: bool,
@@ -76,27 +80,78 @@ pub struct UsageWrites<'a> {
     pub quota: &'a [(&'a (AccountId, String), i64)],
 }
 
-/// An event's stored outcome columns: status, rejection, billable, rated, charge.
-pub(super) type OutcomeColumns = (&'static str, Option<&'static str>, Option<i64>, Option<i64>, Option<i64>);
+impl<'a> UsageWrites<'a> {
+    pub(crate) fn event_rows(&self) -> impl Iterator<Item = UsageEventRow<&'a str>> + '_ {
+        self.events.iter().map(|e| UsageEventRow::of(self.tenant, self.ingested_at_us, e))
+    }
 
-pub(super) fn outcome_columns(outcome: &Outcome) -> OutcomeColumns {
-    match outcome {
-        Outcome::Accepted(a) => ("accepted", None, Some(a.billable.milli()), Some(a.rated_micros), Some(a.charge_cents)),
-        Outcome::Rejected(r) => ("rejected", Some(r.as_str()), None, None, None),
+    pub(crate) fn day_rows(&self) -> impl Iterator<Item = UsageDayRow<&'a str>> + '_ {
+        self.days.iter().map(|(key, amounts)| UsageDayRow::of(self.tenant, key, amounts))
+    }
+
+    pub(crate) fn month_rows(&self) -> impl Iterator<Item = UsageMonthRow<&'a str>> + '_ {
+        self.months.iter().map(|(key, amounts, late)| UsageMonthRow::of(self.tenant, key, amounts, *late))
+    }
+
+    pub(crate) fn quota_rows(&self) -> impl Iterator<Item = QuotaRow<&'a str>> + '_ {
+        self.quota.iter().map(|((account, day), used)| QuotaRow { account_id: account.0, day: day.as_str(), tenant_id: self.tenant.0, used: *used })
     }
 }
 
-pub(super) fn outcome_from_columns(event_id: &str, status: &str, rejection: Option<&str>, billable: Option<i64>, rated: Option<i64>, charge: Option<i64>) -> Result<Outcome> {
-    let corrupt = || StorageError::corrupt(format!("usage event {event_id}"));
-    match status {
-        "accepted" => Ok(Outcome::Accepted(Accepted {
-            billable: subledger_domain::rating::Quantity::from_milli(billable.ok_or_else(corrupt)?).ok_or_else(corrupt)?,
-            rated_micros: rated.ok_or_else(corrupt)?,
-            charge_cents: charge.ok_or_else(corrupt)?,
-        })),
-        "rejected" => Ok(Outcome::Rejected(rejection.and_then(UsageRejection::parse).ok_or_else(corrupt)?)),
-        _ => Err(corrupt()),
-    }
+/// The columns a rollup adds up when its row exists already.
+const ROLLUP_AMOUNT_COLUMNS: [&str; 5] = ["quantity_milli", "billable_milli", "events", "rated_micros", "charged_cents"];
+
+/// `ON CONFLICT … DO UPDATE`, on both backends: a day rollup adds up.
+pub(crate) static DAY_CONFLICT: LazyLock<String> = LazyLock::new(|| format!("ON CONFLICT (account_id, product_code, day, attr) DO UPDATE SET {}", add_amounts("usage_daily")));
+
+/// A month rollup adds up, and stays late once late.
+pub(crate) static MONTH_CONFLICT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "ON CONFLICT (account_id, product_code, month, attr) DO UPDATE SET {}, late = CASE WHEN excluded.late > usage_monthly.late THEN excluded.late ELSE usage_monthly.late END",
+        add_amounts("usage_monthly")
+    )
+});
+
+/// A quota count adds up.
+pub(crate) const QUOTA_CONFLICT: &str = "ON CONFLICT (account_id, day) DO UPDATE SET used = quota_usage.used + excluded.used";
+
+fn add_amounts(table: &str) -> String {
+    ROLLUP_AMOUNT_COLUMNS.iter().map(|c| format!("{c} = {table}.{c} + excluded.{c}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The wallets a batch of these accounts locks: theirs and the revenue wallet, in id order.
+pub(crate) fn wallets_to_lock(accounts: &[AccountRow], revenue: WalletId) -> Vec<i64> {
+    let mut ids: Vec<i64> = accounts.iter().flat_map(|a| [a.primary.0, a.promo.0]).chain([revenue.0]).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// What a usage batch read, decoded (the same on both backends).
+pub(crate) fn reads(
+    wallets: Vec<(TenantId, WalletState)>,
+    transfer_ids: Vec<TransferId>,
+    earlier: Vec<UsageEventRow<String>>,
+    accounts: Vec<AccountRow>,
+    months: Vec<UsageMonthRow<String>>,
+    quota: Vec<QuotaRow<String>>,
+    closed: Vec<MonthCloseRow<String>>,
+) -> Result<UsageReads> {
+    Ok(UsageReads {
+        wallets,
+        transfer_ids,
+        earlier: earlier.into_iter().map(|e| e.outcome().map(|outcome| (e.event_id, outcome))).collect::<Result<_>>()?,
+        accounts,
+        months: months
+            .into_iter()
+            .map(|row| {
+                let row = MonthRow::try_from(row)?;
+                Ok(((row.account, row.product, row.month, row.attr), row.amounts))
+            })
+            .collect::<Result<_>>()?,
+        quota: quota.into_iter().map(|q| ((AccountId(q.account_id), q.day), q.used)).collect(),
+        closed_months: closed.into_iter().map(|c| c.month).collect(),
+    })
 }
 
 /// Begins a usage batch: locks, then reads everything the engine needs.
