@@ -153,6 +153,18 @@ pub struct WalletState {
     pub reserved_minor: i64,
 }
 
+impl WalletState {
+    /// What the wallet can still pay, down to its floor, reservations
+    /// deducted; `None` for a system wallet (no floor: it pays only by
+    /// explicit transfers). At most [`AMOUNT_MINOR_MAX`]: exact for every
+    /// amount a transfer can carry, and two of them add up without overflow.
+    pub fn available_minor(&self) -> Option<i64> {
+        let floor = self.floor_minor?;
+        let available = (i128::from(self.balance_minor) - i128::from(self.reserved_minor) - i128::from(floor)).clamp(0, i128::from(AMOUNT_MINOR_MAX));
+        Some(i64::try_from(available).expect("clamped into i64"))
+    }
+}
+
 /// A request to move money, already resolved to wallets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransferIntent {
@@ -318,15 +330,10 @@ impl Book {
         })
     }
 
-    /// What a wallet can still pay, down to its floor: 0 for a system wallet
-    /// (it has no floor and pays only by explicit transfers) or one not in the
-    /// book. At most [`AMOUNT_MINOR_MAX`]: exact for every amount a transfer
-    /// can carry, and two of them add up without overflow.
+    /// What a wallet can still pay ([`WalletState::available_minor`]): 0 for
+    /// a system wallet or one not in the book.
     pub fn available_minor(&self, id: WalletId) -> i64 {
-        let Some(wallet) = self.wallets.get(&id) else { return 0 };
-        let Some(floor) = wallet.floor_minor else { return 0 };
-        let available = (i128::from(wallet.balance_minor) - i128::from(wallet.reserved_minor) - i128::from(floor)).clamp(0, i128::from(AMOUNT_MINOR_MAX));
-        i64::try_from(available).expect("clamped into i64")
+        self.wallets.get(&id).and_then(WalletState::available_minor).unwrap_or(0)
     }
 
     /// Sum of balances per currency. Zero for every currency of a complete ledger.

@@ -23,6 +23,13 @@ pub fn fingerprint(kind: TransferKind, intent: &TransferIntent) -> String {
     format!("{}:{}>{}:{}:{}", kind.as_str(), intent.debit, intent.credit, intent.amount.minor(), intent.currency)
 }
 
+/// The fingerprint of the transfer that posts hold `hold`: the transfer's own,
+/// bound to the hold, so that a key reused to post another hold (or for a
+/// plain transfer) between the same wallets is not taken for a replay.
+pub fn hold_post_fingerprint(hold: TransferId, kind: TransferKind, intent: &TransferIntent) -> String {
+    format!("{}:hold:{}", fingerprint(kind, intent), hold)
+}
+
 /// A transfer to post, as every job asks for one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Posting {
@@ -132,15 +139,22 @@ pub enum HoldRefusal {
     Rejected(#[from] TransferRejection),
 }
 
+/// What a wallet held when a job read it: what the write checks is unchanged
+/// (optimistic batches) or asserts (under lock). Its floor is in its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalletRead {
+    pub entry_seq: i64,
+    pub reserved_minor: i64,
+}
+
 /// What a job writes: its transfers, their entries, the holds it opened or
-/// resolved, and each wallet it moved (its new state and the entry number it
-/// had when read).
+/// resolved, and each wallet it moved (its new state and what it held when read).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JournalWrites {
     pub transfers: Vec<JournalTransfer>,
     pub entries: Vec<JournalEntry>,
     pub holds: Vec<HoldChange>,
-    pub wallets: Vec<(WalletState, i64)>,
+    pub wallets: Vec<(WalletState, WalletRead)>,
 }
 
 /// The storage drew fewer fresh transfer ids than the job posts: a bug of
@@ -153,7 +167,7 @@ pub struct OutOfIds;
 #[derive(Debug)]
 pub struct Journal {
     book: Book,
-    seqs_as_read: HashMap<WalletId, i64>,
+    as_read: HashMap<WalletId, WalletRead>,
     /// Wallets whose balance or reservation changed.
     moved: BTreeSet<WalletId>,
     fresh_ids: std::vec::IntoIter<TransferId>,
@@ -170,8 +184,8 @@ impl Journal {
 
     /// A journal over a book as read (no transfer applied to it yet).
     pub fn over(book: Book, fresh_ids: Vec<TransferId>, now_us: i64) -> Journal {
-        let seqs_as_read = book.wallets().map(|w| (w.id, w.entry_seq)).collect();
-        Journal { book, seqs_as_read, moved: BTreeSet::new(), fresh_ids: fresh_ids.into_iter(), now_us, writes: JournalWrites::default() }
+        let as_read = book.wallets().map(|w| (w.id, WalletRead { entry_seq: w.entry_seq, reserved_minor: w.reserved_minor })).collect();
+        Journal { book, as_read, moved: BTreeSet::new(), fresh_ids: fresh_ids.into_iter(), now_us, writes: JournalWrites::default() }
     }
 
     /// The wallets as the postings so far left them.
@@ -197,12 +211,13 @@ impl Journal {
     /// As [`Journal::post`], under an id already drawn with [`Journal::next_id`].
     pub fn post_as(&mut self, id: TransferId, posting: Posting) -> Result<PostedEntries, TransferRejection> {
         let outcome = self.book.apply(&posting.intent);
-        self.record(id, posting, outcome)
+        let fingerprint = fingerprint(posting.kind, &posting.intent);
+        self.record(id, posting, fingerprint, outcome)
     }
 
     /// Records a transfer's outcome: the transfer (a refusal only when it
     /// carries a key) and, posted, its entries.
-    fn record(&mut self, id: TransferId, posting: Posting, outcome: Result<PostedEntries, TransferRejection>) -> Result<PostedEntries, TransferRejection> {
+    fn record(&mut self, id: TransferId, posting: Posting, fingerprint: String, outcome: Result<PostedEntries, TransferRejection>) -> Result<PostedEntries, TransferRejection> {
         if let Ok(posted) = &outcome {
             self.moved.extend([posted.debit.wallet, posted.credit.wallet]);
             for line in [posted.debit, posted.credit] {
@@ -222,7 +237,7 @@ impl Journal {
                 id,
                 tenant: posting.tenant,
                 kind: posting.kind,
-                fingerprint: fingerprint(posting.kind, &posting.intent),
+                fingerprint,
                 intent: posting.intent,
                 memo: posting.memo,
                 idempotency_key: posting.idempotency_key,
@@ -277,7 +292,7 @@ impl Journal {
         let intent = TransferIntent { amount, ..hold.intent };
         let outcome = self.book.post_reserved(&hold.intent, &intent);
         let posting = Posting { tenant: hold.tenant, kind: hold.kind, intent, memo, idempotency_key };
-        let posted = match self.record(id, posting, outcome) {
+        let posted = match self.record(id, posting, hold_post_fingerprint(hold.id, hold.kind, &intent), outcome) {
             Ok(posted) => posted,
             Err(reason) => return Ok((id, Err(HoldRefusal::Rejected(reason)))),
         };
@@ -307,12 +322,12 @@ impl Journal {
     /// What to write: the transfers, their entries, and every wallet they
     /// moved with the entry number it had when read.
     pub fn finish(self) -> JournalWrites {
-        let Journal { book, seqs_as_read, moved, mut writes, .. } = self;
+        let Journal { book, as_read, moved, mut writes, .. } = self;
         writes.wallets = moved
             .into_iter()
             .map(|id| {
                 let state = book.wallet(id).expect("entries only name wallets of the book").clone();
-                (state, seqs_as_read[&id])
+                (state, as_read[&id])
             })
             .collect();
         debug_assert!(book.wallets().all(|w| w.balance_minor >= w.floor_minor.unwrap_or(i64::MIN)), "a job left a wallet below its floor");
@@ -379,7 +394,7 @@ mod tests {
         assert_eq!(writes.transfers[1].outcome, Err(TransferRejection::InsufficientFunds));
         assert_eq!(writes.transfers[2].outcome, Ok((12, 22)));
         assert_eq!(writes.entries.len(), 4);
-        assert_eq!(writes.wallets.iter().map(|(w, read)| (w.id.0, w.balance_minor, w.entry_seq, *read)).collect::<Vec<_>>(), [(1, 0, 12, 10), (2, 1_000, 22, 20)]);
+        assert_eq!(writes.wallets.iter().map(|(w, read)| (w.id.0, w.balance_minor, w.entry_seq, read.entry_seq)).collect::<Vec<_>>(), [(1, 0, 12, 10), (2, 1_000, 22, 20)]);
     }
 
     #[test]
@@ -454,7 +469,7 @@ mod tests {
             for (state, read_seq) in &writes.wallets {
                 let mut seqs: Vec<i64> = writes.entries.iter().filter(|e| e.wallet == state.id).map(|e| e.seq).collect();
                 seqs.sort_unstable();
-                prop_assert_eq!(seqs, ((read_seq + 1)..=state.entry_seq).collect::<Vec<_>>());
+                prop_assert_eq!(seqs, ((read_seq.entry_seq + 1)..=state.entry_seq).collect::<Vec<_>>());
                 let last = writes.entries.iter().filter(|e| e.wallet == state.id).max_by_key(|e| e.seq).unwrap();
                 prop_assert_eq!(last.balance_after_minor, state.balance_minor);
             }

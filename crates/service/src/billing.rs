@@ -32,13 +32,12 @@ use subledger_domain::rating::{MONTH_CENTS_MAX, Quantity, sum_to_cents};
 use subledger_domain::usage::MonthRollup;
 use subledger_storage::StorageError;
 use subledger_storage::bills as store_bills;
-use subledger_storage::ledger::LedgerWriter;
 use subledger_storage::ledger::close::{self as store_close, CloseWrites, NewBillLine, NewSettlement};
+use subledger_storage::ledger::{LedgerWriter, LedgerWrites};
 
 use crate::accounts::Account;
 use crate::catalog::{Product, TariffBook};
 use crate::error::{Resource, ServiceError, ServiceResult};
-use crate::ledger::LedgerRows;
 use crate::tenants::Tenant;
 use crate::{Services, now_us};
 
@@ -385,10 +384,10 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
         })
         .collect();
     let now = journal.now_us();
-    let rows = LedgerRows::of(journal.finish());
+    let ledger = LedgerWrites::of(journal.finish());
     let writes = CloseWrites { tenant: job.tenant, month: &month, now_us: now, bills: &bills, lines: &new_lines, settlements: &settlements };
     let billed_cents = checked_sum(bills.iter().map(|(_, cents)| *cents), "bills").map_err(|_| report_total("bills"))?;
-    store_close::finish_close(tx, &writes, &rows.transfers, &rows.entries, &rows.wallet_states()).await?;
+    store_close::finish_close(tx, &writes, &ledger).await?;
     Ok(CloseReport { month: month.clone(), already_closed: false, bills: bills.len(), billed_cents, settled_cents, outstanding_cents })
 }
 

@@ -20,6 +20,10 @@ pub enum ServiceError {
     Rejected(TransferRejection),
     #[error("this idempotency key was already used for a different request")]
     IdempotencyKeyReused,
+    /// The hold was already posted, voided or expired (its state is given):
+    /// it can no longer be posted (or voided, once posted).
+    #[error("the hold is {0}, no longer pending")]
+    HoldNotPending(&'static str),
     /// The request contradicts what exists (a product code taken, …).
     #[error("conflict: {0}")]
     Conflict(&'static str),
@@ -68,6 +72,7 @@ pub enum Resource {
     Account,
     Wallet,
     Transfer,
+    Hold,
     Product,
 }
 
@@ -78,6 +83,7 @@ impl std::fmt::Display for Resource {
             Resource::Account => "account",
             Resource::Wallet => "wallet",
             Resource::Transfer => "transfer",
+            Resource::Hold => "hold",
             Resource::Product => "product",
         })
     }

@@ -47,6 +47,17 @@ pub struct MoveOptions {
     pub memo: Option<String>,
 }
 
+/// What a move between two spendable wallets is, and how far it may take
+/// its debit wallet: from the tenant to an account it is an allocation
+/// (分账), which a tenant in the red may not make.
+pub(crate) fn move_between(from: &WalletRef, to: &WalletRef) -> (TransferKind, DebitRule) {
+    match (&from.holder, &to.holder) {
+        (Holder::Tenant, Holder::Account(_)) => (TransferKind::Allocation, DebitRule::ToFloorFromNonNegative),
+        (Holder::Account(_), Holder::Tenant) => (TransferKind::Reclaim, DebitRule::ToFloor),
+        _ => (TransferKind::Internal, DebitRule::ToFloor),
+    }
+}
+
 /// Most entries one page of a wallet's history returns.
 pub const ENTRY_PAGE_MAX: i64 = 500;
 
@@ -64,11 +75,7 @@ impl Services {
     /// its accounts'). From the tenant to an account this is an allocation
     /// (分账), which a tenant in the red may not make.
     pub async fn transfer(&self, tenant: &Tenant, from: &WalletRef, to: &WalletRef, amount: PositiveAmount, currency: Currency, options: MoveOptions) -> ServiceResult<TransferReceipt> {
-        let (kind, debit_rule) = match (&from.holder, &to.holder) {
-            (Holder::Tenant, Holder::Account(_)) => (TransferKind::Allocation, DebitRule::ToFloorFromNonNegative),
-            (Holder::Account(_), Holder::Tenant) => (TransferKind::Reclaim, DebitRule::ToFloor),
-            _ => (TransferKind::Internal, DebitRule::ToFloor),
-        };
+        let (kind, debit_rule) = move_between(from, to);
         let debit = self.spendable_wallet(tenant, from, currency).await?;
         let credit = self.spendable_wallet(tenant, to, currency).await?;
         let intent = TransferIntent { debit, credit, amount, currency, debit_rule };
@@ -80,7 +87,7 @@ impl Services {
     }
 
     /// The id of a spendable wallet, created on first use for a new currency.
-    async fn spendable_wallet(&self, tenant: &Tenant, wallet: &WalletRef, currency: Currency) -> ServiceResult<WalletId> {
+    pub(crate) async fn spendable_wallet(&self, tenant: &Tenant, wallet: &WalletRef, currency: Currency) -> ServiceResult<WalletId> {
         if !wallet.purpose.is_spendable() {
             return Err(ServiceError::Invalid { field: "wallet", reason: "must be primary or promo".to_owned() });
         }
@@ -186,7 +193,7 @@ pub const OVERDRAFT_MINOR_MAX: i64 = 1_000_000_000;
 
 impl Services {
     /// Lets a primary wallet go down to `-limit_minor` (0 removes the overdraft).
-    /// Refused when the wallet already owes more than the new limit.
+    /// Refused when the wallet already owes (or has reserved) more than the new limit allows.
     pub async fn set_overdraft(&self, tenant: &Tenant, holder: &Holder, currency: Currency, limit_minor: i64) -> ServiceResult<WalletRecord> {
         if !(0..=OVERDRAFT_MINOR_MAX).contains(&limit_minor) {
             return Err(ServiceError::Invalid { field: "overdraft", reason: format!("must be from 0 to {}", subledger_domain::money::format_minor(OVERDRAFT_MINOR_MAX)) });

@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 use subledger_domain::ids::{TenantId, TransferId, WalletId};
-use subledger_domain::ledger::{TransferIntent, TransferKind, TransferRejection, WalletState};
-use subledger_domain::posting::{Journal, JournalWrites, Posting, fingerprint};
-use subledger_storage::ledger::{self as store_ledger, LedgerWriter, Locking, NewEntry, StoredTransfer};
+use subledger_domain::ledger::{PostedEntries, TransferIntent, TransferKind, TransferRejection};
+use subledger_domain::money::PositiveAmount;
+use subledger_domain::posting::{HoldRefusal, HoldState, Journal, Posting, fingerprint, hold_post_fingerprint};
+use subledger_storage::ledger::{self as store_ledger, BatchKeys, LedgerWriter, LedgerWrites, Locking, StoredHold, StoredTransfer};
 
 use subledger_storage::signed_requests::Sighting;
 use subledger_storage::{Backend, StorageError, Store};
@@ -112,9 +113,70 @@ impl TransferReceipt {
     }
 }
 
+/// A pending transfer to open: `intent`'s amount is reserved on its debit
+/// wallet until it is posted, voided, or `timeout_at_us` passes.
+#[derive(Debug, Clone)]
+pub struct HoldRequest {
+    pub tenant: TenantId,
+    /// Replaying a key answers the hold as it stands and reserves nothing more.
+    pub idempotency_key: Option<String>,
+    pub kind: TransferKind,
+    pub intent: TransferIntent,
+    pub memo: Option<String>,
+    pub timeout_at_us: i64,
+}
+
+/// A step of a hold that exists: its wallets come from a read made before
+/// the batch (a hold's wallets never change), so the batch can lock them.
+#[derive(Debug, Clone)]
+pub struct HoldStep {
+    pub tenant: TenantId,
+    pub hold: TransferId,
+    pub debit: WalletId,
+    pub credit: WalletId,
+    pub action: HoldAction,
+}
+
+#[derive(Debug, Clone)]
+pub enum HoldAction {
+    /// Post it for `amount` (all it reserved when `None`), as a transfer of
+    /// its own whose idempotency key replays the posting.
+    Post { amount: Option<PositiveAmount>, memo: Option<String>, idempotency_key: Option<String> },
+    /// Void it (its owner); voiding a voided or expired hold changes nothing.
+    Void,
+    /// Void it if it is still pending past its timeout (the expiry sweep).
+    Expire,
+}
+
+/// What the worker batches together: transfers and the steps of holds, all
+/// through one journal per batch.
+#[derive(Debug, Clone)]
+enum LedgerRequest {
+    Transfer(TransferRequest),
+    OpenHold(HoldRequest),
+    Hold(HoldStep),
+}
+
+/// The answer to a hold request: the hold as it stands after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldReceipt {
+    pub hold: StoredHold,
+    /// True when the request changed nothing: an earlier request's hold found
+    /// by its key, a posting replayed, or a void of a hold already void.
+    pub replayed: bool,
+    /// For a posting, the transfer that moved the money.
+    pub posted: Option<TransferReceipt>,
+}
+
+#[derive(Debug)]
+enum LedgerAnswer {
+    Transfer(TransferReceipt),
+    Hold(HoldReceipt),
+}
+
 struct Pending {
-    request: TransferRequest,
-    reply: oneshot::Sender<ServiceResult<TransferReceipt>>,
+    request: LedgerRequest,
+    reply: oneshot::Sender<ServiceResult<LedgerAnswer>>,
 }
 
 /// What the worker does: transfers (batched together) and jobs that are
@@ -196,14 +258,36 @@ impl Ledger {
 
     /// Posts a transfer (or refuses it) and returns once the outcome is durable.
     pub async fn submit(&self, request: TransferRequest) -> ServiceResult<TransferReceipt> {
-        if let Some(key) = &request.idempotency_key
-            && (key.is_empty() || key.len() > IDEMPOTENCY_KEY_BYTES_MAX)
-        {
-            return Err(ServiceError::Invalid { field: "idempotency key", reason: format!("must be 1 to {IDEMPOTENCY_KEY_BYTES_MAX} bytes") });
+        check_request_text(request.idempotency_key.as_deref(), request.memo.as_deref())?;
+        match self.run(LedgerRequest::Transfer(request)).await? {
+            LedgerAnswer::Transfer(receipt) => Ok(receipt),
+            LedgerAnswer::Hold(_) => unreachable!("a transfer is answered with a transfer"),
         }
-        if request.memo.as_ref().is_some_and(|m| m.chars().count() > MEMO_CHARS_MAX) {
-            return Err(ServiceError::Invalid { field: "memo", reason: format!("must be at most {MEMO_CHARS_MAX} characters") });
+    }
+
+    /// Opens a hold (or refuses it: the receipt's hold is then `Rejected`)
+    /// and returns once it is durable.
+    pub async fn submit_hold(&self, request: HoldRequest) -> ServiceResult<HoldReceipt> {
+        check_request_text(request.idempotency_key.as_deref(), request.memo.as_deref())?;
+        self.run_hold(LedgerRequest::OpenHold(request)).await
+    }
+
+    /// Posts, voids or expires a hold, and returns once that is durable.
+    pub async fn submit_hold_step(&self, step: HoldStep) -> ServiceResult<HoldReceipt> {
+        if let HoldAction::Post { memo, idempotency_key, .. } = &step.action {
+            check_request_text(idempotency_key.as_deref(), memo.as_deref())?;
         }
+        self.run_hold(LedgerRequest::Hold(step)).await
+    }
+
+    async fn run_hold(&self, request: LedgerRequest) -> ServiceResult<HoldReceipt> {
+        match self.run(request).await? {
+            LedgerAnswer::Hold(receipt) => Ok(receipt),
+            LedgerAnswer::Transfer(_) => unreachable!("a hold is answered with a hold"),
+        }
+    }
+
+    async fn run(&self, request: LedgerRequest) -> ServiceResult<LedgerAnswer> {
         let (reply, answer) = oneshot::channel();
         self.enqueue(Work::Transfer(Pending { request, reply }))?;
         answer.await.map_err(|_| ServiceError::Unavailable("the ledger stopped before answering"))?
@@ -231,6 +315,19 @@ impl Ledger {
         self.enqueue(Work::Usage(job, reply))?;
         answer.await.map_err(|_| ServiceError::Unavailable("the ledger stopped before answering"))?
     }
+}
+
+/// The limits of an idempotency key and a memo, for every money request.
+fn check_request_text(idempotency_key: Option<&str>, memo: Option<&str>) -> ServiceResult<()> {
+    if let Some(key) = idempotency_key
+        && (key.is_empty() || key.len() > IDEMPOTENCY_KEY_BYTES_MAX)
+    {
+        return Err(ServiceError::Invalid { field: "idempotency key", reason: format!("must be 1 to {IDEMPOTENCY_KEY_BYTES_MAX} bytes") });
+    }
+    if memo.is_some_and(|m| m.chars().count() > MEMO_CHARS_MAX) {
+        return Err(ServiceError::Invalid { field: "memo", reason: format!("must be at most {MEMO_CHARS_MAX} characters") });
+    }
+    Ok(())
 }
 
 async fn run_worker(mut receiver: mpsc::Receiver<Queued>, store: Store, config: LedgerConfig, metrics: LedgerMetrics) {
@@ -520,7 +617,7 @@ where
 /// Commits one batch of transfers and answers every caller.
 async fn run_batch(batch: Vec<Pending>, writer: &LedgerWriter, config: &LedgerConfig, metrics: &LedgerMetrics) {
     metrics.batch_transfers.observe(batch.len() as f64);
-    let requests: Vec<&TransferRequest> = batch.iter().map(|p| &p.request).collect();
+    let requests: Vec<&LedgerRequest> = batch.iter().map(|p| &p.request).collect();
     let started = Instant::now();
     let answers = commit_isolating(&requests, config, metrics, |part, attempt| {
         // First optimistically; a batch that lost a race runs again with row locks.
@@ -531,7 +628,7 @@ async fn run_batch(batch: Vec<Pending>, writer: &LedgerWriter, config: &LedgerCo
     metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
     for (pending, answer) in batch.into_iter().zip(answers) {
         let answer = answer.map_err(ServiceError::from).and_then(|answer| answer);
-        if let Ok(receipt) = &answer {
+        if let Ok(LedgerAnswer::Transfer(receipt) | LedgerAnswer::Hold(HoldReceipt { posted: Some(receipt), .. })) = &answer {
             match (&receipt.outcome, receipt.replayed) {
                 (_, true) => metrics.transfers_replayed.inc(),
                 (Ok(_), false) => metrics.transfers_posted.inc(),
@@ -555,14 +652,35 @@ async fn record_sightings(queued: Vec<(Sighting, oneshot::Sender<ServiceResult<b
 
 /// One database transaction for the whole batch. Returns one answer per
 /// request, in order; an `Err` here means nothing was written.
-async fn commit_batch(writer: &LedgerWriter, requests: &[&TransferRequest], locking: Locking) -> Result<Vec<ServiceResult<TransferReceipt>>, StorageError> {
-    let wallet_ids: Vec<WalletId> = requests.iter().flat_map(|r| [r.intent.debit, r.intent.credit]).collect();
-    let keys: Vec<(TenantId, &str)> = requests.iter().filter_map(|r| r.idempotency_key.as_deref().map(|k| (r.tenant, k))).collect();
-    let (mut tx, reads) = store_ledger::begin_batch(writer, &wallet_ids, &keys, requests.len(), locking).await?;
+async fn commit_batch(writer: &LedgerWriter, requests: &[&LedgerRequest], locking: Locking) -> Result<Vec<ServiceResult<LedgerAnswer>>, StorageError> {
+    let mut wallet_ids: Vec<WalletId> = Vec::with_capacity(requests.len() * 2);
+    let (mut transfer_keys, mut hold_keys, mut hold_ids) = (Vec::new(), Vec::new(), Vec::new());
+    for request in requests {
+        match request {
+            LedgerRequest::Transfer(r) => {
+                wallet_ids.extend([r.intent.debit, r.intent.credit]);
+                transfer_keys.extend(r.idempotency_key.as_deref().map(|k| (r.tenant, k)));
+            }
+            LedgerRequest::OpenHold(r) => {
+                wallet_ids.extend([r.intent.debit, r.intent.credit]);
+                hold_keys.extend(r.idempotency_key.as_deref().map(|k| (r.tenant, k)));
+            }
+            LedgerRequest::Hold(step) => {
+                wallet_ids.extend([step.debit, step.credit]);
+                hold_ids.push((step.tenant, step.hold));
+                if let HoldAction::Post { idempotency_key: Some(key), .. } = &step.action {
+                    transfer_keys.push((step.tenant, key.as_str()));
+                }
+            }
+        }
+    }
+    let keys = BatchKeys { wallets: &wallet_ids, transfer_keys: &transfer_keys, hold_keys: &hold_keys, hold_ids: &hold_ids, ids_needed: requests.len() };
+    let (mut tx, reads) = store_ledger::begin_batch(writer, &keys, locking).await?;
     let owners: HashMap<WalletId, TenantId> = reads.wallets.iter().map(|(tenant, w)| (w.id, *tenant)).collect();
 
     // Earlier outcomes of the idempotency keys in this batch.
     let earlier: HashMap<(TenantId, String), StoredTransfer> = reads.earlier.into_iter().map(|t| ((t.tenant_id, t.idempotency_key.clone().expect("looked up by key")), t)).collect();
+    let earlier_holds: HashMap<(TenantId, String), StoredHold> = reads.earlier_holds.into_iter().map(|h| ((h.hold.tenant, h.idempotency_key.clone().expect("looked up by key")), h)).collect();
     let posted_earlier: Vec<(WalletId, i64)> = earlier.values().filter_map(|t| t.entry_seqs.map(|(debit_seq, credit_seq)| [(t.debit, debit_seq), (t.credit, credit_seq)])).flatten().collect();
     let mut balances_after: HashMap<(TransferId, WalletId), i64> = HashMap::new();
     if !posted_earlier.is_empty() {
@@ -570,113 +688,230 @@ async fn commit_batch(writer: &LedgerWriter, requests: &[&TransferRequest], lock
             balances_after.insert((transfer, wallet), balance);
         }
     }
-    let mut journal = Journal::new(reads.wallets.into_iter().map(|(_, w)| w), reads.transfer_ids, crate::now_us());
-    let mut answers: Vec<ServiceResult<TransferReceipt>> = Vec::with_capacity(requests.len());
-    // Receipts of keys first used in this very batch, for duplicates within it.
-    let mut fresh: HashMap<(TenantId, String), (String, TransferReceipt)> = HashMap::new();
-
+    let mut batch = BatchJournal {
+        journal: Journal::new(reads.wallets.into_iter().map(|(_, w)| w), reads.transfer_ids, crate::now_us()),
+        owners,
+        earlier,
+        earlier_holds,
+        balances_after,
+        holds: reads.holds.into_iter().map(|h| ((h.hold.tenant, h.hold.id), h)).collect(),
+        fresh: HashMap::new(),
+        fresh_holds: HashMap::new(),
+    };
+    let mut answers: Vec<ServiceResult<LedgerAnswer>> = Vec::with_capacity(requests.len());
     for request in requests {
-        let intent = &request.intent;
-        let owned = |wallet: WalletId| owners.get(&wallet) == Some(&request.tenant);
-        if !owned(intent.debit) || !owned(intent.credit) {
-            // The service resolves wallets within the caller's tenant; this
-            // guards tenant isolation should that ever go wrong.
-            answers.push(Err(ServiceError::NotFound(Resource::Wallet)));
-            continue;
-        }
-        let fingerprint = fingerprint(request.kind, intent);
-        if let Some(key) = &request.idempotency_key {
-            let slot = (request.tenant, key.clone());
-            if let Some(stored) = earlier.get(&slot) {
-                answers.push(if stored.fingerprint == fingerprint { Ok(replay_of(stored, &balances_after)) } else { Err(ServiceError::IdempotencyKeyReused) });
-                continue;
-            }
-            if let Some((first_fingerprint, receipt)) = fresh.get(&slot) {
-                answers.push(if *first_fingerprint == fingerprint { Ok(TransferReceipt { replayed: true, ..receipt.clone() }) } else { Err(ServiceError::IdempotencyKeyReused) });
-                continue;
-            }
-        }
-        let posting = Posting { tenant: request.tenant, kind: request.kind, intent: *intent, memo: request.memo.clone(), idempotency_key: request.idempotency_key.clone() };
-        let (transfer_id, outcome) = journal.post(posting).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        let outcome = outcome.map(|posted| PostedBalances { debit_balance_after_minor: posted.debit.balance_after_minor, credit_balance_after_minor: posted.credit.balance_after_minor });
-        let receipt = TransferReceipt {
-            transfer_id,
-            kind: request.kind,
-            debit: intent.debit,
-            credit: intent.credit,
-            amount_minor: intent.amount.minor(),
-            created_at_us: journal.now_us(),
-            replayed: false,
-            outcome,
-        };
-        if let Some(key) = &request.idempotency_key {
-            fresh.insert((request.tenant, key.clone()), (fingerprint, receipt.clone()));
-        }
-        answers.push(Ok(receipt));
+        answers.push(match request {
+            LedgerRequest::Transfer(r) => batch.transfer(r)?.map(LedgerAnswer::Transfer),
+            LedgerRequest::OpenHold(r) => batch.open_hold(r)?.map(LedgerAnswer::Hold),
+            LedgerRequest::Hold(step) => batch.hold_step(step)?.map(LedgerAnswer::Hold),
+        });
     }
-
-    let rows = LedgerRows::of(journal.finish());
-    store_ledger::finish_batch(tx, &rows.transfers, &rows.entries, &rows.wallet_states()).await?;
+    store_ledger::finish_batch(tx, &LedgerWrites::of(batch.journal.finish())).await?;
     Ok(answers)
 }
 
-/// A journal's writes in storage's row types: the one conversion every job
-/// that posts goes through.
-pub(crate) struct LedgerRows {
-    pub transfers: Vec<StoredTransfer>,
-    pub entries: Vec<NewEntry>,
-    pub wallets: Vec<(WalletState, i64)>,
+/// A batch's journal with what it read: each request is decided against the
+/// wallets and holds as the requests before it left them.
+struct BatchJournal {
+    journal: Journal,
+    owners: HashMap<WalletId, TenantId>,
+    earlier: HashMap<(TenantId, String), StoredTransfer>,
+    earlier_holds: HashMap<(TenantId, String), StoredHold>,
+    balances_after: HashMap<(TransferId, WalletId), i64>,
+    /// The holds named by the batch, as its steps so far left them.
+    holds: HashMap<(TenantId, TransferId), StoredHold>,
+    /// Receipts of transfer keys first used in this very batch, for duplicates within it.
+    fresh: HashMap<(TenantId, String), (String, TransferReceipt)>,
+    /// Holds opened in this batch under a key, for duplicates within it.
+    fresh_holds: HashMap<(TenantId, String), TransferId>,
 }
 
-impl LedgerRows {
-    pub(crate) fn of(writes: JournalWrites) -> LedgerRows {
-        let transfers = writes
-            .transfers
-            .into_iter()
-            .map(|t| StoredTransfer {
-                id: t.id,
-                tenant_id: t.tenant,
-                idempotency_key: t.idempotency_key,
-                fingerprint: t.fingerprint,
-                outcome: t.outcome.map(|_| ()),
-                kind: t.kind,
-                debit: t.intent.debit,
-                credit: t.intent.credit,
-                amount_minor: t.intent.amount.minor(),
-                currency: t.intent.currency,
-                memo: t.memo,
-                created_at_us: t.created_at_us,
-                entry_seqs: t.outcome.ok(),
-            })
-            .collect();
-        let entries = writes
-            .entries
-            .into_iter()
-            .map(|e| NewEntry {
-                wallet: e.wallet,
-                seq: e.seq,
-                tenant_id: e.tenant,
-                transfer_id: e.transfer,
-                amount_minor: e.amount_minor,
-                balance_after_minor: e.balance_after_minor,
-                created_at_us: e.created_at_us,
-            })
-            .collect();
-        LedgerRows { transfers, entries, wallets: writes.wallets }
+/// A request's answer, or a failure of the whole batch (storage's).
+type Decided<T> = Result<ServiceResult<T>, StorageError>;
+
+impl BatchJournal {
+    /// Both wallets are the tenant's. The service resolves wallets within the
+    /// caller's tenant; this guards tenant isolation should that ever go wrong.
+    fn owns(&self, tenant: TenantId, intent: &TransferIntent) -> bool {
+        self.owners.get(&intent.debit) == Some(&tenant) && self.owners.get(&intent.credit) == Some(&tenant)
     }
 
-    /// Each moved wallet's new state with the entry number it had when read.
-    pub(crate) fn wallet_states(&self) -> Vec<(&WalletState, i64)> {
-        self.wallets.iter().map(|(state, read_seq)| (state, *read_seq)).collect()
+    fn transfer(&mut self, request: &TransferRequest) -> Decided<TransferReceipt> {
+        if !self.owns(request.tenant, &request.intent) {
+            return Ok(Err(ServiceError::NotFound(Resource::Wallet)));
+        }
+        let fingerprint = fingerprint(request.kind, &request.intent);
+        if let Some(replay) = self.replayed_transfer(request.tenant, request.idempotency_key.as_deref(), &fingerprint)? {
+            return Ok(replay);
+        }
+        let posting = Posting { tenant: request.tenant, kind: request.kind, intent: request.intent, memo: request.memo.clone(), idempotency_key: request.idempotency_key.clone() };
+        let (transfer_id, outcome) = self.journal.post(posting).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        let receipt = self.receipt(transfer_id, request.kind, &request.intent, outcome.map(|posted| balances_of(&posted)));
+        self.remember(request.tenant, request.idempotency_key.as_deref(), fingerprint, &receipt);
+        Ok(Ok(receipt))
+    }
+
+    /// The first outcome of a transfer key used before (stored, or earlier in
+    /// this batch), or its refusal when the request differs; `None` for a new key.
+    fn replayed_transfer(&self, tenant: TenantId, key: Option<&str>, fingerprint: &str) -> Result<Option<ServiceResult<TransferReceipt>>, StorageError> {
+        let Some(key) = key else { return Ok(None) };
+        let slot = (tenant, key.to_owned());
+        if let Some(stored) = self.earlier.get(&slot) {
+            return Ok(Some(if stored.fingerprint == fingerprint { Ok(replay_of(stored, &self.balances_after)?) } else { Err(ServiceError::IdempotencyKeyReused) }));
+        }
+        if let Some((first_fingerprint, receipt)) = self.fresh.get(&slot) {
+            return Ok(Some(if first_fingerprint == fingerprint { Ok(TransferReceipt { replayed: true, ..receipt.clone() }) } else { Err(ServiceError::IdempotencyKeyReused) }));
+        }
+        Ok(None)
+    }
+
+    fn remember(&mut self, tenant: TenantId, key: Option<&str>, fingerprint: String, receipt: &TransferReceipt) {
+        if let Some(key) = key {
+            self.fresh.insert((tenant, key.to_owned()), (fingerprint, receipt.clone()));
+        }
+    }
+
+    fn receipt(&self, transfer_id: TransferId, kind: TransferKind, intent: &TransferIntent, outcome: Result<PostedBalances, TransferRejection>) -> TransferReceipt {
+        TransferReceipt { transfer_id, kind, debit: intent.debit, credit: intent.credit, amount_minor: intent.amount.minor(), created_at_us: self.journal.now_us(), replayed: false, outcome }
+    }
+
+    fn open_hold(&mut self, request: &HoldRequest) -> Decided<HoldReceipt> {
+        if !self.owns(request.tenant, &request.intent) {
+            return Ok(Err(ServiceError::NotFound(Resource::Wallet)));
+        }
+        let fingerprint = fingerprint(request.kind, &request.intent);
+        if let Some(key) = &request.idempotency_key {
+            let slot = (request.tenant, key.clone());
+            let earlier = match self.fresh_holds.get(&slot) {
+                Some(id) => self.holds.get(&(request.tenant, *id)),
+                None => self.earlier_holds.get(&slot),
+            };
+            if let Some(earlier) = earlier {
+                // The hold as this batch has it (a step earlier in the batch may have moved it).
+                let current = self.holds.get(&(request.tenant, earlier.hold.id)).unwrap_or(earlier);
+                return Ok(if earlier.fingerprint == fingerprint { Ok(HoldReceipt { hold: current.clone(), replayed: true, posted: None }) } else { Err(ServiceError::IdempotencyKeyReused) });
+            }
+        }
+        let posting = Posting { tenant: request.tenant, kind: request.kind, intent: request.intent, memo: request.memo.clone(), idempotency_key: request.idempotency_key.clone() };
+        let (id, outcome) = self.journal.reserve(posting, request.timeout_at_us).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        let hold = StoredHold {
+            hold: subledger_domain::posting::Hold {
+                id,
+                tenant: request.tenant,
+                kind: request.kind,
+                intent: request.intent,
+                timeout_at_us: request.timeout_at_us,
+                state: outcome.map_or_else(HoldState::Rejected, |()| HoldState::Pending),
+            },
+            fingerprint,
+            memo: request.memo.clone(),
+            idempotency_key: request.idempotency_key.clone(),
+            created_at_us: self.journal.now_us(),
+            resolved_at_us: None,
+        };
+        if let Some(key) = &request.idempotency_key {
+            self.fresh_holds.insert((request.tenant, key.clone()), id);
+        }
+        // Steps later in this batch cannot name it: its id is not known outside yet.
+        self.holds.insert((request.tenant, id), hold.clone());
+        Ok(Ok(HoldReceipt { hold, replayed: false, posted: None }))
+    }
+
+    fn hold_step(&mut self, step: &HoldStep) -> Decided<HoldReceipt> {
+        let Some(stored) = self.holds.get(&(step.tenant, step.hold)).cloned() else {
+            return Ok(Err(ServiceError::NotFound(Resource::Hold)));
+        };
+        if !self.owns(step.tenant, &stored.hold.intent) {
+            return Ok(Err(ServiceError::NotFound(Resource::Hold)));
+        }
+        if stored.hold.state == HoldState::Pending {
+            // Read in another statement than its wallet (optimistic batches):
+            // a hold opened or resolved in between makes them disagree, and
+            // the batch runs again under locks.
+            let reserved = self.journal.book().wallet(stored.hold.intent.debit).map_or(0, |w| w.reserved_minor);
+            if reserved < stored.hold.intent.amount.minor() {
+                return Err(StorageError::Transient(format!("hold {} was read before its wallet's reservation", stored.hold.id)));
+            }
+        }
+        let now_us = self.journal.now_us();
+        let overdue = stored.hold.state == HoldState::Pending && stored.hold.timeout_at_us <= now_us;
+        match &step.action {
+            HoldAction::Post { amount, memo, idempotency_key } => {
+                let amount = amount.unwrap_or(stored.hold.intent.amount);
+                let intent = TransferIntent { amount, ..stored.hold.intent };
+                let fingerprint = hold_post_fingerprint(stored.hold.id, stored.hold.kind, &intent);
+                if let Some(replay) = self.replayed_transfer(step.tenant, idempotency_key.as_deref(), &fingerprint)? {
+                    return Ok(replay.map(|receipt| HoldReceipt { hold: stored, replayed: true, posted: Some(receipt) }));
+                }
+                if overdue {
+                    // Past its timeout a hold is void, whether or not the sweep came by.
+                    let expired = self.resolve(&stored, |journal, hold| journal.void_hold(hold, true))?;
+                    return Ok(Err(ServiceError::HoldNotPending(expired.hold.state.as_str())));
+                }
+                let (transfer_id, outcome) = self.journal.post_hold(&stored.hold, Some(amount), memo.clone(), idempotency_key.clone()).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                match outcome {
+                    Ok(posted) => {
+                        let receipt = self.receipt(transfer_id, stored.hold.kind, &intent, Ok(balances_of(&posted)));
+                        self.remember(step.tenant, idempotency_key.as_deref(), fingerprint, &receipt);
+                        let hold = self.after(&stored, HoldState::Posted { transfer: transfer_id, amount_minor: amount.minor() });
+                        Ok(Ok(HoldReceipt { hold, replayed: false, posted: Some(receipt) }))
+                    }
+                    Err(HoldRefusal::NotPending) => Ok(Err(ServiceError::HoldNotPending(stored.hold.state.as_str()))),
+                    Err(HoldRefusal::MoreThanReserved) => {
+                        Ok(Err(ServiceError::Invalid { field: "amount", reason: format!("a hold posts at most the {} it reserved", stored.hold.intent.amount.minor()) }))
+                    }
+                    Err(HoldRefusal::Rejected(reason)) => {
+                        let receipt = self.receipt(transfer_id, stored.hold.kind, &intent, Err(reason));
+                        self.remember(step.tenant, idempotency_key.as_deref(), fingerprint, &receipt);
+                        Ok(Err(ServiceError::Rejected(reason)))
+                    }
+                }
+            }
+            HoldAction::Void | HoldAction::Expire => match stored.hold.state {
+                HoldState::Pending if matches!(step.action, HoldAction::Void) || overdue => {
+                    let resolved = self.resolve(&stored, |journal, hold| journal.void_hold(hold, overdue))?;
+                    Ok(Ok(HoldReceipt { hold: resolved, replayed: false, posted: None }))
+                }
+                // Not yet due: the sweep read it early (clocks of two processes).
+                HoldState::Pending => Ok(Ok(HoldReceipt { hold: stored, replayed: true, posted: None })),
+                HoldState::Voided | HoldState::Expired => Ok(Ok(HoldReceipt { hold: stored, replayed: true, posted: None })),
+                HoldState::Posted { .. } | HoldState::Rejected(_) if matches!(step.action, HoldAction::Expire) => Ok(Ok(HoldReceipt { hold: stored, replayed: true, posted: None })),
+                HoldState::Posted { .. } | HoldState::Rejected(_) => Ok(Err(ServiceError::HoldNotPending(stored.hold.state.as_str()))),
+            },
+        }
+    }
+
+    /// Voids or expires a pending hold through `change`, and returns it as it now stands.
+    fn resolve(&mut self, stored: &StoredHold, change: impl FnOnce(&mut Journal, &subledger_domain::posting::Hold) -> Result<(), HoldRefusal>) -> Result<StoredHold, StorageError> {
+        change(&mut self.journal, &stored.hold).map_err(|refusal| StorageError::Corrupt(format!("hold {} read as pending: {refusal}", stored.hold.id)))?;
+        let overdue = stored.hold.timeout_at_us <= self.journal.now_us();
+        Ok(self.after(stored, if overdue { HoldState::Expired } else { HoldState::Voided }))
+    }
+
+    /// The hold in its new state, remembered for the rest of the batch.
+    fn after(&mut self, stored: &StoredHold, state: HoldState) -> StoredHold {
+        let mut hold = stored.clone();
+        hold.hold.state = state;
+        hold.resolved_at_us = Some(self.journal.now_us());
+        self.holds.insert((hold.hold.tenant, hold.hold.id), hold.clone());
+        hold
     }
 }
 
-fn replay_of(stored: &StoredTransfer, balances_after: &HashMap<(TransferId, WalletId), i64>) -> TransferReceipt {
-    let outcome = stored.outcome.map(|()| PostedBalances {
-        debit_balance_after_minor: balances_after.get(&(stored.id, stored.debit)).copied().unwrap_or_default(),
-        credit_balance_after_minor: balances_after.get(&(stored.id, stored.credit)).copied().unwrap_or_default(),
-    });
-    TransferReceipt {
+fn balances_of(posted: &PostedEntries) -> PostedBalances {
+    PostedBalances { debit_balance_after_minor: posted.debit.balance_after_minor, credit_balance_after_minor: posted.credit.balance_after_minor }
+}
+
+/// The receipt of a stored transfer, answered again to a replay of its key.
+/// A posted transfer's balances come from its entries (`balances_after`
+/// found them all, or failed as corrupt).
+fn replay_of(stored: &StoredTransfer, balances_after: &HashMap<(TransferId, WalletId), i64>) -> Result<TransferReceipt, StorageError> {
+    let balance_after = |wallet: WalletId| balances_after.get(&(stored.id, wallet)).copied().ok_or_else(|| StorageError::Corrupt(format!("transfer {} has no entry on wallet {wallet}", stored.id)));
+    let outcome = match stored.outcome {
+        Ok(()) => Ok(PostedBalances { debit_balance_after_minor: balance_after(stored.debit)?, credit_balance_after_minor: balance_after(stored.credit)? }),
+        Err(reason) => Err(reason),
+    };
+    Ok(TransferReceipt {
         transfer_id: stored.id,
         kind: stored.kind,
         debit: stored.debit,
@@ -685,7 +920,7 @@ fn replay_of(stored: &StoredTransfer, balances_after: &HashMap<(TransferId, Wall
         created_at_us: stored.created_at_us,
         replayed: true,
         outcome,
-    }
+    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod catalog;
 mod error;
 pub mod exports;
 pub mod funds;
+pub mod holds;
 pub mod ledger;
 pub mod metrics;
 pub mod secrets;

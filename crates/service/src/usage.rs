@@ -10,13 +10,12 @@ use subledger_domain::money::Currency;
 use subledger_domain::posting::{Journal, Posting};
 use subledger_domain::rating::{Grouping, PriceModel, Quantity};
 use subledger_domain::usage::{self as engine, AccountTerms, BatchState, EventInput, MonthRollup, Outcome, UsageRejection};
-use subledger_storage::ledger::LedgerWriter;
 use subledger_storage::ledger::usage::{self as store_usage, NewUsageEvent, UsageKeys, UsageWrites};
+use subledger_storage::ledger::{LedgerWriter, LedgerWrites};
 use subledger_storage::wallets::{self as store_wallets, WalletOwner};
 use subledger_storage::{StorageError, catalog as store_catalog};
 
 use crate::error::{Resource, ServiceError, ServiceResult};
-use crate::ledger::LedgerRows;
 use crate::tenants::Tenant;
 use crate::{Services, now_us};
 
@@ -265,7 +264,7 @@ pub(crate) async fn run_usage_jobs(writer: &LedgerWriter, jobs: &[UsageJob]) -> 
         posted.map_err(|reason| StorageError::Corrupt(format!("a usage charge the engine accepted was refused: {reason}")))?;
     }
     let now = journal.now_us();
-    let rows = LedgerRows::of(journal.finish());
+    let ledger = LedgerWrites::of(journal.finish());
 
     let new_events: Vec<NewUsageEvent> = events
         .iter()
@@ -287,7 +286,7 @@ pub(crate) async fn run_usage_jobs(writer: &LedgerWriter, jobs: &[UsageJob]) -> 
     let month_rows: Vec<_> = changes.months.iter().map(|(key, amounts)| (key, amounts, closed.contains(&key.2))).collect();
     let quota: Vec<_> = changes.quota.iter().map(|(key, used)| (key, *used)).collect();
     let writes = UsageWrites { tenant: job.tenant, ingested_at_us: now, events: &new_events, days: &days, months: &month_rows, quota: &quota };
-    store_usage::finish_usage(tx, &writes, &rows.transfers, &rows.entries, &rows.wallet_states()).await?;
+    store_usage::finish_usage(tx, &writes, &ledger).await?;
     let mut outcomes = changes.outcomes.into_iter();
     Ok(jobs.iter().map(|j| outcomes.by_ref().take(j.events.len()).collect()).collect())
 }

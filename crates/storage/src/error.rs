@@ -87,6 +87,9 @@ pub enum UniqueKey {
     BillLine,
     Settlement,
     SignedRequest,
+    HoldId,
+    /// The tenant used this idempotency key for a hold before.
+    HoldIdempotencyKey,
 }
 
 /// The `CHECK` constraints of the schema, one per variant.
@@ -115,13 +118,23 @@ pub enum Check {
     UsageEventRejection,
     BillLineKind,
     SettlementStatus,
+    /// A wallet would reserve more than it can pay, down to its floor.
+    WalletReservation,
+    HoldState,
+    HoldAmount,
+    /// A rejected hold has its reason, any other none.
+    HoldRejection,
+    /// A resolved hold has its resolution time, a pending or rejected one none.
+    HoldResolution,
+    /// A posted hold names its transfer and posts at most what it reserved.
+    HoldPosted,
 }
 
 /// Each unique key with the name PostgreSQL gives it and what SQLite says
 /// after `UNIQUE constraint failed: ` (the columns, or the index when it
 /// holds an expression). `constraint_names_cover_the_schema` checks this
 /// table against both migrated schemas.
-const UNIQUE_KEYS: [(UniqueKey, &str, &str); 26] = [
+const UNIQUE_KEYS: [(UniqueKey, &str, &str); 28] = [
     (UniqueKey::ServerSetting, "server_settings_pkey", "server_settings.key"),
     (UniqueKey::TenantId, "tenants_pkey", "tenants.id"),
     (UniqueKey::TenantPublicId, "tenants_public_id_key", "tenants.public_id"),
@@ -148,12 +161,14 @@ const UNIQUE_KEYS: [(UniqueKey, &str, &str); 26] = [
     (UniqueKey::BillLine, "bill_lines_pkey", "bill_lines.account_id, bill_lines.month, bill_lines.line_no"),
     (UniqueKey::Settlement, "settlements_pkey", "settlements.account_id, settlements.product_code, settlements.month"),
     (UniqueKey::SignedRequest, "signed_requests_pkey", "signed_requests.tenant_id, signed_requests.signature"),
+    (UniqueKey::HoldId, "holds_pkey", "holds.id"),
+    (UniqueKey::HoldIdempotencyKey, "holds_idempotency", "holds.tenant_id, holds.idempotency_key"),
 ];
 
 /// Each check with the name PostgreSQL gives it and what SQLite says after
 /// `CHECK constraint failed: ` (the expression as the migration wrote it;
 /// no two are alike).
-const CHECKS: [(Check, &str, &str); 19] = [
+const CHECKS: [(Check, &str, &str); 25] = [
     (Check::TenantAccountLimit, "tenants_account_limit_check", "account_limit >= 0"),
     (Check::TenantDefaultDailyQuota, "tenants_default_daily_quota_check", "default_daily_quota >= 0"),
     (Check::AccountUserType, "accounts_user_type_check", "user_type IN (0, 1)"),
@@ -173,6 +188,12 @@ const CHECKS: [(Check, &str, &str); 19] = [
     (Check::UsageEventRejection, "usage_events_check", "(status = 'accepted') = (rejection IS NULL)"),
     (Check::BillLineKind, "bill_lines_kind_check", "kind IN ('usage', 'supplement')"),
     (Check::SettlementStatus, "settlements_status_check", "status IN ('posted', 'outstanding')"),
+    (Check::WalletReservation, "wallets_reservation", "reserved_minor >= 0 AND (reserved_minor = 0 OR floor_minor IS NULL OR balance_minor - reserved_minor >= floor_minor)"),
+    (Check::HoldState, "holds_state_check", "state IN ('pending', 'posted', 'voided', 'expired', 'rejected')"),
+    (Check::HoldAmount, "holds_amount_minor_check", "amount_minor >= 1"),
+    (Check::HoldRejection, "holds_check", "(state = 'rejected') = (rejection IS NOT NULL)"),
+    (Check::HoldResolution, "holds_check1", "(state IN ('pending', 'rejected')) = (resolved_at_us IS NULL)"),
+    (Check::HoldPosted, "holds_check2", "(state = 'posted') = (posted_transfer_id IS NOT NULL AND posted_amount_minor BETWEEN 1 AND amount_minor)"),
 ];
 
 /// A failure as the database reported it, before classification.

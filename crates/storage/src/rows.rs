@@ -28,8 +28,9 @@ use std::str::FromStr;
 use subledger_domain::account::AccountStatus;
 use subledger_domain::calendar::Month;
 use subledger_domain::ids::{AccountId, TenantId, TransferId, WalletId};
-use subledger_domain::ledger::{TransferKind, TransferRejection, WalletPurpose, WalletState};
-use subledger_domain::money::Currency;
+use subledger_domain::ledger::{DebitRule, TransferIntent, TransferKind, TransferRejection, WalletPurpose, WalletState};
+use subledger_domain::money::{Currency, PositiveAmount};
+use subledger_domain::posting::{Hold, HoldState, WalletRead};
 use subledger_domain::rating::Quantity;
 use subledger_domain::usage::{Accepted, Outcome, RollupAmounts, UsageRejection};
 
@@ -37,7 +38,7 @@ use crate::accounts::NewAccount;
 use crate::catalog::{NewTariff, ProductRecord};
 use crate::ledger::close::{MonthRow, NewBillLine, NewSettlement};
 use crate::ledger::usage::{AccountRow, NewUsageEvent, RollupKey};
-use crate::ledger::{NewEntry, StoredTransfer};
+use crate::ledger::{NewEntry, StoredHold, StoredTransfer};
 use crate::tenants::NewTenant;
 use crate::wallets::WalletRecord;
 use crate::{Result, StorageError};
@@ -669,6 +670,7 @@ row! {
         balance_minor: i64,
         floor_minor: Option<i64>,
         entry_seq: i64,
+        reserved_minor: i64,
         created_at_us: i64,
     }
 }
@@ -677,10 +679,7 @@ impl WalletRow<String> {
     /// The wallet as a ledger batch holds it, with its owner.
     pub(crate) fn state(self) -> Result<(TenantId, WalletState)> {
         let record = WalletRecord::try_from(self)?;
-        Ok((
-            record.tenant_id,
-            WalletState { id: record.id, currency: record.currency, balance_minor: record.balance_minor, floor_minor: record.floor_minor, entry_seq: record.entry_seq, reserved_minor: 0 },
-        ))
+        Ok((record.tenant_id, record.state()))
     }
 }
 
@@ -698,26 +697,179 @@ impl TryFrom<WalletRow<String>> for WalletRecord {
             balance_minor: row.balance_minor,
             floor_minor: row.floor_minor,
             entry_seq: row.entry_seq,
+            reserved_minor: row.reserved_minor,
             created_at_us: row.created_at_us,
         })
     }
 }
 
 row! {
-    /// A wallet's new balance and last entry number, written only if the
-    /// wallet still has the entry number and floor the batch read.
+    /// A wallet's new balance, last entry number and reservation, written
+    /// only if the wallet still has the entry number, floor and reservation
+    /// the batch read.
     pub struct WalletUpdate {
         id: i64,
         balance_minor: i64,
         entry_seq: i64,
+        reserved_minor: i64,
         entry_seq_read: i64,
         floor_minor: Option<i64>,
+        reserved_minor_read: i64,
     }
 }
 
 impl WalletUpdate {
-    pub(crate) fn of(wallet: &WalletState, entry_seq_read: i64) -> WalletUpdate {
-        WalletUpdate { id: wallet.id.0, balance_minor: wallet.balance_minor, entry_seq: wallet.entry_seq, entry_seq_read, floor_minor: wallet.floor_minor }
+    pub(crate) fn of(wallet: &WalletState, read: WalletRead) -> WalletUpdate {
+        WalletUpdate {
+            id: wallet.id.0,
+            balance_minor: wallet.balance_minor,
+            entry_seq: wallet.entry_seq,
+            reserved_minor: wallet.reserved_minor,
+            entry_seq_read: read.entry_seq,
+            floor_minor: wallet.floor_minor,
+            reserved_minor_read: read.reserved_minor,
+        }
+    }
+}
+
+row! {
+    /// A row of `holds`: a pending transfer and where it stands.
+    pub struct HoldRow<S> in "holds" {
+        id: i64,
+        tenant_id: i64,
+        idempotency_key: Option<S>,
+        fingerprint: S,
+        state: S,
+        rejection: Option<S>,
+        kind: S,
+        debit_wallet_id: i64,
+        credit_wallet_id: i64,
+        amount_minor: i64,
+        currency: S,
+        memo: Option<S>,
+        timeout_at_us: i64,
+        created_at_us: i64,
+        resolved_at_us: Option<i64>,
+        posted_transfer_id: Option<i64>,
+        posted_amount_minor: Option<i64>,
+    }
+}
+
+impl<'a> From<&'a StoredHold> for HoldRow<&'a str> {
+    fn from(h: &'a StoredHold) -> Self {
+        let resolution = HoldResolutionRow::of(h.hold.id, h.hold.state, h.resolved_at_us);
+        HoldRow {
+            id: h.hold.id.0,
+            tenant_id: h.hold.tenant.0,
+            idempotency_key: h.idempotency_key.as_deref(),
+            fingerprint: &h.fingerprint,
+            state: h.hold.state.as_str(),
+            rejection: match h.hold.state {
+                HoldState::Rejected(reason) => Some(reason.as_str()),
+                _ => None,
+            },
+            kind: h.hold.kind.as_str(),
+            debit_wallet_id: h.hold.intent.debit.0,
+            credit_wallet_id: h.hold.intent.credit.0,
+            amount_minor: h.hold.intent.amount.minor(),
+            currency: h.hold.intent.currency.code(),
+            memo: h.memo.as_deref(),
+            timeout_at_us: h.hold.timeout_at_us,
+            created_at_us: h.created_at_us,
+            resolved_at_us: resolution.resolved_at_us,
+            posted_transfer_id: resolution.posted_transfer_id,
+            posted_amount_minor: resolution.posted_amount_minor,
+        }
+    }
+}
+
+impl TryFrom<HoldRow<String>> for StoredHold {
+    type Error = StorageError;
+
+    fn try_from(row: HoldRow<String>) -> Result<StoredHold> {
+        let place = || format!("hold {}", row.id);
+        let state = match (row.state.as_str(), row.rejection.as_deref(), row.posted_transfer_id.zip(row.posted_amount_minor)) {
+            ("pending", None, None) => HoldState::Pending,
+            ("posted", None, Some((transfer, amount_minor))) => HoldState::Posted { transfer: TransferId(transfer), amount_minor },
+            ("voided", None, None) => HoldState::Voided,
+            ("expired", None, None) => HoldState::Expired,
+            ("rejected", Some(reason), None) => HoldState::Rejected(parse(reason, TransferRejection::from_str(reason).ok(), "rejection", place)?),
+            _ => {
+                return Err(StorageError::corrupt(format!(
+                    "state {:?} with rejection {:?} and posting {:?}/{:?} of {}",
+                    row.state,
+                    row.rejection,
+                    row.posted_transfer_id,
+                    row.posted_amount_minor,
+                    place()
+                )));
+            }
+        };
+        let amount = PositiveAmount::new(row.amount_minor).map_err(|_| StorageError::corrupt(format!("amount {} of {}", row.amount_minor, place())))?;
+        Ok(StoredHold {
+            hold: Hold {
+                id: TransferId(row.id),
+                tenant: TenantId(row.tenant_id),
+                kind: parse(&row.kind, TransferKind::from_str(&row.kind).ok(), "kind", place)?,
+                intent: TransferIntent {
+                    debit: WalletId(row.debit_wallet_id),
+                    credit: WalletId(row.credit_wallet_id),
+                    amount,
+                    currency: currency(&row.currency, place)?,
+                    // The funds were checked when it was reserved; posting it
+                    // moves reserved money, down to the floor.
+                    debit_rule: DebitRule::ToFloor,
+                },
+                timeout_at_us: row.timeout_at_us,
+                state,
+            },
+            fingerprint: row.fingerprint,
+            memo: row.memo,
+            idempotency_key: row.idempotency_key,
+            created_at_us: row.created_at_us,
+            resolved_at_us: row.resolved_at_us,
+        })
+    }
+}
+
+row! {
+    /// A hold's resolution, written only while the hold is still pending.
+    pub struct HoldResolutionRow<S> {
+        id: i64,
+        state: S,
+        resolved_at_us: Option<i64>,
+        posted_transfer_id: Option<i64>,
+        posted_amount_minor: Option<i64>,
+    }
+}
+
+impl HoldResolutionRow<&'static str> {
+    pub(crate) fn of(id: TransferId, state: HoldState, at_us: Option<i64>) -> Self {
+        let (posted_transfer_id, posted_amount_minor) = match state {
+            HoldState::Posted { transfer, amount_minor } => (Some(transfer.0), Some(amount_minor)),
+            _ => (None, None),
+        };
+        let resolved_at_us = match state {
+            HoldState::Pending | HoldState::Rejected(_) => None,
+            _ => at_us,
+        };
+        HoldResolutionRow { id: id.0, state: state.as_str(), resolved_at_us, posted_transfer_id, posted_amount_minor }
+    }
+}
+
+row! {
+    /// The key of a hold recorded under an idempotency key.
+    pub struct HoldKey<S> {
+        tenant_id: i64,
+        idempotency_key: S,
+    }
+}
+
+row! {
+    /// A hold of a tenant, by id.
+    pub struct HoldIdKey {
+        tenant_id: i64,
+        id: i64,
     }
 }
 

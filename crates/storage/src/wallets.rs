@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 use subledger_domain::ids::{AccountId, TenantId, WalletId};
-use subledger_domain::ledger::WalletPurpose;
+use subledger_domain::ledger::{WalletPurpose, WalletState};
 use subledger_domain::money::Currency;
 
 use crate::rows::{self, NewWalletRow, Row, WalletRow, columns};
@@ -43,7 +43,21 @@ pub struct WalletRecord {
     pub balance_minor: i64,
     pub floor_minor: Option<i64>,
     pub entry_seq: i64,
+    /// Held by pending transfers (holds): not spendable until they resolve.
+    pub reserved_minor: i64,
     pub created_at_us: i64,
+}
+
+impl WalletRecord {
+    /// The wallet as the ledger sees it.
+    pub fn state(&self) -> WalletState {
+        WalletState { id: self.id, currency: self.currency, balance_minor: self.balance_minor, floor_minor: self.floor_minor, entry_seq: self.entry_seq, reserved_minor: self.reserved_minor }
+    }
+
+    /// What it can still pay (see [`WalletState::available_minor`]); `None` for a system wallet.
+    pub fn available_minor(&self) -> Option<i64> {
+        self.state().available_minor()
+    }
 }
 
 /// The columns of a wallet, qualified by `w`.
@@ -134,6 +148,10 @@ pub async fn find_for_username(store: &Store, tenant: TenantId, username: &str, 
 /// when the balance is already below the new floor: the floor is an
 /// invariant, so it cannot be raised past money already owed.
 pub async fn set_floor(tx: &mut WriteTx, wallet: WalletId, floor_minor: i64) -> Result<bool> {
-    let done = sqlx::query("UPDATE wallets SET floor_minor = $2 WHERE id = $1 AND balance_minor >= $2 AND floor_minor IS NOT NULL").bind(wallet.0).bind(floor_minor).execute(tx.conn()).await?;
+    let done = sqlx::query("UPDATE wallets SET floor_minor = $2 WHERE id = $1 AND balance_minor - reserved_minor >= $2 AND floor_minor IS NOT NULL")
+        .bind(wallet.0)
+        .bind(floor_minor)
+        .execute(tx.conn())
+        .await?;
     Ok(done.rows_affected() == 1)
 }

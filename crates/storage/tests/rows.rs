@@ -11,8 +11,9 @@ mod support;
 
 use sqlx::{AnyConnection, Connection};
 use subledger_domain::ids::{AccountId, TenantId, TransferId, WalletId};
-use subledger_domain::ledger::{TransferKind, TransferRejection, WalletPurpose, WalletState};
-use subledger_domain::money::Currency;
+use subledger_domain::ledger::{DebitRule, TransferIntent, TransferKind, TransferRejection, WalletPurpose, WalletState};
+use subledger_domain::money::{Currency, PositiveAmount};
+use subledger_domain::posting::{Hold, HoldState, WalletRead};
 use subledger_domain::rating::Quantity;
 use subledger_domain::usage::{Accepted, Outcome, RollupAmounts, UsageRejection};
 use subledger_storage::accounts::{self, AccountRecord, Clashes, NewAccount};
@@ -20,7 +21,7 @@ use subledger_storage::bills;
 use subledger_storage::catalog::{self, NewTariff, ProductRecord, TariffRecord};
 use subledger_storage::ledger::close::{self, CloseWrites, MonthRow, NewBillLine, NewSettlement};
 use subledger_storage::ledger::usage::{self, AccountRow, NewUsageEvent, RollupKey, UsageKeys, UsageWrites};
-use subledger_storage::ledger::{self, LedgerWriter, Locking, NewEntry, StoredTransfer};
+use subledger_storage::ledger::{self, BatchKeys, LedgerWriter, LedgerWrites, Locking, NewEntry, StoredHold, StoredTransfer};
 use subledger_storage::rows::{BillLineRow, BillRow, SettlementRow};
 use subledger_storage::signed_requests::Sighting;
 use subledger_storage::statements::{self, ProductMonth, WalletPeriod};
@@ -152,15 +153,25 @@ async fn transfers_entries_and_wallets_round_trip() {
         let primary = WalletState { id: f.primary, currency: Currency::Cny, balance_minor: 4_109, floor_minor: Some(-31), entry_seq: 17, reserved_minor: 0 };
         let revenue = WalletState { id: f.revenue, currency: Currency::Cny, balance_minor: -4_133, floor_minor: None, entry_seq: 13, reserved_minor: 0 };
 
-        let (tx, reads) = ledger::begin_batch(&writer, &[f.primary, f.revenue], &[], 2, Locking::Pessimistic).await.expect("a batch");
+        let (tx, reads) = ledger::begin_batch(&writer, &BatchKeys { wallets: &[f.primary, f.revenue], ids_needed: 2, ..BatchKeys::default() }, Locking::Pessimistic).await.expect("a batch");
         assert_eq!(reads.transfer_ids.len(), 2, "{}", f.backend);
-        ledger::finish_batch(tx, &[posted.clone(), rejected.clone()], &[debit.clone(), credit.clone()], &[(&primary, 0), (&revenue, 0)]).await.expect("the batch is written");
+        ledger::finish_batch(
+            tx,
+            &LedgerWrites {
+                transfers: vec![posted.clone(), rejected.clone()],
+                entries: vec![debit.clone(), credit.clone()],
+                wallets: vec![(primary.clone(), read(0)), (revenue.clone(), read(0))],
+                ..LedgerWrites::default()
+            },
+        )
+        .await
+        .expect("the batch is written");
 
         // By id, and by idempotency key (the batch's own read).
         assert_eq!(ledger::get_transfer(&f.store, f.tenant, posted.id).await.unwrap().as_ref(), Some(&posted), "{}", f.backend);
         assert_eq!(ledger::get_transfer(&f.store, f.tenant, rejected.id).await.unwrap().as_ref(), Some(&rejected), "{}", f.backend);
         let keys = [(f.tenant, "key-a"), (f.tenant, "key-b"), (f.tenant, "key-c")];
-        let (mut tx, reads) = ledger::begin_batch(&writer, &[f.revenue, f.primary], &keys, 0, Locking::Pessimistic).await.expect("a batch");
+        let (mut tx, reads) = ledger::begin_batch(&writer, &BatchKeys { wallets: &[f.revenue, f.primary], transfer_keys: &keys, ..BatchKeys::default() }, Locking::Pessimistic).await.expect("a batch");
         let mut earlier = reads.earlier.clone();
         earlier.sort_by_key(|t| t.id);
         assert_eq!(earlier, [posted.clone(), rejected.clone()], "{}", f.backend);
@@ -171,7 +182,7 @@ async fn transfers_entries_and_wallets_round_trip() {
         assert_eq!(balances, [(posted.id, f.revenue, -4_133), (posted.id, f.primary, 4_109)], "{}", f.backend);
         let missing = ledger::balances_after(&mut tx, &[(f.primary, 99)]).await;
         assert!(matches!(missing, Err(StorageError::Corrupt(_))), "{}: a missing entry is corrupt, not skipped: {missing:?}", f.backend);
-        ledger::finish_batch(tx, &[], &[], &[]).await.expect("an empty batch ends");
+        ledger::finish_batch(tx, &LedgerWrites::default()).await.expect("an empty batch ends");
 
         // The wallet and its entry as the readers show them.
         let wallet = wallets::get(&f.store, f.tenant, f.primary).await.unwrap().expect("the wallet");
@@ -184,6 +195,7 @@ async fn transfers_entries_and_wallets_round_trip() {
             balance_minor: 4_109,
             floor_minor: Some(-31),
             entry_seq: 17,
+            reserved_minor: 0,
             created_at_us: T0_US + 41,
         };
         assert_eq!(wallet, expected, "{}", f.backend);
@@ -209,15 +221,94 @@ async fn transfers_entries_and_wallets_round_trip() {
 
         // The idempotency key and the wallet's floor, by name.
         let reuse = StoredTransfer { id: TransferId(903), ..posted.clone() };
-        let (tx, _) = ledger::begin_batch(&writer, &[], &[], 0, Locking::Pessimistic).await.unwrap();
-        let error = ledger::finish_batch(tx, &[reuse], &[], &[]).await.unwrap_err();
+        let (tx, _) = ledger::begin_batch(&writer, &BatchKeys::default(), Locking::Pessimistic).await.unwrap();
+        let error = ledger::finish_batch(tx, &LedgerWrites { transfers: vec![reuse], ..LedgerWrites::default() }).await.unwrap_err();
         assert!(matches!(error, StorageError::UniqueViolation { key: UniqueKey::TransferIdempotencyKey, .. }), "{}: {error:?}", f.backend);
         let below = WalletState { balance_minor: -32, ..primary };
         let alone = StoredTransfer { id: TransferId(904), idempotency_key: None, ..rejected.clone() };
-        let (tx, _) = ledger::begin_batch(&writer, &[f.primary], &[], 0, Locking::Pessimistic).await.unwrap();
-        let error = ledger::finish_batch(tx, &[alone], &[], &[(&below, 17)]).await.unwrap_err();
+        let (tx, _) = ledger::begin_batch(&writer, &BatchKeys { wallets: &[f.primary], ..BatchKeys::default() }, Locking::Pessimistic).await.unwrap();
+        let error = ledger::finish_batch(tx, &LedgerWrites { transfers: vec![alone], wallets: vec![(below, read(17))], ..LedgerWrites::default() }).await.unwrap_err();
         assert!(matches!(error, StorageError::CheckViolation { check: Check::WalletFloor, .. }), "{}: {error:?}", f.backend);
         assert_eq!(ledger::get_transfer(&f.store, f.tenant, TransferId(904)).await.unwrap(), None, "{}: a failed batch writes nothing", f.backend);
+    }
+}
+
+/// A wallet as a batch read it, with nothing reserved.
+fn read(entry_seq: i64) -> WalletRead {
+    WalletRead { entry_seq, reserved_minor: 0 }
+}
+
+#[tokio::test]
+async fn holds_round_trip_and_resolve_once() {
+    for db in databases().await {
+        let f = Fixture::new(&db).await;
+        let writer = LedgerWriter::open(&f.store).expect("the ledger writer");
+        let intent = |amount_minor| TransferIntent { debit: f.primary, credit: f.revenue, amount: PositiveAmount::new(amount_minor).unwrap(), currency: Currency::Cny, debit_rule: DebitRule::ToFloor };
+        let pending = StoredHold {
+            hold: Hold { id: TransferId(950), tenant: f.tenant, kind: TransferKind::Charge, intent: intent(25), timeout_at_us: T0_US + 9_000, state: HoldState::Pending },
+            fingerprint: "hold-a".to_owned(),
+            memo: Some("spend cap".to_owned()),
+            idempotency_key: Some("hold-key".to_owned()),
+            created_at_us: T0_US + 5,
+            resolved_at_us: None,
+        };
+        let refused = StoredHold {
+            hold: Hold { id: TransferId(951), intent: intent(10_000), state: HoldState::Rejected(TransferRejection::InsufficientFunds), ..pending.hold.clone() },
+            idempotency_key: Some("refused-key".to_owned()),
+            memo: None,
+            ..pending.clone()
+        };
+        // Reserving 25 of the primary wallet's 31 of overdraft.
+        let reserving = WalletState { id: f.primary, currency: Currency::Cny, balance_minor: 0, floor_minor: Some(-31), entry_seq: 0, reserved_minor: 25 };
+        let (tx, _) = ledger::begin_batch(&writer, &BatchKeys { wallets: &[f.primary], ids_needed: 2, ..BatchKeys::default() }, Locking::Optimistic).await.unwrap();
+        let opened = LedgerWrites { holds_opened: vec![pending.clone(), refused.clone()], wallets: vec![(reserving.clone(), read(0))], ..LedgerWrites::default() };
+        ledger::finish_batch(tx, &opened).await.expect("the holds are written");
+
+        assert_eq!(ledger::get_hold(&f.store, f.tenant, pending.hold.id).await.unwrap().as_ref(), Some(&pending), "{}", f.backend);
+        assert_eq!(ledger::get_hold(&f.store, f.tenant, refused.hold.id).await.unwrap().as_ref(), Some(&refused), "{}", f.backend);
+        assert_eq!(ledger::get_hold(&f.store, TenantId(1), pending.hold.id).await.unwrap(), None, "{}: another tenant's hold", f.backend);
+        let keys = [(f.tenant, "hold-key"), (f.tenant, "no-such-key")];
+        let ids = [(f.tenant, pending.hold.id), (TenantId(1), refused.hold.id)];
+        let (tx, reads) = ledger::begin_batch(&writer, &BatchKeys { wallets: &[f.primary], hold_keys: &keys, hold_ids: &ids, ..BatchKeys::default() }, Locking::Pessimistic).await.unwrap();
+        assert_eq!((reads.earlier_holds.as_slice(), reads.holds.as_slice()), (&[pending.clone()][..], &[pending.clone()][..]), "{}", f.backend);
+        assert_eq!(reads.wallets, [(f.tenant, reserving.clone())], "{}", f.backend);
+        ledger::finish_batch(tx, &LedgerWrites::default()).await.unwrap();
+        assert_eq!(ledger::overdue_holds(&f.store, T0_US + 9_000, 10).await.unwrap(), std::slice::from_ref(&pending), "{}: due at its timeout", f.backend);
+        assert_eq!(ledger::overdue_holds(&f.store, T0_US + 8_999, 10).await.unwrap(), [], "{}", f.backend);
+        let listed = ledger::list_holds(&f.store, f.tenant, None, Some("pending"), Some(f.revenue), 10).await.unwrap();
+        assert_eq!(listed, std::slice::from_ref(&pending), "{}", f.backend);
+
+        // A wallet whose reservation moved since the read is not written (optimistic: a conflict to retry).
+        let posted_state = HoldState::Posted { transfer: TransferId(960), amount_minor: 20 };
+        let stale = LedgerWrites { wallets: vec![(WalletState { reserved_minor: 0, ..reserving.clone() }, read(0))], ..LedgerWrites::default() };
+        let (tx, _) = ledger::begin_batch(&writer, &BatchKeys { wallets: &[f.primary], ..BatchKeys::default() }, Locking::Optimistic).await.unwrap();
+        let error = ledger::finish_batch(tx, &stale).await.unwrap_err();
+        assert!(error.is_retryable() || matches!(error, StorageError::Corrupt(_)), "{}: {error:?}", f.backend);
+
+        // Resolved once; resolving it again finds it no longer pending.
+        let resolve = LedgerWrites { holds_resolved: vec![(pending.hold.id, posted_state, T0_US + 70)], ..LedgerWrites::default() };
+        let (tx, _) = ledger::begin_batch(&writer, &BatchKeys::default(), Locking::Optimistic).await.unwrap();
+        ledger::finish_batch(tx, &resolve).await.expect("the hold is resolved");
+        let resolved = StoredHold { hold: Hold { state: posted_state, ..pending.hold.clone() }, resolved_at_us: Some(T0_US + 70), ..pending.clone() };
+        assert_eq!(ledger::get_hold(&f.store, f.tenant, pending.hold.id).await.unwrap(), Some(resolved), "{}", f.backend);
+        let (tx, _) = ledger::begin_batch(&writer, &BatchKeys::default(), Locking::Optimistic).await.unwrap();
+        let error = ledger::finish_batch(tx, &resolve).await.unwrap_err();
+        assert!(error.is_retryable() || matches!(error, StorageError::Corrupt(_)), "{}: {error:?}", f.backend);
+
+        // Constraints, by name: a reused key, a posting above the reservation.
+        let (tx, _) = ledger::begin_batch(&writer, &BatchKeys::default(), Locking::Optimistic).await.unwrap();
+        let reused = StoredHold { hold: Hold { id: TransferId(952), ..refused.hold.clone() }, ..refused.clone() };
+        let error = ledger::finish_batch(tx, &LedgerWrites { holds_opened: vec![reused], ..LedgerWrites::default() }).await.unwrap_err();
+        assert!(matches!(error, StorageError::UniqueViolation { key: UniqueKey::HoldIdempotencyKey, .. }), "{}: {error:?}", f.backend);
+        let (tx, _) = ledger::begin_batch(&writer, &BatchKeys::default(), Locking::Optimistic).await.unwrap();
+        let over = StoredHold {
+            hold: Hold { id: TransferId(953), state: HoldState::Posted { transfer: TransferId(961), amount_minor: 26 }, ..pending.hold.clone() },
+            idempotency_key: None,
+            resolved_at_us: Some(T0_US),
+            ..pending.clone()
+        };
+        let error = ledger::finish_batch(tx, &LedgerWrites { holds_opened: vec![over], ..LedgerWrites::default() }).await.unwrap_err();
+        assert!(matches!(error, StorageError::CheckViolation { check: Check::HoldPosted, .. }), "{}: {error:?}", f.backend);
     }
 }
 
@@ -275,12 +366,12 @@ async fn usage_rows_round_trip() {
                 quota: &[(&quota, 12 + round)],
             };
             let (tx, _) = usage::begin_usage(&writer, &keys).await.expect("a usage batch");
-            usage::finish_usage(tx, &writes, &[], &[], &[]).await.expect("the usage batch is written");
+            usage::finish_usage(tx, &writes, &LedgerWrites::default()).await.expect("the usage batch is written");
         }
         let (day_total, month_total) = (sum(amounts(0), amounts(100_000)), sum(amounts(1), amounts(100_001)));
 
         let (tx, reads) = usage::begin_usage(&writer, &keys).await.expect("a usage batch");
-        ledger::finish_batch(tx, &[], &[], &[]).await.unwrap();
+        ledger::finish_batch(tx, &LedgerWrites::default()).await.unwrap();
         let mut earlier = reads.earlier.clone();
         earlier.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(earlier, [("ev-1".to_owned(), accepted), ("ev-2".to_owned(), rejected)], "{}", f.backend);
@@ -327,7 +418,7 @@ async fn close_rows_round_trip() {
         let (tx, _) = usage::begin_usage(&writer, &UsageKeys { tenant: f.tenant, event_ids: &[], accounts: &[], months: &[], quota_days: &[], month_names: &[], revenue: f.revenue, ids_needed: 0 })
             .await
             .unwrap();
-        usage::finish_usage(tx, &writes, &[], &[], &[]).await.unwrap();
+        usage::finish_usage(tx, &writes, &LedgerWrites::default()).await.unwrap();
 
         let line = NewBillLine {
             account: f.account,
@@ -351,7 +442,7 @@ async fn close_rows_round_trip() {
         let writes = CloseWrites { tenant: f.tenant, month: "2025-03", now_us, bills: &[(f.account, 5_432)], lines: &[line], settlements: &settlements };
         let (tx, reads) = close::begin_close(&writer, f.tenant, "2025-03").await.expect("a close");
         assert!(!reads.already_closed, "{}", f.backend);
-        close::finish_close(tx, &writes, &[], &[], &[]).await.expect("the close is written");
+        close::finish_close(tx, &writes, &LedgerWrites::default()).await.expect("the close is written");
 
         let bill = BillRow { tenant_id: 3, account_id: 2, month: "2025-03".to_owned(), total_cents: 5_432, created_at_us: now_us };
         assert_eq!(bills::bills(&f.store, f.tenant, &[f.account], "2025-03", "2025-03").await.unwrap(), [bill], "{}", f.backend);
@@ -398,7 +489,7 @@ async fn close_rows_round_trip() {
         let (tx, _) = usage::begin_usage(&writer, &UsageKeys { tenant: f.tenant, event_ids: &[], accounts: &[], months: &[], quota_days: &[], month_names: &[], revenue: f.revenue, ids_needed: 0 })
             .await
             .unwrap();
-        usage::finish_usage(tx, &writes, &[], &[], &[]).await.unwrap();
+        usage::finish_usage(tx, &writes, &LedgerWrites::default()).await.unwrap();
         let (tx, reads) = close::begin_close(&writer, f.tenant, "2025-04").await.expect("a close");
         close::abandon(tx).await.unwrap();
         let sms = (f.account, "sms".to_owned());
@@ -415,7 +506,7 @@ async fn close_rows_round_trip() {
         let (tx, reads) = close::begin_close(&writer, f.tenant, "2025-03").await.expect("a close");
         assert!(reads.already_closed, "{}", f.backend);
         let again = CloseWrites { tenant: f.tenant, month: "2025-03", now_us, bills: &[], lines: &[], settlements: &[] };
-        let error = close::finish_close(tx, &again, &[], &[], &[]).await.unwrap_err();
+        let error = close::finish_close(tx, &again, &LedgerWrites::default()).await.unwrap_err();
         assert!(matches!(error, StorageError::UniqueViolation { key: UniqueKey::MonthClose, .. }), "{}: {error:?}", f.backend);
     }
 }

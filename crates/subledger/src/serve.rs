@@ -99,6 +99,7 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
         ..HttpConfig::default()
     };
     let auto_close = (args.auto_close_after_hours > 0).then(|| tokio::spawn(auto_close(services.clone(), args.auto_close_after_hours)));
+    let expiry = tokio::spawn(expire_overdue_holds(services.clone()));
     let sweep = tokio::spawn(forget_expired_sightings(services.clone(), subledger_service::signed_requests::sweep_every(args.sendcloud_timestamp_window_ms)));
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let local = listener.local_addr()?;
@@ -115,8 +116,10 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
         task.abort();
         let _ = task.await;
     }
-    sweep.abort();
-    let _ = sweep.await;
+    for task in [sweep, expiry] {
+        task.abort();
+        let _ = task.await;
+    }
     drop(services);
     ledger_worker.await?;
     store.close().await;
@@ -203,6 +206,33 @@ async fn forget_expired_sightings(services: Services, every: std::time::Duration
         ticks.tick().await;
         if let Err(error) = services.forget_expired_sightings(jiff::Timestamp::now().as_millisecond()).await {
             tracing::warn!(%error, "sweeping expired signed requests failed; retrying later");
+        }
+    }
+}
+
+/// How often a server looks for holds past their timeout.
+const HOLD_EXPIRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Voids holds that reached their timeout, of every tenant: within about a
+/// second in a running server, and at start for those that timed out while
+/// no server ran. Safe in several processes (a hold expires once).
+async fn expire_overdue_holds(services: Services) {
+    let mut ticks = tokio::time::interval(HOLD_EXPIRY_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        loop {
+            match services.expire_overdue_holds().await {
+                // A full sweep may have left more behind: go on at once.
+                Ok(expired) if expired as i64 == subledger_service::holds::EXPIRY_SWEEP_MAX => continue,
+                Ok(expired) => {
+                    if expired > 0 {
+                        tracing::info!(expired, "holds past their timeout expired");
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "expiring holds past their timeout failed; retrying in a second"),
+            }
+            break;
         }
     }
 }

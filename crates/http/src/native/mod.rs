@@ -8,6 +8,7 @@ mod accounts;
 mod bills;
 mod catalog;
 mod error;
+mod holds;
 pub mod openapi;
 mod tenants;
 mod usage;
@@ -60,6 +61,10 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(wallets::entries))
         .routes(routes!(wallets::transfer))
         .routes(routes!(wallets::show_transfer))
+        .routes(routes!(holds::open, holds::list))
+        .routes(routes!(holds::show))
+        .routes(routes!(holds::post))
+        .routes(routes!(holds::void))
         .routes(routes!(catalog::list_products, catalog::add_product))
         .routes(routes!(catalog::list_tariffs, catalog::set_tariff))
         .routes(routes!(catalog::set_billing))
@@ -134,6 +139,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         let body = Bytes::from_request(request, state).await.map_err(|rejection| ApiError::from_json_rejection(JsonRejection::from(rejection)))?;
         check_json_text(&body).map_err(|error| ApiError::from(InvalidText { part: Part::Body, error }))?;
         axum::Json::<T>::from_bytes(&body).map(|axum::Json(value)| ApiJson(value)).map_err(ApiError::from_json_rejection)
+    }
+}
+
+/// A JSON body whose fields are all optional: no body at all (no content
+/// type, no length) reads as the default.
+pub struct ApiJsonOrEmpty<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for ApiJsonOrEmpty<T> {
+    type Rejection = ApiError;
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let headers = request.headers();
+        let no_length = headers.get(http::header::CONTENT_LENGTH).is_none_or(|length| length.as_bytes() == b"0");
+        if headers.get(http::header::CONTENT_TYPE).is_none() && no_length && headers.get(http::header::TRANSFER_ENCODING).is_none() {
+            return Ok(ApiJsonOrEmpty(T::default()));
+        }
+        ApiJson::<T>::from_request(request, state).await.map(|ApiJson(value)| ApiJsonOrEmpty(value))
     }
 }
 

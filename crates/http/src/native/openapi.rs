@@ -14,6 +14,7 @@ use utoipa::{Modify, OpenApi};
         (name = "tenants", description = "Resellers and their credentials"),
         (name = "accounts", description = "Sub-accounts of a tenant"),
         (name = "wallets", description = "Balances, entries and money movements"),
+        (name = "holds", description = "Two-phase transfers: reserve money, then post or void it; a hold voids itself at its timeout"),
         (name = "billing", description = "Products, tariffs, usage, bills"),
     )
 )]

@@ -30,6 +30,11 @@ pub struct WalletView {
     pub balance_minor: i64,
     /// Lowest balance allowed; absent for system wallets (unbounded).
     pub floor_minor: Option<i64>,
+    /// Held by pending holds: part of the balance, but not spendable.
+    pub reserved_minor: i64,
+    /// What can still be spent: balance less reserved, down to the floor.
+    /// Absent for system wallets (they pay only by explicit transfers).
+    pub available_minor: Option<i64>,
     /// Number of entries, which is also the last entry's `seq`.
     pub entry_count: i64,
 }
@@ -43,6 +48,8 @@ impl From<&WalletRecord> for WalletView {
             balance: format_minor(w.balance_minor),
             balance_minor: w.balance_minor,
             floor_minor: w.floor_minor,
+            reserved_minor: w.reserved_minor,
+            available_minor: w.available_minor(),
             entry_count: w.entry_seq,
         }
     }
@@ -168,8 +175,19 @@ pub struct TransferView {
 
 fn transfer_response(receipt: TransferReceipt, currency: Currency) -> Result<Response, ApiError> {
     let replayed = receipt.replayed;
+    let view = transfer_view(receipt, currency)?;
+    let mut response = (StatusCode::CREATED, Json(view)).into_response();
+    if replayed {
+        response.headers_mut().insert("idempotent-replayed", http::HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// A posted transfer as shown; a refused one as its error.
+pub(super) fn transfer_view(receipt: TransferReceipt, currency: Currency) -> Result<TransferView, ApiError> {
+    let replayed = receipt.replayed;
     let (receipt, balances) = receipt.posted()?;
-    let view = TransferView {
+    Ok(TransferView {
         transfer_id: receipt.transfer_id.to_string(),
         kind: receipt.kind.as_str().to_owned(),
         amount: format_minor(receipt.amount_minor),
@@ -181,20 +199,15 @@ fn transfer_response(receipt: TransferReceipt, currency: Currency) -> Result<Res
         credit_balance_after_minor: Some(balances.credit_balance_after_minor),
         created_at: from_unix_micros(receipt.created_at_us).to_string(),
         replayed,
-    };
-    let mut response = (StatusCode::CREATED, Json(view)).into_response();
-    if replayed {
-        response.headers_mut().insert("idempotent-replayed", http::HeaderValue::from_static("true"));
-    }
-    Ok(response)
+    })
 }
 
-fn parse_amount(text: &str) -> Result<PositiveAmount, ApiError> {
+pub(super) fn parse_amount(text: &str) -> Result<PositiveAmount, ApiError> {
     let minor = parse_amount_minor(text).map_err(|e| ApiError::bad_request("invalid_amount", &e.to_string()))?;
     PositiveAmount::new(minor).map_err(|e| ApiError::bad_request("invalid_amount", &e.to_string()))
 }
 
-fn parse_currency(text: Option<&str>) -> Result<Currency, ApiError> {
+pub(super) fn parse_currency(text: Option<&str>) -> Result<Currency, ApiError> {
     text.map_or(Ok(Currency::Cny), |c| Currency::from_str(c).map_err(|e| ApiError::bad_request("invalid_currency", &e.to_string())))
 }
 
@@ -262,7 +275,7 @@ pub struct TransferBody {
     pub memo: Option<String>,
 }
 
-fn wallet_ref(side: &WalletSide) -> Result<WalletRef, ApiError> {
+pub(super) fn wallet_ref(side: &WalletSide) -> Result<WalletRef, ApiError> {
     Ok(WalletRef { holder: holder_of(side.username.as_deref())?, purpose: parse_purpose(side.wallet.as_deref())? })
 }
 

@@ -7,7 +7,7 @@ use subledger_domain::ids::{AccountId, TenantId, TransferId, WalletId};
 use subledger_domain::ledger::WalletState;
 use subledger_domain::usage::RollupAmounts;
 
-use super::{BatchInner, BatchTx, LedgerWriter, NewEntry, StoredTransfer, WriterInner, postgres, sqlite};
+use super::{BatchInner, BatchTx, LedgerWriter, WriterInner, postgres, sqlite};
 use crate::Result;
 use crate::rows::{BillLineRow, BillRow, MonthCloseRow, SettlementRow};
 
@@ -187,15 +187,15 @@ pub async fn settlement_wallets(tx: &mut BatchTx, tenant: TenantId, accounts: &[
 
 /// Writes the close (bills, lines, settlements, late flags cleared, the month
 /// marked closed), then the settlements' transfers, and commits.
-pub async fn finish_close(tx: BatchTx, writes: &CloseWrites<'_>, transfers: &[StoredTransfer], entries: &[NewEntry], wallets: &[(&WalletState, i64)]) -> Result<()> {
+pub async fn finish_close(tx: BatchTx, writes: &CloseWrites<'_>, ledger: &super::LedgerWrites) -> Result<()> {
     match tx.inner {
         BatchInner::Sqlite(batch) => {
             sqlite::close_writes(&batch, writes)?;
-            sqlite::finish(batch, transfers, entries, wallets)
+            sqlite::finish(batch, ledger)
         }
         BatchInner::Postgres(mut batch) => {
             postgres::close_writes(&mut batch, writes).await?;
-            postgres::finish(batch, transfers, entries, wallets).await
+            postgres::finish(batch, ledger).await
         }
     }
 }
@@ -206,5 +206,5 @@ pub async fn abandon(tx: BatchTx) -> Result<()> {
 }
 
 async fn finish_close_empty(tx: BatchTx) -> Result<()> {
-    super::finish_batch(tx, &[], &[], &[]).await
+    super::finish_batch(tx, &super::LedgerWrites::default()).await
 }

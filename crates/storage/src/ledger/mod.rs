@@ -18,8 +18,9 @@ use std::sync::LazyLock;
 use subledger_domain::ids::{TenantId, TransferId, WalletId};
 use subledger_domain::ledger::{TransferKind, TransferRejection, WalletState};
 use subledger_domain::money::Currency;
+use subledger_domain::posting::{Hold, HoldChange, HoldState, JournalWrites, WalletRead};
 
-use crate::rows::{EntryKey, TransferRow, columns};
+use crate::rows::{EntryKey, HoldRow, TransferRow, columns};
 use crate::signed_requests::Sighting;
 use crate::{Backend, Result, StorageError, Store};
 
@@ -76,30 +77,51 @@ enum BatchInner {
     Postgres(postgres::Batch),
 }
 
+/// What a batch of transfers and holds reads, besides its wallets.
+#[derive(Debug, Default)]
+pub struct BatchKeys<'a> {
+    /// The wallets the batch may move (locked first when pessimistic).
+    pub wallets: &'a [WalletId],
+    /// Idempotency keys of the transfers it may post.
+    pub transfer_keys: &'a [(TenantId, &'a str)],
+    /// Idempotency keys of the holds it may open.
+    pub hold_keys: &'a [(TenantId, &'a str)],
+    /// Holds it may post or void, read after the wallets: a hold changes
+    /// only with its debit wallet (its reservation), so a hold read under
+    /// that wallet's lock stays as read.
+    pub hold_ids: &'a [(TenantId, TransferId)],
+    /// Fresh transfer ids to draw.
+    pub ids_needed: usize,
+}
+
 /// What a batch reads under its locks.
 pub struct BatchReads {
     /// The wallets named, with their owner; missing ids are simply absent.
     pub wallets: Vec<(TenantId, WalletState)>,
     /// Earlier transfers recorded under the batch's idempotency keys.
     pub earlier: Vec<StoredTransfer>,
+    /// Earlier holds recorded under the batch's hold keys.
+    pub earlier_holds: Vec<StoredHold>,
+    /// The holds named by id (those of another tenant, or missing, are absent).
+    pub holds: Vec<StoredHold>,
     /// Fresh ids for the transfers this batch may write, as many as asked for.
     pub transfer_ids: Vec<TransferId>,
 }
 
 /// Starts a batch: takes the write lock (SQLite) or, unless optimistic, the
 /// wallets' row locks (PostgreSQL), and reads the wallets, the earlier
-/// outcomes of `keys`, and `ids_needed` fresh transfer ids.
-pub async fn begin_batch(writer: &LedgerWriter, wallet_ids: &[WalletId], keys: &[(TenantId, &str)], ids_needed: usize, locking: Locking) -> Result<(BatchTx, BatchReads)> {
-    let mut ids: Vec<i64> = wallet_ids.iter().map(|w| w.0).collect();
+/// outcomes of the keys, the holds named, and fresh transfer ids.
+pub async fn begin_batch(writer: &LedgerWriter, keys: &BatchKeys<'_>, locking: Locking) -> Result<(BatchTx, BatchReads)> {
+    let mut ids: Vec<i64> = keys.wallets.iter().map(|w| w.0).collect();
     ids.sort_unstable();
     ids.dedup();
     let (inner, reads) = match &writer.inner {
         WriterInner::Sqlite(w) => {
-            let (batch, reads) = sqlite::begin(w, &ids, keys, ids_needed).await?;
+            let (batch, reads) = sqlite::begin(w, &ids, keys).await?;
             (BatchInner::Sqlite(batch), reads)
         }
         WriterInner::Postgres(store) => {
-            let (batch, reads) = postgres::begin(store, &ids, keys, ids_needed, locking).await?;
+            let (batch, reads) = postgres::begin(store, &ids, keys, locking).await?;
             (BatchInner::Postgres(batch), reads)
         }
     };
@@ -124,13 +146,78 @@ pub async fn balances_after(tx: &mut BatchTx, positions: &[(WalletId, i64)]) -> 
 }
 
 /// Writes a batch and commits it: its transfers (posted and rejected alike),
-/// the entries of the posted ones, and the new balance and last entry number
-/// of every wallet they touched. `wallets` pairs each new state with the
-/// `entry_seq` the wallet had when the batch read it.
-pub async fn finish_batch(tx: BatchTx, transfers: &[StoredTransfer], entries: &[NewEntry], wallets: &[(&WalletState, i64)]) -> Result<()> {
+/// the entries of the posted ones, the holds it opened or resolved, and the
+/// new balance, last entry number and reservation of every wallet they
+/// touched, each written only if the wallet is still as the batch read it.
+pub async fn finish_batch(tx: BatchTx, writes: &LedgerWrites) -> Result<()> {
     match tx.inner {
-        BatchInner::Sqlite(batch) => sqlite::finish(batch, transfers, entries, wallets),
-        BatchInner::Postgres(batch) => postgres::finish(batch, transfers, entries, wallets).await,
+        BatchInner::Sqlite(batch) => sqlite::finish(batch, writes),
+        BatchInner::Postgres(batch) => postgres::finish(batch, writes).await,
+    }
+}
+
+/// What a job writes to the ledger's tables: its journal's writes in
+/// storage's terms. The one conversion every job that moves money goes through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerWrites {
+    pub transfers: Vec<StoredTransfer>,
+    pub entries: Vec<NewEntry>,
+    /// Holds opened (pending, or refused under a key).
+    pub holds_opened: Vec<StoredHold>,
+    /// Holds resolved: (id, new state, when). Written only over a pending hold.
+    pub holds_resolved: Vec<(TransferId, HoldState, i64)>,
+    /// Each moved wallet's new state, with what it held when read.
+    pub wallets: Vec<(WalletState, WalletRead)>,
+}
+
+impl LedgerWrites {
+    pub fn of(writes: JournalWrites) -> LedgerWrites {
+        let transfers = writes
+            .transfers
+            .into_iter()
+            .map(|t| StoredTransfer {
+                id: t.id,
+                tenant_id: t.tenant,
+                idempotency_key: t.idempotency_key,
+                fingerprint: t.fingerprint,
+                outcome: t.outcome.map(|_| ()),
+                kind: t.kind,
+                debit: t.intent.debit,
+                credit: t.intent.credit,
+                amount_minor: t.intent.amount.minor(),
+                currency: t.intent.currency,
+                memo: t.memo,
+                created_at_us: t.created_at_us,
+                entry_seqs: t.outcome.ok(),
+            })
+            .collect();
+        let entries = writes
+            .entries
+            .into_iter()
+            .map(|e| NewEntry {
+                wallet: e.wallet,
+                seq: e.seq,
+                tenant_id: e.tenant,
+                transfer_id: e.transfer,
+                amount_minor: e.amount_minor,
+                balance_after_minor: e.balance_after_minor,
+                created_at_us: e.created_at_us,
+            })
+            .collect();
+        let (mut holds_opened, mut holds_resolved) = (Vec::new(), Vec::new());
+        for change in writes.holds {
+            match change {
+                HoldChange::Opened { hold, fingerprint, memo, idempotency_key, created_at_us } => {
+                    holds_opened.push(StoredHold { hold, fingerprint, memo, idempotency_key, created_at_us, resolved_at_us: None })
+                }
+                HoldChange::Resolved { id, state, at_us } => holds_resolved.push((id, state, at_us)),
+            }
+        }
+        LedgerWrites { transfers, entries, holds_opened, holds_resolved, wallets: writes.wallets }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.transfers.is_empty() && self.holds_opened.is_empty() && self.holds_resolved.is_empty() && self.wallets.is_empty()
     }
 }
 
@@ -162,6 +249,57 @@ pub struct StoredTransfer {
     pub created_at_us: i64,
     /// For a posted transfer, the sequence numbers of its debit and credit entries.
     pub entry_seqs: Option<(i64, i64)>,
+}
+
+/// A hold as stored: the pending transfer, where it stands, and its request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredHold {
+    pub hold: Hold,
+    pub fingerprint: String,
+    pub memo: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub created_at_us: i64,
+    /// When it was posted, voided or expired.
+    pub resolved_at_us: Option<i64>,
+}
+
+static GET_HOLD: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM holds WHERE tenant_id = $1 AND id = $2", columns::<HoldRow<String>>(None)));
+
+pub async fn get_hold(store: &Store, tenant: TenantId, id: TransferId) -> Result<Option<StoredHold>> {
+    let row: Option<HoldRow<String>> = sqlx::query_as(&GET_HOLD).bind(tenant.0).bind(id.0).fetch_optional(store.reader()).await?;
+    row.map(StoredHold::try_from).transpose()
+}
+
+/// Most holds one page lists.
+pub const HOLDS_PAGE_MAX: i64 = 500;
+
+static LIST_HOLDS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM holds WHERE tenant_id = $1 AND id < $2 AND (CAST($3 AS TEXT) IS NULL OR state = CAST($3 AS TEXT)) AND (CAST($4 AS BIGINT) IS NULL OR debit_wallet_id = CAST($4 AS BIGINT) OR credit_wallet_id = CAST($4 AS BIGINT)) ORDER BY id DESC LIMIT $5",
+        columns::<HoldRow<String>>(None)
+    )
+});
+
+/// A tenant's holds, newest first, below `before` (a hold id), optionally of
+/// one state and touching one wallet.
+pub async fn list_holds(store: &Store, tenant: TenantId, before: Option<TransferId>, state: Option<&str>, wallet: Option<WalletId>, limit: i64) -> Result<Vec<StoredHold>> {
+    let rows: Vec<HoldRow<String>> = sqlx::query_as(&LIST_HOLDS)
+        .bind(tenant.0)
+        .bind(before.map_or(i64::MAX, |id| id.0))
+        .bind(state)
+        .bind(wallet.map(|w| w.0))
+        .bind(limit.clamp(1, HOLDS_PAGE_MAX))
+        .fetch_all(store.reader())
+        .await?;
+    rows.into_iter().map(StoredHold::try_from).collect()
+}
+
+/// Pending holds whose timeout has passed, oldest timeout first, at most `limit`.
+pub async fn overdue_holds(store: &Store, now_us: i64, limit: i64) -> Result<Vec<StoredHold>> {
+    static OVERDUE: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {} FROM holds WHERE state = 'pending' AND timeout_at_us <= $1 ORDER BY timeout_at_us LIMIT $2", columns::<HoldRow<String>>(None)));
+    let rows: Vec<HoldRow<String>> = sqlx::query_as(&OVERDUE).bind(now_us).bind(limit).fetch_all(store.reader()).await?;
+    rows.into_iter().map(StoredHold::try_from).collect()
 }
 
 static GET_TRANSFER: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM transfers WHERE tenant_id = $1 AND id = $2", columns::<TransferRow<String>>(None)));
@@ -196,6 +334,15 @@ pub struct AuditReport {
     pub wallets_with_gaps: i64,
     /// Wallets below their floor.
     pub wallets_below_floor: i64,
+    /// Wallets whose reservation is not the sum of their pending holds.
+    pub wallets_off_their_holds: i64,
+    /// Wallets whose reservations exceed their funds (balance less reserved below the floor).
+    pub wallets_over_reserved: i64,
+    /// Pending holds past their timeout by more than [`HOLD_EXPIRY_GRACE_US`]:
+    /// every running server expires them within a second or two.
+    pub holds_outliving_timeout: i64,
+    /// Holds naming a wallet that does not exist or belongs to another tenant.
+    pub holds_dangling: i64,
     /// Posted transfers without their debit and credit entry of their amount.
     pub transfers_unbalanced: i64,
     /// Entries beyond two per posted transfer (non-zero means an orphan entry).
@@ -216,6 +363,10 @@ impl AuditReport {
             && self.wallets_off_their_entries == 0
             && self.wallets_with_gaps == 0
             && self.wallets_below_floor == 0
+            && self.wallets_off_their_holds == 0
+            && self.wallets_over_reserved == 0
+            && self.holds_outliving_timeout == 0
+            && self.holds_dangling == 0
             && self.transfers_unbalanced == 0
             && self.entries_unaccounted == 0
             && self.entries_dangling == 0
@@ -223,10 +374,17 @@ impl AuditReport {
     }
 }
 
+/// How long past its timeout a pending hold may wait for the expiry sweep
+/// before an audit counts it: the sweep runs every second in every server
+/// process. A database no server has run on since holds timed out has such
+/// holds until one starts.
+pub const HOLD_EXPIRY_GRACE_US: i64 = 60_000_000;
+
 /// Checks the ledger invariants over the whole database (a full scan: for
 /// tests, operators and after a crash, not for the request path).
 pub async fn audit(store: &Store) -> Result<AuditReport> {
     let pool = store.reader();
+    let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_micros() as i64);
     let balance_sums: Vec<(String, i64)> = sqlx::query_as("SELECT currency, CAST(SUM(balance_minor) AS BIGINT) FROM wallets GROUP BY currency ORDER BY currency").fetch_all(pool).await?;
     let count = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await };
     Ok(AuditReport {
@@ -247,6 +405,19 @@ pub async fn audit(store: &Store) -> Result<AuditReport> {
         )
         .await?,
         wallets_below_floor: count("SELECT COUNT(*) FROM wallets WHERE floor_minor IS NOT NULL AND balance_minor < floor_minor").await?,
+        wallets_off_their_holds: count(
+            "SELECT COUNT(*) FROM wallets w WHERE w.reserved_minor <>
+               COALESCE((SELECT CAST(SUM(h.amount_minor) AS BIGINT) FROM holds h WHERE h.debit_wallet_id = w.id AND h.state = 'pending'), 0)",
+        )
+        .await?,
+        wallets_over_reserved: count("SELECT COUNT(*) FROM wallets WHERE reserved_minor < 0 OR (floor_minor IS NOT NULL AND balance_minor - reserved_minor < floor_minor)").await?,
+        holds_outliving_timeout: sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM holds WHERE state = 'pending' AND timeout_at_us < $1").bind(now_us - HOLD_EXPIRY_GRACE_US).fetch_one(pool).await?,
+        holds_dangling: count(
+            "SELECT COUNT(*) FROM holds h WHERE
+               NOT EXISTS (SELECT 1 FROM wallets w WHERE w.id = h.debit_wallet_id AND w.tenant_id = h.tenant_id)
+               OR NOT EXISTS (SELECT 1 FROM wallets w WHERE w.id = h.credit_wallet_id AND w.tenant_id = h.tenant_id)",
+        )
+        .await?,
         transfers_unbalanced: count(
             "SELECT COUNT(*) FROM transfers t WHERE t.status = 'posted' AND (
                NOT EXISTS (SELECT 1 FROM entries e WHERE e.wallet_id = t.debit_wallet_id AND e.seq = t.debit_seq

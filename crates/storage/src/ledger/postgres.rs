@@ -37,10 +37,10 @@ use subledger_domain::ledger::WalletState;
 
 use super::close::{CloseReads, CloseWrites, MonthRow, SettlementWallets};
 use super::usage::{UsageKeys, UsageReads, UsageWrites};
-use super::{BatchReads, Locking, NewEntry, StoredTransfer};
+use super::{BatchKeys, BatchReads, LedgerWrites, Locking, StoredHold, StoredTransfer};
 use crate::rows::{
-    self, BillLineRow, BillRow, EntryKey, EntryRow, MonthCloseRow, MonthKey, PreviousBilledRow, ProductTotalRow, QuotaKey, QuotaRow, SettlementRow, SightingRow, TransferKey, TransferRow,
-    UsageAccountRow, UsageDayRow, UsageEventRow, UsageMonthRow, WalletRow, WalletUpdate, columns, from_json, json,
+    self, BillLineRow, BillRow, EntryKey, EntryRow, HoldIdKey, HoldKey, HoldResolutionRow, HoldRow, MonthCloseRow, MonthKey, PreviousBilledRow, ProductTotalRow, QuotaKey, QuotaRow, SettlementRow,
+    SightingRow, TransferKey, TransferRow, UsageAccountRow, UsageDayRow, UsageEventRow, UsageMonthRow, WalletRow, WalletUpdate, columns, from_json, json,
 };
 use crate::{Result, StorageError, Store};
 
@@ -65,6 +65,22 @@ fn batch_reads(lock: &str) -> String {
 static READS_LOCKED: LazyLock<String> = LazyLock::new(|| batch_reads("FOR UPDATE"));
 static READS_UNLOCKED: LazyLock<String> = LazyLock::new(|| batch_reads(""));
 
+/// The holds named by key ($1) and by id ($2), read after the wallets so
+/// that, under their locks, they are read as last committed.
+static HOLD_READS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT
+          (SELECT {holds} FROM {keys}, LATERAL (SELECT {hold_columns} FROM holds WHERE {key_match} LIMIT 1) AS h),
+          (SELECT {holds} FROM {ids}, LATERAL (SELECT {hold_columns} FROM holds WHERE {id_match} LIMIT 1) AS h)",
+        holds = rows::postgres_agg::<HoldRow<String>>("h"),
+        hold_columns = columns::<HoldRow<String>>(None),
+        keys = rows::postgres_records::<HoldKey<String>>(1, "k"),
+        key_match = rows::postgres_match::<HoldKey<String>>("holds", "k"),
+        ids = rows::postgres_records::<HoldIdKey>(2, "k"),
+        id_match = rows::postgres_match::<HoldIdKey>("holds", "k"),
+    )
+});
+
 static ENTRIES_AT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {} FROM {}, LATERAL (SELECT {} FROM entries WHERE {} LIMIT 1) AS e",
@@ -75,22 +91,37 @@ static ENTRIES_AT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Holds are resolved only while pending, and wallets updated only while as
+/// read: any other count fails the statement as a serialization failure
+/// (`subledger_expect_rows`), and the batch runs again under locks.
 static WRITE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH new_transfers AS ({transfers} RETURNING 1),
         new_entries AS ({entries} RETURNING 1),
+        new_holds AS ({holds} RETURNING 1),
+        resolved_holds AS (
+          UPDATE holds SET state = r.state, resolved_at_us = r.resolved_at_us,
+                 posted_transfer_id = r.posted_transfer_id, posted_amount_minor = r.posted_amount_minor
+          FROM {resolutions}
+          WHERE holds.id = ANY(ARRAY(SELECT h.id FROM {resolution_ids}))
+            AND holds.id = r.id AND holds.state = 'pending' RETURNING 1),
         new_balances AS (
-          UPDATE wallets SET balance_minor = r.balance_minor, entry_seq = r.entry_seq
+          UPDATE wallets SET balance_minor = r.balance_minor, entry_seq = r.entry_seq, reserved_minor = r.reserved_minor
           FROM {updates}
           WHERE wallets.id = ANY(ARRAY(SELECT w.id FROM {ids}))
             AND wallets.id = r.id AND wallets.entry_seq = r.entry_seq_read
-            AND wallets.floor_minor IS NOT DISTINCT FROM r.floor_minor RETURNING 1)
-        SELECT (SELECT COUNT(*) FROM new_transfers) + (SELECT COUNT(*) FROM new_entries)
+            AND wallets.floor_minor IS NOT DISTINCT FROM r.floor_minor
+            AND wallets.reserved_minor = r.reserved_minor_read RETURNING 1)
+        SELECT (SELECT COUNT(*) FROM new_transfers) + (SELECT COUNT(*) FROM new_entries) + (SELECT COUNT(*) FROM new_holds)
+             + subledger_expect_rows((SELECT COUNT(*) FROM resolved_holds), $6)
              + subledger_expect_rows((SELECT COUNT(*) FROM new_balances), $4)",
         transfers = rows::postgres_insert::<TransferRow<&str>>(1),
         entries = rows::postgres_insert::<EntryRow>(2),
         updates = rows::postgres_records::<WalletUpdate>(3, "r"),
         ids = rows::postgres_records::<WalletUpdate>(3, "w"),
+        holds = rows::postgres_insert::<HoldRow<&str>>(5),
+        resolutions = rows::postgres_records::<HoldResolutionRow<String>>(7, "r"),
+        resolution_ids = rows::postgres_records::<HoldResolutionRow<String>>(7, "h"),
     )
 });
 
@@ -128,14 +159,23 @@ async fn read_batch(
     ))
 }
 
-pub(super) async fn begin(store: &Store, wallet_ids: &[i64], keys: &[(TenantId, &str)], ids_needed: usize, locking: Locking) -> Result<(Batch, BatchReads)> {
-    let keys: Vec<TransferKey<&str>> = keys.iter().map(|(tenant, key)| TransferKey { tenant_id: tenant.0, idempotency_key: *key }).collect();
+pub(super) async fn begin(store: &Store, wallet_ids: &[i64], keys: &BatchKeys<'_>, locking: Locking) -> Result<(Batch, BatchReads)> {
+    let transfer_keys: Vec<TransferKey<&str>> = keys.transfer_keys.iter().map(|(tenant, key)| TransferKey { tenant_id: tenant.0, idempotency_key: *key }).collect();
     let (mut batch, statement) = match locking {
         Locking::Optimistic => (Batch::Optimistic(store.writer().acquire().await?), &*READS_UNLOCKED),
         Locking::Pessimistic => (Batch::Locked(store.writer().begin().await?), &*READS_LOCKED),
     };
-    let (wallets, earlier, transfer_ids) = read_batch(&mut batch, statement, wallet_ids, &keys, ids_needed).await?;
-    Ok((batch, BatchReads { wallets, earlier, transfer_ids }))
+    let (wallets, earlier, transfer_ids) = read_batch(&mut batch, statement, wallet_ids, &transfer_keys, keys.ids_needed).await?;
+    let (earlier_holds, holds) = if keys.hold_keys.is_empty() && keys.hold_ids.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        let hold_keys: Vec<HoldKey<&str>> = keys.hold_keys.iter().map(|(tenant, key)| HoldKey { tenant_id: tenant.0, idempotency_key: *key }).collect();
+        let hold_ids: Vec<HoldIdKey> = keys.hold_ids.iter().map(|(tenant, id)| HoldIdKey { tenant_id: tenant.0, id: id.0 }).collect();
+        let (by_key, by_id): (String, String) = sqlx::query_as(&HOLD_READS).bind(json(&hold_keys)).bind(json(&hold_ids)).fetch_one(batch.conn()).await?;
+        let holds = |text: &str, what: &str| -> Result<Vec<StoredHold>> { from_json::<HoldRow<String>>(text, what)?.into_iter().map(StoredHold::try_from).collect() };
+        (holds(&by_key, "earlier holds")?, holds(&by_id, "holds")?)
+    };
+    Ok((batch, BatchReads { wallets, earlier, earlier_holds, holds, transfer_ids }))
 }
 
 /// Locks and reads wallets and draws transfer ids, inside a locked batch.
@@ -149,17 +189,30 @@ pub(super) async fn entries_at(batch: &mut Batch, keys: &[EntryKey]) -> Result<V
     from_json(&text, "entries")
 }
 
-pub(super) async fn finish(mut batch: Batch, transfers: &[StoredTransfer], entries: &[NewEntry], wallets: &[(&WalletState, i64)]) -> Result<()> {
-    if !transfers.is_empty() {
-        // A wallet is updated only if neither its entries nor its floor
-        // changed since the batch read it: an optimistic batch checked its
-        // debits against the floor it read, and an overdraft change made
-        // meanwhile (`wallets::set_floor`) must send it round again, locked.
-        let transfer_rows: Vec<TransferRow<&str>> = transfers.iter().map(TransferRow::from).collect();
-        let entry_rows: Vec<EntryRow> = entries.iter().map(EntryRow::from).collect();
-        let updates: Vec<WalletUpdate> = wallets.iter().map(|(wallet, entry_seq_read)| WalletUpdate::of(wallet, *entry_seq_read)).collect();
-        let written = sqlx::query(&WRITE).bind(json(&transfer_rows)).bind(json(&entry_rows)).bind(json(&updates)).bind(wallets.len() as i64).fetch_one(batch.conn()).await?.try_get::<i64, _>(0)?;
-        expect_written(written, transfers.len() + entries.len() + wallets.len(), "a ledger batch")?;
+pub(super) async fn finish(mut batch: Batch, writes: &LedgerWrites) -> Result<()> {
+    if !writes.is_empty() {
+        // A wallet is updated only if neither its entries, its floor nor its
+        // reservation changed since the batch read it: an optimistic batch
+        // checked its debits against the floor it read, and an overdraft
+        // change made meanwhile (`wallets::set_floor`) must send it round
+        // again, locked.
+        let transfer_rows: Vec<TransferRow<&str>> = writes.transfers.iter().map(TransferRow::from).collect();
+        let entry_rows: Vec<EntryRow> = writes.entries.iter().map(EntryRow::from).collect();
+        let updates: Vec<WalletUpdate> = writes.wallets.iter().map(|(wallet, read)| WalletUpdate::of(wallet, *read)).collect();
+        let hold_rows: Vec<HoldRow<&str>> = writes.holds_opened.iter().map(HoldRow::from).collect();
+        let resolutions: Vec<HoldResolutionRow<&str>> = writes.holds_resolved.iter().map(|(id, state, at_us)| HoldResolutionRow::of(*id, *state, Some(*at_us))).collect();
+        let written = sqlx::query(&WRITE)
+            .bind(json(&transfer_rows))
+            .bind(json(&entry_rows))
+            .bind(json(&updates))
+            .bind(updates.len() as i64)
+            .bind(json(&hold_rows))
+            .bind(resolutions.len() as i64)
+            .bind(json(&resolutions))
+            .fetch_one(batch.conn())
+            .await?
+            .try_get::<i64, _>(0)?;
+        expect_written(written, writes.transfers.len() + writes.entries.len() + hold_rows.len() + resolutions.len() + updates.len(), "a ledger batch")?;
     }
     match batch {
         Batch::Locked(tx) => Ok(tx.commit().await?),

@@ -25,11 +25,11 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::close::{CloseReads, CloseWrites, MonthRow, SettlementWallets};
 use super::usage::{UsageKeys, UsageReads, UsageWrites};
-use super::{BatchReads, NewEntry, StoredTransfer};
+use super::{BatchKeys, BatchReads, LedgerWrites, StoredHold, StoredTransfer};
 use crate::error::{DatabaseFailure, classify};
 use crate::rows::{
-    self, AccountKey, BillLineRow, BillRow, EntryKey, EntryRow, MonthCloseRow, MonthKey, PreviousBilledRow, ProductTotalRow, QuotaKey, QuotaRow, Row, SettlementRow, SightingRow, SqliteDecode,
-    TenantMonthKey, TransferKey, TransferRow, UsageAccountRow, UsageDayRow, UsageEventKey, UsageEventRow, UsageMonthRow, WalletRow, WalletUpdate,
+    self, AccountKey, BillLineRow, BillRow, EntryKey, EntryRow, HoldIdKey, HoldKey, HoldResolutionRow, HoldRow, MonthCloseRow, MonthKey, PreviousBilledRow, ProductTotalRow, QuotaKey, QuotaRow, Row,
+    SettlementRow, SightingRow, SqliteDecode, TenantMonthKey, TransferKey, TransferRow, UsageAccountRow, UsageDayRow, UsageEventKey, UsageEventRow, UsageMonthRow, WalletRow, WalletUpdate,
 };
 use crate::{Backend, Result, StorageError};
 
@@ -134,22 +134,33 @@ pub(super) async fn open_batch(writer: &Writer) -> Result<Batch> {
     Ok(Batch { conn: writer.conn.clone(), open: true, last_checkpoint: writer.last_checkpoint.clone(), wal_watch: writer.wal_watch.clone(), _gate: gate })
 }
 
-pub(super) async fn begin(writer: &Writer, wallet_ids: &[i64], keys: &[(TenantId, &str)], ids_needed: usize) -> Result<(Batch, BatchReads)> {
+pub(super) async fn begin(writer: &Writer, wallet_ids: &[i64], keys: &BatchKeys<'_>) -> Result<(Batch, BatchReads)> {
     let batch = open_batch(writer).await?;
-    let keys = keys.iter().map(|(tenant, key)| TransferKey { tenant_id: tenant.0, idempotency_key: *key });
-    let earlier = rows_of::<_, TransferRow<String>>(&batch, &TRANSFER_BY_KEY, keys)?.into_iter().map(StoredTransfer::try_from).collect::<Result<_>>()?;
-    let reads = BatchReads { wallets: read_wallets(&batch, wallet_ids)?, earlier, transfer_ids: fresh_ids(&batch, ids_needed)? };
+    let transfer_keys = keys.transfer_keys.iter().map(|(tenant, key)| TransferKey { tenant_id: tenant.0, idempotency_key: *key });
+    let earlier = rows_of::<_, TransferRow<String>>(&batch, &TRANSFER_BY_KEY, transfer_keys)?.into_iter().map(StoredTransfer::try_from).collect::<Result<_>>()?;
+    let holds = |rows: Vec<HoldRow<String>>| -> Result<Vec<StoredHold>> { rows.into_iter().map(StoredHold::try_from).collect() };
+    let hold_keys = keys.hold_keys.iter().map(|(tenant, key)| HoldKey { tenant_id: tenant.0, idempotency_key: *key });
+    let earlier_holds = holds(rows_of(&batch, &HOLD_BY_KEY, hold_keys)?)?;
+    let hold_ids = keys.hold_ids.iter().map(|(tenant, id)| HoldIdKey { tenant_id: tenant.0, id: id.0 });
+    let named_holds = holds(rows_of(&batch, &HOLD_BY_ID, hold_ids)?)?;
+    let reads = BatchReads { wallets: read_wallets(&batch, wallet_ids)?, earlier, earlier_holds, holds: named_holds, transfer_ids: fresh_ids(&batch, keys.ids_needed)? };
     Ok((batch, reads))
 }
 
 static WALLET_BY_ID: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM wallets WHERE id = ?1", rows::columns::<WalletRow<String>>(None)));
 static TRANSFER_BY_KEY: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM transfers WHERE {}", rows::columns::<TransferRow<String>>(None), rows::sqlite_match::<TransferKey<&str>>(None)));
 static ENTRY_BY_KEY: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM entries WHERE {}", rows::columns::<EntryRow>(None), rows::sqlite_match::<EntryKey>(None)));
+static HOLD_BY_KEY: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM holds WHERE {}", rows::columns::<HoldRow<String>>(None), rows::sqlite_match::<HoldKey<&str>>(None)));
+static HOLD_BY_ID: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM holds WHERE {}", rows::columns::<HoldRow<String>>(None), rows::sqlite_match::<HoldIdKey>(None)));
 static INSERT_TRANSFER: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<TransferRow<&str>>);
 static INSERT_ENTRY: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<EntryRow>);
-/// The write lock has been held since the read: the checks of the entry
-/// number and floor read guard against a bug, not against another writer.
-const UPDATE_WALLET: &str = "UPDATE wallets SET balance_minor = :balance_minor, entry_seq = :entry_seq WHERE id = :id AND entry_seq = :entry_seq_read AND floor_minor IS :floor_minor";
+static INSERT_HOLD: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<HoldRow<&str>>);
+const RESOLVE_HOLD: &str = "UPDATE holds SET state = :state, resolved_at_us = :resolved_at_us, posted_transfer_id = :posted_transfer_id, posted_amount_minor = :posted_amount_minor
+  WHERE id = :id AND state = 'pending'";
+/// The write lock has been held since the read: the checks of what was read
+/// guard against a bug, not against another writer.
+const UPDATE_WALLET: &str = "UPDATE wallets SET balance_minor = :balance_minor, entry_seq = :entry_seq, reserved_minor = :reserved_minor
+  WHERE id = :id AND entry_seq = :entry_seq_read AND floor_minor IS :floor_minor AND reserved_minor = :reserved_minor_read";
 static RECORD_SIGHTING: LazyLock<String> = LazyLock::new(|| format!("{} {}", rows::sqlite_insert::<SightingRow<&str>>(), crate::signed_requests::record_sighting_conflict("?4")));
 
 /// Runs `sql` once per row, with the row's values as its parameters.
@@ -157,6 +168,18 @@ fn execute_each<R: Row>(batch: &Batch, sql: &str, rows: impl IntoIterator<Item =
     let mut statement = batch.conn.prepare_cached(sql).map_err(storage_error)?;
     for row in rows {
         rows::sqlite_bind(&mut statement, &row, &[]).and_then(|()| statement.raw_execute()).map_err(storage_error)?;
+    }
+    Ok(())
+}
+
+/// Runs `sql` (with `:column` parameters) once per row, each of which must
+/// change exactly one row: under the write lock, any other count is a bug.
+fn update_each<R: Row>(batch: &Batch, sql: &str, rows: impl IntoIterator<Item = R>, corrupt: impl Fn(&R) -> String) -> Result<()> {
+    let mut statement = batch.conn.prepare_cached(sql).map_err(storage_error)?;
+    for row in rows {
+        if rows::sqlite_bind_named(&mut statement, &row).and_then(|()| statement.raw_execute()).map_err(storage_error)? != 1 {
+            return Err(StorageError::corrupt(corrupt(&row)));
+        }
     }
     Ok(())
 }
@@ -190,9 +213,14 @@ pub(super) fn read_wallets(batch: &Batch, wallet_ids: &[i64]) -> Result<Vec<(Ten
     Ok(wallets)
 }
 
-/// Under the write lock nobody else inserts transfers: the ids after the largest are free.
+/// Under the write lock nobody else inserts transfers or holds (which share
+/// the transfers' ids): the ids after the largest are free.
 pub(super) fn fresh_ids(batch: &Batch, count: usize) -> Result<Vec<TransferId>> {
-    let largest: i64 = batch.conn.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM transfers").and_then(|mut s| s.query_row([], |r| r.get(0))).map_err(storage_error)?;
+    let largest: i64 = batch
+        .conn
+        .prepare_cached("SELECT MAX(COALESCE((SELECT MAX(id) FROM transfers), 0), COALESCE((SELECT MAX(id) FROM holds), 0))")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(storage_error)?;
     Ok((1..=count as i64).map(|i| TransferId(largest + i)).collect())
 }
 
@@ -200,17 +228,14 @@ pub(super) fn entries_at(batch: &Batch, keys: &[EntryKey]) -> Result<Vec<EntryRo
     rows_of(batch, &ENTRY_BY_KEY, keys.iter().cloned())
 }
 
-pub(super) fn finish(batch: Batch, transfers: &[StoredTransfer], entries: &[NewEntry], wallets: &[(&WalletState, i64)]) -> Result<()> {
-    execute_each(&batch, &INSERT_TRANSFER, transfers.iter().map(TransferRow::from))?;
-    execute_each(&batch, &INSERT_ENTRY, entries.iter().map(EntryRow::from))?;
-    {
-        let mut update = batch.conn.prepare_cached(UPDATE_WALLET).map_err(storage_error)?;
-        for (wallet, entry_seq_read) in wallets {
-            if rows::sqlite_bind_named(&mut update, &WalletUpdate::of(wallet, *entry_seq_read)).and_then(|()| update.raw_execute()).map_err(storage_error)? != 1 {
-                return Err(StorageError::corrupt(format!("wallet {} changed under the write lock", wallet.id)));
-            }
-        }
-    }
+pub(super) fn finish(batch: Batch, writes: &LedgerWrites) -> Result<()> {
+    execute_each(&batch, &INSERT_TRANSFER, writes.transfers.iter().map(TransferRow::from))?;
+    execute_each(&batch, &INSERT_ENTRY, writes.entries.iter().map(EntryRow::from))?;
+    execute_each(&batch, &INSERT_HOLD, writes.holds_opened.iter().map(HoldRow::from))?;
+    let resolutions = writes.holds_resolved.iter().map(|(id, state, at_us)| HoldResolutionRow::of(*id, *state, Some(*at_us)));
+    update_each(&batch, RESOLVE_HOLD, resolutions, |r| format!("hold {} was no longer pending under the write lock", r.id))?;
+    let updates = writes.wallets.iter().map(|(wallet, read)| WalletUpdate::of(wallet, *read));
+    update_each(&batch, UPDATE_WALLET, updates, |u| format!("wallet {} changed under the write lock", u.id))?;
     batch.commit()
 }
 

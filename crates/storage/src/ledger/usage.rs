@@ -10,7 +10,7 @@ use subledger_domain::ledger::WalletState;
 use subledger_domain::usage::{Outcome, RollupAmounts};
 
 use super::close::MonthRow;
-use super::{BatchInner, BatchTx, LedgerWriter, NewEntry, StoredTransfer, WriterInner, postgres, sqlite};
+use super::{BatchInner, BatchTx, LedgerWriter, WriterInner, postgres, sqlite};
 use crate::Result;
 use crate::rows::{MonthCloseRow, QuotaRow, UsageDayRow, UsageEventRow, UsageMonthRow};
 
@@ -171,15 +171,15 @@ pub async fn begin_usage(writer: &LedgerWriter, keys: &UsageKeys<'_>) -> Result<
 
 /// Writes a usage batch (events, rollups, quota counts, then the charges'
 /// transfers, entries and balances) and commits it.
-pub async fn finish_usage(tx: BatchTx, writes: &UsageWrites<'_>, transfers: &[StoredTransfer], entries: &[NewEntry], wallets: &[(&WalletState, i64)]) -> Result<()> {
+pub async fn finish_usage(tx: BatchTx, writes: &UsageWrites<'_>, ledger: &super::LedgerWrites) -> Result<()> {
     match tx.inner {
         BatchInner::Sqlite(batch) => {
             sqlite::usage_writes(&batch, writes)?;
-            sqlite::finish(batch, transfers, entries, wallets)
+            sqlite::finish(batch, ledger)
         }
         BatchInner::Postgres(mut batch) => {
             postgres::usage_writes(&mut batch, writes).await?;
-            postgres::finish(batch, transfers, entries, wallets).await
+            postgres::finish(batch, ledger).await
         }
     }
 }
