@@ -2,6 +2,7 @@
 //! same service methods the HTTP dialects call.
 
 mod billing;
+mod holds;
 mod usage_import;
 
 use std::process::ExitCode;
@@ -47,6 +48,7 @@ async fn dispatch(services: &Services, command: Command) -> Result<ExitCode, Any
         Command::Tenant(command) => tenant(services, command).await,
         Command::Account(command) => account(services, command).await,
         Command::Wallet(command) => wallet(services, command).await,
+        Command::Hold(command) => holds::hold(services, command).await,
         Command::Sign(args) => sign(Some(services), &args).await,
         Command::Product(command) => billing::product(services, command).await,
         Command::Tariff(command) => billing::tariff(services, command).await,
@@ -270,7 +272,10 @@ async fn wallet(services: &Services, command: WalletCommand) -> Result<ExitCode,
             let wallets = services.wallets(&tenant, &holder).await?;
             let items: Vec<Value> = wallets
                 .iter()
-                .map(|w| json!({"wallet_id": w.id.0, "purpose": w.purpose.as_str(), "currency": w.currency.code(), "balance": format_minor(w.balance_minor), "entries": w.entry_seq}))
+                .map(|w| {
+                    json!({"wallet_id": w.id.0, "purpose": w.purpose.as_str(), "currency": w.currency.code(), "balance": format_minor(w.balance_minor),
+                           "reserved": format_minor(w.reserved_minor), "available": w.available_minor().map(format_minor), "entries": w.entry_seq})
+                })
                 .collect();
             print(json, json!({"items": items}), || wallets.iter().map(|w| format!("{:<8} {} {:>16}", w.purpose.as_str(), w.currency, format_minor(w.balance_minor))).collect::<Vec<_>>().join("\n"));
         }

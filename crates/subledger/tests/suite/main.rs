@@ -7,6 +7,7 @@ mod billing;
 mod cli;
 mod connections;
 mod fairness;
+mod holds;
 mod input;
 mod isolation;
 mod native;
