@@ -29,6 +29,10 @@ pub enum StorageError {
     /// is and where it was found.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// A record that must be the first of its kind was there already (a
+    /// signed request seen before): the change it went with was refused.
+    #[error("replayed: {0}")]
+    Replayed(String),
     #[error("database configuration: {0}")]
     Config(String),
     #[error("migration failed: {0}")]

@@ -22,6 +22,7 @@ use subledger_storage::catalog::{self, NewTariff, ProductRecord, TariffRecord};
 use subledger_storage::ledger::close::{self, CloseWrites, MonthRow, NewBillLine, NewSettlement};
 use subledger_storage::ledger::usage::{self, AccountRow, NewUsageEvent, RollupKey, UsageKeys, UsageWrites};
 use subledger_storage::ledger::{self, BatchKeys, LedgerWriter, LedgerWrites, Locking, NewEntry, StoredHold, StoredTransfer};
+use subledger_storage::records::ChangeRecords;
 use subledger_storage::rows::{BillLineRow, BillRow, SettlementRow};
 use subledger_storage::signed_requests::Sighting;
 use subledger_storage::statements::{self, ProductMonth, WalletPeriod};
@@ -230,6 +231,46 @@ async fn transfers_entries_and_wallets_round_trip() {
         let error = ledger::finish_batch(tx, &LedgerWrites { transfers: vec![alone], wallets: vec![(below, read(17))], ..LedgerWrites::default() }).await.unwrap_err();
         assert!(matches!(error, StorageError::CheckViolation { check: Check::WalletFloor, .. }), "{}: {error:?}", f.backend);
         assert_eq!(ledger::get_transfer(&f.store, f.tenant, TransferId(904)).await.unwrap(), None, "{}: a failed batch writes nothing", f.backend);
+    }
+}
+
+#[tokio::test]
+async fn records_commit_with_a_ledger_batch_or_refuse_it() {
+    for db in databases().await {
+        let f = Fixture::new(&db).await;
+        let writer = LedgerWriter::open(&f.store).expect("the ledger writer");
+        let sighting = Sighting { tenant: f.tenant, signature: "sig-1".to_owned(), expires_at_ms: i64::MAX };
+        let records = ChangeRecords { sightings: vec![sighting.clone()] };
+        let transfer = |id| StoredTransfer {
+            id: TransferId(id),
+            tenant_id: f.tenant,
+            idempotency_key: Some(format!("with-records-{id}")),
+            fingerprint: "f".to_owned(),
+            outcome: Err(TransferRejection::InsufficientFunds),
+            kind: TransferKind::Internal,
+            debit: f.primary,
+            credit: f.promo,
+            amount_minor: 1,
+            currency: Currency::Cny,
+            memo: None,
+            created_at_us: T0_US,
+            entry_seqs: None,
+        };
+        for locking in [Locking::Optimistic, Locking::Pessimistic] {
+            let id = if locking == Locking::Optimistic { 970 } else { 971 };
+            let (tx, _) = ledger::begin_batch(&writer, &BatchKeys::default(), locking).await.unwrap();
+            let writes = LedgerWrites { transfers: vec![transfer(id)], records: records.clone(), ..LedgerWrites::default() };
+            let outcome = ledger::finish_batch(tx, &writes).await;
+            if locking == Locking::Optimistic {
+                outcome.expect("the first sighting commits with the batch");
+            } else {
+                let error = outcome.unwrap_err();
+                assert!(matches!(error, StorageError::Replayed(_)), "{}: {error:?}", f.backend);
+            }
+        }
+        assert!(ledger::get_transfer(&f.store, f.tenant, TransferId(970)).await.unwrap().is_some(), "{}", f.backend);
+        assert_eq!(ledger::get_transfer(&f.store, f.tenant, TransferId(971)).await.unwrap(), None, "{}: a replayed record refuses its whole batch", f.backend);
+        assert!(subledger_storage::signed_requests::is_recorded(&f.store, f.tenant, "sig-1", 0).await.unwrap(), "{}", f.backend);
     }
 }
 
