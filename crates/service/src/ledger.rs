@@ -653,6 +653,17 @@ async fn run_batch(batch: Vec<Pending>, writer: &LedgerWriter, config: &LedgerCo
     metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
     for (pending, answer) in batch.into_iter().zip(answers) {
         let answer = answer.map_err(ServiceError::from).and_then(|answer| answer);
+        if let Ok(LedgerAnswer::Hold(receipt)) = &answer
+            && !receipt.replayed
+        {
+            match receipt.hold.hold.state {
+                HoldState::Pending => metrics.holds_opened.inc(),
+                HoldState::Posted { .. } => metrics.holds_posted.inc(),
+                HoldState::Voided => metrics.holds_voided.inc(),
+                HoldState::Expired => metrics.holds_expired.inc(),
+                HoldState::Rejected(_) => metrics.transfers_rejected.inc(),
+            };
+        }
         if let Ok(LedgerAnswer::Transfer(receipt) | LedgerAnswer::Hold(HoldReceipt { posted: Some(receipt), .. })) = &answer {
             match (&receipt.outcome, receipt.replayed) {
                 (_, true) => metrics.transfers_replayed.inc(),

@@ -226,6 +226,9 @@ async fn a_hold_expires_at_its_timeout_even_after_a_crash(backend: Backend) {
     assert_eq!((own["balance_minor"].as_i64(), own["reserved_minor"].as_i64(), alice["balance_minor"].as_i64()), (Some(10_000), Some(0), Some(0)), "{own}");
     let (_, page) = h.get_json("/v1/holds?state=expired", &tenant.api_token).await;
     assert_eq!(page["items"].as_array().map(Vec::len), Some(3), "{page}");
+    // This process expired the two that timed out while no server ran (one of them by the late post).
+    let metrics = h.http.get(h.url("/metrics")).send().await.expect("GET /metrics").text().await.expect("text");
+    assert!(metrics.lines().any(|line| line == "subledger_ledger_holds_expired_total 2"), "{metrics}");
     // Timeouts out of bounds are refused.
     for timeout in [0, 2_592_001] {
         let (status, body, _) = open_hold(&h, &tenant, &format!("e-bad-{timeout}"), "1.00", timeout).await;
