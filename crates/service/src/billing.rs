@@ -1,17 +1,42 @@
 //! Month close and bills.
 //!
 //! Closing a month, for one tenant, is one transaction on the ledger worker:
-//! 1. every account that used something gets a bill: one usage line per
-//!    product (its exact cost, with detail), plus a supplementary line (补扣)
-//!    per product of an earlier, closed month whose usage grew since;
-//! 2. each (account, product) is settled: billed so far, minus charged in real
-//!    time, minus settled before, is posted as a charge (补扣 code) or a
-//!    refund (返账 code); a charge the wallets cannot pay stays outstanding and
-//!    the next close tries again (the amounts are running totals);
-//! 3. the month is marked closed. Closing it again changes nothing.
+//! every account that used something gets a bill, each (account, product) is
+//! settled against what was charged in real time, and the month is marked
+//! closed. Closing it again changes nothing. Months close in order, and only
+//! months that have ended can close.
 //!
-//! Months close in order: closing a month first closes every earlier month
-//! that has usage. Only months that have ended can close.
+//! # A month close, step by step
+//!
+//! 1. [`Services::close_month`] refuses a month that has not ended in the
+//!    tenant's zone, then hands the worker one `CloseJob` per month: every
+//!    earlier month with usage still open, oldest first, then the month asked
+//!    for. The server's automatic close ([`Services::close_due_months`], every
+//!    minute) does the same for each tenant with months due.
+//! 2. Storage's `begin_close` takes the write lock (SQLite) or, on PostgreSQL,
+//!    the tenant row `FOR NO KEY UPDATE` and the tenant's close lock
+//!    exclusively (usage batches hold it shared). It reads whether the month
+//!    is closed (then nothing happens), the month's rollups, the rollups of
+//!    closed months with late usage (`late_groups`) with what earlier bills
+//!    counted for them, and per (account, product) the running totals billed,
+//!    charged in real time and settled.
+//! 3. `Catalog::bill_lines` prices each account's lines with the tariff in
+//!    force at the end of the month the usage belongs to: one usage line per
+//!    product (its exact cost, with detail), and a supplement per product of
+//!    an earlier, closed month whose usage changed since (补扣, or 返账 when
+//!    the month got cheaper).
+//! 4. Each (account, product) is settled: billed so far, minus charged in real
+//!    time, minus settled before. A charge (the product's 补扣 code) is posted
+//!    from promo, then primary, to revenue; a charge the wallets cannot pay is
+//!    recorded `outstanding`, and the next close counts it again, since all
+//!    three amounts are running totals. A refund goes from revenue to primary
+//!    under the product's 返账 code (or its 补扣 code, negative, when it has
+//!    none). The settling accounts' wallets are locked and read at this step
+//!    (`settlement_wallets`).
+//! 5. One transaction writes the bills (0.00 for an account settled without
+//!    usage), their lines, the settlements and their transfers, clears the
+//!    `late` flags and marks the month closed (`month_closes`). A failure
+//!    anywhere leaves nothing.
 //!
 //! Every sum is checked. A month that the tariff in force at its end prices
 //! past [`subledger_domain::rating::MONTH_MICROS_MAX`], or a bill or settlement whose total would not

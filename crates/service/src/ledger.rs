@@ -2,20 +2,68 @@
 //!
 //! A transfer is a tiny write, and committing each alone is bounded by the
 //! disk's fsync rate and by the row lock on a hot wallet (every `transferIn`
-//! of a tenant debits the same parent wallet). So requests queue to one
-//! worker per process, which takes everything waiting (up to
-//! [`LedgerConfig::batch_max`]) and, in one database transaction:
+//! of a tenant debits the same parent wallet). So everything that moves money
+//! queues to one worker per process ([`Ledger::start`]): transfers and hold
+//! steps, batched together; usage batches and month closes, a transaction
+//! each; and the replay guard's sightings, many per transaction. The worker
+//! has an OS thread and a current-thread runtime of its own, so the serial
+//! batch path never waits behind request tasks. Several processes may share
+//! one database: a batch that loses a race to another process runs again.
 //!
-//! 1. locks every wallet the batch names, in id order;
-//! 2. looks up the idempotency keys of the batch (after locking, so a key
-//!    committed by another process meanwhile is seen);
-//! 3. applies each transfer in memory with the domain's [`Book`];
-//! 4. writes all transfers, entries and balances with a few multi-row statements;
-//! 5. commits, and only then answers each caller.
+//! # A batch of transfers, step by step
 //!
-//! Several processes may share one PostgreSQL database: the row locks order
-//! their batches, and a batch that loses a race on an idempotency key (a unique
-//! violation) or a deadlock is run again from the start.
+//! 1. **Queue.** [`Ledger::submit`] (or `submit_hold`, `submit_hold_step`)
+//!    checks the idempotency key (1 to [`IDEMPOTENCY_KEY_BYTES_MAX`] bytes)
+//!    and the memo (at most [`MEMO_CHARS_MAX`] characters), puts the request
+//!    on the bounded queue ([`LedgerConfig::queue_rows_max`] rows; when it is
+//!    full the caller gets [`ServiceError::Busy`] at once) and awaits a
+//!    oneshot reply.
+//! 2. **Drain.** The worker takes what is waiting (`take_drain`: at most
+//!    [`LedgerConfig::drain_rows_max`] rows and [`LedgerConfig::batch_max`]
+//!    transfers, at least one item) and sorts it by kind; the transfers and
+//!    hold steps form one batch. One batch is in flight at a time by default
+//!    ([`LedgerConfig::batches_in_flight`]), and always one on SQLite.
+//! 3. **Read** (`commit_batch`, then storage's `begin_batch`): the wallets the
+//!    batch names, the earlier outcomes of its keys, the holds it names, and
+//!    fresh ids.
+//!    - SQLite, on the ledger thread's own connection: the write gate, then
+//!      `BEGIN IMMEDIATE`, then point reads with cached statements; fresh ids
+//!      continue from the largest, which the write lock makes safe.
+//!    - PostgreSQL, first attempt ([`Locking::Optimistic`]): no transaction;
+//!      one statement reads the wallets and the keys and draws ids from the
+//!      `transfer_ids` sequence (holds, if any, in a second). Later attempts
+//!      ([`Locking::Pessimistic`]): `BEGIN`, and the wallets locked
+//!      `FOR UPDATE` in id order, so concurrent batches never deadlock.
+//! 4. **Decide** (`BatchJournal`), each request in arrival order: a wallet of
+//!    another tenant is `NotFound`; a key with an earlier outcome (stored, or
+//!    earlier in this batch) replays it when the fingerprint
+//!    (`kind:debit>credit:amount:currency`) matches and is
+//!    `IdempotencyKeyReused` otherwise; anything else goes through the
+//!    domain's `Journal` over a `Book`: posted (two entries) or refused with a
+//!    `TransferRejection`. Replays of posted transfers read their stored
+//!    balances (`balances_after`, one more call).
+//! 5. **Write and commit** (storage's `finish_batch`): the transfers (posted
+//!    ones, and refused ones that carry a key, so that the key replays), their
+//!    entries, the holds opened or resolved, each touched wallet's balance,
+//!    `entry_seq` and reservation, and the records of every request that
+//!    wrote something. A wallet is written only if it is still as read.
+//!    SQLite: a cached statement per row, then `COMMIT`. PostgreSQL: one
+//!    statement with data-modifying CTEs, in which `subledger_expect_rows`
+//!    raises 40001 if a wallet moved meanwhile; optimistically that statement
+//!    is its own transaction (a batch with records opens one), pessimistically
+//!    `COMMIT` follows. A batch with nothing to write only commits.
+//! 6. **Retry or isolate** (`commit_isolating`). A conflict (40001, 40P01, a
+//!    busy SQLite file, or a unique violation: a key another process committed
+//!    after the lookup) runs the batch again, up to
+//!    [`LedgerConfig::retries_max`] times, 2 ms × attempt apart, with locks
+//!    from the second attempt; the rerun finds the key and replays it. Any
+//!    other failure (a value the database refuses) commits the batch in
+//!    halves, recursively, so that the request at fault fails alone and every
+//!    other one gets the outcome it would have had on its own. Contention
+//!    that outlasts the retries fails its part with a transient error, and
+//!    nothing of that part was written.
+//! 7. **Answer.** Each caller gets its receipt only after the commit; a
+//!    caller that went away gets nothing, and its transfer stands.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};

@@ -1,5 +1,50 @@
 //! Usage ingestion: validate and resolve a batch of events, then have the
 //! ledger worker rate, count, charge and record it in one transaction.
+//!
+//! # A usage batch, step by step
+//!
+//! 1. **Edge.** `POST /v1/usage` takes at most [`USAGE_BATCH_MAX`] events in a
+//!    body of at most 2 MiB, with no NUL in any string (`ApiJson` scans the
+//!    raw body first: about 30 µs for 2 MiB); quantities parse into
+//!    `Quantity`, times into microseconds. `subledger usage import` streams a
+//!    file into the same call, batch by batch.
+//! 2. **[`Services::ingest_usage`]** refuses a malformed batch whole (too many
+//!    events; an id, account, product or attribute past its limits:
+//!    `Invalid`, 400) before anything is read. It resolves usernames (cached),
+//!    products and the tariff book (cached per tenant), and pre-checks each
+//!    event: unknown product, missing grouping attribute, zero quantity, more
+//!    than [`FUTURE_TOLERANCE_US`] in the future or [`LATE_USAGE_DAYS_MAX`]
+//!    days in the past, unknown account; each is a rejection of that event
+//!    alone. It picks the tariff version in force at the event's
+//!    `occurred_at` (none, or a per-country price without the event's
+//!    country: `no_tariff` later) and hands the batch to the ledger worker as
+//!    one [`UsageJob`].
+//! 3. **Merge.** The worker runs consecutive queued jobs of one tenant as one
+//!    transaction (`usage_groups`, up to `USAGE_MERGE_EVENTS_MAX` events): a
+//!    batch costs mostly per distinct account, so merged jobs share that
+//!    cost. The events keep their order, so the outcomes are those of the jobs
+//!    one after the other; if the merged transaction fails, it is split so
+//!    that one job's failure is not another's.
+//! 4. **Read under lock** (`run_usage_jobs`, storage's `begin_usage`): the
+//!    write lock on SQLite; on PostgreSQL the tenant's close lock, shared (a
+//!    close holds it exclusively), and the accounts' and revenue wallets
+//!    `FOR UPDATE`. Then the earlier outcomes of the event ids, the accounts'
+//!    terms, the month-to-date rollups of each (account, product, month),
+//!    today's quota counts, and which months are closed.
+//! 5. **Decide** (`subledger_domain::usage::ingest`), each event in order: a
+//!    seen id replays its first outcome; a frozen account, a missing tariff or
+//!    a used-up daily quota is a rejection; an accepted event costs
+//!    `marginal_micros` on top of its month so far, rounded to cents on the
+//!    cumulative amount, so a month's charges add up to its cost rounded
+//!    once. An event that would take its month, its account's charges in the
+//!    batch or the revenue wallet past their limits is `amount_too_large`. A
+//!    prepaid account pays from promo, then primary, down to its floor
+//!    (`insufficient_funds` otherwise); a postpaid one pays at month close.
+//! 6. **Write and commit** (storage's `finish_usage`): the events with their
+//!    outcomes, `usage_daily`, `usage_monthly` (flagged `late` when its month
+//!    is closed), `quota_usage`, and one `charge` transfer per account and
+//!    wallet to the tenant's revenue wallet, posted through the domain's
+//!    `Journal`. Each event is answered only after the commit.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -1,4 +1,49 @@
 //! The SendCloud endpoints. Each one: authenticate, parse, call the service, render.
+//!
+//! # A `transferIn`, step by step
+//!
+//! 1. **Connection and route.** `server::run` admits the connection under the
+//!    connection cap, and hyper reads the request head under the header-read
+//!    timeout (at most `REQUEST_HEAD_BYTES_MAX`). The request passes
+//!    `CatchPanicLayer` and `metrics::track`; `POST /api/subAccount/transferIn`
+//!    reaches this dialect's `admit`, which takes an in-flight permit (none
+//!    left: 400 at once, with `Retry-After`) and runs `transfer_in` under the
+//!    request deadline (past it: 400). Any other method gets `only_post`: 400.
+//! 2. **Authenticate** (`super::authenticate`), in this order, each refusal
+//!    before any later lookup:
+//!    - parameters: the query string, then the body (at most
+//!      `SendCloudConfig::body_bytes_max`, a form content type or none), into
+//!      one `Params`; a repeated name, invalid UTF-8 or NUL, more than 64
+//!      parameters or a value over 4096 bytes is 400;
+//!    - `appId`: missing or empty 401; over 64 characters or unknown 402
+//!      (`Services::tenant_by_app_id`, through the tenant cache);
+//!    - `signature`: missing or not 32 hex digits 403; otherwise
+//!      `expected_signature` with the tenant's key, compared with the
+//!      lowercased value by `secrets_equal` (constant time), 404 on a mismatch;
+//!    - `timestamp` (milliseconds): malformed or further than the window from
+//!      server time 425; missing 425, unless the server runs with
+//!      `--sendcloud-transfer-timestamp-optional`;
+//!    - replays: `transferIn` is `Replays::ByLedgerKey`, so nothing is recorded
+//!      here and the hot path pays no extra write: its idempotency key (step 3)
+//!      refuses a replay, in any process.
+//! 3. **Parse.** `username` into a `Username` (407 missing, 426 malformed),
+//!    `money` into a `PositiveAmount` within 1.00–10000.00 (421 malformed, 422
+//!    out of range). A timestamped request gets the idempotency key
+//!    `sendcloud:{timestamp}:{signature}` (`transfer_key`).
+//! 4. **`Services::transfer`** from the tenant's primary wallet to the
+//!    account's: an `Allocation` under `DebitRule::ToFloorFromNonNegative`
+//!    (`move_between`), both wallets resolved by `spendable_wallet` through the
+//!    wallet-id cache. An unknown username is `NotFound`: 423.
+//! 5. **The ledger**: `Ledger::submit` queues the request for the ledger
+//!    worker, which commits it in a batch and answers after the commit; the
+//!    batch path is told in `subledger_service::ledger`. A full queue is
+//!    `Busy` at once: 104, nothing done.
+//! 6. **Render.** A replayed receipt or `IdempotencyKeyReused`: 425.
+//!    `InsufficientFunds`: 420. `NegativeBalance`: 416. Any other failure:
+//!    104, logged (`storage_refusal`). Posted: `success` with
+//!    `{username, money, transferId}`.
+//!
+//! A deposit or a native `POST /v1/transfers` takes the same path from step 4.
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
