@@ -106,7 +106,8 @@ impl Services {
             },
         )
         .await?;
-        create_tenant_wallets(&mut tx, id, Currency::Cny, now).await?;
+        // Wallets in the built-in products' currency; others open on first use.
+        create_tenant_wallets(&mut tx, id, subledger_domain::catalog::BUILTIN_CURRENCY, now).await?;
         tx.commit().await?;
         let tenant = self.tenant(id).await?;
         Ok(TenantWithSecrets { tenant, app_key, api_token })

@@ -52,9 +52,10 @@ pub struct UsageEventResult {
     /// Why it was (first) rejected: `unknown_account`, `unknown_product`, `no_tariff`,
     /// `account_frozen`, `missing_attribute`, `invalid_quantity`, `in_future`, `too_old` (over 400 days old),
     /// `quota_exceeded`, `amount_too_large` (its cost, or its month's totals with it, past their
-    /// limits), `insufficient_funds`.
+    /// limits), `insufficient_funds`, `no_wallet_in_currency` (the account has no wallets in the
+    /// product's currency: they open with its first deposit, transfer or overdraft in it).
     pub reason: Option<String>,
-    /// Debited now (decimal; 0 for postpaid accounts).
+    /// Debited now, in the product's currency (decimal; 0 for postpaid accounts).
     pub charge: Option<String>,
     pub charge_minor: Option<i64>,
     /// Billable quantity in the product's unit: for per-unit prices, the started

@@ -6,7 +6,7 @@ use serde::Serialize;
 use subledger_domain::account::{CompanyName, CompanyNameError, CompanyUrl, CompanyUrlError, DailyQuota, Email, Password, PasswordError, Phone, UserType, Username, UsernameError};
 use subledger_domain::ids::TransferId;
 use subledger_domain::ledger::TransferRejection;
-use subledger_domain::money::{AmountParseError, Currency, PositiveAmount, parse_amount_minor};
+use subledger_domain::money::{AmountParseError, PositiveAmount, parse_amount_minor};
 use subledger_domain::paging::Page;
 use subledger_service::ServiceError;
 use subledger_service::accounts::NewAccountInput;
@@ -85,10 +85,10 @@ pub async fn list(State(state): State<AppState>, request: Request) -> Response {
             .accounts
             .into_iter()
             .map(|row| ListedAccount {
+                balance: Yuan(row.balance_minor(super::CURRENCY)),
                 phone: row.account.phone.unwrap_or_default(),
                 user_type: row.account.user_type.code(),
                 status: row.account.status.code(),
-                balance: Yuan(row.balance_minor),
                 quota: row.account.daily_quota,
                 today_used_quota: row.used_today,
                 username: row.account.username,
@@ -202,13 +202,13 @@ pub async fn transfer_in(State(state): State<AppState>, request: Request) -> Res
         let amount = money_param(&call)?;
         let options = MoveOptions { idempotency_key: call.has_timestamp.then(|| transfer_key(call.params.get("timestamp").unwrap_or_default(), &call.signature)), memo: None };
         let receipt =
-            state.services.transfer(&call.tenant, &WalletRef::primary(Holder::Tenant), &WalletRef::primary(Holder::Account(username.clone())), amount, Currency::Cny, options).await.map_err(|e| {
-                match e {
+            state.services.transfer(&call.tenant, &WalletRef::primary(Holder::Tenant), &WalletRef::primary(Holder::Account(username.clone())), amount, super::CURRENCY, options).await.map_err(
+                |e| match e {
                     ServiceError::NotFound(_) => Refusal(Code::UsernameUnknown),
                     ServiceError::IdempotencyKeyReused => Refusal(Code::Timestamp),
                     other => storage_refusal(other, Code::TransferFailed),
-                }
-            })?;
+                },
+            )?;
         if receipt.replayed {
             return Err(Refusal(Code::Timestamp));
         }
