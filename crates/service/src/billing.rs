@@ -228,11 +228,12 @@ impl Services {
     }
 }
 
-/// The version of a product's tariff in force at the end of a month.
-fn model_at_end<'a>(tariffs: &'a TariffBook, timezone: &TenantTimeZone, product: &str, account: AccountId, month: &str) -> Option<&'a subledger_domain::rating::PriceModel> {
-    let month = Month::parse_dashed(month).ok()?;
-    let (_, end) = timezone.month_bounds(month);
-    tariffs.in_force(product, account, end.as_microsecond() - 1).map(|v| v.model.as_ref())
+/// The version of a product's tariff in force at the end of a month (`None`:
+/// no version was in force then), or `Corrupt` for a stored month that does not parse.
+fn model_at_end<'a>(tariffs: &'a TariffBook, timezone: &TenantTimeZone, product: &str, account: AccountId, month: &str) -> Result<Option<&'a subledger_domain::rating::PriceModel>, StorageError> {
+    let parsed = Month::parse_dashed(month).map_err(|_| StorageError::Corrupt(format!("month {month:?} of the usage of {product} by account {account}")))?;
+    let (_, end) = timezone.month_bounds(parsed);
+    Ok(tariffs.in_force(product, account, end.as_microsecond() - 1).map(|v| v.model.as_ref()))
 }
 
 fn group_rows(rows: Vec<store_close::MonthRow>) -> BTreeMap<(AccountId, String, String), MonthRollup> {
@@ -270,12 +271,12 @@ impl Catalog<'_> {
         let previous: HashMap<(AccountId, String, String), (i64, i64)> = previous_billed.into_iter().collect();
         let mut lines = BillLines::new();
         for ((account, product, for_month), rollup) in &group_rows(month_rows) {
-            let model = model_at_end(self.tariffs, self.timezone, product, *account, month);
+            let model = model_at_end(self.tariffs, self.timezone, product, *account, month)?;
             let line = usage_line(&line_product(self.products, product)?, month, rollup, model).map_err(Unbillable::of(*account, product, for_month))?;
             lines.entry((*account, line.currency)).or_default().push(line);
         }
         for ((account, product, for_month), rollup) in &group_rows(late_rows) {
-            let model = model_at_end(self.tariffs, self.timezone, product, *account, for_month);
+            let model = model_at_end(self.tariffs, self.timezone, product, *account, for_month)?;
             let (quantity, cents) = previous.get(&(*account, product.clone(), for_month.clone())).copied().unwrap_or_default();
             let counted = (Quantity::from_milli(quantity).ok_or(AmountTooLarge("what earlier bills counted")).map_err(Unbillable::of(*account, product, for_month))?, cents);
             if let Some(line) = supplement_line(&line_product(self.products, product)?, month, for_month, rollup, model, counted).map_err(Unbillable::of(*account, product, for_month))? {
@@ -624,7 +625,8 @@ impl Services {
         let mut all = Vec::new();
         for chunk in ids.chunks(5_000) {
             for bill in self.bills(tenant, chunk, month, month, month_to_date, None).await? {
-                all.push((names.get(&bill.account).cloned().unwrap_or_default(), bill));
+                let name = names.get(&bill.account).cloned().ok_or_else(|| StorageError::Corrupt(format!("a bill of account {}, which the tenant does not have", bill.account)))?;
+                all.push((name, bill));
             }
         }
         Ok(all)
