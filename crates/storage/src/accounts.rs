@@ -155,10 +155,12 @@ pub async fn list_summaries(store: &Store, filter: &AccountFilter<'_>, day: &str
 /// The spendable balance (primary plus promo) of each of these accounts of
 /// the tenant in each currency it has wallets in, by account and currency.
 pub async fn spendable_balances(store: &Store, tenant: TenantId, accounts: &[AccountId]) -> Result<Vec<(AccountId, Currency, i64)>> {
+    // `COALESCE(account_id, 0)` is the owner column of the index `wallets_owner`, which the lookup then
+    // goes through: (tenant, account, purpose) for each account, not every wallet of the tenant.
     let sql = format!(
         "SELECT account_id, currency, CAST(SUM(balance_minor) AS BIGINT) FROM wallets
-         WHERE tenant_id = $1 AND account_id IS NOT NULL AND {} AND purpose IN ('primary', 'promo') GROUP BY account_id, currency ORDER BY account_id, currency",
-        crate::bills::in_accounts(store.backend(), 2)
+         WHERE tenant_id = $1 AND {} AND purpose IN ('primary', 'promo') GROUP BY account_id, currency ORDER BY account_id, currency",
+        crate::bills::in_ids(store.backend(), "COALESCE(account_id, 0)", 2)
     );
     let rows: Vec<(i64, String, i64)> = sqlx::query_as(&sql).bind(tenant.0).bind(crate::bills::ids_json(accounts)).fetch_all(store.reader()).await?;
     rows.into_iter().map(|(account, code, balance_minor)| Ok((AccountId(account), rows::currency(&code, || format!("the wallets of account {account}"))?, balance_minor))).collect()

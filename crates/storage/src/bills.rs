@@ -60,9 +60,14 @@ pub struct SettlementRecord {
 
 /// `account_id IN (…)` over a JSON array parameter, in each backend's dialect.
 pub(crate) fn in_accounts(backend: Backend, param: usize) -> String {
+    in_ids(backend, "account_id", param)
+}
+
+/// `column IN (…)` over a JSON array parameter of integers, in each backend's dialect.
+pub(crate) fn in_ids(backend: Backend, column: &str, param: usize) -> String {
     match backend {
-        Backend::Sqlite => format!("account_id IN (SELECT value FROM json_each(${param}))"),
-        Backend::Postgres => format!("account_id = ANY(ARRAY(SELECT jsonb_array_elements_text(${param}::jsonb)::bigint))"),
+        Backend::Sqlite => format!("{column} IN (SELECT value FROM json_each(${param}))"),
+        Backend::Postgres => format!("{column} = ANY(ARRAY(SELECT jsonb_array_elements_text(${param}::jsonb)::bigint))"),
     }
 }
 

@@ -1180,12 +1180,12 @@ row! {
     }
 }
 
-/// [`UsageAccountRow`]'s query over `accounts a`, its columns by their names,
-/// for the currency the SQL expression `currency` names (a parameter or a
-/// key's column).
+/// [`UsageAccountRow`]'s query over `accounts a`, its columns by their names
+/// (and `tenant_id`, to filter on), for the currency the SQL expression
+/// `currency` names (a parameter or a key's column).
 pub(crate) fn usage_account_select(currency: &str) -> String {
     format!(
-        "SELECT a.id, a.status, a.billing_mode, a.daily_quota, {currency} AS currency,
+        "SELECT a.id, a.tenant_id, a.status, a.billing_mode, a.daily_quota, {currency} AS currency,
             (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'primary' AND currency = {currency}) AS primary_wallet_id,
             (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'promo' AND currency = {currency}) AS promo_wallet_id
          FROM accounts a"

@@ -242,9 +242,11 @@ pub(super) async fn record_sightings(store: &Store, sightings: &[crate::signed_r
     Ok(sightings.iter().map(|s| recorded.remove(&(s.tenant.0, s.signature.clone()))).collect())
 }
 
+/// Each key's account by primary key (`LATERAL … LIMIT 1`, so that the plan
+/// is an index probe per key whatever the statistics), kept if it is the tenant's.
 static USAGE_ACCOUNTS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {} FROM {}, LATERAL ({} WHERE a.id = k.id AND a.tenant_id = k.tenant_id) AS q",
+        "SELECT {} FROM {}, LATERAL ({} WHERE a.id = k.id LIMIT 1) AS q WHERE q.tenant_id = k.tenant_id",
         rows::postgres_agg::<UsageAccountRow<String>>("q"),
         rows::postgres_records::<AccountCurrencyKey<String>>(1, "k"),
         rows::usage_account_select("k.currency")
