@@ -176,6 +176,17 @@ async fn each_currency_is_billed_on_its_own(backend: Backend) {
     let expected = [("dual0001", "0.20", "CNY"), ("dual0001", "0.30", "USD"), ("postpd01", "0.10", "CNY"), ("postpd01", "0.50", "USD")];
     assert_eq!(rows, expected.map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned())), "{csv}");
 
+    // The telephony dialect shows yuan: this month's dollar usage is not consumption there.
+    let now = usage(&h, token, json!([{"id": "n-sms", "account": "dual0001", "product": "sms", "quantity": 2}, {"id": "n-ads", "account": "dual0001", "product": "ad_clicks", "quantity": 7}])).await;
+    assert_eq!(now["accepted"], 2, "{now}");
+    let response = h.http.get(h.url("/balance/getAccountAmount/dual0001")).bearer_auth(token).send().await.unwrap();
+    let raw = response.text().await.unwrap();
+    assert!(raw.ends_with(r#""data":{"primaryAmount":9.70,"deputeAmount":0.00,"consumptionYesterday":0.00,"consumptionMonth":0.10}}"#), "yuan balances and yuan usage only: {raw}");
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap()).date();
+    let response = h.http.get(h.url("/balance/getConsumptionTrend/dual0001")).bearer_auth(token).send().await.unwrap();
+    let raw = response.text().await.unwrap();
+    assert!(raw.ends_with(&format!(r#"{{"days":"{today}","amount":0.10}}]}}"#)), "{raw}");
+
     let report = h.assert_ledger_sound().await;
     assert_eq!(report["balance_sums"], json!([["CNY", 0], ["USD", 0]]), "{report}");
 }
