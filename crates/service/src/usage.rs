@@ -52,6 +52,11 @@ pub struct UsageResult {
     pub outcome: Outcome,
     /// True when the id was seen before: `outcome` is the first one.
     pub duplicate: bool,
+    /// The currency of the event's product, which the outcome's amounts are
+    /// in: always known for an event accepted now; `None` when the tenant has
+    /// no such product. (Ids alone are compared: a duplicate that names
+    /// another product than the first event misuses its id.)
+    pub currency: Option<Currency>,
 }
 
 /// What the worker needs to run a batch.
@@ -153,7 +158,11 @@ impl Services {
             });
         }
         let outcomes = self.ledger.submit_usage(UsageJob { tenant: tenant.id, revenue, events: inputs, raw }).await?;
-        Ok(events.into_iter().zip(outcomes).map(|(event, (outcome, duplicate))| UsageResult { id: event.id, outcome, duplicate }).collect())
+        let results = events.into_iter().zip(outcomes).map(|(event, (outcome, duplicate))| {
+            let currency = products.iter().find(|p| p.code == event.product).map(|p| p.currency);
+            UsageResult { id: event.id, outcome, duplicate, currency }
+        });
+        Ok(results.collect())
     }
 
     /// Account ids of usernames (the mapping never changes, so it is cached).

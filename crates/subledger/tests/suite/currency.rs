@@ -95,8 +95,14 @@ async fn each_currency_is_billed_on_its_own(backend: Backend) {
         ]),
     )
     .await;
-    let outcomes: Vec<_> = answer["results"].as_array().unwrap().iter().map(outcome).collect();
-    assert_eq!(outcomes, [("accepted", None, Some("0.20")), ("accepted", None, Some("0.30")), ("accepted", None, Some("0.00")), ("accepted", None, Some("0.00"))], "{answer}");
+    let outcomes: Vec<_> = answer["results"].as_array().unwrap().iter().map(|r| (outcome(r), r["currency"].as_str())).collect();
+    let expected = [
+        (("accepted", None, Some("0.20")), Some("CNY")),
+        (("accepted", None, Some("0.30")), Some("USD")),
+        (("accepted", None, Some("0.00")), Some("CNY")),
+        (("accepted", None, Some("0.00")), Some("USD")),
+    ];
+    assert_eq!(outcomes, expected, "each charge names its currency: {answer}");
     assert_eq!(balance(&h, token, Some("dual0001"), "primary", "CNY").await, Some(1000 - 20), "yuan usage is charged in yuan");
     assert_eq!(balance(&h, token, Some("dual0001"), "primary", "USD").await, Some(2000 - 30), "dollar usage is charged in dollars");
 
@@ -177,8 +183,14 @@ async fn each_currency_is_billed_on_its_own(backend: Backend) {
     assert_eq!(rows, expected.map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned())), "{csv}");
 
     // The telephony dialect shows yuan: this month's dollar usage is not consumption there.
-    let now = usage(&h, token, json!([{"id": "n-sms", "account": "dual0001", "product": "sms", "quantity": 2}, {"id": "n-ads", "account": "dual0001", "product": "ad_clicks", "quantity": 7}])).await;
-    assert_eq!(now["accepted"], 2, "{now}");
+    // (Sent through the CLI's import, which sums its charges per currency.)
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("now.csv");
+    std::fs::write(&file, "id,account,product,quantity\nn-sms,dual0001,sms,2\nn-ads,dual0001,ad_clicks,7\n").unwrap();
+    let (ok, stdout, stderr) = h.cli(&["usage", "import", "--tenant", &tenant.tenant_id, file.to_str().unwrap(), "--json"]).await;
+    assert!(ok, "{stderr}");
+    let imported: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((imported["accepted"].as_u64(), &imported["charged"]), (Some(2), &json!({"CNY": "0.10", "USD": "0.70"})), "{imported}");
     let response = h.http.get(h.url("/balance/getAccountAmount/dual0001")).bearer_auth(token).send().await.unwrap();
     let raw = response.text().await.unwrap();
     assert!(raw.ends_with(r#""data":{"primaryAmount":9.70,"deputeAmount":0.00,"consumptionYesterday":0.00,"consumptionMonth":0.10}}"#), "yuan balances and yuan usage only: {raw}");
