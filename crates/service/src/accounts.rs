@@ -14,6 +14,7 @@ use subledger_storage::tenants as store_tenants;
 use subledger_storage::wallets::{self as store_wallets, WalletOwner};
 use subledger_storage::{StorageError, UniqueKey, WriteTx};
 
+use crate::Change;
 use crate::error::{Resource, ServiceError, ServiceResult};
 use crate::secrets::{hash_password, random_base62, token_digest};
 use crate::tenants::Tenant;
@@ -112,7 +113,7 @@ pub const ACCOUNT_PAGE_MAX: i64 = 200;
 const API_KEY_CHARS: usize = 16;
 
 impl Services {
-    pub async fn create_account(&self, tenant: &Tenant, input: NewAccountInput) -> ServiceResult<CreatedAccount> {
+    pub async fn create_account(&self, tenant: &Tenant, input: NewAccountInput, change: &Change) -> ServiceResult<CreatedAccount> {
         let (username, phone) = (input.username.as_str(), input.phone.as_ref().map(Phone::as_str));
         // Cheap refusals first: a password hash costs about 19 MiB and tens of
         // milliseconds of CPU, so a taken name, a used phone or a full tenant
@@ -162,7 +163,7 @@ impl Services {
         // Wallets in the built-in products' currency, which every tenant's
         // catalog has; other currencies open on first use (`open_currency`).
         create_account_wallets(&mut tx, tenant, id, BUILTIN_CURRENCY, now).await?;
-        tx.commit().await?;
+        change.commit(tx).await?;
         let account = self.account(tenant, input.username.as_str()).await?;
         Ok(CreatedAccount { account, api_key })
     }
@@ -194,10 +195,10 @@ impl Services {
         Ok(AccountPage { total: counts.total, frozen: counts.frozen, accounts })
     }
 
-    pub async fn set_daily_quota(&self, tenant: &Tenant, username: &str, quota: DailyQuota) -> ServiceResult<(Account, QuotaState)> {
+    pub async fn set_daily_quota(&self, tenant: &Tenant, username: &str, quota: DailyQuota, change: &Change) -> ServiceResult<(Account, QuotaState)> {
         let mut tx = self.store.begin_write().await?;
         let record = store_accounts::set_daily_quota(&mut tx, tenant.id, username, quota.get(), now_us()).await?.ok_or(ServiceError::NotFound(Resource::Account))?;
-        tx.commit().await?;
+        change.commit(tx).await?;
         let account = Account::from_record(record)?;
         let state = self.quota_state(tenant, &account).await?;
         Ok((account, state))
@@ -210,10 +211,10 @@ impl Services {
     }
 
     /// Freezes or unfreezes an account. Setting the state it already has is not an error.
-    pub async fn set_account_status(&self, tenant: &Tenant, username: &str, status: AccountStatus) -> ServiceResult<Account> {
+    pub async fn set_account_status(&self, tenant: &Tenant, username: &str, status: AccountStatus, change: &Change) -> ServiceResult<Account> {
         let mut tx = self.store.begin_write().await?;
         let record = store_accounts::set_status(&mut tx, tenant.id, username, status.code(), now_us()).await?.ok_or(ServiceError::NotFound(Resource::Account))?;
-        tx.commit().await?;
+        change.commit(tx).await?;
         Account::from_record(record)
     }
 }

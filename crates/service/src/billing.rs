@@ -39,7 +39,9 @@ use subledger_storage::StorageError;
 use subledger_storage::bills as store_bills;
 use subledger_storage::ledger::close::{self as store_close, CloseWrites, NewBillLine, NewSettlement};
 use subledger_storage::ledger::{LedgerWriter, LedgerWrites};
+use subledger_storage::records::ChangeRecords;
 
+use crate::Change;
 use crate::accounts::Account;
 use crate::catalog::{Product, TariffBook};
 use crate::error::{Resource, ServiceError, ServiceResult};
@@ -78,13 +80,16 @@ pub struct CloseJob {
     pub tariffs: Arc<TariffBook>,
     /// The tenant's revenue wallet of each currency its products are in.
     pub revenue: BTreeMap<Currency, WalletId>,
+    /// What commits with the close (see [`crate::Change`]).
+    pub records: ChangeRecords,
 }
 
 impl Services {
     /// Closes `month` (and, first, every earlier month with usage that is
     /// still open) for a tenant. The month must have ended in the tenant's
     /// time zone.
-    pub async fn close_month(&self, tenant: &Tenant, month: Month) -> ServiceResult<Vec<CloseReport>> {
+    /// The change's records commit with the close of `month` itself.
+    pub async fn close_month(&self, tenant: &Tenant, month: Month, change: &Change) -> ServiceResult<Vec<CloseReport>> {
         let current = tenant.timezone.month_of(jiff::Timestamp::now());
         if month >= current {
             return Err(ServiceError::Invalid { field: "month", reason: format!("{month} has not ended yet in {}", tenant.timezone.name()) });
@@ -95,8 +100,10 @@ impl Services {
         let tariffs = self.tariff_book(tenant).await?;
         let revenue = self.revenue_wallets(tenant, products.iter().map(|p| p.currency).collect()).await?;
         let mut reports = Vec::with_capacity(months.len());
+        let asked = month;
         for month in months {
-            let job = CloseJob { tenant: tenant.id, timezone: tenant.timezone.clone(), month, products: products.clone(), tariffs: tariffs.clone(), revenue: revenue.clone() };
+            let records = if month == asked { change.records() } else { ChangeRecords::default() };
+            let job = CloseJob { tenant: tenant.id, timezone: tenant.timezone.clone(), month, products: products.clone(), tariffs: tariffs.clone(), revenue: revenue.clone(), records };
             match self.ledger.submit_close(job).await {
                 Ok(report) => reports.push(report),
                 Err(error) => return Err(self.close_error(tenant, error).await),
@@ -190,7 +197,7 @@ impl Services {
             }
             offset += tenants.len() as i64;
             for tenant in tenants {
-                let outcome = self.close_month(&tenant, month).await;
+                let outcome = self.close_month(&tenant, month, &Change::new()).await;
                 outcomes.push((tenant, outcome));
             }
             if offset >= total {
@@ -221,7 +228,7 @@ impl Services {
             if open.is_empty() {
                 continue;
             }
-            let outcome = self.close_month(&tenant, month).await;
+            let outcome = self.close_month(&tenant, month, &Change::new()).await;
             closed.push((tenant, outcome));
         }
         Ok(closed)
@@ -426,7 +433,7 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
         })
         .collect();
     let now = journal.now_us();
-    let ledger = LedgerWrites::of(journal.finish());
+    let ledger = LedgerWrites::with_records(journal.finish(), job.records.clone());
     let writes = CloseWrites { tenant: job.tenant, month: &month, now_us: now, bills: &bills, lines: &new_lines, settlements: &settlements };
     store_close::finish_close(tx, &writes, &ledger).await?;
     Ok(CloseReport { month: month.clone(), already_closed: false, bills: bills.len(), by_currency })

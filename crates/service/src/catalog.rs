@@ -12,6 +12,7 @@ use subledger_domain::rating::{Grouping, PriceModel};
 use subledger_storage::catalog::{self as store_catalog, NewTariff, ProductRecord};
 use subledger_storage::{StorageError, UniqueKey};
 
+use crate::Change;
 use crate::error::{Resource, ServiceError, ServiceResult};
 use crate::tenants::Tenant;
 use crate::{Services, now_us};
@@ -165,7 +166,7 @@ impl Services {
         self.products(tenant).await?.iter().find(|p| p.code == code).cloned().ok_or(ServiceError::NotFound(Resource::Product))
     }
 
-    pub async fn add_product(&self, tenant: &Tenant, product: NewProduct) -> ServiceResult<Product> {
+    pub async fn add_product(&self, tenant: &Tenant, product: NewProduct, change: &Change) -> ServiceResult<Product> {
         if !catalog::is_valid_code(&product.code) {
             return Err(ServiceError::Invalid { field: "code", reason: "must be 2-40 lowercase letters, digits or _, a letter first".to_owned() });
         }
@@ -207,7 +208,7 @@ impl Services {
             StorageError::UniqueViolation { key: UniqueKey::ProductCode, .. } => ServiceError::Conflict("a product with this code exists"),
             other => other.into(),
         })?;
-        tx.commit().await?;
+        change.commit(tx).await?;
         self.caches.forget_catalog(tenant.id);
         Product::from_record(record)
     }
@@ -246,7 +247,15 @@ impl Services {
     /// all the tenant's accounts or, with `account`, as that account's override.
     /// Events already rated keep their price; monthly models are settled at
     /// close with the version in force at the end of the month.
-    pub async fn set_tariff(&self, tenant: &Tenant, product_code: &str, account_name: Option<&Username>, effective_from_us: Option<i64>, model: PriceModel) -> ServiceResult<TariffVersion> {
+    pub async fn set_tariff(
+        &self,
+        tenant: &Tenant,
+        product_code: &str,
+        account_name: Option<&Username>,
+        effective_from_us: Option<i64>,
+        model: PriceModel,
+        change: &Change,
+    ) -> ServiceResult<TariffVersion> {
         let product = self.product(tenant, product_code).await?;
         model.validate().map_err(|e| ServiceError::Invalid { field: "model", reason: e.to_string() })?;
         let needs = model.grouping();
@@ -266,18 +275,18 @@ impl Services {
             StorageError::UniqueViolation { key: UniqueKey::TariffVersion, .. } => ServiceError::Conflict("a version of this tariff starts at the same instant"),
             other => other.into(),
         })?;
-        tx.commit().await?;
+        change.commit(tx).await?;
         self.caches.forget_catalog(tenant.id);
         Ok(TariffVersion { id, product_code: product_code.to_owned(), currency: product.currency, account, username, effective_from_us, model: Arc::new(model), created_at_us: now })
     }
 
     /// Whether an account pays per event (prepaid) or at month close (postpaid).
-    pub async fn set_billing_mode(&self, tenant: &Tenant, username: &str, postpaid: bool) -> ServiceResult<()> {
+    pub async fn set_billing_mode(&self, tenant: &Tenant, username: &str, postpaid: bool, change: &Change) -> ServiceResult<()> {
         let mut tx = self.store.begin_write().await?;
         if !store_catalog::set_billing_mode(&mut tx, tenant.id, username, if postpaid { "postpaid" } else { "prepaid" }, now_us()).await? {
             return Err(ServiceError::NotFound(Resource::Account));
         }
-        tx.commit().await?;
+        change.commit(tx).await?;
         Ok(())
     }
 }

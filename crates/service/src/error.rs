@@ -18,6 +18,9 @@ pub enum ServiceError {
     /// The ledger refused the transfer; nothing moved.
     #[error("transfer refused: {0}")]
     Rejected(TransferRejection),
+    /// The request was seen before (a signed request replayed): nothing was done.
+    #[error("this request was already received")]
+    Replayed,
     #[error("this idempotency key was already used for a different request")]
     IdempotencyKeyReused,
     /// The hold was already posted, voided or expired (its state is given):
@@ -54,6 +57,7 @@ impl From<StorageError> for ServiceError {
         match error {
             StorageError::ValueRefused { kind: RefusedValue::Number, detail } => ServiceError::AmountTooLarge(format!("the database refused a number as out of range ({detail})")),
             StorageError::ValueRefused { kind: RefusedValue::Text, detail } => ServiceError::Invalid { field: "text", reason: format!("the database cannot store it ({detail})") },
+            StorageError::Replayed(_) => ServiceError::Replayed,
             other => ServiceError::Storage(other),
         }
     }

@@ -11,6 +11,7 @@ pub use subledger_storage::ledger::StoredTransfer;
 use subledger_storage::wallets::{self as store_wallets, WalletOwner};
 pub use subledger_storage::wallets::{EntryRecord, WalletRecord};
 
+use crate::Change;
 use crate::accounts::create_account_wallets;
 use crate::cache::WalletKey;
 use crate::error::{Resource, ServiceError, ServiceResult};
@@ -64,26 +65,36 @@ pub const ENTRY_PAGE_MAX: i64 = 500;
 impl Services {
     /// A recharge from the outside world into a spendable wallet of the tenant
     /// or of one of its accounts.
-    pub async fn deposit(&self, tenant: &Tenant, to: &WalletRef, amount: PositiveAmount, currency: Currency, options: MoveOptions) -> ServiceResult<TransferReceipt> {
+    pub async fn deposit(&self, tenant: &Tenant, to: &WalletRef, amount: PositiveAmount, currency: Currency, options: MoveOptions, change: &Change) -> ServiceResult<TransferReceipt> {
         let credit = self.spendable_wallet(tenant, to, currency).await?;
         let world = self.system_wallet(tenant, WalletPurpose::World, currency).await?;
         let intent = TransferIntent { debit: world, credit, amount, currency, debit_rule: DebitRule::ToFloor };
-        self.post(tenant.id, TransferKind::Deposit, intent, options).await
+        self.post(tenant.id, TransferKind::Deposit, intent, options, change).await
     }
 
     /// Moves money between two spendable wallets of the tenant (its own and
     /// its accounts'). From the tenant to an account this is an allocation
     /// (分账), which a tenant in the red may not make.
-    pub async fn transfer(&self, tenant: &Tenant, from: &WalletRef, to: &WalletRef, amount: PositiveAmount, currency: Currency, options: MoveOptions) -> ServiceResult<TransferReceipt> {
+    #[expect(clippy::too_many_arguments, reason = "the two sides, the money and the request's context are all the caller's")]
+    pub async fn transfer(
+        &self,
+        tenant: &Tenant,
+        from: &WalletRef,
+        to: &WalletRef,
+        amount: PositiveAmount,
+        currency: Currency,
+        options: MoveOptions,
+        change: &Change,
+    ) -> ServiceResult<TransferReceipt> {
         let (kind, debit_rule) = move_between(from, to);
         let debit = self.spendable_wallet(tenant, from, currency).await?;
         let credit = self.spendable_wallet(tenant, to, currency).await?;
         let intent = TransferIntent { debit, credit, amount, currency, debit_rule };
-        self.post(tenant.id, kind, intent, options).await
+        self.post(tenant.id, kind, intent, options, change).await
     }
 
-    async fn post(&self, tenant: TenantId, kind: TransferKind, intent: TransferIntent, options: MoveOptions) -> ServiceResult<TransferReceipt> {
-        self.ledger.submit(TransferRequest { tenant, idempotency_key: options.idempotency_key, kind, intent, memo: options.memo }).await
+    async fn post(&self, tenant: TenantId, kind: TransferKind, intent: TransferIntent, options: MoveOptions, change: &Change) -> ServiceResult<TransferReceipt> {
+        self.ledger.submit(TransferRequest { tenant, idempotency_key: options.idempotency_key, kind, intent, memo: options.memo, records: change.records() }).await
     }
 
     /// The id of a spendable wallet, created on first use for a new currency.
@@ -194,7 +205,7 @@ pub const OVERDRAFT_MINOR_MAX: i64 = 1_000_000_000;
 impl Services {
     /// Lets a primary wallet go down to `-limit_minor` (0 removes the overdraft).
     /// Refused when the wallet already owes (or has reserved) more than the new limit allows.
-    pub async fn set_overdraft(&self, tenant: &Tenant, holder: &Holder, currency: Currency, limit_minor: i64) -> ServiceResult<WalletRecord> {
+    pub async fn set_overdraft(&self, tenant: &Tenant, holder: &Holder, currency: Currency, limit_minor: i64, change: &Change) -> ServiceResult<WalletRecord> {
         if !(0..=OVERDRAFT_MINOR_MAX).contains(&limit_minor) {
             return Err(ServiceError::Invalid { field: "overdraft", reason: format!("must be from 0 to {}", subledger_domain::money::format_minor(OVERDRAFT_MINOR_MAX)) });
         }
@@ -203,7 +214,7 @@ impl Services {
         if !store_wallets::set_floor(&mut tx, wallet, -limit_minor).await? {
             return Err(ServiceError::Invalid { field: "overdraft", reason: "the wallet already owes more than this limit".to_owned() });
         }
-        tx.commit().await?;
+        change.commit(tx).await?;
         self.wallet(tenant, wallet).await
     }
 }

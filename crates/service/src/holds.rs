@@ -16,12 +16,13 @@ use subledger_domain::money::{Currency, PositiveAmount};
 use subledger_storage::StorageError;
 use subledger_storage::ledger as store_ledger;
 pub use subledger_storage::ledger::{HOLDS_PAGE_MAX, StoredHold};
+use subledger_storage::records::ChangeRecords;
 
-use crate::Services;
 use crate::error::{Resource, ServiceError, ServiceResult};
 use crate::funds::{MoveOptions, WalletRef, move_between};
 use crate::ledger::{HoldAction, HoldReceipt, HoldRequest, HoldStep, TransferReceipt};
 use crate::tenants::Tenant;
+use crate::{Change, Services};
 
 /// Shortest timeout a hold may ask for, in seconds.
 pub const HOLD_TIMEOUT_SECONDS_MIN: u32 = 1;
@@ -73,7 +74,7 @@ impl Services {
     /// voided, or `timeout_seconds` pass. Refused (insufficient funds), the
     /// receipt's hold is `rejected` and nothing is reserved; with a key, the
     /// refusal is kept, so that replaying the key answers it again.
-    pub async fn open_hold(&self, tenant: &Tenant, input: &HoldInput, options: MoveOptions) -> ServiceResult<HoldReceipt> {
+    pub async fn open_hold(&self, tenant: &Tenant, input: &HoldInput, options: MoveOptions, change: &Change) -> ServiceResult<HoldReceipt> {
         let HoldInput { from, to, amount, currency, timeout_seconds } = input;
         let (amount, currency, timeout_seconds) = (*amount, *currency, *timeout_seconds);
         if !(HOLD_TIMEOUT_SECONDS_MIN..=HOLD_TIMEOUT_SECONDS_MAX).contains(&timeout_seconds) {
@@ -87,30 +88,30 @@ impl Services {
         }
         let intent = TransferIntent { debit, credit, amount, currency, debit_rule };
         let timeout_at_us = crate::now_us() + i64::from(timeout_seconds) * 1_000_000;
-        let request = HoldRequest { tenant: tenant.id, idempotency_key: options.idempotency_key, kind, intent, memo: options.memo, timeout_at_us };
+        let request = HoldRequest { tenant: tenant.id, idempotency_key: options.idempotency_key, kind, intent, memo: options.memo, timeout_at_us, records: change.records() };
         self.ledger.submit_hold(request).await
     }
 
     /// Posts a pending hold for `amount` (all it reserved when `None`); the
     /// rest of its reservation is given back. A key replays the posting.
-    pub async fn post_hold(&self, tenant: &Tenant, id: TransferId, amount: Option<PositiveAmount>, options: MoveOptions) -> ServiceResult<PostedHold> {
+    pub async fn post_hold(&self, tenant: &Tenant, id: TransferId, amount: Option<PositiveAmount>, options: MoveOptions, change: &Change) -> ServiceResult<PostedHold> {
         let action = HoldAction::Post { amount, memo: options.memo, idempotency_key: options.idempotency_key };
-        let HoldReceipt { hold, replayed, posted } = self.hold_step(tenant, id, action).await?;
+        let HoldReceipt { hold, replayed, posted } = self.hold_step(tenant, id, action, change.records()).await?;
         let transfer = posted.ok_or_else(|| ServiceError::Storage(StorageError::Corrupt(format!("hold {id} was posted without a transfer"))))?;
         Ok(PostedHold { hold, transfer, replayed })
     }
 
     /// Voids a pending hold: its reservation is given back. Voiding a hold
     /// already voided (or expired) answers it as it is.
-    pub async fn void_hold(&self, tenant: &Tenant, id: TransferId) -> ServiceResult<HoldReceipt> {
-        self.hold_step(tenant, id, HoldAction::Void).await
+    pub async fn void_hold(&self, tenant: &Tenant, id: TransferId, change: &Change) -> ServiceResult<HoldReceipt> {
+        self.hold_step(tenant, id, HoldAction::Void, change.records()).await
     }
 
-    async fn hold_step(&self, tenant: &Tenant, id: TransferId, action: HoldAction) -> ServiceResult<HoldReceipt> {
+    async fn hold_step(&self, tenant: &Tenant, id: TransferId, action: HoldAction, records: ChangeRecords) -> ServiceResult<HoldReceipt> {
         // A hold's wallets never change: read here, they let the batch lock
         // them; its state is read again inside the batch.
         let stored = self.hold(tenant, id).await?;
-        let step = HoldStep { tenant: tenant.id, hold: id, debit: stored.hold.intent.debit, credit: stored.hold.intent.credit, action };
+        let step = HoldStep { tenant: tenant.id, hold: id, debit: stored.hold.intent.debit, credit: stored.hold.intent.credit, action, records };
         self.ledger.submit_hold_step(step).await
     }
 
@@ -138,7 +139,14 @@ impl Services {
         // Queued together, they share the ledger's batches.
         let mut steps = tokio::task::JoinSet::new();
         for stored in overdue {
-            let step = HoldStep { tenant: stored.hold.tenant, hold: stored.hold.id, debit: stored.hold.intent.debit, credit: stored.hold.intent.credit, action: HoldAction::Expire };
+            let step = HoldStep {
+                tenant: stored.hold.tenant,
+                hold: stored.hold.id,
+                debit: stored.hold.intent.debit,
+                credit: stored.hold.intent.credit,
+                action: HoldAction::Expire,
+                records: ChangeRecords::default(),
+            };
             let ledger = self.ledger.clone();
             steps.spawn(async move { ledger.submit_hold_step(step).await });
         }

@@ -27,6 +27,7 @@ use subledger_domain::money::PositiveAmount;
 use subledger_domain::posting::{HoldRefusal, HoldState, Journal, Posting, fingerprint, hold_post_fingerprint};
 use subledger_storage::ledger::{self as store_ledger, BatchKeys, LedgerWriter, LedgerWrites, Locking, StoredHold, StoredTransfer};
 
+use subledger_storage::records::ChangeRecords;
 use subledger_storage::signed_requests::Sighting;
 use subledger_storage::{Backend, StorageError, Store};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot};
@@ -80,6 +81,8 @@ pub struct TransferRequest {
     pub kind: TransferKind,
     pub intent: TransferIntent,
     pub memo: Option<String>,
+    /// What commits with it (see [`crate::Change`]).
+    pub records: ChangeRecords,
 }
 
 /// The balances right after a posted transfer.
@@ -124,6 +127,7 @@ pub struct HoldRequest {
     pub intent: TransferIntent,
     pub memo: Option<String>,
     pub timeout_at_us: i64,
+    pub records: ChangeRecords,
 }
 
 /// A step of a hold that exists: its wallets come from a read made before
@@ -135,6 +139,7 @@ pub struct HoldStep {
     pub debit: WalletId,
     pub credit: WalletId,
     pub action: HoldAction,
+    pub records: ChangeRecords,
 }
 
 #[derive(Debug, Clone)]
@@ -172,6 +177,26 @@ pub struct HoldReceipt {
 enum LedgerAnswer {
     Transfer(TransferReceipt),
     Hold(HoldReceipt),
+}
+
+impl LedgerAnswer {
+    /// An earlier request's outcome, answered again: nothing was written.
+    fn replayed(&self) -> bool {
+        match self {
+            LedgerAnswer::Transfer(receipt) => receipt.replayed,
+            LedgerAnswer::Hold(receipt) => receipt.replayed,
+        }
+    }
+}
+
+impl LedgerRequest {
+    fn records(&self) -> &ChangeRecords {
+        match self {
+            LedgerRequest::Transfer(r) => &r.records,
+            LedgerRequest::OpenHold(r) => &r.records,
+            LedgerRequest::Hold(step) => &step.records,
+        }
+    }
 }
 
 struct Pending {
@@ -628,6 +653,17 @@ async fn run_batch(batch: Vec<Pending>, writer: &LedgerWriter, config: &LedgerCo
     metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
     for (pending, answer) in batch.into_iter().zip(answers) {
         let answer = answer.map_err(ServiceError::from).and_then(|answer| answer);
+        if let Ok(LedgerAnswer::Hold(receipt)) = &answer
+            && !receipt.replayed
+        {
+            match receipt.hold.hold.state {
+                HoldState::Pending => metrics.holds_opened.inc(),
+                HoldState::Posted { .. } => metrics.holds_posted.inc(),
+                HoldState::Voided => metrics.holds_voided.inc(),
+                HoldState::Expired => metrics.holds_expired.inc(),
+                HoldState::Rejected(_) => metrics.transfers_rejected.inc(),
+            };
+        }
         if let Ok(LedgerAnswer::Transfer(receipt) | LedgerAnswer::Hold(HoldReceipt { posted: Some(receipt), .. })) = &answer {
             match (&receipt.outcome, receipt.replayed) {
                 (_, true) => metrics.transfers_replayed.inc(),
@@ -699,14 +735,21 @@ async fn commit_batch(writer: &LedgerWriter, requests: &[&LedgerRequest], lockin
         fresh_holds: HashMap::new(),
     };
     let mut answers: Vec<ServiceResult<LedgerAnswer>> = Vec::with_capacity(requests.len());
+    let mut records = ChangeRecords::default();
     for request in requests {
-        answers.push(match request {
+        let answer = match request {
             LedgerRequest::Transfer(r) => batch.transfer(r)?.map(LedgerAnswer::Transfer),
             LedgerRequest::OpenHold(r) => batch.open_hold(r)?.map(LedgerAnswer::Hold),
             LedgerRequest::Hold(step) => batch.hold_step(step)?.map(LedgerAnswer::Hold),
-        });
+        };
+        // A request's records commit with what it wrote; a replay or a
+        // refusal that wrote nothing leaves none.
+        if answer.as_ref().is_ok_and(|answer| !answer.replayed()) {
+            records.extend(request.records().clone());
+        }
+        answers.push(answer);
     }
-    store_ledger::finish_batch(tx, &LedgerWrites::of(batch.journal.finish())).await?;
+    store_ledger::finish_batch(tx, &LedgerWrites::with_records(batch.journal.finish(), records)).await?;
     Ok(answers)
 }
 
@@ -951,7 +994,10 @@ mod tests {
             country: None,
             model: None,
         };
-        Work::Usage(UsageJob { tenant: TenantId(1), revenue: [(subledger_domain::money::Currency::Cny, WalletId(1))].into(), events: vec![event; events], raw: Vec::new() }, oneshot::channel().0)
+        Work::Usage(
+            UsageJob { tenant: TenantId(1), revenue: [(subledger_domain::money::Currency::Cny, WalletId(1))].into(), events: vec![event; events], raw: Vec::new(), records: ChangeRecords::default() },
+            oneshot::channel().0,
+        )
     }
 
     fn kinds(drain: &[Queued]) -> Vec<usize> {

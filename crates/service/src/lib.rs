@@ -8,6 +8,7 @@ pub mod admin;
 pub mod billing;
 mod cache;
 pub mod catalog;
+mod change;
 mod error;
 pub mod exports;
 pub mod funds;
@@ -28,6 +29,7 @@ use tokio::task::JoinHandle;
 
 pub use cache::CacheConfig;
 use cache::Caches;
+pub use change::Change;
 pub use error::{Resource, ServiceError, ServiceResult};
 pub use ledger::{Ledger, LedgerConfig};
 

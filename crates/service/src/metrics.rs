@@ -16,6 +16,10 @@ pub struct LedgerMetrics {
     pub transfers_rejected: Counter,
     pub transfers_replayed: Counter,
     pub usage_batch_seconds: Histogram,
+    pub holds_opened: Counter,
+    pub holds_posted: Counter,
+    pub holds_voided: Counter,
+    pub holds_expired: Counter,
 }
 
 impl LedgerMetrics {
@@ -30,6 +34,10 @@ impl LedgerMetrics {
             transfers_rejected: Counter::default(),
             transfers_replayed: Counter::default(),
             usage_batch_seconds: Histogram::new(exponential_buckets(0.000_25, 2.0, 14)),
+            holds_opened: Counter::default(),
+            holds_posted: Counter::default(),
+            holds_voided: Counter::default(),
+            holds_expired: Counter::default(),
         };
         let ledger = registry.sub_registry_with_prefix("subledger_ledger");
         ledger.register("batch_transfers", "Transfer requests per ledger batch", metrics.batch_transfers.clone());
@@ -41,6 +49,10 @@ impl LedgerMetrics {
         ledger.register("transfers_rejected", "Transfers refused by a ledger rule", metrics.transfers_rejected.clone());
         ledger.register("transfers_replayed", "Requests answered from an earlier outcome of their idempotency key", metrics.transfers_replayed.clone());
         ledger.register("usage_batch_seconds", "Time to rate, record and commit one batch of usage events", metrics.usage_batch_seconds.clone());
+        ledger.register("holds_opened", "Holds opened (money reserved)", metrics.holds_opened.clone());
+        ledger.register("holds_posted", "Holds posted", metrics.holds_posted.clone());
+        ledger.register("holds_voided", "Holds voided by their owner", metrics.holds_voided.clone());
+        ledger.register("holds_expired", "Holds voided at their timeout", metrics.holds_expired.clone());
         metrics
     }
 }

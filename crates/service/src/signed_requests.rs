@@ -24,6 +24,12 @@ impl Services {
         self.ledger.submit_sighting(Sighting { tenant, signature: signature.to_owned(), expires_at_ms }).await
     }
 
+    /// Whether a signed request was recorded as seen and its record is still
+    /// live: the early refusal of a replayed change (see `Change::signed`).
+    pub async fn seen_before(&self, tenant: TenantId, signature: &str, now_ms: i64) -> ServiceResult<bool> {
+        Ok(signed_requests::is_recorded(&self.store, tenant, signature, now_ms).await?)
+    }
+
     /// Forgets the sightings that expired before `now_ms`.
     pub async fn forget_expired_sightings(&self, now_ms: i64) -> ServiceResult<u64> {
         Ok(signed_requests::forget_expired(&self.store, now_ms).await?)

@@ -11,6 +11,7 @@ use subledger_storage::tenants::{self as store_tenants, NewTenant, TenantChanges
 use subledger_storage::wallets::{self as store_wallets, WalletOwner};
 use subledger_storage::{StorageError, WriteTx};
 
+use crate::Change;
 use crate::error::{Resource, ServiceError, ServiceResult};
 use crate::secrets::{random_base62, random_lower36, token_digest};
 use crate::{Services, now_us};
@@ -84,7 +85,7 @@ fn new_api_token() -> String {
 }
 
 impl Services {
-    pub async fn create_tenant(&self, name: TenantName, timezone: TenantTimeZone) -> ServiceResult<TenantWithSecrets> {
+    pub async fn create_tenant(&self, name: TenantName, timezone: TenantTimeZone, change: &Change) -> ServiceResult<TenantWithSecrets> {
         let public_id = format!("tn_{}", random_lower36(16));
         let app_id = random_lower36(APP_ID_CHARS);
         let app_key = random_base62(APP_KEY_CHARS);
@@ -108,7 +109,7 @@ impl Services {
         .await?;
         // Wallets in the built-in products' currency; others open on first use.
         create_tenant_wallets(&mut tx, id, subledger_domain::catalog::BUILTIN_CURRENCY, now).await?;
-        tx.commit().await?;
+        change.commit(tx).await?;
         let tenant = self.tenant(id).await?;
         Ok(TenantWithSecrets { tenant, app_key, api_token })
     }
@@ -162,7 +163,7 @@ impl Services {
         Ok((total, tenants))
     }
 
-    pub async fn update_tenant(&self, id: TenantId, update: TenantUpdate) -> ServiceResult<Tenant> {
+    pub async fn update_tenant(&self, id: TenantId, update: TenantUpdate, change: &Change) -> ServiceResult<Tenant> {
         if let Some(limit) = update.account_limit
             && !(0..=ACCOUNT_LIMIT_MAX).contains(&limit)
         {
@@ -179,13 +180,13 @@ impl Services {
         if !store_tenants::update(&mut tx, id, &changes, now_us()).await? {
             return Err(ServiceError::NotFound(Resource::Tenant));
         }
-        tx.commit().await?;
+        change.commit(tx).await?;
         self.caches.forget_tenants();
         self.tenant(id).await
     }
 
     /// Issues new secrets (the old ones stop working at once) and shows them this once.
-    pub async fn rotate_tenant_secrets(&self, id: TenantId) -> ServiceResult<TenantWithSecrets> {
+    pub async fn rotate_tenant_secrets(&self, id: TenantId, change: &Change) -> ServiceResult<TenantWithSecrets> {
         let app_key = random_base62(APP_KEY_CHARS);
         let api_token = new_api_token();
         let digest = token_digest(&api_token);
@@ -194,7 +195,7 @@ impl Services {
         if !store_tenants::update(&mut tx, id, &changes, now_us()).await? {
             return Err(ServiceError::NotFound(Resource::Tenant));
         }
-        tx.commit().await?;
+        change.commit(tx).await?;
         self.caches.forget_tenants();
         Ok(TenantWithSecrets { tenant: self.tenant(id).await?, app_key, api_token })
     }

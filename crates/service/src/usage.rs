@@ -12,8 +12,10 @@ use subledger_domain::rating::{Grouping, PriceModel, Quantity};
 use subledger_domain::usage::{self as engine, BatchState, EventInput, MonthRollup, Outcome, UsageRejection};
 use subledger_storage::ledger::usage::{self as store_usage, NewUsageEvent, UsageKeys, UsageWrites};
 use subledger_storage::ledger::{LedgerWriter, LedgerWrites};
+use subledger_storage::records::ChangeRecords;
 use subledger_storage::{StorageError, catalog as store_catalog};
 
+use crate::Change;
 use crate::error::{ServiceError, ServiceResult};
 use crate::tenants::Tenant;
 use crate::{Services, now_us};
@@ -66,6 +68,8 @@ pub struct UsageJob {
     pub revenue: BTreeMap<Currency, WalletId>,
     pub events: Vec<EventInput>,
     pub raw: Vec<RawEvent>,
+    /// What commits with the batch (see [`crate::Change`]).
+    pub records: ChangeRecords,
 }
 
 /// What is stored of an event besides its outcome.
@@ -80,7 +84,7 @@ impl Services {
     /// Ingests a batch: each event is answered on its own (accepted with its
     /// charge, duplicate with its first outcome, or rejected with a reason),
     /// and the batch is recorded in one transaction — never half of it.
-    pub async fn ingest_usage(&self, tenant: &Tenant, events: Vec<UsageEventIn>) -> ServiceResult<Vec<UsageResult>> {
+    pub async fn ingest_usage(&self, tenant: &Tenant, events: Vec<UsageEventIn>, change: &Change) -> ServiceResult<Vec<UsageResult>> {
         if events.len() > USAGE_BATCH_MAX {
             return Err(ServiceError::Invalid { field: "events", reason: format!("a batch holds at most {USAGE_BATCH_MAX} events") });
         }
@@ -157,7 +161,7 @@ impl Services {
                 attributes: (!event.attributes.is_empty()).then(|| serde_json::to_string(&event.attributes).expect("string maps serialize")),
             });
         }
-        let outcomes = self.ledger.submit_usage(UsageJob { tenant: tenant.id, revenue, events: inputs, raw }).await?;
+        let outcomes = self.ledger.submit_usage(UsageJob { tenant: tenant.id, revenue, events: inputs, raw, records: change.records() }).await?;
         let results = events.into_iter().zip(outcomes).map(|(event, (outcome, duplicate))| {
             let currency = products.iter().find(|p| p.code == event.product).map(|p| p.currency);
             UsageResult { id: event.id, outcome, duplicate, currency }
@@ -284,7 +288,11 @@ pub(crate) async fn run_usage_jobs(writer: &LedgerWriter, jobs: &[UsageJob]) -> 
         posted.map_err(|reason| StorageError::Corrupt(format!("a usage charge the engine accepted was refused: {reason}")))?;
     }
     let now = journal.now_us();
-    let ledger = LedgerWrites::of(journal.finish());
+    let mut records = ChangeRecords::default();
+    for job in jobs {
+        records.extend(job.records.clone());
+    }
+    let ledger = LedgerWrites::with_records(journal.finish(), records);
 
     let new_events: Vec<NewUsageEvent> = events
         .iter()

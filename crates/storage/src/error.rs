@@ -29,6 +29,10 @@ pub enum StorageError {
     /// is and where it was found.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// A record that must be the first of its kind was there already (a
+    /// signed request seen before): the change it went with was refused.
+    #[error("replayed: {0}")]
+    Replayed(String),
     #[error("database configuration: {0}")]
     Config(String),
     #[error("migration failed: {0}")]
@@ -297,8 +301,13 @@ mod tests {
         let (unique, checks) = sqlite_constraints(&conn);
         assert_eq!(unique, sorted(UNIQUE_KEYS.iter().map(|(_, _, sqlite)| *sqlite)), "SQLite's unique keys");
         assert_eq!(checks, sorted(CHECKS.iter().map(|(_, _, sqlite)| *sqlite)), "SQLite's checks");
+    }
 
-        let Some(db) = support::TestDb::postgres().await else { return };
+    /// As [`constraint_names_cover_the_schema`], for PostgreSQL's schema.
+    #[cfg_attr(not(postgres_tests), ignore = "set SUBLEDGER_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run the PostgreSQL half")]
+    #[tokio::test]
+    async fn constraint_names_cover_the_postgres_schema() {
+        let db = support::TestDb::postgres().await;
         crate::Store::open(&db.url, &crate::StoreOptions::default()).await.expect("the store opens");
         let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("a connection");
         let names = |contypes: &'static str| {

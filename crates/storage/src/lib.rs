@@ -12,6 +12,7 @@ pub mod bills;
 pub mod catalog;
 mod error;
 pub mod ledger;
+pub mod records;
 pub mod rows;
 pub mod settings;
 pub mod signed_requests;
@@ -146,6 +147,15 @@ pub struct WriteTx {
 }
 
 impl WriteTx {
+    /// Writes the records that go with this transaction's change (see
+    /// [`records`]), then commits. A refused record rolls everything back.
+    pub async fn commit_with(mut self, records: &records::ChangeRecords) -> Result<()> {
+        if !records.is_empty() {
+            records::write(&mut self.tx, records, now_ms()).await?;
+        }
+        self.commit().await
+    }
+
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
         if let Some(watch) = &self.wal_watch {
@@ -165,6 +175,12 @@ impl WriteTx {
     pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.tx
     }
+}
+
+/// The wall clock in milliseconds since the epoch: when a record written
+/// with a change is checked against expiry (signed requests).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as i64)
 }
 
 impl Store {

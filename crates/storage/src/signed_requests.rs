@@ -25,6 +25,19 @@ pub(crate) fn record_sighting_conflict(now_ms: &str) -> String {
     format!("ON CONFLICT (tenant_id, signature) DO UPDATE SET expires_at_ms = excluded.expires_at_ms WHERE signed_requests.expires_at_ms < {now_ms}")
 }
 
+/// Whether a live record of `signature` exists: a request that mutates is
+/// recorded only with its change, but a replay of one that committed is
+/// refused before any work (the record's insert still decides a race).
+pub async fn is_recorded(store: &Store, tenant: TenantId, signature: &str, now_ms: i64) -> Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM signed_requests WHERE tenant_id = $1 AND signature = $2 AND expires_at_ms >= $3")
+        .bind(tenant.0)
+        .bind(signature)
+        .bind(now_ms)
+        .fetch_optional(store.reader())
+        .await?;
+    Ok(found.is_some())
+}
+
 /// Deletes the records that expired before `now_ms`; returns how many.
 pub async fn forget_expired(store: &Store, now_ms: i64) -> Result<u64> {
     let mut tx = store.begin_write().await?;

@@ -35,6 +35,9 @@ pub enum Command {
     /// Money in wallets.
     #[command(subcommand)]
     Wallet(WalletCommand),
+    /// Holds: reserve money now, post it (or part of it) or void it later.
+    #[command(subcommand)]
+    Hold(HoldCommand),
     /// Print a SendCloud-signed parameter string, ready for curl.
     Sign(SignArgs),
     /// The admin token of the native API.
@@ -302,6 +305,88 @@ pub enum WalletCommand {
         tenant: String,
         #[arg(long)]
         username: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HoldCommand {
+    /// Reserve money on a wallet for a later transfer; it voids itself at its timeout.
+    Create {
+        /// Tenant id (tn_…) or app id.
+        #[arg(long)]
+        tenant: String,
+        /// Reserve on this sub-account's wallet instead of the tenant's.
+        #[arg(long)]
+        from_username: Option<String>,
+        /// Pay this sub-account's wallet when posted, instead of the tenant's.
+        #[arg(long)]
+        to_username: Option<String>,
+        #[arg(long, default_value = "primary", value_parser = ["primary", "promo"])]
+        from_wallet: String,
+        #[arg(long, default_value = "primary", value_parser = ["primary", "promo"])]
+        to_wallet: String,
+        /// Decimal amount, e.g. 100.00.
+        #[arg(long)]
+        amount: String,
+        #[arg(long, default_value = "CNY")]
+        currency: String,
+        /// Seconds until it voids itself (1 to 2592000).
+        #[arg(long, default_value_t = subledger_service::holds::HOLD_TIMEOUT_SECONDS_DEFAULT)]
+        timeout_seconds: u32,
+        #[arg(long)]
+        memo: Option<String>,
+        /// Replaying the same key reserves nothing new (default: a fresh key).
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move the money a pending hold reserved (all of it, or --amount of it).
+    Post {
+        #[arg(long)]
+        tenant: String,
+        /// The hold's id.
+        hold: String,
+        /// At most what it reserved; the rest is given back.
+        #[arg(long)]
+        amount: Option<String>,
+        #[arg(long)]
+        memo: Option<String>,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give back what a pending hold reserved.
+    Void {
+        #[arg(long)]
+        tenant: String,
+        hold: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one hold.
+    Show {
+        #[arg(long)]
+        tenant: String,
+        hold: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a tenant's holds, newest first.
+    List {
+        #[arg(long)]
+        tenant: String,
+        /// pending, posted, voided, expired or rejected.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only holds older than this hold id.
+        #[arg(long)]
+        before: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
         #[arg(long)]
         json: bool,
     },

@@ -2,6 +2,7 @@
 //! same service methods the HTTP dialects call.
 
 mod billing;
+mod holds;
 mod usage_import;
 
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ use subledger_domain::calendar::{TenantTimeZone, from_unix_micros};
 use subledger_domain::ledger::WalletPurpose;
 use subledger_domain::money::{Currency, PositiveAmount, format_minor, parse_amount_minor};
 use subledger_domain::paging::Page;
+use subledger_service::Change;
 use subledger_service::accounts::{ACCOUNT_PAGE_MAX, Account, NewAccountInput};
 use subledger_service::funds::{Holder, MoveOptions, WalletRef};
 use subledger_service::tenants::{Tenant, TenantUpdate, TenantWithSecrets};
@@ -47,6 +49,7 @@ async fn dispatch(services: &Services, command: Command) -> Result<ExitCode, Any
         Command::Tenant(command) => tenant(services, command).await,
         Command::Account(command) => account(services, command).await,
         Command::Wallet(command) => wallet(services, command).await,
+        Command::Hold(command) => holds::hold(services, command).await,
         Command::Sign(args) => sign(Some(services), &args).await,
         Command::Product(command) => billing::product(services, command).await,
         Command::Tariff(command) => billing::tariff(services, command).await,
@@ -107,7 +110,7 @@ fn with_secrets(created: &TenantWithSecrets) -> Value {
 async fn tenant(services: &Services, command: TenantCommand) -> Result<ExitCode, AnyError> {
     match command {
         TenantCommand::Create { name, timezone, json } => {
-            let created = services.create_tenant(TenantName::parse(&name)?, TenantTimeZone::parse(&timezone)?).await?;
+            let created = services.create_tenant(TenantName::parse(&name)?, TenantTimeZone::parse(&timezone)?, &Change::new()).await?;
             print(json, with_secrets(&created), || {
                 format!(
                     "tenant_id  {}\napp_id     {}\napp_key    {}\napi_token  {}\n(the app key and API token are shown only now)",
@@ -133,12 +136,12 @@ async fn tenant(services: &Services, command: TenantCommand) -> Result<ExitCode,
                 account_limit,
                 default_daily_quota: default_daily_quota.map(DailyQuota::new).transpose()?,
             };
-            let tenant = services.update_tenant(tenant.id, update).await?;
+            let tenant = services.update_tenant(tenant.id, update, &Change::new()).await?;
             print(json, tenant_json(&tenant), || serde_json::to_string_pretty(&tenant_json(&tenant)).unwrap_or_default());
         }
         TenantCommand::RotateSecrets { tenant, json } => {
             let tenant = services.find_tenant(&tenant).await?;
-            let rotated = services.rotate_tenant_secrets(tenant.id).await?;
+            let rotated = services.rotate_tenant_secrets(tenant.id, &Change::new()).await?;
             print(json, with_secrets(&rotated), || format!("app_key    {}\napi_token  {}", rotated.app_key, rotated.api_token));
         }
     }
@@ -174,7 +177,7 @@ async fn account(services: &Services, command: AccountCommand) -> Result<ExitCod
                 password: password.as_deref().map(Password::parse).transpose()?,
                 daily_quota: daily_quota.map(DailyQuota::new).transpose()?,
             };
-            let created = services.create_account(&tenant, input).await?;
+            let created = services.create_account(&tenant, input, &Change::new()).await?;
             let mut value = account_json(&created.account);
             value["api_key"] = json!(created.api_key);
             print(json, value.clone(), || serde_json::to_string_pretty(&value).unwrap_or_default());
@@ -209,14 +212,14 @@ async fn account(services: &Services, command: AccountCommand) -> Result<ExitCod
         AccountCommand::Unfreeze(target) => set_status(services, target, AccountStatus::Active).await?,
         AccountCommand::Quota { account, quota } => {
             let tenant = services.find_tenant(&account.tenant).await?;
-            let (updated, state) = services.set_daily_quota(&tenant, &account.username, DailyQuota::new(quota)?).await?;
+            let (updated, state) = services.set_daily_quota(&tenant, &account.username, DailyQuota::new(quota)?, &Change::new()).await?;
             print(account.json, json!({"username": updated.username, "quota": state.quota, "today_used_quota": state.used_today}), || {
                 format!("{}: quota {} (used today {})", updated.username, state.quota, state.used_today)
             });
         }
         AccountCommand::Billing { account, mode } => {
             let tenant = services.find_tenant(&account.tenant).await?;
-            services.set_billing_mode(&tenant, &account.username, mode == BillingMode::Postpaid).await?;
+            services.set_billing_mode(&tenant, &account.username, mode == BillingMode::Postpaid, &Change::new()).await?;
             let mode = match mode {
                 BillingMode::Prepaid => "prepaid",
                 BillingMode::Postpaid => "postpaid",
@@ -229,7 +232,7 @@ async fn account(services: &Services, command: AccountCommand) -> Result<ExitCod
 
 async fn set_status(services: &Services, target: AccountRef, status: AccountStatus) -> Result<(), AnyError> {
     let tenant = services.find_tenant(&target.tenant).await?;
-    let account = services.set_account_status(&tenant, &target.username, status).await?;
+    let account = services.set_account_status(&tenant, &target.username, status, &Change::new()).await?;
     print(target.json, account_json(&account), || format!("{}: {}", account.username, if status == AccountStatus::Frozen { "frozen" } else { "active" }));
     Ok(())
 }
@@ -244,7 +247,7 @@ async fn wallet(services: &Services, command: WalletCommand) -> Result<ExitCode,
             let to = WalletRef { holder, purpose: WalletPurpose::from_str(&wallet)? };
             // A fresh key unless given: re-running a script with the same key records nothing twice.
             let key = idempotency_key.unwrap_or_else(|| format!("cli:{}", uuid::Uuid::now_v7()));
-            let receipt = services.deposit(&tenant, &to, amount, currency, MoveOptions { idempotency_key: Some(key), memo: note }).await?;
+            let receipt = services.deposit(&tenant, &to, amount, currency, MoveOptions { idempotency_key: Some(key), memo: note }, &Change::new()).await?;
             let replayed = receipt.replayed;
             let (receipt, balances) = receipt.posted()?;
             let value = json!({
@@ -261,7 +264,7 @@ async fn wallet(services: &Services, command: WalletCommand) -> Result<ExitCode,
         WalletCommand::Overdraft { tenant, limit, currency, username, json } => {
             let tenant = services.find_tenant(&tenant).await?;
             let holder = holder_of(username.as_deref())?;
-            let wallet = services.set_overdraft(&tenant, &holder, Currency::from_str(&currency)?, parse_amount_minor(&limit)?).await?;
+            let wallet = services.set_overdraft(&tenant, &holder, Currency::from_str(&currency)?, parse_amount_minor(&limit)?, &Change::new()).await?;
             let floor = wallet.floor_minor.unwrap_or_default();
             print(json, json!({"wallet_id": wallet.id.0, "currency": wallet.currency.code(), "overdraft_limit": format_minor(-floor), "balance": format_minor(wallet.balance_minor)}), || {
                 format!("primary {} may go down to {}", wallet.currency, format_minor(floor))
@@ -273,7 +276,10 @@ async fn wallet(services: &Services, command: WalletCommand) -> Result<ExitCode,
             let wallets = services.wallets(&tenant, &holder).await?;
             let items: Vec<Value> = wallets
                 .iter()
-                .map(|w| json!({"wallet_id": w.id.0, "purpose": w.purpose.as_str(), "currency": w.currency.code(), "balance": format_minor(w.balance_minor), "entries": w.entry_seq}))
+                .map(|w| {
+                    json!({"wallet_id": w.id.0, "purpose": w.purpose.as_str(), "currency": w.currency.code(), "balance": format_minor(w.balance_minor),
+                           "reserved": format_minor(w.reserved_minor), "available": w.available_minor().map(format_minor), "entries": w.entry_seq})
+                })
                 .collect();
             print(json, json!({"items": items}), || wallets.iter().map(|w| format!("{:<8} {} {:>16}", w.purpose.as_str(), w.currency, format_minor(w.balance_minor))).collect::<Vec<_>>().join("\n"));
         }

@@ -9,6 +9,7 @@ use subledger_domain::account::{AccountStatus, CompanyName, CompanyUrl, DailyQuo
 use subledger_domain::calendar::from_unix_micros;
 use subledger_domain::money::{Currency, format_minor};
 use subledger_domain::paging::Page;
+use subledger_service::Change;
 use subledger_service::accounts::{ACCOUNT_PAGE_MAX, Account, NewAccountInput};
 use utoipa::{IntoParams, ToSchema};
 
@@ -156,7 +157,7 @@ pub async fn create(TenantAuth(tenant): TenantAuth, State(state): State<AppState
         password: body.password.as_deref().map(Password::parse).transpose().map_err(|e| invalid("invalid_password", e))?,
         daily_quota: body.daily_quota.map(DailyQuota::new).transpose().map_err(|e| invalid("invalid_quota", e))?,
     };
-    let created = state.services.create_account(&tenant, input).await?;
+    let created = state.services.create_account(&tenant, input, &Change::new()).await?;
     Ok((StatusCode::CREATED, Json(AccountCreated { account: created.account.into(), api_key: created.api_key })))
 }
 
@@ -186,7 +187,7 @@ pub struct QuotaView {
     responses((status = 200, body = QuotaView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn set_quota(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>, ApiJson(body): ApiJson<QuotaBody>) -> Result<Json<QuotaView>, ApiError> {
     let quota = DailyQuota::new(body.daily_quota).map_err(|e| invalid("invalid_quota", e))?;
-    let (account, quota) = state.services.set_daily_quota(&tenant, &username, quota).await?;
+    let (account, quota) = state.services.set_daily_quota(&tenant, &username, quota, &Change::new()).await?;
     Ok(Json(QuotaView { username: account.username, daily_quota: quota.quota, used_today: quota.used_today }))
 }
 
@@ -194,12 +195,12 @@ pub async fn set_quota(TenantAuth(tenant): TenantAuth, State(state): State<AppSt
 #[utoipa::path(post, path = "/v1/accounts/{username}/freeze", tag = "accounts", security(("api_token" = [])), params(("username" = String, Path)),
     responses((status = 200, body = AccountView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn freeze(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>) -> Result<Json<AccountView>, ApiError> {
-    Ok(Json(state.services.set_account_status(&tenant, &username, AccountStatus::Frozen).await?.into()))
+    Ok(Json(state.services.set_account_status(&tenant, &username, AccountStatus::Frozen, &Change::new()).await?.into()))
 }
 
 /// Unfreeze an account
 #[utoipa::path(post, path = "/v1/accounts/{username}/unfreeze", tag = "accounts", security(("api_token" = [])), params(("username" = String, Path)),
     responses((status = 200, body = AccountView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn unfreeze(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>) -> Result<Json<AccountView>, ApiError> {
-    Ok(Json(state.services.set_account_status(&tenant, &username, AccountStatus::Active).await?.into()))
+    Ok(Json(state.services.set_account_status(&tenant, &username, AccountStatus::Active, &Change::new()).await?.into()))
 }

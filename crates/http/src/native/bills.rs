@@ -8,6 +8,7 @@ use subledger_domain::calendar::{Day, Month};
 use subledger_domain::money::format_minor;
 use subledger_domain::paging::Page;
 use subledger_domain::rating::format_scaled;
+use subledger_service::Change;
 use subledger_service::accounts::ACCOUNT_PAGE_MAX;
 use subledger_service::billing::{BillRange, BillView, CloseReport, CloseTotals, DayBill, LineView, SettlementView};
 use subledger_service::exports::ExportFormat;
@@ -231,7 +232,7 @@ pub struct CloseResult {
     responses((status = 200, body = CloseResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn close(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiJson(body): ApiJson<CloseBody>) -> Result<Json<CloseResult>, ApiError> {
     let month = month("month", &body.month)?;
-    let reports = state.services.close_month(&tenant, month).await?;
+    let reports = state.services.close_month(&tenant, month, &Change::new()).await?;
     Ok(Json(CloseResult { months: reports.into_iter().map(CloseReportJson::from).collect() }))
 }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use subledger_domain::account::Username;
 use subledger_domain::calendar::from_unix_micros;
 use subledger_domain::rating::{Grouping, PriceModel};
+use subledger_service::Change;
 use subledger_service::catalog::{NewProduct, Product, TariffVersion};
 use utoipa::{IntoParams, ToSchema};
 
@@ -108,6 +109,7 @@ pub async fn add_product(TenantAuth(tenant): TenantAuth, State(state): State<App
                 refund_order_type: body.refund_order_type,
                 quantity_meaning: body.quantity_meaning,
             },
+            &Change::new(),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(ProductView::from(&product))))
@@ -190,7 +192,7 @@ pub async fn set_tariff(TenantAuth(tenant): TenantAuth, State(state): State<AppS
     model.validate().map_err(|e| ApiError::bad_request("invalid_model", &e.to_string()))?;
     let username = body.username.as_deref().map(Username::parse).transpose().map_err(|e| ApiError::bad_request("invalid_username", &e.to_string()))?;
     let from = body.effective_from.as_deref().map(parse_instant).transpose()?;
-    let version = state.services.set_tariff(&tenant, &body.product, username.as_ref(), from, model).await?;
+    let version = state.services.set_tariff(&tenant, &body.product, username.as_ref(), from, model, &Change::new()).await?;
     Ok((StatusCode::CREATED, Json(TariffView::from(&version))))
 }
 
@@ -210,6 +212,6 @@ pub async fn set_billing(TenantAuth(tenant): TenantAuth, State(state): State<App
         "postpaid" => true,
         other => return Err(ApiError::bad_request("invalid_mode", &format!("mode must be prepaid or postpaid, not {other:?}"))),
     };
-    state.services.set_billing_mode(&tenant, &username, postpaid).await?;
+    state.services.set_billing_mode(&tenant, &username, postpaid, &Change::new()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

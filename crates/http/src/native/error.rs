@@ -96,6 +96,7 @@ impl IntoResponse for ApiError {
                     ServiceError::PhoneTaken => (StatusCode::CONFLICT, "phone_taken", message),
                     ServiceError::IdempotencyKeyReused => (StatusCode::CONFLICT, "idempotency_key_reused", message),
                     ServiceError::HoldNotPending(_) => (StatusCode::CONFLICT, "hold_not_pending", message),
+                    ServiceError::Replayed => (StatusCode::CONFLICT, "replayed", message),
                     ServiceError::Conflict(_) => (StatusCode::CONFLICT, "conflict", message),
                     ServiceError::AccountLimit { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "account_limit_reached", message),
                     ServiceError::Rejected(reason) => (StatusCode::UNPROCESSABLE_ENTITY, rejection_code(reason), message),

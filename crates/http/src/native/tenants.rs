@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use subledger_domain::account::{DailyQuota, TenantName};
 use subledger_domain::calendar::{TenantTimeZone, from_unix_micros};
 use subledger_domain::paging::Page;
+use subledger_service::Change;
 use subledger_service::tenants::{TENANT_PAGE_MAX, Tenant, TenantUpdate, TenantWithSecrets};
 use utoipa::{IntoParams, ToSchema};
 
@@ -85,7 +86,7 @@ fn parse_name(text: &str) -> Result<TenantName, ApiError> {
 pub async fn create(_: AdminAuth, State(state): State<AppState>, ApiJson(body): ApiJson<CreateTenantBody>) -> Result<impl IntoResponse, ApiError> {
     let name = parse_name(&body.name)?;
     let timezone = parse_timezone(body.timezone.as_deref().unwrap_or(TenantTimeZone::DEFAULT))?;
-    let created = state.services.create_tenant(name, timezone).await?;
+    let created = state.services.create_tenant(name, timezone, &Change::new()).await?;
     Ok((StatusCode::CREATED, Json(TenantCreated::from(created))))
 }
 
@@ -151,7 +152,7 @@ pub async fn update(_: AdminAuth, State(state): State<AppState>, ApiPath(tenant)
         account_limit: body.account_limit,
         default_daily_quota: body.default_daily_quota.map(|q| DailyQuota::new(q).map_err(|e| ApiError::bad_request("invalid_quota", &e.to_string()))).transpose()?,
     };
-    Ok(Json(TenantView::from(&state.services.update_tenant(tenant.id, update).await?)))
+    Ok(Json(TenantView::from(&state.services.update_tenant(tenant.id, update, &Change::new()).await?)))
 }
 
 /// Issue new secrets (the old app key and API token stop working)
@@ -160,5 +161,5 @@ pub async fn update(_: AdminAuth, State(state): State<AppState>, ApiPath(tenant)
     responses((status = 200, body = TenantCreated), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn rotate_secrets(_: AdminAuth, State(state): State<AppState>, ApiPath(tenant): ApiPath<String>) -> Result<Json<TenantCreated>, ApiError> {
     let tenant = state.services.find_tenant(&tenant).await?;
-    Ok(Json(TenantCreated::from(state.services.rotate_tenant_secrets(tenant.id).await?)))
+    Ok(Json(TenantCreated::from(state.services.rotate_tenant_secrets(tenant.id, &Change::new()).await?)))
 }

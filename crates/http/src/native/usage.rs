@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use subledger_domain::money::format_minor;
 use subledger_domain::rating::{Quantity, format_scaled};
 use subledger_domain::usage::Outcome;
+use subledger_service::Change;
 use subledger_service::usage::{USAGE_BATCH_MAX, UsageEventIn, UsageResult};
 use utoipa::ToSchema;
 
@@ -123,7 +124,7 @@ pub async fn ingest(TenantAuth(tenant): TenantAuth, State(state): State<AppState
         }
         events.push(UsageEventIn { id: event.id, username: event.account, product: event.product, quantity: event.quantity, occurred_at_us, attributes });
     }
-    let results = state.services.ingest_usage(&tenant, events).await?;
+    let results = state.services.ingest_usage(&tenant, events, &Change::new()).await?;
     let views: Vec<UsageEventResult> = results.into_iter().map(result_view).collect();
     let count = |status: &str| views.iter().filter(|v| v.status == status).count();
     Ok(Json(UsageBatchResult { accepted: count("accepted"), duplicates: count("duplicate"), rejected: count("rejected"), results: views }))

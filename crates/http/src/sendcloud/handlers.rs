@@ -135,9 +135,9 @@ fn new_account_input(call: &SignedCall) -> Result<NewAccountInput, Refusal> {
 
 /// `create`: a new sub-account; SendCloud accounts get an API user and key.
 pub async fn create(State(state): State<AppState>, request: Request) -> Response {
-    run(state, request, false, Replays::Recorded, |state, call| async move {
+    run(state, request, false, Replays::WithChange, |state, call| async move {
         let input = new_account_input(&call)?;
-        let created = state.services.create_account(&call.tenant, input).await.map_err(|e| match e {
+        let created = state.services.create_account(&call.tenant, input, &call.change()).await.map_err(|e| match e {
             ServiceError::UsernameTaken => Refusal(Code::UsernameTaken),
             ServiceError::PhoneTaken => Refusal(Code::PhoneTaken),
             ServiceError::AccountLimit { .. } => Refusal(Code::AccountLimit),
@@ -201,14 +201,15 @@ pub async fn transfer_in(State(state): State<AppState>, request: Request) -> Res
         let username = username_param(&call)?;
         let amount = money_param(&call)?;
         let options = MoveOptions { idempotency_key: call.has_timestamp.then(|| transfer_key(call.params.get("timestamp").unwrap_or_default(), &call.signature)), memo: None };
-        let receipt =
-            state.services.transfer(&call.tenant, &WalletRef::primary(Holder::Tenant), &WalletRef::primary(Holder::Account(username.clone())), amount, super::CURRENCY, options).await.map_err(
-                |e| match e {
-                    ServiceError::NotFound(_) => Refusal(Code::UsernameUnknown),
-                    ServiceError::IdempotencyKeyReused => Refusal(Code::Timestamp),
-                    other => storage_refusal(other, Code::TransferFailed),
-                },
-            )?;
+        let receipt = state
+            .services
+            .transfer(&call.tenant, &WalletRef::primary(Holder::Tenant), &WalletRef::primary(Holder::Account(username.clone())), amount, super::CURRENCY, options, &call.change())
+            .await
+            .map_err(|e| match e {
+                ServiceError::NotFound(_) => Refusal(Code::UsernameUnknown),
+                ServiceError::IdempotencyKeyReused => Refusal(Code::Timestamp),
+                other => storage_refusal(other, Code::TransferFailed),
+            })?;
         if receipt.replayed {
             return Err(Refusal(Code::Timestamp));
         }
@@ -232,11 +233,11 @@ struct QuotaInfo {
 
 /// `quota`: sets a sub-account's daily request quota.
 pub async fn quota(State(state): State<AppState>, request: Request) -> Response {
-    run(state, request, false, Replays::Recorded, |state, call| async move {
+    run(state, request, false, Replays::WithChange, |state, call| async move {
         let username = username_param(&call)?;
         // The spec has no code of its own for a bad quota: plain 400.
         let quota = DailyQuota::parse(call.params.get("quota").unwrap_or("")).map_err(|_| Refusal(Code::Failed))?;
-        let (account, state) = state.services.set_daily_quota(&call.tenant, username.as_str(), quota).await.map_err(|e| match e {
+        let (account, state) = state.services.set_daily_quota(&call.tenant, username.as_str(), quota, &call.change()).await.map_err(|e| match e {
             ServiceError::NotFound(_) => Refusal(Code::UsernameUnknown),
             other => storage_refusal(other, Code::UpdateFailed),
         })?;

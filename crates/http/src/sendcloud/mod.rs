@@ -17,6 +17,7 @@ use axum::extract::Request;
 use axum::routing::{get, post};
 use http::header::CONTENT_TYPE;
 use subledger_domain::money::Currency;
+use subledger_service::Change;
 use subledger_service::tenants::Tenant;
 
 pub use envelope::Code;
@@ -62,8 +63,12 @@ pub fn router() -> Router<AppState> {
 enum Replays {
     /// The request's signature is recorded in the database until its
     /// timestamp leaves the window (`Services::first_sighting`); a second
-    /// sighting, by any process, gets 425.
+    /// sighting, by any process, gets 425. For endpoints that only read.
     Recorded,
+    /// As `Recorded`, but recorded with the endpoint's change, in its
+    /// transaction (`Change::signed`): a change that fails leaves no record,
+    /// so the same request can be sent again, and a replay changes nothing.
+    WithChange,
     /// The endpoint's own idempotency key refuses replays (`transferIn`: the
     /// timestamp and signature are its ledger key, which the ledger keeps
     /// with the first outcome), so the hot path pays no extra write.
@@ -77,6 +82,20 @@ struct SignedCall {
     /// The signature, lowercased; with a timestamp it names this exact request.
     signature: String,
     has_timestamp: bool,
+    /// For a timestamped call to an endpoint that records it with its
+    /// change: until when the record must refuse replays.
+    replay_guard_until_ms: Option<i64>,
+}
+
+impl SignedCall {
+    /// The context of the change this call asks for: its replay guard,
+    /// recorded with the change when the endpoint records it so.
+    fn change(&self) -> Change {
+        match self.replay_guard_until_ms {
+            Some(expires_at_ms) => Change::signed(self.tenant.id, &self.signature, expires_at_ms),
+            None => Change::new(),
+        }
+    }
 }
 
 /// Reads the parameters and checks appId, signature, timestamp and replays, in that order.
@@ -110,24 +129,37 @@ async fn authenticate(state: &AppState, request: Request, timestamp_required: bo
     }
 
     let now_ms = jiff::Timestamp::now().as_millisecond();
+    let mut replay_guard_until_ms = None;
     let has_timestamp = match params.get("timestamp") {
         Some(text) => {
             let at_ms = parse_timestamp_ms(text).ok_or(Refusal(Code::Timestamp))?;
             if (now_ms - at_ms).abs() > config.timestamp_window_ms {
                 return Err(Refusal(Code::Timestamp));
             }
-            if replays == Replays::Recorded {
-                let first = state.services.first_sighting(tenant.id, &presented, at_ms + config.timestamp_window_ms).await.map_err(|e| storage_refusal(e, Code::Failed))?;
-                if !first {
-                    return Err(Refusal(Code::Timestamp));
+            let expires_at_ms = at_ms + config.timestamp_window_ms;
+            match replays {
+                Replays::Recorded => {
+                    let first = state.services.first_sighting(tenant.id, &presented, expires_at_ms).await.map_err(|e| storage_refusal(e, Code::Failed))?;
+                    if !first {
+                        return Err(Refusal(Code::Timestamp));
+                    }
                 }
+                Replays::WithChange => {
+                    // Refused before any work; recorded with the change, whose
+                    // transaction decides a race between two copies.
+                    if state.services.seen_before(tenant.id, &presented, now_ms).await.map_err(|e| storage_refusal(e, Code::Failed))? {
+                        return Err(Refusal(Code::Timestamp));
+                    }
+                    replay_guard_until_ms = Some(expires_at_ms);
+                }
+                Replays::ByLedgerKey => {}
             }
             true
         }
         None if timestamp_required => return Err(Refusal(Code::Timestamp)),
         None => false,
     };
-    Ok(SignedCall { tenant, params, signature: presented, has_timestamp })
+    Ok(SignedCall { tenant, params, signature: presented, has_timestamp, replay_guard_until_ms })
 }
 
 async fn read_body(body: Body, bytes_max: usize) -> Result<Bytes, Refusal> {
@@ -155,6 +187,10 @@ pub fn unavailable() -> axum::response::Response {
 /// and shown as the endpoint's failure code.
 fn storage_refusal(error: subledger_service::ServiceError, code: Code) -> Refusal {
     use subledger_service::ServiceError;
+    // A signed request seen before, refused by the record of its first sighting.
+    if let ServiceError::Replayed = error {
+        return Refusal(Code::Timestamp);
+    }
     if let ServiceError::AmountTooLarge(_) | ServiceError::Invalid { .. } = error {
         tracing::warn!(%error, "SendCloud request refused by the service layer");
         return Refusal(Code::Failed);

@@ -168,9 +168,16 @@ pub struct LedgerWrites {
     pub holds_resolved: Vec<(TransferId, HoldState, i64)>,
     /// Each moved wallet's new state, with what it held when read.
     pub wallets: Vec<(WalletState, WalletRead)>,
+    /// What must commit with the job's changes ([`crate::records`]).
+    pub records: crate::records::ChangeRecords,
 }
 
 impl LedgerWrites {
+    /// A journal's writes, with the records of the changes it made.
+    pub fn with_records(writes: JournalWrites, records: crate::records::ChangeRecords) -> LedgerWrites {
+        LedgerWrites { records, ..LedgerWrites::of(writes) }
+    }
+
     pub fn of(writes: JournalWrites) -> LedgerWrites {
         let transfers = writes
             .transfers
@@ -213,11 +220,11 @@ impl LedgerWrites {
                 HoldChange::Resolved { id, state, at_us } => holds_resolved.push((id, state, at_us)),
             }
         }
-        LedgerWrites { transfers, entries, holds_opened, holds_resolved, wallets: writes.wallets }
+        LedgerWrites { transfers, entries, holds_opened, holds_resolved, wallets: writes.wallets, records: crate::records::ChangeRecords::default() }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.transfers.is_empty() && self.holds_opened.is_empty() && self.holds_resolved.is_empty() && self.wallets.is_empty()
+        self.transfers.is_empty() && self.holds_opened.is_empty() && self.holds_resolved.is_empty() && self.wallets.is_empty() && self.records.is_empty()
     }
 }
 

@@ -191,36 +191,57 @@ pub(super) async fn entries_at(batch: &mut Batch, keys: &[EntryKey]) -> Result<V
     from_json(&text, "entries")
 }
 
-pub(super) async fn finish(mut batch: Batch, writes: &LedgerWrites) -> Result<()> {
-    if !writes.is_empty() {
-        // A wallet is updated only if neither its entries, its floor nor its
-        // reservation changed since the batch read it: an optimistic batch
-        // checked its debits against the floor it read, and an overdraft
-        // change made meanwhile (`wallets::set_floor`) must send it round
-        // again, locked.
-        let transfer_rows: Vec<TransferRow<&str>> = writes.transfers.iter().map(TransferRow::from).collect();
-        let entry_rows: Vec<EntryRow> = writes.entries.iter().map(EntryRow::from).collect();
-        let updates: Vec<WalletUpdate> = writes.wallets.iter().map(|(wallet, read)| WalletUpdate::of(wallet, *read)).collect();
-        let hold_rows: Vec<HoldRow<&str>> = writes.holds_opened.iter().map(HoldRow::from).collect();
-        let resolutions: Vec<HoldResolutionRow<&str>> = writes.holds_resolved.iter().map(|(id, state, at_us)| HoldResolutionRow::of(*id, *state, Some(*at_us))).collect();
-        let written = sqlx::query(&WRITE)
-            .bind(json(&transfer_rows))
-            .bind(json(&entry_rows))
-            .bind(json(&updates))
-            .bind(updates.len() as i64)
-            .bind(json(&hold_rows))
-            .bind(resolutions.len() as i64)
-            .bind(json(&resolutions))
-            .fetch_one(batch.conn())
-            .await?
-            .try_get::<i64, _>(0)?;
-        expect_written(written, writes.transfers.len() + writes.entries.len() + hold_rows.len() + resolutions.len() + updates.len(), "a ledger batch")?;
-    }
+pub(super) async fn finish(batch: Batch, writes: &LedgerWrites) -> Result<()> {
     match batch {
-        Batch::Locked(tx) => Ok(tx.commit().await?),
-        // The write was its own transaction.
-        Batch::Optimistic(_) => Ok(()),
+        Batch::Locked(mut tx) => {
+            write_all(&mut tx, writes).await?;
+            Ok(tx.commit().await?)
+        }
+        // The write statement is its own transaction.
+        Batch::Optimistic(mut conn) if writes.records.is_empty() => write_rows(&mut conn, writes).await,
+        // Records need a transaction shared with the write. The write still
+        // checks every wallet as read, so nothing the batch decided can have
+        // changed unseen.
+        Batch::Optimistic(mut conn) => {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            write_all(&mut tx, writes).await?;
+            Ok(tx.commit().await?)
+        }
     }
+}
+
+/// The records that go with the batch's changes, then its rows.
+async fn write_all(conn: &mut sqlx::AnyConnection, writes: &LedgerWrites) -> Result<()> {
+    crate::records::write(conn, &writes.records, crate::now_ms()).await?;
+    write_rows(conn, writes).await
+}
+
+/// The batch's transfers, entries, holds and wallets, in one statement.
+async fn write_rows(conn: &mut sqlx::AnyConnection, writes: &LedgerWrites) -> Result<()> {
+    if writes.transfers.is_empty() && writes.holds_opened.is_empty() && writes.holds_resolved.is_empty() && writes.wallets.is_empty() {
+        return Ok(());
+    }
+    // A wallet is updated only if neither its entries, its floor nor its
+    // reservation changed since the batch read it: an optimistic batch
+    // checked its debits against the floor it read, and an overdraft change
+    // made meanwhile (`wallets::set_floor`) must send it round again, locked.
+    let transfer_rows: Vec<TransferRow<&str>> = writes.transfers.iter().map(TransferRow::from).collect();
+    let entry_rows: Vec<EntryRow> = writes.entries.iter().map(EntryRow::from).collect();
+    let updates: Vec<WalletUpdate> = writes.wallets.iter().map(|(wallet, read)| WalletUpdate::of(wallet, *read)).collect();
+    let hold_rows: Vec<HoldRow<&str>> = writes.holds_opened.iter().map(HoldRow::from).collect();
+    let resolutions: Vec<HoldResolutionRow<&str>> = writes.holds_resolved.iter().map(|(id, state, at_us)| HoldResolutionRow::of(*id, *state, Some(*at_us))).collect();
+    let written = sqlx::query(&WRITE)
+        .bind(json(&transfer_rows))
+        .bind(json(&entry_rows))
+        .bind(json(&updates))
+        .bind(updates.len() as i64)
+        .bind(json(&hold_rows))
+        .bind(resolutions.len() as i64)
+        .bind(json(&resolutions))
+        .fetch_one(conn)
+        .await?
+        .try_get::<i64, _>(0)?;
+    expect_written(written, writes.transfers.len() + writes.entries.len() + hold_rows.len() + resolutions.len() + updates.len(), "a ledger batch")
 }
 
 fn expect_written(written: i64, expected: usize, what: &str) -> Result<()> {

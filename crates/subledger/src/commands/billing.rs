@@ -14,6 +14,7 @@ use subledger_domain::money::{Currency, checked_sum, format_minor};
 use subledger_domain::paging::Page;
 use subledger_domain::rating::PriceModel;
 use subledger_domain::text::check_json_text;
+use subledger_service::Change;
 use subledger_service::billing::{BillRange, BillView, CloseReport};
 use subledger_service::catalog::{NewProduct, Product, TariffVersion};
 use subledger_service::exports::ExportFormat;
@@ -56,7 +57,8 @@ pub(super) async fn product(services: &Services, command: ProductCommand) -> Res
         }
         ProductCommand::Add { tenant, code, name, unit, order_type, grouping, currency, supplement_order_type, refund_order_type, quantity_meaning, json } => {
             let tenant = services.find_tenant(&tenant).await?;
-            let product = services.add_product(&tenant, NewProduct { code, name, unit, order_type, grouping, currency, supplement_order_type, refund_order_type, quantity_meaning }).await?;
+            let product =
+                services.add_product(&tenant, NewProduct { code, name, unit, order_type, grouping, currency, supplement_order_type, refund_order_type, quantity_meaning }, &Change::new()).await?;
             print(json, product_json(&product), || format!("added product {}", product_row(&product)));
         }
     }
@@ -90,7 +92,7 @@ pub(super) async fn tariff(services: &Services, command: TariffCommand) -> Resul
             let model: PriceModel = serde_json::from_str(&model).map_err(|e| format!("invalid price model JSON: {e}"))?;
             let username = username.as_deref().map(Username::parse).transpose()?;
             let from = effective_from.as_deref().map(parse_instant).transpose()?;
-            let version = services.set_tariff(&tenant, &product, username.as_ref(), from, model).await?;
+            let version = services.set_tariff(&tenant, &product, username.as_ref(), from, model, &Change::new()).await?;
             let mut value = tariff_json(&version);
             value["username"] = json!(username.as_ref().map(Username::as_str));
             print(json, value, || format!("set tariff {}", tariff_row(&version)));
@@ -152,7 +154,7 @@ pub(super) async fn bill(services: &Services, command: BillCommand) -> Result<Ex
         BillCommand::Close { month, tenant: Some(reference), json } => {
             let month = parse_month(&month)?;
             let tenant = services.find_tenant(&reference).await?;
-            let reports = services.close_month(&tenant, month).await?;
+            let reports = services.close_month(&tenant, month, &Change::new()).await?;
             let mut value = tenant_ref(&tenant);
             value["months"] = reports.iter().map(report_json).collect();
             print(json, value, || reports.iter().map(report_row).collect::<Vec<_>>().join("\n"));

@@ -24,6 +24,7 @@ use subledger_domain::money::{Currency, format_minor};
 use subledger_domain::rating::{Quantity, format_scaled};
 use subledger_domain::text::{check_json_text, text_from_bytes};
 use subledger_domain::usage::Outcome;
+use subledger_service::Change;
 use subledger_service::tenants::Tenant;
 use subledger_service::usage::UsageEventIn;
 use subledger_service::{ServiceError, Services};
@@ -139,7 +140,7 @@ async fn ingest(services: &Services, tenant: &Tenant, events: Vec<(u64, UsageEve
     while let Some(mut batch) = pending.pop() {
         let Some(&(last_line, _)) = batch.last() else { continue };
         let input: Vec<UsageEventIn> = batch.iter().map(|(_, event)| event.clone()).collect();
-        match services.ingest_usage(tenant, input).await {
+        match services.ingest_usage(tenant, input, &Change::new()).await {
             Ok(results) => {
                 for ((line, _), result) in batch.iter().zip(results) {
                     totals.last_line = totals.last_line.max(*line);

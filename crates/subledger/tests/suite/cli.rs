@@ -14,6 +14,7 @@ on_both_backends!(
     usage_import_counts_every_line_and_never_charges_twice,
     bill_close_show_and_export_a_past_month,
     billing_command_errors_are_clear,
+    holds_from_the_command_line,
 );
 
 async fn tenant_create_prints_usable_credentials(backend: Backend) {
@@ -526,4 +527,35 @@ async fn billing_command_errors_are_clear(backend: Backend) {
     assert!(stderr.contains("no \"product\" column"), "{stderr}");
     let stderr = cli_error(&h, &["usage", "import", "--tenant", t, path, "--batch-size", "1001"]).await;
     assert!(stderr.contains("from 1 to 1000"), "{stderr}");
+}
+
+async fn holds_from_the_command_line(backend: Backend) {
+    let h = Harness::start(backend).await;
+    let tenant = h.create_tenant("cli-holds").await;
+    h.deposit(&tenant, "50.00").await;
+    let t = tenant.tenant_id.as_str();
+    let held = cli_json(&h, &["hold", "create", "--tenant", t, "--to-wallet", "promo", "--amount", "20.00", "--timeout-seconds", "600", "--json"]).await;
+    assert_eq!((held["state"].as_str(), held["amount"].as_str()), (Some("pending"), Some("20.00")), "{held}");
+    let id = held["hold_id"].as_str().expect("hold_id").to_owned();
+    let balances = cli_json(&h, &["wallet", "balances", "--tenant", t, "--json"]).await;
+    let primary = balances["items"].as_array().unwrap().iter().find(|w| w["purpose"] == "primary").expect("primary").clone();
+    assert_eq!((primary["balance"].as_str(), primary["reserved"].as_str(), primary["available"].as_str()), (Some("50.00"), Some("20.00"), Some("30.00")), "{primary}");
+    let stderr = cli_error(&h, &["hold", "create", "--tenant", t, "--to-wallet", "promo", "--amount", "30.01"]).await;
+    assert!(stderr.contains("insufficient"), "{stderr}");
+
+    let posted = cli_json(&h, &["hold", "post", "--tenant", t, &id, "--amount", "5.00", "--json"]).await;
+    assert_eq!((posted["state"].as_str(), posted["posted"]["amount"].as_str()), (Some("posted"), Some("5.00")), "{posted}");
+    let second = cli_json(&h, &["hold", "create", "--tenant", t, "--to-wallet", "promo", "--amount", "1.00", "--json"]).await;
+    let second_id = second["hold_id"].as_str().unwrap().to_owned();
+    let voided = cli_json(&h, &["hold", "void", "--tenant", t, &second_id, "--json"]).await;
+    assert_eq!(voided["state"].as_str(), Some("voided"), "{voided}");
+    let stderr = cli_error(&h, &["hold", "post", "--tenant", t, &second_id]).await;
+    assert!(stderr.contains("no longer pending"), "{stderr}");
+    let listed = cli_json(&h, &["hold", "list", "--tenant", t, "--state", "voided", "--json"]).await;
+    assert_eq!(listed["items"].as_array().map(|items| items.iter().map(|i| i["hold_id"].clone()).collect::<Vec<_>>()), Some(vec![Value::from(second_id.clone())]), "{listed}");
+    let shown = cli_json(&h, &["hold", "show", "--tenant", t, &id, "--json"]).await;
+    assert_eq!(shown["state"].as_str(), Some("posted"), "{shown}");
+    let stderr = cli_error(&h, &["hold", "show", "--tenant", t, "12x"]).await;
+    assert!(stderr.contains("not a whole number"), "{stderr}");
+    h.assert_ledger_sound().await;
 }

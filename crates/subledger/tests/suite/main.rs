@@ -8,6 +8,7 @@ mod cli;
 mod connections;
 mod currency;
 mod fairness;
+mod holds;
 mod input;
 mod isolation;
 mod native;

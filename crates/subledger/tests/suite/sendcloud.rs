@@ -22,6 +22,7 @@ on_both_backends!(
     unknown_usernames_423,
     quota_sets_and_validates,
     storage_failures_101_102_104,
+    a_signed_change_and_its_replay_record_commit_together,
     bad_input_is_refused_cleanly,
     tenants_are_isolated,
     frozen_accounts_show_in_list,
@@ -427,6 +428,47 @@ async fn storage_failures_101_102_104(backend: Backend) {
     assert_eq!(reply["info"]["list"][0]["balance"], 0.0);
     assert_eq!(reply["info"]["list"][0]["quota"], 2500);
     h.assert_ledger_sound().await;
+}
+
+/// A mutating call's replay record commits with its change: a change that
+/// failed leaves none, so the very same signed request can be sent again; a
+/// change that committed refuses its replay, which changes nothing.
+async fn a_signed_change_and_its_replay_record_commit_together(backend: Backend) {
+    let h = Harness::start(backend).await;
+    let tenant = h.create_tenant("Together").await;
+    h.create_account(&tenant, "steady01").await;
+    let create = signed_form(&tenant, &[("username", "retry001"), ("userType", "1"), ("companyName", "公司"), ("companyUrl", "https://www.baidu.com"), ("pwd", "321Abc")], true);
+    let quota = signed_form(&tenant, &[("username", "steady01"), ("quota", "7")], true);
+
+    break_writes(&h.db, "accounts", "INSERT").await;
+    assert_code(&h.sendcloud_raw_post("create", &create).await, 101, "保存失败");
+    heal_writes(&h.db, "accounts").await;
+    break_writes(&h.db, "accounts", "UPDATE").await;
+    assert_code(&h.sendcloud_raw_post("quota", &quota).await, 102, "更新失败");
+    heal_writes(&h.db, "accounts").await;
+    assert_eq!(sql_i64(&h.db, "SELECT COUNT(*) FROM signed_requests").await, 1, "only the successful create is recorded");
+
+    // The same requests, byte for byte: they were never done, so they are not replays.
+    assert_code(&h.sendcloud_raw_post("create", &create).await, 200, "请求成功");
+    assert_code(&h.sendcloud_raw_post("quota", &quota).await, 200, "请求成功");
+    // Done once, they are refused the second time and change nothing.
+    assert_code(&h.sendcloud_raw_post("create", &create).await, 425, "时间戳无效");
+    sql(&h.db, "UPDATE accounts SET daily_quota = 9 WHERE username = 'steady01'").await;
+    assert_code(&h.sendcloud_raw_post("quota", &quota).await, 425, "时间戳无效");
+    assert_eq!(sql_i64(&h.db, "SELECT COUNT(*) FROM accounts WHERE username = 'retry001'").await, 1);
+    assert_eq!(sql_i64(&h.db, "SELECT daily_quota FROM accounts WHERE username = 'steady01'").await, 9, "the replayed quota changed nothing");
+
+    // Copies racing past the early check: the record written with the change
+    // lets exactly one of them commit.
+    let racing = signed_form(&tenant, &[("username", "steady01"), ("quota", "11")], true);
+    let mut copies = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (http, base, body) = (h.http.clone(), h.server.base.clone(), racing.clone());
+        copies.spawn(async move { sendcloud_post(&http, &base, "quota", &body).await });
+    }
+    let replies = copies.join_all().await;
+    let codes: Vec<i64> = replies.iter().map(|r| r["statusCode"].as_i64().unwrap_or_default()).collect();
+    assert_eq!((codes.iter().filter(|c| **c == 200).count(), codes.iter().filter(|c| **c == 425).count()), (1, 7), "{replies:?}");
 }
 
 async fn bad_input_is_refused_cleanly(backend: Backend) {

@@ -324,6 +324,12 @@ impl Harness {
         status_and_json(response).await
     }
 
+    /// A POST with an `Idempotency-Key`, as money-moving calls require.
+    pub async fn post_json_keyed(&self, path: &str, token: &str, key: &str, body: &Value) -> (u16, Value) {
+        let response = self.http.post(self.url(path)).bearer_auth(token).header("Idempotency-Key", key).json(body).send().await.expect("POST request");
+        status_and_json(response).await
+    }
+
     /// A signed SendCloud call: POST form with `appId`, a fresh `timestamp`
     /// and the signature, as the spec's curl examples send it.
     pub async fn sendcloud(&self, endpoint: &str, tenant: &Tenant, params: &[(&str, &str)]) -> Value {
