@@ -269,9 +269,10 @@ async fn run(args: &Args, database_url: &str, events_per_account: usize) -> Resu
         seed,
         close,
         bills: report.bills,
-        billed_cents: report.billed_cents,
-        settled_cents: report.settled_cents,
-        outstanding_cents: report.outstanding_cents,
+        // The bench's usage is of built-in products, all in yuan.
+        billed_cents: report.by_currency[&Currency::Cny].billed_cents,
+        settled_cents: report.by_currency[&Currency::Cny].settled_cents,
+        outstanding_cents: report.by_currency[&Currency::Cny].outstanding_cents,
         database_mib: 0.0,
     }
 }

@@ -23,7 +23,7 @@
 use serde::Serialize;
 
 use crate::decimal::div_round_half_up;
-use crate::money::AmountTooLarge;
+use crate::money::{AmountTooLarge, Currency};
 use crate::rating::{DetailLine, MICROS_PER_CENT, MILLI, PriceModel, Quantity, UnitPrice, amount_micros, micros_to_cents, month_cost};
 use crate::usage::MonthRollup;
 
@@ -34,6 +34,8 @@ pub struct LineProduct {
     pub order_type: i64,
     pub name: String,
     pub unit: String,
+    /// What its lines' money is in.
+    pub currency: Currency,
     pub supplement_order_type: i64,
     pub supplement_name: String,
     /// `orderType` of its 返账 lines; `None`: its refunds are 补扣 lines
@@ -74,6 +76,9 @@ impl LineKind {
 pub struct BillLine {
     pub kind: LineKind,
     pub product_code: String,
+    /// The product's currency: the bill it belongs on is the account's bill
+    /// of the month in this currency.
+    pub currency: Currency,
     pub order_type: i64,
     pub description: String,
     pub unit: String,
@@ -158,6 +163,7 @@ pub fn usage_line(product: &LineProduct, month: &str, rollup: &MonthRollup, mode
     Ok(BillLine {
         kind: LineKind::Usage,
         product_code: product.code.clone(),
+        currency: product.currency,
         order_type: product.order_type,
         description: product.name.clone(),
         unit: product.unit.clone(),
@@ -197,6 +203,7 @@ pub fn supplement_line(
     Ok(Some(BillLine {
         kind: LineKind::Supplement,
         product_code: product.code.clone(),
+        currency: product.currency,
         order_type,
         description: format!("{label}{name}"),
         unit: product.unit.clone(),
@@ -235,7 +242,14 @@ mod tests {
 
     fn email() -> LineProduct {
         LineProduct {
-            code: "email".into(), order_type: 1, name: "邮件费用".into(), unit: "封".into(), supplement_order_type: 5, supplement_name: "邮件补扣".into(), refund_order_type: Some(6)
+            code: "email".into(),
+            order_type: 1,
+            name: "邮件费用".into(),
+            unit: "封".into(),
+            currency: Currency::Cny,
+            supplement_order_type: 5,
+            supplement_name: "邮件补扣".into(),
+            refund_order_type: Some(6),
         }
     }
 
@@ -292,6 +306,16 @@ mod tests {
         assert_eq!(fax.adjustment(-1), (912, "传真封面返账".to_owned()));
         // Nothing to refund: a late event that changes no money is a 补扣 of 0.00.
         assert_eq!(fax.adjustment(0), (5, "邮件补扣".to_owned()));
+    }
+
+    #[test]
+    fn lines_are_in_their_products_currency() {
+        let units = |n| Quantity::units(n).unwrap();
+        let ads = LineProduct { code: "ad_spend".into(), currency: Currency::Usd, ..email() };
+        assert_eq!(usage_line(&ads, "2023-02", &rollup(10), Some(&tiers())).unwrap().currency, Currency::Usd);
+        let late = supplement_line(&ads, "2023-03", "2023-02", &rollup(295_952), Some(&tiers()), (units(290_466), 185_400)).unwrap().unwrap();
+        assert_eq!(late.currency, Currency::Usd);
+        assert_eq!(usage_line(&email(), "2023-02", &rollup(10), Some(&tiers())).unwrap().currency, Currency::Cny);
     }
 
     #[test]

@@ -8,10 +8,18 @@
 //! are posted under the supplement code with a negative amount, and where it
 //! has neither, under 15 人工补扣. Telephony items carry the names, pay type
 //! and group that the telephony dialect shows.
+//!
+//! Every built-in product is priced in [`BUILTIN_CURRENCY`] (yuan): they are
+//! the SendCloud and telephony catalogs, whose wire formats show yuan. A
+//! tenant's own products name their currency.
 
 use serde::Serialize;
 
+use crate::money::Currency;
 use crate::rating::Grouping;
+
+/// The currency of every built-in product.
+pub const BUILTIN_CURRENCY: Currency = Currency::Cny;
 
 /// The group a telephony item is listed under (`charges`, `getConsumerInfo`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -71,6 +79,8 @@ pub struct Product {
     /// What the quantity of a usage event means (for documentation and the API).
     pub quantity_meaning: &'static str,
     pub grouping: Grouping,
+    /// What its tariffs price in, its usage is charged in and its bills are in.
+    pub currency: Currency,
     pub supplement: i64,
     pub refund: Option<i64>,
     pub telephony: Option<TelephonyItem>,
@@ -80,7 +90,7 @@ pub struct Product {
 pub const MANUAL_SUPPLEMENT: i64 = 15;
 
 const fn product(code: &'static str, order_type: i64, name: &'static str, unit: &'static str, quantity_meaning: &'static str) -> Product {
-    Product { code, order_type, name, unit, quantity_meaning, grouping: Grouping::None, supplement: MANUAL_SUPPLEMENT, refund: None, telephony: None }
+    Product { code, order_type, name, unit, quantity_meaning, grouping: Grouping::None, currency: BUILTIN_CURRENCY, supplement: MANUAL_SUPPLEMENT, refund: None, telephony: None }
 }
 
 const fn call(code: &'static str, name: &'static str, group: TelephonyGroup, overview: &'static str) -> Product {
@@ -91,6 +101,7 @@ const fn call(code: &'static str, name: &'static str, group: TelephonyGroup, ove
         unit: "分钟",
         quantity_meaning: "call duration in seconds (billed per started increment)",
         grouping: Grouping::None,
+        currency: BUILTIN_CURRENCY,
         supplement: 34,
         refund: None,
         telephony: Some(TelephonyItem { group, name, pay_type: "时长", statement_pay_type: "时长", price_unit: "元/分钟", overview }),
@@ -105,6 +116,7 @@ const fn verification_code(code: &'static str, name: &'static str) -> Product {
         unit: "条",
         quantity_meaning: "verification calls placed",
         grouping: Grouping::None,
+        currency: BUILTIN_CURRENCY,
         supplement: 34,
         refund: None,
         telephony: Some(TelephonyItem { group: TelephonyGroup::Messages, name, pay_type: "数量", statement_pay_type: "条数", price_unit: "元/条", overview: "语音验证" }),

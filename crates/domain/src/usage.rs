@@ -10,6 +10,12 @@
 //! is rejected; promo money is spent before primary money. Postpaid events are
 //! charged at month close.
 //!
+//! An event is in its product's currency: it is charged from the account's
+//! wallets of that currency to the tenant's revenue wallet of that currency,
+//! and refused (`no_wallet_in_currency`) when the account has no wallets in
+//! it. Every sum (what an account owes, what a revenue wallet receives) is
+//! kept per currency.
+//!
 //! Every amount is checked: an event whose rating, month rollup
 //! ([`rating::MONTH_MICROS_MAX`], [`rating::MONTH_QUANTITY_MILLI_MAX`]), the
 //! account's charges in the batch or the revenue wallet's balance
@@ -44,6 +50,9 @@ pub enum UsageRejection {
     InsufficientFunds,
     /// Its cost, or its month's totals with it, would pass their limits.
     AmountTooLarge,
+    /// The account has no wallets in the product's currency (they open with
+    /// its first deposit, transfer or overdraft in that currency).
+    NoWalletInCurrency,
 }
 
 impl UsageRejection {
@@ -60,6 +69,7 @@ impl UsageRejection {
             UsageRejection::QuotaExceeded => "quota_exceeded",
             UsageRejection::InsufficientFunds => "insufficient_funds",
             UsageRejection::AmountTooLarge => "amount_too_large",
+            UsageRejection::NoWalletInCurrency => "no_wallet_in_currency",
         }
     }
 
@@ -76,6 +86,7 @@ impl UsageRejection {
             "quota_exceeded" => UsageRejection::QuotaExceeded,
             "insufficient_funds" => UsageRejection::InsufficientFunds,
             "amount_too_large" => UsageRejection::AmountTooLarge,
+            "no_wallet_in_currency" => UsageRejection::NoWalletInCurrency,
             _ => return None,
         })
     }
@@ -98,15 +109,22 @@ pub struct Accepted {
     pub charge_cents: i64,
 }
 
+/// An account's spendable wallets of one currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpendableWallets {
+    pub primary: WalletId,
+    pub promo: WalletId,
+}
+
 /// An account as the engine needs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountTerms {
     pub id: AccountId,
     pub active: bool,
     pub postpaid: bool,
     pub daily_quota: i64,
-    pub primary: WalletId,
-    pub promo: WalletId,
+    /// Its wallets in the currencies the batch needs (those it has).
+    pub wallets: BTreeMap<Currency, SpendableWallets>,
 }
 
 /// One event, its references resolved by the service.
@@ -116,6 +134,8 @@ pub struct EventInput {
     /// `Err` when the event was refused before rating (unknown account, …).
     pub account: Result<AccountId, UsageRejection>,
     pub product: String,
+    /// The product's currency.
+    pub currency: Currency,
     pub quantity: Quantity,
     /// The tenant's calendar day and month of the event (`YYYY-MM-DD`, `YYYY-MM`).
     pub day: String,
@@ -199,10 +219,10 @@ pub struct BatchState {
     pub months: HashMap<MonthKey, MonthRollup>,
     /// Requests counted per (account, day).
     pub quota_used: HashMap<(AccountId, String), i64>,
-    /// The accounts' wallets and the tenant's revenue wallet, locked.
+    /// The accounts' wallets and the tenant's revenue wallets, locked.
     pub book: Book,
-    pub revenue: WalletId,
-    pub currency: Currency,
+    /// The tenant's revenue wallet of each currency the batch uses.
+    pub revenue: BTreeMap<Currency, WalletId>,
 }
 
 /// The changes a batch makes.
@@ -216,7 +236,8 @@ pub struct BatchChanges {
     pub months: HashMap<(AccountId, String, String, String), RollupAmounts>,
     /// Requests to add per (account, day).
     pub quota: HashMap<(AccountId, String), i64>,
-    /// The charges to post: (from, to, amount), one per account and wallet.
+    /// The charges to post: (from, to, amount), one per account and wallet,
+    /// each in its wallets' currency.
     pub debits: Vec<TransferIntent>,
 }
 
@@ -237,25 +258,24 @@ pub fn ingest<'a>(events: impl IntoIterator<Item = &'a EventInput>, state: &mut 
         changes.outcomes.push((outcome, false));
     }
 
-    // One debit per account and wallet: promo money first, then primary.
-    let mut accounts: Vec<(&AccountId, &i64)> = owed.by_account.iter().filter(|(_, cents)| **cents > 0).collect();
-    accounts.sort();
-    for (account, cents) in accounts {
-        let terms = &state.accounts[account];
-        // Every event was accepted only if its account could pay it on top of
-        // what it owed before (`decide`), so the whole is payable.
-        let parts = promo_first(&state.book, terms.promo, terms.primary, *cents).expect("accepted charges are payable");
-        changes.debits.extend(parts.into_iter().map(|(wallet, amount)| TransferIntent { debit: wallet, credit: state.revenue, amount, currency: state.currency, debit_rule: DebitRule::ToFloor }));
+    // One debit per account, currency and wallet: promo money first, then primary.
+    for (&(account, currency), &cents) in owed.by_account.iter().filter(|(_, cents)| **cents > 0) {
+        // Every event was accepted only if its account had wallets in its
+        // currency and could pay it on top of what it owed before (`decide`),
+        // so the whole is payable, into a revenue wallet of that currency.
+        let (wallets, revenue) = state.accounts[&account].wallets.get(&currency).zip(state.revenue.get(&currency)).expect("accepted charges have their wallets");
+        let parts = promo_first(&state.book, wallets.promo, wallets.primary, cents).expect("accepted charges are payable");
+        changes.debits.extend(parts.into_iter().map(|(wallet, amount)| TransferIntent { debit: wallet, credit: *revenue, amount, currency, debit_rule: DebitRule::ToFloor }));
     }
     changes
 }
 
-/// Cents the batch's accepted events owe so far: per account, and in all
-/// (all of it goes to the revenue wallet).
+/// Cents the batch's accepted events owe so far: per account and currency,
+/// and per currency in all (all of it goes to that currency's revenue wallet).
 #[derive(Debug, Default)]
 struct Owed {
-    by_account: HashMap<AccountId, i64>,
-    total: i64,
+    by_account: BTreeMap<(AccountId, Currency), i64>,
+    total: BTreeMap<Currency, i64>,
 }
 
 fn decide(event: &EventInput, state: &mut BatchState, changes: &mut BatchChanges, owed: &mut Owed) -> Outcome {
@@ -268,6 +288,9 @@ fn decide(event: &EventInput, state: &mut BatchState, changes: &mut BatchChanges
         return Outcome::Rejected(UsageRejection::AccountFrozen);
     }
     let Some(model) = &event.model else { return Outcome::Rejected(UsageRejection::NoTariff) };
+    let (Some(wallets), Some(revenue)) = (terms.wallets.get(&event.currency).copied(), state.revenue.get(&event.currency).copied()) else {
+        return Outcome::Rejected(UsageRejection::NoWalletInCurrency);
+    };
 
     let quota_key = (account, event.day.clone());
     let used = state.quota_used.get(&quota_key).copied().unwrap_or(0) + changes.quota.get(&quota_key).copied().unwrap_or(0);
@@ -279,17 +302,19 @@ fn decide(event: &EventInput, state: &mut BatchState, changes: &mut BatchChanges
     let month = state.months.entry(month_key).or_default();
     let Ok((billable, rated_micros, cents)) = rate(event, model, month) else { return Outcome::Rejected(UsageRejection::AmountTooLarge) };
 
+    let owed_key = (account, event.currency);
     let charge_cents = if terms.postpaid {
         0
     } else {
-        let pending = owed.by_account.get(&account).copied().unwrap_or(0);
+        let pending = owed.by_account.get(&owed_key).copied().unwrap_or(0);
         // What the batch owes stays a possible transfer, and what the revenue
         // wallet receives a possible balance (in i128: the balance is stored data).
-        let revenue_after = i128::from(state.book.wallet(state.revenue).map_or(0, |w| w.balance_minor)) + i128::from(owed.total) + i128::from(cents);
+        let received = owed.total.get(&event.currency).copied().unwrap_or(0);
+        let revenue_after = i128::from(state.book.wallet(revenue).map_or(0, |w| w.balance_minor)) + i128::from(received) + i128::from(cents);
         if pending + cents > AMOUNT_MINOR_MAX || revenue_after > i128::from(AMOUNT_MINOR_MAX) {
             return Outcome::Rejected(UsageRejection::AmountTooLarge);
         }
-        if cents > 0 && promo_first(&state.book, terms.promo, terms.primary, pending + cents).is_none() {
+        if cents > 0 && promo_first(&state.book, wallets.promo, wallets.primary, pending + cents).is_none() {
             return Outcome::Rejected(UsageRejection::InsufficientFunds);
         }
         cents
@@ -307,8 +332,8 @@ fn decide(event: &EventInput, state: &mut BatchState, changes: &mut BatchChanges
     changes.months.insert(month_row, month_change);
     changes.days.insert(day_row, day_change);
     *changes.quota.entry(quota_key).or_default() += 1;
-    *owed.by_account.entry(account).or_default() += charge_cents;
-    owed.total += charge_cents;
+    *owed.by_account.entry(owed_key).or_default() += charge_cents;
+    *owed.total.entry(event.currency).or_default() += charge_cents;
     Outcome::Accepted(Accepted { billable, rated_micros, charge_cents })
 }
 
@@ -341,14 +366,14 @@ mod tests {
 
     fn state(primary: i64, promo: i64, quota: i64, postpaid: bool) -> BatchState {
         let wallet = |id, balance, floor| WalletState { id, currency: Currency::Cny, balance_minor: balance, floor_minor: floor, entry_seq: 0, reserved_minor: 0 };
+        let wallets = [(Currency::Cny, SpendableWallets { primary: PRIMARY, promo: PROMO })].into();
         BatchState {
             earlier: HashMap::new(),
-            accounts: [(ACCOUNT, AccountTerms { id: ACCOUNT, active: true, postpaid, daily_quota: quota, primary: PRIMARY, promo: PROMO })].into(),
+            accounts: [(ACCOUNT, AccountTerms { id: ACCOUNT, active: true, postpaid, daily_quota: quota, wallets })].into(),
             months: HashMap::new(),
             quota_used: HashMap::new(),
             book: Book::new([wallet(PRIMARY, primary, Some(0)), wallet(PROMO, promo, Some(0)), wallet(REVENUE, 0, None)]),
-            revenue: REVENUE,
-            currency: Currency::Cny,
+            revenue: [(Currency::Cny, REVENUE)].into(),
         }
     }
 
@@ -361,6 +386,7 @@ mod tests {
             event_id: id.to_owned(),
             account: Ok(ACCOUNT),
             product: "sms".into(),
+            currency: Currency::Cny,
             quantity: Quantity::parse("1").unwrap(),
             day: "2026-11-23".into(),
             month: "2026-11".into(),
@@ -419,6 +445,76 @@ mod tests {
         // Promo money goes first.
         let debits: Vec<(WalletId, i64)> = changes.debits.iter().map(|d| (d.debit, d.amount.minor())).collect();
         assert_eq!(debits, [(PROMO, 3), (PRIMARY, 4)]);
+    }
+
+    const USD_PRIMARY: WalletId = WalletId(11);
+    const USD_PROMO: WalletId = WalletId(12);
+    const USD_REVENUE: WalletId = WalletId(13);
+
+    /// [`state`] with USD wallets beside the CNY ones.
+    fn two_currencies(cny_primary: i64, usd_primary: i64, usd_promo: i64) -> BatchState {
+        let mut s = state(cny_primary, 0, 1_000, false);
+        let usd = |id, balance, floor| WalletState { id, currency: Currency::Usd, balance_minor: balance, floor_minor: floor, entry_seq: 0, reserved_minor: 0 };
+        let cny: Vec<WalletState> = [PRIMARY, PROMO, REVENUE].iter().map(|id| s.book.wallet(*id).unwrap().clone()).collect();
+        s.book = Book::new(cny.into_iter().chain([usd(USD_PRIMARY, usd_primary, Some(0)), usd(USD_PROMO, usd_promo, Some(0)), usd(USD_REVENUE, 0, None)]));
+        s.accounts.get_mut(&ACCOUNT).unwrap().wallets.insert(Currency::Usd, SpendableWallets { primary: USD_PRIMARY, promo: USD_PROMO });
+        s.revenue.insert(Currency::Usd, USD_REVENUE);
+        s
+    }
+
+    fn in_usd(id: &str, model: Arc<PriceModel>) -> EventInput {
+        EventInput { product: "clicks".into(), currency: Currency::Usd, ..event(id, model) }
+    }
+
+    /// Each event is charged in its product's currency, from the account's
+    /// wallets of that currency to the revenue wallet of that currency; what
+    /// one currency cannot pay does not hold up the other.
+    #[test]
+    fn each_currency_is_charged_from_its_own_wallets() {
+        let mut s = two_currencies(3, 50, 4);
+        let events = [event("cny-1", sms()), in_usd("usd-1", sms()), event("cny-2", sms()), in_usd("usd-2", sms())];
+        let changes = ingest(&events, &mut s);
+        assert_eq!(reasons(&changes), ["accepted", "accepted", "insufficient_funds", "accepted"], "3 fen pay one message; the dollars pay both");
+        let debits: Vec<(WalletId, WalletId, i64, Currency)> = changes.debits.iter().map(|d| (d.debit, d.credit, d.amount.minor(), d.currency)).collect();
+        // 0.033 + 0.033 = 0.066 → 7 US cents: promo (4) first, then primary (3).
+        assert_eq!(debits, [(PRIMARY, REVENUE, 3, Currency::Cny), (USD_PROMO, USD_REVENUE, 4, Currency::Usd), (USD_PRIMARY, USD_REVENUE, 3, Currency::Usd)]);
+        for debit in &changes.debits {
+            assert!(s.book.apply(debit).is_ok(), "every charge is within one currency");
+        }
+        assert_eq!(s.book.totals_by_currency()[&Currency::Usd], 50 + 4);
+    }
+
+    /// An account without wallets in the product's currency cannot be
+    /// charged, prepaid or postpaid: the event is refused, uses no quota
+    /// and adds nothing to its month.
+    #[test]
+    fn a_currency_without_wallets_is_refused() {
+        for postpaid in [false, true] {
+            let mut s = state(10_000, 0, 1, postpaid);
+            s.revenue.insert(Currency::Usd, USD_REVENUE);
+            let changes = ingest(&[in_usd("usd", sms()), event("cny", sms())], &mut s);
+            assert_eq!(reasons(&changes), ["no_wallet_in_currency", "accepted"], "postpaid: {postpaid}");
+            assert!(changes.months.keys().all(|(_, product, _, _)| product == "sms"));
+            assert_eq!(changes.quota[&(ACCOUNT, "2026-11-23".to_owned())], 1);
+        }
+        // Nor without a revenue wallet of that currency to receive the charge.
+        let mut s = two_currencies(0, 100, 0);
+        s.revenue.remove(&Currency::Usd);
+        assert_eq!(reasons(&ingest(&[in_usd("usd", sms())], &mut s)), ["no_wallet_in_currency"]);
+        assert_eq!(UsageRejection::parse("no_wallet_in_currency"), Some(UsageRejection::NoWalletInCurrency));
+        assert_eq!(UsageRejection::NoWalletInCurrency.as_str(), "no_wallet_in_currency");
+    }
+
+    /// The revenue limit holds per currency: a nearly full CNY revenue
+    /// wallet refuses CNY charges, not USD ones.
+    #[test]
+    fn revenue_limits_are_per_currency() {
+        let mut s = two_currencies(10_000, 10_000, 0);
+        let full = WalletState { id: REVENUE, currency: Currency::Cny, balance_minor: AMOUNT_MINOR_MAX - 3, floor_minor: None, entry_seq: 0, reserved_minor: 0 };
+        let others: Vec<WalletState> = [PRIMARY, PROMO, USD_PRIMARY, USD_PROMO, USD_REVENUE].iter().map(|id| s.book.wallet(*id).unwrap().clone()).collect();
+        s.book = Book::new(others.into_iter().chain([full]));
+        let changes = ingest(&[event("a", sms()), event("b", sms()), in_usd("c", sms()), in_usd("d", sms())], &mut s);
+        assert_eq!(reasons(&changes), ["accepted", "amount_too_large", "accepted", "accepted"]);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Sub-accounts: creation under the tenant's cap, listing with balances and
 //! today's quota use, quota changes, freezing.
 
+use std::collections::{BTreeMap, HashMap};
+
 use subledger_domain::account::{AccountStatus, CompanyName, CompanyUrl, DailyQuota, Email, Password, Phone, UserType, Username};
+use subledger_domain::catalog::BUILTIN_CURRENCY;
 use subledger_domain::ids::AccountId;
 use subledger_domain::ledger::WalletPurpose;
 use subledger_domain::money::Currency;
@@ -74,13 +77,20 @@ pub struct CreatedAccount {
     pub api_key: Option<String>,
 }
 
-/// One row of a listing: the account, its balance and today's quota use.
+/// One row of a listing: the account, its balances and today's quota use.
 #[derive(Debug, Clone)]
 pub struct AccountSummary {
     pub account: Account,
-    /// Primary plus promo balance, in the tenant's main currency.
-    pub balance_minor: i64,
+    /// Primary plus promo balance, per currency the account has wallets in.
+    pub balances: BTreeMap<Currency, i64>,
     pub used_today: i64,
+}
+
+impl AccountSummary {
+    /// Primary plus promo balance in `currency` (0 without wallets in it).
+    pub fn balance_minor(&self, currency: Currency) -> i64 {
+        self.balances.get(&currency).copied().unwrap_or(0)
+    }
 }
 
 /// A page of accounts with the counts over everything the filter matches.
@@ -150,7 +160,9 @@ impl Services {
             StorageError::UniqueViolation { key: UniqueKey::AccountUsername, .. } => ServiceError::UsernameTaken,
             other => other.into(),
         })?;
-        create_account_wallets(&mut tx, tenant, id, Currency::Cny, now).await?;
+        // Wallets in the built-in products' currency, which every tenant's
+        // catalog has; other currencies open on first use (`open_currency`).
+        create_account_wallets(&mut tx, tenant, id, BUILTIN_CURRENCY, now).await?;
         change.commit(tx).await?;
         let account = self.account(tenant, input.username.as_str()).await?;
         Ok(CreatedAccount { account, api_key })
@@ -168,10 +180,17 @@ impl Services {
         let counts = store_accounts::counts(&self.store, &filter).await?;
         let today = tenant.timezone.day_of(jiff::Timestamp::now()).to_string();
         let limit = page.limit.min(ACCOUNT_PAGE_MAX);
-        let rows = if limit == 0 { Vec::new() } else { store_accounts::list_summaries(&self.store, &filter, Currency::Cny, &today, page.offset, limit).await? };
+        let rows = if limit == 0 { Vec::new() } else { store_accounts::list_summaries(&self.store, &filter, &today, page.offset, limit).await? };
+        let ids: Vec<AccountId> = rows.iter().map(|row| row.account.account_id()).collect();
+        let mut balances: HashMap<AccountId, BTreeMap<Currency, i64>> = HashMap::new();
+        if !ids.is_empty() {
+            for (account, currency, balance_minor) in store_accounts::spendable_balances(&self.store, tenant.id, &ids).await? {
+                balances.entry(account).or_default().insert(currency, balance_minor);
+            }
+        }
         let accounts = rows
             .into_iter()
-            .map(|row| Ok(AccountSummary { balance_minor: row.balance_minor, used_today: row.used_today, account: Account::from_record(row.account)? }))
+            .map(|row| Ok(AccountSummary { balances: balances.remove(&row.account.account_id()).unwrap_or_default(), used_today: row.used_today, account: Account::from_record(row.account)? }))
             .collect::<ServiceResult<_>>()?;
         Ok(AccountPage { total: counts.total, frozen: counts.frozen, accounts })
     }

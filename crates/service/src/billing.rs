@@ -6,6 +6,11 @@
 //! closed. Closing it again changes nothing. Months close in order, and only
 //! months that have ended can close.
 //!
+//! Bills are per account, month and currency: a line is in its product's
+//! currency and goes on the account's bill in that currency; a settlement
+//! moves money in its product's currency, between the account's wallets and
+//! the tenant's revenue wallet of that currency.
+//!
 //! # A month close, step by step
 //!
 //! 1. [`Services::close_month`] refuses a month that has not ended in the
@@ -46,7 +51,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use subledger_domain::billing::{BillLine, supplement_line, usage_line};
+use subledger_domain::billing::{BillLine, LineProduct, supplement_line, usage_line};
 use subledger_domain::calendar::{Month, TenantTimeZone};
 use subledger_domain::ids::{AccountId, TenantId, WalletId};
 use subledger_domain::ledger::{DebitRule, TransferIntent, TransferKind};
@@ -54,7 +59,7 @@ use subledger_domain::money::{AMOUNT_MINOR_MAX, AmountTooLarge, Currency, Positi
 use subledger_domain::paging::Page;
 use subledger_domain::posting::{Journal, Posting, promo_first};
 use subledger_domain::rating::{MONTH_CENTS_MAX, Quantity, sum_to_cents};
-use subledger_domain::usage::MonthRollup;
+use subledger_domain::usage::{MonthRollup, SpendableWallets};
 use subledger_storage::StorageError;
 use subledger_storage::bills as store_bills;
 use subledger_storage::ledger::close::{self as store_close, CloseWrites, NewBillLine, NewSettlement};
@@ -74,6 +79,15 @@ pub struct CloseReport {
     pub month: String,
     /// The month was closed before: nothing changed.
     pub already_closed: bool,
+    /// Bills written, every currency.
+    pub bills: usize,
+    /// The amounts, per currency that was billed or settled in.
+    pub by_currency: BTreeMap<Currency, CloseTotals>,
+}
+
+/// What a close billed and settled in one currency.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CloseTotals {
     pub bills: usize,
     pub billed_cents: i64,
     /// Settlement charges (positive) and refunds (negative) posted.
@@ -89,7 +103,8 @@ pub struct CloseJob {
     pub month: Month,
     pub products: Arc<Vec<Product>>,
     pub tariffs: Arc<TariffBook>,
-    pub revenue: WalletId,
+    /// The tenant's revenue wallet of each currency its products are in.
+    pub revenue: BTreeMap<Currency, WalletId>,
     /// What commits with the close (see [`crate::Change`]).
     pub records: ChangeRecords,
 }
@@ -104,24 +119,30 @@ impl Services {
         if month >= current {
             return Err(ServiceError::Invalid { field: "month", reason: format!("{month} has not ended yet in {}", tenant.timezone.name()) });
         }
-        let mut months: Vec<Month> =
-            store_bills::unclosed_months_with_usage(&self.store, tenant.id, &month.to_string()).await?.iter().filter_map(|m| Month::parse_dashed(m).ok()).filter(|m| *m < month).collect();
+        let mut months: Vec<Month> = store_bills::unclosed_months_with_usage(&self.store, tenant.id, &month.to_string()).await?.into_iter().filter(|m| *m < month).collect();
         months.push(month);
         let products = self.products(tenant).await?;
         let tariffs = self.tariff_book(tenant).await?;
-        let revenue = self.revenue_wallet(tenant).await?;
+        let revenue = self.revenue_wallets(tenant, products.iter().map(|p| p.currency).collect()).await?;
         let mut reports = Vec::with_capacity(months.len());
         let asked = month;
         for month in months {
             let records = if month == asked { change.records() } else { ChangeRecords::default() };
-            let job = CloseJob { tenant: tenant.id, timezone: tenant.timezone.clone(), month, products: products.clone(), tariffs: tariffs.clone(), revenue, records };
+            let job = CloseJob { tenant: tenant.id, timezone: tenant.timezone.clone(), month, products: products.clone(), tariffs: tariffs.clone(), revenue: revenue.clone(), records };
             match self.ledger.submit_close(job).await {
                 Ok(report) => reports.push(report),
-                Err(CloseError::Unbillable(unbillable)) => return Err(self.unbillable_error(tenant, unbillable).await),
-                Err(CloseError::Service(error)) => return Err(error),
+                Err(error) => return Err(self.close_error(tenant, error).await),
             }
         }
         Ok(reports)
+    }
+
+    /// The service's error for a failed close (or bill computation).
+    async fn close_error(&self, tenant: &Tenant, error: CloseError) -> ServiceError {
+        match error {
+            CloseError::Unbillable(unbillable) => self.unbillable_error(tenant, unbillable).await,
+            CloseError::Service(error) => error,
+        }
     }
 
     /// The error for a month that cannot be billed, naming the account by its username.
@@ -239,11 +260,12 @@ impl Services {
     }
 }
 
-/// The version of a product's tariff in force at the end of a month.
-fn model_at_end<'a>(tariffs: &'a TariffBook, timezone: &TenantTimeZone, product: &str, account: AccountId, month: &str) -> Option<&'a subledger_domain::rating::PriceModel> {
-    let month = Month::parse_dashed(month).ok()?;
-    let (_, end) = timezone.month_bounds(month);
-    tariffs.in_force(product, account, end.as_microsecond() - 1).map(|v| v.model.as_ref())
+/// The version of a product's tariff in force at the end of a month (`None`:
+/// no version was in force then), or `Corrupt` for a stored month that does not parse.
+fn model_at_end<'a>(tariffs: &'a TariffBook, timezone: &TenantTimeZone, product: &str, account: AccountId, month: &str) -> Result<Option<&'a subledger_domain::rating::PriceModel>, StorageError> {
+    let parsed = Month::parse_dashed(month).map_err(|_| StorageError::Corrupt(format!("month {month:?} of the usage of {product} by account {account}")))?;
+    let (_, end) = timezone.month_bounds(parsed);
+    Ok(tariffs.in_force(product, account, end.as_microsecond() - 1).map(|v| v.model.as_ref()))
 }
 
 fn group_rows(rows: Vec<store_close::MonthRow>) -> BTreeMap<(AccountId, String, String), MonthRollup> {
@@ -254,17 +276,12 @@ fn group_rows(rows: Vec<store_close::MonthRow>) -> BTreeMap<(AccountId, String, 
     grouped
 }
 
-/// The product's bill-line identity, or a stand-in for a product no longer in the catalog.
-fn line_product(products: &[Product], code: &str) -> subledger_domain::billing::LineProduct {
-    products.iter().find(|p| p.code == code).map(Product::line_product).unwrap_or_else(|| subledger_domain::billing::LineProduct {
-        code: code.to_owned(),
-        order_type: subledger_domain::catalog::MANUAL_SUPPLEMENT,
-        name: code.to_owned(),
-        unit: String::new(),
-        supplement_order_type: subledger_domain::catalog::MANUAL_SUPPLEMENT,
-        supplement_name: subledger_domain::catalog::adjustment_name(subledger_domain::catalog::MANUAL_SUPPLEMENT).to_owned(),
-        refund_order_type: None,
-    })
+/// The product's bill-line identity. Products are never removed and usage
+/// is accepted only for products of the catalog, so stored usage of a code
+/// the catalog does not have is corrupt: its currency, and so its bill,
+/// would be a guess.
+fn line_product(products: &[Product], code: &str) -> Result<LineProduct, StorageError> {
+    products.iter().find(|p| p.code == code).map(Product::line_product).ok_or_else(|| StorageError::Corrupt(format!("usage of product {code:?}, which is not in the tenant's catalog")))
 }
 
 /// What prices bill lines: the tenant's products, tariffs and calendar.
@@ -274,34 +291,32 @@ struct Catalog<'a> {
     timezone: &'a TenantTimeZone,
 }
 
+/// The bills of a month: each account's lines per currency.
+type BillLines = BTreeMap<(AccountId, Currency), Vec<BillLine>>;
+
 impl Catalog<'_> {
-    /// Each account's lines of `month`'s bill, in bill order: a usage line per
-    /// product used in the month, and a supplement (补扣) per product of an
-    /// earlier, closed month whose usage grew since it was billed.
-    fn bill_lines(
-        &self,
-        month: &str,
-        month_rows: Vec<store_close::MonthRow>,
-        late_rows: Vec<store_close::MonthRow>,
-        previous_billed: store_close::PreviousBilled,
-    ) -> Result<BTreeMap<AccountId, Vec<BillLine>>, Unbillable> {
+    /// Each account's lines of `month`'s bills, one bill per currency, in
+    /// bill order: a usage line per product used in the month, and a
+    /// supplement (补扣) per product of an earlier, closed month whose usage
+    /// grew since it was billed. A line goes on the bill of its product's currency.
+    fn bill_lines(&self, month: &str, month_rows: Vec<store_close::MonthRow>, late_rows: Vec<store_close::MonthRow>, previous_billed: store_close::PreviousBilled) -> Result<BillLines, CloseError> {
         let previous: HashMap<(AccountId, String, String), (i64, i64)> = previous_billed.into_iter().collect();
-        let mut lines: BTreeMap<AccountId, Vec<BillLine>> = BTreeMap::new();
+        let mut lines = BillLines::new();
         for ((account, product, for_month), rollup) in &group_rows(month_rows) {
-            let model = model_at_end(self.tariffs, self.timezone, product, *account, month);
-            let line = usage_line(&line_product(self.products, product), month, rollup, model).map_err(Unbillable::of(*account, product, for_month))?;
-            lines.entry(*account).or_default().push(line);
+            let model = model_at_end(self.tariffs, self.timezone, product, *account, month)?;
+            let line = usage_line(&line_product(self.products, product)?, month, rollup, model).map_err(Unbillable::of(*account, product, for_month))?;
+            lines.entry((*account, line.currency)).or_default().push(line);
         }
         for ((account, product, for_month), rollup) in &group_rows(late_rows) {
-            let model = model_at_end(self.tariffs, self.timezone, product, *account, for_month);
+            let model = model_at_end(self.tariffs, self.timezone, product, *account, for_month)?;
             let (quantity, cents) = previous.get(&(*account, product.clone(), for_month.clone())).copied().unwrap_or_default();
             let counted = (Quantity::from_milli(quantity).ok_or(AmountTooLarge("what earlier bills counted")).map_err(Unbillable::of(*account, product, for_month))?, cents);
-            if let Some(line) = supplement_line(&line_product(self.products, product), month, for_month, rollup, model, counted).map_err(Unbillable::of(*account, product, for_month))? {
-                lines.entry(*account).or_default().push(line);
+            if let Some(line) = supplement_line(&line_product(self.products, product)?, month, for_month, rollup, model, counted).map_err(Unbillable::of(*account, product, for_month))? {
+                lines.entry((*account, line.currency)).or_default().push(line);
             }
         }
-        for account_lines in lines.values_mut() {
-            subledger_domain::billing::sort_lines(account_lines);
+        for bill_lines in lines.values_mut() {
+            subledger_domain::billing::sort_lines(bill_lines);
         }
         Ok(lines)
     }
@@ -312,22 +327,28 @@ fn bill_total(account: AccountId, month: &str, lines: &[BillLine]) -> Result<i64
     checked_sum(lines.iter().map(|line| line.money_cents), "the bill's total").map_err(|cause| Unbillable { account, product: None, month: month.to_owned(), cause })
 }
 
+impl From<Unbillable> for CloseError {
+    fn from(unbillable: Unbillable) -> Self {
+        CloseError::Unbillable(unbillable)
+    }
+}
+
 /// Runs a close on the ledger writer: one transaction. Any error leaves nothing written.
 pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Result<CloseReport, CloseError> {
     let month = job.month.to_string();
     let (mut tx, reads) = store_close::begin_close(writer, job.tenant, &month).await?;
     if reads.already_closed {
         store_close::abandon(tx).await?;
-        return Ok(CloseReport { month, already_closed: true, bills: 0, billed_cents: 0, settled_cents: 0, outstanding_cents: 0 });
+        return Ok(CloseReport { month, already_closed: true, bills: 0, by_currency: BTreeMap::new() });
     }
 
     let catalog = Catalog { products: &job.products, tariffs: &job.tariffs, timezone: &job.timezone };
-    let lines = catalog.bill_lines(&month, reads.month_rows, reads.late_rows, reads.previous_billed).map_err(CloseError::Unbillable)?;
+    let lines = catalog.bill_lines(&month, reads.month_rows, reads.late_rows, reads.previous_billed)?;
 
     // Settlements: running totals per (account, product), billed minus
-    // charged minus settled. Each must fit one transfer.
+    // charged minus settled, in the product's currency. Each must fit one transfer.
     let refuse = |account, product: &str, what| CloseError::Unbillable(Unbillable::of(account, product, &month)(AmountTooLarge(what)));
-    let billed_now = lines.iter().flat_map(|(account, l)| l.iter().map(move |line| ((*account, line.product_code.clone()), line.money_cents)));
+    let billed_now = lines.iter().flat_map(|((account, _), l)| l.iter().map(move |line| ((*account, line.product_code.clone()), line.money_cents)));
     let paid = reads.charged.into_iter().chain(reads.settled).map(|(key, cents)| (key, cents.checked_neg()));
     let mut due: BTreeMap<(AccountId, String), i64> = BTreeMap::new();
     for ((account, product), cents) in reads.billed.into_iter().chain(billed_now).map(|(key, cents)| (key, Some(cents))).chain(paid) {
@@ -338,42 +359,56 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
     if let Some(((account, product), _)) = due.iter().find(|(_, cents)| cents.unsigned_abs() > AMOUNT_MINOR_MAX.unsigned_abs()) {
         return Err(refuse(*account, product, "the settlement"));
     }
-    let mut settling: Vec<AccountId> = due.keys().map(|(account, _)| *account).collect();
+    let due: Vec<(AccountId, LineProduct, i64)> =
+        due.into_iter().map(|((account, product), cents)| Ok((account, line_product(&job.products, &product)?, cents))).collect::<Result<_, StorageError>>()?;
+    let mut settling: Vec<(AccountId, Currency)> = due.iter().map(|(account, product, _)| (*account, product.currency)).collect();
+    settling.sort_unstable();
     settling.dedup();
+    let revenue = |currency: Currency| job.revenue.get(&currency).copied().ok_or_else(|| StorageError::Corrupt(format!("the tenant has no revenue wallet in {currency}")));
+    let mut revenue_ids: Vec<WalletId> = settling.iter().map(|(_, currency)| revenue(*currency)).collect::<Result<_, _>>()?;
+    revenue_ids.dedup();
 
-    let wallets = store_close::settlement_wallets(&mut tx, job.tenant, &settling, job.revenue, due.len() * 2).await?;
+    let wallets = store_close::settlement_wallets(&mut tx, job.tenant, &settling, &revenue_ids, due.len() * 2).await?;
     if wallets.wallets.iter().any(|(tenant, _)| *tenant != job.tenant) {
         return Err(StorageError::Corrupt("a close named a wallet of another tenant".to_owned()).into());
     }
-    let account_wallets: HashMap<AccountId, (WalletId, WalletId)> = wallets.accounts.iter().map(|(a, primary, promo)| (*a, (*primary, *promo))).collect();
+    let account_wallets: HashMap<AccountId, BTreeMap<Currency, SpendableWallets>> = wallets.accounts.into_iter().map(|a| (a.id, a.wallets)).collect();
     let mut journal = Journal::new(wallets.wallets.into_iter().map(|(_, w)| w), wallets.transfer_ids, now_us());
     let mut settlements = Vec::new();
-    let (mut settled_cents, mut outstanding_cents) = (0i64, 0i64);
+    let mut by_currency: BTreeMap<Currency, CloseTotals> = BTreeMap::new();
     let report_total = |what| CloseError::Service(ServiceError::AmountTooLarge(format!("{month} cannot close: the month's {what} do not fit")));
 
-    for ((account, product_code), cents) in &due {
+    for (account, product, cents) in &due {
+        let (product_code, currency) = (product.code.as_str(), product.currency);
         // The same rule as bill lines: a refund under the product's 返账 code when it has one.
-        let (order_type, _) = line_product(&job.products, product_code).adjustment(*cents);
-        let Some((primary, promo)) = account_wallets.get(account).copied() else { continue };
+        let (order_type, _) = product.adjustment(*cents);
+        // Usage is accepted only from accounts with wallets in its currency, and wallets are never removed.
+        let SpendableWallets { primary, promo } = account_wallets
+            .get(account)
+            .and_then(|wallets| wallets.get(&currency))
+            .copied()
+            .ok_or_else(|| StorageError::Corrupt(format!("account {account} has {currency} usage of {product_code} to settle but no {currency} wallets")))?;
+        let revenue = revenue(currency)?;
+        let totals = by_currency.entry(currency).or_default();
         let memo = format!("settlement {month} {product_code} orderType {order_type}");
         let posting = |kind, debit, credit, amount| Posting {
             tenant: job.tenant,
             kind,
-            intent: TransferIntent { debit, credit, amount, currency: Currency::Cny, debit_rule: DebitRule::ToFloor },
+            intent: TransferIntent { debit, credit, amount, currency, debit_rule: DebitRule::ToFloor },
             memo: Some(memo.clone()),
             idempotency_key: None,
         };
         let postings: Vec<Posting> = if *cents > 0 {
             // The settlement fits a transfer (checked above).
             let Some(parts) = promo_first(journal.book(), promo, primary, *cents) else {
-                outstanding_cents = outstanding_cents.checked_add(*cents).ok_or_else(|| report_total("outstanding settlements"))?;
-                settlements.push(NewSettlement { account: *account, product_code, order_type, amount_cents: *cents, transfer_id: None });
+                totals.outstanding_cents = totals.outstanding_cents.checked_add(*cents).ok_or_else(|| report_total("outstanding settlements"))?;
+                settlements.push(NewSettlement { account: *account, product_code, currency, order_type, amount_cents: *cents, transfer_id: None });
                 continue;
             };
-            parts.into_iter().map(|(wallet, amount)| posting(TransferKind::Charge, wallet, job.revenue, amount)).collect()
+            parts.into_iter().map(|(wallet, amount)| posting(TransferKind::Charge, wallet, revenue, amount)).collect()
         } else {
             let amount = PositiveAmount::new(-cents).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-            vec![posting(TransferKind::Refund, job.revenue, primary, amount)]
+            vec![posting(TransferKind::Refund, revenue, primary, amount)]
         };
         let mut first_transfer = None;
         for posting in postings {
@@ -381,27 +416,34 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
             posted.map_err(|reason| StorageError::Corrupt(format!("a settlement checked for funds was refused: {reason}")))?;
             first_transfer.get_or_insert(id);
         }
-        settled_cents = settled_cents.checked_add(*cents).ok_or_else(|| report_total("settlements"))?;
-        settlements.push(NewSettlement { account: *account, product_code, order_type, amount_cents: *cents, transfer_id: first_transfer });
+        totals.settled_cents = totals.settled_cents.checked_add(*cents).ok_or_else(|| report_total("settlements"))?;
+        settlements.push(NewSettlement { account: *account, product_code, currency, order_type, amount_cents: *cents, transfer_id: first_transfer });
     }
 
-    // Bills and their lines.
-    let mut bills: Vec<(AccountId, i64)> = lines.iter().map(|(account, l)| Ok((*account, bill_total(*account, &month, l)?))).collect::<Result<_, Unbillable>>().map_err(CloseError::Unbillable)?;
-    // An account settled without usage this month (an amount left outstanding
-    // at an earlier close, or a refund) gets a bill of 0.00, so that the
-    // settlement shows with a bill.
-    let mut settled_only: Vec<AccountId> = settlements.iter().map(|s| s.account).filter(|a| !lines.contains_key(a)).collect();
+    // Bills and their lines, one bill per account and currency.
+    let mut bills: Vec<(AccountId, Currency, i64)> = lines.iter().map(|((account, currency), l)| Ok((*account, *currency, bill_total(*account, &month, l)?))).collect::<Result<_, Unbillable>>()?;
+    // An account settled in a currency without usage in it this month (an
+    // amount left outstanding at an earlier close, or a refund) gets a bill
+    // of 0.00 in that currency, so that the settlement shows with a bill.
+    let mut settled_only: Vec<(AccountId, Currency)> = settlements.iter().map(|s| (s.account, s.currency)).filter(|key| !lines.contains_key(key)).collect();
+    settled_only.sort_unstable();
     settled_only.dedup();
-    bills.extend(settled_only.into_iter().map(|account| (account, 0)));
-    let details: Vec<(AccountId, usize, &BillLine, String)> = lines
+    bills.extend(settled_only.into_iter().map(|(account, currency)| (account, currency, 0)));
+    for (_, currency, cents) in &bills {
+        let totals = by_currency.entry(*currency).or_default();
+        totals.bills += 1;
+        totals.billed_cents = totals.billed_cents.checked_add(*cents).ok_or_else(|| report_total("bills"))?;
+    }
+    let details: Vec<(AccountId, Currency, usize, &BillLine, String)> = lines
         .iter()
-        .flat_map(|(account, l)| l.iter().enumerate().map(move |(i, line)| (*account, i, line)))
-        .map(|(account, i, line)| (account, i, line, serde_json::to_string(&line.detail).expect("detail lines serialize")))
+        .flat_map(|((account, currency), l)| l.iter().enumerate().map(move |(i, line)| (*account, *currency, i, line)))
+        .map(|(account, currency, i, line)| (account, currency, i, line, serde_json::to_string(&line.detail).expect("detail lines serialize")))
         .collect();
     let new_lines: Vec<NewBillLine> = details
         .iter()
-        .map(|(account, i, line, detail)| NewBillLine {
+        .map(|(account, currency, i, line, detail)| NewBillLine {
             account: *account,
+            currency: *currency,
             line_no: *i as i64 + 1,
             kind: line.kind.as_str(),
             for_month: &line.for_month,
@@ -418,9 +460,8 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
     let now = journal.now_us();
     let ledger = LedgerWrites::with_records(journal.finish(), job.records.clone());
     let writes = CloseWrites { tenant: job.tenant, month: &month, now_us: now, bills: &bills, lines: &new_lines, settlements: &settlements };
-    let billed_cents = checked_sum(bills.iter().map(|(_, cents)| *cents), "bills").map_err(|_| report_total("bills"))?;
     store_close::finish_close(tx, &writes, &ledger).await?;
-    Ok(CloseReport { month: month.clone(), already_closed: false, bills: bills.len(), billed_cents, settled_cents, outstanding_cents })
+    Ok(CloseReport { month: month.clone(), already_closed: false, bills: bills.len(), by_currency })
 }
 
 /// A bill line as shown: stored (closed months) or computed (the month so far).
@@ -455,21 +496,23 @@ impl From<BillLine> for LineView {
     }
 }
 
-/// A settlement a close recorded.
+/// A settlement a close recorded, in its bill's currency.
 #[derive(Debug, Clone)]
 pub struct SettlementView {
     pub product_code: String,
     pub order_type: i64,
     pub amount_cents: i64,
-    pub posted: bool,
+    /// The transfer that moved it; `None` while it is outstanding.
     pub transfer_id: Option<i64>,
 }
 
-/// One account's bill for one month.
+/// One account's bill for one month in one currency.
 #[derive(Debug, Clone)]
 pub struct BillView {
     pub account: AccountId,
     pub month: String,
+    /// What every amount of the bill is in: its lines' products' currency.
+    pub currency: Currency,
     /// False for the current month so far (computed, not closed).
     pub closed: bool,
     pub total_cents: i64,
@@ -477,10 +520,23 @@ pub struct BillView {
     pub settlements: Vec<SettlementView>,
 }
 
+/// A bill's key: account, month and currency.
+type BillKey = (AccountId, String, Currency);
+
+/// Which bills a page shows: months `from..=to`, in one currency or all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BillRange {
+    pub from: Month,
+    pub to: Month,
+    pub currency: Option<Currency>,
+}
+
 impl Services {
-    /// Bills of these accounts for months `from`..=`to`: the closed months'
-    /// bills, and with `month_to_date`, the current month so far.
-    pub async fn bills(&self, tenant: &Tenant, accounts: &[AccountId], from: Month, to: Month, month_to_date: bool) -> ServiceResult<Vec<BillView>> {
+    /// Bills of these accounts for months `from`..=`to`, one per account,
+    /// month and currency: the closed months' bills, and with
+    /// `month_to_date`, the current month so far. With `currency`, only the
+    /// bills in it.
+    pub async fn bills(&self, tenant: &Tenant, accounts: &[AccountId], from: Month, to: Month, month_to_date: bool, currency: Option<Currency>) -> ServiceResult<Vec<BillView>> {
         if accounts.is_empty() || from > to {
             return Ok(Vec::new());
         }
@@ -488,41 +544,45 @@ impl Services {
         let stored = store_bills::bills(&self.store, tenant.id, accounts, &from_text, &to_text).await?;
         let stored_lines = store_bills::bill_lines(&self.store, tenant.id, accounts, &from_text, &to_text).await?;
         let stored_settlements = store_bills::settlements(&self.store, tenant.id, accounts, &from_text, &to_text).await?;
-        let mut lines: HashMap<(i64, String), Vec<LineView>> = HashMap::new();
+        let mut lines: HashMap<BillKey, Vec<LineView>> = HashMap::new();
         for l in stored_lines {
             let detail = serde_json::from_str(&l.detail).map_err(|e| ServiceError::Storage(StorageError::Corrupt(format!("bill line detail: {e}"))))?;
-            lines.entry((l.account_id, l.month.clone())).or_default().push(LineView {
-                kind: if l.kind == "supplement" { subledger_domain::billing::LineKind::Supplement } else { subledger_domain::billing::LineKind::Usage },
+            lines.entry((l.account, l.month, l.currency)).or_default().push(LineView {
+                kind: l.kind,
                 for_month: l.for_month,
                 product_code: l.product_code,
                 order_type: l.order_type,
                 description: l.description,
                 unit: l.unit,
-                quantity: Quantity::from_milli(l.quantity_milli).unwrap_or_default(),
+                quantity: l.quantity,
                 money_cents: l.money_cents,
-                previous: l.previous_quantity_milli.zip(l.previous_money_cents).map(|(q, c)| (Quantity::from_milli(q).unwrap_or_default(), c)),
+                previous: l.previous,
                 detail,
             });
         }
-        let mut settlements: HashMap<(i64, String), Vec<SettlementView>> = HashMap::new();
+        let mut settlements: HashMap<BillKey, Vec<SettlementView>> = HashMap::new();
         for s in stored_settlements {
-            settlements.entry((s.account_id, s.month)).or_default().push(SettlementView {
+            settlements.entry((s.account, s.month, s.currency)).or_default().push(SettlementView {
                 product_code: s.product_code,
                 order_type: s.order_type,
                 amount_cents: s.amount_cents,
-                posted: s.status == "posted",
-                transfer_id: s.transfer_id,
+                transfer_id: s.transfer.map(|t| t.0),
             });
         }
         let mut bills: Vec<BillView> = stored
             .into_iter()
-            .map(|b| BillView {
-                account: AccountId(b.account_id),
-                closed: true,
-                total_cents: b.total_cents,
-                lines: lines.remove(&(b.account_id, b.month.clone())).unwrap_or_default(),
-                settlements: settlements.remove(&(b.account_id, b.month.clone())).unwrap_or_default(),
-                month: b.month,
+            .filter(|b| currency.is_none_or(|c| c == b.currency))
+            .map(|b| {
+                let key = (b.account, b.month, b.currency);
+                BillView {
+                    account: b.account,
+                    currency: b.currency,
+                    closed: true,
+                    total_cents: b.total_cents,
+                    lines: lines.remove(&key).unwrap_or_default(),
+                    settlements: settlements.remove(&key).unwrap_or_default(),
+                    month: key.1,
+                }
             })
             .collect();
 
@@ -543,30 +603,30 @@ impl Services {
             let catalog = Catalog { products: &products, tariffs: &tariffs, timezone: &tenant.timezone };
             let computed = match catalog.bill_lines(&current_text, rows, late, previous) {
                 Ok(computed) => computed,
-                Err(unbillable) => return Err(self.unbillable_error(tenant, unbillable).await),
+                Err(error) => return Err(self.close_error(tenant, error).await),
             };
-            for (account, lines) in computed {
+            for ((account, bill_currency), lines) in computed.into_iter().filter(|((_, c), _)| currency.is_none_or(|wanted| wanted == *c)) {
                 let total_cents = match bill_total(account, &current_text, &lines) {
                     Ok(total) => total,
                     Err(unbillable) => return Err(self.unbillable_error(tenant, unbillable).await),
                 };
-                bills.push(BillView { account, month: current_text.clone(), closed: false, total_cents, lines: lines.into_iter().map(LineView::from).collect(), settlements: Vec::new() });
+                let lines = lines.into_iter().map(LineView::from).collect();
+                bills.push(BillView { account, month: current_text.clone(), currency: bill_currency, closed: false, total_cents, lines, settlements: Vec::new() });
             }
         }
-        bills.sort_by(|a, b| (a.account, &a.month).cmp(&(b.account, &b.month)));
+        bills.sort_by(|a, b| (a.account, &a.month, a.currency).cmp(&(b.account, &b.month, b.currency)));
         Ok(bills)
     }
 
-    /// A page of the tenant's accounts (or the one named) with their bills for
-    /// months `from..=to`. `month_to_date` says which accounts also see the
-    /// current month so far. An unknown username is `NotFound(Account)`.
+    /// A page of the tenant's accounts (or the one named) with their bills in
+    /// `range`. `month_to_date` says which accounts also see the current
+    /// month so far. An unknown username is `NotFound(Account)`.
     pub async fn bills_page(
         &self,
         tenant: &Tenant,
         username: Option<&str>,
         page: Page,
-        from: Month,
-        to: Month,
+        range: BillRange,
         month_to_date: impl Fn(&Account) -> bool,
     ) -> ServiceResult<(i64, Vec<(Account, Vec<BillView>)>)> {
         let found = self.list_accounts(tenant, username, page).await?;
@@ -575,7 +635,7 @@ impl Services {
         }
         let ids: Vec<AccountId> = found.accounts.iter().map(|row| row.account.id).collect();
         let any_to_date = found.accounts.iter().any(|row| month_to_date(&row.account));
-        let mut bills = self.bills(tenant, &ids, from, to, any_to_date).await?;
+        let mut bills = self.bills(tenant, &ids, range.from, range.to, any_to_date, range.currency).await?;
         let accounts = found
             .accounts
             .into_iter()
@@ -596,15 +656,16 @@ impl Services {
         let names: HashMap<AccountId, String> = accounts.into_iter().collect();
         let mut all = Vec::new();
         for chunk in ids.chunks(5_000) {
-            for bill in self.bills(tenant, chunk, month, month, month_to_date).await? {
-                all.push((names.get(&bill.account).cloned().unwrap_or_default(), bill));
+            for bill in self.bills(tenant, chunk, month, month, month_to_date, None).await? {
+                let name = names.get(&bill.account).cloned().ok_or_else(|| StorageError::Corrupt(format!("a bill of account {}, which the tenant does not have", bill.account)))?;
+                all.push((name, bill));
             }
         }
         Ok(all)
     }
 
-    /// Whether a month is closed for the tenant.
-    pub async fn closed_months(&self, tenant: &Tenant) -> ServiceResult<Vec<String>> {
+    /// The tenant's closed months, oldest first.
+    pub async fn closed_months(&self, tenant: &Tenant) -> ServiceResult<Vec<Month>> {
         Ok(store_bills::closed_months(&self.store, tenant.id).await?)
     }
 }
@@ -628,10 +689,12 @@ pub struct DayLine {
     pub charged_cents: i64,
 }
 
-/// One account's usage on one day: the daily bill view.
+/// One account's usage on one day in one currency: the daily bill view.
 #[derive(Debug, Clone)]
 pub struct DayBill {
     pub day: subledger_domain::calendar::Day,
+    /// The currency of its lines' products, which every amount is in.
+    pub currency: Currency,
     /// The day's rated cost over all lines, rounded once to the cent (the
     /// same figure the telephony dialect shows as that day's consumption).
     pub total_cents: i64,
@@ -640,7 +703,8 @@ pub struct DayBill {
 }
 
 impl Services {
-    /// Daily bills of one account for the days `from..=to` that had usage.
+    /// Daily bills of one account for the days `from..=to` that had usage,
+    /// one per day and currency.
     pub async fn daily_bills(&self, tenant: &Tenant, username: &str, from: subledger_domain::calendar::Day, to: subledger_domain::calendar::Day) -> ServiceResult<Vec<DayBill>> {
         let span = to.0.since(from.0).map(|d| d.get_days() as i64).unwrap_or(i64::MAX);
         if from > to || span >= DAILY_RANGE_DAYS_MAX {
@@ -650,31 +714,33 @@ impl Services {
         self.account_days(tenant, account.id, from, to).await
     }
 
-    /// An account's days with usage in `from..=to`, unbounded: the daily bill
-    /// view and the telephony dialect's consumption figures both come from here.
+    /// An account's days with usage in `from..=to`, unbounded, one per day
+    /// and currency: the daily bill view and the telephony dialect's
+    /// consumption figures both come from here.
     pub(crate) async fn account_days(&self, tenant: &Tenant, account: AccountId, from: subledger_domain::calendar::Day, to: subledger_domain::calendar::Day) -> ServiceResult<Vec<DayBill>> {
         let products = self.products(tenant).await?;
         let rows = store_bills::daily(&self.store, tenant.id, account, &from.to_string(), &to.to_string()).await?;
-        let mut days: BTreeMap<String, Vec<DayLine>> = BTreeMap::new();
-        for (product_code, day, amounts) in rows {
-            let product = line_product(&products, &product_code);
-            days.entry(day).or_default().push(DayLine {
+        let mut days: BTreeMap<(String, Currency), Vec<DayLine>> = BTreeMap::new();
+        for row in rows {
+            let product = line_product(&products, &row.product_code)?;
+            days.entry((row.day, product.currency)).or_default().push(DayLine {
                 order_type: product.order_type,
                 description: product.name,
                 unit: product.unit,
-                product_code,
-                quantity: Quantity::from_milli(amounts.quantity_milli).unwrap_or_default(),
-                billable: Quantity::from_milli(amounts.billable_milli).unwrap_or_default(),
-                events: amounts.events,
-                rated_micros: amounts.rated_micros,
-                charged_cents: amounts.charged_cents,
+                product_code: row.product_code,
+                quantity: row.quantity,
+                billable: row.billable,
+                events: row.events,
+                rated_micros: row.rated_micros,
+                charged_cents: row.charged_cents,
             });
         }
         days.into_iter()
-            .map(|(day, lines)| {
+            .map(|((day, currency), lines)| {
                 let day = subledger_domain::calendar::Day(day.parse().map_err(|e| ServiceError::Storage(StorageError::Corrupt(format!("usage day {day:?}: {e}"))))?);
                 Ok(DayBill {
                     day,
+                    currency,
                     total_cents: sum_to_cents(lines.iter().map(|l| l.rated_micros), "a day's usage")?,
                     charged_cents: checked_sum(lines.iter().map(|l| l.charged_cents), "a day's charges")?,
                     lines,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use subledger_domain::account::{CompanyNameError, Username, parse_display_name};
 use subledger_domain::catalog::{self, BUILTIN, TelephonyItem};
 use subledger_domain::ids::AccountId;
+use subledger_domain::money::Currency;
 use subledger_domain::rating::{Grouping, PriceModel};
 use subledger_storage::catalog::{self as store_catalog, NewTariff, ProductRecord};
 use subledger_storage::{StorageError, UniqueKey};
@@ -24,6 +25,9 @@ pub struct Product {
     pub unit: String,
     pub order_type: i64,
     pub grouping: Grouping,
+    /// What its tariffs price in, its usage is charged in and its bills are
+    /// in. It never changes (running totals per product are in it).
+    pub currency: Currency,
     pub supplement_order_type: i64,
     pub refund_order_type: Option<i64>,
     pub quantity_meaning: String,
@@ -39,6 +43,7 @@ impl Product {
             unit: p.unit.to_owned(),
             order_type: p.order_type,
             grouping: p.grouping,
+            currency: p.currency,
             supplement_order_type: p.supplement,
             refund_order_type: p.refund,
             quantity_meaning: p.quantity_meaning.to_owned(),
@@ -55,6 +60,7 @@ impl Product {
             unit: r.unit,
             order_type: r.order_type,
             grouping,
+            currency: r.currency,
             supplement_order_type: r.supplement_order_type,
             refund_order_type: r.refund_order_type,
             quantity_meaning: r.quantity_meaning,
@@ -70,6 +76,7 @@ impl Product {
             order_type: self.order_type,
             name: self.name.clone(),
             unit: self.unit.clone(),
+            currency: self.currency,
             supplement_order_type: self.supplement_order_type,
             supplement_name: catalog::supplement_name(self.supplement_order_type, &self.name),
             refund_order_type: self.refund_order_type,
@@ -85,6 +92,8 @@ pub struct NewProduct {
     pub unit: String,
     pub order_type: i64,
     pub grouping: Grouping,
+    /// What its tariffs price in.
+    pub currency: Currency,
     /// `orderType` of its supplementary (补扣) lines and charges; default 15 (人工补扣).
     pub supplement_order_type: Option<i64>,
     /// `orderType` of its refunds (返账); without it, refunds carry the supplement code.
@@ -98,6 +107,8 @@ pub struct NewProduct {
 pub struct TariffVersion {
     pub id: i64,
     pub product_code: String,
+    /// The product's currency: the model's prices are in it.
+    pub currency: Currency,
     /// `None`: the tenant's default; `Some`: an override for one account.
     pub account: Option<AccountId>,
     /// The overridden account's username.
@@ -186,6 +197,7 @@ impl Services {
             unit,
             order_type: product.order_type,
             grouping: product.grouping.as_str().to_owned(),
+            currency: product.currency,
             supplement_order_type: product.supplement_order_type.unwrap_or(catalog::MANUAL_SUPPLEMENT),
             refund_order_type: product.refund_order_type,
             quantity_meaning,
@@ -206,11 +218,18 @@ impl Services {
         if let Some(book) = self.caches.tariffs(tenant.id) {
             return Ok(book);
         }
+        let products = self.products(tenant).await?;
         let mut book = TariffBook::default();
         for record in store_catalog::tariffs(&self.store, tenant.id).await? {
             let model: PriceModel = serde_json::from_str(&record.model).map_err(|e| ServiceError::Storage(StorageError::Corrupt(format!("tariff {}: {e}", record.id))))?;
+            // A tariff is set only for a product of the catalog, and products are never removed.
+            let product = products
+                .iter()
+                .find(|p| p.code == record.product_code)
+                .ok_or_else(|| ServiceError::Storage(StorageError::Corrupt(format!("tariff {} of product {:?}, which is not in the catalog", record.id, record.product_code))))?;
             book.by_product.entry(record.product_code.clone()).or_default().push(TariffVersion {
                 id: record.id,
+                currency: product.currency,
                 product_code: record.product_code,
                 account: record.account_id.map(AccountId),
                 username: record.username,
@@ -258,7 +277,7 @@ impl Services {
         })?;
         change.commit(tx).await?;
         self.caches.forget_catalog(tenant.id);
-        Ok(TariffVersion { id, product_code: product_code.to_owned(), account, username, effective_from_us, model: Arc::new(model), created_at_us: now })
+        Ok(TariffVersion { id, product_code: product_code.to_owned(), currency: product.currency, account, username, effective_from_us, model: Arc::new(model), created_at_us: now })
     }
 
     /// Whether an account pays per event (prepaid) or at month close (postpaid).

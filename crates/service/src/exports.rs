@@ -39,11 +39,15 @@ impl ExportFormat {
     }
 }
 
-/// The columns of an export, in order.
-pub const COLUMNS: [&str; 11] = ["username", "month", "line", "kind", "for_month", "order_type", "description", "quantity", "unit", "money", "bill_total"];
+/// The columns of an export, in order. `money` and `bill_total` are in
+/// `currency`, the bill's (an account has one bill per currency).
+pub const COLUMNS: [&str; 12] = ["username", "month", "line", "kind", "for_month", "order_type", "description", "quantity", "unit", "money", "bill_total", "currency"];
+
+/// The columns that hold money, written as numbers in XLSX.
+const MONEY_COLUMNS: [usize; 2] = [9, 10];
 
 /// One row per bill line: text cells, and money as cents for the XLSX number cells.
-fn rows(bills: &[(String, BillView)]) -> Vec<([String; 11], i64, i64)> {
+fn rows(bills: &[(String, BillView)]) -> Vec<([String; 12], i64, i64)> {
     let mut rows = Vec::new();
     for (username, bill) in bills {
         for (i, line) in bill.lines.iter().enumerate() {
@@ -60,6 +64,7 @@ fn rows(bills: &[(String, BillView)]) -> Vec<([String; 11], i64, i64)> {
                     line.unit.clone(),
                     format_minor(line.money_cents),
                     format_minor(bill.total_cents),
+                    bill.currency.code().to_owned(),
                 ],
                 line.money_cents,
                 bill.total_cents,
@@ -72,7 +77,7 @@ fn rows(bills: &[(String, BillView)]) -> Vec<([String; 11], i64, i64)> {
 impl Services {
     /// The bills of a closed month, every account, as a file.
     pub async fn export_bills(&self, tenant: &Tenant, month: Month, format: ExportFormat) -> ServiceResult<Vec<u8>> {
-        if !self.closed_months(tenant).await?.contains(&month.to_string()) {
+        if !self.closed_months(tenant).await?.contains(&month) {
             return Err(ServiceError::Invalid { field: "month", reason: format!("{month} is not closed; close it first") });
         }
         let bills = self.month_bills(tenant, month, false).await?;
@@ -98,12 +103,13 @@ impl Services {
                 }
                 for (i, (cells, line_cents, total_cents)) in rows.iter().enumerate() {
                     let row = i as u32 + 1;
-                    for (col, cell) in cells.iter().enumerate().take(9) {
+                    for (col, cell) in cells.iter().enumerate().filter(|(col, _)| !MONEY_COLUMNS.contains(col)) {
                         sheet.write_string(row, col as u16, cell).map_err(|e| failed(e.to_string()))?;
                     }
                     // Money as numbers (exact to the cent in a double), formatted with two decimals.
-                    sheet.write_number_with_format(row, 9, *line_cents as f64 / 100.0, &money).map_err(|e| failed(e.to_string()))?;
-                    sheet.write_number_with_format(row, 10, *total_cents as f64 / 100.0, &money).map_err(|e| failed(e.to_string()))?;
+                    for (col, cents) in MONEY_COLUMNS.into_iter().zip([*line_cents, *total_cents]) {
+                        sheet.write_number_with_format(row, col as u16, cents as f64 / 100.0, &money).map_err(|e| failed(e.to_string()))?;
+                    }
                 }
                 book.save_to_buffer().map_err(|e| failed(e.to_string()))
             }

@@ -140,7 +140,7 @@ impl Services {
         Ok(found.ok_or(ServiceError::NotFound(Resource::Wallet))?.id)
     }
 
-    async fn system_wallet(&self, tenant: &Tenant, purpose: WalletPurpose, currency: Currency) -> ServiceResult<WalletId> {
+    pub(crate) async fn system_wallet(&self, tenant: &Tenant, purpose: WalletPurpose, currency: Currency) -> ServiceResult<WalletId> {
         let key = WalletKey { tenant: tenant.id, username: None, purpose, currency };
         if let Some(id) = self.caches.wallet_id(&key) {
             return Ok(id);

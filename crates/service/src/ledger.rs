@@ -1034,6 +1034,7 @@ mod tests {
             event_id: "e".into(),
             account: Err(subledger_domain::usage::UsageRejection::UnknownAccount),
             product: "sms".into(),
+            currency: subledger_domain::money::Currency::Cny,
             quantity: Quantity::ZERO,
             day: String::new(),
             month: String::new(),
@@ -1041,7 +1042,10 @@ mod tests {
             country: None,
             model: None,
         };
-        Work::Usage(UsageJob { tenant: TenantId(1), revenue: WalletId(1), events: vec![event; events], raw: Vec::new(), records: ChangeRecords::default() }, oneshot::channel().0)
+        Work::Usage(
+            UsageJob { tenant: TenantId(1), revenue: [(subledger_domain::money::Currency::Cny, WalletId(1))].into(), events: vec![event; events], raw: Vec::new(), records: ChangeRecords::default() },
+            oneshot::channel().0,
+        )
     }
 
     fn kinds(drain: &[Queued]) -> Vec<usize> {

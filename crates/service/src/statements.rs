@@ -19,11 +19,15 @@
 //!   those are all the credits there can be, so `deduction` is everything
 //!   that left the wallet (usage charges, settlements, reclaims, moves to
 //!   the other wallet).
+//! - **One currency**: the telephony dialect shows yuan. Its items are
+//!   built-in products, priced in [`STATEMENT_CURRENCY`]; balances and
+//!   consumption are those of that currency alone, so usage of a tenant's
+//!   product priced in another currency is never added to yuan figures.
 
 use std::collections::HashMap;
 
 use subledger_domain::calendar::{Day, Month, TenantTimeZone, to_unix_micros};
-use subledger_domain::catalog::{OVERVIEW_CATEGORIES, TelephonyGroup, TelephonyItem};
+use subledger_domain::catalog::{BUILTIN_CURRENCY, OVERVIEW_CATEGORIES, TelephonyGroup, TelephonyItem};
 use subledger_domain::ids::AccountId;
 use subledger_domain::ledger::{TransferKind, WalletPurpose};
 use subledger_domain::money::{AmountTooLarge, Currency, checked_sum};
@@ -40,6 +44,10 @@ use crate::{Services, now_us};
 /// month: recharges from outside, allocations from the tenant, moves between
 /// the account's own wallets, and refunds (返账) of earlier charges.
 pub const RECHARGE_KINDS: [TransferKind; 4] = [TransferKind::Deposit, TransferKind::Allocation, TransferKind::Internal, TransferKind::Refund];
+
+/// The currency of every figure here: that of the telephony items, which
+/// are built-in products.
+pub const STATEMENT_CURRENCY: Currency = BUILTIN_CURRENCY;
 
 /// The telephony items priced for an account, by group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,7 +224,7 @@ impl Services {
         Ok(charge_groups(&products, &tariffs, account.id, now_us()))
     }
 
-    /// The account's primary and promo balances (CNY), its consumption on
+    /// The account's primary and promo balances in [`STATEMENT_CURRENCY`], its consumption on
     /// the tenant's yesterday and in the current month to date.
     pub async fn account_amounts(&self, tenant: &Tenant, username: &str) -> ServiceResult<AccountAmounts> {
         let account = self.account(tenant, username).await?;
@@ -225,7 +233,7 @@ impl Services {
         let month = today.month();
         let by_day = self.consumption_by_day(tenant, account.id, yesterday.min(month.first_day()), today).await?;
         let wallets = store_wallets::of_owner(&self.store, WalletOwner::Account(tenant.id, account.id)).await?;
-        let balance = |purpose: WalletPurpose| wallets.iter().find(|w| w.purpose == purpose && w.currency == Currency::Cny).map_or(0, |w| w.balance_minor);
+        let balance = |purpose: WalletPurpose| wallets.iter().find(|w| w.purpose == purpose && w.currency == STATEMENT_CURRENCY).map_or(0, |w| w.balance_minor);
         Ok(AccountAmounts {
             primary_minor: balance(WalletPurpose::Primary),
             promo_minor: balance(WalletPurpose::Promo),
@@ -246,7 +254,7 @@ impl Services {
         Ok(overview(&products, &rows)?)
     }
 
-    /// The account's primary and promo wallets (CNY) over the current month.
+    /// The account's primary and promo wallets in [`STATEMENT_CURRENCY`] over the current month.
     pub async fn wallet_months(&self, tenant: &Tenant, username: &str) -> ServiceResult<Vec<WalletMonth>> {
         let account = self.account(tenant, username).await?;
         let month = today(&tenant.timezone).month();
@@ -254,7 +262,7 @@ impl Services {
         let owner = WalletOwner::Account(tenant.id, account.id);
         let mut months = Vec::with_capacity(2);
         for purpose in [WalletPurpose::Primary, WalletPurpose::Promo] {
-            let period = match store_wallets::find(&self.store, owner, purpose, Currency::Cny).await? {
+            let period = match store_wallets::find(&self.store, owner, purpose, STATEMENT_CURRENCY).await? {
                 Some(wallet) => store_statements::wallet_period(&self.store, wallet.id, to_unix_micros(start), &RECHARGE_KINDS).await?,
                 None => WalletPeriod { opening_minor: 0, credited_minor: 0, balance_minor: 0 },
             };
@@ -292,9 +300,9 @@ impl Services {
     }
 
     /// Consumption in cents per day with usage in `[from, to]`: each day's
-    /// rated cost over all products, rounded once.
+    /// rated cost over the products priced in [`STATEMENT_CURRENCY`], rounded once.
     async fn consumption_by_day(&self, tenant: &Tenant, account: AccountId, from: Day, to: Day) -> ServiceResult<HashMap<Day, i64>> {
-        Ok(self.account_days(tenant, account, from, to).await?.into_iter().map(|day| (day.day, day.total_cents)).collect())
+        Ok(self.account_days(tenant, account, from, to).await?.into_iter().filter(|day| day.currency == STATEMENT_CURRENCY).map(|day| (day.day, day.total_cents)).collect())
     }
 }
 

@@ -107,7 +107,8 @@ impl Services {
             },
         )
         .await?;
-        create_tenant_wallets(&mut tx, id, Currency::Cny, now).await?;
+        // Wallets in the built-in products' currency; others open on first use.
+        create_tenant_wallets(&mut tx, id, subledger_domain::catalog::BUILTIN_CURRENCY, now).await?;
         change.commit(tx).await?;
         let tenant = self.tenant(id).await?;
         Ok(TenantWithSecrets { tenant, app_key, api_token })

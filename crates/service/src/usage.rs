@@ -46,7 +46,7 @@
 //!    wallet to the tenant's revenue wallet, posted through the domain's
 //!    `Journal`. Each event is answered only after the commit.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use subledger_domain::calendar::from_unix_micros;
 use subledger_domain::ids::{AccountId, TenantId, WalletId};
@@ -54,15 +54,14 @@ use subledger_domain::ledger::{Book, TransferKind, WalletPurpose};
 use subledger_domain::money::Currency;
 use subledger_domain::posting::{Journal, Posting};
 use subledger_domain::rating::{Grouping, PriceModel, Quantity};
-use subledger_domain::usage::{self as engine, AccountTerms, BatchState, EventInput, MonthRollup, Outcome, UsageRejection};
+use subledger_domain::usage::{self as engine, BatchState, EventInput, MonthRollup, Outcome, UsageRejection};
 use subledger_storage::ledger::usage::{self as store_usage, NewUsageEvent, UsageKeys, UsageWrites};
 use subledger_storage::ledger::{LedgerWriter, LedgerWrites};
 use subledger_storage::records::ChangeRecords;
-use subledger_storage::wallets::{self as store_wallets, WalletOwner};
 use subledger_storage::{StorageError, catalog as store_catalog};
 
 use crate::Change;
-use crate::error::{Resource, ServiceError, ServiceResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::tenants::Tenant;
 use crate::{Services, now_us};
 
@@ -100,12 +99,18 @@ pub struct UsageResult {
     pub outcome: Outcome,
     /// True when the id was seen before: `outcome` is the first one.
     pub duplicate: bool,
+    /// The currency of the event's product, which the outcome's amounts are
+    /// in: always known for an event accepted now; `None` when the tenant has
+    /// no such product. (Ids alone are compared: a duplicate that names
+    /// another product than the first event misuses its id.)
+    pub currency: Option<Currency>,
 }
 
 /// What the worker needs to run a batch.
 pub struct UsageJob {
     pub tenant: TenantId,
-    pub revenue: WalletId,
+    /// The tenant's revenue wallet of each currency the batch's products are in.
+    pub revenue: BTreeMap<Currency, WalletId>,
     pub events: Vec<EventInput>,
     pub raw: Vec<RawEvent>,
     /// What commits with the batch (see [`crate::Change`]).
@@ -137,7 +142,8 @@ impl Services {
         let products = self.products(tenant).await?;
         let tariffs = self.tariff_book(tenant).await?;
         let accounts = self.account_ids(tenant, events.iter().map(|e| e.username.as_str())).await?;
-        let revenue = self.revenue_wallet(tenant).await?;
+        let currencies: BTreeSet<Currency> = events.iter().filter_map(|e| products.iter().find(|p| p.code == e.product)).map(|p| p.currency).collect();
+        let revenue = self.revenue_wallets(tenant, currencies).await?;
         let now = now_us();
 
         let mut inputs = Vec::with_capacity(events.len());
@@ -184,6 +190,8 @@ impl Services {
                 event_id: event.id.clone(),
                 account: pre_check,
                 product: event.product.clone(),
+                // An unknown product was refused above, so its currency is never read.
+                currency: product.map_or(subledger_domain::catalog::BUILTIN_CURRENCY, |p| p.currency),
                 quantity: event.quantity,
                 day: day.to_string(),
                 month: day.month().to_string(),
@@ -199,7 +207,11 @@ impl Services {
             });
         }
         let outcomes = self.ledger.submit_usage(UsageJob { tenant: tenant.id, revenue, events: inputs, raw, records: change.records() }).await?;
-        Ok(events.into_iter().zip(outcomes).map(|(event, (outcome, duplicate))| UsageResult { id: event.id, outcome, duplicate }).collect())
+        let results = events.into_iter().zip(outcomes).map(|(event, (outcome, duplicate))| {
+            let currency = products.iter().find(|p| p.code == event.product).map(|p| p.currency);
+            UsageResult { id: event.id, outcome, duplicate, currency }
+        });
+        Ok(results.collect())
     }
 
     /// Account ids of usernames (the mapping never changes, so it is cached).
@@ -226,10 +238,15 @@ impl Services {
         Ok(found)
     }
 
-    /// The tenant's revenue wallet in CNY, where usage charges go.
-    pub(crate) async fn revenue_wallet(&self, tenant: &Tenant) -> ServiceResult<WalletId> {
-        let found = store_wallets::find(&self.store, WalletOwner::Tenant(tenant.id), WalletPurpose::Revenue, Currency::Cny).await?;
-        Ok(found.ok_or(ServiceError::NotFound(Resource::Wallet))?.id)
+    /// The tenant's revenue wallets of these currencies, where usage charges
+    /// and settlements go (opened with the tenant's other wallets of a
+    /// currency on its first use).
+    pub(crate) async fn revenue_wallets(&self, tenant: &Tenant, currencies: BTreeSet<Currency>) -> ServiceResult<BTreeMap<Currency, WalletId>> {
+        let mut wallets = BTreeMap::new();
+        for currency in currencies {
+            wallets.insert(currency, self.system_wallet(tenant, WalletPurpose::Revenue, currency).await?);
+        }
+        Ok(wallets)
     }
 }
 
@@ -258,10 +275,14 @@ fn validate_event(event: &UsageEventIn) -> ServiceResult<()> {
 /// Returns each job's outcomes.
 pub(crate) async fn run_usage_jobs(writer: &LedgerWriter, jobs: &[UsageJob]) -> Result<Vec<Vec<(Outcome, bool)>>, StorageError> {
     let job = jobs.first().expect("at least one job");
-    debug_assert!(jobs.iter().all(|j| j.tenant == job.tenant && j.revenue == job.revenue), "merged jobs share a tenant");
+    debug_assert!(jobs.iter().all(|j| j.tenant == job.tenant), "merged jobs share a tenant");
+    // A tenant's revenue wallets never change, so merged jobs agree on those they share.
+    let revenue: BTreeMap<Currency, WalletId> = jobs.iter().flat_map(|j| j.revenue.iter().map(|(currency, wallet)| (*currency, *wallet))).collect();
+    let revenue_ids: Vec<WalletId> = revenue.values().copied().collect();
     let events: Vec<&EventInput> = jobs.iter().flat_map(|j| &j.events).collect();
     let raws: Vec<&RawEvent> = jobs.iter().flat_map(|j| &j.raw).collect();
-    let mut accounts: Vec<AccountId> = events.iter().filter_map(|e| e.account.ok()).collect();
+    // Each account with the currencies it is charged in.
+    let mut accounts: Vec<(AccountId, Currency)> = events.iter().filter_map(|e| Some((e.account.ok()?, e.currency))).collect();
     accounts.sort_unstable();
     accounts.dedup();
     let event_ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
@@ -281,7 +302,7 @@ pub(crate) async fn run_usage_jobs(writer: &LedgerWriter, jobs: &[UsageJob]) -> 
         months: &month_keys,
         quota_days: &quota_days,
         month_names: &month_names,
-        revenue: job.revenue,
+        revenue: &revenue_ids,
         ids_needed: accounts.len() * 2,
     };
     let (tx, reads) = store_usage::begin_usage(writer, &keys).await?;
@@ -296,12 +317,11 @@ pub(crate) async fn run_usage_jobs(writer: &LedgerWriter, jobs: &[UsageJob]) -> 
     let closed: HashSet<String> = reads.closed_months.into_iter().collect();
     let mut state = BatchState {
         earlier: reads.earlier.into_iter().collect(),
-        accounts: reads.accounts.iter().map(|a| (a.id, AccountTerms { id: a.id, active: a.active, postpaid: a.postpaid, daily_quota: a.daily_quota, primary: a.primary, promo: a.promo })).collect(),
+        accounts: reads.accounts.into_iter().map(|a| (a.id, a)).collect(),
         months,
         quota_used: reads.quota.into_iter().collect(),
         book: Book::new(reads.wallets.into_iter().map(|(_, w)| w)),
-        revenue: job.revenue,
-        currency: Currency::Cny,
+        revenue,
     };
     let changes = engine::ingest(events.iter().copied(), &mut state);
 

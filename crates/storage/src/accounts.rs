@@ -114,13 +114,12 @@ pub struct AccountCounts {
     pub frozen: i64,
 }
 
-/// One row of an account listing: the account with its balance (primary +
-/// promo, in the listing's currency) and the requests it used on `day`.
+/// One row of an account listing: the account with the requests it used on
+/// `day` (its balances are read by [`spendable_balances`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AccountSummary {
     #[sqlx(flatten)]
     pub account: AccountRecord,
-    pub balance_minor: i64,
     pub used_today: i64,
 }
 
@@ -141,18 +140,30 @@ pub async fn counts(store: &Store, filter: &AccountFilter<'_>) -> Result<Account
     Ok(AccountCounts { total, frozen })
 }
 
-pub async fn list_summaries(store: &Store, filter: &AccountFilter<'_>, currency: Currency, day: &str, offset: i64, limit: i64) -> Result<Vec<AccountSummary>> {
+pub async fn list_summaries(store: &Store, filter: &AccountFilter<'_>, day: &str, offset: i64, limit: i64) -> Result<Vec<AccountSummary>> {
     let sql = format!(
         "SELECT {columns},
-            CAST(COALESCE((SELECT SUM(w.balance_minor) FROM wallets w
-                           WHERE w.account_id = a.id AND w.currency = $3 AND w.purpose IN ('primary', 'promo')), 0) AS BIGINT) AS balance_minor,
-            COALESCE((SELECT q.used FROM quota_usage q WHERE q.account_id = a.id AND q.day = $4), 0) AS used_today
+            COALESCE((SELECT q.used FROM quota_usage q WHERE q.account_id = a.id AND q.day = $3), 0) AS used_today
          FROM accounts a
          WHERE a.tenant_id = $1 AND ($2 IS NULL OR a.username = $2)
-         ORDER BY a.id LIMIT $5 OFFSET $6",
+         ORDER BY a.id LIMIT $4 OFFSET $5",
         columns = COLUMNS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ")
     );
-    Ok(sqlx::query_as(&sql).bind(filter.tenant.0).bind(filter.username).bind(currency.code()).bind(day).bind(limit).bind(offset).fetch_all(store.reader()).await?)
+    Ok(sqlx::query_as(&sql).bind(filter.tenant.0).bind(filter.username).bind(day).bind(limit).bind(offset).fetch_all(store.reader()).await?)
+}
+
+/// The spendable balance (primary plus promo) of each of these accounts of
+/// the tenant in each currency it has wallets in, by account and currency.
+pub async fn spendable_balances(store: &Store, tenant: TenantId, accounts: &[AccountId]) -> Result<Vec<(AccountId, Currency, i64)>> {
+    // `COALESCE(account_id, 0)` is the owner column of the index `wallets_owner`, which the lookup then
+    // goes through: (tenant, account, purpose) for each account, not every wallet of the tenant.
+    let sql = format!(
+        "SELECT account_id, currency, CAST(SUM(balance_minor) AS BIGINT) FROM wallets
+         WHERE tenant_id = $1 AND {} AND purpose IN ('primary', 'promo') GROUP BY account_id, currency ORDER BY account_id, currency",
+        crate::bills::in_ids(store.backend(), "COALESCE(account_id, 0)", 2)
+    );
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(&sql).bind(tenant.0).bind(crate::bills::ids_json(accounts)).fetch_all(store.reader()).await?;
+    rows.into_iter().map(|(account, code, balance_minor)| Ok((AccountId(account), rows::currency(&code, || format!("the wallets of account {account}"))?, balance_minor))).collect()
 }
 
 pub async fn used_on_day(store: &Store, account: AccountId, day: &str) -> Result<i64> {

@@ -1,31 +1,77 @@
 //! Reads of bills, rollups and closes (the writes happen in `ledger::close`
 //! and `ledger::usage`, on the ledger writer).
 
-use subledger_domain::ids::{AccountId, TenantId};
-use subledger_domain::usage::RollupAmounts;
+use subledger_domain::billing::LineKind;
+use subledger_domain::calendar::Month;
+use subledger_domain::ids::{AccountId, TenantId, TransferId};
+use subledger_domain::money::Currency;
+use subledger_domain::rating::Quantity;
 
 use crate::ledger::close::MonthRow;
 use crate::rows::{self, BillLineRow, BillRow, PreviousBilledRow, Row, SettlementRow, UsageDaySumRow, UsageMonthRow, columns};
-use crate::{Backend, Result, Store};
+use crate::{Backend, Result, StorageError, Store};
 
-/// A bill as stored.
-pub type BillRecord = BillRow<String>;
+/// An account's bill of a month in one currency, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillRecord {
+    pub account: AccountId,
+    /// `YYYY-MM`.
+    pub month: String,
+    pub currency: Currency,
+    pub total_cents: i64,
+    pub created_at_us: i64,
+}
 
-/// A bill line as stored; its kind and quantities are checked on reading.
-pub type LineRecord = BillLineRow<String>;
+/// A line of a bill, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineRecord {
+    pub account: AccountId,
+    pub month: String,
+    pub currency: Currency,
+    pub line_no: i64,
+    pub kind: LineKind,
+    pub for_month: String,
+    pub product_code: String,
+    pub order_type: i64,
+    pub description: String,
+    pub unit: String,
+    pub quantity: Quantity,
+    pub money_cents: i64,
+    /// For a supplement: the quantity and cents earlier bills counted.
+    pub previous: Option<(Quantity, i64)>,
+    /// JSON of the line's detail.
+    pub detail: String,
+}
 
-/// A settlement as stored; its status is checked on reading.
-pub type SettlementRecord = SettlementRow<String>;
+/// A settlement a close recorded, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementRecord {
+    pub account: AccountId,
+    pub product_code: String,
+    pub month: String,
+    pub currency: Currency,
+    pub order_type: i64,
+    pub amount_cents: i64,
+    /// The transfer that moved it, or `None` when it is outstanding (the
+    /// wallets could not pay it; the next close tries again).
+    pub transfer: Option<TransferId>,
+    pub created_at_us: i64,
+}
 
 /// `account_id IN (…)` over a JSON array parameter, in each backend's dialect.
-fn in_accounts(backend: Backend, param: usize) -> String {
+pub(crate) fn in_accounts(backend: Backend, param: usize) -> String {
+    in_ids(backend, "account_id", param)
+}
+
+/// `column IN (…)` over a JSON array parameter of integers, in each backend's dialect.
+pub(crate) fn in_ids(backend: Backend, column: &str, param: usize) -> String {
     match backend {
-        Backend::Sqlite => format!("account_id IN (SELECT value FROM json_each(${param}))"),
-        Backend::Postgres => format!("account_id = ANY(ARRAY(SELECT jsonb_array_elements_text(${param}::jsonb)::bigint))"),
+        Backend::Sqlite => format!("{column} IN (SELECT value FROM json_each(${param}))"),
+        Backend::Postgres => format!("{column} = ANY(ARRAY(SELECT jsonb_array_elements_text(${param}::jsonb)::bigint))"),
     }
 }
 
-fn ids_json(accounts: &[AccountId]) -> String {
+pub(crate) fn ids_json(accounts: &[AccountId]) -> String {
     serde_json::Value::Array(accounts.iter().map(|a| a.0.into()).collect()).to_string()
 }
 
@@ -38,19 +84,24 @@ where
     Ok(sqlx::query_as(&sql).bind(tenant.0).bind(ids_json(accounts)).bind(from).bind(to).fetch_all(store.reader()).await?)
 }
 
-/// Bills of these accounts for months in `[from, to]` (`YYYY-MM`).
+/// Each row converted, or the first that does not decode.
+fn decoded<R, T: TryFrom<R, Error = StorageError>>(rows: Vec<R>) -> Result<Vec<T>> {
+    rows.into_iter().map(T::try_from).collect()
+}
+
+/// Bills of these accounts for months in `[from, to]` (`YYYY-MM`), every currency.
 pub async fn bills(store: &Store, tenant: TenantId, accounts: &[AccountId], from: &str, to: &str) -> Result<Vec<BillRecord>> {
-    of_months(store, "bills", "account_id, month", tenant, accounts, from, to).await
+    decoded(of_months::<BillRow<String>>(store, "bills", "account_id, month, currency", tenant, accounts, from, to).await?)
 }
 
 /// Lines of those bills, in order.
 pub async fn bill_lines(store: &Store, tenant: TenantId, accounts: &[AccountId], from: &str, to: &str) -> Result<Vec<LineRecord>> {
-    of_months::<LineRecord>(store, "bill_lines", "account_id, month, line_no", tenant, accounts, from, to).await?.into_iter().map(LineRecord::checked).collect()
+    decoded(of_months::<BillLineRow<String>>(store, "bill_lines", "account_id, month, currency, line_no", tenant, accounts, from, to).await?)
 }
 
 /// Settlements a close of `month` recorded for these accounts.
 pub async fn settlements(store: &Store, tenant: TenantId, accounts: &[AccountId], from: &str, to: &str) -> Result<Vec<SettlementRecord>> {
-    of_months::<SettlementRecord>(store, "settlements", "account_id, month, product_code", tenant, accounts, from, to).await?.into_iter().map(SettlementRecord::checked).collect()
+    decoded(of_months::<SettlementRow<String>>(store, "settlements", "account_id, month, product_code", tenant, accounts, from, to).await?)
 }
 
 /// Month rollup rows of these accounts (for a month not closed yet).
@@ -84,8 +135,21 @@ pub async fn previous_billed(store: &Store, tenant: TenantId, accounts: &[Accoun
     Ok(rows.into_iter().map(PreviousBilledRow::entry).collect())
 }
 
+/// One product's usage by one account on one day, summed over grouping values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayUsage {
+    pub product_code: String,
+    /// `YYYY-MM-DD`, the tenant's calendar day.
+    pub day: String,
+    pub quantity: Quantity,
+    pub billable: Quantity,
+    pub events: i64,
+    pub rated_micros: i64,
+    pub charged_cents: i64,
+}
+
 /// Day rollups of one account between two days (inclusive), per product and day.
-pub async fn daily(store: &Store, tenant: TenantId, account: AccountId, from_day: &str, to_day: &str) -> Result<Vec<(String, String, RollupAmounts)>> {
+pub async fn daily(store: &Store, tenant: TenantId, account: AccountId, from_day: &str, to_day: &str) -> Result<Vec<DayUsage>> {
     let rows: Vec<UsageDaySumRow<String>> = sqlx::query_as(
         "SELECT product_code, day, CAST(SUM(quantity_milli) AS BIGINT) AS quantity_milli, CAST(SUM(billable_milli) AS BIGINT) AS billable_milli,
                 CAST(SUM(events) AS BIGINT) AS events, CAST(SUM(rated_micros) AS BIGINT) AS rated_micros, CAST(SUM(charged_cents) AS BIGINT) AS charged_cents
@@ -97,22 +161,22 @@ pub async fn daily(store: &Store, tenant: TenantId, account: AccountId, from_day
     .bind(tenant.0)
     .fetch_all(store.reader())
     .await?;
-    rows.into_iter().map(UsageDaySumRow::entry).collect()
+    decoded(rows)
 }
 
-/// Months (`YYYY-MM`) as stored, each checked.
-fn months(months: Vec<String>, place: &str) -> Result<Vec<String>> {
-    months.into_iter().map(|month| rows::month(month, || place.to_owned())).collect()
+/// Months (`YYYY-MM`) as stored, each parsed.
+fn months(months: Vec<String>, place: &str) -> Result<Vec<Month>> {
+    months.iter().map(|month| rows::parsed_month(month, || place.to_owned())).collect()
 }
 
 /// The tenant's closed months, oldest first.
-pub async fn closed_months(store: &Store, tenant: TenantId) -> Result<Vec<String>> {
+pub async fn closed_months(store: &Store, tenant: TenantId) -> Result<Vec<Month>> {
     let closed = sqlx::query_scalar("SELECT month FROM month_closes WHERE tenant_id = $1 ORDER BY month").bind(tenant.0).fetch_all(store.reader()).await?;
     months(closed, "a month close")
 }
 
 /// Months up to `up_to` with usage that are not closed yet, oldest first.
-pub async fn unclosed_months_with_usage(store: &Store, tenant: TenantId, up_to: &str) -> Result<Vec<String>> {
+pub async fn unclosed_months_with_usage(store: &Store, tenant: TenantId, up_to: &str) -> Result<Vec<Month>> {
     let open = sqlx::query_scalar(
         "SELECT DISTINCT u.month FROM usage_monthly u
          WHERE u.tenant_id = $1 AND u.month <= $2 AND NOT EXISTS (SELECT 1 FROM month_closes c WHERE c.tenant_id = u.tenant_id AND c.month = u.month)

@@ -3,17 +3,20 @@
 use std::sync::LazyLock;
 
 use subledger_domain::ids::{AccountId, TenantId};
+use subledger_domain::money::Currency;
 
 use crate::rows::{self, NewTariffRow, ProductRow, Row};
 use crate::{Result, Store, WriteTx};
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductRecord {
     pub code: String,
     pub name: String,
     pub unit: String,
     pub order_type: i64,
     pub grouping: String,
+    /// What its tariffs price in; it never changes.
+    pub currency: Currency,
     pub supplement_order_type: i64,
     pub refund_order_type: Option<i64>,
     pub quantity_meaning: String,
@@ -27,11 +30,11 @@ pub async fn insert_product(tx: &mut WriteTx, tenant: TenantId, product: &Produc
     Ok(())
 }
 
+static PRODUCTS: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM products WHERE tenant_id = $1 ORDER BY code", rows::columns::<ProductRow<String>>(None)));
+
 pub async fn products(store: &Store, tenant: TenantId) -> Result<Vec<ProductRecord>> {
-    Ok(sqlx::query_as("SELECT code, name, unit, order_type, grouping, supplement_order_type, refund_order_type, quantity_meaning, created_at_us FROM products WHERE tenant_id = $1 ORDER BY code")
-        .bind(tenant.0)
-        .fetch_all(store.reader())
-        .await?)
+    let rows: Vec<ProductRow<String>> = sqlx::query_as(&PRODUCTS).bind(tenant.0).fetch_all(store.reader()).await?;
+    rows.into_iter().map(ProductRecord::try_from).collect()
 }
 
 /// A version of a tariff. `model` is the JSON of a `PriceModel`.

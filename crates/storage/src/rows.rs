@@ -26,18 +26,20 @@
 use std::str::FromStr;
 
 use subledger_domain::account::AccountStatus;
+use subledger_domain::billing::LineKind;
 use subledger_domain::calendar::Month;
 use subledger_domain::ids::{AccountId, TenantId, TransferId, WalletId};
 use subledger_domain::ledger::{DebitRule, TransferIntent, TransferKind, TransferRejection, WalletPurpose, WalletState};
 use subledger_domain::money::{Currency, PositiveAmount};
 use subledger_domain::posting::{Hold, HoldState, WalletRead};
 use subledger_domain::rating::Quantity;
-use subledger_domain::usage::{Accepted, Outcome, RollupAmounts, UsageRejection};
+use subledger_domain::usage::{Accepted, AccountTerms, Outcome, RollupAmounts, SpendableWallets, UsageRejection};
 
 use crate::accounts::NewAccount;
+use crate::bills::{BillRecord, DayUsage, LineRecord, SettlementRecord};
 use crate::catalog::{NewTariff, ProductRecord};
 use crate::ledger::close::{MonthRow, NewBillLine, NewSettlement};
-use crate::ledger::usage::{AccountRow, NewUsageEvent, RollupKey};
+use crate::ledger::usage::{NewUsageEvent, RollupKey};
 use crate::ledger::{NewEntry, StoredHold, StoredTransfer};
 use crate::tenants::NewTenant;
 use crate::wallets::WalletRecord;
@@ -353,7 +355,7 @@ fn quantity(milli: i64, what: &str, place: impl FnOnce() -> String) -> Result<Qu
     Quantity::from_milli(milli).ok_or_else(|| StorageError::corrupt(format!("{what} {milli} of {}", place())))
 }
 
-fn currency(code: &str, place: impl FnOnce() -> String) -> Result<Currency> {
+pub(crate) fn currency(code: &str, place: impl FnOnce() -> String) -> Result<Currency> {
     parse(code, Currency::from_str(code).ok(), "currency", place)
 }
 
@@ -479,6 +481,8 @@ row! {
         unit: S,
         order_type: i64,
         grouping: S,
+        /// What its tariffs price in.
+        currency: S,
         supplement_order_type: i64,
         refund_order_type: Option<i64>,
         quantity_meaning: S,
@@ -495,11 +499,31 @@ impl<'a> ProductRow<&'a str> {
             unit: &p.unit,
             order_type: p.order_type,
             grouping: &p.grouping,
+            currency: p.currency.code(),
             supplement_order_type: p.supplement_order_type,
             refund_order_type: p.refund_order_type,
             quantity_meaning: &p.quantity_meaning,
             created_at_us: p.created_at_us,
         }
+    }
+}
+
+impl TryFrom<ProductRow<String>> for ProductRecord {
+    type Error = StorageError;
+
+    fn try_from(row: ProductRow<String>) -> Result<ProductRecord> {
+        Ok(ProductRecord {
+            currency: currency(&row.currency, || format!("product {}", row.code))?,
+            code: row.code,
+            name: row.name,
+            unit: row.unit,
+            order_type: row.order_type,
+            grouping: row.grouping,
+            supplement_order_type: row.supplement_order_type,
+            refund_order_type: row.refund_order_type,
+            quantity_meaning: row.quantity_meaning,
+            created_at_us: row.created_at_us,
+        })
     }
 }
 
@@ -1053,12 +1077,20 @@ row! {
     }
 }
 
-impl UsageDaySumRow<String> {
-    pub(crate) fn entry(self) -> Result<(String, String, RollupAmounts)> {
-        let amounts =
-            RollupAmounts { quantity_milli: self.quantity_milli, billable_milli: self.billable_milli, events: self.events, rated_micros: self.rated_micros, charged_cents: self.charged_cents };
-        check_rollup(&amounts, || format!("the day rollups of {} {}", self.product_code, self.day))?;
-        Ok((self.product_code, self.day, amounts))
+impl TryFrom<UsageDaySumRow<String>> for DayUsage {
+    type Error = StorageError;
+
+    fn try_from(row: UsageDaySumRow<String>) -> Result<DayUsage> {
+        let place = || format!("the day rollups of {} {}", row.product_code, row.day);
+        Ok(DayUsage {
+            quantity: quantity(row.quantity_milli, "quantity", place)?,
+            billable: quantity(row.billable_milli, "billable quantity", place)?,
+            product_code: row.product_code,
+            day: row.day,
+            events: row.events,
+            rated_micros: row.rated_micros,
+            charged_cents: row.charged_cents,
+        })
     }
 }
 
@@ -1125,51 +1157,68 @@ row! {
 }
 
 row! {
-    /// The key of one of a tenant's accounts.
-    pub struct AccountKey {
+    /// One of a tenant's accounts and a currency: the key of its terms and
+    /// its wallets of that currency.
+    pub struct AccountCurrencyKey<S> {
         id: i64,
         tenant_id: i64,
+        currency: S,
     }
 }
 
 row! {
-    /// An account's terms for usage and its CNY wallets (a query's row).
+    /// An account's terms for usage and its spendable wallets of one
+    /// currency, if it has them (a query's row).
     pub struct UsageAccountRow<S> {
         id: i64,
         status: i64,
         billing_mode: S,
         daily_quota: i64,
+        currency: S,
         primary_wallet_id: Option<i64>,
         promo_wallet_id: Option<i64>,
     }
 }
 
-/// [`UsageAccountRow`]'s query over `accounts a`: its columns by their names.
-pub(crate) const USAGE_ACCOUNT_SELECT: &str = "SELECT a.id, a.status, a.billing_mode, a.daily_quota,
-        (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'primary' AND currency = 'CNY') AS primary_wallet_id,
-        (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'promo' AND currency = 'CNY') AS promo_wallet_id
-     FROM accounts a";
+/// [`UsageAccountRow`]'s query over `accounts a`, its columns by their names
+/// (and `tenant_id`, to filter on), for the currency the SQL expression
+/// `currency` names (a parameter or a key's column).
+pub(crate) fn usage_account_select(currency: &str) -> String {
+    format!(
+        "SELECT a.id, a.tenant_id, a.status, a.billing_mode, a.daily_quota, {currency} AS currency,
+            (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'primary' AND currency = {currency}) AS primary_wallet_id,
+            (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'promo' AND currency = {currency}) AS promo_wallet_id
+         FROM accounts a"
+    )
+}
 
-impl UsageAccountRow<String> {
-    /// The account with its wallets, or `None` if it has no CNY wallets
-    /// (then it cannot be charged, as if it did not exist).
-    pub(crate) fn account(self) -> Result<Option<AccountRow>> {
-        let place = || format!("account {}", self.id);
-        let status = parse(&self.status.to_string(), AccountStatus::from_code(self.status), "status", place)?;
-        let postpaid = match self.billing_mode.as_str() {
+/// The accounts' terms, each with its wallets of the currencies the rows
+/// name (a currency it has no wallets in is left out), in the order of the
+/// rows' first appearance.
+pub(crate) fn usage_accounts(rows: Vec<UsageAccountRow<String>>) -> Result<Vec<AccountTerms>> {
+    let mut accounts: Vec<AccountTerms> = Vec::new();
+    for row in rows {
+        let place = || format!("account {}", row.id);
+        let status = parse(&row.status.to_string(), AccountStatus::from_code(row.status), "status", place)?;
+        let postpaid = match row.billing_mode.as_str() {
             "prepaid" => false,
             "postpaid" => true,
             other => return Err(StorageError::corrupt(format!("billing mode {other:?} of {}", place()))),
         };
-        Ok(self.primary_wallet_id.zip(self.promo_wallet_id).map(|(primary, promo)| AccountRow {
-            id: AccountId(self.id),
-            active: status == AccountStatus::Active,
-            postpaid,
-            daily_quota: self.daily_quota,
-            primary: WalletId(primary),
-            promo: WalletId(promo),
-        }))
+        let currency = currency(&row.currency, place)?;
+        let index = match accounts.iter().position(|a| a.id.0 == row.id) {
+            Some(index) => index,
+            None => {
+                let terms = AccountTerms { id: AccountId(row.id), active: status == AccountStatus::Active, postpaid, daily_quota: row.daily_quota, wallets: Default::default() };
+                accounts.push(terms);
+                accounts.len() - 1
+            }
+        };
+        if let Some((primary, promo)) = row.primary_wallet_id.zip(row.promo_wallet_id) {
+            accounts[index].wallets.insert(currency, SpendableWallets { primary: WalletId(primary), promo: WalletId(promo) });
+        }
     }
+    Ok(accounts)
 }
 
 // --- Month close -------------------------------------------------------------
@@ -1186,13 +1235,29 @@ row! {
 }
 
 row! {
-    /// A row of `bills`.
+    /// A row of `bills`: an account's bill of a month in one currency.
     pub struct BillRow<S> in "bills" {
         tenant_id: i64,
         account_id: i64,
         month: S,
+        currency: S,
         total_cents: i64,
         created_at_us: i64,
+    }
+}
+
+impl TryFrom<BillRow<String>> for BillRecord {
+    type Error = StorageError;
+
+    fn try_from(row: BillRow<String>) -> Result<BillRecord> {
+        let place = || format!("the bill of account {} {}", row.account_id, row.month);
+        Ok(BillRecord {
+            account: AccountId(row.account_id),
+            currency: currency(&row.currency, place)?,
+            month: month(row.month.clone(), place)?,
+            total_cents: row.total_cents,
+            created_at_us: row.created_at_us,
+        })
     }
 }
 
@@ -1202,6 +1267,8 @@ row! {
         tenant_id: i64,
         account_id: i64,
         month: S,
+        /// The bill's currency, which is its product's.
+        currency: S,
         line_no: i64,
         /// `usage` or `supplement`.
         kind: S,
@@ -1225,6 +1292,7 @@ impl<'a> BillLineRow<&'a str> {
             tenant_id: tenant.0,
             account_id: l.account.0,
             month,
+            currency: l.currency.code(),
             line_no: l.line_no,
             kind: l.kind,
             for_month: l.for_month,
@@ -1241,18 +1309,37 @@ impl<'a> BillLineRow<&'a str> {
     }
 }
 
-impl BillLineRow<String> {
-    /// Checks what readers decode: the kind and the quantities.
-    pub(crate) fn checked(self) -> Result<Self> {
-        let place = || format!("bill line {} of account {} {}", self.line_no, self.account_id, self.month);
-        if !matches!(self.kind.as_str(), "usage" | "supplement") {
-            return Err(StorageError::corrupt(format!("kind {:?} of {}", self.kind, place())));
-        }
-        quantity(self.quantity_milli, "quantity", place)?;
-        if let Some(previous) = self.previous_quantity_milli {
-            quantity(previous, "previous quantity", place)?;
-        }
-        Ok(self)
+impl TryFrom<BillLineRow<String>> for LineRecord {
+    type Error = StorageError;
+
+    fn try_from(row: BillLineRow<String>) -> Result<LineRecord> {
+        let place = || format!("bill line {} of account {} {} {}", row.line_no, row.account_id, row.month, row.currency);
+        let kind = match row.kind.as_str() {
+            "usage" => LineKind::Usage,
+            "supplement" => LineKind::Supplement,
+            other => return Err(StorageError::corrupt(format!("kind {other:?} of {}", place()))),
+        };
+        let previous = match (row.previous_quantity_milli, row.previous_money_cents) {
+            (Some(milli), Some(cents)) => Some((quantity(milli, "previous quantity", place)?, cents)),
+            (None, None) => None,
+            (milli, cents) => return Err(StorageError::corrupt(format!("previous quantity {milli:?} with previous money {cents:?} of {}", place()))),
+        };
+        Ok(LineRecord {
+            account: AccountId(row.account_id),
+            currency: currency(&row.currency, place)?,
+            line_no: row.line_no,
+            kind,
+            for_month: month(row.for_month.clone(), place)?,
+            quantity: quantity(row.quantity_milli, "quantity", place)?,
+            previous,
+            month: month(row.month.clone(), place)?,
+            product_code: row.product_code,
+            order_type: row.order_type,
+            description: row.description,
+            unit: row.unit,
+            money_cents: row.money_cents,
+            detail: row.detail,
+        })
     }
 }
 
@@ -1263,6 +1350,8 @@ row! {
         account_id: i64,
         product_code: S,
         month: S,
+        /// Its product's currency, in which it moved money.
+        currency: S,
         order_type: i64,
         amount_cents: i64,
         /// `posted`, or `outstanding` when the wallets could not pay.
@@ -1281,6 +1370,7 @@ impl<'a> SettlementRow<&'a str> {
             account_id: s.account.0,
             product_code: s.product_code,
             month,
+            currency: s.currency.code(),
             order_type: s.order_type,
             amount_cents: s.amount_cents,
             status: if s.transfer_id.is_some() { POSTED } else { OUTSTANDING },
@@ -1290,13 +1380,26 @@ impl<'a> SettlementRow<&'a str> {
     }
 }
 
-impl SettlementRow<String> {
-    /// Checks what readers decode: the status, against the transfer.
-    pub(crate) fn checked(self) -> Result<Self> {
-        match (self.status.as_str(), self.transfer_id) {
-            (POSTED, Some(_)) | (OUTSTANDING, None) => Ok(self),
-            _ => Err(StorageError::corrupt(format!("status {:?} with transfer {:?} of settlement {} {} {}", self.status, self.transfer_id, self.account_id, self.product_code, self.month))),
-        }
+impl TryFrom<SettlementRow<String>> for SettlementRecord {
+    type Error = StorageError;
+
+    fn try_from(row: SettlementRow<String>) -> Result<SettlementRecord> {
+        let place = || format!("settlement {} {} {}", row.account_id, row.product_code, row.month);
+        let transfer = match (row.status.as_str(), row.transfer_id) {
+            (POSTED, Some(id)) => Some(TransferId(id)),
+            (OUTSTANDING, None) => None,
+            _ => return Err(StorageError::corrupt(format!("status {:?} with transfer {:?} of {}", row.status, row.transfer_id, place()))),
+        };
+        Ok(SettlementRecord {
+            account: AccountId(row.account_id),
+            currency: currency(&row.currency, place)?,
+            month: month(row.month.clone(), place)?,
+            product_code: row.product_code,
+            order_type: row.order_type,
+            amount_cents: row.amount_cents,
+            transfer,
+            created_at_us: row.created_at_us,
+        })
     }
 }
 
@@ -1334,6 +1437,11 @@ impl ProductTotalRow<String> {
 
 /// A stored month (`YYYY-MM`), checked.
 pub(crate) fn month(text: String, place: impl FnOnce() -> String) -> Result<String> {
-    Month::parse_dashed(&text).map_err(|_| StorageError::corrupt(format!("month {text:?} of {}", place())))?;
+    parsed_month(&text, place)?;
     Ok(text)
+}
+
+/// A stored month (`YYYY-MM`), parsed.
+pub(crate) fn parsed_month(text: &str, place: impl FnOnce() -> String) -> Result<Month> {
+    Month::parse_dashed(text).map_err(|_| StorageError::corrupt(format!("month {text:?} of {}", place())))
 }

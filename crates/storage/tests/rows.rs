@@ -11,20 +11,20 @@
 mod support;
 
 use sqlx::{AnyConnection, Connection};
+use subledger_domain::billing::LineKind;
 use subledger_domain::ids::{AccountId, TenantId, TransferId, WalletId};
 use subledger_domain::ledger::{DebitRule, TransferIntent, TransferKind, TransferRejection, WalletPurpose, WalletState};
 use subledger_domain::money::{Currency, PositiveAmount};
 use subledger_domain::posting::{Hold, HoldState, WalletRead};
 use subledger_domain::rating::Quantity;
-use subledger_domain::usage::{Accepted, Outcome, RollupAmounts, UsageRejection};
+use subledger_domain::usage::{Accepted, AccountTerms, Outcome, RollupAmounts, SpendableWallets, UsageRejection};
 use subledger_storage::accounts::{self, AccountRecord, Clashes, NewAccount};
-use subledger_storage::bills;
+use subledger_storage::bills::{self, BillRecord, DayUsage, LineRecord, SettlementRecord};
 use subledger_storage::catalog::{self, NewTariff, ProductRecord, TariffRecord};
 use subledger_storage::ledger::close::{self, CloseWrites, MonthRow, NewBillLine, NewSettlement};
-use subledger_storage::ledger::usage::{self, AccountRow, NewUsageEvent, RollupKey, UsageKeys, UsageWrites};
+use subledger_storage::ledger::usage::{self, NewUsageEvent, RollupKey, UsageKeys, UsageWrites};
 use subledger_storage::ledger::{self, BatchKeys, LedgerWriter, LedgerWrites, Locking, NewEntry, StoredHold, StoredTransfer};
 use subledger_storage::records::ChangeRecords;
-use subledger_storage::rows::{BillLineRow, BillRow, SettlementRow};
 use subledger_storage::signed_requests::Sighting;
 use subledger_storage::statements::{self, ProductMonth, WalletPeriod};
 use subledger_storage::tenants::{self, NewTenant, TenantChanges, TenantRecord};
@@ -381,11 +381,12 @@ async fn usage_rows_round_trip(db: TestDb) {
     let keys = UsageKeys {
         tenant: f.tenant,
         event_ids: &["ev-1", "ev-2"],
-        accounts: &[f.account],
+        // The account has wallets in yuan, none in dollars.
+        accounts: &[(f.account, Currency::Cny), (f.account, Currency::Usd)],
         months: &[(f.account, "sms", "2025-03")],
         quota_days: &[(f.account, "2025-03-14")],
         month_names: &["2025-03"],
-        revenue: f.revenue,
+        revenue: &[f.revenue],
         ids_needed: 0,
     };
 
@@ -410,7 +411,11 @@ async fn usage_rows_round_trip(db: TestDb) {
     let mut earlier = reads.earlier.clone();
     earlier.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(earlier, [("ev-1".to_owned(), accepted), ("ev-2".to_owned(), rejected)], "{}", f.backend);
-    assert_eq!(reads.accounts, [AccountRow { id: f.account, active: true, postpaid: false, daily_quota: 700, primary: f.primary, promo: f.promo }], "{}", f.backend);
+    let wallets = [(Currency::Cny, SpendableWallets { primary: f.primary, promo: f.promo })].into();
+    assert_eq!(reads.accounts, [AccountTerms { id: f.account, active: true, postpaid: false, daily_quota: 700, wallets }], "{}: the USD wallets it has not are left out", f.backend);
+    let mut locked: Vec<WalletId> = reads.wallets.iter().map(|(_, w)| w.id).collect();
+    locked.sort();
+    assert_eq!(locked, [f.primary, f.promo, f.revenue], "{}", f.backend);
     assert_eq!(reads.months, [(month.clone(), month_total)], "{}", f.backend);
     assert_eq!(reads.quota, [(quota.clone(), 12 + 100_012)], "{}", f.backend);
     assert_eq!(reads.closed_months, Vec::<String>::new(), "{}", f.backend);
@@ -418,7 +423,16 @@ async fn usage_rows_round_trip(db: TestDb) {
     let month_row = MonthRow { account: f.account, product: "sms".to_owned(), month: "2025-03".to_owned(), attr: "86".to_owned(), amounts: month_total };
     assert_eq!(bills::month_rows(&f.store, f.tenant, &[f.account], "2025-03").await.unwrap(), std::slice::from_ref(&month_row), "{}", f.backend);
     assert_eq!(bills::late_rows(&f.store, f.tenant, &[f.account], "2025-04").await.unwrap(), [month_row], "{}: the late flag stays", f.backend);
-    assert_eq!(bills::daily(&f.store, f.tenant, f.account, "2025-03-01", "2025-03-31").await.unwrap(), [("sms".to_owned(), "2025-03-14".to_owned(), day_total)], "{}", f.backend);
+    let day_usage = DayUsage {
+        product_code: "sms".to_owned(),
+        day: "2025-03-14".to_owned(),
+        quantity: Quantity::from_milli(day_total.quantity_milli).unwrap(),
+        billable: Quantity::from_milli(day_total.billable_milli).unwrap(),
+        events: day_total.events,
+        rated_micros: day_total.rated_micros,
+        charged_cents: day_total.charged_cents,
+    };
+    assert_eq!(bills::daily(&f.store, f.tenant, f.account, "2025-03-01", "2025-03-31").await.unwrap(), [day_usage], "{}", f.backend);
     let by_product = statements::month_by_product(&f.store, f.tenant, f.account, "2025-03").await.unwrap();
     let expected =
         ProductMonth { product_code: "sms".to_owned(), billable: Quantity::from_milli(month_total.billable_milli).unwrap(), events: month_total.events, rated_micros: month_total.rated_micros };
@@ -447,12 +461,14 @@ async fn close_rows_round_trip(db: TestDb) {
     // A closed month with late usage, for the reads that follow it.
     let late: RollupKey = (f.account, "sms".to_owned(), "2025-02".to_owned(), String::new());
     let writes = UsageWrites { tenant: f.tenant, ingested_at_us: T0_US, events: &[], days: &[], months: &[(&late, &amounts(0), true)], quota: &[] };
-    let (tx, _) =
-        usage::begin_usage(&writer, &UsageKeys { tenant: f.tenant, event_ids: &[], accounts: &[], months: &[], quota_days: &[], month_names: &[], revenue: f.revenue, ids_needed: 0 }).await.unwrap();
+    let (tx, _) = usage::begin_usage(&writer, &UsageKeys { tenant: f.tenant, event_ids: &[], accounts: &[], months: &[], quota_days: &[], month_names: &[], revenue: &[f.revenue], ids_needed: 0 })
+        .await
+        .unwrap();
     usage::finish_usage(tx, &writes, &LedgerWrites::default()).await.unwrap();
 
     let line = NewBillLine {
         account: f.account,
+        currency: Currency::Usd,
         line_no: 4,
         kind: "supplement",
         for_month: "2025-02",
@@ -466,49 +482,50 @@ async fn close_rows_round_trip(db: TestDb) {
         detail: r#"[{"tier":1}]"#.to_owned(),
     };
     let settlements = [
-        NewSettlement { account: f.account, product_code: "sms", order_type: 16, amount_cents: 777, transfer_id: Some(TransferId(901)) },
-        NewSettlement { account: f.account, product_code: "email", order_type: 17, amount_cents: 888, transfer_id: None },
+        NewSettlement { account: f.account, product_code: "sms", currency: Currency::Cny, order_type: 16, amount_cents: 777, transfer_id: Some(TransferId(901)) },
+        NewSettlement { account: f.account, product_code: "email", currency: Currency::Usd, order_type: 17, amount_cents: 888, transfer_id: None },
     ];
     let now_us = T0_US + 999;
-    let writes = CloseWrites { tenant: f.tenant, month: "2025-03", now_us, bills: &[(f.account, 5_432)], lines: &[line], settlements: &settlements };
+    let writes = CloseWrites { tenant: f.tenant, month: "2025-03", now_us, bills: &[(f.account, Currency::Usd, 5_432)], lines: &[line], settlements: &settlements };
     let (tx, reads) = close::begin_close(&writer, f.tenant, "2025-03").await.expect("a close");
     assert!(!reads.already_closed, "{}", f.backend);
     close::finish_close(tx, &writes, &LedgerWrites::default()).await.expect("the close is written");
 
-    let bill = BillRow { tenant_id: 3, account_id: 2, month: "2025-03".to_owned(), total_cents: 5_432, created_at_us: now_us };
+    let bill = BillRecord { account: f.account, month: "2025-03".to_owned(), currency: Currency::Usd, total_cents: 5_432, created_at_us: now_us };
     assert_eq!(bills::bills(&f.store, f.tenant, &[f.account], "2025-03", "2025-03").await.unwrap(), [bill], "{}", f.backend);
-    let line = BillLineRow {
-        tenant_id: 3,
-        account_id: 2,
+    let line = LineRecord {
+        account: f.account,
         month: "2025-03".to_owned(),
+        currency: Currency::Usd,
         line_no: 4,
-        kind: "supplement".to_owned(),
+        kind: LineKind::Supplement,
         for_month: "2025-02".to_owned(),
         product_code: "sms".to_owned(),
         order_type: 15,
         description: "description".to_owned(),
         unit: "unit".to_owned(),
-        quantity_milli: 8_000,
+        quantity: Quantity::from_milli(8_000).unwrap(),
         money_cents: 4_321,
-        previous_quantity_milli: Some(6_000),
-        previous_money_cents: Some(1_234),
+        previous: Some((Quantity::from_milli(6_000).unwrap(), 1_234)),
         detail: r#"[{"tier":1}]"#.to_owned(),
     };
     assert_eq!(bills::bill_lines(&f.store, f.tenant, &[f.account], "2025-03", "2025-03").await.unwrap(), [line], "{}", f.backend);
-    let settlement = |product: &str, order_type, amount_cents, status: &str, transfer_id| SettlementRow {
-        tenant_id: 3,
-        account_id: 2,
+    let settlement = |product: &str, currency, order_type, amount_cents, transfer| SettlementRecord {
+        account: f.account,
         product_code: product.to_owned(),
         month: "2025-03".to_owned(),
+        currency,
         order_type,
         amount_cents,
-        status: status.to_owned(),
-        transfer_id,
+        transfer,
         created_at_us: now_us,
     };
-    let expected = [settlement("email", 17, 888, "outstanding", None), settlement("sms", 16, 777, "posted", Some(901))];
+    let expected = [settlement("email", Currency::Usd, 17, 888, None), settlement("sms", Currency::Cny, 16, 777, Some(TransferId(901)))];
     assert_eq!(bills::settlements(&f.store, f.tenant, &[f.account], "2025-03", "2025-03").await.unwrap(), expected, "{}", f.backend);
-    assert_eq!(bills::closed_months(&f.store, f.tenant).await.unwrap(), ["2025-03"], "{}", f.backend);
+    assert_eq!(bills::closed_months(&f.store, f.tenant).await.unwrap().iter().map(ToString::to_string).collect::<Vec<_>>(), ["2025-03"], "{}", f.backend);
+    let (tenant_of_bill, tenant_of_line, tenant_of_settlement): (i64, i64, i64) =
+        sqlx::query_as("SELECT (SELECT tenant_id FROM bills), (SELECT tenant_id FROM bill_lines), (SELECT MIN(tenant_id) FROM settlements)").fetch_one(&mut f.sql).await.unwrap();
+    assert_eq!((tenant_of_bill, tenant_of_line, tenant_of_settlement), (3, 3, 3), "{}", f.backend);
     let sql = &mut f.sql;
     let close: (i64, String, i64, i64) = sqlx::query_as("SELECT tenant_id, month, closed_at_us, accounts FROM month_closes").fetch_one(&mut *sql).await.unwrap();
     assert_eq!(close, (3, "2025-03".to_owned(), now_us, 1), "{}", f.backend);
@@ -517,8 +534,9 @@ async fn close_rows_round_trip(db: TestDb) {
 
     // The next close reads the running totals.
     let writes = UsageWrites { tenant: f.tenant, ingested_at_us: T0_US, events: &[], days: &[], months: &[(&late, &amounts(1), true)], quota: &[] };
-    let (tx, _) =
-        usage::begin_usage(&writer, &UsageKeys { tenant: f.tenant, event_ids: &[], accounts: &[], months: &[], quota_days: &[], month_names: &[], revenue: f.revenue, ids_needed: 0 }).await.unwrap();
+    let (tx, _) = usage::begin_usage(&writer, &UsageKeys { tenant: f.tenant, event_ids: &[], accounts: &[], months: &[], quota_days: &[], month_names: &[], revenue: &[f.revenue], ids_needed: 0 })
+        .await
+        .unwrap();
     usage::finish_usage(tx, &writes, &LedgerWrites::default()).await.unwrap();
     let (tx, reads) = close::begin_close(&writer, f.tenant, "2025-04").await.expect("a close");
     close::abandon(tx).await.unwrap();
@@ -599,6 +617,7 @@ async fn tenants_accounts_and_catalog_round_trip(db: TestDb) {
         unit: "p-unit".to_owned(),
         order_type: 21,
         grouping: "country".to_owned(),
+        currency: Currency::Usd,
         supplement_order_type: 22,
         refund_order_type: Some(23),
         quantity_meaning: "p-meaning".to_owned(),
@@ -629,6 +648,7 @@ async fn tenants_accounts_and_catalog_round_trip(db: TestDb) {
     let secrets: (String, String) = sqlx::query_as("SELECT password_hash, api_key_sha256 FROM accounts WHERE username = 'user-c'").fetch_one(&mut f.sql).await.unwrap();
     assert_eq!(secrets, ("password-hash-c".to_owned(), "api-key-c".to_owned()), "{}", f.backend);
     assert_eq!(catalog::products(&f.store, f.tenant).await.unwrap(), [product], "{}", f.backend);
+    assert_eq!(accounts::spendable_balances(&f.store, f.tenant, &[f.account, id]).await.unwrap(), [(f.account, Currency::Cny, 0)], "{}: an account without wallets has no balance", f.backend);
     let version = TariffRecord {
         id: tariff_id,
         account_id: Some(f.account.0),

@@ -456,6 +456,10 @@ pub enum ProductCommand {
         /// Which event attribute picks the price: none, country or item.
         #[arg(long, default_value = "none", value_parser = grouping)]
         grouping: subledger_domain::rating::Grouping,
+        /// What its tariffs price in, CNY or USD: its usage is charged from the
+        /// accounts' wallets of this currency and billed on their bills in it.
+        #[arg(long, default_value = "CNY", value_parser = currency)]
+        currency: subledger_domain::money::Currency,
         /// `orderType` of its supplementary (补扣) lines (default 15, 人工补扣).
         #[arg(long)]
         supplement_order_type: Option<i64>,
@@ -468,6 +472,11 @@ pub enum ProductCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `CNY` or `USD`, parsed by the domain like the native API does.
+fn currency(text: &str) -> Result<subledger_domain::money::Currency, String> {
+    text.parse().map_err(|e: subledger_domain::money::UnknownCurrency| e.to_string())
 }
 
 /// `none`, `country` or `item`, parsed by the domain like the native API does.

@@ -191,7 +191,7 @@ async fn account(services: &Services, command: AccountCommand) -> Result<ExitCod
                 .iter()
                 .map(|row| {
                     let mut value = account_json(&row.account);
-                    value["balance"] = json!(format_minor(row.balance_minor));
+                    value["balances"] = row.balances.iter().map(|(currency, minor)| json!({"currency": currency.code(), "balance": format_minor(*minor)})).collect();
                     value["used_today"] = json!(row.used_today);
                     value
                 })
@@ -200,7 +200,10 @@ async fn account(services: &Services, command: AccountCommand) -> Result<ExitCod
                 found
                     .accounts
                     .iter()
-                    .map(|r| format!("{:<32} {:>14} {:>6} {:>10}/{}", r.account.username, format_minor(r.balance_minor), r.account.status.code(), r.used_today, r.account.daily_quota))
+                    .map(|r| {
+                        let balances: Vec<String> = r.balances.iter().map(|(currency, minor)| format!("{} {currency}", format_minor(*minor))).collect();
+                        format!("{:<32} {:>6} {:>10}/{}  {}", r.account.username, r.account.status.code(), r.used_today, r.account.daily_quota, balances.join(", "))
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });

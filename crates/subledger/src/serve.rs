@@ -187,8 +187,11 @@ async fn auto_close(services: Services, hours: u32) {
                         }
                     };
                     for report in reports.iter().filter(|r| !r.already_closed) {
-                        tracing::info!(tenant = %tenant.public_id, month = %report.month, bills = report.bills, billed_cents = report.billed_cents,
-                            settled_cents = report.settled_cents, outstanding_cents = report.outstanding_cents, "month closed automatically");
+                        tracing::info!(tenant = %tenant.public_id, month = %report.month, bills = report.bills, "month closed automatically");
+                        for (currency, totals) in &report.by_currency {
+                            tracing::info!(tenant = %tenant.public_id, month = %report.month, %currency, bills = totals.bills, billed_cents = totals.billed_cents,
+                                settled_cents = totals.settled_cents, outstanding_cents = totals.outstanding_cents, "month closed automatically: its amounts in one currency");
+                        }
                     }
                 }
             }

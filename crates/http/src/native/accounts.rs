@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use subledger_domain::account::{AccountStatus, CompanyName, CompanyUrl, DailyQuota, Email, Password, Phone, UserType, Username};
 use subledger_domain::calendar::from_unix_micros;
-use subledger_domain::money::format_minor;
+use subledger_domain::money::{Currency, format_minor};
 use subledger_domain::paging::Page;
 use subledger_service::Change;
 use subledger_service::accounts::{ACCOUNT_PAGE_MAX, Account, NewAccountInput};
@@ -52,13 +52,25 @@ impl From<Account> for AccountView {
     }
 }
 
+/// A spendable balance in one currency.
+#[derive(Serialize, ToSchema)]
+pub struct BalanceJson {
+    pub currency: String,
+    /// Primary plus promo, as a decimal string.
+    pub balance: String,
+    pub balance_minor: i64,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct AccountListItem {
     #[serde(flatten)]
     pub account: AccountView,
-    /// Primary plus promo balance in CNY, as a decimal string.
+    /// Primary plus promo balance in CNY, as a decimal string (the figure
+    /// SendCloud's `list` shows; `balances` has every currency).
     pub balance: String,
     pub balance_minor: i64,
+    /// Primary plus promo balance per currency the account has wallets in.
+    pub balances: Vec<BalanceJson>,
     /// Requests counted today (the tenant's calendar day).
     pub used_today: i64,
 }
@@ -93,7 +105,11 @@ pub async fn list(TenantAuth(tenant): TenantAuth, State(state): State<AppState>,
         items: found
             .accounts
             .into_iter()
-            .map(|row| AccountListItem { balance: format_minor(row.balance_minor), balance_minor: row.balance_minor, used_today: row.used_today, account: row.account.into() })
+            .map(|row| {
+                let cny = row.balance_minor(Currency::Cny);
+                let balances = row.balances.iter().map(|(currency, minor)| BalanceJson { currency: currency.code().to_owned(), balance: format_minor(*minor), balance_minor: *minor }).collect();
+                AccountListItem { balance: format_minor(cny), balance_minor: cny, balances, used_today: row.used_today, account: row.account.into() }
+            })
             .collect(),
     }))
 }

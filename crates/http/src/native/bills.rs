@@ -10,7 +10,7 @@ use subledger_domain::paging::Page;
 use subledger_domain::rating::format_scaled;
 use subledger_service::Change;
 use subledger_service::accounts::ACCOUNT_PAGE_MAX;
-use subledger_service::billing::{BillView, CloseReport, DayBill, LineView, SettlementView};
+use subledger_service::billing::{BillRange, BillView, CloseReport, CloseTotals, DayBill, LineView, SettlementView};
 use subledger_service::exports::ExportFormat;
 use utoipa::{IntoParams, ToSchema};
 
@@ -74,7 +74,7 @@ pub struct SettlementJson {
     pub product: String,
     /// 补扣 (a charge) or 返账 (a refund) `orderType`.
     pub order_type: i64,
-    /// Positive: charged at close; negative: refunded.
+    /// Positive: charged at close; negative: refunded (in the bill's currency).
     pub amount: String,
     pub amount_minor: i64,
     /// `posted`, or `outstanding` when the wallets could not pay (the next close tries again).
@@ -89,7 +89,7 @@ impl From<SettlementView> for SettlementJson {
             order_type: s.order_type,
             amount: format_minor(s.amount_cents),
             amount_minor: s.amount_cents,
-            status: if s.posted { "posted" } else { "outstanding" }.to_owned(),
+            status: if s.transfer_id.is_some() { "posted" } else { "outstanding" }.to_owned(),
             transfer_id: s.transfer_id,
         }
     }
@@ -99,6 +99,9 @@ impl From<SettlementView> for SettlementJson {
 pub struct BillJson {
     pub username: String,
     pub month: String,
+    /// `CNY` or `USD`: an account has one bill per month and currency, and
+    /// every amount of the bill (lines, total, settlements) is in it.
+    pub currency: String,
     /// False for the current month so far (computed, not final).
     pub closed: bool,
     /// The sum of the lines' money.
@@ -112,6 +115,7 @@ fn bill_json(username: String, bill: BillView) -> BillJson {
     BillJson {
         username,
         month: bill.month,
+        currency: bill.currency.code().to_owned(),
         closed: bill.closed,
         total: format_minor(bill.total_cents),
         total_minor: bill.total_cents,
@@ -139,6 +143,8 @@ pub struct BillQuery {
     pub username: Option<String>,
     /// Also show the current month so far (not closed).
     pub month_to_date: Option<bool>,
+    /// Only bills in this currency (`CNY` or `USD`); default: every currency.
+    pub currency: Option<String>,
     pub offset: Option<i64>,
     /// Accounts per page: default 50, at most 200.
     pub limit: Option<i64>,
@@ -159,7 +165,8 @@ pub async fn list(TenantAuth(tenant): TenantAuth, State(state): State<AppState>,
     let page = Page::new(query.offset.unwrap_or(0), query.limit.unwrap_or(50), ACCOUNT_PAGE_MAX).map_err(|e| ApiError::bad_request("invalid_page", &e.to_string()))?;
     let username = query.username.as_deref().filter(|u| !u.is_empty());
     let month_to_date = query.month_to_date.unwrap_or(false);
-    let (total, accounts) = state.services.bills_page(&tenant, username, page, from, to, |_| month_to_date).await?;
+    let currency = query.currency.as_deref().map(|c| super::wallets::parse_currency(Some(c))).transpose()?;
+    let (total, accounts) = state.services.bills_page(&tenant, username, page, BillRange { from, to, currency }, |_| month_to_date).await?;
     let items = accounts.into_iter().flat_map(|(account, bills)| bills.into_iter().map(move |bill| bill_json(account.username.clone(), bill))).collect();
     Ok(Json(BillList { total_accounts: total, items }))
 }
@@ -176,6 +183,16 @@ pub struct CloseReportJson {
     pub month: String,
     /// The month was closed before: nothing changed.
     pub already_closed: bool,
+    /// Bills written, every currency.
+    pub bills: usize,
+    /// What was billed and settled, per currency (oldest code first: `CNY`, `USD`).
+    pub currencies: Vec<CloseTotalsJson>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CloseTotalsJson {
+    pub currency: String,
+    /// Bills in this currency.
     pub bills: usize,
     pub billed: String,
     /// Settlement charges minus refunds posted at close.
@@ -186,14 +203,18 @@ pub struct CloseReportJson {
 
 impl From<CloseReport> for CloseReportJson {
     fn from(r: CloseReport) -> Self {
-        CloseReportJson {
-            month: r.month,
-            already_closed: r.already_closed,
-            bills: r.bills,
-            billed: format_minor(r.billed_cents),
-            settled: format_minor(r.settled_cents),
-            outstanding: format_minor(r.outstanding_cents),
-        }
+        let currencies = r
+            .by_currency
+            .into_iter()
+            .map(|(currency, t): (_, CloseTotals)| CloseTotalsJson {
+                currency: currency.code().to_owned(),
+                bills: t.bills,
+                billed: format_minor(t.billed_cents),
+                settled: format_minor(t.settled_cents),
+                outstanding: format_minor(t.outstanding_cents),
+            })
+            .collect();
+        CloseReportJson { month: r.month, already_closed: r.already_closed, bills: r.bills, currencies }
     }
 }
 
@@ -258,6 +279,8 @@ pub struct DayLineJson {
 #[derive(Serialize, ToSchema)]
 pub struct DayBillJson {
     pub day: String,
+    /// The currency of the day's lines: a day with usage in two currencies has two entries.
+    pub currency: String,
     /// The day's rated cost, rounded once to the cent.
     pub total: String,
     pub total_minor: i64,
@@ -268,6 +291,7 @@ pub struct DayBillJson {
 fn day_json(bill: DayBill) -> DayBillJson {
     DayBillJson {
         day: bill.day.to_string(),
+        currency: bill.currency.code().to_owned(),
         total: format_minor(bill.total_cents),
         total_minor: bill.total_cents,
         charged: format_minor(bill.charged_cents),
@@ -291,7 +315,7 @@ fn day_json(bill: DayBill) -> DayBillJson {
 
 #[derive(Serialize, ToSchema)]
 pub struct DayBillList {
-    /// Days with usage, oldest first.
+    /// Days with usage, oldest first (per day, CNY before USD).
     pub items: Vec<DayBillJson>,
 }
 

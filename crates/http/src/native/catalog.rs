@@ -25,6 +25,9 @@ pub struct ProductView {
     pub order_type: i64,
     /// `none`, `country` (events carry attribute `country`) or `item` (attribute `item`).
     pub grouping: String,
+    /// `CNY` or `USD`: what its tariffs price in, its usage is charged in
+    /// (from the account's wallets of this currency) and its bills are in.
+    pub currency: String,
     pub supplement_order_type: i64,
     pub refund_order_type: Option<i64>,
     /// What an event's quantity counts.
@@ -42,6 +45,7 @@ impl From<&Product> for ProductView {
             unit: p.unit.clone(),
             order_type: p.order_type,
             grouping: p.grouping.as_str().to_owned(),
+            currency: p.currency.code().to_owned(),
             supplement_order_type: p.supplement_order_type,
             refund_order_type: p.refund_order_type,
             quantity_meaning: p.quantity_meaning.clone(),
@@ -73,6 +77,8 @@ pub struct NewProductBody {
     pub order_type: i64,
     /// `none` (default), `country` or `item`.
     pub grouping: Option<String>,
+    /// `CNY` (default) or `USD`: what its tariffs price in. It never changes.
+    pub currency: Option<String>,
     /// `orderType` of its supplementary (补扣) lines; default 15 (人工补扣).
     pub supplement_order_type: Option<i64>,
     /// `orderType` of its refunds (返账); default: refunds carry the supplement code.
@@ -87,6 +93,7 @@ pub struct NewProductBody {
 pub async fn add_product(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiJson(body): ApiJson<NewProductBody>) -> Result<impl IntoResponse, ApiError> {
     let name = body.grouping.as_deref().unwrap_or("none");
     let grouping = Grouping::parse(name).ok_or_else(|| ApiError::bad_request("invalid_grouping", &format!("grouping must be none, country or item, not {name:?}")))?;
+    let currency = super::wallets::parse_currency(body.currency.as_deref())?;
     let product = state
         .services
         .add_product(
@@ -97,6 +104,7 @@ pub async fn add_product(TenantAuth(tenant): TenantAuth, State(state): State<App
                 unit: body.unit,
                 order_type: body.order_type,
                 grouping,
+                currency,
                 supplement_order_type: body.supplement_order_type,
                 refund_order_type: body.refund_order_type,
                 quantity_meaning: body.quantity_meaning,
@@ -111,6 +119,8 @@ pub async fn add_product(TenantAuth(tenant): TenantAuth, State(state): State<App
 pub struct TariffView {
     pub tariff_id: i64,
     pub product: String,
+    /// The product's currency, which the model's prices are in.
+    pub currency: String,
     /// The account this version overrides the tenant's default for.
     pub account_id: Option<i64>,
     /// Its username.
@@ -128,6 +138,7 @@ impl From<&TariffVersion> for TariffView {
         TariffView {
             tariff_id: v.id,
             product: v.product_code.clone(),
+            currency: v.currency.code().to_owned(),
             account_id: v.account.map(|a| a.0),
             username: v.username.clone(),
             effective_from: from_unix_micros(v.effective_from_us).to_string(),

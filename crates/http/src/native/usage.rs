@@ -53,9 +53,10 @@ pub struct UsageEventResult {
     /// Why it was (first) rejected: `unknown_account`, `unknown_product`, `no_tariff`,
     /// `account_frozen`, `missing_attribute`, `invalid_quantity`, `in_future`, `too_old` (over 400 days old),
     /// `quota_exceeded`, `amount_too_large` (its cost, or its month's totals with it, past their
-    /// limits), `insufficient_funds`.
+    /// limits), `insufficient_funds`, `no_wallet_in_currency` (the account has no wallets in the
+    /// product's currency: they open with its first deposit, transfer or overdraft in it).
     pub reason: Option<String>,
-    /// Debited now (decimal; 0 for postpaid accounts).
+    /// Debited now, in `currency` (decimal; 0 for postpaid accounts).
     pub charge: Option<String>,
     pub charge_minor: Option<i64>,
     /// Billable quantity in the product's unit: for per-unit prices, the started
@@ -63,6 +64,9 @@ pub struct UsageEventResult {
     pub billable: Option<String>,
     /// What the event added to its month's exact cost (up to six decimals).
     pub rated: Option<String>,
+    /// `CNY` or `USD`: the currency of the event's product, which `charge` and
+    /// `rated` are in; `null` for a product the tenant does not have.
+    pub currency: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -87,6 +91,7 @@ fn result_view(result: UsageResult) -> UsageEventResult {
         charge_minor: charge,
         billable: billable.map(|b| b.to_string()),
         rated: rated.map(|r| format_scaled(r, 6)),
+        currency: result.currency.map(|c| c.code().to_owned()),
     }
 }
 

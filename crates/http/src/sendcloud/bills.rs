@@ -14,7 +14,7 @@ use subledger_domain::calendar::Month;
 use subledger_domain::decimal::div_round_half_up;
 use subledger_domain::paging::Page;
 use subledger_domain::rating::{DetailLine, Quantity, UnitPrice, format_scaled};
-use subledger_service::billing::{BillView, LineView};
+use subledger_service::billing::{BillRange, BillView, LineView};
 use subledger_service::{Resource, ServiceError};
 
 use super::envelope::{Code, Refusal, Yuan, success};
@@ -197,11 +197,12 @@ fn bill_query(call: &SignedCall) -> Result<BillQuery, Refusal> {
 /// The page of sub-accounts and their bills in the range.
 async fn page_bills(state: &AppState, call: &SignedCall, query: &BillQuery) -> Result<(i64, Vec<(String, UserType, Vec<BillView>)>), Refusal> {
     // SendCloud accounts see closed months only; iFaxin ones the month so far too.
-    let (total, accounts) =
-        state.services.bills_page(&call.tenant, query.username.as_deref(), query.page, query.from, query.to, |account| account.user_type == UserType::IFaxin).await.map_err(|e| match e {
-            ServiceError::NotFound(Resource::Account) => Refusal(Code::UsernameUnknown),
-            other => storage_refusal(other, Code::Failed),
-        })?;
+    // Its bills are those in its currency: yuan, as `totalMoney` shows.
+    let range = BillRange { from: query.from, to: query.to, currency: Some(super::CURRENCY) };
+    let (total, accounts) = state.services.bills_page(&call.tenant, query.username.as_deref(), query.page, range, |account| account.user_type == UserType::IFaxin).await.map_err(|e| match e {
+        ServiceError::NotFound(Resource::Account) => Refusal(Code::UsernameUnknown),
+        other => storage_refusal(other, Code::Failed),
+    })?;
     let accounts = accounts
         .into_iter()
         .map(|(account, mut bills)| {

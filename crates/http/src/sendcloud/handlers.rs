@@ -51,7 +51,7 @@ use serde::Serialize;
 use subledger_domain::account::{CompanyName, CompanyNameError, CompanyUrl, CompanyUrlError, DailyQuota, Email, Password, PasswordError, Phone, UserType, Username, UsernameError};
 use subledger_domain::ids::TransferId;
 use subledger_domain::ledger::TransferRejection;
-use subledger_domain::money::{AmountParseError, Currency, PositiveAmount, parse_amount_minor};
+use subledger_domain::money::{AmountParseError, PositiveAmount, parse_amount_minor};
 use subledger_domain::paging::Page;
 use subledger_service::ServiceError;
 use subledger_service::accounts::NewAccountInput;
@@ -130,10 +130,10 @@ pub async fn list(State(state): State<AppState>, request: Request) -> Response {
             .accounts
             .into_iter()
             .map(|row| ListedAccount {
+                balance: Yuan(row.balance_minor(super::CURRENCY)),
                 phone: row.account.phone.unwrap_or_default(),
                 user_type: row.account.user_type.code(),
                 status: row.account.status.code(),
-                balance: Yuan(row.balance_minor),
                 quota: row.account.daily_quota,
                 today_used_quota: row.used_today,
                 username: row.account.username,
@@ -248,7 +248,7 @@ pub async fn transfer_in(State(state): State<AppState>, request: Request) -> Res
         let options = MoveOptions { idempotency_key: call.has_timestamp.then(|| transfer_key(call.params.get("timestamp").unwrap_or_default(), &call.signature)), memo: None };
         let receipt = state
             .services
-            .transfer(&call.tenant, &WalletRef::primary(Holder::Tenant), &WalletRef::primary(Holder::Account(username.clone())), amount, Currency::Cny, options, &call.change())
+            .transfer(&call.tenant, &WalletRef::primary(Holder::Tenant), &WalletRef::primary(Holder::Account(username.clone())), amount, super::CURRENCY, options, &call.change())
             .await
             .map_err(|e| match e {
                 ServiceError::NotFound(_) => Refusal(Code::UsernameUnknown),

@@ -16,6 +16,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::routing::{get, post};
 use http::header::CONTENT_TYPE;
+use subledger_domain::money::Currency;
 use subledger_service::Change;
 use subledger_service::tenants::Tenant;
 
@@ -24,6 +25,10 @@ use envelope::Refusal;
 use params::Params;
 
 use crate::AppState;
+
+/// SendCloud's money is yuan (`money`, `balance`, `totalMoney`): its
+/// transfers move this currency, its balances and bills are those in it.
+pub(crate) const CURRENCY: Currency = Currency::Cny;
 
 /// Settings of the SendCloud dialect.
 #[derive(Debug, Clone)]

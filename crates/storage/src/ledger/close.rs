@@ -5,7 +5,8 @@
 
 use subledger_domain::ids::{AccountId, TenantId, TransferId, WalletId};
 use subledger_domain::ledger::WalletState;
-use subledger_domain::usage::RollupAmounts;
+use subledger_domain::money::Currency;
+use subledger_domain::usage::{AccountTerms, RollupAmounts};
 
 use super::{BatchInner, BatchTx, LedgerWriter, WriterInner, postgres, sqlite};
 use crate::Result;
@@ -102,8 +103,8 @@ pub struct CloseReads {
 
 /// The wallets a close's settlements move, locked.
 pub struct SettlementWallets {
-    /// Account → (primary, promo).
-    pub accounts: Vec<(AccountId, WalletId, WalletId)>,
+    /// The accounts with their wallets of the currencies they settle in.
+    pub accounts: Vec<AccountTerms>,
     pub wallets: Vec<(TenantId, WalletState)>,
     pub transfer_ids: Vec<TransferId>,
 }
@@ -111,6 +112,8 @@ pub struct SettlementWallets {
 /// One line to store.
 pub struct NewBillLine<'a> {
     pub account: AccountId,
+    /// Its bill's currency.
+    pub currency: Currency,
     pub line_no: i64,
     pub kind: &'a str,
     pub for_month: &'a str,
@@ -127,6 +130,8 @@ pub struct NewBillLine<'a> {
 pub struct NewSettlement<'a> {
     pub account: AccountId,
     pub product_code: &'a str,
+    /// The product's currency.
+    pub currency: Currency,
     pub order_type: i64,
     pub amount_cents: i64,
     pub transfer_id: Option<TransferId>,
@@ -136,15 +141,22 @@ pub struct CloseWrites<'a> {
     pub tenant: TenantId,
     pub month: &'a str,
     pub now_us: i64,
-    /// (account, total cents) per bill.
-    pub bills: &'a [(AccountId, i64)],
+    /// (account, currency, total cents) per bill.
+    pub bills: &'a [(AccountId, Currency, i64)],
     pub lines: &'a [NewBillLine<'a>],
     pub settlements: &'a [NewSettlement<'a>],
 }
 
 impl<'a> CloseWrites<'a> {
     pub(crate) fn bill_rows(&self) -> impl Iterator<Item = BillRow<&'a str>> + '_ {
-        self.bills.iter().map(|(account, total_cents)| BillRow { tenant_id: self.tenant.0, account_id: account.0, month: self.month, total_cents: *total_cents, created_at_us: self.now_us })
+        self.bills.iter().map(|(account, currency, total_cents)| BillRow {
+            tenant_id: self.tenant.0,
+            account_id: account.0,
+            month: self.month,
+            currency: currency.code(),
+            total_cents: *total_cents,
+            created_at_us: self.now_us,
+        })
     }
 
     pub(crate) fn line_rows(&self) -> impl Iterator<Item = BillLineRow<&'a str>> + '_ {
@@ -176,9 +188,10 @@ pub async fn begin_close(writer: &LedgerWriter, tenant: TenantId, month: &str) -
     }
 }
 
-/// Locks and reads the wallets of the accounts the close settles, with the
-/// tenant's revenue wallet, and draws transfer ids.
-pub async fn settlement_wallets(tx: &mut BatchTx, tenant: TenantId, accounts: &[AccountId], revenue: WalletId, ids_needed: usize) -> Result<SettlementWallets> {
+/// Locks and reads the wallets of the accounts the close settles, in the
+/// currencies each settles in, with the tenant's revenue wallets of those
+/// currencies, and draws transfer ids.
+pub async fn settlement_wallets(tx: &mut BatchTx, tenant: TenantId, accounts: &[(AccountId, Currency)], revenue: &[WalletId], ids_needed: usize) -> Result<SettlementWallets> {
     match &mut tx.inner {
         BatchInner::Sqlite(batch) => sqlite::settlement_wallets(batch, tenant, accounts, revenue, ids_needed),
         BatchInner::Postgres(batch) => postgres::settlement_wallets(batch, tenant, accounts, revenue, ids_needed).await,

@@ -34,13 +34,15 @@ use std::sync::LazyLock;
 use sqlx::Row as _;
 use subledger_domain::ids::{AccountId, TenantId, TransferId, WalletId};
 use subledger_domain::ledger::WalletState;
+use subledger_domain::money::Currency;
+use subledger_domain::usage::AccountTerms;
 
 use super::close::{CloseReads, CloseWrites, MonthRow, SettlementWallets};
 use super::usage::{UsageKeys, UsageReads, UsageWrites};
 use super::{BatchKeys, BatchReads, LedgerWrites, Locking, StoredHold, StoredTransfer};
 use crate::rows::{
-    self, BillLineRow, BillRow, EntryKey, EntryRow, HoldIdKey, HoldKey, HoldResolutionRow, HoldRow, MonthCloseRow, MonthKey, PreviousBilledRow, ProductTotalRow, QuotaKey, QuotaRow, SettlementRow,
-    SightingRow, TransferKey, TransferRow, UsageAccountRow, UsageDayRow, UsageEventRow, UsageMonthRow, WalletRow, WalletUpdate, columns, from_json, json,
+    self, AccountCurrencyKey, BillLineRow, BillRow, EntryKey, EntryRow, HoldIdKey, HoldKey, HoldResolutionRow, HoldRow, MonthCloseRow, MonthKey, PreviousBilledRow, ProductTotalRow, QuotaKey,
+    QuotaRow, SettlementRow, SightingRow, TransferKey, TransferRow, UsageAccountRow, UsageDayRow, UsageEventRow, UsageMonthRow, WalletRow, WalletUpdate, columns, from_json, json,
 };
 use crate::{Result, StorageError, Store};
 
@@ -261,11 +263,14 @@ pub(super) async fn record_sightings(store: &Store, sightings: &[crate::signed_r
     Ok(sightings.iter().map(|s| recorded.remove(&(s.tenant.0, s.signature.clone()))).collect())
 }
 
+/// Each key's account by primary key (`LATERAL … LIMIT 1`, so that the plan
+/// is an index probe per key whatever the statistics), kept if it is the tenant's.
 static USAGE_ACCOUNTS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {} FROM ({} WHERE a.tenant_id = $1 AND a.id = ANY(ARRAY(SELECT jsonb_array_elements_text($2::jsonb)::bigint))) AS q",
+        "SELECT {} FROM {}, LATERAL ({} WHERE a.id = k.id LIMIT 1) AS q WHERE q.tenant_id = k.tenant_id",
         rows::postgres_agg::<UsageAccountRow<String>>("q"),
-        rows::USAGE_ACCOUNT_SELECT
+        rows::postgres_records::<AccountCurrencyKey<String>>(1, "k"),
+        rows::usage_account_select("k.currency")
     )
 });
 
@@ -321,11 +326,11 @@ static USAGE_WRITES: LazyLock<String> = LazyLock::new(|| {
 const CLOSE_LOCK_SHARED: &str = "SELECT pg_advisory_xact_lock_shared(1398096460, ($1::bigint % 2147483647)::int)";
 const CLOSE_LOCK_EXCLUSIVE: &str = "SELECT pg_advisory_xact_lock(1398096460, ($1::bigint % 2147483647)::int)";
 
-/// The accounts among `accounts` that have their CNY wallets, with their terms.
-async fn usage_accounts(batch: &mut Batch, tenant: TenantId, accounts: &[AccountId]) -> Result<Vec<super::usage::AccountRow>> {
-    let account_ids: Vec<i64> = accounts.iter().map(|a| a.0).collect();
-    let text: String = sqlx::query_scalar(&USAGE_ACCOUNTS).bind(tenant.0).bind(json(&account_ids)).fetch_one(batch.conn()).await?;
-    Ok(from_json::<UsageAccountRow<String>>(&text, "accounts")?.into_iter().map(UsageAccountRow::account).collect::<Result<Vec<_>>>()?.into_iter().flatten().collect())
+/// The accounts among `accounts` that exist, with their terms and their
+/// wallets of the currencies asked for.
+async fn usage_accounts(batch: &mut Batch, tenant: TenantId, accounts: &[(AccountId, Currency)]) -> Result<Vec<AccountTerms>> {
+    let text: String = sqlx::query_scalar(&USAGE_ACCOUNTS).bind(json(&super::usage::account_keys(tenant, accounts))).fetch_one(batch.conn()).await?;
+    rows::usage_accounts(from_json::<UsageAccountRow<String>>(&text, "accounts")?)
 }
 
 /// Begins a usage batch: a transaction with the tenant's close lock shared,
@@ -408,10 +413,10 @@ pub(super) async fn close_begin(store: &Store, tenant: TenantId, month: &str) ->
     Ok((batch, reads))
 }
 
-pub(super) async fn settlement_wallets(batch: &mut Batch, tenant: TenantId, accounts: &[AccountId], revenue: WalletId, ids_needed: usize) -> Result<SettlementWallets> {
+pub(super) async fn settlement_wallets(batch: &mut Batch, tenant: TenantId, accounts: &[(AccountId, Currency)], revenue: &[WalletId], ids_needed: usize) -> Result<SettlementWallets> {
     let accounts = usage_accounts(batch, tenant, accounts).await?;
     let (wallets, transfer_ids) = lock_wallets(batch, &super::usage::wallets_to_lock(&accounts, revenue), ids_needed).await?;
-    Ok(SettlementWallets { accounts: accounts.iter().map(|a| (a.id, a.primary, a.promo)).collect(), wallets, transfer_ids })
+    Ok(SettlementWallets { accounts, wallets, transfer_ids })
 }
 
 static CLOSE_WRITES: LazyLock<String> = LazyLock::new(|| {

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, params};
 use subledger_domain::ids::{AccountId, TenantId, TransferId, WalletId};
 use subledger_domain::ledger::WalletState;
+use subledger_domain::money::Currency;
+use subledger_domain::usage::AccountTerms;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::close::{CloseReads, CloseWrites, MonthRow, SettlementWallets};
@@ -28,7 +30,7 @@ use super::usage::{UsageKeys, UsageReads, UsageWrites};
 use super::{BatchKeys, BatchReads, LedgerWrites, StoredHold, StoredTransfer};
 use crate::error::{DatabaseFailure, classify};
 use crate::rows::{
-    self, AccountKey, BillLineRow, BillRow, EntryKey, EntryRow, HoldIdKey, HoldKey, HoldResolutionRow, HoldRow, MonthCloseRow, MonthKey, PreviousBilledRow, ProductTotalRow, QuotaKey, QuotaRow, Row,
+    self, BillLineRow, BillRow, EntryKey, EntryRow, HoldIdKey, HoldKey, HoldResolutionRow, HoldRow, MonthCloseRow, MonthKey, PreviousBilledRow, ProductTotalRow, QuotaKey, QuotaRow, Row,
     SettlementRow, SightingRow, SqliteDecode, TenantMonthKey, TransferKey, TransferRow, UsageAccountRow, UsageDayRow, UsageEventKey, UsageEventRow, UsageMonthRow, WalletRow, WalletUpdate,
 };
 use crate::{Backend, Result, StorageError};
@@ -254,7 +256,7 @@ pub(super) async fn record_sightings(writer: &Writer, sightings: &[crate::signed
 }
 
 static USAGE_ACCOUNT: LazyLock<String> =
-    LazyLock::new(|| rows::select_from::<UsageAccountRow<String>>(&format!("{} WHERE {}", rows::USAGE_ACCOUNT_SELECT, rows::sqlite_match::<AccountKey>(Some("a")))));
+    LazyLock::new(|| rows::select_from::<UsageAccountRow<String>>(&format!("{} WHERE a.id = :id AND a.tenant_id = :tenant_id", rows::usage_account_select(":currency"))));
 static USAGE_EVENT_BY_KEY: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {} FROM usage_events WHERE {}", rows::columns::<UsageEventRow<String>>(None), rows::sqlite_match::<UsageEventKey<&str>>(None)));
 static MONTH_ROWS_BY_KEY: LazyLock<String> =
@@ -263,10 +265,14 @@ static QUOTA_BY_KEY: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM
 static MONTH_CLOSE_BY_KEY: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {} FROM month_closes WHERE {}", rows::columns::<MonthCloseRow<String>>(None), rows::sqlite_match::<TenantMonthKey<&str>>(None)));
 
-/// The accounts among `accounts` that have their CNY wallets, with their terms.
-fn usage_accounts(batch: &Batch, tenant: TenantId, accounts: &[AccountId]) -> Result<Vec<super::usage::AccountRow>> {
-    let keys = accounts.iter().map(|a| AccountKey { id: a.0, tenant_id: tenant.0 });
-    Ok(rows_of::<_, UsageAccountRow<String>>(batch, &USAGE_ACCOUNT, keys)?.into_iter().map(UsageAccountRow::account).collect::<Result<Vec<_>>>()?.into_iter().flatten().collect())
+/// The accounts among `accounts` that exist, with their terms and their
+/// wallets of the currencies asked for.
+fn usage_accounts(batch: &Batch, tenant: TenantId, accounts: &[(AccountId, Currency)]) -> Result<Vec<AccountTerms>> {
+    let mut found = Vec::with_capacity(accounts.len());
+    for key in super::usage::account_keys(tenant, accounts) {
+        found.extend(rows_named::<_, UsageAccountRow<String>>(batch, &USAGE_ACCOUNT, &key)?);
+    }
+    rows::usage_accounts(found)
 }
 
 /// The reads of a usage batch, under the write lock.
@@ -319,10 +325,10 @@ pub(super) fn close_reads(batch: &Batch, tenant: TenantId, month: &str) -> Resul
     })
 }
 
-pub(super) fn settlement_wallets(batch: &mut Batch, tenant: TenantId, accounts: &[AccountId], revenue: WalletId, ids_needed: usize) -> Result<SettlementWallets> {
+pub(super) fn settlement_wallets(batch: &mut Batch, tenant: TenantId, accounts: &[(AccountId, Currency)], revenue: &[WalletId], ids_needed: usize) -> Result<SettlementWallets> {
     let accounts = usage_accounts(batch, tenant, accounts)?;
     let wallets = read_wallets(batch, &super::usage::wallets_to_lock(&accounts, revenue))?;
-    Ok(SettlementWallets { accounts: accounts.iter().map(|a| (a.id, a.primary, a.promo)).collect(), wallets, transfer_ids: fresh_ids(batch, ids_needed)? })
+    Ok(SettlementWallets { accounts, wallets, transfer_ids: fresh_ids(batch, ids_needed)? })
 }
 
 static INSERT_BILL: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<BillRow<&str>>);

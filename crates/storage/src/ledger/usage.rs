@@ -7,46 +7,39 @@ use std::sync::LazyLock;
 
 use subledger_domain::ids::{AccountId, TenantId, TransferId, WalletId};
 use subledger_domain::ledger::WalletState;
-use subledger_domain::usage::{Outcome, RollupAmounts};
+use subledger_domain::money::Currency;
+use subledger_domain::usage::{AccountTerms, Outcome, RollupAmounts};
 
 use super::close::MonthRow;
 use super::{BatchInner, BatchTx, LedgerWriter, WriterInner, postgres, sqlite};
 use crate::Result;
-use crate::rows::{MonthCloseRow, QuotaRow, UsageDayRow, UsageEventRow, UsageMonthRow};
+use crate::rows::{AccountCurrencyKey, MonthCloseRow, QuotaRow, UsageDayRow, UsageEventRow, UsageMonthRow};
 
 /// What the batch reads, and which wallets it must lock.
 pub struct UsageKeys<'a> {
     pub tenant: TenantId,
     pub event_ids: &'a [&'a str],
-    pub accounts: &'a [AccountId],
+    /// The accounts, each with a currency whose wallets the batch charges.
+    pub accounts: &'a [(AccountId, Currency)],
     /// (account, product, month) whose month-to-date rollups matter.
     pub months: &'a [(AccountId, &'a str, &'a str)],
     /// (account, day) whose quota use matters.
     pub quota_days: &'a [(AccountId, &'a str)],
     /// The months of the batch, to learn which are closed.
     pub month_names: &'a [&'a str],
-    /// The tenant's revenue wallet (CNY).
-    pub revenue: WalletId,
-    /// Transfer ids to draw (two per account at most: promo and primary).
+    /// The tenant's revenue wallets of the batch's currencies.
+    pub revenue: &'a [WalletId],
+    /// Transfer ids to draw (two per account and currency at most: promo and primary).
     pub ids_needed: usize,
-}
-
-/// An account's terms, read under lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountRow {
-    pub id: AccountId,
-    pub active: bool,
-    pub postpaid: bool,
-    pub daily_quota: i64,
-    pub primary: WalletId,
-    pub promo: WalletId,
 }
 
 pub struct UsageReads {
     pub wallets: Vec<(TenantId, WalletState)>,
     pub transfer_ids: Vec<TransferId>,
     pub earlier: Vec<(String, Outcome)>,
-    pub accounts: Vec<AccountRow>,
+    /// The accounts that exist, each with its wallets of the currencies
+    /// asked for (those it has).
+    pub accounts: Vec<AccountTerms>,
     /// (account, product, month, attr) → amounts.
     pub months: Vec<((AccountId, String, String, String), RollupAmounts)>,
     pub quota: Vec<((AccountId, String), i64)>,
@@ -119,9 +112,15 @@ fn add_amounts(table: &str) -> String {
     ROLLUP_AMOUNT_COLUMNS.iter().map(|c| format!("{c} = {table}.{c} + excluded.{c}")).collect::<Vec<_>>().join(", ")
 }
 
-/// The wallets a batch of these accounts locks: theirs and the revenue wallet, in id order.
-pub(crate) fn wallets_to_lock(accounts: &[AccountRow], revenue: WalletId) -> Vec<i64> {
-    let mut ids: Vec<i64> = accounts.iter().flat_map(|a| [a.primary.0, a.promo.0]).chain([revenue.0]).collect();
+/// The keys of the accounts' terms and wallets, one per account and currency.
+pub(crate) fn account_keys(tenant: TenantId, accounts: &[(AccountId, Currency)]) -> Vec<AccountCurrencyKey<&'static str>> {
+    accounts.iter().map(|(account, currency)| AccountCurrencyKey { id: account.0, tenant_id: tenant.0, currency: currency.code() }).collect()
+}
+
+/// The wallets a batch of these accounts locks: theirs (of the currencies
+/// read) and the revenue wallets, in id order.
+pub(crate) fn wallets_to_lock(accounts: &[AccountTerms], revenue: &[WalletId]) -> Vec<i64> {
+    let mut ids: Vec<i64> = accounts.iter().flat_map(|a| a.wallets.values().flat_map(|w| [w.primary.0, w.promo.0])).chain(revenue.iter().map(|w| w.0)).collect();
     ids.sort_unstable();
     ids.dedup();
     ids
@@ -132,7 +131,7 @@ pub(crate) fn reads(
     wallets: Vec<(TenantId, WalletState)>,
     transfer_ids: Vec<TransferId>,
     earlier: Vec<UsageEventRow<String>>,
-    accounts: Vec<AccountRow>,
+    accounts: Vec<AccountTerms>,
     months: Vec<UsageMonthRow<String>>,
     quota: Vec<QuotaRow<String>>,
     closed: Vec<MonthCloseRow<String>>,

@@ -2,6 +2,7 @@
 //! bills (shown and exported). Each parses its flags and calls one service
 //! method; the rules (codes, models, which months may close) live below.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -9,12 +10,12 @@ use std::process::ExitCode;
 use serde_json::{Value, json};
 use subledger_domain::account::Username;
 use subledger_domain::calendar::{Month, from_unix_micros};
-use subledger_domain::money::{checked_sum, format_minor};
+use subledger_domain::money::{Currency, checked_sum, format_minor};
 use subledger_domain::paging::Page;
 use subledger_domain::rating::PriceModel;
 use subledger_domain::text::check_json_text;
 use subledger_service::Change;
-use subledger_service::billing::{BillView, CloseReport};
+use subledger_service::billing::{BillRange, BillView, CloseReport};
 use subledger_service::catalog::{NewProduct, Product, TariffVersion};
 use subledger_service::exports::ExportFormat;
 use subledger_service::tenants::Tenant;
@@ -31,6 +32,7 @@ fn product_json(p: &Product) -> Value {
         "unit": p.unit,
         "order_type": p.order_type,
         "grouping": p.grouping.as_str(),
+        "currency": p.currency.code(),
         "supplement_order_type": p.supplement_order_type,
         "refund_order_type": p.refund_order_type,
         "quantity_meaning": p.quantity_meaning,
@@ -40,7 +42,7 @@ fn product_json(p: &Product) -> Value {
 }
 
 fn product_row(p: &Product) -> String {
-    format!("{:<24} {:>5}  {:<8} {:<6} {}{}", p.code, p.order_type, p.grouping.as_str(), p.unit, p.name, if p.builtin { "" } else { "  (own)" })
+    format!("{:<24} {:>5}  {:<8} {:<8} {:<6} {}{}", p.code, p.order_type, p.grouping.as_str(), p.currency, p.unit, p.name, if p.builtin { "" } else { "  (own)" })
 }
 
 pub(super) async fn product(services: &Services, command: ProductCommand) -> Result<ExitCode, AnyError> {
@@ -49,13 +51,14 @@ pub(super) async fn product(services: &Services, command: ProductCommand) -> Res
             let tenant = services.find_tenant(&tenant).await?;
             let products = services.products(&tenant).await?;
             print(json, json!({"items": products.iter().map(product_json).collect::<Vec<_>>()}), || {
-                let header = format!("{:<24} {:>5}  {:<8} {:<6} name", "code", "order", "grouping", "unit");
+                let header = format!("{:<24} {:>5}  {:<8} {:<8} {:<6} name", "code", "order", "grouping", "currency", "unit");
                 std::iter::once(header).chain(products.iter().map(product_row)).collect::<Vec<_>>().join("\n")
             });
         }
-        ProductCommand::Add { tenant, code, name, unit, order_type, grouping, supplement_order_type, refund_order_type, quantity_meaning, json } => {
+        ProductCommand::Add { tenant, code, name, unit, order_type, grouping, currency, supplement_order_type, refund_order_type, quantity_meaning, json } => {
             let tenant = services.find_tenant(&tenant).await?;
-            let product = services.add_product(&tenant, NewProduct { code, name, unit, order_type, grouping, supplement_order_type, refund_order_type, quantity_meaning }, &Change::new()).await?;
+            let product =
+                services.add_product(&tenant, NewProduct { code, name, unit, order_type, grouping, currency, supplement_order_type, refund_order_type, quantity_meaning }, &Change::new()).await?;
             print(json, product_json(&product), || format!("added product {}", product_row(&product)));
         }
     }
@@ -66,6 +69,7 @@ fn tariff_json(v: &TariffVersion) -> Value {
     json!({
         "tariff_id": v.id,
         "product": v.product_code,
+        "currency": v.currency.code(),
         "account_id": v.account.map(|a| a.0),
         "username": v.username,
         "effective_from": from_unix_micros(v.effective_from_us).to_string(),
@@ -77,7 +81,7 @@ fn tariff_json(v: &TariffVersion) -> Value {
 fn tariff_row(v: &TariffVersion) -> String {
     let scope = v.username.as_deref().map_or_else(|| "default".to_owned(), |u| format!("for {u}"));
     let model = serde_json::to_string(v.model.as_ref()).expect("price models serialize");
-    format!("{:>6}  {:<24} {:<14} from {}  {model}", v.id, v.product_code, scope, from_unix_micros(v.effective_from_us))
+    format!("{:>6}  {:<24} {} {:<14} from {}  {model}", v.id, v.product_code, v.currency, scope, from_unix_micros(v.effective_from_us))
 }
 
 pub(super) async fn tariff(services: &Services, command: TariffCommand) -> Result<ExitCode, AnyError> {
@@ -108,24 +112,37 @@ fn parse_month(text: &str) -> Result<Month, AnyError> {
 }
 
 fn report_json(r: &CloseReport) -> Value {
-    json!({
-        "month": r.month,
-        "already_closed": r.already_closed,
-        "bills": r.bills,
-        "billed": format_minor(r.billed_cents),
-        "billed_minor": r.billed_cents,
-        "settled": format_minor(r.settled_cents),
-        "settled_minor": r.settled_cents,
-        "outstanding": format_minor(r.outstanding_cents),
-        "outstanding_minor": r.outstanding_cents,
-    })
+    let currencies: Vec<Value> = r
+        .by_currency
+        .iter()
+        .map(|(currency, t)| {
+            json!({
+                "currency": currency.code(),
+                "bills": t.bills,
+                "billed": format_minor(t.billed_cents),
+                "billed_minor": t.billed_cents,
+                "settled": format_minor(t.settled_cents),
+                "settled_minor": t.settled_cents,
+                "outstanding": format_minor(t.outstanding_cents),
+                "outstanding_minor": t.outstanding_cents,
+            })
+        })
+        .collect();
+    json!({"month": r.month, "already_closed": r.already_closed, "bills": r.bills, "currencies": currencies})
 }
 
 fn report_row(r: &CloseReport) -> String {
     if r.already_closed {
         return format!("{}: already closed, nothing changed", r.month);
     }
-    format!("{}: closed; {} bills, billed {}, settled {}, outstanding {}", r.month, r.bills, format_minor(r.billed_cents), format_minor(r.settled_cents), format_minor(r.outstanding_cents))
+    let amounts: Vec<String> = r
+        .by_currency
+        .iter()
+        .map(|(currency, t)| {
+            format!("{currency}: {} bills, billed {}, settled {}, outstanding {}", t.bills, format_minor(t.billed_cents), format_minor(t.settled_cents), format_minor(t.outstanding_cents))
+        })
+        .collect();
+    format!("{}: closed; {} bills{}{}", r.month, r.bills, if amounts.is_empty() { "" } else { "; " }, amounts.join("; "))
 }
 
 fn tenant_ref(t: &Tenant) -> Value {
@@ -254,7 +271,7 @@ fn bill_json(username: &str, bill: &BillView) -> Value {
                 "order_type": s.order_type,
                 "amount": format_minor(s.amount_cents),
                 "amount_minor": s.amount_cents,
-                "status": if s.posted { "posted" } else { "outstanding" },
+                "status": if s.transfer_id.is_some() { "posted" } else { "outstanding" },
                 "transfer_id": s.transfer_id,
             })
         })
@@ -262,6 +279,7 @@ fn bill_json(username: &str, bill: &BillView) -> Value {
     json!({
         "username": username,
         "month": bill.month,
+        "currency": bill.currency.code(),
         "closed": bill.closed,
         "total": format_minor(bill.total_cents),
         "total_minor": bill.total_cents,
@@ -272,7 +290,7 @@ fn bill_json(username: &str, bill: &BillView) -> Value {
 
 fn bill_text(username: &str, bill: &BillView) -> String {
     let state = if bill.closed { "closed" } else { "month to date" };
-    let mut text = format!("{username}  {}  total {}  ({state})", bill.month, format_minor(bill.total_cents));
+    let mut text = format!("{username}  {}  total {} {}  ({state})", bill.month, format_minor(bill.total_cents), bill.currency);
     for (i, l) in bill.lines.iter().enumerate() {
         let for_month = if l.for_month == bill.month { String::new() } else { format!(" for {}", l.for_month) };
         text.push_str(&format!(
@@ -288,34 +306,41 @@ fn bill_text(username: &str, bill: &BillView) -> String {
         ));
     }
     for s in &bill.settlements {
-        let state = if s.posted { "posted" } else { "outstanding" };
+        let state = if s.transfer_id.is_some() { "posted" } else { "outstanding" };
         text.push_str(&format!("\n      settlement {:<24} orderType {:>3} {:>12}  {state}", s.product_code, s.order_type, format_minor(s.amount_cents)));
     }
     text
 }
 
 async fn show_bills(services: &Services, tenant: &Tenant, month: Month, username: Option<&str>, json: bool) -> Result<ExitCode, AnyError> {
-    let closed = services.closed_months(tenant).await?.contains(&month.to_string());
+    let closed = services.closed_months(tenant).await?.contains(&month);
     // The current month is never closed: asking for it is asking for the month so far.
     let bills: Vec<(String, BillView)> = match username {
         Some(name) => {
-            let (_, accounts) = services.bills_page(tenant, Some(name), Page::new(0, 1, 1)?, month, month, |_| true).await?;
+            let range = BillRange { from: month, to: month, currency: None };
+            let (_, accounts) = services.bills_page(tenant, Some(name), Page::new(0, 1, 1)?, range, |_| true).await?;
             accounts.into_iter().flat_map(|(account, bills)| bills.into_iter().map(move |bill| (account.username.clone(), bill))).collect()
         }
         None => services.month_bills(tenant, month, true).await?,
     };
-    let total = checked_sum(bills.iter().map(|(_, b)| b.total_cents), "the month's bills")?;
+    // Totals per currency: amounts in different currencies never add up.
+    let mut totals: BTreeMap<Currency, i64> = BTreeMap::new();
+    for (_, bill) in &bills {
+        let total = totals.entry(bill.currency).or_default();
+        *total = checked_sum([*total, bill.total_cents], "the month's bills")?;
+    }
+    let totals_json: Vec<Value> = totals.iter().map(|(currency, cents)| json!({"currency": currency.code(), "total": format_minor(*cents), "total_minor": cents})).collect();
     let value = json!({
         "tenant_id": tenant.public_id.to_string(),
         "month": month.to_string(),
         "closed": closed,
-        "total": format_minor(total),
-        "total_minor": total,
+        "totals": totals_json,
         "bills": bills.iter().map(|(name, bill)| bill_json(name, bill)).collect::<Vec<_>>(),
     });
     print(json, value, || {
         let state = if closed { "closed" } else { "not closed" };
-        let mut text = format!("{month} ({state}): {} bills, total {}", bills.len(), format_minor(total));
+        let totals_text: Vec<String> = totals.iter().map(|(currency, cents)| format!("{} {currency}", format_minor(*cents))).collect();
+        let mut text = format!("{month} ({state}): {} bills, total {}", bills.len(), if totals_text.is_empty() { "0.00".to_owned() } else { totals_text.join(" + ") });
         for (name, bill) in &bills {
             text.push('\n');
             text.push_str(&bill_text(name, bill));

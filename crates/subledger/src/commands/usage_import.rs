@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use subledger_domain::money::format_minor;
+use subledger_domain::money::{Currency, format_minor};
 use subledger_domain::rating::{Quantity, format_scaled};
 use subledger_domain::text::{check_json_text, text_from_bytes};
 use subledger_domain::usage::Outcome;
@@ -151,8 +151,10 @@ async fn ingest(services: &Services, tenant: &Tenant, events: Vec<(u64, UsageEve
                     match result.outcome {
                         Outcome::Accepted(accepted) => {
                             totals.accepted += 1;
-                            totals.charged_cents += accepted.charge_cents;
-                            totals.rated_micros += accepted.rated_micros;
+                            let currency = result.currency.expect("an event accepted now names a product of the catalog, which has a currency");
+                            let amounts = totals.by_currency.entry(currency).or_default();
+                            amounts.charged_cents += accepted.charge_cents;
+                            amounts.rated_micros += accepted.rated_micros;
                         }
                         Outcome::Rejected(reason) => *totals.rejected.entry(reason.as_str().to_owned()).or_default() += 1,
                     }
@@ -174,6 +176,13 @@ async fn ingest(services: &Services, tenant: &Tenant, events: Vec<(u64, UsageEve
     Ok(())
 }
 
+/// What an import's accepted events were charged and rated in one currency.
+#[derive(Default)]
+struct Amounts {
+    charged_cents: i64,
+    rated_micros: i64,
+}
+
 /// What an import did, line by line.
 #[derive(Default)]
 struct Totals {
@@ -181,8 +190,8 @@ struct Totals {
     duplicates: u64,
     /// Rejections by reason, `malformed` included.
     rejected: BTreeMap<String, u64>,
-    charged_cents: i64,
-    rated_micros: i64,
+    /// What accepted events were charged and rated, per currency.
+    by_currency: BTreeMap<Currency, Amounts>,
     malformed_listed: Vec<(u64, String)>,
     last_line: u64,
 }
@@ -193,6 +202,11 @@ impl Totals {
         if self.malformed_listed.len() < MALFORMED_LISTED {
             self.malformed_listed.push((line, error));
         }
+    }
+
+    /// An object with one member per currency: `{"CNY": …, "USD": …}`.
+    fn per_currency(&self, value: impl Fn(&Amounts) -> Value) -> Value {
+        Value::Object(self.by_currency.iter().map(|(currency, amounts)| (currency.code().to_owned(), value(amounts))).collect())
     }
 
     fn rejected(&self) -> u64 {
@@ -208,9 +222,9 @@ impl Totals {
             "duplicates": self.duplicates,
             "rejected": self.rejected(),
             "rejected_by_reason": self.rejected,
-            "charged": format_minor(self.charged_cents),
-            "charged_minor": self.charged_cents,
-            "rated": format_scaled(self.rated_micros, 6),
+            "charged": self.per_currency(|a| json!(format_minor(a.charged_cents))),
+            "charged_minor": self.per_currency(|a| json!(a.charged_cents)),
+            "rated": self.per_currency(|a| json!(format_scaled(a.rated_micros, 6))),
             "malformed": self.malformed_listed.iter().map(|(line, error)| json!({"line": line, "error": error})).collect::<Vec<_>>(),
         })
     }
@@ -228,7 +242,8 @@ impl Totals {
         for (reason, count) in &self.rejected {
             text.push_str(&format!("\n  {reason:<20} {count}"));
         }
-        text.push_str(&format!("\ncharged     {}", format_minor(self.charged_cents)));
+        let charged: Vec<String> = self.by_currency.iter().map(|(currency, a)| format!("{} {currency}", format_minor(a.charged_cents))).collect();
+        text.push_str(&format!("\ncharged     {}", if charged.is_empty() { "0.00".to_owned() } else { charged.join(", ") }));
         if let Some(malformed) = self.rejected.get("malformed") {
             text.push_str(&format!("\nmalformed lines (first {} of {malformed}):", self.malformed_listed.len()));
             for (line, error) in &self.malformed_listed {

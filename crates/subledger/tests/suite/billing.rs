@@ -349,8 +349,8 @@ async fn month_close_bills_exactly(backend: Backend) {
     assert_eq!(report["months"].as_array().unwrap().len(), 1, "{report}");
     let first = &report["months"][0];
     assert_eq!((first["already_closed"].as_bool(), first["bills"].as_u64()), (Some(false), Some(3)), "{report}");
-    assert_eq!(first["billed"], "5890.99", "{report}");
-    assert_eq!((first["settled"].as_str(), first["outstanding"].as_str()), (Some("0.50"), Some("0.00")), "only the postpaid account is settled: {report}");
+    assert_eq!(close_amount(first, "CNY", "billed"), "5890.99", "{report}");
+    assert_eq!((close_amount(first, "CNY", "settled"), close_amount(first, "CNY", "outstanding")), ("0.50".to_owned(), "0.00".to_owned()), "only the postpaid account is settled: {report}");
 
     let (status, bills) = h.get_json(&format!("/v1/bills?from={}", dashed(m1)), token).await;
     assert_eq!(status, 200, "{bills}");
@@ -540,12 +540,12 @@ async fn exports_read_back(backend: Backend) {
     let csv_bytes = response.bytes().await.unwrap();
     let mut reader = csv::Reader::from_reader(csv_bytes.as_ref());
     let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
-    assert_eq!(header, ["username", "month", "line", "kind", "for_month", "order_type", "description", "quantity", "unit", "money", "bill_total"]);
+    assert_eq!(header, ["username", "month", "line", "kind", "for_month", "order_type", "description", "quantity", "unit", "money", "bill_total", "currency"]);
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 6, "four lines for mailer01, one each for faxer001 and postpd01");
     let mailer: Vec<_> = rows.iter().filter(|r| &r[0] == "mailer01").collect();
     assert_eq!(mailer.iter().map(|r| (&r[5], &r[7], &r[9])).collect::<Vec<_>>(), [("1", "299155", "1999.00"), ("2", "2", "1000.00"), ("12", "5600", "2755.40"), ("30", "68913.63", "135.89")]);
-    assert!(mailer.iter().all(|r| &r[10] == "5890.29" && !r[6].is_empty() && r[1] == *month));
+    assert!(mailer.iter().all(|r| &r[10] == "5890.29" && !r[6].is_empty() && r[1] == *month && &r[11] == "CNY"));
 
     let response = h.http.get(h.url(&format!("/v1/bills/export?month={month}&format=xlsx"))).bearer_auth(token).send().await.unwrap();
     assert_eq!(response.status(), 200);
@@ -562,6 +562,7 @@ async fn exports_read_back(backend: Backend) {
     for (row, record) in cells[1..].iter().zip(&rows) {
         assert_eq!(row[0], Data::String(record[0].to_owned()));
         assert_eq!(format!("{:.2}", row[9].as_f64().unwrap()), record[9]);
+        assert_eq!(row[11], Data::String(record[11].to_owned()));
     }
 }
 
@@ -729,7 +730,7 @@ async fn catalog_and_effective_tariffs(backend: Backend) {
     assert_eq!(charges, ["0.10", "0.20", "0.05"], "each event pays the version in force when it occurred");
     // The bill of last month uses last month's price: it matches the charge, no settlement.
     let report = close(&h, token, &dashed(last_month)).await;
-    assert_eq!((report["months"][0]["billed"].as_str(), report["months"][0]["settled"].as_str()), (Some("0.10"), Some("0.00")), "{report}");
+    assert_eq!((close_amount(&report["months"][0], "CNY", "billed"), close_amount(&report["months"][0], "CNY", "settled")), ("0.10".to_owned(), "0.00".to_owned()), "{report}");
 
     refused(status_and_json(h.http.put(h.url("/v1/accounts/plain001/billing")).bearer_auth(token).json(&json!({"mode": "weekly"})).send().await.unwrap()).await, 400, "invalid_mode");
     refused(status_and_json(h.http.put(h.url("/v1/accounts/ghost001/billing")).bearer_auth(token).json(&json!({"mode": "postpaid"})).send().await.unwrap()).await, 404, "account_not_found");
@@ -761,7 +762,7 @@ async fn an_earlier_month_closes_after_a_later_one(backend: Backend) {
     assert_eq!(primary_cents(&h, token, "sender01").await, 1000 - 50 - 20);
     let report = close(&h, token, &dashed(m2)).await;
     let months: Vec<_> =
-        report["months"].as_array().unwrap().iter().map(|m| (m["month"].as_str().unwrap().to_owned(), m["already_closed"].as_bool().unwrap(), m["settled"].as_str().unwrap().to_owned())).collect();
+        report["months"].as_array().unwrap().iter().map(|m| (m["month"].as_str().unwrap().to_owned(), m["already_closed"].as_bool().unwrap(), close_amount(m, "CNY", "settled"))).collect();
     assert_eq!(months, [(dashed(m1), false, "0.00".to_owned()), (dashed(m2), true, "0.00".to_owned())], "{report}");
     assert_eq!(primary_cents(&h, token, "sender01").await, 1000 - 50 - 20, "nothing charged twice");
     let (_, bills) = h.get_json(&format!("/v1/bills?from={}&to={}", dashed(m1), dashed(m2)), token).await;
@@ -786,14 +787,14 @@ async fn outstanding_settlements_are_retried(backend: Backend) {
     assert_eq!(usage(&h, token, json!([{"id": "m1", "account": "later001", "product": "sms", "quantity": 10, "occurred_at": at(m1, 5, 5)}])).await["accepted"], 1);
 
     let report = close(&h, token, &dashed(m1)).await;
-    assert_eq!((report["months"][0]["settled"].as_str(), report["months"][0]["outstanding"].as_str()), (Some("0.00"), Some("0.50")), "{report}");
+    assert_eq!((close_amount(&report["months"][0], "CNY", "settled"), close_amount(&report["months"][0], "CNY", "outstanding")), ("0.00".to_owned(), "0.50".to_owned()), "{report}");
     let (_, bills) = h.get_json(&format!("/v1/bills?from={}", dashed(m1)), token).await;
     assert_eq!(bills["items"][0]["settlements"][0]["status"], "outstanding", "{bills}");
     assert_eq!(primary_cents(&h, token, "later001").await, 0);
 
     fund(&h, token, "later001", "1.00").await;
     let report = close(&h, token, &dashed(m2)).await;
-    assert_eq!((report["months"][0]["settled"].as_str(), report["months"][0]["outstanding"].as_str()), (Some("0.50"), Some("0.00")), "{report}");
+    assert_eq!((close_amount(&report["months"][0], "CNY", "settled"), close_amount(&report["months"][0], "CNY", "outstanding")), ("0.50".to_owned(), "0.00".to_owned()), "{report}");
     assert_eq!(primary_cents(&h, token, "later001").await, 50);
     let (_, bills) = h.get_json(&format!("/v1/bills?from={}", dashed(m2)), token).await;
     let bill = &bills["items"][0];
@@ -832,7 +833,7 @@ async fn late_usage_that_lowers_a_closed_month_is_refunded(backend: Backend) {
     ]);
     assert_eq!(usage(&h, token, events).await["accepted"], 2);
     let report = close(&h, token, &dashed(m1)).await;
-    assert_eq!((report["months"][0]["billed"].as_str(), report["months"][0]["settled"].as_str()), (Some("1859.00"), Some("0.00")), "{report}");
+    assert_eq!((close_amount(&report["months"][0], "CNY", "billed"), close_amount(&report["months"][0], "CNY", "settled")), ("1859.00".to_owned(), "0.00".to_owned()), "{report}");
 
     // Cheaper versions dated back into the closed month, then late usage for it.
     tariff_from(&h, token, "email", email("1299.00"), &at(m1, 1, 0)).await;
@@ -849,7 +850,7 @@ async fn late_usage_that_lowers_a_closed_month_is_refunded(backend: Backend) {
     // 101 pages cost 4.00 + 0.10 = 4.10, billed 5.00 before: −0.90 under 人工补扣 (no 返账 code).
     let report = close(&h, token, &dashed(m2)).await;
     let month = &report["months"][0];
-    assert_eq!((month["billed"].as_str(), month["settled"].as_str()), (Some("-75.90"), Some("-101.00")), "{report}");
+    assert_eq!((close_amount(month, "CNY", "billed"), close_amount(month, "CNY", "settled")), ("-75.90".to_owned(), "-101.00".to_owned()), "{report}");
     let (_, bills) = h.get_json(&format!("/v1/bills?from={}&username=mailer01", dashed(m2)), token).await;
     assert_bills_add_up(&bills);
     let bill = &bills["items"][0];

@@ -6,6 +6,7 @@ mod support;
 mod billing;
 mod cli;
 mod connections;
+mod currency;
 mod fairness;
 mod holds;
 mod input;

@@ -353,7 +353,7 @@ async fn crash_keeps_every_acknowledged_usage_event(backend: Backend) {
     let (status, report) = h.post_json("/v1/bills/close", &token, &json!({ "month": last_month_text })).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(sql_i64(&h.db, &format!("SELECT COUNT(*) FROM bills WHERE month = '{last_month_text}'")).await, 20);
-    let unbalanced = sql_i64(&h.db, "SELECT COUNT(*) FROM bills b WHERE b.total_cents <> (SELECT COALESCE(SUM(l.money_cents), 0) FROM bill_lines l WHERE l.tenant_id = b.tenant_id AND l.account_id = b.account_id AND l.month = b.month)").await;
+    let unbalanced = sql_i64(&h.db, "SELECT COUNT(*) FROM bills b WHERE b.total_cents <> (SELECT COALESCE(SUM(l.money_cents), 0) FROM bill_lines l WHERE l.tenant_id = b.tenant_id AND l.account_id = b.account_id AND l.month = b.month AND l.currency = b.currency)").await;
     assert_eq!(unbalanced, 0, "every bill is the sum of its lines");
     // A replay of an acknowledged batch is all duplicates.
     let replay: Vec<Value> = acknowledged[..100].iter().map(|id| json!({"id": id, "account": names[0], "product": "sms", "quantity": 1})).collect();

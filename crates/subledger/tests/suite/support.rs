@@ -510,3 +510,11 @@ pub async fn heal_writes_named(db: &TestDb, table: &str, name: &str) {
     };
     sql(db, &statement).await;
 }
+
+/// What a close report (one month of the native API's or the CLI's answer)
+/// says of one currency: `field` is `billed`, `settled` or `outstanding`;
+/// "0.00" when the month billed and settled nothing in it.
+pub fn close_amount(month: &Value, currency: &str, field: &str) -> String {
+    let entry = month["currencies"].as_array().unwrap_or_else(|| panic!("a close report: {month}")).iter().find(|c| c["currency"] == currency);
+    entry.map_or_else(|| "0.00".to_owned(), |c| c[field].as_str().unwrap_or_else(|| panic!("{field} in {c}")).to_owned())
+}
