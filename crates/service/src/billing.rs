@@ -1,14 +1,26 @@
 //! Month close and bills.
 //!
-//! Closing a month, for one tenant, is one transaction on the ledger worker:
-//! 1. every account that used something gets a bill: one usage line per
-//!    product (its exact cost, with detail), plus a supplementary line (补扣)
-//!    per product of an earlier, closed month whose usage grew since;
+//! Closing a month, for one tenant, runs on the ledger worker in chunks of
+//! accounts (at most [`crate::ledger::LedgerConfig::close_chunk_accounts`],
+//! in id order), each chunk one transaction:
+//! 1. every account of the chunk that used something gets a bill: one usage
+//!    line per product (its exact cost, with detail), plus a supplementary
+//!    line (补扣) per product of an earlier, closed month whose usage grew since;
 //! 2. each (account, product) is settled: billed so far, minus charged in real
 //!    time, minus settled before, is posted as a charge (补扣 code) or a
 //!    refund (返账 code); a charge the wallets cannot pay stays outstanding and
 //!    the next close tries again (the amounts are running totals);
-//! 3. the month is marked closed. Closing it again changes nothing.
+//! 3. the close's progress is recorded (the month is *closing*: the accounts
+//!    up to the chunk's last are billed), and the next chunk is queued behind
+//!    whatever work arrived meanwhile, so other tenants wait for one chunk at
+//!    most; the last chunk marks the month closed instead. Closing it again
+//!    changes nothing.
+//!
+//! A close that stops between chunks (a failure, a crash) leaves the month
+//! closing; the next close of it (by hand, or the automatic one) resumes
+//! after the last account billed. Usage for a closing month is late (billed
+//! at the next close) for the accounts already billed, and on the month's
+//! bill for the others, so no usage is billed twice or never.
 //!
 //! Months close in order: closing a month first closes every earlier month
 //! that has usage. Only months that have ended can close.
@@ -16,7 +28,8 @@
 //! Every sum is checked. A month that the tariff in force at its end prices
 //! past [`subledger_domain::rating::MONTH_MICROS_MAX`], or a bill or settlement whose total would not
 //! fit, fails the close with [`ServiceError::AmountTooLarge`] naming the
-//! account and product; nothing of the close is written.
+//! account and product; nothing of that chunk is written, and the month
+//! stays closing after the chunks before it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -32,7 +45,7 @@ use subledger_domain::rating::{MONTH_CENTS_MAX, Quantity, sum_to_cents};
 use subledger_domain::usage::MonthRollup;
 use subledger_storage::StorageError;
 use subledger_storage::bills as store_bills;
-use subledger_storage::ledger::close::{self as store_close, CloseWrites, NewBillLine, NewSettlement};
+use subledger_storage::ledger::close::{self as store_close, CloseProgress, CloseWrites, NewBillLine, NewSettlement};
 use subledger_storage::ledger::{LedgerWriter, LedgerWrites};
 
 use crate::accounts::Account;
@@ -55,7 +68,18 @@ pub struct CloseReport {
     pub outstanding_cents: i64,
 }
 
-/// Everything the worker needs to close a month.
+/// What one chunk of a close on the worker did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CloseStep {
+    /// The month is closed: by this chunk (the report sums all the month's
+    /// chunks), or before it (`already_closed`).
+    Closed(CloseReport),
+    /// The chunk committed and accounts are left: the month is closing.
+    Closing(CloseProgress),
+}
+
+/// Everything the worker needs to close a month (each chunk gets a copy).
+#[derive(Clone)]
 pub struct CloseJob {
     pub tenant: TenantId,
     pub timezone: TenantTimeZone,
@@ -83,22 +107,55 @@ impl Services {
         let mut reports = Vec::with_capacity(months.len());
         for month in months {
             let job = CloseJob { tenant: tenant.id, timezone: tenant.timezone.clone(), month, products: products.clone(), tariffs: tariffs.clone(), revenue };
-            match self.ledger.submit_close(job).await {
-                Ok(report) => reports.push(report),
-                Err(CloseError::Unbillable(unbillable)) => return Err(self.unbillable_error(tenant, unbillable).await),
-                Err(CloseError::Service(error)) => return Err(error),
-            }
+            // One chunk per turn on the worker; each next chunk is queued
+            // after the answer to the last, behind the work that came meanwhile.
+            let report = loop {
+                match self.ledger.submit_close(job.clone()).await {
+                    Ok(CloseStep::Closed(report)) => break report,
+                    Ok(CloseStep::Closing(_)) => continue,
+                    Err(error) => return Err(self.close_failed(tenant, month, error).await),
+                }
+            };
+            reports.push(report);
         }
         Ok(reports)
     }
 
+    /// The error of a close that failed, after saying (logged, and in the
+    /// message of a month that cannot be billed) how far the month got if
+    /// chunks before the failed one are committed: it stays closing, and
+    /// the next close resumes after them.
+    async fn close_failed(&self, tenant: &Tenant, month: Month, error: CloseError) -> ServiceError {
+        let progress = store_bills::month_closing(&self.store, tenant.id, &month.to_string()).await.ok().flatten();
+        let stopped = match progress {
+            Some(progress) => {
+                let last = self.username_or_id(tenant, progress.last_account).await;
+                tracing::warn!(tenant = %tenant.public_id, %month, chunks = progress.chunks, bills = progress.bills, last_account_billed = %last, %error,
+                    "a month close stopped part-way: the month stays closing, and the next close resumes after the accounts billed");
+                format!("; {month} stays closing: {} bills are written, of the accounts up to {last}, and the next close resumes after them", progress.bills)
+            }
+            None => String::new(),
+        };
+        match error {
+            CloseError::Unbillable(unbillable) => match self.unbillable_error(tenant, unbillable).await {
+                ServiceError::AmountTooLarge(message) => ServiceError::AmountTooLarge(message + &stopped),
+                other => other,
+            },
+            CloseError::Service(error) => error,
+        }
+    }
+
+    /// An account's username, or its id if the username cannot be read.
+    async fn username_or_id(&self, tenant: &Tenant, account: AccountId) -> String {
+        match subledger_storage::accounts::username_of(&self.store, tenant.id, account).await {
+            Ok(Some(username)) => username,
+            _ => format!("#{account}"),
+        }
+    }
+
     /// The error for a month that cannot be billed, naming the account by its username.
     async fn unbillable_error(&self, tenant: &Tenant, unbillable: Unbillable) -> ServiceError {
-        let account = match subledger_storage::accounts::username_of(&self.store, tenant.id, unbillable.account).await {
-            Ok(Some(username)) => username,
-            // The account is still named, by its id, if its username cannot be read.
-            _ => format!("#{}", unbillable.account),
-        };
+        let account = self.username_or_id(tenant, unbillable.account).await;
         let Unbillable { month, product, cause, .. } = unbillable;
         ServiceError::AmountTooLarge(match product {
             Some(product) => format!(
@@ -280,13 +337,15 @@ fn bill_total(account: AccountId, month: &str, lines: &[BillLine]) -> Result<i64
     checked_sum(lines.iter().map(|line| line.money_cents), "the bill's total").map_err(|cause| Unbillable { account, product: None, month: month.to_owned(), cause })
 }
 
-/// Runs a close on the ledger writer: one transaction. Any error leaves nothing written.
-pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Result<CloseReport, CloseError> {
+/// Runs the next chunk of a close on the ledger writer (at most
+/// `accounts_max` accounts after the last one billed): one transaction. Any
+/// error leaves nothing of the chunk written.
+pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob, accounts_max: usize) -> Result<CloseStep, CloseError> {
     let month = job.month.to_string();
-    let (mut tx, reads) = store_close::begin_close(writer, job.tenant, &month).await?;
+    let (mut tx, reads) = store_close::begin_close(writer, job.tenant, &month, accounts_max).await?;
     if reads.already_closed {
         store_close::abandon(tx).await?;
-        return Ok(CloseReport { month, already_closed: true, bills: 0, billed_cents: 0, settled_cents: 0, outstanding_cents: 0 });
+        return Ok(CloseStep::Closed(CloseReport { month, already_closed: true, bills: 0, billed_cents: 0, settled_cents: 0, outstanding_cents: 0 }));
     }
 
     let catalog = Catalog { products: &job.products, tariffs: &job.tariffs, timezone: &job.timezone };
@@ -385,10 +444,32 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
         .collect();
     let now = journal.now_us();
     let ledger = LedgerWrites::of(journal.finish());
-    let writes = CloseWrites { tenant: job.tenant, month: &month, now_us: now, bills: &bills, lines: &new_lines, settlements: &settlements };
     let billed_cents = checked_sum(bills.iter().map(|(_, cents)| *cents), "bills").map_err(|_| report_total("bills"))?;
+    // What the month's chunks wrote, this one included.
+    let before = reads.progress.unwrap_or(CloseProgress { started_at_us: now, last_account: reads.chunk.after, chunks: 0, bills: 0, billed_cents: 0, settled_cents: 0, outstanding_cents: 0 });
+    let add = |so_far: i64, now: i64, what| so_far.checked_add(now).ok_or_else(|| report_total(what));
+    let progress = CloseProgress {
+        started_at_us: before.started_at_us,
+        last_account: reads.chunk.through.unwrap_or(before.last_account),
+        chunks: before.chunks + 1,
+        bills: add(before.bills, bills.len() as i64, "bills")?,
+        billed_cents: add(before.billed_cents, billed_cents, "bills")?,
+        settled_cents: add(before.settled_cents, settled_cents, "settlements")?,
+        outstanding_cents: add(before.outstanding_cents, outstanding_cents, "outstanding settlements")?,
+    };
+    let writes = CloseWrites { tenant: job.tenant, month: &month, now_us: now, chunk: reads.chunk, progress: &progress, bills: &bills, lines: &new_lines, settlements: &settlements };
     store_close::finish_close(tx, &writes, &ledger).await?;
-    Ok(CloseReport { month: month.clone(), already_closed: false, bills: bills.len(), billed_cents, settled_cents, outstanding_cents })
+    if !reads.chunk.is_last() {
+        return Ok(CloseStep::Closing(progress));
+    }
+    Ok(CloseStep::Closed(CloseReport {
+        month: month.clone(),
+        already_closed: false,
+        bills: progress.bills as usize,
+        billed_cents: progress.billed_cents,
+        settled_cents: progress.settled_cents,
+        outstanding_cents: progress.outstanding_cents,
+    }))
 }
 
 /// A bill line as shown: stored (closed months) or computed (the month so far).
