@@ -13,6 +13,7 @@
 //! baseline's.
 //!
 //!     bench/run.sh fairness sqlite    # or postgres; flags after the backend, see --help
+//!     bench/run.sh fairness sqlite --server-arg=--close-chunk-accounts=200
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,6 +60,10 @@ struct Args {
     /// Connections used for the set-up calls.
     #[arg(long, default_value_t = 16)]
     setup_connections: usize,
+    /// A flag for `subledger serve` (repeatable), e.g.
+    /// `--server-arg=--close-chunk-accounts=200`.
+    #[arg(long = "server-arg", allow_hyphen_values = true)]
+    server_args: Vec<String>,
 }
 
 /// One set-up call of the native API.
@@ -174,7 +179,8 @@ async fn run(args: Args) {
         }
     };
     let a = tenant(&args, &url, "A", "100000000.00").await;
-    let server = Server::start(&args.target.server, &url).await;
+    let server_args: Vec<&str> = args.server_args.iter().map(String::as_str).collect();
+    let server = Server::start_with(&args.target.server, &url, &server_args).await;
     let usernames: Vec<Arc<str>> = (0..args.accounts).map(|i| Arc::from(format!("a{i:06}"))).collect();
     native_calls(&server.base, &a.token, args.setup_connections, usernames.iter().map(|n| Call::new(hyper::Method::POST, "/v1/accounts", json!({"username": &**n}))).collect(), 201).await;
     let zone = jiff::tz::TimeZone::get("Asia/Shanghai").expect("the tenants' zone");
@@ -188,13 +194,14 @@ async fn run(args: Args) {
         closers.push(closing_tenant(&args, &server, &url, round, &month_start).await);
     }
     eprintln!(
-        "set-up done in {:.0} s: tenant A with {} accounts; {} tenant(s) B with {} accounts and {} events each in {month}; server pid {}",
+        "set-up done in {:.0} s: tenant A with {} accounts; {} tenant(s) B with {} accounts and {} events each in {month}; server pid {}, flags {:?}",
         started.elapsed().as_secs_f64(),
         args.accounts,
         args.rounds,
         args.close_accounts,
         args.events_per_account,
-        server.pid()
+        server.pid(),
+        args.server_args
     );
 
     let transfer_in = Arc::new(Endpoint::post_form(&server.base, "/api/subAccount/transferIn"));

@@ -1,10 +1,26 @@
 //! Month close and bills.
 //!
-//! Closing a month, for one tenant, is one transaction on the ledger worker:
-//! every account that used something gets a bill, each (account, product) is
-//! settled against what was charged in real time, and the month is marked
-//! closed. Closing it again changes nothing. Months close in order, and only
-//! months that have ended can close.
+//! Closing a month, for one tenant, runs on the ledger worker in chunks of
+//! accounts (at most [`crate::ledger::LedgerConfig::close_chunk_accounts`],
+//! in id order), each chunk one transaction:
+//! 1. every account of the chunk that used something gets a bill: one usage
+//!    line per product (its exact cost, with detail), plus a supplementary
+//!    line (补扣) per product of an earlier, closed month whose usage grew since;
+//! 2. each (account, product) is settled: billed so far, minus charged in real
+//!    time, minus settled before, is posted as a charge (补扣 code) or a
+//!    refund (返账 code); a charge the wallets cannot pay stays outstanding and
+//!    the next close tries again (the amounts are running totals);
+//! 3. the close's progress is recorded (the month is *closing*: the accounts
+//!    up to the chunk's last are billed), and the next chunk is queued behind
+//!    whatever work arrived meanwhile, so other tenants wait for one chunk at
+//!    most; the last chunk marks the month closed instead. Closing it again
+//!    changes nothing.
+//!
+//! A close that stops between chunks (a failure, a crash) leaves the month
+//! closing; the next close of it (by hand, or the automatic one) resumes
+//! after the last account billed. Usage for a closing month is late (billed
+//! at the next close) for the accounts already billed, and on the month's
+//! bill for the others, so no usage is billed twice or never.
 //!
 //! Bills are per account, month and currency: a line is in its product's
 //! currency and goes on the account's bill in that currency; a settlement
@@ -21,7 +37,8 @@
 //! 2. Storage's `begin_close` takes the write lock (SQLite) or, on PostgreSQL,
 //!    the tenant row `FOR NO KEY UPDATE` and the tenant's close lock
 //!    exclusively (usage batches hold it shared). It reads whether the month
-//!    is closed (then nothing happens), the month's rollups, the rollups of
+//!    is closed (then nothing happens), its progress, the chunk's accounts'
+//!    rollups, the rollups of
 //!    closed months with late usage (`late_groups`) with what earlier bills
 //!    counted for them, and per (account, product) the running totals billed,
 //!    charged in real time and settled.
@@ -38,15 +55,19 @@
 //!    under the product's 返账 code (or its 补扣 code, negative, when it has
 //!    none). The settling accounts' wallets are locked and read at this step
 //!    (`settlement_wallets`).
-//! 5. One transaction writes the bills (0.00 for an account settled without
-//!    usage), their lines, the settlements and their transfers, clears the
-//!    `late` flags and marks the month closed (`month_closes`). A failure
-//!    anywhere leaves nothing.
+//! 5. Each chunk's transaction writes its bills (0.00 for an account settled
+//!    without usage), their lines, the settlements and their transfers,
+//!    clears its accounts' `late` flags and records the progress
+//!    (`month_closings`); the last chunk marks the month closed
+//!    (`month_closes`) instead. A failure leaves nothing of its chunk. The
+//!    report's totals per currency are summed from the month's stored bills
+//!    and settlements once it is closed (`close_totals`).
 //!
 //! Every sum is checked. A month that the tariff in force at its end prices
 //! past [`subledger_domain::rating::MONTH_MICROS_MAX`], or a bill or settlement whose total would not
 //! fit, fails the close with [`ServiceError::AmountTooLarge`] naming the
-//! account and product; nothing of the close is written.
+//! account and product; nothing of that chunk is written, and the month
+//! stays closing after the chunks before it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -62,7 +83,7 @@ use subledger_domain::rating::{MONTH_CENTS_MAX, Quantity, sum_to_cents};
 use subledger_domain::usage::{MonthRollup, SpendableWallets};
 use subledger_storage::StorageError;
 use subledger_storage::bills as store_bills;
-use subledger_storage::ledger::close::{self as store_close, CloseWrites, NewBillLine, NewSettlement};
+use subledger_storage::ledger::close::{self as store_close, CloseProgress, CloseWrites, NewBillLine, NewSettlement};
 use subledger_storage::ledger::{LedgerWriter, LedgerWrites};
 use subledger_storage::records::ChangeRecords;
 
@@ -85,18 +106,20 @@ pub struct CloseReport {
     pub by_currency: BTreeMap<Currency, CloseTotals>,
 }
 
-/// What a close billed and settled in one currency.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CloseTotals {
-    pub bills: usize,
-    pub billed_cents: i64,
-    /// Settlement charges (positive) and refunds (negative) posted.
-    pub settled_cents: i64,
-    /// Settlements the wallets could not pay, left for the next close.
-    pub outstanding_cents: i64,
+pub use subledger_storage::bills::CloseTotals;
+
+/// What one chunk of a close on the worker did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CloseStep {
+    /// The month is closed: by this chunk (the report sums all the month's
+    /// chunks), or before it (`already_closed`).
+    Closed(CloseReport),
+    /// The chunk committed and accounts are left: the month is closing.
+    Closing(CloseProgress),
 }
 
-/// Everything the worker needs to close a month.
+/// Everything the worker needs to close a month (each chunk gets a copy).
+#[derive(Clone)]
 pub struct CloseJob {
     pub tenant: TenantId,
     pub timezone: TenantTimeZone,
@@ -127,12 +150,30 @@ impl Services {
         let mut reports = Vec::with_capacity(months.len());
         let asked = month;
         for month in months {
-            let records = if month == asked { change.records() } else { ChangeRecords::default() };
-            let job = CloseJob { tenant: tenant.id, timezone: tenant.timezone.clone(), month, products: products.clone(), tariffs: tariffs.clone(), revenue: revenue.clone(), records };
-            match self.ledger.submit_close(job).await {
-                Ok(report) => reports.push(report),
-                Err(error) => return Err(self.close_error(tenant, error).await),
+            let job = CloseJob {
+                tenant: tenant.id,
+                timezone: tenant.timezone.clone(),
+                month,
+                products: products.clone(),
+                tariffs: tariffs.clone(),
+                revenue: revenue.clone(),
+                // Written with the chunk that closes the month asked for.
+                records: if month == asked { change.records() } else { ChangeRecords::default() },
+            };
+            // One chunk per turn on the worker; each next chunk is queued
+            // after the answer to the last, behind the work that came meanwhile.
+            let mut report = loop {
+                match self.ledger.submit_close(job.clone()).await {
+                    Ok(CloseStep::Closed(report)) => break report,
+                    Ok(CloseStep::Closing(_)) => continue,
+                    Err(error) => return Err(self.close_failed(tenant, month, error).await),
+                }
+            };
+            if !report.already_closed {
+                // Summed over every chunk of the month, from what they stored.
+                report.by_currency = store_bills::close_totals(&self.store, tenant.id, &report.month).await?;
             }
+            reports.push(report);
         }
         Ok(reports)
     }
@@ -145,13 +186,38 @@ impl Services {
         }
     }
 
+    /// The error of a close that failed, after saying (logged, and in the
+    /// message of a month that cannot be billed) how far the month got if
+    /// chunks before the failed one are committed: it stays closing, and
+    /// the next close resumes after them.
+    async fn close_failed(&self, tenant: &Tenant, month: Month, error: CloseError) -> ServiceError {
+        let progress = store_bills::month_closing(&self.store, tenant.id, &month.to_string()).await.ok().flatten();
+        let stopped = match progress {
+            Some(progress) => {
+                let last = self.username_or_id(tenant, progress.last_account).await;
+                tracing::warn!(tenant = %tenant.public_id, %month, chunks = progress.chunks, bills = progress.bills, last_account_billed = %last, %error,
+                    "a month close stopped part-way: the month stays closing, and the next close resumes after the accounts billed");
+                format!("; {month} stays closing: {} bills are written, of the accounts up to {last}, and the next close resumes after them", progress.bills)
+            }
+            None => String::new(),
+        };
+        match self.close_error(tenant, error).await {
+            ServiceError::AmountTooLarge(message) => ServiceError::AmountTooLarge(message + &stopped),
+            other => other,
+        }
+    }
+
+    /// An account's username, or its id if the username cannot be read.
+    async fn username_or_id(&self, tenant: &Tenant, account: AccountId) -> String {
+        match subledger_storage::accounts::username_of(&self.store, tenant.id, account).await {
+            Ok(Some(username)) => username,
+            _ => format!("#{account}"),
+        }
+    }
+
     /// The error for a month that cannot be billed, naming the account by its username.
     async fn unbillable_error(&self, tenant: &Tenant, unbillable: Unbillable) -> ServiceError {
-        let account = match subledger_storage::accounts::username_of(&self.store, tenant.id, unbillable.account).await {
-            Ok(Some(username)) => username,
-            // The account is still named, by its id, if its username cannot be read.
-            _ => format!("#{}", unbillable.account),
-        };
+        let account = self.username_or_id(tenant, unbillable.account).await;
         let Unbillable { month, product, cause, .. } = unbillable;
         ServiceError::AmountTooLarge(match product {
             Some(product) => format!(
@@ -333,13 +399,15 @@ impl From<Unbillable> for CloseError {
     }
 }
 
-/// Runs a close on the ledger writer: one transaction. Any error leaves nothing written.
-pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Result<CloseReport, CloseError> {
+/// Runs the next chunk of a close on the ledger writer (at most
+/// `accounts_max` accounts after the last one billed): one transaction. Any
+/// error leaves nothing of the chunk written.
+pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob, accounts_max: usize) -> Result<CloseStep, CloseError> {
     let month = job.month.to_string();
-    let (mut tx, reads) = store_close::begin_close(writer, job.tenant, &month).await?;
+    let (mut tx, reads) = store_close::begin_close(writer, job.tenant, &month, accounts_max).await?;
     if reads.already_closed {
         store_close::abandon(tx).await?;
-        return Ok(CloseReport { month, already_closed: true, bills: 0, by_currency: BTreeMap::new() });
+        return Ok(CloseStep::Closed(CloseReport { month, already_closed: true, bills: 0, by_currency: BTreeMap::new() }));
     }
 
     let catalog = Catalog { products: &job.products, tariffs: &job.tariffs, timezone: &job.timezone };
@@ -375,7 +443,8 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
     let account_wallets: HashMap<AccountId, BTreeMap<Currency, SpendableWallets>> = wallets.accounts.into_iter().map(|a| (a.id, a.wallets)).collect();
     let mut journal = Journal::new(wallets.wallets.into_iter().map(|(_, w)| w), wallets.transfer_ids, now_us());
     let mut settlements = Vec::new();
-    let mut by_currency: BTreeMap<Currency, CloseTotals> = BTreeMap::new();
+    // This chunk's sums, checked: a chunk whose totals do not fit is refused.
+    let mut chunk_totals: BTreeMap<Currency, CloseTotals> = BTreeMap::new();
     let report_total = |what| CloseError::Service(ServiceError::AmountTooLarge(format!("{month} cannot close: the month's {what} do not fit")));
 
     for (account, product, cents) in &due {
@@ -389,7 +458,7 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
             .copied()
             .ok_or_else(|| StorageError::Corrupt(format!("account {account} has {currency} usage of {product_code} to settle but no {currency} wallets")))?;
         let revenue = revenue(currency)?;
-        let totals = by_currency.entry(currency).or_default();
+        let totals = chunk_totals.entry(currency).or_default();
         let memo = format!("settlement {month} {product_code} orderType {order_type}");
         let posting = |kind, debit, credit, amount| Posting {
             tenant: job.tenant,
@@ -430,7 +499,7 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
     settled_only.dedup();
     bills.extend(settled_only.into_iter().map(|(account, currency)| (account, currency, 0)));
     for (_, currency, cents) in &bills {
-        let totals = by_currency.entry(*currency).or_default();
+        let totals = chunk_totals.entry(*currency).or_default();
         totals.bills += 1;
         totals.billed_cents = totals.billed_cents.checked_add(*cents).ok_or_else(|| report_total("bills"))?;
     }
@@ -458,10 +527,24 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob) -> Resu
         })
         .collect();
     let now = journal.now_us();
-    let ledger = LedgerWrites::with_records(journal.finish(), job.records.clone());
-    let writes = CloseWrites { tenant: job.tenant, month: &month, now_us: now, bills: &bills, lines: &new_lines, settlements: &settlements };
+    // The change's records commit with the chunk that closes the month.
+    let records = if reads.chunk.is_last() { job.records.clone() } else { ChangeRecords::default() };
+    let ledger = LedgerWrites::with_records(journal.finish(), records);
+    // What the month's chunks wrote, this one included.
+    let before = reads.progress.unwrap_or(CloseProgress { started_at_us: now, last_account: reads.chunk.after, chunks: 0, bills: 0 });
+    let progress = CloseProgress {
+        started_at_us: before.started_at_us,
+        last_account: reads.chunk.through.unwrap_or(before.last_account),
+        chunks: before.chunks + 1,
+        bills: before.bills.checked_add(bills.len() as i64).ok_or_else(|| report_total("bills"))?,
+    };
+    let writes = CloseWrites { tenant: job.tenant, month: &month, now_us: now, chunk: reads.chunk, progress: &progress, bills: &bills, lines: &new_lines, settlements: &settlements };
     store_close::finish_close(tx, &writes, &ledger).await?;
-    Ok(CloseReport { month: month.clone(), already_closed: false, bills: bills.len(), by_currency })
+    if !reads.chunk.is_last() {
+        return Ok(CloseStep::Closing(progress));
+    }
+    // The totals per currency are summed over all chunks by the caller (`close_totals`).
+    Ok(CloseStep::Closed(CloseReport { month: month.clone(), already_closed: false, bills: progress.bills as usize, by_currency: BTreeMap::new() }))
 }
 
 /// A bill line as shown: stored (closed months) or computed (the month so far).

@@ -81,7 +81,7 @@ use subledger_storage::{Backend, StorageError, Store};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::billing::{CloseError, CloseJob, CloseReport, run_close_job};
+use crate::billing::{CloseError, CloseJob, CloseStep, run_close_job};
 use crate::error::{Resource, ServiceError, ServiceResult};
 use crate::metrics::LedgerMetrics;
 use crate::usage::{UsageJob, UsageReply, run_usage_jobs};
@@ -107,11 +107,19 @@ pub struct LedgerConfig {
     /// 1 by default on both: measured under the benchmark, more batches in
     /// flight made smaller batches queue on the hot wallet and lowered throughput.
     pub batches_in_flight: usize,
+    /// Most accounts one chunk of a month close bills, in one transaction on
+    /// the worker: the longest other work waits behind a close is one chunk.
+    pub close_chunk_accounts: usize,
 }
+
+/// Accounts per chunk of a month close by default (see `bench/README.md`, Fairness).
+pub const CLOSE_CHUNK_ACCOUNTS_DEFAULT: usize = 500;
+/// Most accounts per chunk: a chunk's reads and writes are held in memory.
+pub const CLOSE_CHUNK_ACCOUNTS_MAX: usize = 100_000;
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        LedgerConfig { batch_max: 512, queue_rows_max: 65_536, drain_rows_max: 8_192, retries_max: 8, batches_in_flight: 1 }
+        LedgerConfig { batch_max: 512, queue_rows_max: 65_536, drain_rows_max: 8_192, retries_max: 8, batches_in_flight: 1, close_chunk_accounts: CLOSE_CHUNK_ACCOUNTS_DEFAULT }
     }
 }
 
@@ -257,7 +265,8 @@ struct Pending {
 enum Work {
     Transfer(Pending),
     Usage(UsageJob, UsageReply),
-    Close(CloseJob, oneshot::Sender<Result<CloseReport, CloseError>>),
+    /// One chunk of a month close.
+    Close(CloseJob, oneshot::Sender<Result<CloseStep, CloseError>>),
     Sighting(Sighting, oneshot::Sender<ServiceResult<bool>>),
 }
 
@@ -293,7 +302,7 @@ impl Ledger {
     /// line behind request tasks at every step. The returned handle resolves
     /// when the worker has drained its queue and stopped.
     pub fn start(store: Store, config: LedgerConfig, metrics: LedgerMetrics) -> (Ledger, JoinHandle<()>) {
-        assert!(config.batch_max > 0 && config.queue_rows_max > 0 && config.drain_rows_max > 0);
+        assert!(config.batch_max > 0 && config.queue_rows_max > 0 && config.drain_rows_max > 0 && config.close_chunk_accounts > 0);
         // Every queued item holds at least one row: the channel never fills
         // before the room does.
         let (queue, receiver) = mpsc::channel(config.queue_rows_max);
@@ -366,10 +375,14 @@ impl Ledger {
         answer.await.map_err(|_| ServiceError::Unavailable("the ledger stopped before answering"))?
     }
 
-    /// Closes a month on the worker, in a transaction of its own.
-    pub(crate) async fn submit_close(&self, job: CloseJob) -> Result<CloseReport, CloseError> {
+    /// Runs the next chunk of a month close on the worker, in a transaction
+    /// of its own. A close waits for room in a full queue rather than being
+    /// answered busy: it runs in the background, chunk after chunk, and a
+    /// refusal between two chunks would only leave its month closing longer.
+    pub(crate) async fn submit_close(&self, job: CloseJob) -> Result<CloseStep, CloseError> {
         let (reply, answer) = oneshot::channel();
-        self.enqueue(Work::Close(job, reply)).map_err(CloseError::Service)?;
+        let room = self.room.clone().acquire_owned().await.map_err(|_| CloseError::Service(ServiceError::Unavailable("the ledger is shutting down")))?;
+        self.queue.send(Queued { work: Work::Close(job, reply), _room: room }).await.map_err(|_| CloseError::Service(ServiceError::Unavailable("the ledger is shutting down")))?;
         answer.await.map_err(|_| CloseError::Service(ServiceError::Unavailable("the ledger stopped before answering")))?
     }
 
@@ -558,11 +571,13 @@ async fn run_usage(group: Vec<(UsageJob, UsageReply)>, writer: &LedgerWriter, co
     }
 }
 
-/// Closes one month, in a transaction of its own, again after a conflict
-/// (another process closing the same month makes this one find it closed).
-async fn run_close(job: CloseJob, reply: oneshot::Sender<Result<CloseReport, CloseError>>, writer: &LedgerWriter, config: &LedgerConfig, metrics: &LedgerMetrics) {
+/// Runs the next chunk of a month close, in a transaction of its own, again
+/// after a conflict (another process closing the same month makes this one
+/// find where that one left off).
+async fn run_close(job: CloseJob, reply: oneshot::Sender<Result<CloseStep, CloseError>>, writer: &LedgerWriter, config: &LedgerConfig, metrics: &LedgerMetrics) {
     let jobs = [job];
-    let answer = commit_isolating(&jobs, config, metrics, |part, _| async move { run_close_job(writer, &part[0]).await.map(|report| vec![report]) }).await;
+    let accounts_max = config.close_chunk_accounts;
+    let answer = commit_isolating(&jobs, config, metrics, |part, _| async move { run_close_job(writer, &part[0], accounts_max).await.map(|step| vec![step]) }).await;
     let _ = reply.send(answer.into_iter().next().expect("one answer per job"));
 }
 

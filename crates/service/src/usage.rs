@@ -315,6 +315,11 @@ pub(crate) async fn run_usage_jobs(writer: &LedgerWriter, jobs: &[UsageJob]) -> 
         months.entry((account, product, month)).or_default().by_attr.insert(attr, amounts);
     }
     let closed: HashSet<String> = reads.closed_months.into_iter().collect();
+    let closing: HashMap<String, AccountId> = reads.closing_months.into_iter().collect();
+    // Usage of a closed month is late (billed at the next close); of a month
+    // whose close is under way, late for the accounts already billed, and on
+    // the month's own bill for the others.
+    let late = |(account, _, month, _): &store_usage::RollupKey| closed.contains(month) || closing.get(month).is_some_and(|last| account <= last);
     let mut state = BatchState {
         earlier: reads.earlier.into_iter().collect(),
         accounts: reads.accounts.into_iter().map(|a| (a.id, a)).collect(),
@@ -356,7 +361,7 @@ pub(crate) async fn run_usage_jobs(writer: &LedgerWriter, jobs: &[UsageJob]) -> 
         })
         .collect();
     let days: Vec<_> = changes.days.iter().collect();
-    let month_rows: Vec<_> = changes.months.iter().map(|(key, amounts)| (key, amounts, closed.contains(&key.2))).collect();
+    let month_rows: Vec<_> = changes.months.iter().map(|(key, amounts)| (key, amounts, late(key))).collect();
     let quota: Vec<_> = changes.quota.iter().map(|(key, used)| (key, *used)).collect();
     let writes = UsageWrites { tenant: job.tenant, ingested_at_us: now, events: &new_events, days: &days, months: &month_rows, quota: &quota };
     store_usage::finish_usage(tx, &writes, &ledger).await?;

@@ -1,14 +1,17 @@
 //! Reads of bills, rollups and closes (the writes happen in `ledger::close`
 //! and `ledger::usage`, on the ledger writer).
 
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
 use subledger_domain::billing::LineKind;
 use subledger_domain::calendar::Month;
 use subledger_domain::ids::{AccountId, TenantId, TransferId};
 use subledger_domain::money::Currency;
 use subledger_domain::rating::Quantity;
 
-use crate::ledger::close::MonthRow;
-use crate::rows::{self, BillLineRow, BillRow, PreviousBilledRow, Row, SettlementRow, UsageDaySumRow, UsageMonthRow, columns};
+use crate::ledger::close::{CloseProgress, MonthRow};
+use crate::rows::{self, BillLineRow, BillRow, MonthClosingRow, PreviousBilledRow, Row, SettlementRow, UsageDaySumRow, UsageMonthRow, columns};
 use crate::{Backend, Result, StorageError, Store};
 
 /// An account's bill of a month in one currency, as stored.
@@ -112,7 +115,7 @@ pub async fn month_rows(store: &Store, tenant: TenantId, accounts: &[AccountId],
 /// Rollup rows of closed months before `month` that grew after they were
 /// billed: the next bill's supplements.
 pub async fn late_rows(store: &Store, tenant: TenantId, accounts: &[AccountId], month: &str) -> Result<Vec<MonthRow>> {
-    rollup_rows(store, &crate::ledger::close::late_groups("$1", "$3"), "TRUE", tenant, accounts, month).await
+    rollup_rows(store, &crate::ledger::close::late_groups("$1", "$3", "TRUE"), "TRUE", tenant, accounts, month).await
 }
 
 /// Rollup rows `FROM source WHERE condition` of these accounts; `$1` is the
@@ -175,12 +178,15 @@ pub async fn closed_months(store: &Store, tenant: TenantId) -> Result<Vec<Month>
     months(closed, "a month close")
 }
 
-/// Months up to `up_to` with usage that are not closed yet, oldest first.
+/// Months up to `up_to` with usage that are not closed yet, and months whose
+/// close is under way (which may have no usage of their own: a close bills
+/// late usage of earlier months too), oldest first.
 pub async fn unclosed_months_with_usage(store: &Store, tenant: TenantId, up_to: &str) -> Result<Vec<Month>> {
     let open = sqlx::query_scalar(
         "SELECT DISTINCT u.month FROM usage_monthly u
          WHERE u.tenant_id = $1 AND u.month <= $2 AND NOT EXISTS (SELECT 1 FROM month_closes c WHERE c.tenant_id = u.tenant_id AND c.month = u.month)
-         ORDER BY u.month",
+         UNION SELECT month FROM month_closings WHERE tenant_id = $1 AND month <= $2
+         ORDER BY 1",
     )
     .bind(tenant.0)
     .bind(up_to)
@@ -189,14 +195,68 @@ pub async fn unclosed_months_with_usage(store: &Store, tenant: TenantId, up_to: 
     months(open, "a month rollup")
 }
 
-/// Tenants with usage in months up to `up_to` that are not closed (for the automatic close).
+/// What a closed month's bills and settlements add up to, per currency: the
+/// report of a close, summed over all its chunks from what they stored.
+pub async fn close_totals(store: &Store, tenant: TenantId, month: &str) -> Result<BTreeMap<Currency, CloseTotals>> {
+    let bills: Vec<(String, i64, i64)> = sqlx::query_as("SELECT currency, COUNT(*), CAST(COALESCE(SUM(total_cents), 0) AS BIGINT) FROM bills WHERE tenant_id = $1 AND month = $2 GROUP BY currency")
+        .bind(tenant.0)
+        .bind(month)
+        .fetch_all(store.reader())
+        .await?;
+    let settlements: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT currency,
+                CAST(COALESCE(SUM(CASE WHEN transfer_id IS NOT NULL THEN amount_cents ELSE 0 END), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN transfer_id IS NULL THEN amount_cents ELSE 0 END), 0) AS BIGINT)
+         FROM settlements WHERE tenant_id = $1 AND month = $2 GROUP BY currency",
+    )
+    .bind(tenant.0)
+    .bind(month)
+    .fetch_all(store.reader())
+    .await?;
+    let mut totals: BTreeMap<Currency, CloseTotals> = BTreeMap::new();
+    let currency = |code: &str| Currency::from_str(code).map_err(|_| StorageError::corrupt(format!("currency {code:?} of a bill or settlement of {month}")));
+    for (code, count, cents) in bills {
+        let entry = totals.entry(currency(&code)?).or_default();
+        entry.bills = count;
+        entry.billed_cents = cents;
+    }
+    for (code, settled, outstanding) in settlements {
+        let entry = totals.entry(currency(&code)?).or_default();
+        entry.settled_cents = settled;
+        entry.outstanding_cents = outstanding;
+    }
+    Ok(totals)
+}
+
+/// What a close billed and settled in one currency.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CloseTotals {
+    pub bills: i64,
+    pub billed_cents: i64,
+    /// Settlement charges (positive) and refunds (negative) posted.
+    pub settled_cents: i64,
+    /// Settlements the wallets could not pay, left for the next close.
+    pub outstanding_cents: i64,
+}
+
+/// Tenants with usage in months up to `up_to` that are not closed, or with
+/// a close under way (for the automatic close).
 pub async fn tenants_with_unclosed_months(store: &Store, up_to: &str) -> Result<Vec<TenantId>> {
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT DISTINCT u.tenant_id FROM usage_monthly u
-         WHERE u.month <= $1 AND NOT EXISTS (SELECT 1 FROM month_closes c WHERE c.tenant_id = u.tenant_id AND c.month = u.month)",
+         WHERE u.month <= $1 AND NOT EXISTS (SELECT 1 FROM month_closes c WHERE c.tenant_id = u.tenant_id AND c.month = u.month)
+         UNION SELECT tenant_id FROM month_closings WHERE month <= $1",
     )
     .bind(up_to)
     .fetch_all(store.reader())
     .await?;
     Ok(ids.into_iter().map(TenantId).collect())
+}
+
+static MONTH_CLOSING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| format!("SELECT {} FROM month_closings WHERE tenant_id = $1 AND month = $2", columns::<MonthClosingRow<String>>(None)));
+
+/// How far the close of a tenant's month got, if it is under way.
+pub async fn month_closing(store: &Store, tenant: TenantId, month: &str) -> Result<Option<CloseProgress>> {
+    let row: Option<MonthClosingRow<String>> = sqlx::query_as(&MONTH_CLOSING).bind(tenant.0).bind(month).fetch_optional(store.reader()).await?;
+    Ok(row.map(MonthClosingRow::progress))
 }

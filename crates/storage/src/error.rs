@@ -87,6 +87,8 @@ pub enum UniqueKey {
     UsageMonth,
     /// The month is closed already.
     MonthClose,
+    /// The month's close is under way.
+    MonthClosing,
     Bill,
     BillLine,
     Settlement,
@@ -138,7 +140,7 @@ pub enum Check {
 /// after `UNIQUE constraint failed: ` (the columns, or the index when it
 /// holds an expression). `constraint_names_cover_the_schema` checks this
 /// table against both migrated schemas.
-const UNIQUE_KEYS: [(UniqueKey, &str, &str); 28] = [
+const UNIQUE_KEYS: [(UniqueKey, &str, &str); 29] = [
     (UniqueKey::ServerSetting, "server_settings_pkey", "server_settings.key"),
     (UniqueKey::TenantId, "tenants_pkey", "tenants.id"),
     (UniqueKey::TenantPublicId, "tenants_public_id_key", "tenants.public_id"),
@@ -161,6 +163,7 @@ const UNIQUE_KEYS: [(UniqueKey, &str, &str); 28] = [
     (UniqueKey::UsageDay, "usage_daily_pkey", "usage_daily.account_id, usage_daily.product_code, usage_daily.day, usage_daily.attr"),
     (UniqueKey::UsageMonth, "usage_monthly_pkey", "usage_monthly.account_id, usage_monthly.product_code, usage_monthly.month, usage_monthly.attr"),
     (UniqueKey::MonthClose, "month_closes_pkey", "month_closes.tenant_id, month_closes.month"),
+    (UniqueKey::MonthClosing, "month_closings_pkey", "month_closings.tenant_id, month_closings.month"),
     (UniqueKey::Bill, "bills_pkey", "bills.account_id, bills.month, bills.currency"),
     (UniqueKey::BillLine, "bill_lines_pkey", "bill_lines.account_id, bill_lines.month, bill_lines.currency, bill_lines.line_no"),
     (UniqueKey::Settlement, "settlements_pkey", "settlements.account_id, settlements.product_code, settlements.month"),

@@ -38,7 +38,7 @@ use subledger_domain::usage::{Accepted, AccountTerms, Outcome, RollupAmounts, Sp
 use crate::accounts::NewAccount;
 use crate::bills::{BillRecord, DayUsage, LineRecord, SettlementRecord};
 use crate::catalog::{NewTariff, ProductRecord};
-use crate::ledger::close::{MonthRow, NewBillLine, NewSettlement};
+use crate::ledger::close::{CloseProgress, MonthRow, NewBillLine, NewSettlement};
 use crate::ledger::usage::{NewUsageEvent, RollupKey};
 use crate::ledger::{NewEntry, StoredHold, StoredTransfer};
 use crate::tenants::NewTenant;
@@ -1231,6 +1231,42 @@ row! {
         closed_at_us: i64,
         /// How many bills the close wrote.
         accounts: i64,
+    }
+}
+
+row! {
+    /// A row of `month_closings`: a month whose close is under way.
+    pub struct MonthClosingRow<S> in "month_closings" {
+        tenant_id: i64,
+        month: S,
+        started_at_us: i64,
+        /// The accounts up to this id are billed.
+        last_account_id: i64,
+        chunks: i64,
+        bills: i64,
+    }
+}
+
+impl<'a> MonthClosingRow<&'a str> {
+    pub(crate) fn of(tenant: TenantId, month: &'a str, p: &CloseProgress) -> Self {
+        MonthClosingRow { tenant_id: tenant.0, month, started_at_us: p.started_at_us, last_account_id: p.last_account.0, chunks: p.chunks, bills: p.bills }
+    }
+}
+
+impl MonthClosingRow<String> {
+    pub(crate) fn progress(self) -> CloseProgress {
+        CloseProgress { started_at_us: self.started_at_us, last_account: AccountId(self.last_account_id), chunks: self.chunks, bills: self.bills }
+    }
+}
+
+row! {
+    /// The accounts of a tenant's month that one chunk of its close reads
+    /// and writes: ids in `(after_account_id, through_account_id]`.
+    pub struct ChunkKey<S> {
+        tenant_id: i64,
+        month: S,
+        after_account_id: i64,
+        through_account_id: i64,
     }
 }
 

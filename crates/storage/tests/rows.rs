@@ -12,6 +12,7 @@ mod support;
 
 use sqlx::{AnyConnection, Connection};
 use subledger_domain::billing::LineKind;
+use subledger_domain::calendar::Month;
 use subledger_domain::ids::{AccountId, TenantId, TransferId, WalletId};
 use subledger_domain::ledger::{DebitRule, TransferIntent, TransferKind, TransferRejection, WalletPurpose, WalletState};
 use subledger_domain::money::{Currency, PositiveAmount};
@@ -21,7 +22,7 @@ use subledger_domain::usage::{Accepted, AccountTerms, Outcome, RollupAmounts, Sp
 use subledger_storage::accounts::{self, AccountRecord, Clashes, NewAccount};
 use subledger_storage::bills::{self, BillRecord, DayUsage, LineRecord, SettlementRecord};
 use subledger_storage::catalog::{self, NewTariff, ProductRecord, TariffRecord};
-use subledger_storage::ledger::close::{self, CloseWrites, MonthRow, NewBillLine, NewSettlement};
+use subledger_storage::ledger::close::{self, Chunk, CloseProgress, CloseWrites, MonthRow, NewBillLine, NewSettlement};
 use subledger_storage::ledger::usage::{self, NewUsageEvent, RollupKey, UsageKeys, UsageWrites};
 use subledger_storage::ledger::{self, BatchKeys, LedgerWriter, LedgerWrites, Locking, NewEntry, StoredHold, StoredTransfer};
 use subledger_storage::records::ChangeRecords;
@@ -44,6 +45,7 @@ on_both_backends!(
     sightings_round_trip,
     tenants_accounts_and_catalog_round_trip,
     account_clashes_name_their_key,
+    close_progress_round_trip,
 );
 
 /// A migrated store with one tenant, one account and its wallets, whose ids
@@ -486,9 +488,12 @@ async fn close_rows_round_trip(db: TestDb) {
         NewSettlement { account: f.account, product_code: "email", currency: Currency::Usd, order_type: 17, amount_cents: 888, transfer_id: None },
     ];
     let now_us = T0_US + 999;
-    let writes = CloseWrites { tenant: f.tenant, month: "2025-03", now_us, bills: &[(f.account, Currency::Usd, 5_432)], lines: &[line], settlements: &settlements };
-    let (tx, reads) = close::begin_close(&writer, f.tenant, "2025-03").await.expect("a close");
+    let (tx, reads) = close::begin_close(&writer, f.tenant, "2025-03", 10).await.expect("a close");
     assert!(!reads.already_closed, "{}", f.backend);
+    assert_eq!((reads.progress, reads.chunk), (None, Chunk { after: AccountId(0), through: None }), "{}: one chunk takes the tenant's one account", f.backend);
+    let progress = CloseProgress { started_at_us: now_us, last_account: AccountId(0), chunks: 1, bills: 1 };
+    let writes =
+        CloseWrites { tenant: f.tenant, month: "2025-03", now_us, chunk: reads.chunk, progress: &progress, bills: &[(f.account, Currency::Usd, 5_432)], lines: &[line], settlements: &settlements };
     close::finish_close(tx, &writes, &LedgerWrites::default()).await.expect("the close is written");
 
     let bill = BillRecord { account: f.account, month: "2025-03".to_owned(), currency: Currency::Usd, total_cents: 5_432, created_at_us: now_us };
@@ -538,7 +543,7 @@ async fn close_rows_round_trip(db: TestDb) {
         .await
         .unwrap();
     usage::finish_usage(tx, &writes, &LedgerWrites::default()).await.unwrap();
-    let (tx, reads) = close::begin_close(&writer, f.tenant, "2025-04").await.expect("a close");
+    let (tx, reads) = close::begin_close(&writer, f.tenant, "2025-04", 10).await.expect("a close");
     close::abandon(tx).await.unwrap();
     let sms = (f.account, "sms".to_owned());
     assert!(!reads.already_closed, "{}", f.backend);
@@ -551,9 +556,9 @@ async fn close_rows_round_trip(db: TestDb) {
     assert_eq!(reads.late_rows, [late_row], "{}", f.backend);
 
     // A month closes once.
-    let (tx, reads) = close::begin_close(&writer, f.tenant, "2025-03").await.expect("a close");
+    let (tx, reads) = close::begin_close(&writer, f.tenant, "2025-03", 10).await.expect("a close");
     assert!(reads.already_closed, "{}", f.backend);
-    let again = CloseWrites { tenant: f.tenant, month: "2025-03", now_us, bills: &[], lines: &[], settlements: &[] };
+    let again = CloseWrites { tenant: f.tenant, month: "2025-03", now_us, chunk: reads.chunk, progress: &progress, bills: &[], lines: &[], settlements: &[] };
     let error = close::finish_close(tx, &again, &LedgerWrites::default()).await.unwrap_err();
     assert!(matches!(error, StorageError::UniqueViolation { key: UniqueKey::MonthClose, .. }), "{}: {error:?}", f.backend);
 }
@@ -674,4 +679,53 @@ async fn account_clashes_name_their_key(db: TestDb) {
         let error = accounts::insert(&mut tx, &new_account(f.tenant, username, phone)).await.unwrap_err();
         assert!(matches!(error, StorageError::UniqueViolation { key: found, .. } if found == key), "{}: {error:?}", f.backend);
     }
+}
+
+/// A close in chunks of one account: each chunk reads where the last left
+/// off, the progress round-trips, usage reads see the month closing up to
+/// its last account billed, and the last chunk closes the month and forgets
+/// the progress.
+async fn close_progress_round_trip(db: TestDb) {
+    let mut f = Fixture::new(&db).await;
+    let mut tx = f.store.begin_write().await.unwrap();
+    let more = [accounts::insert(&mut tx, &new_account(f.tenant, "user-c", None)).await.unwrap(), accounts::insert(&mut tx, &new_account(f.tenant, "user-d", None)).await.unwrap()];
+    tx.commit().await.unwrap();
+    assert_eq!(more, [AccountId(3), AccountId(4)], "{}", f.backend);
+    let writer = LedgerWriter::open(&f.store).expect("the ledger writer");
+    let month = "2025-03";
+    let usage_keys = UsageKeys { tenant: f.tenant, event_ids: &[], accounts: &[], months: &[], quota_days: &[], month_names: &[month], revenue: &[f.revenue], ids_needed: 0 };
+
+    let mut chunks = Vec::new();
+    let mut last = None;
+    for (round, account) in [f.account, more[0], more[1]].into_iter().enumerate() {
+        let (tx, reads) = close::begin_close(&writer, f.tenant, month, 1).await.expect("a chunk");
+        assert_eq!(reads.progress, last, "{}: chunk {round} reads the progress as written", f.backend);
+        chunks.push(reads.chunk);
+        let round = round as i64;
+        let progress = CloseProgress { started_at_us: T0_US + 7, last_account: reads.chunk.through.unwrap_or(account), chunks: round + 1, bills: 10 * round + 1 };
+        let writes = CloseWrites { tenant: f.tenant, month, now_us: T0_US + 8 + round, chunk: reads.chunk, progress: &progress, bills: &[(account, Currency::Cny, 5)], lines: &[], settlements: &[] };
+        close::finish_close(tx, &writes, &LedgerWrites::default()).await.expect("the chunk is written");
+        let (tx, usage_reads) = usage::begin_usage(&writer, &usage_keys).await.unwrap();
+        ledger::finish_batch(tx, &LedgerWrites::default()).await.unwrap();
+        if reads.chunk.is_last() {
+            assert_eq!(usage_reads.closing_months, [], "{}", f.backend);
+            assert_eq!(usage_reads.closed_months, [month], "{}", f.backend);
+        } else {
+            assert_eq!(usage_reads.closing_months, [(month.to_owned(), progress.last_account)], "{}", f.backend);
+            assert_eq!(bills::month_closing(&f.store, f.tenant, month).await.unwrap(), Some(progress), "{}", f.backend);
+            assert_eq!(bills::unclosed_months_with_usage(&f.store, f.tenant, "2025-12").await.unwrap(), [Month::parse_dashed(month).unwrap()], "{}: a closing month is open", f.backend);
+        }
+        last = Some(progress);
+    }
+    let expected = [Chunk { after: AccountId(0), through: Some(f.account) }, Chunk { after: f.account, through: Some(more[0]) }, Chunk { after: more[0], through: None }];
+    assert_eq!(chunks, expected, "{}", f.backend);
+    assert_eq!(bills::month_closing(&f.store, f.tenant, month).await.unwrap(), None, "{}: the last chunk forgets the progress", f.backend);
+    assert_eq!(bills::unclosed_months_with_usage(&f.store, f.tenant, "2025-12").await.unwrap(), Vec::<Month>::new(), "{}", f.backend);
+    let close: (i64, i64) = sqlx::query_as("SELECT closed_at_us, accounts FROM month_closes").fetch_one(&mut f.sql).await.unwrap();
+    assert_eq!(close, (T0_US + 10, 21), "{}: the month closed with every chunk's bills", f.backend);
+    let bills: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bills").fetch_one(&mut f.sql).await.unwrap();
+    assert_eq!(bills, 3, "{}", f.backend);
+    let (tx, reads) = close::begin_close(&writer, f.tenant, month, 1).await.unwrap();
+    close::abandon(tx).await.unwrap();
+    assert!(reads.already_closed, "{}", f.backend);
 }

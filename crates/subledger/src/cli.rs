@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// Ledger batches committing at once on PostgreSQL (SQLite: always 1).
     #[arg(long, env = "SUBLEDGER_LEDGER_BATCHES_IN_FLIGHT", default_value_t = 1)]
     pub ledger_batches_in_flight: usize,
+    /// Most accounts one chunk of a month close bills, in one transaction of
+    /// the ledger worker; between chunks the worker serves other work.
+    #[arg(long, env = "SUBLEDGER_CLOSE_CHUNK_ACCOUNTS", default_value_t = subledger_service::ledger::CLOSE_CHUNK_ACCOUNTS_DEFAULT)]
+    pub close_chunk_accounts: usize,
     /// Close each month automatically this many hours after it ends in the
     /// tenant's time zone (late usage before then still lands in the month);
     /// 0 turns automatic close off (use `subledger bill close`).

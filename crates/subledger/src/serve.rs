@@ -10,6 +10,7 @@ use prometheus_client::registry::Registry;
 use subledger_http::HttpConfig;
 use subledger_http::sendcloud::SendCloudConfig;
 use subledger_http::server::ConnectionLimits;
+use subledger_service::ledger::CLOSE_CHUNK_ACCOUNTS_MAX;
 use subledger_service::{LedgerConfig, ServiceConfig, Services};
 use subledger_storage::{Store, StoreOptions};
 
@@ -49,6 +50,9 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
     if !(1..=LEDGER_QUEUE_ROWS_MAX).contains(&args.ledger_queue_rows_max) || !(1..=LEDGER_QUEUE_ROWS_MAX).contains(&args.ledger_drain_rows_max) {
         return Err(format!("--ledger-queue-rows-max and --ledger-drain-rows-max must be from 1 to {LEDGER_QUEUE_ROWS_MAX}").into());
     }
+    if !(1..=CLOSE_CHUNK_ACCOUNTS_MAX).contains(&args.close_chunk_accounts) {
+        return Err(format!("--close-chunk-accounts must be from 1 to {CLOSE_CHUNK_ACCOUNTS_MAX}").into());
+    }
     if args.auto_close_after_hours > AUTO_CLOSE_AFTER_HOURS_MAX {
         return Err(format!("--auto-close-after-hours must be at most {AUTO_CLOSE_AFTER_HOURS_MAX} (0 turns automatic close off)").into());
     }
@@ -82,6 +86,7 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
             batches_in_flight: args.ledger_batches_in_flight,
             queue_rows_max: args.ledger_queue_rows_max,
             drain_rows_max: args.ledger_drain_rows_max,
+            close_chunk_accounts: args.close_chunk_accounts,
             ..LedgerConfig::default()
         },
         ..ServiceConfig::default()
@@ -111,8 +116,8 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
     subledger_http::serve(listener, services.clone(), http_config, registry, shutdown_signal()).await?;
     tracing::info!("stopped accepting; in-flight requests done; flushing the ledger");
     if let Some(task) = auto_close {
-        // A close already handed to the ledger worker still commits or not as
-        // a whole; the next start picks up what is left.
+        // A chunk already handed to the ledger worker still commits or not
+        // as a whole; the month stays closing and the next start resumes it.
         task.abort();
         let _ = task.await;
     }
@@ -168,8 +173,12 @@ fn raise_descriptor_limit() -> Option<u64> {
     }
 }
 
-/// Closes months `hours` after they end, checking every minute. Safe to run
-/// in several processes on one database: closing a closed month is a no-op.
+/// Closes months `hours` after they end, checking every minute (and at
+/// start), and resumes closes that stopped part-way (their months stay
+/// closing). Safe to run in several processes on one database: closing a
+/// closed month is a no-op, and two closes of one month take turns chunk by
+/// chunk. A tenant whose close fails is logged and retried at the next check;
+/// the other tenants close regardless.
 async fn auto_close(services: Services, hours: u32) {
     let grace = jiff::SignedDuration::from_hours(i64::from(hours));
     let mut ticks = tokio::time::interval(AUTO_CLOSE_EVERY);

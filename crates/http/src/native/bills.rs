@@ -193,7 +193,7 @@ pub struct CloseReportJson {
 pub struct CloseTotalsJson {
     pub currency: String,
     /// Bills in this currency.
-    pub bills: usize,
+    pub bills: i64,
     pub billed: String,
     /// Settlement charges minus refunds posted at close.
     pub settled: String,

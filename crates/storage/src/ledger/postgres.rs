@@ -37,12 +37,12 @@ use subledger_domain::ledger::WalletState;
 use subledger_domain::money::Currency;
 use subledger_domain::usage::AccountTerms;
 
-use super::close::{CloseReads, CloseWrites, MonthRow, SettlementWallets};
+use super::close::{Chunk, CloseReads, CloseWrites, MonthRow, SettlementWallets};
 use super::usage::{UsageKeys, UsageReads, UsageWrites};
 use super::{BatchKeys, BatchReads, LedgerWrites, Locking, StoredHold, StoredTransfer};
 use crate::rows::{
-    self, AccountCurrencyKey, BillLineRow, BillRow, EntryKey, EntryRow, HoldIdKey, HoldKey, HoldResolutionRow, HoldRow, MonthCloseRow, MonthKey, PreviousBilledRow, ProductTotalRow, QuotaKey,
-    QuotaRow, SettlementRow, SightingRow, TransferKey, TransferRow, UsageAccountRow, UsageDayRow, UsageEventRow, UsageMonthRow, WalletRow, WalletUpdate, columns, from_json, json,
+    self, AccountCurrencyKey, BillLineRow, BillRow, EntryKey, EntryRow, HoldIdKey, HoldKey, HoldResolutionRow, HoldRow, MonthCloseRow, MonthClosingRow, MonthKey, PreviousBilledRow, ProductTotalRow,
+    QuotaKey, QuotaRow, SettlementRow, SightingRow, TransferKey, TransferRow, UsageAccountRow, UsageDayRow, UsageEventRow, UsageMonthRow, WalletRow, WalletUpdate, columns, from_json, json,
 };
 use crate::{Result, StorageError, Store};
 
@@ -284,6 +284,8 @@ static USAGE_READS: LazyLock<String> = LazyLock::new(|| {
           (SELECT {quota} FROM {quota_keys},
                   LATERAL (SELECT {quota_columns} FROM quota_usage WHERE {quota_match} LIMIT 1) AS q),
           (SELECT {closes} FROM (SELECT {close_columns} FROM month_closes
+             WHERE tenant_id = $1 AND month = ANY(ARRAY(SELECT jsonb_array_elements_text($5::jsonb)))) AS c),
+          (SELECT {closings} FROM (SELECT {closing_columns} FROM month_closings
              WHERE tenant_id = $1 AND month = ANY(ARRAY(SELECT jsonb_array_elements_text($5::jsonb)))) AS c)",
         events = rows::postgres_agg::<UsageEventRow<String>>("e"),
         event_columns = columns::<UsageEventRow<String>>(None),
@@ -297,6 +299,8 @@ static USAGE_READS: LazyLock<String> = LazyLock::new(|| {
         quota_match = rows::postgres_match::<QuotaKey<String>>("quota_usage", "k"),
         closes = rows::postgres_agg::<MonthCloseRow<String>>("c"),
         close_columns = columns::<MonthCloseRow<String>>(None),
+        closings = rows::postgres_agg::<MonthClosingRow<String>>("c"),
+        closing_columns = columns::<MonthClosingRow<String>>(None),
     )
 });
 
@@ -342,7 +346,7 @@ pub(super) async fn usage_begin(store: &Store, keys: &UsageKeys<'_>) -> Result<(
     let (wallets, transfer_ids) = lock_wallets(&mut batch, &super::usage::wallets_to_lock(&accounts, keys.revenue), keys.ids_needed).await?;
     let months: Vec<MonthKey<&str>> = keys.months.iter().map(|(account, product, month)| MonthKey { account_id: account.0, product_code: *product, month: *month }).collect();
     let quota: Vec<QuotaKey<&str>> = keys.quota_days.iter().map(|(account, day)| QuotaKey { account_id: account.0, day: *day }).collect();
-    let (earlier, months, quota, closed): (String, String, String, String) =
+    let (earlier, months, quota, closed, closing): (String, String, String, String, String) =
         sqlx::query_as(&USAGE_READS).bind(keys.tenant.0).bind(json(keys.event_ids)).bind(json(&months)).bind(json(&quota)).bind(json(keys.month_names)).fetch_one(batch.conn()).await?;
     let reads = super::usage::reads(
         wallets,
@@ -351,7 +355,7 @@ pub(super) async fn usage_begin(store: &Store, keys: &UsageKeys<'_>) -> Result<(
         accounts,
         from_json(&months, "month rollups")?,
         from_json(&quota, "quota")?,
-        from_json(&closed, "closed months")?,
+        (from_json(&closed, "closed months")?, from_json(&closing, "closing months")?),
     )?;
     Ok((batch, reads))
 }
@@ -369,12 +373,29 @@ pub(super) async fn usage_writes(batch: &mut Batch, writes: &UsageWrites<'_>) ->
     expect_written(written, writes.events.len() + writes.days.len() + writes.months.len() + writes.quota.len(), "a usage batch")
 }
 
-static CLOSE_READS: LazyLock<String> = LazyLock::new(|| {
-    let month_columns = columns::<UsageMonthRow<String>>(Some("usage_monthly"));
+/// Whether the month is closed, how far its close got, and the tenant's next
+/// accounts after the last one billed ($3: at most this many).
+static CLOSE_STATE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT
           EXISTS (SELECT 1 FROM month_closes WHERE tenant_id = $1 AND month = $2),
-          (SELECT {m} FROM (SELECT {month_columns} FROM usage_monthly WHERE tenant_id = $1 AND month = $2) AS m),
+          (SELECT {p} FROM (SELECT {progress_columns} FROM month_closings WHERE tenant_id = $1 AND month = $2) AS p),
+          (SELECT COALESCE(json_agg(a.id ORDER BY a.id)::text, '[]') FROM
+             (SELECT id FROM accounts WHERE tenant_id = $1
+                AND id > COALESCE((SELECT last_account_id FROM month_closings WHERE tenant_id = $1 AND month = $2), 0)
+              ORDER BY id LIMIT $3) AS a)",
+        p = rows::postgres_agg::<MonthClosingRow<String>>("p"),
+        progress_columns = columns::<MonthClosingRow<String>>(None),
+    )
+});
+
+/// What a chunk needs of its accounts ($3 < id <= $4).
+static CLOSE_READS: LazyLock<String> = LazyLock::new(|| {
+    let month_columns = columns::<UsageMonthRow<String>>(Some("usage_monthly"));
+    let chunk = super::close::in_chunk("$3", "$4");
+    format!(
+        "SELECT
+          (SELECT {m} FROM (SELECT {month_columns} FROM usage_monthly WHERE tenant_id = $1 AND month = $2 AND {chunk}) AS m),
           (SELECT {m} FROM (SELECT {month_columns} FROM {late}) AS m),
           (SELECT {p} FROM ({previous}) AS p),
           (SELECT {t} FROM ({billed}) AS t),
@@ -383,26 +404,37 @@ static CLOSE_READS: LazyLock<String> = LazyLock::new(|| {
         m = rows::postgres_agg::<UsageMonthRow<String>>("m"),
         p = rows::postgres_agg::<PreviousBilledRow<String>>("p"),
         t = rows::postgres_agg::<ProductTotalRow<String>>("t"),
-        late = super::close::late_groups("$1", "$2"),
-        previous = super::close::previous_billed("$1", "$2", "TRUE"),
-        billed = super::close::billed_totals("$1"),
-        charged = super::close::charged_totals("$1", "$2"),
-        settled = super::close::settled_totals("$1"),
+        late = super::close::late_groups("$1", "$2", &chunk),
+        previous = super::close::previous_billed("$1", "$2", &chunk),
+        billed = super::close::billed_totals("$1", &chunk),
+        charged = super::close::charged_totals("$1", "$2", &chunk),
+        settled = super::close::settled_totals("$1", &chunk),
     )
 });
 
-/// Begins a month close: a transaction holding the tenant row (so two
-/// processes closing the same month take turns), then the reads.
-pub(super) async fn close_begin(store: &Store, tenant: TenantId, month: &str) -> Result<(Batch, CloseReads)> {
+/// Begins a chunk of a month close: a transaction holding the tenant row (so
+/// two processes closing the same month take turns, chunk by chunk, each
+/// reading where the other left off) and the tenant's close lock, then the reads.
+pub(super) async fn close_begin(store: &Store, tenant: TenantId, month: &str, accounts_max: usize) -> Result<(Batch, CloseReads)> {
     let mut batch = Batch::Locked(store.writer().begin().await?);
     sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE").bind(tenant.0).execute(batch.conn()).await?;
     sqlx::query(CLOSE_LOCK_EXCLUSIVE).bind(tenant.0).execute(batch.conn()).await?;
-    let (already_closed, month_rows, late_rows, previous, billed, charged, settled): (bool, String, String, String, String, String, String) =
-        sqlx::query_as(&CLOSE_READS).bind(tenant.0).bind(month).fetch_one(batch.conn()).await?;
+    let limit = i64::try_from(accounts_max).unwrap_or(i64::MAX).saturating_add(1);
+    let (already_closed, progress, next_ids): (bool, String, String) = sqlx::query_as(&CLOSE_STATE).bind(tenant.0).bind(month).bind(limit).fetch_one(batch.conn()).await?;
+    if already_closed {
+        return Ok((batch, super::close::closed_reads()));
+    }
+    let progress = from_json::<MonthClosingRow<String>>(&progress, "close progress")?.into_iter().next().map(MonthClosingRow::progress);
+    let chunk = Chunk::of(progress.map_or(AccountId(0), |p| p.last_account), &from_json::<i64>(&next_ids, "accounts")?, accounts_max);
+    let key = chunk.key(tenant, month);
+    let (month_rows, late_rows, previous, billed, charged, settled): (String, String, String, String, String, String) =
+        sqlx::query_as(&CLOSE_READS).bind(tenant.0).bind(month).bind(key.after_account_id).bind(key.through_account_id).fetch_one(batch.conn()).await?;
     let rollups = |text: &str, what: &str| -> Result<Vec<MonthRow>> { from_json::<UsageMonthRow<String>>(text, what)?.into_iter().map(MonthRow::try_from).collect() };
     let totals = |text: &str, what: &str| -> Result<super::close::ProductTotals> { Ok(from_json::<ProductTotalRow<String>>(text, what)?.into_iter().map(ProductTotalRow::entry).collect()) };
     let reads = CloseReads {
         already_closed,
+        progress,
+        chunk,
         month_rows: rollups(&month_rows, "month rows")?,
         late_rows: rollups(&late_rows, "late rows")?,
         previous_billed: from_json::<PreviousBilledRow<String>>(&previous, "previous bills")?.into_iter().map(PreviousBilledRow::entry).collect(),
@@ -419,32 +451,46 @@ pub(super) async fn settlement_wallets(batch: &mut Batch, tenant: TenantId, acco
     Ok(SettlementWallets { accounts, wallets, transfer_ids })
 }
 
+/// A chunk's writes in one statement: its bills, lines and settlements, its
+/// late flags cleared ($5 tenant, $6 month, $7 < account <= $8), and either
+/// the close's progress ($9, not the last chunk) or the month closed ($4,
+/// the last chunk, which also forgets the progress).
 static CLOSE_WRITES: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH new_bills AS ({bills} RETURNING 1),
         new_lines AS ({lines} RETURNING 1),
         new_settlements AS ({settlements} RETURNING 1),
         cleared AS ({clear} RETURNING 1),
-        closed AS ({close} RETURNING 1)
-        SELECT (SELECT COUNT(*) FROM new_bills) + (SELECT COUNT(*) FROM new_lines) + (SELECT COUNT(*) FROM new_settlements) + (SELECT COUNT(*) FROM closed)",
+        closed AS ({close} RETURNING 1),
+        progress AS ({progress} {progress_conflict} RETURNING 1),
+        finished AS (DELETE FROM month_closings WHERE tenant_id = $5 AND month = $6 AND jsonb_array_length($4::jsonb) > 0 RETURNING 1)
+        SELECT (SELECT COUNT(*) FROM new_bills) + (SELECT COUNT(*) FROM new_lines) + (SELECT COUNT(*) FROM new_settlements) + (SELECT COUNT(*) FROM closed) + (SELECT COUNT(*) FROM progress)",
         bills = rows::postgres_insert::<BillRow<&str>>(1),
         lines = rows::postgres_insert::<BillLineRow<&str>>(2),
         settlements = rows::postgres_insert::<SettlementRow<&str>>(3),
         close = rows::postgres_insert::<MonthCloseRow<&str>>(4),
-        clear = super::close::clear_late("$5", "$6"),
+        clear = super::close::clear_late("$5", "$6", &super::close::in_chunk("$7", "$8")),
+        progress = rows::postgres_insert::<MonthClosingRow<&str>>(9),
+        progress_conflict = *super::close::PROGRESS_CONFLICT,
     )
 });
 
 pub(super) async fn close_writes(batch: &mut Batch, writes: &CloseWrites<'_>) -> Result<()> {
+    let key = writes.chunk_key();
+    let closed: Vec<_> = writes.close_rows().into_iter().collect();
+    let progress: Vec<_> = writes.progress_rows().into_iter().collect();
     let written: i64 = sqlx::query(&CLOSE_WRITES)
         .bind(json(&writes.bill_rows().collect::<Vec<_>>()))
         .bind(json(&writes.line_rows().collect::<Vec<_>>()))
         .bind(json(&writes.settlement_rows().collect::<Vec<_>>()))
-        .bind(json(&[writes.close_row()]))
+        .bind(json(&closed))
         .bind(writes.tenant.0)
         .bind(writes.month)
+        .bind(key.after_account_id)
+        .bind(key.through_account_id)
+        .bind(json(&progress))
         .fetch_one(batch.conn())
         .await?
         .try_get(0)?;
-    expect_written(written, writes.bills.len() + writes.lines.len() + writes.settlements.len() + 1, "a month close")
+    expect_written(written, writes.bills.len() + writes.lines.len() + writes.settlements.len() + closed.len() + progress.len(), "a month close")
 }

@@ -25,13 +25,13 @@ use subledger_domain::money::Currency;
 use subledger_domain::usage::AccountTerms;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use super::close::{CloseReads, CloseWrites, MonthRow, SettlementWallets};
+use super::close::{Chunk, CloseReads, CloseWrites, MonthRow, SettlementWallets};
 use super::usage::{UsageKeys, UsageReads, UsageWrites};
 use super::{BatchKeys, BatchReads, LedgerWrites, StoredHold, StoredTransfer};
 use crate::error::{DatabaseFailure, classify};
 use crate::rows::{
-    self, BillLineRow, BillRow, EntryKey, EntryRow, HoldIdKey, HoldKey, HoldResolutionRow, HoldRow, MonthCloseRow, MonthKey, PreviousBilledRow, ProductTotalRow, QuotaKey, QuotaRow, Row,
-    SettlementRow, SightingRow, SqliteDecode, TenantMonthKey, TransferKey, TransferRow, UsageAccountRow, UsageDayRow, UsageEventKey, UsageEventRow, UsageMonthRow, WalletRow, WalletUpdate,
+    self, BillLineRow, BillRow, EntryKey, EntryRow, HoldIdKey, HoldKey, HoldResolutionRow, HoldRow, MonthCloseRow, MonthClosingRow, MonthKey, PreviousBilledRow, ProductTotalRow, QuotaKey, QuotaRow,
+    Row, SettlementRow, SightingRow, SqliteDecode, TenantMonthKey, TransferKey, TransferRow, UsageAccountRow, UsageDayRow, UsageEventKey, UsageEventRow, UsageMonthRow, WalletRow, WalletUpdate,
 };
 use crate::{Backend, Result, StorageError};
 
@@ -284,8 +284,10 @@ pub(super) fn usage_reads(batch: &Batch, keys: &UsageKeys<'_>) -> Result<UsageRe
     let months =
         rows_of::<_, UsageMonthRow<String>>(batch, &MONTH_ROWS_BY_KEY, keys.months.iter().map(|(account, product, month)| MonthKey { account_id: account.0, product_code: *product, month: *month }))?;
     let quota = rows_of::<_, QuotaRow<String>>(batch, &QUOTA_BY_KEY, keys.quota_days.iter().map(|(account, day)| QuotaKey { account_id: account.0, day: *day }))?;
-    let closed = rows_of::<_, MonthCloseRow<String>>(batch, &MONTH_CLOSE_BY_KEY, keys.month_names.iter().map(|month| TenantMonthKey { tenant_id, month: *month }))?;
-    super::usage::reads(wallets, fresh_ids(batch, keys.ids_needed)?, earlier, accounts, months, quota, closed)
+    let month_keys = || keys.month_names.iter().map(|month| TenantMonthKey { tenant_id, month: *month });
+    let closed = rows_of::<_, MonthCloseRow<String>>(batch, &MONTH_CLOSE_BY_KEY, month_keys())?;
+    let closing = rows_of::<_, MonthClosingRow<String>>(batch, &MONTH_CLOSING_BY_KEY, month_keys())?;
+    super::usage::reads(wallets, fresh_ids(batch, keys.ids_needed)?, earlier, accounts, months, quota, (closed, closing))
 }
 
 static INSERT_USAGE_EVENT: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<UsageEventRow<&str>>);
@@ -301,21 +303,49 @@ pub(super) fn usage_writes(batch: &Batch, writes: &UsageWrites<'_>) -> Result<()
     execute_each(batch, &UPSERT_QUOTA, writes.quota_rows())
 }
 
-static CLOSE_MONTH_ROWS: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM usage_monthly WHERE tenant_id = :tenant_id AND month = :month", rows::columns::<UsageMonthRow<String>>(None)));
+static CLOSE_MONTH_ROWS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM usage_monthly WHERE tenant_id = :tenant_id AND month = :month AND {}",
+        rows::columns::<UsageMonthRow<String>>(None),
+        super::close::in_chunk(":after_account_id", ":through_account_id")
+    )
+});
 static CLOSE_LATE_ROWS: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {} FROM {}", rows::columns::<UsageMonthRow<String>>(Some("usage_monthly")), super::close::late_groups(":tenant_id", ":month")));
-static CLOSE_PREVIOUS_BILLED: LazyLock<String> = LazyLock::new(|| rows::select_from::<PreviousBilledRow<String>>(&super::close::previous_billed(":tenant_id", ":month", "TRUE")));
-static CLOSE_BILLED: LazyLock<String> = LazyLock::new(|| rows::select_from::<ProductTotalRow<String>>(&super::close::billed_totals(":tenant_id")));
-static CLOSE_CHARGED: LazyLock<String> = LazyLock::new(|| rows::select_from::<ProductTotalRow<String>>(&super::close::charged_totals(":tenant_id", ":month")));
-static CLOSE_SETTLED: LazyLock<String> = LazyLock::new(|| rows::select_from::<ProductTotalRow<String>>(&super::close::settled_totals(":tenant_id")));
+    LazyLock::new(|| format!("SELECT {} FROM {}", rows::columns::<UsageMonthRow<String>>(Some("usage_monthly")), super::close::late_groups(":tenant_id", ":month", &CHUNK)));
+static CLOSE_PREVIOUS_BILLED: LazyLock<String> = LazyLock::new(|| rows::select_from::<PreviousBilledRow<String>>(&super::close::previous_billed(":tenant_id", ":month", &CHUNK)));
+static CLOSE_BILLED: LazyLock<String> = LazyLock::new(|| rows::select_from::<ProductTotalRow<String>>(&super::close::billed_totals(":tenant_id", &CHUNK)));
+static CLOSE_CHARGED: LazyLock<String> = LazyLock::new(|| rows::select_from::<ProductTotalRow<String>>(&super::close::charged_totals(":tenant_id", ":month", &CHUNK)));
+static CLOSE_SETTLED: LazyLock<String> = LazyLock::new(|| rows::select_from::<ProductTotalRow<String>>(&super::close::settled_totals(":tenant_id", &CHUNK)));
+static MONTH_CLOSING_BY_KEY: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM month_closings WHERE {}", rows::columns::<MonthClosingRow<String>>(None), rows::sqlite_match::<TenantMonthKey<&str>>(None)));
+/// The tenant's accounts after ?2, in id order, at most ?3.
+const NEXT_ACCOUNTS: &str = "SELECT id FROM accounts WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+/// A chunk's accounts, as named parameters of [`ChunkKey`].
+static CHUNK: LazyLock<String> = LazyLock::new(|| super::close::in_chunk(":after_account_id", ":through_account_id"));
 
-/// The reads of a month close, under the write lock.
-pub(super) fn close_reads(batch: &Batch, tenant: TenantId, month: &str) -> Result<CloseReads> {
-    let key = TenantMonthKey { tenant_id: tenant.0, month };
+/// The reads of a chunk of a month close, under the write lock: whether the
+/// month is closed, how far its close got, the chunk's accounts (at most
+/// `accounts_max` after the last one billed) and what the close needs of them.
+pub(super) fn close_reads(batch: &Batch, tenant: TenantId, month: &str, accounts_max: usize) -> Result<CloseReads> {
+    let month_key = TenantMonthKey { tenant_id: tenant.0, month };
+    if !rows_of::<_, MonthCloseRow<String>>(batch, &MONTH_CLOSE_BY_KEY, [month_key.clone()])?.is_empty() {
+        return Ok(super::close::closed_reads());
+    }
+    let progress = rows_of::<_, MonthClosingRow<String>>(batch, &MONTH_CLOSING_BY_KEY, [month_key])?.into_iter().next().map(MonthClosingRow::progress);
+    let after = progress.map_or(AccountId(0), |p| p.last_account);
+    let limit = i64::try_from(accounts_max).unwrap_or(i64::MAX).saturating_add(1);
+    let next_ids: Vec<i64> = {
+        let mut statement = batch.conn.prepare_cached(NEXT_ACCOUNTS).map_err(storage_error)?;
+        statement.query_map(params![tenant.0, after.0, limit], |row| row.get(0)).and_then(|ids| ids.collect()).map_err(storage_error)?
+    };
+    let chunk = Chunk::of(after, &next_ids, accounts_max);
+    let key = chunk.key(tenant, month);
     let totals = |sql: &str| -> Result<super::close::ProductTotals> { Ok(rows_named::<_, ProductTotalRow<String>>(batch, sql, &key)?.into_iter().map(ProductTotalRow::entry).collect()) };
     let month_rows = |sql: &str| -> Result<Vec<MonthRow>> { rows_named::<_, UsageMonthRow<String>>(batch, sql, &key)?.into_iter().map(MonthRow::try_from).collect() };
     Ok(CloseReads {
-        already_closed: !rows_of::<_, MonthCloseRow<String>>(batch, &MONTH_CLOSE_BY_KEY, [key.clone()])?.is_empty(),
+        already_closed: false,
+        progress,
+        chunk,
         month_rows: month_rows(&CLOSE_MONTH_ROWS)?,
         late_rows: month_rows(&CLOSE_LATE_ROWS)?,
         previous_billed: rows_named::<_, PreviousBilledRow<String>>(batch, &CLOSE_PREVIOUS_BILLED, &key)?.into_iter().map(PreviousBilledRow::entry).collect(),
@@ -335,15 +365,25 @@ static INSERT_BILL: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<BillR
 static INSERT_BILL_LINE: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<BillLineRow<&str>>);
 static INSERT_SETTLEMENT: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<SettlementRow<&str>>);
 static INSERT_MONTH_CLOSE: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<MonthCloseRow<&str>>);
-static CLEAR_LATE: LazyLock<String> = LazyLock::new(|| super::close::clear_late(":tenant_id", ":month"));
+static UPSERT_PROGRESS: LazyLock<String> = LazyLock::new(|| format!("{} {}", rows::sqlite_insert::<MonthClosingRow<&str>>(), *super::close::PROGRESS_CONFLICT));
+const FORGET_PROGRESS: &str = "DELETE FROM month_closings WHERE tenant_id = :tenant_id AND month = :month";
+static CLEAR_LATE: LazyLock<String> = LazyLock::new(|| super::close::clear_late(":tenant_id", ":month", &CHUNK));
+
+/// Runs `sql` once with a key's values bound to its `:column` parameters.
+fn execute_named<K: Row>(batch: &Batch, sql: &str, key: &K) -> Result<usize> {
+    let mut statement = batch.conn.prepare_cached(sql).map_err(storage_error)?;
+    rows::sqlite_bind_named(&mut statement, key).and_then(|()| statement.raw_execute()).map_err(storage_error)
+}
 
 pub(super) fn close_writes(batch: &Batch, writes: &CloseWrites<'_>) -> Result<()> {
     execute_each(batch, &INSERT_BILL, writes.bill_rows())?;
     execute_each(batch, &INSERT_BILL_LINE, writes.line_rows())?;
     execute_each(batch, &INSERT_SETTLEMENT, writes.settlement_rows())?;
-    {
-        let mut clear = batch.conn.prepare_cached(&CLEAR_LATE).map_err(storage_error)?;
-        rows::sqlite_bind_named(&mut clear, &TenantMonthKey { tenant_id: writes.tenant.0, month: writes.month }).and_then(|()| clear.raw_execute()).map_err(storage_error)?;
+    execute_named(batch, &CLEAR_LATE, &writes.chunk_key())?;
+    execute_each(batch, &UPSERT_PROGRESS, writes.progress_rows())?;
+    if let Some(closed) = writes.close_rows() {
+        execute_named(batch, FORGET_PROGRESS, &TenantMonthKey { tenant_id: writes.tenant.0, month: writes.month })?;
+        execute_each(batch, &INSERT_MONTH_CLOSE, [closed])?;
     }
-    execute_each(batch, &INSERT_MONTH_CLOSE, [writes.close_row()])
+    Ok(())
 }

@@ -13,7 +13,7 @@ use subledger_domain::usage::{AccountTerms, Outcome, RollupAmounts};
 use super::close::MonthRow;
 use super::{BatchInner, BatchTx, LedgerWriter, WriterInner, postgres, sqlite};
 use crate::Result;
-use crate::rows::{AccountCurrencyKey, MonthCloseRow, QuotaRow, UsageDayRow, UsageEventRow, UsageMonthRow};
+use crate::rows::{AccountCurrencyKey, MonthCloseRow, MonthClosingRow, QuotaRow, UsageDayRow, UsageEventRow, UsageMonthRow};
 
 /// What the batch reads, and which wallets it must lock.
 pub struct UsageKeys<'a> {
@@ -44,6 +44,9 @@ pub struct UsageReads {
     pub months: Vec<((AccountId, String, String, String), RollupAmounts)>,
     pub quota: Vec<((AccountId, String), i64)>,
     pub closed_months: Vec<String>,
+    /// Months of the batch whose close is under way, with the last account
+    /// it billed: usage of those accounts is late, of the others not.
+    pub closing_months: Vec<(String, AccountId)>,
 }
 
 /// An event to store with its outcome.
@@ -126,7 +129,8 @@ pub(crate) fn wallets_to_lock(accounts: &[AccountTerms], revenue: &[WalletId]) -
     ids
 }
 
-/// What a usage batch read, decoded (the same on both backends).
+/// What a usage batch read, decoded (the same on both backends); the last
+/// pair is the batch's months that are closed and those whose close is under way.
 pub(crate) fn reads(
     wallets: Vec<(TenantId, WalletState)>,
     transfer_ids: Vec<TransferId>,
@@ -134,7 +138,7 @@ pub(crate) fn reads(
     accounts: Vec<AccountTerms>,
     months: Vec<UsageMonthRow<String>>,
     quota: Vec<QuotaRow<String>>,
-    closed: Vec<MonthCloseRow<String>>,
+    (closed, closing): (Vec<MonthCloseRow<String>>, Vec<MonthClosingRow<String>>),
 ) -> Result<UsageReads> {
     Ok(UsageReads {
         wallets,
@@ -150,6 +154,7 @@ pub(crate) fn reads(
             .collect::<Result<_>>()?,
         quota: quota.into_iter().map(|q| ((AccountId(q.account_id), q.day), q.used)).collect(),
         closed_months: closed.into_iter().map(|c| c.month).collect(),
+        closing_months: closing.into_iter().map(|c| (c.month, AccountId(c.last_account_id))).collect(),
     })
 }
 

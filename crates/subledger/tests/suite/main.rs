@@ -5,6 +5,7 @@ mod support;
 
 mod billing;
 mod cli;
+mod close;
 mod connections;
 mod currency;
 mod fairness;
