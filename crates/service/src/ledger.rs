@@ -710,7 +710,7 @@ async fn run_batch(batch: Vec<Pending>, writer: &LedgerWriter, config: &LedgerCo
     let answers = commit_isolating(&requests, config, metrics, |part, attempt| {
         // First optimistically; a batch that lost a race runs again with row locks.
         let locking = if attempt == 0 { Locking::Optimistic } else { Locking::Pessimistic };
-        commit_batch(writer, part, locking)
+        commit_batch(writer, part, locking, metrics)
     })
     .await;
     metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
@@ -723,7 +723,9 @@ async fn run_batch(batch: Vec<Pending>, writer: &LedgerWriter, config: &LedgerCo
                 HoldState::Pending => metrics.holds_opened.inc(),
                 HoldState::Posted { .. } => metrics.holds_posted.inc(),
                 HoldState::Voided => metrics.holds_voided.inc(),
-                HoldState::Expired => metrics.holds_expired.inc(),
+                // Counted as committed (`commit_batch`): a post that finds its hold past
+                // its timeout expires it too, and is answered with an error.
+                HoldState::Expired => 0,
                 HoldState::Rejected(_) => metrics.transfers_rejected.inc(),
             };
         }
@@ -751,7 +753,7 @@ async fn record_sightings(queued: Vec<(Sighting, oneshot::Sender<ServiceResult<b
 
 /// One database transaction for the whole batch. Returns one answer per
 /// request, in order; an `Err` here means nothing was written.
-async fn commit_batch(writer: &LedgerWriter, requests: &[&LedgerRequest], locking: Locking) -> Result<Vec<ServiceResult<LedgerAnswer>>, StorageError> {
+async fn commit_batch(writer: &LedgerWriter, requests: &[&LedgerRequest], locking: Locking, metrics: &LedgerMetrics) -> Result<Vec<ServiceResult<LedgerAnswer>>, StorageError> {
     let mut wallet_ids: Vec<WalletId> = Vec::with_capacity(requests.len() * 2);
     let (mut transfer_keys, mut hold_keys, mut hold_ids) = (Vec::new(), Vec::new(), Vec::new());
     for request in requests {
@@ -812,7 +814,10 @@ async fn commit_batch(writer: &LedgerWriter, requests: &[&LedgerRequest], lockin
         }
         answers.push(answer);
     }
-    store_ledger::finish_batch(tx, &LedgerWrites::with_records(batch.journal.finish(), records)).await?;
+    let writes = LedgerWrites::with_records(batch.journal.finish(), records);
+    let expired = writes.holds_resolved.iter().filter(|(_, state, _)| *state == HoldState::Expired).count();
+    store_ledger::finish_batch(tx, &writes).await?;
+    metrics.holds_expired.inc_by(expired as u64);
     Ok(answers)
 }
 
