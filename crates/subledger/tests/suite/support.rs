@@ -369,8 +369,11 @@ pub async fn sendcloud_post(http: &reqwest::Client, base: &str, endpoint: &str, 
     response.json().await.expect("a JSON envelope")
 }
 
+/// The tests' HTTP client. Its pooled connections go idle sooner than the
+/// server's (75 s), so a request never goes out on a connection the server is
+/// closing as idle (reqwest's default, 90 s, allows that race).
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("an HTTP client")
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_idle_timeout(Duration::from_secs(30)).build().expect("an HTTP client")
 }
 
 pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
