@@ -154,9 +154,9 @@ async fn run(args: &Args, database_url: &str, events_per_account: usize) -> Resu
     let config = ServiceConfig { account_limit_default: 1_000_000, daily_quota_default: DailyQuota::MAX, ..ServiceConfig::default() };
     let (services, worker) = Services::start(store, config, &mut registry);
     let timezone = TenantTimeZone::parse("Asia/Shanghai").expect("zone");
-    let tenant = services.create_tenant(TenantName::parse("Close Bench").expect("name"), timezone.clone(), &Change::new()).await.expect("tenant").tenant;
+    let tenant = services.create_tenant(TenantName::parse("Close Bench").expect("name"), timezone.clone(), &Change::by(subledger_domain::oplog::Actor::Cli)).await.expect("tenant").tenant;
     let funds = PositiveAmount::new(100_000_000_000).expect("amount");
-    services.deposit(&tenant, &WalletRef::primary(Holder::Tenant), funds, Currency::Cny, MoveOptions::default(), &Change::new()).await.expect("deposit");
+    services.deposit(&tenant, &WalletRef::primary(Holder::Tenant), funds, Currency::Cny, MoveOptions::default(), &Change::by(subledger_domain::oplog::Actor::Cli)).await.expect("deposit");
     let from_2020 = Some(to_unix_micros("2020-01-01T00:00:00Z".parse::<jiff::Timestamp>().expect("instant")));
     let sms: PriceModel = serde_json::from_value(json!({"model": "per_unit", "price": "0.05", "increment": "1"})).expect("model");
     let email: PriceModel = serde_json::from_value(json!({"model": "graduated", "tiers": [
@@ -164,8 +164,8 @@ async fn run(args: &Args, database_url: &str, events_per_account: usize) -> Resu
         {"min": "200", "unit": "1", "price": "0.005"}
     ]}))
     .expect("model");
-    services.set_tariff(&tenant, "sms", None, from_2020, sms, &Change::new()).await.expect("sms tariff");
-    services.set_tariff(&tenant, "email", None, from_2020, email, &Change::new()).await.expect("email tariff");
+    services.set_tariff(&tenant, "sms", None, from_2020, sms, &Change::by(subledger_domain::oplog::Actor::Cli)).await.expect("sms tariff");
+    services.set_tariff(&tenant, "email", None, from_2020, email, &Change::by(subledger_domain::oplog::Actor::Cli)).await.expect("email tariff");
 
     // Accounts: created, funded, every n-th postpaid; a few at a time.
     let usernames: Arc<Vec<String>> = Arc::new((0..args.accounts).map(|i| format!("close{i:06}")).collect());
@@ -188,18 +188,19 @@ async fn run(args: &Args, database_url: &str, events_per_account: usize) -> Resu
                         company_url: None,
                         password: None,
                         daily_quota: Some(DailyQuota::new(DailyQuota::MAX).expect("quota")),
+                        funding: Default::default(),
                     };
-                    services.create_account(&tenant, input, &Change::new()).await.expect("account");
+                    services.create_account(&tenant, input, &Change::by(subledger_domain::oplog::Actor::Cli)).await.expect("account");
                     let amount = PositiveAmount::new(100_000).expect("amount");
                     let to = WalletRef::primary(Holder::Account(username));
                     services
-                        .transfer(&tenant, &WalletRef::primary(Holder::Tenant), &to, amount, Currency::Cny, MoveOptions::default(), &Change::new())
+                        .transfer(&tenant, &WalletRef::primary(Holder::Tenant), &to, amount, Currency::Cny, MoveOptions::default(), &Change::by(subledger_domain::oplog::Actor::Cli))
                         .await
                         .expect("transfer")
                         .posted()
                         .expect("funded");
                     if postpaid_every > 0 && i.is_multiple_of(postpaid_every) {
-                        services.set_billing_mode(&tenant, name, true, &Change::new()).await.expect("postpaid");
+                        services.set_billing_mode(&tenant, name, true, &Change::by(subledger_domain::oplog::Actor::Cli)).await.expect("postpaid");
                     }
                 }
             })
@@ -231,7 +232,7 @@ async fn run(args: &Args, database_url: &str, events_per_account: usize) -> Resu
                     if b >= plan.batches() {
                         break;
                     }
-                    let results = services.ingest_usage(&tenant, plan.events(&usernames, b), &Change::new()).await.expect("usage batch");
+                    let results = services.ingest_usage(&tenant, plan.events(&usernames, b), &Change::by(subledger_domain::oplog::Actor::Cli)).await.expect("usage batch");
                     if let Some(refused) = results.iter().find(|r| r.duplicate || !matches!(r.outcome, Outcome::Accepted(_))) {
                         panic!("event {} was not accepted: {:?} (duplicate: {})", refused.id, refused.outcome, refused.duplicate);
                     }
@@ -255,7 +256,7 @@ async fn run(args: &Args, database_url: &str, events_per_account: usize) -> Resu
     }
 
     let closing = Instant::now();
-    let reports = services.close_month(&tenant, month, &Change::new()).await.expect("close");
+    let reports = services.close_month(&tenant, month, &Change::by(subledger_domain::oplog::Actor::Cli)).await.expect("close");
     let close = closing.elapsed();
     assert_eq!(reports.len(), 1, "only {month} had usage");
     let report = &reports[0];

@@ -29,13 +29,23 @@ async fn main() {
     let store = subledger_storage::Store::open(&url, &Default::default()).await.expect("database opens");
     let mut registry = Registry::default();
     let (services, _worker) = Services::start(store, ServiceConfig::default(), &mut registry);
-    let tenant = services.create_tenant(TenantName::parse("probe").unwrap(), TenantTimeZone::parse("UTC").unwrap(), &Change::new()).await.unwrap().tenant;
+    let tenant = services.create_tenant(TenantName::parse("probe").unwrap(), TenantTimeZone::parse("UTC").unwrap(), &Change::by(subledger_domain::oplog::Actor::Cli)).await.unwrap().tenant;
     let funds = PositiveAmount::new(100_000_000_000).unwrap();
-    services.deposit(&tenant, &WalletRef::primary(Holder::Tenant), funds, Currency::Cny, MoveOptions::default(), &Change::new()).await.unwrap();
+    services.deposit(&tenant, &WalletRef::primary(Holder::Tenant), funds, Currency::Cny, MoveOptions::default(), &Change::by(subledger_domain::oplog::Actor::Cli)).await.unwrap();
     let names: Vec<Username> = (0..concurrency).map(|i| Username::parse(&format!("probe{i:05}")).unwrap()).collect();
     for name in &names {
-        let input = NewAccountInput { username: name.clone(), user_type: UserType::IFaxin, phone: None, email: None, company_name: None, company_url: None, password: None, daily_quota: None };
-        services.create_account(&tenant, input, &Change::new()).await.unwrap();
+        let input = NewAccountInput {
+            username: name.clone(),
+            user_type: UserType::IFaxin,
+            phone: None,
+            email: None,
+            company_name: None,
+            company_url: None,
+            password: None,
+            daily_quota: None,
+            funding: Default::default(),
+        };
+        services.create_account(&tenant, input, &Change::by(subledger_domain::oplog::Actor::Cli)).await.unwrap();
     }
     let started = Instant::now();
     let tasks: Vec<_> = names
@@ -47,7 +57,12 @@ async fn main() {
                 for n in 0..per_task {
                     let key = format!("probe:{}:{name}:{n}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros());
                     let options = MoveOptions { idempotency_key: Some(key), memo: None };
-                    services.transfer(&tenant, &WalletRef::primary(Holder::Tenant), &to, PositiveAmount::new(100).unwrap(), Currency::Cny, options, &Change::new()).await.unwrap().posted().unwrap();
+                    services
+                        .transfer(&tenant, &WalletRef::primary(Holder::Tenant), &to, PositiveAmount::new(100).unwrap(), Currency::Cny, options, &Change::by(subledger_domain::oplog::Actor::Cli))
+                        .await
+                        .unwrap()
+                        .posted()
+                        .unwrap();
                 }
             })
         })

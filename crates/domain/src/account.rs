@@ -311,6 +311,66 @@ impl AccountStatus {
     }
 }
 
+/// Whose money an account's charges draw on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Funding {
+    /// Its own wallets (SendCloud sub-accounts, telephony developer accounts).
+    #[default]
+    Own,
+    /// Its tenant's wallets (UUCall seats: billed per seat, paid by the enterprise).
+    Tenant,
+}
+
+impl Funding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Funding::Own => "own",
+            Funding::Tenant => "tenant",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Funding> {
+        match text {
+            "own" => Some(Funding::Own),
+            "tenant" => Some(Funding::Tenant),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a sub-user may log in and be charged, beside [`AccountStatus`]
+/// (frozen is a money-side state; this is the seat's lifecycle).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessState {
+    #[default]
+    Enabled,
+    /// Cannot log in; its money and history stay.
+    Disabled,
+    /// Cannot log in or be charged; kept for its ledger history, never deleted.
+    Cancelled,
+}
+
+impl AccessState {
+    pub fn code(self) -> i64 {
+        match self {
+            AccessState::Enabled => 1,
+            AccessState::Disabled => 2,
+            AccessState::Cancelled => 3,
+        }
+    }
+
+    pub fn from_code(code: i64) -> Option<AccessState> {
+        match code {
+            1 => Some(AccessState::Enabled),
+            2 => Some(AccessState::Disabled),
+            3 => Some(AccessState::Cancelled),
+            _ => None,
+        }
+    }
+}
+
 /// An account's daily request quota: how many requests it may make in one
 /// calendar day of its tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

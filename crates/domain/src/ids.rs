@@ -31,6 +31,14 @@ integer_id!(
     /// Storage key of a wallet; also what ledger entries hang from.
     WalletId
 );
+integer_id!(
+    /// Storage key of a role of a tenant.
+    RoleId
+);
+integer_id!(
+    /// Storage key of a notice of a tenant.
+    NoticeId
+);
 
 /// The opaque tenant identifier shown to people and scripts (`tn_…`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 //! property-tested. Raw input from the wire is parsed into these types at the
 //! edge, so the layers above never see an unchecked value.
 
+pub mod access;
 pub mod account;
 pub mod billing;
 pub mod calendar;
@@ -11,6 +12,7 @@ pub mod decimal;
 pub mod ids;
 pub mod ledger;
 pub mod money;
+pub mod oplog;
 pub mod paging;
 pub mod posting;
 pub mod rating;

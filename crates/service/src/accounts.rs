@@ -3,11 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use subledger_domain::account::{AccountStatus, CompanyName, CompanyUrl, DailyQuota, Email, Password, Phone, UserType, Username};
+use subledger_domain::account::{AccessState, AccountStatus, CompanyName, CompanyUrl, DailyQuota, Email, Funding, Password, Phone, UserType, Username};
 use subledger_domain::catalog::BUILTIN_CURRENCY;
-use subledger_domain::ids::AccountId;
+use subledger_domain::ids::{AccountId, RoleId};
 use subledger_domain::ledger::WalletPurpose;
 use subledger_domain::money::Currency;
+use subledger_domain::oplog::{Operation, OperationKind};
 use subledger_domain::paging::Page;
 use subledger_storage::accounts::{self as store_accounts, AccountFilter, AccountRecord, Clashes, NewAccount};
 use subledger_storage::tenants as store_tenants;
@@ -32,6 +33,8 @@ pub struct NewAccountInput {
     pub password: Option<Password>,
     /// `None`: the tenant's default.
     pub daily_quota: Option<DailyQuota>,
+    /// Whose wallets its charges draw on.
+    pub funding: Funding,
 }
 
 /// An account as the dialects show it.
@@ -47,7 +50,28 @@ pub struct Account {
     pub company_url: Option<String>,
     pub api_user: Option<String>,
     pub daily_quota: i64,
+    pub funding: Funding,
+    pub access: AccessState,
+    /// The seat's fields (UUCall sub-users); empty for other accounts.
+    pub seat: Seat,
     pub created_at_us: i64,
+}
+
+/// What a sub-user seat carries beside the account's own fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seat {
+    pub role: Option<RoleId>,
+    /// Whether the role's application template applies (UUCall `roleEnble` 1).
+    pub role_template: bool,
+    /// The employee's name.
+    pub person_name: Option<String>,
+    pub job_number: Option<String>,
+    /// The bound extension (`bind_ext`).
+    pub extension: Option<i64>,
+    pub department: Option<String>,
+    pub note: Option<String>,
+    pub last_login_at_us: Option<i64>,
+    pub logins: i64,
 }
 
 impl Account {
@@ -64,6 +88,19 @@ impl Account {
             company_url: record.company_url,
             api_user: record.api_user,
             daily_quota: record.daily_quota,
+            funding: Funding::parse(&record.funding).ok_or_else(|| corrupt("funding"))?,
+            access: AccessState::from_code(record.access_state).ok_or_else(|| corrupt("access_state"))?,
+            seat: Seat {
+                role: record.role_id.map(RoleId),
+                role_template: record.role_template == 1,
+                person_name: record.person_name,
+                job_number: record.job_number,
+                extension: record.extension,
+                department: record.department,
+                note: record.note,
+                last_login_at_us: record.last_login_at_us,
+                logins: record.logins,
+            },
             created_at_us: record.created_at_us,
         })
     }
@@ -150,6 +187,7 @@ impl Services {
                 api_user: api_user.as_deref(),
                 api_key_sha256: api_key_digest.as_deref(),
                 daily_quota: input.daily_quota.map_or(locked.default_daily_quota, DailyQuota::get),
+                funding: input.funding.as_str(),
                 now_us: now,
             },
         )
@@ -163,7 +201,7 @@ impl Services {
         // Wallets in the built-in products' currency, which every tenant's
         // catalog has; other currencies open on first use (`open_currency`).
         create_account_wallets(&mut tx, tenant, id, BUILTIN_CURRENCY, now).await?;
-        change.commit(tx).await?;
+        change.commit(tx, tenant.id, Operation::new(OperationKind::AccountCreate, input.username.as_str())).await?;
         let account = self.account(tenant, input.username.as_str()).await?;
         Ok(CreatedAccount { account, api_key })
     }
@@ -198,7 +236,7 @@ impl Services {
     pub async fn set_daily_quota(&self, tenant: &Tenant, username: &str, quota: DailyQuota, change: &Change) -> ServiceResult<(Account, QuotaState)> {
         let mut tx = self.store.begin_write().await?;
         let record = store_accounts::set_daily_quota(&mut tx, tenant.id, username, quota.get(), now_us()).await?.ok_or(ServiceError::NotFound(Resource::Account))?;
-        change.commit(tx).await?;
+        change.commit(tx, tenant.id, Operation::new(OperationKind::AccountQuota, username).with_detail(quota.get().to_string())).await?;
         let account = Account::from_record(record)?;
         let state = self.quota_state(tenant, &account).await?;
         Ok((account, state))
@@ -214,7 +252,11 @@ impl Services {
     pub async fn set_account_status(&self, tenant: &Tenant, username: &str, status: AccountStatus, change: &Change) -> ServiceResult<Account> {
         let mut tx = self.store.begin_write().await?;
         let record = store_accounts::set_status(&mut tx, tenant.id, username, status.code(), now_us()).await?.ok_or(ServiceError::NotFound(Resource::Account))?;
-        change.commit(tx).await?;
+        let kind = match status {
+            AccountStatus::Active => OperationKind::AccountUnfreeze,
+            AccountStatus::Frozen => OperationKind::AccountFreeze,
+        };
+        change.commit(tx, tenant.id, Operation::new(kind, username)).await?;
         Account::from_record(record)
     }
 }

@@ -77,6 +77,7 @@ use subledger_domain::calendar::{Month, TenantTimeZone};
 use subledger_domain::ids::{AccountId, TenantId, WalletId};
 use subledger_domain::ledger::{DebitRule, TransferIntent, TransferKind};
 use subledger_domain::money::{AMOUNT_MINOR_MAX, AmountTooLarge, Currency, PositiveAmount, checked_sum, format_minor};
+use subledger_domain::oplog::{Actor, Operation, OperationKind};
 use subledger_domain::paging::Page;
 use subledger_domain::posting::{Journal, Posting, promo_first};
 use subledger_domain::rating::{MONTH_CENTS_MAX, Quantity, sum_to_cents};
@@ -158,7 +159,7 @@ impl Services {
                 tariffs: tariffs.clone(),
                 revenue: revenue.clone(),
                 // Written with the chunk that closes the month asked for.
-                records: if month == asked { change.records() } else { ChangeRecords::default() },
+                records: if month == asked { change.records(tenant.id, Operation::new(OperationKind::BillClose, month.to_string())) } else { ChangeRecords::default() },
             };
             // One chunk per turn on the worker; each next chunk is queued
             // after the answer to the last, behind the work that came meanwhile.
@@ -278,7 +279,7 @@ impl Services {
     /// Closes `month` for every tenant (and, first, each tenant's earlier
     /// open months with usage). Tenants in whose time zone the month has not
     /// ended yet are skipped and reported as such.
-    pub async fn close_month_all_tenants(&self, month: Month) -> ServiceResult<Vec<(Tenant, ServiceResult<Vec<CloseReport>>)>> {
+    pub async fn close_month_all_tenants(&self, month: Month, change: &Change) -> ServiceResult<Vec<(Tenant, ServiceResult<Vec<CloseReport>>)>> {
         let mut outcomes = Vec::new();
         let mut offset = 0;
         loop {
@@ -288,7 +289,7 @@ impl Services {
             }
             offset += tenants.len() as i64;
             for tenant in tenants {
-                let outcome = self.close_month(&tenant, month, &Change::new()).await;
+                let outcome = self.close_month(&tenant, month, change).await;
                 outcomes.push((tenant, outcome));
             }
             if offset >= total {
@@ -319,7 +320,7 @@ impl Services {
             if open.is_empty() {
                 continue;
             }
-            let outcome = self.close_month(&tenant, month, &Change::new()).await;
+            let outcome = self.close_month(&tenant, month, &Change::by(Actor::System)).await;
             closed.push((tenant, outcome));
         }
         Ok(closed)

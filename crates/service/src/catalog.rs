@@ -8,6 +8,7 @@ use subledger_domain::account::{CompanyNameError, Username, parse_display_name};
 use subledger_domain::catalog::{self, BUILTIN, TelephonyItem};
 use subledger_domain::ids::AccountId;
 use subledger_domain::money::Currency;
+use subledger_domain::oplog::{Operation, OperationKind};
 use subledger_domain::rating::{Grouping, PriceModel};
 use subledger_storage::catalog::{self as store_catalog, NewTariff, ProductRecord};
 use subledger_storage::{StorageError, UniqueKey};
@@ -208,7 +209,7 @@ impl Services {
             StorageError::UniqueViolation { key: UniqueKey::ProductCode, .. } => ServiceError::Conflict("a product with this code exists"),
             other => other.into(),
         })?;
-        change.commit(tx).await?;
+        change.commit(tx, tenant.id, Operation::new(OperationKind::ProductAdd, record.code.as_str()).with_detail(record.currency.to_string())).await?;
         self.caches.forget_catalog(tenant.id);
         Product::from_record(record)
     }
@@ -275,7 +276,11 @@ impl Services {
             StorageError::UniqueViolation { key: UniqueKey::TariffVersion, .. } => ServiceError::Conflict("a version of this tariff starts at the same instant"),
             other => other.into(),
         })?;
-        change.commit(tx).await?;
+        let subject = match &username {
+            Some(username) => format!("{product_code} / {username}"),
+            None => product_code.to_owned(),
+        };
+        change.commit(tx, tenant.id, Operation::new(OperationKind::TariffSet, subject).with_detail(format!("from {effective_from_us} us"))).await?;
         self.caches.forget_catalog(tenant.id);
         Ok(TariffVersion { id, product_code: product_code.to_owned(), currency: product.currency, account, username, effective_from_us, model: Arc::new(model), created_at_us: now })
     }
@@ -286,7 +291,7 @@ impl Services {
         if !store_catalog::set_billing_mode(&mut tx, tenant.id, username, if postpaid { "postpaid" } else { "prepaid" }, now_us()).await? {
             return Err(ServiceError::NotFound(Resource::Account));
         }
-        change.commit(tx).await?;
+        change.commit(tx, tenant.id, Operation::new(OperationKind::AccountBilling, username).with_detail(if postpaid { "postpaid" } else { "prepaid" })).await?;
         Ok(())
     }
 }

@@ -1,44 +1,54 @@
-//! What every mutating service call takes besides its own fields: the
-//! records that must commit with its change, in the same transaction,
-//! whichever job performs it (a plain write, a ledger batch, a usage batch,
-//! a month close). Built once at the edge (each dialect, the CLI), so that a
-//! new kind of record (the operation log) is one more field here and in
-//! `subledger_storage::records`, not a change to every method.
+//! What every mutating service call takes besides its own fields: who asks
+//! for the change, and the records that must commit with it, in the same
+//! transaction, whichever job performs it (a plain write, a ledger batch, a
+//! usage batch, a month close). Built once at the edge (each dialect, the
+//! CLI, the automatic close).
+//!
+//! Each mutating method names its operation (`records` / `commit` take an
+//! [`Operation`]), so every committed change has exactly one entry in the
+//! operation log, written with it; a change that rolls back leaves none.
 
 use subledger_domain::ids::TenantId;
+use subledger_domain::oplog::{Actor, Operation, Outcome};
 use subledger_storage::WriteTx;
-use subledger_storage::records::ChangeRecords;
+use subledger_storage::records::{ChangeRecords, OperationRecord};
 use subledger_storage::signed_requests::Sighting;
 
 use crate::error::ServiceResult;
 
 /// The context of one mutating request.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Change {
-    records: ChangeRecords,
+    actor: Actor,
+    sightings: Vec<Sighting>,
 }
 
 impl Change {
-    /// A change with nothing to record beside it.
-    pub fn new() -> Change {
-        Change::default()
+    /// A change asked for by `actor`.
+    pub fn by(actor: Actor) -> Change {
+        Change { actor, sightings: Vec::new() }
     }
 
-    /// A change asked for by a signed request (SendCloud): the request is
-    /// recorded as seen with the change, so that a replay of it is refused
-    /// ([`crate::ServiceError::Replayed`]) and a change that failed can be
-    /// sent again.
+    /// A change asked for by a signed request of the tenant (SendCloud): the
+    /// request is recorded as seen with the change, so that a replay of it is
+    /// refused ([`crate::ServiceError::Replayed`]) and a change that failed
+    /// can be sent again.
     pub fn signed(tenant: TenantId, signature: &str, expires_at_ms: i64) -> Change {
-        Change { records: ChangeRecords { sightings: vec![Sighting { tenant, signature: signature.to_owned(), expires_at_ms }] } }
+        Change { actor: Actor::Tenant, sightings: vec![Sighting { tenant, signature: signature.to_owned(), expires_at_ms }] }
     }
 
-    /// The records, for a job that writes them in its own transaction.
-    pub(crate) fn records(&self) -> ChangeRecords {
-        self.records.clone()
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// The records of this change doing `operation` in `tenant`, for a job
+    /// that writes them in its own transaction.
+    pub(crate) fn records(&self, tenant: TenantId, operation: Operation) -> ChangeRecords {
+        ChangeRecords { sightings: self.sightings.clone(), operations: vec![OperationRecord { tenant, actor: self.actor.clone(), operation, outcome: Outcome::Done }] }
     }
 
     /// Commits a plain write transaction with the change's records.
-    pub(crate) async fn commit(&self, tx: WriteTx) -> ServiceResult<()> {
-        Ok(tx.commit_with(&self.records).await?)
+    pub(crate) async fn commit(&self, tx: WriteTx, tenant: TenantId, operation: Operation) -> ServiceResult<()> {
+        Ok(tx.commit_with(&self.records(tenant, operation)).await?)
     }
 }

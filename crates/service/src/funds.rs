@@ -5,7 +5,8 @@
 use subledger_domain::account::Username;
 use subledger_domain::ids::{TenantId, WalletId};
 use subledger_domain::ledger::{DebitRule, TransferIntent, TransferKind, WalletPurpose};
-use subledger_domain::money::{Currency, PositiveAmount};
+use subledger_domain::money::{Currency, PositiveAmount, format_minor};
+use subledger_domain::oplog::{Operation, OperationKind};
 use subledger_storage::accounts as store_accounts;
 pub use subledger_storage::ledger::StoredTransfer;
 use subledger_storage::wallets::{self as store_wallets, WalletOwner};
@@ -59,6 +60,15 @@ pub(crate) fn move_between(from: &WalletRef, to: &WalletRef) -> (TransferKind, D
     }
 }
 
+/// How the operation log names a wallet's holder: the account's username,
+/// or the tenant's name.
+pub(crate) fn holder_name(tenant: &Tenant, holder: &Holder) -> String {
+    match holder {
+        Holder::Tenant => tenant.name.clone(),
+        Holder::Account(username) => username.as_str().to_owned(),
+    }
+}
+
 /// Most entries one page of a wallet's history returns.
 pub const ENTRY_PAGE_MAX: i64 = 500;
 
@@ -69,7 +79,8 @@ impl Services {
         let credit = self.spendable_wallet(tenant, to, currency).await?;
         let world = self.system_wallet(tenant, WalletPurpose::World, currency).await?;
         let intent = TransferIntent { debit: world, credit, amount, currency, debit_rule: DebitRule::ToFloor };
-        self.post(tenant.id, TransferKind::Deposit, intent, options, change).await
+        let operation = Operation::new(OperationKind::FundsDeposit, holder_name(tenant, &to.holder)).with_detail(format!("{} {currency}", format_minor(amount.minor())));
+        self.post(tenant.id, TransferKind::Deposit, intent, options, change, operation).await
     }
 
     /// Moves money between two spendable wallets of the tenant (its own and
@@ -90,11 +101,13 @@ impl Services {
         let debit = self.spendable_wallet(tenant, from, currency).await?;
         let credit = self.spendable_wallet(tenant, to, currency).await?;
         let intent = TransferIntent { debit, credit, amount, currency, debit_rule };
-        self.post(tenant.id, kind, intent, options, change).await
+        let operation = Operation::new(OperationKind::FundsTransfer, format!("{} → {}", holder_name(tenant, &from.holder), holder_name(tenant, &to.holder)))
+            .with_detail(format!("{} {currency}", format_minor(amount.minor())));
+        self.post(tenant.id, kind, intent, options, change, operation).await
     }
 
-    async fn post(&self, tenant: TenantId, kind: TransferKind, intent: TransferIntent, options: MoveOptions, change: &Change) -> ServiceResult<TransferReceipt> {
-        self.ledger.submit(TransferRequest { tenant, idempotency_key: options.idempotency_key, kind, intent, memo: options.memo, records: change.records() }).await
+    async fn post(&self, tenant: TenantId, kind: TransferKind, intent: TransferIntent, options: MoveOptions, change: &Change, operation: Operation) -> ServiceResult<TransferReceipt> {
+        self.ledger.submit(TransferRequest { tenant, idempotency_key: options.idempotency_key, kind, intent, memo: options.memo, records: change.records(tenant, operation) }).await
     }
 
     /// The id of a spendable wallet, created on first use for a new currency.
@@ -214,7 +227,7 @@ impl Services {
         if !store_wallets::set_floor(&mut tx, wallet, -limit_minor).await? {
             return Err(ServiceError::Invalid { field: "overdraft", reason: "the wallet already owes more than this limit".to_owned() });
         }
-        change.commit(tx).await?;
+        change.commit(tx, tenant.id, Operation::new(OperationKind::FundsOverdraft, holder_name(tenant, holder)).with_detail(format!("{} {currency}", format_minor(limit_minor)))).await?;
         self.wallet(tenant, wallet).await
     }
 }

@@ -13,6 +13,7 @@
 use subledger_domain::ids::{TransferId, WalletId};
 use subledger_domain::ledger::TransferIntent;
 use subledger_domain::money::{Currency, PositiveAmount};
+use subledger_domain::oplog::{Operation, OperationKind};
 use subledger_storage::StorageError;
 use subledger_storage::ledger as store_ledger;
 pub use subledger_storage::ledger::{HOLDS_PAGE_MAX, StoredHold};
@@ -88,7 +89,15 @@ impl Services {
         }
         let intent = TransferIntent { debit, credit, amount, currency, debit_rule };
         let timeout_at_us = crate::now_us() + i64::from(timeout_seconds) * 1_000_000;
-        let request = HoldRequest { tenant: tenant.id, idempotency_key: options.idempotency_key, kind, intent, memo: options.memo, timeout_at_us, records: change.records() };
+        let request = HoldRequest {
+            tenant: tenant.id,
+            idempotency_key: options.idempotency_key,
+            kind,
+            intent,
+            memo: options.memo,
+            timeout_at_us,
+            records: change.records(tenant.id, Operation::new(OperationKind::HoldOpen, "").with_detail(format!("{} {currency}", subledger_domain::money::format_minor(amount.minor())))),
+        };
         self.ledger.submit_hold(request).await
     }
 
@@ -96,7 +105,7 @@ impl Services {
     /// rest of its reservation is given back. A key replays the posting.
     pub async fn post_hold(&self, tenant: &Tenant, id: TransferId, amount: Option<PositiveAmount>, options: MoveOptions, change: &Change) -> ServiceResult<PostedHold> {
         let action = HoldAction::Post { amount, memo: options.memo, idempotency_key: options.idempotency_key };
-        let HoldReceipt { hold, replayed, posted } = self.hold_step(tenant, id, action, change.records()).await?;
+        let HoldReceipt { hold, replayed, posted } = self.hold_step(tenant, id, action, change.records(tenant.id, Operation::new(OperationKind::HoldPost, id.to_string()))).await?;
         let transfer = posted.ok_or_else(|| ServiceError::Storage(StorageError::Corrupt(format!("hold {id} was posted without a transfer"))))?;
         Ok(PostedHold { hold, transfer, replayed })
     }
@@ -104,7 +113,7 @@ impl Services {
     /// Voids a pending hold: its reservation is given back. Voiding a hold
     /// already voided (or expired) answers it as it is.
     pub async fn void_hold(&self, tenant: &Tenant, id: TransferId, change: &Change) -> ServiceResult<HoldReceipt> {
-        self.hold_step(tenant, id, HoldAction::Void, change.records()).await
+        self.hold_step(tenant, id, HoldAction::Void, change.records(tenant.id, Operation::new(OperationKind::HoldVoid, id.to_string()))).await
     }
 
     async fn hold_step(&self, tenant: &Tenant, id: TransferId, action: HoldAction, records: ChangeRecords) -> ServiceResult<HoldReceipt> {

@@ -243,6 +243,17 @@ impl LedgerAnswer {
             LedgerAnswer::Hold(receipt) => receipt.replayed,
         }
     }
+
+    /// The reason of a refusal that was stored (under an idempotency key).
+    fn refusal(&self) -> Option<&'static str> {
+        match self {
+            LedgerAnswer::Transfer(receipt) => receipt.outcome.as_ref().err().map(|rejection| rejection.as_str()),
+            LedgerAnswer::Hold(receipt) => match receipt.hold.hold.state {
+                subledger_domain::posting::HoldState::Rejected(rejection) => Some(rejection.as_str()),
+                _ => None,
+            },
+        }
+    }
 }
 
 impl LedgerRequest {
@@ -809,8 +820,13 @@ async fn commit_batch(writer: &LedgerWriter, requests: &[&LedgerRequest], lockin
         };
         // A request's records commit with what it wrote; a replay or a
         // refusal that wrote nothing leaves none.
-        if answer.as_ref().is_ok_and(|answer| !answer.replayed()) {
-            records.extend(request.records().clone());
+        // A refusal stored under a key is recorded as refused.
+        match &answer {
+            Ok(answer) if !answer.replayed() => records.extend(match answer.refusal() {
+                Some(reason) => request.records().clone().refused(reason),
+                None => request.records().clone(),
+            }),
+            _ => {}
         }
         answers.push(answer);
     }

@@ -15,6 +15,7 @@ pub mod funds;
 pub mod holds;
 pub mod ledger;
 pub mod metrics;
+pub mod oplog;
 pub mod secrets;
 pub mod signed_requests;
 pub mod statements;

@@ -1,11 +1,13 @@
 //! Tenants: creation with their credentials and wallets, lookup by each
 //! dialect's kind of credential, and settings.
 
+use subledger_domain::access::Language;
 use subledger_domain::account::{DailyQuota, TenantName};
 use subledger_domain::calendar::TenantTimeZone;
 use subledger_domain::ids::{TenantId, TenantPublicId};
 use subledger_domain::ledger::WalletPurpose;
 use subledger_domain::money::Currency;
+use subledger_domain::oplog::{Operation, OperationKind};
 use subledger_domain::paging::Page;
 use subledger_storage::tenants::{self as store_tenants, NewTenant, TenantChanges, TenantRecord};
 use subledger_storage::wallets::{self as store_wallets, WalletOwner};
@@ -23,6 +25,8 @@ pub struct Tenant {
     pub public_id: TenantPublicId,
     pub name: String,
     pub timezone: TenantTimeZone,
+    /// Operation log descriptions and application names are given in it.
+    pub language: Language,
     pub app_id: String,
     pub account_limit: i64,
     pub default_daily_quota: i64,
@@ -38,6 +42,7 @@ impl Tenant {
             public_id: TenantPublicId(record.public_id),
             name: record.name,
             timezone,
+            language: Language::parse(&record.language).map_err(|e| ServiceError::Storage(StorageError::Corrupt(e.to_string())))?,
             app_id: record.app_id,
             account_limit: record.account_limit,
             default_daily_quota: record.default_daily_quota,
@@ -66,6 +71,7 @@ pub struct TenantWithSecrets {
 pub struct TenantUpdate {
     pub name: Option<TenantName>,
     pub timezone: Option<TenantTimeZone>,
+    pub language: Option<Language>,
     pub account_limit: Option<i64>,
     pub default_daily_quota: Option<DailyQuota>,
 }
@@ -109,7 +115,7 @@ impl Services {
         .await?;
         // Wallets in the built-in products' currency; others open on first use.
         create_tenant_wallets(&mut tx, id, subledger_domain::catalog::BUILTIN_CURRENCY, now).await?;
-        change.commit(tx).await?;
+        change.commit(tx, id, Operation::new(OperationKind::TenantCreate, name.as_str())).await?;
         let tenant = self.tenant(id).await?;
         Ok(TenantWithSecrets { tenant, app_key, api_token })
     }
@@ -173,6 +179,7 @@ impl Services {
         let changes = TenantChanges {
             name: update.name.as_ref().map(TenantName::as_str),
             timezone: update.timezone.as_ref().map(TenantTimeZone::name),
+            language: update.language.map(Language::as_str),
             account_limit: update.account_limit,
             default_daily_quota: update.default_daily_quota.map(DailyQuota::get),
             ..TenantChanges::default()
@@ -180,7 +187,7 @@ impl Services {
         if !store_tenants::update(&mut tx, id, &changes, now_us()).await? {
             return Err(ServiceError::NotFound(Resource::Tenant));
         }
-        change.commit(tx).await?;
+        change.commit(tx, id, Operation::new(OperationKind::TenantUpdate, "")).await?;
         self.caches.forget_tenants();
         self.tenant(id).await
     }
@@ -195,7 +202,7 @@ impl Services {
         if !store_tenants::update(&mut tx, id, &changes, now_us()).await? {
             return Err(ServiceError::NotFound(Resource::Tenant));
         }
-        change.commit(tx).await?;
+        change.commit(tx, id, Operation::new(OperationKind::TenantRotateSecrets, "")).await?;
         self.caches.forget_tenants();
         Ok(TenantWithSecrets { tenant: self.tenant(id).await?, app_key, api_token })
     }

@@ -52,6 +52,7 @@ use subledger_domain::calendar::from_unix_micros;
 use subledger_domain::ids::{AccountId, TenantId, WalletId};
 use subledger_domain::ledger::{Book, TransferKind, WalletPurpose};
 use subledger_domain::money::Currency;
+use subledger_domain::oplog::{Operation, OperationKind};
 use subledger_domain::posting::{Journal, Posting};
 use subledger_domain::rating::{Grouping, PriceModel, Quantity};
 use subledger_domain::usage::{self as engine, BatchState, EventInput, MonthRollup, Outcome, UsageRejection};
@@ -136,6 +137,7 @@ impl Services {
         for event in &events {
             validate_event(event)?;
         }
+        let events_count = events.len();
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -206,7 +208,16 @@ impl Services {
                 attributes: (!event.attributes.is_empty()).then(|| serde_json::to_string(&event.attributes).expect("string maps serialize")),
             });
         }
-        let outcomes = self.ledger.submit_usage(UsageJob { tenant: tenant.id, revenue, events: inputs, raw, records: change.records() }).await?;
+        let outcomes = self
+            .ledger
+            .submit_usage(UsageJob {
+                tenant: tenant.id,
+                revenue,
+                events: inputs,
+                raw,
+                records: change.records(tenant.id, Operation::new(OperationKind::UsageIngest, "").with_detail(format!("{events_count} events"))),
+            })
+            .await?;
         let results = events.into_iter().zip(outcomes).map(|(event, (outcome, duplicate))| {
             let currency = products.iter().find(|p| p.code == event.product).map(|p| p.currency);
             UsageResult { id: event.id, outcome, duplicate, currency }

@@ -23,6 +23,20 @@ pub struct AccountRecord {
     pub api_user: Option<String>,
     pub daily_quota: i64,
     pub billing_mode: String,
+    /// `own` or `tenant`.
+    pub funding: String,
+    /// 1 enabled, 2 disabled, 3 cancelled.
+    pub access_state: i64,
+    pub role_id: Option<i64>,
+    /// 1: the role's application template applies.
+    pub role_template: i64,
+    pub person_name: Option<String>,
+    pub job_number: Option<String>,
+    pub extension: Option<i64>,
+    pub department: Option<String>,
+    pub note: Option<String>,
+    pub last_login_at_us: Option<i64>,
+    pub logins: i64,
     pub created_at_us: i64,
     pub updated_at_us: i64,
 }
@@ -33,7 +47,7 @@ impl AccountRecord {
     }
 }
 
-const COLUMNS: &str = "id, tenant_id, username, user_type, status, phone, email, company_name, company_url, api_user, daily_quota, billing_mode, created_at_us, updated_at_us";
+const COLUMNS: &str = "id, tenant_id, username, user_type, status, phone, email, company_name, company_url, api_user, daily_quota, billing_mode, funding, access_state, role_id, role_template, person_name, job_number, extension, department, note, last_login_at_us, logins, created_at_us, updated_at_us";
 
 pub struct NewAccount<'a> {
     pub tenant_id: TenantId,
@@ -47,6 +61,8 @@ pub struct NewAccount<'a> {
     pub api_user: Option<&'a str>,
     pub api_key_sha256: Option<&'a str>,
     pub daily_quota: i64,
+    /// `own` or `tenant`.
+    pub funding: &'a str,
     pub now_us: i64,
 }
 

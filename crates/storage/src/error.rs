@@ -96,6 +96,15 @@ pub enum UniqueKey {
     HoldId,
     /// The tenant used this idempotency key for a hold before.
     HoldIdempotencyKey,
+    RoleId,
+    /// A tenant's role names are unique.
+    RoleName,
+    RoleApp,
+    AccountApp,
+    SessionToken,
+    NoticeId,
+    NoticeTarget,
+    OperationId,
 }
 
 /// The `CHECK` constraints of the schema, one per variant.
@@ -134,13 +143,24 @@ pub enum Check {
     HoldResolution,
     /// A posted hold names its transfer and posts at most what it reserved.
     HoldPosted,
+    TenantLanguage,
+    AccountFunding,
+    AccountAccessState,
+    AccountRoleTemplate,
+    AccountFailedLogins,
+    AccountLogins,
+    RoleLevel,
+    AccountAppGranted,
+    OperationActorKind,
+    /// A sub-user's entry names it; any other names none.
+    OperationActor,
 }
 
 /// Each unique key with the name PostgreSQL gives it and what SQLite says
 /// after `UNIQUE constraint failed: ` (the columns, or the index when it
 /// holds an expression). `constraint_names_cover_the_schema` checks this
 /// table against both migrated schemas.
-const UNIQUE_KEYS: [(UniqueKey, &str, &str); 29] = [
+const UNIQUE_KEYS: [(UniqueKey, &str, &str); 37] = [
     (UniqueKey::ServerSetting, "server_settings_pkey", "server_settings.key"),
     (UniqueKey::TenantId, "tenants_pkey", "tenants.id"),
     (UniqueKey::TenantPublicId, "tenants_public_id_key", "tenants.public_id"),
@@ -170,12 +190,20 @@ const UNIQUE_KEYS: [(UniqueKey, &str, &str); 29] = [
     (UniqueKey::SignedRequest, "signed_requests_pkey", "signed_requests.tenant_id, signed_requests.signature"),
     (UniqueKey::HoldId, "holds_pkey", "holds.id"),
     (UniqueKey::HoldIdempotencyKey, "holds_idempotency", "holds.tenant_id, holds.idempotency_key"),
+    (UniqueKey::RoleId, "roles_pkey", "roles.id"),
+    (UniqueKey::RoleName, "roles_tenant_id_name_key", "roles.tenant_id, roles.name"),
+    (UniqueKey::RoleApp, "role_apps_pkey", "role_apps.role_id, role_apps.app_id"),
+    (UniqueKey::AccountApp, "account_apps_pkey", "account_apps.account_id, account_apps.app_id"),
+    (UniqueKey::SessionToken, "sessions_pkey", "sessions.token_sha256"),
+    (UniqueKey::NoticeId, "notices_pkey", "notices.id"),
+    (UniqueKey::NoticeTarget, "notice_targets_pkey", "notice_targets.notice_id, notice_targets.account_id"),
+    (UniqueKey::OperationId, "operations_pkey", "operations.id"),
 ];
 
 /// Each check with the name PostgreSQL gives it and what SQLite says after
 /// `CHECK constraint failed: ` (the expression as the migration wrote it;
 /// no two are alike).
-const CHECKS: [(Check, &str, &str); 25] = [
+const CHECKS: [(Check, &str, &str); 35] = [
     (Check::TenantAccountLimit, "tenants_account_limit_check", "account_limit >= 0"),
     (Check::TenantDefaultDailyQuota, "tenants_default_daily_quota_check", "default_daily_quota >= 0"),
     (Check::AccountUserType, "accounts_user_type_check", "user_type IN (0, 1)"),
@@ -201,6 +229,16 @@ const CHECKS: [(Check, &str, &str); 25] = [
     (Check::HoldRejection, "holds_check", "(state = 'rejected') = (rejection IS NOT NULL)"),
     (Check::HoldResolution, "holds_check1", "(state IN ('pending', 'rejected')) = (resolved_at_us IS NULL)"),
     (Check::HoldPosted, "holds_check2", "(state = 'posted') = (posted_transfer_id IS NOT NULL AND posted_amount_minor BETWEEN 1 AND amount_minor)"),
+    (Check::TenantLanguage, "tenants_language_check", "language IN ('zh-CN', 'en')"),
+    (Check::AccountFunding, "accounts_funding_check", "funding IN ('own', 'tenant')"),
+    (Check::AccountAccessState, "accounts_access_state_check", "access_state IN (1, 2, 3)"),
+    (Check::AccountRoleTemplate, "accounts_role_template_check", "role_template IN (0, 1)"),
+    (Check::AccountFailedLogins, "accounts_failed_logins_check", "failed_logins >= 0"),
+    (Check::AccountLogins, "accounts_logins_check", "logins >= 0"),
+    (Check::RoleLevel, "roles_level_check", "level >= 0"),
+    (Check::AccountAppGranted, "account_apps_granted_check", "granted IN (0, 1)"),
+    (Check::OperationActorKind, "operations_actor_kind_check", "actor_kind IN ('tenant', 'sub_user', 'admin', 'cli', 'system')"),
+    (Check::OperationActor, "operations_check", "(actor_kind = 'sub_user') = (actor_account_id IS NOT NULL AND actor_name IS NOT NULL)"),
 ];
 
 /// A failure as the database reported it, before classification.

@@ -12,6 +12,7 @@ pub mod bills;
 pub mod catalog;
 mod error;
 pub mod ledger;
+pub mod oplog;
 pub mod records;
 pub mod rows;
 pub mod settings;
@@ -151,7 +152,7 @@ impl WriteTx {
     /// [`records`]), then commits. A refused record rolls everything back.
     pub async fn commit_with(mut self, records: &records::ChangeRecords) -> Result<()> {
         if !records.is_empty() {
-            records::write(&mut self.tx, records, now_ms()).await?;
+            records::write(&mut self.tx, records, now_us()).await?;
         }
         self.commit().await
     }
@@ -179,6 +180,10 @@ impl WriteTx {
 
 /// The wall clock in milliseconds since the epoch: when a record written
 /// with a change is checked against expiry (signed requests).
+pub(crate) fn now_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_micros() as i64)
+}
+
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as i64)
 }

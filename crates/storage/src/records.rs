@@ -3,15 +3,20 @@
 //! either backend, a usage batch): a change and its records are durable
 //! together or not at all.
 //!
-//! Today that is the replay guard of a signed request (a SendCloud call that
+//! Two kinds: the replay guard of a signed request (a SendCloud call that
 //! mutates is recorded as seen only if its change commits, so a failed change
-//! can be sent again). A new kind of record (the operation log) is one more
-//! field of [`ChangeRecords`] and one more statement in [`write`] and
-//! [`write_sqlite`]: every job already calls them.
+//! can be sent again), and the change's entry in the operation log. Every
+//! job calls [`write`] or [`write_sqlite`]; PostgreSQL ledger batches write
+//! the operations inside their one write statement instead
+//! (`ledger::postgres`), so that a batch without sightings stays a single
+//! round trip.
 
 use std::sync::LazyLock;
 
-use crate::rows::{self, Row as _, SightingRow};
+use subledger_domain::ids::TenantId;
+use subledger_domain::oplog::{Actor, Operation, Outcome};
+
+use crate::rows::{self, OperationRow, Row as _, SightingRow};
 use crate::signed_requests::{Sighting, record_sighting_conflict};
 use crate::{Result, StorageError};
 
@@ -21,20 +26,64 @@ pub struct ChangeRecords {
     /// Signed requests to record as seen: each must be the first sighting,
     /// or the change is refused as a replay ([`StorageError::Replayed`]).
     pub sightings: Vec<Sighting>,
+    /// Entries of the operation log.
+    pub operations: Vec<OperationRecord>,
 }
 
 impl ChangeRecords {
     pub fn is_empty(&self) -> bool {
-        self.sightings.is_empty()
+        self.sightings.is_empty() && self.operations.is_empty()
     }
 
     /// Adds another change's records: a batch commits the records of all its changes.
     pub fn extend(&mut self, other: ChangeRecords) {
         self.sightings.extend(other.sightings);
+        self.operations.extend(other.operations);
+    }
+
+    /// Marks the change's operations as refused (a refusal that was itself
+    /// stored, such as a transfer refused under an idempotency key).
+    pub fn refused(mut self, reason: &str) -> ChangeRecords {
+        for operation in &mut self.operations {
+            operation.outcome = Outcome::Refused(reason.to_owned());
+        }
+        self
     }
 }
 
+/// One entry of the operation log, as a change hands it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationRecord {
+    pub tenant: TenantId,
+    pub actor: Actor,
+    pub operation: Operation,
+    pub outcome: Outcome,
+}
+
+impl OperationRecord {
+    pub(crate) fn row(&self, at_us: i64) -> OperationRow<&str> {
+        OperationRow {
+            tenant_id: self.tenant.0,
+            at_us,
+            actor_kind: self.actor.kind(),
+            actor_account_id: self.actor.account().map(|a| a.0),
+            actor_name: self.actor.username(),
+            kind: self.operation.kind.code(),
+            subject: &self.operation.subject,
+            detail: &self.operation.detail,
+            outcome: self.outcome.as_stored(),
+        }
+    }
+}
+
+/// The rows of `operations`, stamped `at_us`.
+pub(crate) fn operation_rows(records: &ChangeRecords, at_us: i64) -> Vec<OperationRow<&str>> {
+    records.operations.iter().map(|record| record.row(at_us)).collect()
+}
+
 static RECORD_SIGHTING_SQLX: LazyLock<String> = LazyLock::new(|| format!("{} {}", rows::sqlx_insert::<SightingRow<&str>>(), record_sighting_conflict("$4")));
+static INSERT_OPERATION_SQLX: LazyLock<String> = LazyLock::new(rows::sqlx_insert::<OperationRow<&str>>);
+static INSERT_OPERATION_SQLITE: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<OperationRow<&str>>);
 static RECORD_SIGHTING_SQLITE: LazyLock<String> = LazyLock::new(|| format!("{} {}", rows::sqlite_insert::<SightingRow<&str>>(), record_sighting_conflict("?4")));
 
 fn replayed(sighting: &Sighting) -> StorageError {
@@ -42,8 +91,18 @@ fn replayed(sighting: &Sighting) -> StorageError {
 }
 
 /// Writes `records` on a connection inside the change's transaction (sqlx:
-/// plain write transactions, and PostgreSQL ledger batches).
-pub(crate) async fn write(conn: &mut sqlx::AnyConnection, records: &ChangeRecords, now_ms: i64) -> Result<()> {
+/// plain write transactions).
+pub(crate) async fn write(conn: &mut sqlx::AnyConnection, records: &ChangeRecords, now_us: i64) -> Result<()> {
+    write_sightings(conn, records, now_us / 1000).await?;
+    for row in operation_rows(records, now_us) {
+        sqlx::query_with(&INSERT_OPERATION_SQLX, row.sqlx_arguments()?).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Records the sightings alone (PostgreSQL ledger batches, which write
+/// their operations with their rows).
+pub(crate) async fn write_sightings(conn: &mut sqlx::AnyConnection, records: &ChangeRecords, now_ms: i64) -> Result<()> {
     for sighting in &records.sightings {
         let mut arguments = SightingRow::from(sighting).sqlx_arguments()?;
         rows::add_argument(&mut arguments, &now_ms)?;
@@ -56,10 +115,17 @@ pub(crate) async fn write(conn: &mut sqlx::AnyConnection, records: &ChangeRecord
 }
 
 /// Writes `records` on the ledger's own SQLite connection, inside its batch.
-pub(crate) fn write_sqlite(conn: &rusqlite::Connection, records: &ChangeRecords, now_ms: i64) -> Result<()> {
-    if records.is_empty() {
+pub(crate) fn write_sqlite(conn: &rusqlite::Connection, records: &ChangeRecords, now_us: i64) -> Result<()> {
+    if !records.operations.is_empty() {
+        let mut insert = conn.prepare_cached(&INSERT_OPERATION_SQLITE).map_err(crate::ledger::sqlite::storage_error)?;
+        for row in operation_rows(records, now_us) {
+            rows::sqlite_bind(&mut insert, &row, &[]).and_then(|()| insert.raw_execute()).map_err(crate::ledger::sqlite::storage_error)?;
+        }
+    }
+    if records.sightings.is_empty() {
         return Ok(());
     }
+    let now_ms = now_us / 1000;
     let mut record = conn.prepare_cached(&RECORD_SIGHTING_SQLITE).map_err(crate::ledger::sqlite::storage_error)?;
     for sighting in &records.sightings {
         let first = rows::sqlite_bind(&mut record, &SightingRow::from(sighting), &[&now_ms]).and_then(|()| record.raw_execute()).map_err(crate::ledger::sqlite::storage_error)? == 1;

@@ -400,6 +400,7 @@ row! {
     pub struct TenantChangesRow<S> {
         name: Option<S>,
         timezone: Option<S>,
+        language: Option<S>,
         account_limit: Option<i64>,
         default_daily_quota: Option<i64>,
         app_key: Option<S>,
@@ -422,6 +423,7 @@ row! {
         api_user: Option<S>,
         api_key_sha256: Option<S>,
         daily_quota: i64,
+        funding: S,
         created_at_us: i64,
         updated_at_us: i64,
     }
@@ -442,6 +444,7 @@ impl<'a> From<&NewAccount<'a>> for NewAccountRow<&'a str> {
             api_user: a.api_user,
             api_key_sha256: a.api_key_sha256,
             daily_quota: a.daily_quota,
+            funding: a.funding,
             created_at_us: a.now_us,
             updated_at_us: a.now_us,
         }
@@ -909,6 +912,37 @@ row! {
 impl<'a> From<&'a crate::signed_requests::Sighting> for SightingRow<&'a str> {
     fn from(s: &'a crate::signed_requests::Sighting) -> Self {
         SightingRow { tenant_id: s.tenant.0, signature: &s.signature, expires_at_ms: s.expires_at_ms }
+    }
+}
+
+row! {
+    /// A row of `operations`: one entry of the operation log.
+    pub struct OperationRow<S> in "operations" {
+        tenant_id: i64,
+        at_us: i64,
+        actor_kind: S,
+        actor_account_id: Option<i64>,
+        actor_name: Option<S>,
+        kind: S,
+        subject: S,
+        detail: S,
+        outcome: S,
+    }
+}
+
+row! {
+    /// An entry of the operation log as read back, with its id.
+    pub struct StoredOperationRow<S> {
+        id: i64,
+        tenant_id: i64,
+        at_us: i64,
+        actor_kind: S,
+        actor_account_id: Option<i64>,
+        actor_name: Option<S>,
+        kind: S,
+        subject: S,
+        detail: S,
+        outcome: S,
     }
 }
 

@@ -14,6 +14,7 @@ pub struct TenantRecord {
     pub public_id: String,
     pub name: String,
     pub timezone: String,
+    pub language: String,
     pub app_id: String,
     pub app_key: String,
     pub account_limit: i64,
@@ -40,7 +41,7 @@ pub struct NewTenant<'a> {
     pub now_us: i64,
 }
 
-const COLUMNS: &str = "id, public_id, name, timezone, app_id, app_key, account_limit, default_daily_quota, created_at_us, updated_at_us";
+const COLUMNS: &str = "id, public_id, name, timezone, language, app_id, app_key, account_limit, default_daily_quota, created_at_us, updated_at_us";
 
 static INSERT: LazyLock<String> = LazyLock::new(|| format!("{} RETURNING id", rows::sqlx_insert::<NewTenantRow<&str>>()));
 

@@ -16,6 +16,7 @@ use subledger_domain::calendar::Month;
 use subledger_domain::ids::{AccountId, TenantId, TransferId, WalletId};
 use subledger_domain::ledger::{DebitRule, TransferIntent, TransferKind, TransferRejection, WalletPurpose, WalletState};
 use subledger_domain::money::{Currency, PositiveAmount};
+use subledger_domain::oplog::{Actor, Operation, OperationKind, Outcome as OpOutcome};
 use subledger_domain::posting::{Hold, HoldState, WalletRead};
 use subledger_domain::rating::Quantity;
 use subledger_domain::usage::{Accepted, AccountTerms, Outcome, RollupAmounts, SpendableWallets, UsageRejection};
@@ -25,7 +26,8 @@ use subledger_storage::catalog::{self, NewTariff, ProductRecord, TariffRecord};
 use subledger_storage::ledger::close::{self, Chunk, CloseProgress, CloseWrites, MonthRow, NewBillLine, NewSettlement};
 use subledger_storage::ledger::usage::{self, NewUsageEvent, RollupKey, UsageKeys, UsageWrites};
 use subledger_storage::ledger::{self, BatchKeys, LedgerWriter, LedgerWrites, Locking, NewEntry, StoredHold, StoredTransfer};
-use subledger_storage::records::ChangeRecords;
+use subledger_storage::oplog::{self, OperationFilter};
+use subledger_storage::records::{ChangeRecords, OperationRecord};
 use subledger_storage::signed_requests::Sighting;
 use subledger_storage::statements::{self, ProductMonth, WalletPeriod};
 use subledger_storage::tenants::{self, NewTenant, TenantChanges, TenantRecord};
@@ -117,6 +119,7 @@ fn new_account<'a>(tenant: TenantId, username: &'a str, phone: Option<&'a str>) 
         api_user: None,
         api_key_sha256: None,
         daily_quota: 700,
+        funding: "own",
         now_us: T0_US,
     }
 }
@@ -239,10 +242,16 @@ async fn transfers_entries_and_wallets_round_trip(db: TestDb) {
 }
 
 async fn records_commit_with_a_ledger_batch_or_refuse_it(db: TestDb) {
-    let f = Fixture::new(&db).await;
+    let mut f = Fixture::new(&db).await;
     let writer = LedgerWriter::open(&f.store).expect("the ledger writer");
     let sighting = Sighting { tenant: f.tenant, signature: "sig-1".to_owned(), expires_at_ms: i64::MAX };
-    let records = ChangeRecords { sightings: vec![sighting.clone()] };
+    let operation = OperationRecord {
+        tenant: f.tenant,
+        actor: Actor::SubUser { account: f.account, username: "user-b".to_owned() },
+        operation: Operation::new(OperationKind::FundsTransfer, "a → b").with_detail("0.01 CNY"),
+        outcome: OpOutcome::Refused("insufficient_funds".to_owned()),
+    };
+    let records = ChangeRecords { sightings: vec![sighting.clone()], operations: vec![operation.clone()] };
     let transfer = |id| StoredTransfer {
         id: TransferId(id),
         tenant_id: f.tenant,
@@ -273,6 +282,19 @@ async fn records_commit_with_a_ledger_batch_or_refuse_it(db: TestDb) {
     assert!(ledger::get_transfer(&f.store, f.tenant, TransferId(970)).await.unwrap().is_some(), "{}", f.backend);
     assert_eq!(ledger::get_transfer(&f.store, f.tenant, TransferId(971)).await.unwrap(), None, "{}: a replayed record refuses its whole batch", f.backend);
     assert!(subledger_storage::signed_requests::is_recorded(&f.store, f.tenant, "sig-1", 0).await.unwrap(), "{}", f.backend);
+    let logged = oplog::list(&f.store, f.tenant, &OperationFilter::default(), 0, 10).await.unwrap();
+    assert_eq!(logged.len(), 1, "{}: the refused batch left no entry", f.backend);
+    assert_eq!((&logged[0].actor, &logged[0].operation, &logged[0].outcome), (&operation.actor, &operation.operation, &operation.outcome), "{}", f.backend);
+
+    // Without a sighting, an optimistic batch writes its entries in its one statement.
+    let (tx, _) = ledger::begin_batch(&writer, &BatchKeys::default(), Locking::Optimistic).await.unwrap();
+    let only_operation = ChangeRecords { sightings: Vec::new(), operations: vec![OperationRecord { actor: Actor::Tenant, outcome: OpOutcome::Done, ..operation.clone() }] };
+    ledger::finish_batch(tx, &LedgerWrites { transfers: vec![transfer(972)], records: only_operation, ..LedgerWrites::default() }).await.unwrap();
+    let by_name = OperationFilter { actor_name: Some("user-b"), ..OperationFilter::default() };
+    assert_eq!(oplog::list(&f.store, f.tenant, &by_name, 0, 10).await.unwrap().len(), 1, "{}: filtered by the sub-user", f.backend);
+    assert_eq!(oplog::count(&f.store, f.tenant).await.unwrap(), 2, "{}", f.backend);
+    let appended = sqlx::query("UPDATE operations SET outcome = 'done'").execute(&mut f.sql).await;
+    assert!(appended.is_err(), "{}: the operation log is append-only", f.backend);
 }
 
 /// A wallet as a batch read it, with nothing reserved.
@@ -585,6 +607,7 @@ async fn tenants_accounts_and_catalog_round_trip(db: TestDb) {
         public_id: "tn_tenant".to_owned(),
         name: "tenant".to_owned(),
         timezone: "Asia/Shanghai".to_owned(),
+        language: "zh-CN".to_owned(),
         app_id: "app-tenant".to_owned(),
         app_key: "key".to_owned(),
         account_limit: 10,
@@ -593,11 +616,12 @@ async fn tenants_accounts_and_catalog_round_trip(db: TestDb) {
         updated_at_us: T0_US,
     };
     assert_eq!(tenant, expected, "{}", f.backend);
-    let changes = TenantChanges { name: Some("renamed"), timezone: None, account_limit: Some(12), default_daily_quota: None, app_key: Some("key-2"), api_token_sha256: Some("token-2") };
+    let changes =
+        TenantChanges { name: Some("renamed"), timezone: None, language: Some("en"), account_limit: Some(12), default_daily_quota: None, app_key: Some("key-2"), api_token_sha256: Some("token-2") };
     let mut tx = f.store.begin_write().await.unwrap();
     assert!(tenants::update(&mut tx, f.tenant, &changes, T0_US + 5).await.unwrap(), "{}", f.backend);
     tx.commit().await.unwrap();
-    let changed = TenantRecord { name: "renamed".to_owned(), account_limit: 12, app_key: "key-2".to_owned(), updated_at_us: T0_US + 5, ..expected };
+    let changed = TenantRecord { name: "renamed".to_owned(), account_limit: 12, app_key: "key-2".to_owned(), language: "en".to_owned(), updated_at_us: T0_US + 5, ..expected };
     assert_eq!(tenants::find_by_token_sha256(&f.store, "token-2").await.unwrap(), Some(changed), "{}", f.backend);
 
     let account = NewAccount {
@@ -612,6 +636,7 @@ async fn tenants_accounts_and_catalog_round_trip(db: TestDb) {
         api_user: Some("api-user-c"),
         api_key_sha256: Some("api-key-c"),
         daily_quota: 800,
+        funding: "tenant",
         now_us: T0_US + 9,
     };
     let mut tx = f.store.begin_write().await.unwrap();
@@ -646,6 +671,17 @@ async fn tenants_accounts_and_catalog_round_trip(db: TestDb) {
         api_user: Some("api-user-c".to_owned()),
         daily_quota: 800,
         billing_mode: "prepaid".to_owned(),
+        funding: "tenant".to_owned(),
+        access_state: 1,
+        role_id: None,
+        role_template: 1,
+        person_name: None,
+        job_number: None,
+        extension: None,
+        department: None,
+        note: None,
+        last_login_at_us: None,
+        logins: 0,
         created_at_us: T0_US + 9,
         updated_at_us: T0_US + 9,
     };

@@ -171,6 +171,9 @@ pub enum TenantCommand {
         name: Option<String>,
         #[arg(long)]
         timezone: Option<String>,
+        /// `zh-CN` or `en`: the language of the operation log and application names.
+        #[arg(long)]
+        language: Option<String>,
         #[arg(long)]
         account_limit: Option<i64>,
         #[arg(long)]
@@ -221,6 +224,9 @@ pub enum AccountCommand {
         password: Option<String>,
         #[arg(long)]
         daily_quota: Option<i64>,
+        /// Whose wallets its charges draw on: `own`, or `tenant` (a seat paid by the tenant).
+        #[arg(long, default_value = "own")]
+        funding: String,
         #[arg(long)]
         json: bool,
     },

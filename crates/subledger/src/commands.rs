@@ -10,10 +10,11 @@ use std::str::FromStr;
 
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
-use subledger_domain::account::{AccountStatus, CompanyName, CompanyUrl, DailyQuota, Email, Password, Phone, TenantName, UserType, Username};
+use subledger_domain::account::{AccountStatus, CompanyName, CompanyUrl, DailyQuota, Email, Funding, Password, Phone, TenantName, UserType, Username};
 use subledger_domain::calendar::{TenantTimeZone, from_unix_micros};
 use subledger_domain::ledger::WalletPurpose;
 use subledger_domain::money::{Currency, PositiveAmount, format_minor, parse_amount_minor};
+use subledger_domain::oplog::Actor;
 use subledger_domain::paging::Page;
 use subledger_service::Change;
 use subledger_service::accounts::{ACCOUNT_PAGE_MAX, Account, NewAccountInput};
@@ -110,7 +111,7 @@ fn with_secrets(created: &TenantWithSecrets) -> Value {
 async fn tenant(services: &Services, command: TenantCommand) -> Result<ExitCode, AnyError> {
     match command {
         TenantCommand::Create { name, timezone, json } => {
-            let created = services.create_tenant(TenantName::parse(&name)?, TenantTimeZone::parse(&timezone)?, &Change::new()).await?;
+            let created = services.create_tenant(TenantName::parse(&name)?, TenantTimeZone::parse(&timezone)?, &Change::by(Actor::Cli)).await?;
             print(json, with_secrets(&created), || {
                 format!(
                     "tenant_id  {}\napp_id     {}\napp_key    {}\napi_token  {}\n(the app key and API token are shown only now)",
@@ -128,20 +129,21 @@ async fn tenant(services: &Services, command: TenantCommand) -> Result<ExitCode,
             let tenant = services.find_tenant(&tenant).await?;
             print(json, tenant_json(&tenant), || serde_json::to_string_pretty(&tenant_json(&tenant)).unwrap_or_default());
         }
-        TenantCommand::Update { tenant, name, timezone, account_limit, default_daily_quota, json } => {
+        TenantCommand::Update { tenant, name, timezone, language, account_limit, default_daily_quota, json } => {
             let tenant = services.find_tenant(&tenant).await?;
             let update = TenantUpdate {
                 name: name.as_deref().map(TenantName::parse).transpose()?,
                 timezone: timezone.as_deref().map(TenantTimeZone::parse).transpose()?,
+                language: language.as_deref().map(subledger_domain::access::Language::parse).transpose()?,
                 account_limit,
                 default_daily_quota: default_daily_quota.map(DailyQuota::new).transpose()?,
             };
-            let tenant = services.update_tenant(tenant.id, update, &Change::new()).await?;
+            let tenant = services.update_tenant(tenant.id, update, &Change::by(Actor::Cli)).await?;
             print(json, tenant_json(&tenant), || serde_json::to_string_pretty(&tenant_json(&tenant)).unwrap_or_default());
         }
         TenantCommand::RotateSecrets { tenant, json } => {
             let tenant = services.find_tenant(&tenant).await?;
-            let rotated = services.rotate_tenant_secrets(tenant.id, &Change::new()).await?;
+            let rotated = services.rotate_tenant_secrets(tenant.id, &Change::by(Actor::Cli)).await?;
             print(json, with_secrets(&rotated), || format!("app_key    {}\napi_token  {}", rotated.app_key, rotated.api_token));
         }
     }
@@ -165,7 +167,7 @@ fn account_json(a: &Account) -> Value {
 
 async fn account(services: &Services, command: AccountCommand) -> Result<ExitCode, AnyError> {
     match command {
-        AccountCommand::Create { tenant, username, user_type, phone, email, company_name, company_url, password, daily_quota, json } => {
+        AccountCommand::Create { tenant, username, user_type, phone, email, company_name, company_url, password, daily_quota, funding, json } => {
             let tenant = services.find_tenant(&tenant).await?;
             let input = NewAccountInput {
                 username: Username::parse(&username)?,
@@ -176,8 +178,9 @@ async fn account(services: &Services, command: AccountCommand) -> Result<ExitCod
                 company_url: company_url.as_deref().map(CompanyUrl::parse).transpose()?,
                 password: password.as_deref().map(Password::parse).transpose()?,
                 daily_quota: daily_quota.map(DailyQuota::new).transpose()?,
+                funding: Funding::parse(&funding).ok_or("--funding is own or tenant")?,
             };
-            let created = services.create_account(&tenant, input, &Change::new()).await?;
+            let created = services.create_account(&tenant, input, &Change::by(Actor::Cli)).await?;
             let mut value = account_json(&created.account);
             value["api_key"] = json!(created.api_key);
             print(json, value.clone(), || serde_json::to_string_pretty(&value).unwrap_or_default());
@@ -212,14 +215,14 @@ async fn account(services: &Services, command: AccountCommand) -> Result<ExitCod
         AccountCommand::Unfreeze(target) => set_status(services, target, AccountStatus::Active).await?,
         AccountCommand::Quota { account, quota } => {
             let tenant = services.find_tenant(&account.tenant).await?;
-            let (updated, state) = services.set_daily_quota(&tenant, &account.username, DailyQuota::new(quota)?, &Change::new()).await?;
+            let (updated, state) = services.set_daily_quota(&tenant, &account.username, DailyQuota::new(quota)?, &Change::by(Actor::Cli)).await?;
             print(account.json, json!({"username": updated.username, "quota": state.quota, "today_used_quota": state.used_today}), || {
                 format!("{}: quota {} (used today {})", updated.username, state.quota, state.used_today)
             });
         }
         AccountCommand::Billing { account, mode } => {
             let tenant = services.find_tenant(&account.tenant).await?;
-            services.set_billing_mode(&tenant, &account.username, mode == BillingMode::Postpaid, &Change::new()).await?;
+            services.set_billing_mode(&tenant, &account.username, mode == BillingMode::Postpaid, &Change::by(Actor::Cli)).await?;
             let mode = match mode {
                 BillingMode::Prepaid => "prepaid",
                 BillingMode::Postpaid => "postpaid",
@@ -232,7 +235,7 @@ async fn account(services: &Services, command: AccountCommand) -> Result<ExitCod
 
 async fn set_status(services: &Services, target: AccountRef, status: AccountStatus) -> Result<(), AnyError> {
     let tenant = services.find_tenant(&target.tenant).await?;
-    let account = services.set_account_status(&tenant, &target.username, status, &Change::new()).await?;
+    let account = services.set_account_status(&tenant, &target.username, status, &Change::by(Actor::Cli)).await?;
     print(target.json, account_json(&account), || format!("{}: {}", account.username, if status == AccountStatus::Frozen { "frozen" } else { "active" }));
     Ok(())
 }
@@ -247,7 +250,7 @@ async fn wallet(services: &Services, command: WalletCommand) -> Result<ExitCode,
             let to = WalletRef { holder, purpose: WalletPurpose::from_str(&wallet)? };
             // A fresh key unless given: re-running a script with the same key records nothing twice.
             let key = idempotency_key.unwrap_or_else(|| format!("cli:{}", uuid::Uuid::now_v7()));
-            let receipt = services.deposit(&tenant, &to, amount, currency, MoveOptions { idempotency_key: Some(key), memo: note }, &Change::new()).await?;
+            let receipt = services.deposit(&tenant, &to, amount, currency, MoveOptions { idempotency_key: Some(key), memo: note }, &Change::by(Actor::Cli)).await?;
             let replayed = receipt.replayed;
             let (receipt, balances) = receipt.posted()?;
             let value = json!({
@@ -264,7 +267,7 @@ async fn wallet(services: &Services, command: WalletCommand) -> Result<ExitCode,
         WalletCommand::Overdraft { tenant, limit, currency, username, json } => {
             let tenant = services.find_tenant(&tenant).await?;
             let holder = holder_of(username.as_deref())?;
-            let wallet = services.set_overdraft(&tenant, &holder, Currency::from_str(&currency)?, parse_amount_minor(&limit)?, &Change::new()).await?;
+            let wallet = services.set_overdraft(&tenant, &holder, Currency::from_str(&currency)?, parse_amount_minor(&limit)?, &Change::by(Actor::Cli)).await?;
             let floor = wallet.floor_minor.unwrap_or_default();
             print(json, json!({"wallet_id": wallet.id.0, "currency": wallet.currency.code(), "overdraft_limit": format_minor(-floor), "balance": format_minor(wallet.balance_minor)}), || {
                 format!("primary {} may go down to {}", wallet.currency, format_minor(floor))

@@ -5,9 +5,10 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
-use subledger_domain::account::{AccountStatus, CompanyName, CompanyUrl, DailyQuota, Email, Password, Phone, UserType, Username};
+use subledger_domain::account::{AccessState, AccountStatus, CompanyName, CompanyUrl, DailyQuota, Email, Funding, Password, Phone, UserType, Username};
 use subledger_domain::calendar::from_unix_micros;
 use subledger_domain::money::{Currency, format_minor};
+use subledger_domain::oplog::Actor;
 use subledger_domain::paging::Page;
 use subledger_service::Change;
 use subledger_service::accounts::{ACCOUNT_PAGE_MAX, Account, NewAccountInput};
@@ -32,6 +33,12 @@ pub struct AccountView {
     /// SendCloud API user (SendCloud accounts only).
     pub api_user: Option<String>,
     pub daily_quota: i64,
+    /// `own` or `tenant`: whose wallets its charges draw on.
+    #[schema(value_type = String)]
+    pub funding: Funding,
+    /// `enabled`, `disabled` or `cancelled`.
+    #[schema(value_type = String)]
+    pub access: AccessState,
     pub created_at: String,
 }
 
@@ -47,6 +54,8 @@ impl From<Account> for AccountView {
             company_url: a.company_url,
             api_user: a.api_user,
             daily_quota: a.daily_quota,
+            funding: a.funding,
+            access: a.access,
             created_at: from_unix_micros(a.created_at_us).to_string(),
         }
     }
@@ -128,6 +137,9 @@ pub struct CreateAccountBody {
     pub password: Option<String>,
     /// Default: the tenant's default quota.
     pub daily_quota: Option<i64>,
+    /// Whose wallets its charges draw on: `own` (default) or `tenant` (a seat paid by the tenant).
+    #[schema(value_type = Option<String>)]
+    pub funding: Option<Funding>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -156,8 +168,9 @@ pub async fn create(TenantAuth(tenant): TenantAuth, State(state): State<AppState
         company_url: body.company_url.as_deref().map(CompanyUrl::parse).transpose().map_err(|e| invalid("invalid_company_url", e))?,
         password: body.password.as_deref().map(Password::parse).transpose().map_err(|e| invalid("invalid_password", e))?,
         daily_quota: body.daily_quota.map(DailyQuota::new).transpose().map_err(|e| invalid("invalid_quota", e))?,
+        funding: body.funding.unwrap_or_default(),
     };
-    let created = state.services.create_account(&tenant, input, &Change::new()).await?;
+    let created = state.services.create_account(&tenant, input, &Change::by(Actor::Tenant)).await?;
     Ok((StatusCode::CREATED, Json(AccountCreated { account: created.account.into(), api_key: created.api_key })))
 }
 
@@ -187,7 +200,7 @@ pub struct QuotaView {
     responses((status = 200, body = QuotaView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn set_quota(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>, ApiJson(body): ApiJson<QuotaBody>) -> Result<Json<QuotaView>, ApiError> {
     let quota = DailyQuota::new(body.daily_quota).map_err(|e| invalid("invalid_quota", e))?;
-    let (account, quota) = state.services.set_daily_quota(&tenant, &username, quota, &Change::new()).await?;
+    let (account, quota) = state.services.set_daily_quota(&tenant, &username, quota, &Change::by(Actor::Tenant)).await?;
     Ok(Json(QuotaView { username: account.username, daily_quota: quota.quota, used_today: quota.used_today }))
 }
 
@@ -195,12 +208,12 @@ pub async fn set_quota(TenantAuth(tenant): TenantAuth, State(state): State<AppSt
 #[utoipa::path(post, path = "/v1/accounts/{username}/freeze", tag = "accounts", security(("api_token" = [])), params(("username" = String, Path)),
     responses((status = 200, body = AccountView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn freeze(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>) -> Result<Json<AccountView>, ApiError> {
-    Ok(Json(state.services.set_account_status(&tenant, &username, AccountStatus::Frozen, &Change::new()).await?.into()))
+    Ok(Json(state.services.set_account_status(&tenant, &username, AccountStatus::Frozen, &Change::by(Actor::Tenant)).await?.into()))
 }
 
 /// Unfreeze an account
 #[utoipa::path(post, path = "/v1/accounts/{username}/unfreeze", tag = "accounts", security(("api_token" = [])), params(("username" = String, Path)),
     responses((status = 200, body = AccountView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn unfreeze(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>) -> Result<Json<AccountView>, ApiError> {
-    Ok(Json(state.services.set_account_status(&tenant, &username, AccountStatus::Active, &Change::new()).await?.into()))
+    Ok(Json(state.services.set_account_status(&tenant, &username, AccountStatus::Active, &Change::by(Actor::Tenant)).await?.into()))
 }

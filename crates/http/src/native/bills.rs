@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use subledger_domain::calendar::{Day, Month};
 use subledger_domain::money::format_minor;
+use subledger_domain::oplog::Actor;
 use subledger_domain::paging::Page;
 use subledger_domain::rating::format_scaled;
 use subledger_service::Change;
@@ -232,7 +233,7 @@ pub struct CloseResult {
     responses((status = 200, body = CloseResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn close(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiJson(body): ApiJson<CloseBody>) -> Result<Json<CloseResult>, ApiError> {
     let month = month("month", &body.month)?;
-    let reports = state.services.close_month(&tenant, month, &Change::new()).await?;
+    let reports = state.services.close_month(&tenant, month, &Change::by(Actor::Tenant)).await?;
     Ok(Json(CloseResult { months: reports.into_iter().map(CloseReportJson::from).collect() }))
 }
 

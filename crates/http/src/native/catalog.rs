@@ -7,6 +7,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use subledger_domain::account::Username;
 use subledger_domain::calendar::from_unix_micros;
+use subledger_domain::oplog::Actor;
 use subledger_domain::rating::{Grouping, PriceModel};
 use subledger_service::Change;
 use subledger_service::catalog::{NewProduct, Product, TariffVersion};
@@ -109,7 +110,7 @@ pub async fn add_product(TenantAuth(tenant): TenantAuth, State(state): State<App
                 refund_order_type: body.refund_order_type,
                 quantity_meaning: body.quantity_meaning,
             },
-            &Change::new(),
+            &Change::by(Actor::Tenant),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(ProductView::from(&product))))
@@ -192,7 +193,7 @@ pub async fn set_tariff(TenantAuth(tenant): TenantAuth, State(state): State<AppS
     model.validate().map_err(|e| ApiError::bad_request("invalid_model", &e.to_string()))?;
     let username = body.username.as_deref().map(Username::parse).transpose().map_err(|e| ApiError::bad_request("invalid_username", &e.to_string()))?;
     let from = body.effective_from.as_deref().map(parse_instant).transpose()?;
-    let version = state.services.set_tariff(&tenant, &body.product, username.as_ref(), from, model, &Change::new()).await?;
+    let version = state.services.set_tariff(&tenant, &body.product, username.as_ref(), from, model, &Change::by(Actor::Tenant)).await?;
     Ok((StatusCode::CREATED, Json(TariffView::from(&version))))
 }
 
@@ -212,6 +213,6 @@ pub async fn set_billing(TenantAuth(tenant): TenantAuth, State(state): State<App
         "postpaid" => true,
         other => return Err(ApiError::bad_request("invalid_mode", &format!("mode must be prepaid or postpaid, not {other:?}"))),
     };
-    state.services.set_billing_mode(&tenant, &username, postpaid, &Change::new()).await?;
+    state.services.set_billing_mode(&tenant, &username, postpaid, &Change::by(Actor::Tenant)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

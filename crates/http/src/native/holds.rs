@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use subledger_domain::calendar::from_unix_micros;
 use subledger_domain::ids::{TransferId, WalletId};
 use subledger_domain::money::format_minor;
+use subledger_domain::oplog::Actor;
 use subledger_domain::posting::HoldState;
 use subledger_service::Change;
 use subledger_service::funds::MoveOptions;
@@ -113,7 +114,7 @@ pub async fn open(TenantAuth(tenant): TenantAuth, State(state): State<AppState>,
     let amount = parse_amount(&body.amount)?;
     let currency = parse_currency(body.currency.as_deref())?;
     let input = HoldInput { from: wallet_ref(&body.from)?, to: wallet_ref(&body.to)?, amount, currency, timeout_seconds: body.timeout_seconds.unwrap_or(HOLD_TIMEOUT_SECONDS_DEFAULT) };
-    let receipt = state.services.open_hold(&tenant, &input, MoveOptions { idempotency_key: Some(key), memo: body.memo }, &Change::new()).await?;
+    let receipt = state.services.open_hold(&tenant, &input, MoveOptions { idempotency_key: Some(key), memo: body.memo }, &Change::by(Actor::Tenant)).await?;
     if let HoldState::Rejected(reason) = receipt.hold.hold.state {
         return Err(subledger_service::ServiceError::Rejected(reason).into());
     }
@@ -198,7 +199,7 @@ pub async fn post(
 ) -> Result<Response, ApiError> {
     let id = parse_hold_id(&id)?;
     let amount = body.amount.as_deref().map(parse_amount).transpose()?;
-    let PostedHold { hold, transfer, replayed } = state.services.post_hold(&tenant, id, amount, MoveOptions { idempotency_key: Some(key), memo: body.memo }, &Change::new()).await?;
+    let PostedHold { hold, transfer, replayed } = state.services.post_hold(&tenant, id, amount, MoveOptions { idempotency_key: Some(key), memo: body.memo }, &Change::by(Actor::Tenant)).await?;
     let view = PostedHoldView { hold: hold_view(&hold, replayed), transfer: transfer_view(transfer, hold.hold.intent.currency)? };
     Ok(hold_response(StatusCode::OK, view, replayed))
 }
@@ -208,6 +209,6 @@ pub async fn post(
     responses((status = 200, body = HoldView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "hold_not_pending: already posted")))]
 pub async fn void(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
-    let receipt = state.services.void_hold(&tenant, parse_hold_id(&id)?, &Change::new()).await?;
+    let receipt = state.services.void_hold(&tenant, parse_hold_id(&id)?, &Change::by(Actor::Tenant)).await?;
     Ok(hold_response(StatusCode::OK, hold_view(&receipt.hold, receipt.replayed), receipt.replayed))
 }

@@ -7,6 +7,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use subledger_domain::account::{DailyQuota, TenantName};
 use subledger_domain::calendar::{TenantTimeZone, from_unix_micros};
+use subledger_domain::oplog::Actor;
 use subledger_domain::paging::Page;
 use subledger_service::Change;
 use subledger_service::tenants::{TENANT_PAGE_MAX, Tenant, TenantUpdate, TenantWithSecrets};
@@ -22,6 +23,8 @@ pub struct TenantView {
     pub name: String,
     /// IANA zone in which days and months are cut.
     pub timezone: String,
+    /// `zh-CN` or `en`.
+    pub language: String,
     /// SendCloud `appId`.
     pub app_id: String,
     /// Most sub-accounts this tenant may have.
@@ -37,6 +40,7 @@ impl From<&Tenant> for TenantView {
         TenantView {
             tenant_id: t.public_id.to_string(),
             name: t.name.clone(),
+            language: t.language.as_str().to_owned(),
             timezone: t.timezone.name().to_owned(),
             app_id: t.app_id.clone(),
             account_limit: t.account_limit,
@@ -86,7 +90,7 @@ fn parse_name(text: &str) -> Result<TenantName, ApiError> {
 pub async fn create(_: AdminAuth, State(state): State<AppState>, ApiJson(body): ApiJson<CreateTenantBody>) -> Result<impl IntoResponse, ApiError> {
     let name = parse_name(&body.name)?;
     let timezone = parse_timezone(body.timezone.as_deref().unwrap_or(TenantTimeZone::DEFAULT))?;
-    let created = state.services.create_tenant(name, timezone, &Change::new()).await?;
+    let created = state.services.create_tenant(name, timezone, &Change::by(Actor::Admin)).await?;
     Ok((StatusCode::CREATED, Json(TenantCreated::from(created))))
 }
 
@@ -135,6 +139,8 @@ pub async fn current(TenantAuth(tenant): TenantAuth) -> Json<TenantView> {
 pub struct UpdateTenantBody {
     pub name: Option<String>,
     pub timezone: Option<String>,
+    /// `zh-CN` or `en`: the language of operation log entries and application names.
+    pub language: Option<String>,
     /// Most sub-accounts (SendCloud 417 beyond it).
     pub account_limit: Option<i64>,
     pub default_daily_quota: Option<i64>,
@@ -149,10 +155,11 @@ pub async fn update(_: AdminAuth, State(state): State<AppState>, ApiPath(tenant)
     let update = TenantUpdate {
         name: body.name.as_deref().map(parse_name).transpose()?,
         timezone: body.timezone.as_deref().map(parse_timezone).transpose()?,
+        language: body.language.as_deref().map(|l| subledger_domain::access::Language::parse(l).map_err(|e| ApiError::bad_request("invalid_language", &e.to_string()))).transpose()?,
         account_limit: body.account_limit,
         default_daily_quota: body.default_daily_quota.map(|q| DailyQuota::new(q).map_err(|e| ApiError::bad_request("invalid_quota", &e.to_string()))).transpose()?,
     };
-    Ok(Json(TenantView::from(&state.services.update_tenant(tenant.id, update, &Change::new()).await?)))
+    Ok(Json(TenantView::from(&state.services.update_tenant(tenant.id, update, &Change::by(Actor::Admin)).await?)))
 }
 
 /// Issue new secrets (the old app key and API token stop working)
@@ -161,5 +168,5 @@ pub async fn update(_: AdminAuth, State(state): State<AppState>, ApiPath(tenant)
     responses((status = 200, body = TenantCreated), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn rotate_secrets(_: AdminAuth, State(state): State<AppState>, ApiPath(tenant): ApiPath<String>) -> Result<Json<TenantCreated>, ApiError> {
     let tenant = state.services.find_tenant(&tenant).await?;
-    Ok(Json(TenantCreated::from(state.services.rotate_tenant_secrets(tenant.id, &Change::new()).await?)))
+    Ok(Json(TenantCreated::from(state.services.rotate_tenant_secrets(tenant.id, &Change::by(Actor::Admin)).await?)))
 }

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use subledger_domain::money::format_minor;
+use subledger_domain::oplog::Actor;
 use subledger_domain::rating::{Quantity, format_scaled};
 use subledger_domain::usage::Outcome;
 use subledger_service::Change;
@@ -124,7 +125,7 @@ pub async fn ingest(TenantAuth(tenant): TenantAuth, State(state): State<AppState
         }
         events.push(UsageEventIn { id: event.id, username: event.account, product: event.product, quantity: event.quantity, occurred_at_us, attributes });
     }
-    let results = state.services.ingest_usage(&tenant, events, &Change::new()).await?;
+    let results = state.services.ingest_usage(&tenant, events, &Change::by(Actor::Tenant)).await?;
     let views: Vec<UsageEventResult> = results.into_iter().map(result_view).collect();
     let count = |status: &str| views.iter().filter(|v| v.status == status).count();
     Ok(Json(UsageBatchResult { accepted: count("accepted"), duplicates: count("duplicate"), rejected: count("rejected"), results: views }))

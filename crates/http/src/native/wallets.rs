@@ -12,6 +12,7 @@ use subledger_domain::calendar::from_unix_micros;
 use subledger_domain::ids::{TransferId, WalletId};
 use subledger_domain::ledger::WalletPurpose;
 use subledger_domain::money::{Currency, PositiveAmount, format_minor, parse_amount_minor};
+use subledger_domain::oplog::Actor;
 use subledger_service::Change;
 use subledger_service::funds::{ENTRY_PAGE_MAX, Holder, MoveOptions, WalletRef};
 use subledger_service::funds::{EntryRecord, WalletRecord};
@@ -251,7 +252,7 @@ pub async fn deposit(
     let amount = parse_amount(&body.amount)?;
     let currency = parse_currency(body.currency.as_deref())?;
     let to = WalletRef { holder: holder_of(body.username.as_deref())?, purpose: parse_purpose(body.wallet.as_deref())? };
-    let receipt = state.services.deposit(&tenant, &to, amount, currency, MoveOptions { idempotency_key: Some(key), memo: body.note }, &Change::new()).await?;
+    let receipt = state.services.deposit(&tenant, &to, amount, currency, MoveOptions { idempotency_key: Some(key), memo: body.note }, &Change::by(Actor::Tenant)).await?;
     transfer_response(receipt, currency)
 }
 
@@ -290,7 +291,7 @@ pub async fn transfer(TenantAuth(tenant): TenantAuth, State(state): State<AppSta
     let amount = parse_amount(&body.amount)?;
     let currency = parse_currency(body.currency.as_deref())?;
     let (from, to) = (wallet_ref(&body.from)?, wallet_ref(&body.to)?);
-    let receipt = state.services.transfer(&tenant, &from, &to, amount, currency, MoveOptions { idempotency_key: Some(key), memo: body.memo }, &Change::new()).await?;
+    let receipt = state.services.transfer(&tenant, &from, &to, amount, currency, MoveOptions { idempotency_key: Some(key), memo: body.memo }, &Change::by(Actor::Tenant)).await?;
     transfer_response(receipt, currency)
 }
 
@@ -360,7 +361,7 @@ fn parse_limit(text: &str) -> Result<i64, ApiError> {
 pub async fn tenant_overdraft(_: AdminAuth, State(state): State<AppState>, ApiPath(tenant): ApiPath<String>, ApiJson(body): ApiJson<TenantOverdraftBody>) -> Result<Json<WalletView>, ApiError> {
     let tenant = state.services.find_tenant(&tenant).await?;
     let holder = holder_of(body.username.as_deref())?;
-    let wallet = state.services.set_overdraft(&tenant, &holder, parse_currency(body.overdraft.currency.as_deref())?, parse_limit(&body.overdraft.limit)?, &Change::new()).await?;
+    let wallet = state.services.set_overdraft(&tenant, &holder, parse_currency(body.overdraft.currency.as_deref())?, parse_limit(&body.overdraft.limit)?, &Change::by(Actor::Tenant)).await?;
     Ok(Json(WalletView::from(&wallet)))
 }
 
@@ -375,6 +376,6 @@ pub async fn account_overdraft(
     ApiJson(body): ApiJson<OverdraftBody>,
 ) -> Result<Json<WalletView>, ApiError> {
     let holder = Holder::Account(parse_username(&username)?);
-    let wallet = state.services.set_overdraft(&tenant, &holder, parse_currency(body.currency.as_deref())?, parse_limit(&body.limit)?, &Change::new()).await?;
+    let wallet = state.services.set_overdraft(&tenant, &holder, parse_currency(body.currency.as_deref())?, parse_limit(&body.limit)?, &Change::by(Actor::Tenant)).await?;
     Ok(Json(WalletView::from(&wallet)))
 }

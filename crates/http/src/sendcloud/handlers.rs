@@ -48,7 +48,7 @@
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use subledger_domain::account::{CompanyName, CompanyNameError, CompanyUrl, CompanyUrlError, DailyQuota, Email, Password, PasswordError, Phone, UserType, Username, UsernameError};
+use subledger_domain::account::{CompanyName, CompanyNameError, CompanyUrl, CompanyUrlError, DailyQuota, Email, Funding, Password, PasswordError, Phone, UserType, Username, UsernameError};
 use subledger_domain::ids::TransferId;
 use subledger_domain::ledger::TransferRejection;
 use subledger_domain::money::{AmountParseError, PositiveAmount, parse_amount_minor};
@@ -175,7 +175,7 @@ fn new_account_input(call: &SignedCall) -> Result<NewAccountInput, Refusal> {
         PasswordError::Empty => Refusal(Code::PasswordMissing),
         PasswordError::Weak => Refusal(Code::PasswordRule),
     })?;
-    Ok(NewAccountInput { username, user_type, phone, email, company_name: Some(company_name), company_url: Some(company_url), password: Some(password), daily_quota: None })
+    Ok(NewAccountInput { username, user_type, phone, email, company_name: Some(company_name), company_url: Some(company_url), password: Some(password), daily_quota: None, funding: Funding::Own })
 }
 
 /// `create`: a new sub-account; SendCloud accounts get an API user and key.

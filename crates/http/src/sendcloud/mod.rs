@@ -17,6 +17,7 @@ use axum::extract::Request;
 use axum::routing::{get, post};
 use http::header::CONTENT_TYPE;
 use subledger_domain::money::Currency;
+use subledger_domain::oplog::Actor;
 use subledger_service::Change;
 use subledger_service::tenants::Tenant;
 
@@ -93,7 +94,7 @@ impl SignedCall {
     fn change(&self) -> Change {
         match self.replay_guard_until_ms {
             Some(expires_at_ms) => Change::signed(self.tenant.id, &self.signature, expires_at_ms),
-            None => Change::new(),
+            None => Change::by(Actor::Tenant),
         }
     }
 }

@@ -101,6 +101,7 @@ static WRITE: LazyLock<String> = LazyLock::new(|| {
         "WITH new_transfers AS ({transfers} RETURNING 1),
         new_entries AS ({entries} RETURNING 1),
         new_holds AS ({holds} RETURNING 1),
+        new_operations AS ({operations} RETURNING 1),
         resolved_holds AS (
           UPDATE holds SET state = r.state, resolved_at_us = r.resolved_at_us,
                  posted_transfer_id = r.posted_transfer_id, posted_amount_minor = r.posted_amount_minor
@@ -114,7 +115,7 @@ static WRITE: LazyLock<String> = LazyLock::new(|| {
             AND wallets.id = r.id AND wallets.entry_seq = r.entry_seq_read
             AND wallets.floor_minor IS NOT DISTINCT FROM r.floor_minor
             AND wallets.reserved_minor = r.reserved_minor_read RETURNING 1)
-        SELECT (SELECT COUNT(*) FROM new_transfers) + (SELECT COUNT(*) FROM new_entries) + (SELECT COUNT(*) FROM new_holds)
+        SELECT (SELECT COUNT(*) FROM new_transfers) + (SELECT COUNT(*) FROM new_entries) + (SELECT COUNT(*) FROM new_holds) + (SELECT COUNT(*) FROM new_operations)
              + subledger_expect_rows((SELECT COUNT(*) FROM resolved_holds), $6)
              + subledger_expect_rows((SELECT COUNT(*) FROM new_balances), $4)",
         transfers = rows::postgres_insert::<TransferRow<&str>>(1),
@@ -124,6 +125,7 @@ static WRITE: LazyLock<String> = LazyLock::new(|| {
         holds = rows::postgres_insert::<HoldRow<&str>>(5),
         resolutions = rows::postgres_records::<HoldResolutionRow<String>>(7, "r"),
         resolution_ids = rows::postgres_records::<HoldResolutionRow<String>>(7, "h"),
+        operations = rows::postgres_insert::<crate::rows::OperationRow<&str>>(8),
     )
 });
 
@@ -197,9 +199,9 @@ pub(super) async fn finish(batch: Batch, writes: &LedgerWrites) -> Result<()> {
             write_all(&mut tx, writes).await?;
             Ok(tx.commit().await?)
         }
-        // The write statement is its own transaction.
-        Batch::Optimistic(mut conn) if writes.records.is_empty() => write_rows(&mut conn, writes).await,
-        // Records need a transaction shared with the write. The write still
+        // The write statement is its own transaction, operations included.
+        Batch::Optimistic(mut conn) if writes.records.sightings.is_empty() => write_rows(&mut conn, writes).await,
+        // Sightings need a transaction shared with the write (each must be the first). The write still
         // checks every wallet as read, so nothing the batch decided can have
         // changed unseen.
         Batch::Optimistic(mut conn) => {
@@ -212,13 +214,13 @@ pub(super) async fn finish(batch: Batch, writes: &LedgerWrites) -> Result<()> {
 
 /// The records that go with the batch's changes, then its rows.
 async fn write_all(conn: &mut sqlx::AnyConnection, writes: &LedgerWrites) -> Result<()> {
-    crate::records::write(conn, &writes.records, crate::now_ms()).await?;
+    crate::records::write_sightings(conn, &writes.records, crate::now_ms()).await?;
     write_rows(conn, writes).await
 }
 
 /// The batch's transfers, entries, holds and wallets, in one statement.
 async fn write_rows(conn: &mut sqlx::AnyConnection, writes: &LedgerWrites) -> Result<()> {
-    if writes.transfers.is_empty() && writes.holds_opened.is_empty() && writes.holds_resolved.is_empty() && writes.wallets.is_empty() {
+    if writes.transfers.is_empty() && writes.holds_opened.is_empty() && writes.holds_resolved.is_empty() && writes.wallets.is_empty() && writes.records.operations.is_empty() {
         return Ok(());
     }
     // A wallet is updated only if neither its entries, its floor nor its
@@ -230,6 +232,7 @@ async fn write_rows(conn: &mut sqlx::AnyConnection, writes: &LedgerWrites) -> Re
     let updates: Vec<WalletUpdate> = writes.wallets.iter().map(|(wallet, read)| WalletUpdate::of(wallet, *read)).collect();
     let hold_rows: Vec<HoldRow<&str>> = writes.holds_opened.iter().map(HoldRow::from).collect();
     let resolutions: Vec<HoldResolutionRow<&str>> = writes.holds_resolved.iter().map(|(id, state, at_us)| HoldResolutionRow::of(*id, *state, Some(*at_us))).collect();
+    let operations = crate::records::operation_rows(&writes.records, crate::now_us());
     let written = sqlx::query(&WRITE)
         .bind(json(&transfer_rows))
         .bind(json(&entry_rows))
@@ -238,10 +241,11 @@ async fn write_rows(conn: &mut sqlx::AnyConnection, writes: &LedgerWrites) -> Re
         .bind(json(&hold_rows))
         .bind(resolutions.len() as i64)
         .bind(json(&resolutions))
+        .bind(json(&operations))
         .fetch_one(conn)
         .await?
         .try_get::<i64, _>(0)?;
-    expect_written(written, writes.transfers.len() + writes.entries.len() + hold_rows.len() + resolutions.len() + updates.len(), "a ledger batch")
+    expect_written(written, writes.transfers.len() + writes.entries.len() + hold_rows.len() + resolutions.len() + updates.len() + operations.len(), "a ledger batch")
 }
 
 fn expect_written(written: i64, expected: usize, what: &str) -> Result<()> {

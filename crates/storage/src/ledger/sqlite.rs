@@ -238,7 +238,7 @@ pub(super) fn finish(batch: Batch, writes: &LedgerWrites) -> Result<()> {
     update_each(&batch, RESOLVE_HOLD, resolutions, |r| format!("hold {} was no longer pending under the write lock", r.id))?;
     let updates = writes.wallets.iter().map(|(wallet, read)| WalletUpdate::of(wallet, *read));
     update_each(&batch, UPDATE_WALLET, updates, |u| format!("wallet {} changed under the write lock", u.id))?;
-    crate::records::write_sqlite(&batch.conn, &writes.records, crate::now_ms())?;
+    crate::records::write_sqlite(&batch.conn, &writes.records, crate::now_us())?;
     batch.commit()
 }
 

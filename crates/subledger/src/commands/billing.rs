@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use subledger_domain::account::Username;
 use subledger_domain::calendar::{Month, from_unix_micros};
 use subledger_domain::money::{Currency, checked_sum, format_minor};
+use subledger_domain::oplog::Actor;
 use subledger_domain::paging::Page;
 use subledger_domain::rating::PriceModel;
 use subledger_domain::text::check_json_text;
@@ -57,8 +58,9 @@ pub(super) async fn product(services: &Services, command: ProductCommand) -> Res
         }
         ProductCommand::Add { tenant, code, name, unit, order_type, grouping, currency, supplement_order_type, refund_order_type, quantity_meaning, json } => {
             let tenant = services.find_tenant(&tenant).await?;
-            let product =
-                services.add_product(&tenant, NewProduct { code, name, unit, order_type, grouping, currency, supplement_order_type, refund_order_type, quantity_meaning }, &Change::new()).await?;
+            let product = services
+                .add_product(&tenant, NewProduct { code, name, unit, order_type, grouping, currency, supplement_order_type, refund_order_type, quantity_meaning }, &Change::by(Actor::Cli))
+                .await?;
             print(json, product_json(&product), || format!("added product {}", product_row(&product)));
         }
     }
@@ -92,7 +94,7 @@ pub(super) async fn tariff(services: &Services, command: TariffCommand) -> Resul
             let model: PriceModel = serde_json::from_str(&model).map_err(|e| format!("invalid price model JSON: {e}"))?;
             let username = username.as_deref().map(Username::parse).transpose()?;
             let from = effective_from.as_deref().map(parse_instant).transpose()?;
-            let version = services.set_tariff(&tenant, &product, username.as_ref(), from, model, &Change::new()).await?;
+            let version = services.set_tariff(&tenant, &product, username.as_ref(), from, model, &Change::by(Actor::Cli)).await?;
             let mut value = tariff_json(&version);
             value["username"] = json!(username.as_ref().map(Username::as_str));
             print(json, value, || format!("set tariff {}", tariff_row(&version)));
@@ -154,7 +156,7 @@ pub(super) async fn bill(services: &Services, command: BillCommand) -> Result<Ex
         BillCommand::Close { month, tenant: Some(reference), json } => {
             let month = parse_month(&month)?;
             let tenant = services.find_tenant(&reference).await?;
-            let reports = services.close_month(&tenant, month, &Change::new()).await?;
+            let reports = services.close_month(&tenant, month, &Change::by(Actor::Cli)).await?;
             let mut value = tenant_ref(&tenant);
             value["months"] = reports.iter().map(report_json).collect();
             print(json, value, || reports.iter().map(report_row).collect::<Vec<_>>().join("\n"));
@@ -162,7 +164,7 @@ pub(super) async fn bill(services: &Services, command: BillCommand) -> Result<Ex
         }
         BillCommand::Close { month, tenant: None, json } => {
             let month = parse_month(&month)?;
-            let outcomes = services.close_month_all_tenants(month).await?;
+            let outcomes = services.close_month_all_tenants(month, &Change::by(Actor::Cli)).await?;
             let mut failed = 0;
             let mut items = Vec::with_capacity(outcomes.len());
             let mut lines = Vec::new();

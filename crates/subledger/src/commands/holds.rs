@@ -9,6 +9,7 @@ use subledger_domain::calendar::from_unix_micros;
 use subledger_domain::ids::TransferId;
 use subledger_domain::ledger::WalletPurpose;
 use subledger_domain::money::{Currency, PositiveAmount, format_minor, parse_amount_minor};
+use subledger_domain::oplog::Actor;
 use subledger_domain::posting::HoldState;
 use subledger_service::Change;
 use subledger_service::Services;
@@ -32,7 +33,7 @@ pub async fn hold(services: &Services, command: HoldCommand) -> Result<ExitCode,
             };
             // A fresh key unless given: re-running a script with the same key reserves nothing twice.
             let key = idempotency_key.unwrap_or_else(|| format!("cli:{}", uuid::Uuid::now_v7()));
-            let receipt = services.open_hold(&tenant, &input, MoveOptions { idempotency_key: Some(key), memo }, &Change::new()).await?;
+            let receipt = services.open_hold(&tenant, &input, MoveOptions { idempotency_key: Some(key), memo }, &Change::by(Actor::Cli)).await?;
             if let HoldState::Rejected(reason) = receipt.hold.hold.state {
                 return Err(format!("hold refused: {reason}").into());
             }
@@ -45,12 +46,12 @@ pub async fn hold(services: &Services, command: HoldCommand) -> Result<ExitCode,
                 None => None,
             };
             let key = idempotency_key.unwrap_or_else(|| format!("cli:{}", uuid::Uuid::now_v7()));
-            let posted = services.post_hold(&tenant, hold_id(&hold)?, amount, MoveOptions { idempotency_key: Some(key), memo }, &Change::new()).await?;
+            let posted = services.post_hold(&tenant, hold_id(&hold)?, amount, MoveOptions { idempotency_key: Some(key), memo }, &Change::by(Actor::Cli)).await?;
             show(json, &posted.hold);
         }
         HoldCommand::Void { tenant, hold, json } => {
             let tenant = services.find_tenant(&tenant).await?;
-            let receipt = services.void_hold(&tenant, hold_id(&hold)?, &Change::new()).await?;
+            let receipt = services.void_hold(&tenant, hold_id(&hold)?, &Change::by(Actor::Cli)).await?;
             show(json, &receipt.hold);
         }
         HoldCommand::Show { tenant, hold, json } => {

@@ -21,6 +21,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use subledger_domain::money::{Currency, format_minor};
+use subledger_domain::oplog::Actor;
 use subledger_domain::rating::{Quantity, format_scaled};
 use subledger_domain::text::{check_json_text, text_from_bytes};
 use subledger_domain::usage::Outcome;
@@ -140,7 +141,7 @@ async fn ingest(services: &Services, tenant: &Tenant, events: Vec<(u64, UsageEve
     while let Some(mut batch) = pending.pop() {
         let Some(&(last_line, _)) = batch.last() else { continue };
         let input: Vec<UsageEventIn> = batch.iter().map(|(_, event)| event.clone()).collect();
-        match services.ingest_usage(tenant, input, &Change::new()).await {
+        match services.ingest_usage(tenant, input, &Change::by(Actor::Cli)).await {
             Ok(results) => {
                 for ((line, _), result) in batch.iter().zip(results) {
                     totals.last_line = totals.last_line.max(*line);
