@@ -47,6 +47,16 @@ pub enum ServiceError {
     /// full); the request did nothing and may be sent again at once.
     #[error("busy: {0}")]
     Busy(&'static str),
+    /// The caller is authenticated but its grants lack the application the
+    /// call needs (a sub-user's session).
+    #[error("not allowed: this needs the application {app} ({code})")]
+    Forbidden { app: subledger_domain::access::AppId, code: &'static str },
+    /// Credentials that do not authenticate (a failed login, an ended session).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
+    /// Too many requests or failed logins; retry after the given seconds.
+    #[error("too many requests; retry after {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
     #[error(transparent)]
     Storage(StorageError),
 }
@@ -78,6 +88,10 @@ pub enum Resource {
     Transfer,
     Hold,
     Product,
+    Role,
+    Notice,
+    Session,
+    TimeCard,
 }
 
 impl std::fmt::Display for Resource {
@@ -89,6 +103,10 @@ impl std::fmt::Display for Resource {
             Resource::Transfer => "transfer",
             Resource::Hold => "hold",
             Resource::Product => "product",
+            Resource::Role => "role",
+            Resource::Notice => "notice",
+            Resource::Session => "session",
+            Resource::TimeCard => "time_card",
         })
     }
 }

@@ -89,6 +89,10 @@ impl IntoResponse for ApiError {
                             Resource::Transfer => "transfer_not_found",
                             Resource::Hold => "hold_not_found",
                             Resource::Product => "product_not_found",
+                            Resource::Role => "role_not_found",
+                            Resource::Notice => "notice_not_found",
+                            Resource::Session => "session_not_found",
+                            Resource::TimeCard => "time_card_not_found",
                         },
                         message,
                     ),
@@ -104,6 +108,14 @@ impl IntoResponse for ApiError {
                     ServiceError::AmountTooLarge(_) => (StatusCode::BAD_REQUEST, "amount_too_large", message),
                     ServiceError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
                     ServiceError::Busy(_) => return ApiError::Busy.into_response(),
+                    ServiceError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden", message),
+                    ServiceError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", message),
+                    ServiceError::RateLimited { retry_after_s } => {
+                        let body = Json(ErrorBody { error: ErrorDetail { code: "rate_limited".to_owned(), message } });
+                        let mut response = (StatusCode::TOO_MANY_REQUESTS, body).into_response();
+                        response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(retry_after_s.max(1)));
+                        return response;
+                    }
                     ServiceError::Storage(storage) if storage.is_retryable() => {
                         tracing::warn!(error = %storage, "native API request hit a transient storage conflict");
                         (StatusCode::SERVICE_UNAVAILABLE, "retry_later", "the database is busy; nothing was changed, retry".to_owned())
