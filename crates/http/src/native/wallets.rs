@@ -252,7 +252,7 @@ pub async fn deposit(
     let amount = parse_amount(&body.amount)?;
     let currency = parse_currency(body.currency.as_deref())?;
     let to = WalletRef { holder: holder_of(body.username.as_deref())?, purpose: parse_purpose(body.wallet.as_deref())? };
-    let receipt = state.services.deposit(&tenant, &to, amount, currency, MoveOptions { idempotency_key: Some(key), memo: body.note }, &Change::by(Actor::Tenant)).await?;
+    let receipt = state.services.deposit(&tenant, &to, amount, currency, MoveOptions { idempotency_key: Some(key), memo: body.note }, &Change::by(Actor::Admin)).await?;
     transfer_response(receipt, currency)
 }
 
@@ -361,7 +361,7 @@ fn parse_limit(text: &str) -> Result<i64, ApiError> {
 pub async fn tenant_overdraft(_: AdminAuth, State(state): State<AppState>, ApiPath(tenant): ApiPath<String>, ApiJson(body): ApiJson<TenantOverdraftBody>) -> Result<Json<WalletView>, ApiError> {
     let tenant = state.services.find_tenant(&tenant).await?;
     let holder = holder_of(body.username.as_deref())?;
-    let wallet = state.services.set_overdraft(&tenant, &holder, parse_currency(body.overdraft.currency.as_deref())?, parse_limit(&body.overdraft.limit)?, &Change::by(Actor::Tenant)).await?;
+    let wallet = state.services.set_overdraft(&tenant, &holder, parse_currency(body.overdraft.currency.as_deref())?, parse_limit(&body.overdraft.limit)?, &Change::by(Actor::Admin)).await?;
     Ok(Json(WalletView::from(&wallet)))
 }
 

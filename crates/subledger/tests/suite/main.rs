@@ -14,6 +14,7 @@ mod input;
 mod isolation;
 mod native;
 mod openapi;
+mod oplog;
 mod overflow;
 mod passwords;
 mod reliability;
