@@ -5,6 +5,7 @@
 #   bench/run.sh close [sqlite|postgres] [flags]    month close of 10,000 accounts, in-process (close-bench)
 #   bench/run.sh soak [sqlite|postgres] [flags]     minutes of mixed load: RSS flat, WAL bounded (soak)
 #   bench/run.sh fairness [sqlite|postgres] [flags] transferIn p99 while another tenant's month closes (fairness-bench)
+#   bench/run.sh oplog [sqlite|postgres] [flags]    operation-log queries over 1,000,000 entries (oplog-bench)
 # Builds the release server and harness, then runs the harness against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ case "${1:-}" in
     close) bench=close-bench; shift ;;
     soak) bench=soak; shift ;;
     fairness) bench=fairness-bench; shift ;;
+    oplog) bench=oplog-bench; shift ;;
 esac
 backend="${1:-sqlite}"
 shift || true
