@@ -211,8 +211,8 @@ async fn main() {
         println!(
             "{:<32} {:>9.2} {:>9.2} {:>9.2} {:>10}",
             shape.name,
-            percentile_ms(&latencies_us, 50.0),
-            percentile_ms(&latencies_us, 99.0),
+            percentile_ms(&latencies_us, 0.5),
+            percentile_ms(&latencies_us, 0.99),
             *latencies_us.last().unwrap_or(&0) as f64 / 1000.0,
             found
         );
