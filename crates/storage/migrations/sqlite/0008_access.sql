@@ -86,8 +86,11 @@ CREATE INDEX notice_targets_account ON notice_targets (account_id, notice_id);
 -- The operation log: one entry per committed change, written in the change's
 -- transaction. No foreign keys, like the ledger's tables: ledger batches
 -- write it on the hot path (see 0001_foundation.sql).
+-- A plain INTEGER PRIMARY KEY, not AUTOINCREMENT: ids never come back (no
+-- row is ever deleted) and AUTOINCREMENT would write sqlite_sequence once
+-- per entry, on the ledger's hot path.
 CREATE TABLE operations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     tenant_id INTEGER NOT NULL,
     at_us INTEGER NOT NULL,
     actor_kind TEXT NOT NULL CHECK (actor_kind IN ('tenant', 'sub_user', 'admin', 'cli', 'system')),
