@@ -8,6 +8,7 @@ mod numbers;
 pub mod sendcloud;
 pub mod server;
 pub mod telephony;
+pub mod uucall;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -96,6 +97,7 @@ fn app(services: Services, config: HttpConfig, metrics: HttpMetrics, registry: R
     let native_bounds = admission(Answers { busy: native::busy, timed_out: native::timed_out });
     let sendcloud_bounds = admission(Answers { busy: sendcloud::unavailable, timed_out: sendcloud::unavailable });
     let telephony_bounds = admission(Answers { busy: telephony::busy, timed_out: telephony::timed_out });
+    let uucall_bounds = admission(Answers { busy: uucall::busy, timed_out: uucall::timed_out });
     let (native, openapi) = native::router();
     let state = AppState(Arc::new(AppInner { services, sendcloud: config.sendcloud, registry, openapi_json: native::openapi::document(&openapi) }));
     Router::new()
@@ -106,6 +108,7 @@ fn app(services: Services, config: HttpConfig, metrics: HttpMetrics, registry: R
         .merge(native.layer(DefaultBodyLimit::max(config.json_body_bytes_max)).layer(axum::middleware::from_fn_with_state(native_bounds, admit)))
         .merge(sendcloud::router().layer(axum::middleware::from_fn_with_state(sendcloud_bounds, admit)))
         .merge(telephony::router().layer(axum::middleware::from_fn_with_state(telephony_bounds, admit)))
+        .merge(uucall::router().layer(axum::middleware::from_fn_with_state(uucall_bounds, admit)))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         .layer(CatchPanicLayer::new())

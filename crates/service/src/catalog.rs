@@ -37,7 +37,7 @@ pub struct Product {
 }
 
 impl Product {
-    fn from_builtin(p: &catalog::Product) -> Product {
+    pub(crate) fn from_builtin(p: &catalog::Product) -> Product {
         Product {
             code: p.code.to_owned(),
             name: p.name.to_owned(),

@@ -16,6 +16,8 @@ pub mod holds;
 pub mod ledger;
 pub mod metrics;
 pub mod oplog;
+pub mod rates;
+pub mod recharges;
 pub mod secrets;
 pub mod signed_requests;
 pub mod statements;

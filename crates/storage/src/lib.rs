@@ -13,6 +13,7 @@ pub mod catalog;
 mod error;
 pub mod ledger;
 pub mod oplog;
+pub mod recharges;
 pub mod records;
 pub mod rows;
 pub mod settings;

@@ -20,6 +20,8 @@ use crate::AppState;
 pub struct TenantView {
     /// Opaque id (`tn_…`), accepted wherever a tenant is named.
     pub tenant_id: String,
+    /// The numeric enterprise id, as the UUCall dialect names it (`uid`).
+    pub uid: i64,
     pub name: String,
     /// IANA zone in which days and months are cut.
     pub timezone: String,
@@ -39,6 +41,7 @@ impl From<&Tenant> for TenantView {
     fn from(t: &Tenant) -> Self {
         TenantView {
             tenant_id: t.public_id.to_string(),
+            uid: t.id.0,
             name: t.name.clone(),
             language: t.language.as_str().to_owned(),
             timezone: t.timezone.name().to_owned(),

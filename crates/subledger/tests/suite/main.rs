@@ -19,3 +19,4 @@ mod passwords;
 mod reliability;
 mod sendcloud;
 mod telephony;
+mod uucall;

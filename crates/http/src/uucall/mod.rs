@@ -1,0 +1,139 @@
+//! The UUCall REST dialect: `/rest/*`, tags `account` and `power`.
+//!
+//! Authenticates with `Authorization: Bearer <token>` (the enterprise's API
+//! token, with every right), reads the spec's parameters from the query and
+//! the JSON body ([`params::Params`]), checks that `uid` / `uidName` name the
+//! caller's enterprise, checks the application the operation needs, calls one
+//! service method and renders the spec's model with its exact field names.
+//! Every failure is one JSON body ([`error::Refusal`]). No business rule
+//! lives here; the choices made where the spec is silent are in
+//! `docs/uucall.md`.
+
+mod account;
+mod error;
+mod params;
+mod power;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use http::HeaderValue;
+use http::request::Parts;
+use serde::Serialize;
+use subledger_domain::access::{AppId, Permissions, find_app};
+use subledger_domain::oplog::Actor;
+use subledger_domain::text::TextError;
+use subledger_service::tenants::Tenant;
+use subledger_service::{Change, ServiceError};
+
+pub use error::Refusal;
+
+use crate::AppState;
+use crate::input::{InvalidText, Part, Refuse, refuse_invalid_uri};
+
+/// Every operation of the spec under `/rest`, each path with the methods it
+/// serves; any other method on a known path is a 405 in this dialect's body.
+pub fn router() -> Router<AppState> {
+    let routes: [(&str, MethodRouter<AppState>); 3] =
+        [("/rest/account/cashlog", get(account::cashlog)), ("/rest/account/{uid}/baserate", get(account::baserate)), ("/rest/power/oplog", get(power::oplog))];
+    routes
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| router.route(path, methods.fallback(method_not_allowed)))
+        .layer(DefaultBodyLimit::max(params::BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn_with_state(invalid_text as Refuse, refuse_invalid_uri))
+}
+
+async fn method_not_allowed() -> Refusal {
+    Refusal::MethodNotAllowed
+}
+
+/// A path or query that is not valid UTF-8 or holds NUL: 424.
+fn invalid_text(invalid: InvalidText) -> Response {
+    let field = match invalid.part {
+        Part::Path => "path",
+        Part::Query => "query",
+        Part::Body => "body",
+    };
+    let rule = match invalid.error {
+        TextError::NotUtf8 => "must be UTF-8",
+        TextError::Nul => "must not hold NUL",
+    };
+    Refusal::invalid(field, format!("the {field} {rule}")).into_response()
+}
+
+/// The answer to a request that outlived its deadline: 503 in the dialect's body.
+pub fn timed_out() -> Response {
+    Refusal::Unavailable("the request took too long; retry").into_response()
+}
+
+/// The answer to a request beyond the in-flight cap: 503; nothing was done.
+pub fn busy() -> Response {
+    Refusal::Unavailable("the service is busy; nothing was done, retry").into_response()
+}
+
+/// Who is calling: the enterprise and what it may do.
+pub struct Auth {
+    pub tenant: Tenant,
+    actor: Actor,
+    permissions: Permissions,
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = Refusal;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Refusal> {
+        let token = crate::native::bearer(parts).ok_or(Refusal::Unauthenticated)?;
+        let tenant = state.services.tenant_by_api_token(token).await?.ok_or(Refusal::Unauthenticated)?;
+        Ok(Auth { tenant, actor: Actor::Tenant, permissions: Permissions::Everything })
+    }
+}
+
+impl Auth {
+    /// Refuses (403) a caller whose grants lack `app`.
+    pub fn require(&self, app: AppId) -> Result<(), Refusal> {
+        if self.permissions.allows(app) {
+            return Ok(());
+        }
+        Err(ServiceError::Forbidden { app, code: find_app(app).map_or("?", |a| a.code) }.into())
+    }
+
+    /// The context of a change this caller asks for.
+    pub fn change(&self) -> Change {
+        Change::by(self.actor.clone())
+    }
+}
+
+/// A list: a JSON array of the model, with the number of items over all
+/// pages in `X-Total-Count` when it is known.
+fn list<T: Serialize>(total: Option<i64>, items: Vec<T>) -> Response {
+    let mut response = axum::Json(items).into_response();
+    if let Some(total) = total {
+        response.headers_mut().insert("x-total-count", HeaderValue::from(total));
+    }
+    response
+}
+
+/// Epoch milliseconds from stored microseconds.
+fn millis(at_us: i64) -> i64 {
+    at_us.div_euclid(1_000)
+}
+
+/// The one parameter of a path (`{uid}`, `{roleId}` …), as text.
+pub struct PathValue(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathValue {
+    type Rejection = Refusal;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Refusal> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(PathValue(value)),
+            Err(_) => Err(Refusal::invalid("path", "the path parameter must be UTF-8")),
+        }
+    }
+}
+
+impl PathValue {
+    /// The parameter as an int64 id, named `name` in a refusal.
+    pub fn id(&self, name: &str) -> Result<i64, Refusal> {
+        params::parse_int64(name, &self.0)
+    }
+}
