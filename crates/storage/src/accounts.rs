@@ -47,7 +47,7 @@ impl AccountRecord {
     }
 }
 
-const COLUMNS: &str = "id, tenant_id, username, user_type, status, phone, email, company_name, company_url, api_user, daily_quota, billing_mode, funding, access_state, role_id, role_template, person_name, job_number, extension, department, note, last_login_at_us, logins, created_at_us, updated_at_us";
+pub(crate) const COLUMNS: &str = "id, tenant_id, username, user_type, status, phone, email, company_name, company_url, api_user, daily_quota, billing_mode, funding, access_state, role_id, role_template, person_name, job_number, extension, department, note, last_login_at_us, logins, created_at_us, updated_at_us";
 
 pub struct NewAccount<'a> {
     pub tenant_id: TenantId,

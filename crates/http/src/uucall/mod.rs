@@ -11,21 +11,22 @@
 
 mod account;
 mod error;
+mod notices;
 mod params;
 mod power;
+mod roles;
+mod subusers;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get};
-use http::HeaderValue;
+use axum::routing::{MethodRouter, get, put};
 use http::request::Parts;
+use http::{HeaderValue, StatusCode};
 use serde::Serialize;
-use subledger_domain::access::{AppId, Permissions, find_app};
-use subledger_domain::oplog::Actor;
 use subledger_domain::text::TextError;
+use subledger_service::access::Caller;
 use subledger_service::tenants::Tenant;
-use subledger_service::{Change, ServiceError};
 
 pub use error::Refusal;
 
@@ -35,8 +36,21 @@ use crate::input::{InvalidText, Part, Refuse, refuse_invalid_uri};
 /// Every operation of the spec under `/rest`, each path with the methods it
 /// serves; any other method on a known path is a 405 in this dialect's body.
 pub fn router() -> Router<AppState> {
-    let routes: [(&str, MethodRouter<AppState>); 3] =
-        [("/rest/account/cashlog", get(account::cashlog)), ("/rest/account/{uid}/baserate", get(account::baserate)), ("/rest/power/oplog", get(power::oplog))];
+    let routes: [(&str, MethodRouter<AppState>); 13] = [
+        ("/rest/account/cashlog", get(account::cashlog)),
+        ("/rest/account/{uid}/baserate", get(account::baserate)),
+        ("/rest/power/notice", get(notices::list_notices).post(notices::create_notice)),
+        ("/rest/power/notice/{noticeId}", get(notices::get_notice).put(notices::update_notice).delete(notices::delete_notice)),
+        ("/rest/power/oplog", get(power::oplog)),
+        ("/rest/power/role", get(roles::list_roles).post(roles::create_role)),
+        ("/rest/power/role/auth/{roleId}", get(roles::role_apps).put(roles::set_role_apps)),
+        ("/rest/power/role/{roleId}", put(roles::update_role).delete(roles::delete_role)),
+        ("/rest/power/roleuser", get(subusers::list_role_users).post(subusers::create_role_user)),
+        ("/rest/power/roleuser/{subUserId}", get(subusers::get_role_user).put(subusers::update_role_user)),
+        ("/rest/power/subuser", get(subusers::list_sub_users)),
+        ("/rest/power/subuser/auth/{subUserId}", get(subusers::sub_user_apps).put(subusers::set_sub_user_apps)),
+        ("/rest/power/subuser/{subUserId}", get(subusers::get_sub_user).put(subusers::update_sub_user).delete(subusers::delete_sub_user)),
+    ];
     routes
         .into_iter()
         .fold(Router::new(), |router, (path, methods)| router.route(path, methods.fallback(method_not_allowed)))
@@ -72,35 +86,44 @@ pub fn busy() -> Response {
     Refusal::Unavailable("the service is busy; nothing was done, retry").into_response()
 }
 
-/// Who is calling: the enterprise and what it may do.
+/// Who is calling: the enterprise, and the caller with its rights (the
+/// enterprise's API token: every right; a sub-user's session: its applications).
 pub struct Auth {
     pub tenant: Tenant,
-    actor: Actor,
-    permissions: Permissions,
+    pub caller: Caller,
 }
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = Refusal;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Refusal> {
         let token = crate::native::bearer(parts).ok_or(Refusal::Unauthenticated)?;
-        let tenant = state.services.tenant_by_api_token(token).await?.ok_or(Refusal::Unauthenticated)?;
-        Ok(Auth { tenant, actor: Actor::Tenant, permissions: Permissions::Everything })
+        let (tenant, caller) = state.services.authenticate_bearer(token).await?.ok_or(Refusal::Unauthenticated)?;
+        Ok(Auth { tenant, caller })
     }
 }
 
 impl Auth {
-    /// Refuses (403) a caller whose grants lack `app`.
-    pub fn require(&self, app: AppId) -> Result<(), Refusal> {
-        if self.permissions.allows(app) {
-            return Ok(());
-        }
-        Err(ServiceError::Forbidden { app, code: find_app(app).map_or("?", |a| a.code) }.into())
+    /// Refuses (403) a caller whose applications lack `app`.
+    pub fn require(&self, app: subledger_domain::access::AppId) -> Result<(), Refusal> {
+        Ok(self.caller.require(app)?)
     }
+}
 
-    /// The context of a change this caller asks for.
-    pub fn change(&self) -> Change {
-        Change::by(self.actor.clone())
+/// 200 with a JSON body; `()` is an empty body (PUT and DELETE).
+fn ok<T: Serialize + 'static>(value: T) -> Response {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<()>() {
+        return StatusCode::OK.into_response();
     }
+    axum::Json(value).into_response()
+}
+
+/// 201 for a creation; `Location` names the new resource.
+fn created(location: String) -> Response {
+    let mut response = StatusCode::CREATED.into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(http::header::LOCATION, value);
+    }
+    response
 }
 
 /// A list: a JSON array of the model, with the number of items over all

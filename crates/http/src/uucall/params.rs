@@ -95,6 +95,15 @@ impl Params {
         self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
+    pub fn required(&self, name: &str) -> Result<&str, Refusal> {
+        self.text(name).ok_or_else(|| Refusal::invalid(name, "is required"))
+    }
+
+    /// A parameter's text if given, even empty (`targets=` clears a list).
+    pub fn given(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
     /// A whole number (`int64` in the spec).
     pub fn int64(&self, name: &str) -> Result<Option<i64>, Refusal> {
         self.text(name).map(|text| parse_int64(name, text)).transpose()
