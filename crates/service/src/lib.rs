@@ -16,10 +16,13 @@ pub mod holds;
 pub mod ledger;
 pub mod metrics;
 pub mod oplog;
+pub mod seat_bills;
+pub mod seats;
 pub mod secrets;
 pub mod signed_requests;
 pub mod statements;
 pub mod tenants;
+pub mod timecards;
 pub mod usage;
 
 use std::sync::Arc;
