@@ -87,6 +87,10 @@ impl Day {
         Day(self.0.checked_sub(1.day()).expect("dates stay far from the minimum"))
     }
 
+    pub fn next(self) -> Day {
+        Day(self.0.checked_add(1.day()).expect("dates stay far from the maximum"))
+    }
+
     pub fn month(self) -> Month {
         Month { year: self.0.year(), month: self.0.month() }
     }

@@ -216,6 +216,10 @@ impl Services {
         // Wallets in the built-in products' currency, which every tenant's
         // catalog has; other currencies open on first use (`open_currency`).
         create_account_wallets(&mut tx, tenant, id, BUILTIN_CURRENCY, now).await?;
+        if input.funding == Funding::Tenant {
+            // A seat from its creation: its seat fee runs from now.
+            crate::seats::open_seat(&mut tx, tenant, id, now).await?;
+        }
         change.commit(tx, tenant.id, Operation::new(OperationKind::AccountCreate, input.username.as_str())).await?;
         let account = self.account(tenant, input.username.as_str()).await?;
         Ok(CreatedAccount { account, api_key })

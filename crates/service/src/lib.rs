@@ -21,12 +21,15 @@ pub mod oplog;
 pub mod rates;
 pub mod recharges;
 pub mod roles;
+pub mod seat_bills;
+pub mod seats;
 pub mod secrets;
 pub mod sessions;
 pub mod signed_requests;
 pub mod statements;
 pub mod subusers;
 pub mod tenants;
+pub mod timecards;
 pub mod usage;
 
 use std::sync::Arc;

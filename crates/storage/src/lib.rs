@@ -23,7 +23,9 @@ pub mod settings;
 pub mod signed_requests;
 pub mod statements;
 pub mod subusers;
+pub mod subscriptions;
 pub mod tenants;
+pub mod timecards;
 pub mod wallets;
 
 /// The integration tests' databases, for the unit tests too.

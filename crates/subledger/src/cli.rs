@@ -479,9 +479,25 @@ pub enum ProductCommand {
         /// What an event's quantity counts.
         #[arg(long)]
         quantity_meaning: Option<String>,
+        /// usage (metered by events), function or rental (a monthly fee per subscribed account).
+        #[arg(long, default_value = "usage", value_parser = product_kind)]
+        kind: subledger_domain::catalog::ProductKind,
+        /// A usage product's column in UUCall's basic bill: call_in, call_out, internal_voice, sms or other.
+        #[arg(long, default_value = "other", value_parser = bill_category)]
+        bill_category: subledger_domain::catalog::BillCategory,
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `usage`, `function` or `rental`, parsed by the domain like the native API does.
+fn product_kind(text: &str) -> Result<subledger_domain::catalog::ProductKind, String> {
+    subledger_domain::catalog::ProductKind::parse(text).ok_or_else(|| format!("{text:?} is not usage, function or rental"))
+}
+
+/// A usage product's basic-bill category, parsed by the domain like the native API does.
+fn bill_category(text: &str) -> Result<subledger_domain::catalog::BillCategory, String> {
+    subledger_domain::catalog::BillCategory::parse_usage(text).ok_or_else(|| format!("{text:?} is not call_in, call_out, internal_voice, sms or other"))
 }
 
 /// `CNY` or `USD`, parsed by the domain like the native API does.

@@ -7,6 +7,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use subledger_domain::account::Username;
 use subledger_domain::calendar::from_unix_micros;
+use subledger_domain::catalog::{BillCategory, ProductKind};
 use subledger_domain::oplog::Actor;
 use subledger_domain::rating::{Grouping, PriceModel};
 use subledger_service::Change;
@@ -36,6 +37,11 @@ pub struct ProductView {
     pub builtin: bool,
     /// Telephony group (`pstn`, `voip`, `messages`) for telephony items.
     pub telephony_group: Option<String>,
+    /// `usage`, `function`, `rental` or `seat` (the last three: monthly fees by subscription).
+    pub kind: String,
+    /// Where its money shows in UUCall's charge bills: `seat`, `call_in`,
+    /// `call_out`, `internal_voice`, `sms`, `function` or `other`.
+    pub bill_category: String,
 }
 
 impl From<&Product> for ProductView {
@@ -52,6 +58,8 @@ impl From<&Product> for ProductView {
             quantity_meaning: p.quantity_meaning.clone(),
             builtin: p.builtin,
             telephony_group: p.telephony.map(|t| t.group.key().to_owned()),
+            kind: p.kind.as_str().to_owned(),
+            bill_category: p.category.as_str().to_owned(),
         }
     }
 }
@@ -86,6 +94,12 @@ pub struct NewProductBody {
     pub refund_order_type: Option<i64>,
     /// What an event's quantity counts (at most 200 characters).
     pub quantity_meaning: Option<String>,
+    /// `usage` (default: metered by events), `function` or `rental` (a
+    /// monthly fee per subscribed account, priced by a `recurring` tariff).
+    pub kind: Option<String>,
+    /// A usage product's column in UUCall's basic bill: `call_in`,
+    /// `call_out`, `internal_voice`, `sms` or `other` (default).
+    pub bill_category: Option<String>,
 }
 
 /// Add a product of the tenant's own
@@ -95,6 +109,11 @@ pub async fn add_product(TenantAuth(tenant): TenantAuth, State(state): State<App
     let name = body.grouping.as_deref().unwrap_or("none");
     let grouping = Grouping::parse(name).ok_or_else(|| ApiError::bad_request("invalid_grouping", &format!("grouping must be none, country or item, not {name:?}")))?;
     let currency = super::wallets::parse_currency(body.currency.as_deref())?;
+    let kind_name = body.kind.as_deref().unwrap_or("usage");
+    let kind = ProductKind::parse(kind_name).ok_or_else(|| ApiError::bad_request("invalid_kind", &format!("kind must be usage, function or rental, not {kind_name:?}")))?;
+    let category_name = body.bill_category.as_deref().unwrap_or("other");
+    let bill_category = BillCategory::parse_usage(category_name)
+        .ok_or_else(|| ApiError::bad_request("invalid_bill_category", &format!("bill_category must be call_in, call_out, internal_voice, sms or other, not {category_name:?}")))?;
     let product = state
         .services
         .add_product(
@@ -109,6 +128,8 @@ pub async fn add_product(TenantAuth(tenant): TenantAuth, State(state): State<App
                 supplement_order_type: body.supplement_order_type,
                 refund_order_type: body.refund_order_type,
                 quantity_meaning: body.quantity_meaning,
+                kind,
+                bill_category,
             },
             &Change::by(Actor::Tenant),
         )
