@@ -5,6 +5,7 @@ mod input;
 mod metrics;
 pub mod native;
 mod numbers;
+pub mod ratelimit;
 pub mod sendcloud;
 pub mod server;
 pub mod telephony;
@@ -26,6 +27,7 @@ use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use metrics::HttpMetrics;
+use ratelimit::{RateLimitConfig, RateLimits};
 use sendcloud::SendCloudConfig;
 use server::ConnectionLimits;
 
@@ -47,6 +49,8 @@ pub struct HttpConfig {
     /// Largest JSON body of the native API.
     pub json_body_bytes_max: usize,
     pub connections: ConnectionLimits,
+    /// Per tenant, per session and login rate limits.
+    pub rate_limits: RateLimitConfig,
 }
 
 impl Default for HttpConfig {
@@ -57,6 +61,7 @@ impl Default for HttpConfig {
             requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX_DEFAULT,
             json_body_bytes_max: 256 * 1024,
             connections: ConnectionLimits::default(),
+            rate_limits: RateLimitConfig::default(),
         }
     }
 }
@@ -77,6 +82,8 @@ pub struct AppState(Arc<AppInner>);
 pub struct AppInner {
     pub services: Services,
     pub sendcloud: SendCloudConfig,
+    /// The rate limits every dialect applies to its authenticated callers.
+    pub limits: RateLimits,
     registry: Registry,
     openapi_json: String,
 }
@@ -99,7 +106,7 @@ fn app(services: Services, config: HttpConfig, metrics: HttpMetrics, registry: R
     let telephony_bounds = admission(Answers { busy: telephony::busy, timed_out: telephony::timed_out });
     let uucall_bounds = admission(Answers { busy: uucall::busy, timed_out: uucall::timed_out });
     let (native, openapi) = native::router();
-    let state = AppState(Arc::new(AppInner { services, sendcloud: config.sendcloud, registry, openapi_json: native::openapi::document(&openapi) }));
+    let state = AppState(Arc::new(AppInner { services, sendcloud: config.sendcloud, limits: RateLimits::new(&config.rate_limits), registry, openapi_json: native::openapi::document(&openapi) }));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -22,7 +22,11 @@ use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
 use subledger_domain::text::check_json_text;
+
+use subledger_domain::access::AppId;
+use subledger_service::Caller;
 use subledger_service::tenants::Tenant;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -100,15 +104,83 @@ pub fn busy() -> axum::response::Response {
     axum::response::IntoResponse::into_response(ApiError::Busy)
 }
 
-/// The tenant whose `api_token` authenticated the request.
-pub struct TenantAuth(pub Tenant);
+/// What an endpoint needs: one leaf application of the tree. Each marker
+/// below is one application; an endpoint names it in its `Granted<…>`.
+pub trait Need {
+    const APP: AppId;
+}
 
-impl FromRequestParts<AppState> for TenantAuth {
+macro_rules! needs {
+    ($($marker:ident = $app:ident;)+) => {
+        /// The markers of [`Need`], one per leaf application.
+        pub mod need {
+            use subledger_domain::access::{AppId, app};
+            $(
+                #[doc = concat!("Needs `", stringify!($app), "`.")]
+                pub struct $marker;
+                impl super::Need for $marker {
+                    const APP: AppId = app::$app;
+                }
+            )+
+        }
+    };
+}
+
+needs! {
+    AccountsView = ACCOUNTS_VIEW;
+    AccountsManage = ACCOUNTS_MANAGE;
+    FundsView = FUNDS_VIEW;
+    FundsMove = FUNDS_MOVE;
+    BillingView = BILLING_VIEW;
+    BillingManage = BILLING_MANAGE;
+    RatesView = RATES_VIEW;
+    RatesManage = RATES_MANAGE;
+    NoticesView = NOTICES_VIEW;
+    NoticesManage = NOTICES_MANAGE;
+    RolesView = ROLES_VIEW;
+    RolesManage = ROLES_MANAGE;
+    OplogView = OPLOG_VIEW;
+    SettingsView = SETTINGS_VIEW;
+}
+
+/// The tenant and caller of a bearer token (the tenant's `api_token` or a
+/// sub-user's session), within the caller's rate limits.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<(Tenant, Caller), ApiError> {
+    let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;
+    let (tenant, caller) = state.services.authenticate_bearer(token).await?.ok_or(ApiError::Unauthenticated)?;
+    state.limits.check_caller(&tenant, &caller)?;
+    Ok((tenant, caller))
+}
+
+/// An authenticated caller that holds the application `A` needs (else 403).
+/// Mutating handlers build their `Change` from `caller`, so the operation
+/// log records who acted.
+pub struct Granted<A: Need> {
+    pub tenant: Tenant,
+    pub caller: Caller,
+    need: PhantomData<A>,
+}
+
+impl<A: Need> FromRequestParts<AppState> for Granted<A> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;
-        let tenant = state.services.tenant_by_api_token(token).await?.ok_or(ApiError::Unauthenticated)?;
-        Ok(TenantAuth(tenant))
+        let (tenant, caller) = authenticate(parts, state).await?;
+        caller.require(A::APP)?;
+        Ok(Granted { tenant, caller, need: PhantomData })
+    }
+}
+
+/// Any authenticated caller, whatever it holds (who am I, the tree).
+pub struct Authenticated {
+    pub tenant: Tenant,
+    pub caller: Caller,
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let (tenant, caller) = authenticate(parts, state).await?;
+        Ok(Authenticated { tenant, caller })
     }
 }
 

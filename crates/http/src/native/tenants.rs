@@ -13,7 +13,7 @@ use subledger_service::Change;
 use subledger_service::tenants::{TENANT_PAGE_MAX, Tenant, TenantUpdate, TenantWithSecrets};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, TenantAuth};
+use super::{AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, Granted, need};
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -133,7 +133,7 @@ pub async fn show(_: AdminAuth, State(state): State<AppState>, ApiPath(tenant): 
 /// The authenticated tenant
 #[utoipa::path(get, path = "/v1/tenant", tag = "tenants", security(("api_token" = [])),
     responses((status = 200, body = TenantView), (status = 401, body = ErrorBody)))]
-pub async fn current(TenantAuth(tenant): TenantAuth) -> Json<TenantView> {
+pub async fn current(Granted { tenant, .. }: Granted<need::SettingsView>) -> Json<TenantView> {
     Json(TenantView::from(&tenant))
 }
 

@@ -6,15 +6,13 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use subledger_domain::money::format_minor;
-use subledger_domain::oplog::Actor;
 use subledger_domain::rating::{Quantity, format_scaled};
 use subledger_domain::usage::Outcome;
-use subledger_service::Change;
 use subledger_service::usage::{USAGE_BATCH_MAX, UsageEventIn, UsageResult};
 use utoipa::ToSchema;
 
 use super::catalog::parse_instant;
-use super::{ApiError, ApiJson, ErrorBody, TenantAuth};
+use super::{ApiError, ApiJson, ErrorBody, Granted, need};
 use crate::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -103,7 +101,7 @@ fn result_view(result: UsageResult) -> UsageEventResult {
 /// nothing twice.
 #[utoipa::path(post, path = "/v1/usage", tag = "billing", security(("api_token" = [])), request_body = UsageBatchBody,
     responses((status = 200, body = UsageBatchResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody)))]
-pub async fn ingest(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiJson(body): ApiJson<UsageBatchBody>) -> Result<Json<UsageBatchResult>, ApiError> {
+pub async fn ingest(Granted { tenant, caller, .. }: Granted<need::BillingManage>, State(state): State<AppState>, ApiJson(body): ApiJson<UsageBatchBody>) -> Result<Json<UsageBatchResult>, ApiError> {
     if body.events.len() > USAGE_BATCH_MAX {
         return Err(ApiError::bad_request("batch_too_large", &format!("a batch holds at most {USAGE_BATCH_MAX} events")));
     }
@@ -125,7 +123,7 @@ pub async fn ingest(TenantAuth(tenant): TenantAuth, State(state): State<AppState
         }
         events.push(UsageEventIn { id: event.id, username: event.account, product: event.product, quantity: event.quantity, occurred_at_us, attributes });
     }
-    let results = state.services.ingest_usage(&tenant, events, &Change::by(Actor::Tenant)).await?;
+    let results = state.services.ingest_usage(&tenant, events, &caller.change()).await?;
     let views: Vec<UsageEventResult> = results.into_iter().map(result_view).collect();
     let count = |status: &str| views.iter().filter(|v| v.status == status).count();
     Ok(Json(UsageBatchResult { accepted: count("accepted"), duplicates: count("duplicate"), rejected: count("rejected"), results: views }))
