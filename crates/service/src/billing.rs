@@ -820,7 +820,10 @@ pub struct DayLine {
     pub description: String,
     pub unit: String,
     pub quantity: Quantity,
+    /// What money paid for.
     pub billable: Quantity,
+    /// Minutes time cards covered, beside `billable`.
+    pub card: Quantity,
     pub events: i64,
     /// Exact rated cost (what the usage added to its month's cost).
     pub rated_micros: i64,
@@ -869,6 +872,7 @@ impl Services {
                 product_code: row.product_code,
                 quantity: row.quantity,
                 billable: row.billable,
+                card: row.card,
                 events: row.events,
                 rated_micros: row.rated_micros,
                 charged_cents: row.charged_cents,

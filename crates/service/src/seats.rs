@@ -120,6 +120,12 @@ impl Services {
         Ok(ended.into())
     }
 
+    /// An account's username (accounts are never deleted, so an id the
+    /// tenant has always has one; another tenant's is `NotFound`).
+    pub async fn username_of(&self, tenant: &Tenant, account: AccountId) -> ServiceResult<String> {
+        store_accounts::username_of(&self.store, tenant.id, account).await?.ok_or(ServiceError::NotFound(Resource::Account))
+    }
+
     /// A page of the tenant's subscriptions (or one account's), newest first.
     pub async fn subscriptions(&self, tenant: &Tenant, account: Option<AccountId>, page: Page) -> ServiceResult<(i64, Vec<Subscription>)> {
         let (total, records) = store_subscriptions::list(&self.store, tenant.id, account, page.offset, page.limit.clamp(0, SUBSCRIPTION_PAGE_MAX)).await?;

@@ -58,6 +58,94 @@ pub enum Command {
     /// Monthly bills: close a month, show and export its bills.
     #[command(subcommand)]
     Bill(BillCommand),
+    /// Time cards (时长卡): prepaid minutes used before money.
+    #[command(subcommand)]
+    Card(CardCommand),
+    /// Monthly function fees and rentals: subscriptions and rates.
+    #[command(subcommand)]
+    Function(FunctionCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CardCommand {
+    /// Issue a card to an account, or (without --username) shared by the tenant's seats.
+    Issue {
+        /// Tenant id (tn_…) or app id.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        minutes: i64,
+        /// RFC 3339; default: now.
+        #[arg(long)]
+        effective_at: Option<String>,
+        /// RFC 3339: the first instant it no longer covers.
+        #[arg(long, conflicts_with = "expires_on", required_unless_present = "expires_on")]
+        expires_at: Option<String>,
+        /// YYYY-MM-DD: it covers until the end of that day in the tenant's zone.
+        #[arg(long)]
+        expires_on: Option<String>,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tenant's cards (with --username: those that can cover it).
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a card: it covers nothing more.
+    Cancel {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FunctionCommand {
+    /// Subscribe an account to a function, rental or the seat fee.
+    Subscribe {
+        #[command(flatten)]
+        account: AccountRef,
+        #[arg(long)]
+        product: String,
+        /// RFC 3339, not before the current month; default: now.
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// End an account's subscription.
+    Unsubscribe {
+        #[command(flatten)]
+        account: AccountRef,
+        #[arg(long)]
+        product: String,
+        /// RFC 3339, not before the current month; default: now.
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// The function fees and rentals in force, with their prices.
+    Rates {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -261,6 +349,19 @@ pub enum AccountCommand {
         #[arg(long, value_enum)]
         mode: BillingMode,
     },
+    /// Set whose wallets pay for a sub-account: its own, or its tenant's (a seat).
+    Funding {
+        #[command(flatten)]
+        account: AccountRef,
+        /// own or tenant.
+        #[arg(long, value_parser = funding)]
+        funding: subledger_domain::account::Funding,
+    },
+}
+
+/// `own` or `tenant`, parsed by the domain like the native API does.
+fn funding(text: &str) -> Result<subledger_domain::account::Funding, String> {
+    subledger_domain::account::Funding::parse(text).ok_or_else(|| format!("{text:?} is not own or tenant"))
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

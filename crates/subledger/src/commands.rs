@@ -3,6 +3,7 @@
 
 mod billing;
 mod holds;
+mod seats;
 mod usage_import;
 
 use std::process::ExitCode;
@@ -56,6 +57,8 @@ async fn dispatch(services: &Services, command: Command) -> Result<ExitCode, Any
         Command::Tariff(command) => billing::tariff(services, command).await,
         Command::Usage(UsageCommand::Import(args)) => usage_import::import(services, args).await,
         Command::Bill(command) => billing::bill(services, command).await,
+        Command::Card(command) => seats::card(services, command).await,
+        Command::Function(command) => seats::function(services, command).await,
         Command::AdminToken(AdminTokenCommand::Rotate) => {
             println!("{}", services.rotate_admin_token().await?);
             Ok(ExitCode::SUCCESS)
@@ -228,6 +231,11 @@ async fn account(services: &Services, command: AccountCommand) -> Result<ExitCod
                 BillingMode::Postpaid => "postpaid",
             };
             print(account.json, json!({"username": account.username, "billing_mode": mode}), || format!("{}: {mode}", account.username));
+        }
+        AccountCommand::Funding { account, funding } => {
+            let tenant = services.find_tenant(&account.tenant).await?;
+            services.set_funding(&tenant, &account.username, funding, &Change::by(Actor::Cli)).await?;
+            print(account.json, json!({"username": account.username, "funding": funding.as_str()}), || format!("{}: paid by {}", account.username, funding.as_str()));
         }
     }
     Ok(ExitCode::SUCCESS)

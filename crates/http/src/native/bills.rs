@@ -38,7 +38,10 @@ pub struct BillLineView {
     pub order_type: i64,
     pub description: String,
     pub unit: String,
+    /// What money paid for (billable quantity).
     pub quantity: String,
+    /// Minutes time cards covered, beside `quantity` (per-minute voice products).
+    pub card_minutes: String,
     pub money: String,
     pub money_minor: i64,
     /// For a supplement: the quantity and money billed for `for_month` before.
@@ -59,6 +62,7 @@ impl From<LineView> for BillLineView {
             description: line.description,
             unit: line.unit,
             quantity: line.quantity.to_string(),
+            card_minutes: line.card.to_string(),
             money: format_minor(line.money_cents),
             money_minor: line.money_cents,
             previous_quantity: line.previous.map(|(q, _)| q.to_string()),
@@ -267,7 +271,10 @@ pub struct DayLineJson {
     pub description: String,
     pub unit: String,
     pub quantity: String,
+    /// What money paid for.
     pub billable: String,
+    /// Minutes time cards covered, beside `billable`.
+    pub card_minutes: String,
     pub events: i64,
     /// Exact rated cost (up to six decimals).
     pub rated: String,
@@ -304,6 +311,7 @@ fn day_json(bill: DayBill) -> DayBillJson {
                 unit: l.unit,
                 quantity: l.quantity.to_string(),
                 billable: l.billable.to_string(),
+                card_minutes: l.card.to_string(),
                 events: l.events,
                 rated: format_scaled(l.rated_micros, 6),
                 charged: format_minor(l.charged_cents),

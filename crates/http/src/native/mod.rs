@@ -10,6 +10,7 @@ mod catalog;
 mod error;
 mod holds;
 pub mod openapi;
+mod seats;
 mod tenants;
 mod usage;
 mod wallets;
@@ -76,6 +77,18 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(bills::list))
         .routes(routes!(bills::close))
         .routes(routes!(bills::export))
+        .routes(routes!(seats::set_funding))
+        .routes(routes!(seats::issue_card, seats::list_cards))
+        .routes(routes!(seats::cancel_card))
+        .routes(routes!(seats::subscribe))
+        .routes(routes!(seats::unsubscribe))
+        .routes(routes!(seats::list_subscriptions))
+        .routes(routes!(seats::function_rates))
+        .routes(routes!(seats::rental_rates))
+        .routes(routes!(seats::charge_bills))
+        .routes(routes!(seats::basic_bill))
+        .routes(routes!(seats::function_bill))
+        .routes(routes!(seats::billing_account))
         .routes(usage)
         .layer(axum::middleware::from_fn_with_state(invalid_text as Refuse, refuse_invalid_uri))
         .split_for_parts()

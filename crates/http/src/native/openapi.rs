@@ -16,6 +16,7 @@ use utoipa::{Modify, OpenApi};
         (name = "wallets", description = "Balances, entries and money movements"),
         (name = "holds", description = "Two-phase transfers: reserve money, then post or void it; a hold voids itself at its timeout"),
         (name = "billing", description = "Products, tariffs, usage, bills"),
+        (name = "seats", description = "Seats paid by their tenant, time cards, monthly function fees and rentals, and UUCall's billing views"),
     )
 )]
 pub struct NativeApi;
