@@ -12,16 +12,14 @@ use subledger_domain::account::Funding;
 use subledger_domain::calendar::{Day, Month, from_unix_micros};
 use subledger_domain::ids::TimeCardId;
 use subledger_domain::money::format_minor;
-use subledger_domain::oplog::Actor;
 use subledger_domain::paging::Page;
-use subledger_service::Change;
 use subledger_service::seat_bills::{BasicBillDay, CHARGE_BILL_PAGE_MAX, ChargeBillRow, FunctionBillDay};
 use subledger_service::seats::{RecurringRate, SUBSCRIPTION_PAGE_MAX, Subscription};
 use subledger_service::timecards::{CardExpiry, NewTimeCard, TIME_CARD_PAGE_MAX, TimeCard};
 use utoipa::{IntoParams, ToSchema};
 
 use super::catalog::parse_instant;
-use super::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, TenantAuth};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, Granted, need};
 use crate::AppState;
 
 fn page(offset: Option<i64>, limit: Option<i64>, max: i64) -> Result<Page, ApiError> {
@@ -53,13 +51,13 @@ pub struct FundingView {
 #[utoipa::path(put, path = "/v1/accounts/{username}/funding", tag = "seats", security(("api_token" = [])), params(("username" = String, Path)),
     request_body = FundingBody, responses((status = 200, body = FundingView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn set_funding(
-    TenantAuth(tenant): TenantAuth,
+    Granted { tenant, caller, .. }: Granted<need::AccountsManage>,
     State(state): State<AppState>,
     ApiPath(username): ApiPath<String>,
     ApiJson(body): ApiJson<FundingBody>,
 ) -> Result<Json<FundingView>, ApiError> {
     let funding = Funding::parse(&body.funding).ok_or_else(|| ApiError::bad_request("invalid_funding", &format!("funding must be own or tenant, not {:?}", body.funding)))?;
-    let account = state.services.set_funding(&tenant, &username, funding, &Change::by(Actor::Tenant)).await?;
+    let account = state.services.set_funding(&tenant, &username, funding, &caller.change()).await?;
     Ok(Json(FundingView { username: account.username.as_str().to_owned(), funding: account.funding.as_str().to_owned() }))
 }
 
@@ -118,7 +116,7 @@ pub struct NewTimeCardBody {
 /// Issue a time card (prepaid minutes)
 #[utoipa::path(post, path = "/v1/time-cards", tag = "seats", security(("api_token" = [])), request_body = NewTimeCardBody,
     responses((status = 201, body = TimeCardView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn issue_card(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiJson(body): ApiJson<NewTimeCardBody>) -> Result<impl IntoResponse, ApiError> {
+pub async fn issue_card(Granted { tenant, caller, .. }: Granted<need::RatesManage>, State(state): State<AppState>, ApiJson(body): ApiJson<NewTimeCardBody>) -> Result<impl IntoResponse, ApiError> {
     let expires = match (body.expires_at.as_deref(), body.expires_on.as_deref()) {
         (Some(at), None) => CardExpiry::At(parse_instant(at)?),
         (None, Some(day)) => CardExpiry::EndOf(Day(day.parse().map_err(|_| ApiError::bad_request("invalid_day", &format!("expires_on: {day:?} is not a YYYY-MM-DD date")))?)),
@@ -130,7 +128,7 @@ pub async fn issue_card(TenantAuth(tenant): TenantAuth, State(state): State<AppS
     };
     let card =
         NewTimeCard { name: body.name, account, minutes: body.minutes, effective_at_us: body.effective_at.as_deref().map(parse_instant).transpose()?, expires, note: body.note.unwrap_or_default() };
-    let card = state.services.issue_time_card(&tenant, card, &Change::by(Actor::Tenant)).await?;
+    let card = state.services.issue_time_card(&tenant, card, &caller.change()).await?;
     Ok((StatusCode::CREATED, Json(card_view(&state, &tenant, card).await?)))
 }
 
@@ -154,7 +152,7 @@ pub struct TimeCardList {
 /// The tenant's time cards
 #[utoipa::path(get, path = "/v1/time-cards", tag = "seats", security(("api_token" = [])), params(ListQuery),
     responses((status = 200, body = TimeCardList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn list_cards(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Json<TimeCardList>, ApiError> {
+pub async fn list_cards(Granted { tenant, .. }: Granted<need::RatesView>, State(state): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Json<TimeCardList>, ApiError> {
     let page = page(query.offset, query.limit, TIME_CARD_PAGE_MAX)?;
     let account = match query.username.as_deref() {
         Some(username) => Some(state.services.account(&tenant, username).await?.id),
@@ -171,8 +169,8 @@ pub async fn list_cards(TenantAuth(tenant): TenantAuth, State(state): State<AppS
 /// Cancel a time card
 #[utoipa::path(post, path = "/v1/time-cards/{id}/cancel", tag = "seats", security(("api_token" = [])), params(("id" = i64, Path)),
     responses((status = 200, body = TimeCardView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn cancel_card(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<TimeCardView>, ApiError> {
-    let card = state.services.cancel_time_card(&tenant, TimeCardId(id), &Change::by(Actor::Tenant)).await?;
+pub async fn cancel_card(Granted { tenant, caller, .. }: Granted<need::RatesManage>, State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<TimeCardView>, ApiError> {
+    let card = state.services.cancel_time_card(&tenant, TimeCardId(id), &caller.change()).await?;
     Ok(Json(card_view(&state, &tenant, card).await?))
 }
 
@@ -204,13 +202,13 @@ pub struct SubscribeBody {
 #[utoipa::path(post, path = "/v1/accounts/{username}/subscriptions", tag = "seats", security(("api_token" = [])), params(("username" = String, Path)), request_body = SubscribeBody,
     responses((status = 201, body = SubscriptionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn subscribe(
-    TenantAuth(tenant): TenantAuth,
+    Granted { tenant, caller, .. }: Granted<need::AccountsManage>,
     State(state): State<AppState>,
     ApiPath(username): ApiPath<String>,
     ApiJson(body): ApiJson<SubscribeBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let from = body.from.as_deref().map(parse_instant).transpose()?;
-    let subscription = state.services.subscribe_function(&tenant, &username, &body.product, from, &Change::by(Actor::Tenant)).await?;
+    let subscription = state.services.subscribe_function(&tenant, &username, &body.product, from, &caller.change()).await?;
     Ok((StatusCode::CREATED, Json(subscription_view(&state, &tenant, subscription).await?)))
 }
 
@@ -226,13 +224,13 @@ pub struct UnsubscribeBody {
     params(("username" = String, Path), ("product" = String, Path)), request_body = UnsubscribeBody,
     responses((status = 200, body = SubscriptionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn unsubscribe(
-    TenantAuth(tenant): TenantAuth,
+    Granted { tenant, caller, .. }: Granted<need::AccountsManage>,
     State(state): State<AppState>,
     ApiPath((username, product)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<UnsubscribeBody>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
     let until = body.until.as_deref().map(parse_instant).transpose()?;
-    let subscription = state.services.unsubscribe_function(&tenant, &username, &product, until, &Change::by(Actor::Tenant)).await?;
+    let subscription = state.services.unsubscribe_function(&tenant, &username, &product, until, &caller.change()).await?;
     Ok(Json(subscription_view(&state, &tenant, subscription).await?))
 }
 
@@ -245,7 +243,7 @@ pub struct SubscriptionList {
 /// The tenant's subscriptions, newest first
 #[utoipa::path(get, path = "/v1/subscriptions", tag = "seats", security(("api_token" = [])), params(ListQuery),
     responses((status = 200, body = SubscriptionList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn list_subscriptions(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Json<SubscriptionList>, ApiError> {
+pub async fn list_subscriptions(Granted { tenant, .. }: Granted<need::AccountsView>, State(state): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Json<SubscriptionList>, ApiError> {
     let page = page(query.offset, query.limit, SUBSCRIPTION_PAGE_MAX)?;
     let account = match query.username.as_deref() {
         Some(username) => Some(state.services.account(&tenant, username).await?.id),
@@ -295,13 +293,13 @@ fn rates(rates: Vec<RecurringRate>) -> Json<RateList> {
 
 /// Function fees in force (UUCall funrate)
 #[utoipa::path(get, path = "/v1/rates/functions", tag = "seats", security(("api_token" = [])), responses((status = 200, body = RateList), (status = 401, body = ErrorBody)))]
-pub async fn function_rates(TenantAuth(tenant): TenantAuth, State(state): State<AppState>) -> Result<Json<RateList>, ApiError> {
+pub async fn function_rates(Granted { tenant, .. }: Granted<need::RatesView>, State(state): State<AppState>) -> Result<Json<RateList>, ApiError> {
     Ok(rates(state.services.function_rates(&tenant).await?))
 }
 
 /// Rentals in force (UUCall hirerate)
 #[utoipa::path(get, path = "/v1/rates/rentals", tag = "seats", security(("api_token" = [])), responses((status = 200, body = RateList), (status = 401, body = ErrorBody)))]
-pub async fn rental_rates(TenantAuth(tenant): TenantAuth, State(state): State<AppState>) -> Result<Json<RateList>, ApiError> {
+pub async fn rental_rates(Granted { tenant, .. }: Granted<need::RatesView>, State(state): State<AppState>) -> Result<Json<RateList>, ApiError> {
     Ok(rates(state.services.rental_rates(&tenant).await?))
 }
 
@@ -351,7 +349,7 @@ pub struct ChargeBillList {
 /// Charge bills of a month per account (UUCall chargebill), in yuan
 #[utoipa::path(get, path = "/v1/charge-bills", tag = "seats", security(("api_token" = [])), params(ChargeBillQuery),
     responses((status = 200, body = ChargeBillList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn charge_bills(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiQuery(query): ApiQuery<ChargeBillQuery>) -> Result<Json<ChargeBillList>, ApiError> {
+pub async fn charge_bills(Granted { tenant, .. }: Granted<need::BillingView>, State(state): State<AppState>, ApiQuery(query): ApiQuery<ChargeBillQuery>) -> Result<Json<ChargeBillList>, ApiError> {
     let page = page(query.offset, query.limit, CHARGE_BILL_PAGE_MAX)?;
     let (total, rows) = state.services.charge_bills(&tenant, month(&query.month)?, query.username.as_deref(), page).await?;
     Ok(Json(ChargeBillList { total, items: rows.into_iter().map(ChargeBillView::from).collect() }))
@@ -404,7 +402,7 @@ pub struct BasicBillList {
 #[utoipa::path(get, path = "/v1/accounts/{username}/basic-bill", tag = "seats", security(("api_token" = [])), params(("username" = String, Path), MonthQuery),
     responses((status = 200, body = BasicBillList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn basic_bill(
-    TenantAuth(tenant): TenantAuth,
+    Granted { tenant, .. }: Granted<need::BillingView>,
     State(state): State<AppState>,
     ApiPath(username): ApiPath<String>,
     ApiQuery(query): ApiQuery<MonthQuery>,
@@ -438,7 +436,7 @@ pub struct FunctionBillList {
 #[utoipa::path(get, path = "/v1/accounts/{username}/function-bill", tag = "seats", security(("api_token" = [])), params(("username" = String, Path), MonthQuery),
     responses((status = 200, body = FunctionBillList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn function_bill(
-    TenantAuth(tenant): TenantAuth,
+    Granted { tenant, .. }: Granted<need::BillingView>,
     State(state): State<AppState>,
     ApiPath(username): ApiPath<String>,
     ApiQuery(query): ApiQuery<MonthQuery>,
@@ -465,7 +463,7 @@ pub struct BillingAccountJson {
 
 /// The tenant's billing account (UUCall BillingAccount)
 #[utoipa::path(get, path = "/v1/billing-account", tag = "seats", security(("api_token" = [])), responses((status = 200, body = BillingAccountJson), (status = 401, body = ErrorBody)))]
-pub async fn billing_account(TenantAuth(tenant): TenantAuth, State(state): State<AppState>) -> Result<Json<BillingAccountJson>, ApiError> {
+pub async fn billing_account(Granted { tenant, .. }: Granted<need::FundsView>, State(state): State<AppState>) -> Result<Json<BillingAccountJson>, ApiError> {
     let view = state.services.billing_account(&tenant).await?;
     Ok(Json(BillingAccountJson {
         balance_minor: view.balance_cents,
