@@ -8,6 +8,7 @@ use crate::Services;
 use crate::catalog::{Product, TariffVersion};
 use crate::error::ServiceResult;
 use crate::now_us;
+use crate::seats::RecurringRate;
 use crate::statements::shown_price_micros;
 use crate::tenants::Tenant;
 
@@ -43,6 +44,12 @@ impl Services {
 
 fn base_rate(product: &Product, version: &TariffVersion) -> BaseRate {
     BaseRate { rule_id: version.id, product_code: product.code.clone(), name: product.name.clone(), charge_unit: charge_unit(product, &version.model) }
+}
+
+/// A monthly item's price as people read it (UUCall `funrate` / `hirerate`
+/// `chargeUnit`), written as `baserate` writes a recurring tariff: `30元/个/月`.
+pub fn recurring_charge_unit(rate: &RecurringRate) -> String {
+    format!("{}{}/{}", rate.price, currency_word(rate.currency), rate.charge_unit)
 }
 
 /// The currency's word in a price (`元`, `美元`).
@@ -92,6 +99,15 @@ mod tests {
         assert_eq!(charge_unit(&product("email"), &per_unit("0.001", "1")), "0.001元/封");
         assert_eq!(charge_unit(&product("email"), &per_unit("0.5", "1000")), "0.5元/1000封");
         assert_eq!(charge_unit(&product("ip"), &PriceModel::Recurring { price: UnitPrice::parse("300").unwrap() }), "300元/个/月");
+        let rental = RecurringRate {
+            product_code: "line".to_owned(),
+            name: "line".to_owned(),
+            charge_unit: "条/月".to_owned(),
+            price: UnitPrice::parse("25.5").unwrap(),
+            currency: Currency::Cny,
+            next_charge_at_us: 0,
+        };
+        assert_eq!(recurring_charge_unit(&rental), "25.5元/条/月");
         assert_eq!(charge_unit(&product("email_traffic"), &PriceModel::Allowance { free: Quantity::parse("100").unwrap(), price: UnitPrice::parse("0.2").unwrap() }), "0.2元/MB（每月免费100MB）");
     }
 }

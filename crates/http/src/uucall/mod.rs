@@ -10,6 +10,7 @@
 //! `docs/uucall.md`.
 
 mod account;
+mod bills;
 mod error;
 mod notices;
 mod params;
@@ -36,9 +37,19 @@ use crate::input::{InvalidText, Part, Refuse, refuse_invalid_uri};
 /// Every operation of the spec under `/rest`, each path with the methods it
 /// serves; any other method on a known path is a 405 in this dialect's body.
 pub fn router() -> Router<AppState> {
-    let routes: [(&str, MethodRouter<AppState>); 13] = [
+    let routes: [(&str, MethodRouter<AppState>); 23] = [
         ("/rest/account/cashlog", get(account::cashlog)),
+        ("/rest/account/chargebill", get(bills::charge_bills)),
+        ("/rest/account/chargebill/basicbill", get(bills::basic_bill)),
+        ("/rest/account/chargebill/funbill", get(bills::function_bill)),
+        ("/rest/account/file/chargebill", get(bills::charge_bills_file)),
+        ("/rest/account/file/chargebill/basicbill", get(bills::basic_bill_file)),
+        ("/rest/account/file/chargebill/funbill", get(bills::function_bill_file)),
+        ("/rest/account/{uid}", get(account::billing_account)),
         ("/rest/account/{uid}/baserate", get(account::baserate)),
+        ("/rest/account/{uid}/funrate", get(account::funrate)),
+        ("/rest/account/{uid}/giftrate", get(account::giftrate)),
+        ("/rest/account/{uid}/hirerate", get(account::hirerate)),
         ("/rest/power/notice", get(notices::list_notices).post(notices::create_notice)),
         ("/rest/power/notice/{noticeId}", get(notices::get_notice).put(notices::update_notice).delete(notices::delete_notice)),
         ("/rest/power/oplog", get(power::oplog)),
@@ -98,6 +109,9 @@ impl FromRequestParts<AppState> for Auth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Refusal> {
         let token = crate::native::bearer(parts).ok_or(Refusal::Unauthenticated)?;
         let (tenant, caller) = state.services.authenticate_bearer(token).await?.ok_or(Refusal::Unauthenticated)?;
+        // The limits `/v1` applies, after authentication (only real
+        // credentials make keys): the tenant's bucket, then the sub-user's.
+        state.limits.check_caller(&tenant, &caller)?;
         Ok(Auth { tenant, caller })
     }
 }

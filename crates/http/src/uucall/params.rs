@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
+use subledger_domain::calendar::Month;
 use subledger_domain::paging::Page;
 use subledger_domain::text::check_json_text;
 use subledger_service::tenants::Tenant;
@@ -129,6 +130,27 @@ impl Params {
             None if required => Err(Refusal::invalid("uid", "is required")),
             None => Ok(()),
             Some(uid) => check_uid(tenant, uid),
+        }
+    }
+}
+
+impl Params {
+    /// Checks the required `uidName` (the enterprise's name, compared
+    /// exactly: a looser match could name another enterprise), and `uid`
+    /// when it is given too. Another enterprise's is 403.
+    pub fn check_uid_name(&self, tenant: &Tenant) -> Result<(), Refusal> {
+        if self.required("uidName")? != tenant.name {
+            return Err(Refusal::Forbidden("uidName is not the caller's enterprise".to_owned()));
+        }
+        self.check_uid(tenant, false)
+    }
+
+    /// `time`, a month `yyyy-MM`; when absent, the current month in the
+    /// enterprise's time zone.
+    pub fn month(&self, tenant: &Tenant) -> Result<Month, Refusal> {
+        match self.text("time") {
+            None => Ok(tenant.timezone.month_of(jiff::Timestamp::now())),
+            Some(text) => Month::parse_dashed(text).map_err(|e| Refusal::invalid("time", e.to_string())),
         }
     }
 }
