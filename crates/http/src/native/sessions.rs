@@ -51,7 +51,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
 /// No bearer token. Five wrong passwords in a row lock the account for 15
 /// minutes (429 with `Retry-After` meanwhile); attempts are also limited per
 /// client address and per username.
-#[utoipa::path(post, path = "/v1/sessions", tag = "access", request_body = LoginBody,
+#[utoipa::path(post, path = "/v1/sessions", tag = "access", security(()), request_body = LoginBody,
     responses((status = 201, body = SessionCreated), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody, description = "wrong tenant, username or password, or a disabled or cancelled sub-user"),
               (status = 429, body = ErrorBody, description = "too many attempts, or the account is locked")))]
 pub async fn login(State(state): State<AppState>, ClientAddress(address): ClientAddress, ApiJson(body): ApiJson<LoginBody>) -> Result<impl IntoResponse, ApiError> {

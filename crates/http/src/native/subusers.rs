@@ -57,8 +57,7 @@ pub struct SubUserQuery {
     /// Part of the role's name.
     pub role_name: Option<String>,
     /// `enabled`, `disabled` or `cancelled`.
-    #[param(value_type = Option<String>)]
-    pub access: Option<AccessState>,
+    pub access: Option<String>,
     pub offset: Option<i64>,
     /// Default 50, at most 200.
     pub limit: Option<i64>,
@@ -76,7 +75,7 @@ pub async fn list(Granted { tenant, .. }: Granted<need::AccountsView>, State(sta
         job_number: query.job_number,
         extension: query.extension,
         role_name: query.role_name,
-        access: query.access,
+        access: query.access.as_deref().map(parse_access).transpose()?,
     };
     let (total, views) = state.services.sub_users(&tenant, &filter, page).await?;
     Ok(Json(SubUserList { total, items: views.into_iter().map(SubUserItem::from).collect() }))
@@ -97,6 +96,15 @@ pub struct NewSubUserBody {
     pub phone: Option<String>,
     pub department: Option<String>,
     pub note: Option<String>,
+}
+
+fn parse_access(text: &str) -> Result<AccessState, ApiError> {
+    match text {
+        "enabled" => Ok(AccessState::Enabled),
+        "disabled" => Ok(AccessState::Disabled),
+        "cancelled" => Ok(AccessState::Cancelled),
+        _ => Err(ApiError::bad_request("invalid_access", "access must be enabled, disabled or cancelled")),
+    }
 }
 
 fn parse<T, E: std::fmt::Display>(text: Option<&str>, code: &'static str, parse: impl Fn(&str) -> Result<T, E>) -> Result<Option<T>, ApiError> {
