@@ -203,6 +203,34 @@ pub struct ServeArgs {
     /// busy at once (health and metrics endpoints are not counted).
     #[arg(long, env = "SUBLEDGER_HTTP_REQUESTS_IN_FLIGHT_MAX", default_value_t = subledger_http::REQUESTS_IN_FLIGHT_MAX_DEFAULT)]
     pub http_requests_in_flight_max: usize,
+    /// Requests a second of one tenant on the APIs, all its callers
+    /// together (a token bucket); 0 turns the limit off. Beyond it: 429 with `Retry-After`.
+    #[arg(long, env = "SUBLEDGER_RATE_LIMIT_TENANT_PER_SECOND", default_value_t = subledger_http::ratelimit::TENANT_PER_SECOND_DEFAULT)]
+    pub rate_limit_tenant_per_second: u32,
+    /// Requests one tenant may send at once above its rate (the bucket's size).
+    #[arg(long, env = "SUBLEDGER_RATE_LIMIT_TENANT_BURST", default_value_t = subledger_http::ratelimit::TENANT_BURST_DEFAULT)]
+    pub rate_limit_tenant_burst: u32,
+    /// Requests a second of one sub-user (all its sessions); 0 turns it off.
+    #[arg(long, env = "SUBLEDGER_RATE_LIMIT_SESSION_PER_SECOND", default_value_t = subledger_http::ratelimit::SESSION_PER_SECOND_DEFAULT)]
+    pub rate_limit_session_per_second: u32,
+    /// Requests one sub-user may send at once above its rate.
+    #[arg(long, env = "SUBLEDGER_RATE_LIMIT_SESSION_BURST", default_value_t = subledger_http::ratelimit::SESSION_BURST_DEFAULT)]
+    pub rate_limit_session_burst: u32,
+    /// Login attempts a minute from one client address; 0 turns it off.
+    #[arg(long, env = "SUBLEDGER_LOGIN_RATE_PER_ADDRESS", default_value_t = subledger_http::ratelimit::LOGIN_PER_ADDRESS_PER_MINUTE_DEFAULT)]
+    pub login_rate_per_address: u32,
+    /// Login attempts a minute at one username of a tenant; 0 turns it off.
+    #[arg(long, env = "SUBLEDGER_LOGIN_RATE_PER_USERNAME", default_value_t = subledger_http::ratelimit::LOGIN_PER_USERNAME_PER_MINUTE_DEFAULT)]
+    pub login_rate_per_username: u32,
+    /// How long a sub-user's session lasts, in minutes.
+    #[arg(long, env = "SUBLEDGER_SESSION_TTL_MINUTES", default_value_t = 720)]
+    pub session_ttl_minutes: u32,
+    /// Wrong passwords in a row that lock a sub-user's account.
+    #[arg(long, env = "SUBLEDGER_LOGIN_FAILURES_MAX", default_value_t = subledger_service::access::LOGIN_FAILURES_MAX_DEFAULT)]
+    pub login_failures_max: i64,
+    /// How long such a lock lasts, in seconds.
+    #[arg(long, env = "SUBLEDGER_LOGIN_LOCK_SECONDS", default_value_t = 900)]
+    pub login_lock_seconds: u32,
 }
 
 impl Default for ServeArgs {

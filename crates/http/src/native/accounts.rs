@@ -9,7 +9,7 @@ use subledger_domain::account::{AccessState, AccountStatus, CompanyName, Company
 use subledger_domain::calendar::from_unix_micros;
 use subledger_domain::money::{Currency, format_minor};
 use subledger_domain::paging::Page;
-use subledger_service::accounts::{ACCOUNT_PAGE_MAX, Account, NewAccountInput};
+use subledger_service::accounts::{ACCOUNT_PAGE_MAX, Account, NewAccountInput, Seat};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, Granted, need};
@@ -17,6 +17,8 @@ use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct AccountView {
+    /// The account's id (what notice targets and the operation log name).
+    pub id: i64,
     pub username: String,
     /// `sendcloud` (SendCloud `userType` 0) or `ifaxin` (1).
     #[schema(value_type = String)]
@@ -37,12 +39,46 @@ pub struct AccountView {
     /// `enabled`, `disabled` or `cancelled`.
     #[schema(value_type = String)]
     pub access: AccessState,
+    /// A sub-user's seat fields (empty for other accounts).
+    pub seat: SeatView,
     pub created_at: String,
+}
+
+/// What a sub-user seat carries beside the account's own fields.
+#[derive(Serialize, ToSchema)]
+pub struct SeatView {
+    pub role_id: Option<i64>,
+    /// Whether the role's application template applies.
+    pub role_template: bool,
+    pub person_name: Option<String>,
+    pub job_number: Option<String>,
+    pub extension: Option<i64>,
+    pub department: Option<String>,
+    pub note: Option<String>,
+    pub last_login_at: Option<String>,
+    pub logins: i64,
+}
+
+impl From<Seat> for SeatView {
+    fn from(seat: Seat) -> Self {
+        SeatView {
+            role_id: seat.role.map(|r| r.0),
+            role_template: seat.role_template,
+            person_name: seat.person_name,
+            job_number: seat.job_number,
+            extension: seat.extension,
+            department: seat.department,
+            note: seat.note,
+            last_login_at: seat.last_login_at_us.map(|at| from_unix_micros(at).to_string()),
+            logins: seat.logins,
+        }
+    }
 }
 
 impl From<Account> for AccountView {
     fn from(a: Account) -> Self {
         AccountView {
+            id: a.id.0,
             username: a.username,
             user_type: a.user_type,
             status: a.status,
@@ -54,6 +90,7 @@ impl From<Account> for AccountView {
             daily_quota: a.daily_quota,
             funding: a.funding,
             access: a.access,
+            seat: a.seat.into(),
             created_at: from_unix_micros(a.created_at_us).to_string(),
         }
     }
@@ -148,7 +185,7 @@ pub struct AccountCreated {
     pub api_key: Option<String>,
 }
 
-fn invalid(code: &'static str, error: impl std::fmt::Display) -> ApiError {
+pub(super) fn invalid(code: &'static str, error: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(code, &error.to_string())
 }
 

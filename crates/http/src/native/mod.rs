@@ -9,8 +9,13 @@ mod bills;
 mod catalog;
 mod error;
 mod holds;
+mod notices;
 pub mod openapi;
+mod operations;
+mod roles;
 mod seats;
+mod sessions;
+mod subusers;
 mod tenants;
 mod usage;
 mod wallets;
@@ -57,7 +62,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(wallets::tenant_overdraft))
         .routes(routes!(tenants::current))
         .routes(routes!(accounts::list, accounts::create))
-        .routes(routes!(accounts::show))
+        .routes(routes!(accounts::show, subusers::update))
         .routes(routes!(accounts::set_quota))
         .routes(routes!(accounts::freeze))
         .routes(routes!(accounts::unfreeze))
@@ -90,6 +95,18 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(seats::function_bill))
         .routes(routes!(seats::billing_account))
         .routes(usage)
+        .routes(routes!(sessions::login))
+        .routes(routes!(sessions::logout))
+        .routes(routes!(sessions::me))
+        .routes(routes!(sessions::apps))
+        .routes(routes!(roles::list, roles::create))
+        .routes(routes!(roles::show, roles::update, roles::delete))
+        .routes(routes!(roles::apps, roles::set_apps))
+        .routes(routes!(subusers::list, subusers::create))
+        .routes(routes!(subusers::apps, subusers::set_apps))
+        .routes(routes!(notices::list, notices::create))
+        .routes(routes!(notices::show, notices::update, notices::delete))
+        .routes(routes!(operations::list))
         .layer(axum::middleware::from_fn_with_state(invalid_text as Refuse, refuse_invalid_uri))
         .split_for_parts()
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod access;
 mod billing;
 mod cli;
 mod close;
