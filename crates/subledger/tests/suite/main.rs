@@ -17,5 +17,6 @@ mod openapi;
 mod overflow;
 mod passwords;
 mod reliability;
+mod seats;
 mod sendcloud;
 mod telephony;
