@@ -11,10 +11,11 @@
 //!   product from that instant; going back to its own funding ends it. It
 //!   costs what the tenant's `recurring` tariff of `seat` says (no tariff:
 //!   nothing).
-//! - **Subscriptions** to functions and rentals start and end at instants
-//!   no earlier than the start of the current month in the tenant's zone, so
-//!   a closed month's bill never changes. Month close charges each one
-//!   pro-rated by the days of the month it was in force (`seats::fee_line`).
+//! - **Subscriptions** to functions and rentals start and end in a month
+//!   that is not closed or closing, nor followed by one (at most 400 days
+//!   back, like usage), so a closed month's bill never changes. Month close
+//!   charges each one pro-rated by the days of the month it was in force
+//!   (`seats::fee_line`).
 
 use subledger_domain::account::Funding;
 use subledger_domain::calendar::{Month, from_unix_micros, to_unix_micros};
@@ -25,7 +26,7 @@ use subledger_domain::oplog::{Operation, OperationKind};
 use subledger_domain::paging::Page;
 use subledger_domain::rating::{PriceModel, UnitPrice};
 use subledger_storage::subscriptions::{self as store_subscriptions, SubscriptionRecord};
-use subledger_storage::{StorageError, UniqueKey, WriteTx, accounts as store_accounts};
+use subledger_storage::{StorageError, UniqueKey, WriteTx, accounts as store_accounts, tenants as store_tenants};
 
 use crate::accounts::Account;
 use crate::catalog::Product;
@@ -95,8 +96,9 @@ impl Services {
         let product = self.monthly_item(tenant, product_code).await?;
         let account = self.account(tenant, username).await?;
         let now = now_us();
-        let from_us = self.not_before_this_month(tenant, from_us.unwrap_or(now), "from")?;
+        let from_us = from_us.unwrap_or(now);
         let mut tx = self.store.begin_write().await?;
+        in_open_month(&mut tx, tenant, from_us, "from").await?;
         if store_subscriptions::in_force_from(&mut tx, tenant.id, account.id, &product.code, from_us).await? {
             return Err(ServiceError::Conflict("the account is subscribed to this product then"));
         }
@@ -112,8 +114,9 @@ impl Services {
     pub async fn unsubscribe_function(&self, tenant: &Tenant, username: &str, product_code: &str, until_us: Option<i64>, change: &Change) -> ServiceResult<Subscription> {
         let product = self.monthly_item(tenant, product_code).await?;
         let account = self.account(tenant, username).await?;
-        let until_us = self.not_before_this_month(tenant, until_us.unwrap_or_else(now_us), "until")?;
+        let until_us = until_us.unwrap_or_else(now_us);
         let mut tx = self.store.begin_write().await?;
+        in_open_month(&mut tx, tenant, until_us, "until").await?;
         let ended = store_subscriptions::end_open(&mut tx, tenant.id, account.id, &product.code, until_us).await?.ok_or(ServiceError::NotFound(Resource::Product))?;
         let operation = Operation::new(OperationKind::FunctionUnsubscribe, format!("{username} / {}", product.code)).with_detail(format!("until {}", from_unix_micros(until_us)));
         change.commit(tx, tenant.id, operation).await?;
@@ -167,17 +170,23 @@ impl Services {
         }
         Ok(product)
     }
+}
 
-    /// `at_us`, if it is not before the current month in the tenant's zone:
-    /// earlier months may be closed, and a closed month's bill never changes.
-    fn not_before_this_month(&self, tenant: &Tenant, at_us: i64, field: &'static str) -> ServiceResult<i64> {
-        let month: Month = tenant.timezone.month_of(jiff::Timestamp::now());
-        let start = to_unix_micros(tenant.timezone.month_bounds(month).0);
-        if at_us < start {
-            return Err(ServiceError::Invalid { field, reason: format!("not before the current month ({month} in {})", tenant.timezone.name()) });
-        }
-        Ok(at_us)
+/// Refuses an instant in a month whose bill is written or being written
+/// (that month or a later one closed or closing) or older than usage may
+/// be, after locking the tenant row: a close takes it too (PostgreSQL; on
+/// SQLite the write lock), so no close reads the subscriptions between the
+/// check and the commit.
+async fn in_open_month(tx: &mut WriteTx, tenant: &Tenant, at_us: i64, field: &'static str) -> ServiceResult<()> {
+    store_tenants::lock(tx, tenant.id).await?.ok_or(ServiceError::NotFound(Resource::Tenant))?;
+    let month: Month = tenant.timezone.month_of(from_unix_micros(at_us));
+    if at_us < now_us() - crate::usage::LATE_USAGE_DAYS_MAX * 24 * 3_600 * 1_000_000 {
+        return Err(ServiceError::Invalid { field, reason: format!("at most {} days back", crate::usage::LATE_USAGE_DAYS_MAX) });
     }
+    if store_subscriptions::month_billed(tx, tenant.id, &month.to_string()).await? {
+        return Err(ServiceError::Invalid { field, reason: format!("{month} (in {}) or a later month is closed or closing: its bills are written", tenant.timezone.name()) });
+    }
+    Ok(())
 }
 
 /// Opens the seat fee's subscription of an account from `now`, in the

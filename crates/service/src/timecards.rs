@@ -107,8 +107,9 @@ impl Services {
             CardExpiry::At(at) => at,
             CardExpiry::EndOf(day) => subledger_domain::calendar::to_unix_micros(tenant.timezone.start_of_day(day.next())),
         };
-        if expires_at_us <= effective_at_us || expires_at_us <= now {
-            return invalid("expires", "a card expires after it takes effect, and in the future".to_owned());
+        // An expiry in the past is allowed: usage of the past may still be reported (late usage).
+        if expires_at_us <= effective_at_us {
+            return invalid("expires", "a card expires after it takes effect".to_owned());
         }
         let mut tx = self.store.begin_write().await?;
         // The tenant row lock keeps the count below its limit until commit (PostgreSQL).

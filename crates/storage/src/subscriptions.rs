@@ -81,6 +81,21 @@ pub async fn end_all_open(tx: &mut WriteTx, tenant: TenantId, account: AccountId
     Ok(done.rows_affected())
 }
 
+/// Whether `month` (`YYYY-MM`) or a later month of the tenant is closed or
+/// closing: a subscription may not start or end in it, since its bill is
+/// (being) written.
+pub async fn month_billed(tx: &mut WriteTx, tenant: TenantId, month: &str) -> Result<bool> {
+    let billed: i64 = sqlx::query_scalar(
+        "SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM month_closes WHERE tenant_id = $1 AND month >= $2)
+                            OR EXISTS (SELECT 1 FROM month_closings WHERE tenant_id = $1 AND month >= $2) THEN 1 ELSE 0 END AS BIGINT)",
+    )
+    .bind(tenant.0)
+    .bind(month)
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(billed == 1)
+}
+
 /// The subscriptions of these accounts in force for some instant of `[from_us, until_us)`.
 pub async fn of_accounts(store: &Store, tenant: TenantId, accounts: &[AccountId], from_us: i64, until_us: i64) -> Result<Vec<SubscriptionRecord>> {
     let sql = in_window("$1", &in_accounts(store.backend(), 2), "$3", "$4");

@@ -53,7 +53,8 @@ pub struct UsageEventResult {
     /// `account_frozen`, `missing_attribute`, `invalid_quantity`, `in_future`, `too_old` (over 400 days old),
     /// `quota_exceeded`, `amount_too_large` (its cost, or its month's totals with it, past their
     /// limits), `insufficient_funds`, `no_wallet_in_currency` (the account has no wallets in the
-    /// product's currency: they open with its first deposit, transfer or overdraft in it).
+    /// product's currency: they open with its first deposit, transfer or overdraft in it),
+    /// `account_cancelled` (a cancelled sub-user), `not_metered` (a monthly fee, billed by subscription).
     pub reason: Option<String>,
     /// Debited now, in `currency` (decimal; 0 for postpaid accounts).
     pub charge: Option<String>,
@@ -63,6 +64,8 @@ pub struct UsageEventResult {
     pub billable: Option<String>,
     /// What the event added to its month's exact cost (up to six decimals).
     pub rated: Option<String>,
+    /// Billable minutes time cards covered (not in `billable`, which money paid for).
+    pub card_minutes: Option<i64>,
     /// `CNY` or `USD`: the currency of the event's product, which `charge` and
     /// `rated` are in; `null` for a product the tenant does not have.
     pub currency: Option<String>,
@@ -77,9 +80,9 @@ pub struct UsageBatchResult {
 }
 
 fn result_view(result: UsageResult) -> UsageEventResult {
-    let (first_status, reason, charge, billable, rated) = match result.outcome {
-        Outcome::Accepted(a) => ("accepted", None, Some(a.charge_cents), Some(a.billable), Some(a.rated_micros)),
-        Outcome::Rejected(r) => ("rejected", Some(r.as_str().to_owned()), None, None, None),
+    let (first_status, reason, charge, billable, rated, card_minutes) = match result.outcome {
+        Outcome::Accepted(a) => ("accepted", None, Some(a.charge_cents), Some(a.billable), Some(a.rated_micros), Some(a.card_minutes)),
+        Outcome::Rejected(r) => ("rejected", Some(r.as_str().to_owned()), None, None, None, None),
     };
     UsageEventResult {
         id: result.id,
@@ -90,6 +93,7 @@ fn result_view(result: UsageResult) -> UsageEventResult {
         charge_minor: charge,
         billable: billable.map(|b| b.to_string()),
         rated: rated.map(|r| format_scaled(r, 6)),
+        card_minutes,
         currency: result.currency.map(|c| c.code().to_owned()),
     }
 }

@@ -18,6 +18,7 @@ mod openapi;
 mod overflow;
 mod passwords;
 mod reliability;
+mod seats;
 mod sendcloud;
 mod telephony;
 mod uucall;
