@@ -4,6 +4,7 @@
 //! each status an operation can answer triggered.
 
 mod account;
+mod bills;
 mod power;
 
 use reqwest::Method;
