@@ -3,6 +3,7 @@
 //! and the JSON body), the spec's field names checked in the raw JSON, and
 //! each status an operation can answer triggered.
 
+mod access;
 mod account;
 mod bills;
 mod power;
