@@ -1,6 +1,7 @@
 //! The CLI commands. Each parses its flags into domain types and calls the
 //! same service methods the HTTP dialects call.
 
+mod access;
 mod billing;
 mod holds;
 mod usage_import;
@@ -56,6 +57,10 @@ async fn dispatch(services: &Services, command: Command) -> Result<ExitCode, Any
         Command::Tariff(command) => billing::tariff(services, command).await,
         Command::Usage(UsageCommand::Import(args)) => usage_import::import(services, args).await,
         Command::Bill(command) => billing::bill(services, command).await,
+        Command::Role(command) => access::role(services, command).await,
+        Command::Subuser(command) => access::subuser(services, command).await,
+        Command::Notice(command) => access::notice(services, command).await,
+        Command::Oplog(command) => access::oplog(services, command).await,
         Command::AdminToken(AdminTokenCommand::Rotate) => {
             println!("{}", services.rotate_admin_token().await?);
             Ok(ExitCode::SUCCESS)
