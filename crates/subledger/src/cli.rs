@@ -58,6 +58,18 @@ pub enum Command {
     /// Monthly bills: close a month, show and export its bills.
     #[command(subcommand)]
     Bill(BillCommand),
+    /// Roles and the applications they grant.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Sub-users: seats, their state, role and own grants.
+    #[command(subcommand)]
+    Subuser(SubuserCommand),
+    /// Notices to sub-users.
+    #[command(subcommand)]
+    Notice(NoticeCommand),
+    /// The operation log.
+    #[command(subcommand)]
+    Oplog(OplogCommand),
     /// Time cards (时长卡): prepaid minutes used before money.
     #[command(subcommand)]
     Card(CardCommand),
@@ -143,6 +155,213 @@ pub enum FunctionCommand {
     Rates {
         #[arg(long)]
         tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RoleCommand {
+    Create {
+        /// Tenant id (tn_…) or app id.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = 0)]
+        level: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+        /// Only roles whose name contains this.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        #[arg(long)]
+        tenant: String,
+        role: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    Update {
+        #[arg(long)]
+        tenant: String,
+        role: i64,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        level: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a role no sub-user holds.
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        role: i64,
+    },
+    /// The applications a role grants.
+    Apps {
+        #[arg(long)]
+        tenant: String,
+        role: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant and revoke applications of a role (comma-separated ids).
+    Grant {
+        #[arg(long)]
+        tenant: String,
+        role: i64,
+        #[arg(long, default_value = "")]
+        grant: String,
+        #[arg(long, default_value = "")]
+        revoke: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SubuserCommand {
+    /// Create a seat: a sub-user paid by the tenant.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long, env = "SUBLEDGER_SUBUSER_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long)]
+        person_name: Option<String>,
+        #[arg(long)]
+        job_number: Option<String>,
+        #[arg(long)]
+        role: Option<i64>,
+        /// Do not apply the role's applications.
+        #[arg(long)]
+        no_role_template: bool,
+        #[arg(long)]
+        extension: Option<i64>,
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: Option<String>,
+        /// Only sub-users whose role's name contains this.
+        #[arg(long)]
+        role_name: Option<String>,
+        #[arg(long, value_parser = ["enabled", "disabled", "cancelled"])]
+        access: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a sub-user's seat fields, role, state or password.
+    Update {
+        #[arg(long)]
+        tenant: String,
+        username: String,
+        #[arg(long)]
+        person_name: Option<String>,
+        #[arg(long)]
+        job_number: Option<String>,
+        #[arg(long)]
+        extension: Option<i64>,
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        /// A role's id; 0 takes the role away.
+        #[arg(long)]
+        role: Option<i64>,
+        #[arg(long, value_parser = ["enabled", "disabled", "cancelled"])]
+        access: Option<String>,
+        #[arg(long, env = "SUBLEDGER_SUBUSER_NEW_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What a sub-user may do.
+    Apps {
+        #[arg(long)]
+        tenant: String,
+        username: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant and revoke a sub-user's own applications (comma-separated ids).
+    Grant {
+        #[arg(long)]
+        tenant: String,
+        username: String,
+        #[arg(long, default_value = "")]
+        grant: String,
+        #[arg(long, default_value = "")]
+        revoke: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NoticeCommand {
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long)]
+        content: String,
+        /// Comma-separated account ids; none: every sub-user.
+        #[arg(long, default_value = "")]
+        targets: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        notice: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OplogCommand {
+    /// Entries, newest first.
+    List {
+        #[arg(long)]
+        tenant: String,
+        /// Only this sub-user's entries.
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        /// At most 500.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
         #[arg(long)]
         json: bool,
     },

@@ -1,6 +1,7 @@
 //! The CLI commands. Each parses its flags into domain types and calls the
 //! same service methods the HTTP dialects call.
 
+mod access;
 mod billing;
 mod holds;
 mod seats;
@@ -59,6 +60,10 @@ async fn dispatch(services: &Services, command: Command) -> Result<ExitCode, Any
         Command::Bill(command) => billing::bill(services, command).await,
         Command::Card(command) => seats::card(services, command).await,
         Command::Function(command) => seats::function(services, command).await,
+        Command::Role(command) => access::role(services, command).await,
+        Command::Subuser(command) => access::subuser(services, command).await,
+        Command::Notice(command) => access::notice(services, command).await,
+        Command::Oplog(command) => access::oplog(services, command).await,
         Command::AdminToken(AdminTokenCommand::Rotate) => {
             println!("{}", services.rotate_admin_token().await?);
             Ok(ExitCode::SUCCESS)

@@ -16,6 +16,7 @@ on_both_backends!(
     notices_reach_their_targets,
     every_change_leaves_one_entry_with_its_actor,
     rate_limits_answer_429_with_retry_after,
+    the_cli_manages_roles_sub_users_notices_and_reads_the_log,
 );
 
 const PASSWORD: &str = "Secret123";
@@ -469,4 +470,41 @@ async fn rate_limits_answer_429_with_retry_after(backend: Backend) {
     // A refused login attempt costs no entry beyond the counted failure.
     let refused = sql_i64(&h.db, "SELECT COUNT(*) FROM operations WHERE kind = 'session.login' AND outcome <> 'done'").await;
     assert_eq!(refused, 1);
+}
+
+async fn the_cli_manages_roles_sub_users_notices_and_reads_the_log(backend: Backend) {
+    let h = Harness::start(backend).await;
+    let tenant = h.create_tenant("Command line").await;
+    let cli = |args: Vec<&str>| {
+        let h = &h;
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (ok, stdout, stderr) = h.cli(&args).await;
+            assert!(ok, "{args:?}: {stderr}");
+            serde_json::from_str::<Value>(&stdout).unwrap_or(Value::String(stdout))
+        }
+    };
+    let t = tenant.tenant_id.as_str();
+    let role = cli(vec!["role", "create", "--tenant", t, "--name", "坐席", "--level", "2", "--json"]).await;
+    let role_id = role["id"].to_string();
+    let apps = cli(vec!["role", "grant", "--tenant", t, &role_id, "--grant", "100,701", "--json"]).await;
+    assert_eq!(apps.as_array().unwrap().iter().map(|a| a["code"].as_str().unwrap()).collect::<Vec<_>>(), ["accounts", "accounts.view", "accounts.manage", "oplog", "oplog.view"]);
+    let seat = cli(vec!["subuser", "create", "--tenant", t, "--username", "cli_seat", "--password", PASSWORD, "--role", &role_id, "--job-number", "A-1", "--json"]).await;
+    assert_eq!((seat["role_name"].as_str(), seat["job_number"].as_str()), (Some("坐席"), Some("A-1")), "{seat}");
+    let apps = cli(vec!["subuser", "grant", "--tenant", t, "cli_seat", "--revoke", "102", "--json"]).await;
+    assert!(!apps.as_array().unwrap().iter().any(|a| a["code"] == "accounts.manage"), "{apps}");
+    cli(vec!["subuser", "update", "--tenant", t, "cli_seat", "--access", "disabled"]).await;
+    let list = cli(vec!["subuser", "list", "--tenant", t, "--access", "disabled", "--json"]).await;
+    assert_eq!(list["total"], 1, "{list}");
+    let notice = cli(vec!["notice", "create", "--tenant", t, "--title", "hi", "--content", "there", "--targets", &seat["id"].to_string(), "--json"]).await;
+    assert_eq!(notice["targets"], json!([seat["id"]]));
+    cli(vec!["notice", "delete", "--tenant", t, &notice["id"].to_string()]).await;
+    let log = cli(vec!["oplog", "list", "--tenant", t, "--json"]).await;
+    let kinds: Vec<&str> = log.as_array().unwrap().iter().take(7).map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["notice.delete", "notice.create", "account.disable", "account.grants", "account.create", "role.grants", "role.create"]);
+    assert!(log.as_array().unwrap().iter().take(7).all(|e| e["actor"] == "cli"), "{log}");
+    // The CLI refuses like the API: a role still held cannot go.
+    let (ok, _, stderr) = h.cli(&["role", "delete", "--tenant", t, &role_id]).await;
+    assert!(!ok && stderr.contains("assigned"), "{stderr}");
 }
