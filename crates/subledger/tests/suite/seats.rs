@@ -12,7 +12,7 @@ use crate::billing::{at, dashed, month_start, per_unit, tariff, usage};
 use crate::on_both_backends;
 use crate::support::*;
 
-on_both_backends!(a_seats_month_agrees_to_the_cent, an_expiring_card_stops_covering_at_its_expiry, seats_from_the_cli);
+on_both_backends!(a_seats_month_agrees_to_the_cent, an_expiring_card_stops_covering_at_its_expiry, seats_from_the_cli, two_processes_never_consume_a_minute_twice);
 
 fn recurring(price: &str) -> Value {
     json!({"model": "recurring", "price": price})
@@ -266,4 +266,51 @@ async fn seats_from_the_cli(backend: Backend) {
     let (_, subscriptions) = h.get_json("/v1/subscriptions?username=agent02", &t.api_token).await;
     // The seat fee (opened by the funding change) and the ended IVR.
     assert_eq!(subscriptions["total"], 2, "{subscriptions}");
+}
+
+/// Two server processes on one database, many concurrent batches of four
+/// seats drawing on one shared card of 50 minutes and on the tenant's
+/// wallet: exactly 50 minutes are covered, the rest is paid, and the
+/// tenant's wallet lost exactly what the answers charged.
+async fn two_processes_never_consume_a_minute_twice(backend: Backend) {
+    let h = Harness::start(backend).await;
+    let second = TestServer::start(&h.db, &[]).await;
+    let t = h.create_tenant("race").await;
+    let token = t.api_token.clone();
+    h.deposit(&t, "100.00").await;
+    tariff(&h, &token, "pstn_one_way", per_unit("0.10", "60")).await;
+    for n in 0..4 {
+        let (status, body) = h.post_json("/v1/accounts", &token, &json!({"username": format!("seat{n}"), "user_type": "ifaxin", "funding": "tenant"})).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let now = Timestamp::now().as_microsecond();
+    let (status, card) = h.post_json("/v1/time-cards", &token, &json!({"name": "共享", "minutes": 50, "effective_at": instant(now - 3_600_000_000), "expires_at": instant(now + 3_600_000_000)})).await;
+    assert_eq!(status, 201, "{card}");
+
+    // 40 batches of 2 events of 2 minutes each: 160 minutes wanted, 50 on the card.
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let base = if i % 2 == 0 { h.server.base.clone() } else { second.base.clone() };
+            let (http, token) = (h.http.clone(), token.clone());
+            let events =
+                json!({"events": (0..2).map(|j| json!({"id": format!("e{i}-{j}"), "account": format!("seat{}", (i + j) % 4), "product": "pstn_one_way", "quantity": 120})).collect::<Vec<_>>()});
+            tokio::spawn(async move { status_and_json(http.post(format!("{base}/v1/usage")).bearer_auth(token).json(&events).send().await.unwrap()).await })
+        })
+        .collect();
+    let (mut covered, mut charged) = (0, 0);
+    for task in tasks {
+        let (status, answer) = task.await.unwrap();
+        assert_eq!(status, 200, "{answer}");
+        for result in answer["results"].as_array().unwrap() {
+            assert_eq!(result["status"], "accepted", "{answer}");
+            covered += result["card_minutes"].as_i64().unwrap();
+            charged += result["charge_minor"].as_i64().unwrap();
+        }
+    }
+    assert_eq!((covered, charged), (50, 110 * 10), "every minute once: on the card or paid");
+    let (_, cards) = h.get_json("/v1/time-cards", &token).await;
+    assert_eq!(cards["items"][0]["minutes_left"], 0, "{cards}");
+    let (_, account) = h.get_json("/v1/billing-account", &token).await;
+    assert_eq!(account["balance_minor"], 10_000 - charged, "{account}");
+    h.assert_ledger_sound().await;
 }
