@@ -210,9 +210,10 @@ pub async fn charge_bills_file(auth: Auth, State(state): State<AppState>, params
     }
     let cells = |r: &ChargeBillRow| vec![Cell::Text(r.username.clone()), Cell::Text(r.month.to_string()), Cell::Money(r.basic_cents), Cell::Money(r.function_cents), Cell::Money(r.total_cents)];
     let table = Table { sheet: format!("chargebill {month}"), columns: vec!["subUserName", "time", "basicBill", "functionBill", "total"], rows: rows.iter().map(cells).collect() };
-    let stem = match account {
-        Some(name) => format!("chargebill-{}-{name}-{month}", auth.tenant.id.0),
-        None => format!("chargebill-{}-{month}", auth.tenant.id.0),
+    // The name as stored (a username), not as given, goes into the header.
+    let stem = match (account, rows.first()) {
+        (Some(_), Some(row)) => format!("chargebill-{}-{}-{month}", auth.tenant.id.0, row.username),
+        _ => format!("chargebill-{}-{month}", auth.tenant.id.0),
     };
     file(stem, format, table)
 }
