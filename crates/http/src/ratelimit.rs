@@ -5,7 +5,8 @@
 //! once per request, after authentication (so only real credentials make
 //! keys): the tenant's bucket, which all its callers share, and, for a
 //! sub-user, that sub-user's own bucket (all its sessions share it). A login
-//! asks [`RateLimits::check_login`] before the password is checked, so
+//! asks [`RateLimits::check_login_address`] and
+//! [`RateLimits::check_login_username`] before the password is checked, so
 //! guessing costs no argon2 hash beyond the limit. Refusals carry the wait
 //! until a token is back, which dialects send as `Retry-After` (429).
 //!
@@ -154,17 +155,21 @@ impl RateLimits {
         Ok(())
     }
 
-    /// One login attempt from `address` at `username` of `tenant`.
-    pub fn check_login(&self, address: Option<IpAddr>, tenant: TenantId, username: &str) -> Result<(), ServiceError> {
-        if let (Some(limiter), Some(address)) = (&self.login_address, address) {
-            limiter.check(&address).map_err(refused)?;
+    /// One login attempt from `address`, asked before anything is looked up.
+    pub fn check_login_address(&self, address: Option<IpAddr>) -> Result<(), ServiceError> {
+        match (&self.login_address, address) {
+            (Some(limiter), Some(address)) => limiter.check(&address).map_err(refused),
+            _ => Ok(()),
         }
-        if let Some(limiter) = &self.login_username {
+    }
+
+    /// One login attempt at `username` of `tenant`, asked before the password is checked.
+    pub fn check_login_username(&self, tenant: TenantId, username: &str) -> Result<(), ServiceError> {
+        match &self.login_username {
             // Names longer than any username are cut: they all fail anyway, and keys stay small.
-            let key: String = username.chars().take(64).collect();
-            limiter.check(&(tenant, key)).map_err(refused)?;
+            Some(limiter) => limiter.check(&(tenant, username.chars().take(64).collect())).map_err(refused),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Keys held, over all limiters (tests, metrics).
@@ -211,7 +216,8 @@ mod tests {
         assert_eq!(Rate::per_second(10, 0).map(|r| r.burst.get()), Some(10), "burst 0 means one second's worth");
         let limits = RateLimits::new(&RateLimitConfig { tenant: None, session: None, login_per_address: None, login_per_username: None });
         for _ in 0..100 {
-            limits.check_login(None, TenantId(1), "amy").unwrap();
+            limits.check_login_address(Some(IpAddr::from([127, 0, 0, 1]))).unwrap();
+            limits.check_login_username(TenantId(1), "amy").unwrap();
         }
         assert_eq!(limits.keys(), 0);
     }

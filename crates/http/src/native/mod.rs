@@ -1,7 +1,9 @@
 //! The native API (`/v1`): JSON over HTTP, bearer tokens, OpenAPI 3.1.
 //!
-//! Two credentials: a tenant's `api_token` for everything inside that tenant,
-//! and the admin token for tenant administration. Money-moving calls require
+//! Three credentials: a tenant's `api_token` for everything inside that
+//! tenant, a sub-user's session token for the applications it holds (each
+//! endpoint names its own in `Granted<need::…>`), and the admin token for
+//! tenant administration. Money-moving calls require
 //! an `Idempotency-Key` header; replaying it returns the first outcome.
 
 mod accounts;
@@ -20,6 +22,8 @@ mod tenants;
 mod usage;
 mod wallets;
 
+use std::marker::PhantomData;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
@@ -28,10 +32,8 @@ use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
-use std::marker::PhantomData;
-use subledger_domain::text::check_json_text;
-
 use subledger_domain::access::AppId;
+use subledger_domain::text::check_json_text;
 use subledger_service::Caller;
 use subledger_service::tenants::Tenant;
 use utoipa::OpenApi;

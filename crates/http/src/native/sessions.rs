@@ -57,6 +57,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
 pub async fn login(State(state): State<AppState>, ClientAddress(address): ClientAddress, ApiJson(body): ApiJson<LoginBody>) -> Result<impl IntoResponse, ApiError> {
     const WRONG: ServiceError = ServiceError::Unauthenticated("wrong username or password");
     // An unknown tenant answers like a wrong password, so tenants cannot be probed.
+    state.limits.check_login_address(address)?;
     if body.tenant.len() > 64 {
         return Err(WRONG.into());
     }
@@ -65,7 +66,7 @@ pub async fn login(State(state): State<AppState>, ClientAddress(address): Client
         Err(ServiceError::NotFound(_)) => return Err(WRONG.into()),
         Err(other) => return Err(other.into()),
     };
-    state.limits.check_login(address, tenant.id, &body.username)?;
+    state.limits.check_login_username(tenant.id, &body.username)?;
     let session = state.services.login(&tenant, &body.username, &body.password).await?;
     Ok((StatusCode::CREATED, Json(SessionCreated { token: session.token, expires_at: from_unix_micros(session.expires_at_us).to_string(), account: session.account.into() })))
 }

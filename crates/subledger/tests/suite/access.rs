@@ -447,7 +447,7 @@ async fn every_change_leaves_one_entry_with_its_actor(backend: Backend) {
 }
 
 async fn rate_limits_answer_429_with_retry_after(backend: Backend) {
-    let h = Harness::start_with(backend, &["--rate-limit-tenant-per-second", "1", "--rate-limit-tenant-burst", "3", "--login-rate-per-username", "2"]).await;
+    let h = Harness::start_with(backend, &["--rate-limit-tenant-per-second", "1", "--rate-limit-tenant-burst", "3", "--login-rate-per-username", "2", "--login-rate-per-address", "4"]).await;
     let tenant = h.create_tenant("Limited").await;
     let other = h.create_tenant("Other").await;
     let mut statuses = Vec::new();
@@ -467,6 +467,10 @@ async fn rate_limits_answer_429_with_retry_after(backend: Backend) {
     let (status, _, retry_after) = login(&h, &other, "amy_seat", PASSWORD).await;
     assert_eq!(status, 429);
     assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 20);
+    // Per client address: the fifth attempt within a minute waits, whatever the username.
+    assert_eq!(login(&h, &other, "nobody1", PASSWORD).await.0, 401);
+    let (status, body, _) = login(&h, &other, "nobody2", PASSWORD).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("rate_limited")), "{body}");
     // A refused login attempt costs no entry beyond the counted failure.
     let refused = sql_i64(&h.db, "SELECT COUNT(*) FROM operations WHERE kind = 'session.login' AND outcome <> 'done'").await;
     assert_eq!(refused, 1);
