@@ -116,7 +116,14 @@ const SHAPES: [Shape; 6] = [
     Shape {
         name: "one sub-user's day",
         finds: true,
-        query: |r, c| format!("uid={}&subUserName=agent{}&{}", c.uid, 1 + r.below(ACTORS - 1), window(c, jiff::SignedDuration::from_hours(24 * (1 + r.below(SPAN_DAYS - 2))), jiff::SignedDuration::from_hours(24))),
+        query: |r, c| {
+            format!(
+                "uid={}&subUserName=agent{}&{}",
+                c.uid,
+                1 + r.below(ACTORS - 1),
+                window(c, jiff::SignedDuration::from_hours(24 * (1 + r.below(SPAN_DAYS - 2))), jiff::SignedDuration::from_hours(24))
+            )
+        },
     },
     Shape { name: "one entry by id", finds: true, query: |r, c| format!("uid={}&id={}", c.uid, c.first_id + r.below(c.entries)) },
     Shape {
@@ -208,14 +215,7 @@ async fn main() {
         }
         latencies_us.sort_unstable();
         assert!(!shape.finds || found > 0, "{}: no entries found", shape.name);
-        println!(
-            "{:<32} {:>9.2} {:>9.2} {:>9.2} {:>10}",
-            shape.name,
-            percentile_ms(&latencies_us, 0.5),
-            percentile_ms(&latencies_us, 0.99),
-            *latencies_us.last().unwrap_or(&0) as f64 / 1000.0,
-            found
-        );
+        println!("{:<32} {:>9.2} {:>9.2} {:>9.2} {:>10}", shape.name, percentile_ms(&latencies_us, 0.5), percentile_ms(&latencies_us, 0.99), *latencies_us.last().unwrap_or(&0) as f64 / 1000.0, found);
     }
     println!("server peak RSS {:.0} MiB", server.peak_rss_mib());
     drop(server);

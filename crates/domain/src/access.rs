@@ -223,6 +223,26 @@ impl Language {
 #[error("unknown language {0:?}: use zh-CN or en")]
 pub struct UnknownLanguage(pub String);
 
+/// The highest role level (UUCall `level`): levels are 0 to this.
+pub const ROLE_LEVEL_MAX: i64 = 1_000_000;
+
+crate::account::bounded_text!(
+    /// A role's name: 1–50 characters, one line; unique within its tenant
+    /// (the service checks that).
+    RoleName, "role name", 50, crate::account::parse_display_name
+);
+crate::account::bounded_text!(
+    /// A notice's title: 1–100 characters, one line.
+    NoticeTitle, "title", 100, crate::account::parse_display_name
+);
+crate::account::bounded_text!(
+    /// A notice's content: 1–5,000 characters, lines allowed.
+    NoticeContent, "content", 5_000, crate::account::parse_free_text
+);
+
+/// Most sub-users one notice may be aimed at.
+pub const NOTICE_TARGETS_MAX: usize = 1_000;
+
 /// Parses a comma-separated list of application ids (`authAppIds`): blanks
 /// between commas are skipped, at most [`APPS`]`.len()` distinct ids.
 pub fn parse_app_ids(text: &str) -> Result<Vec<AppId>, UnknownApp> {
@@ -282,6 +302,19 @@ mod tests {
         assert_eq!(parse_app_ids("").unwrap(), vec![]);
         assert_eq!(parse_app_ids("101,9999"), Err(UnknownApp(AppId(9999))));
         assert!(parse_app_ids("abc").is_err());
+    }
+
+    #[test]
+    fn role_names_and_notices_have_limits() {
+        assert_eq!(RoleName::parse(" 坐席 ").unwrap().as_str(), "坐席");
+        assert_eq!(RoleName::parse("   "), Err(crate::account::TextFieldError::Empty("role name")));
+        assert!(RoleName::parse(&"r".repeat(50)).is_ok());
+        assert_eq!(RoleName::parse(&"r".repeat(51)), Err(crate::account::TextFieldError::Invalid("role name", 50)));
+        assert!(RoleName::parse("a\nb").is_err(), "a name is one line");
+        assert!(NoticeTitle::parse(&"t".repeat(101)).is_err());
+        assert_eq!(NoticeContent::parse("line 1\nline 2").unwrap().as_str(), "line 1\nline 2");
+        assert!(NoticeContent::parse(&"c".repeat(5_001)).is_err());
+        assert!(NoticeContent::parse("\u{1b}[31m").is_err());
     }
 
     proptest! {

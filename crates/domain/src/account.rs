@@ -204,6 +204,94 @@ impl CompanyUrl {
     }
 }
 
+/// A text a person typed that may span lines (a note, a notice's content):
+/// trimmed, 1 to `chars_max` characters, no control characters but tabs
+/// and line breaks.
+pub fn parse_free_text(text: &str, chars_max: usize) -> Result<String, CompanyNameError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(CompanyNameError::Empty);
+    }
+    if text.chars().count() > chars_max || text.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+        return Err(CompanyNameError::Invalid);
+    }
+    Ok(text.to_owned())
+}
+
+/// Why a bounded text field (a seat's field, a role's name, a notice) was
+/// refused: empty, or too long / holding control characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TextFieldError {
+    #[error("{0} is empty")]
+    Empty(&'static str),
+    #[error("{0} must be at most {1} characters without control characters")]
+    Invalid(&'static str, usize),
+}
+
+/// A text type named `$field` in errors: 1 to `CHARS_MAX` characters after
+/// trimming, checked by `$rule` ([`parse_display_name`] or [`parse_free_text`]).
+macro_rules! bounded_text {
+    ($(#[$meta:meta])* $name:ident, $field:literal, $chars_max:expr, $rule:path) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const CHARS_MAX: usize = $chars_max;
+
+            pub fn parse(text: &str) -> Result<$name, $crate::account::TextFieldError> {
+                $rule(text, Self::CHARS_MAX).map($name).map_err(|e| match e {
+                    $crate::account::CompanyNameError::Empty => $crate::account::TextFieldError::Empty($field),
+                    $crate::account::CompanyNameError::Invalid => $crate::account::TextFieldError::Invalid($field, Self::CHARS_MAX),
+                })
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+pub(crate) use bounded_text;
+
+bounded_text!(
+    /// The employee behind a seat (UUCall `name`): 1–50 characters.
+    PersonName, "person_name", 50, parse_display_name
+);
+bounded_text!(
+    /// A seat's job number (工号): 1–32 characters.
+    JobNumber, "job_number", 32, parse_display_name
+);
+bounded_text!(
+    /// A seat's department: 1–100 characters.
+    Department, "department", 100, parse_display_name
+);
+bounded_text!(
+    /// A note on a seat: 1–500 characters, lines allowed.
+    SeatNote, "note", 500, parse_free_text
+);
+
+/// A seat's bound extension (分机, `bind_ext`): 1 to 12 digits, as a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Extension(i64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("extension must be a whole number from 1 to 999999999999")]
+pub struct ExtensionError;
+
+impl Extension {
+    pub const MAX: i64 = 999_999_999_999;
+
+    pub fn new(value: i64) -> Result<Extension, ExtensionError> {
+        if (1..=Self::MAX).contains(&value) { Ok(Extension(value)) } else { Err(ExtensionError) }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
 /// A password as typed, before hashing. Never stored, never logged.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(String);
@@ -442,6 +530,22 @@ mod tests {
         assert_eq!(CompanyUrl::parse("  "), Err(CompanyUrlError::Empty));
         for bad in ["www.baidu.com", "ftp://x.com", "https://localhost", "https://x..com", "https://a.com:0", "https://u@evil.com", "javascript:alert(1)", "https://-a.com"] {
             assert_eq!(CompanyUrl::parse(bad), Err(CompanyUrlError::Invalid), "{bad}");
+        }
+    }
+
+    #[test]
+    fn seat_fields_have_limits() {
+        assert_eq!(PersonName::parse("  张三 ").unwrap().as_str(), "张三");
+        assert_eq!(PersonName::parse(" "), Err(TextFieldError::Empty("person_name")));
+        assert_eq!(PersonName::parse(&"名".repeat(51)), Err(TextFieldError::Invalid("person_name", 50)));
+        assert!(PersonName::parse(&"名".repeat(50)).is_ok());
+        assert!(JobNumber::parse("A\u{7}1").is_err());
+        assert_eq!(SeatNote::parse("line one\nline two").unwrap().as_str(), "line one\nline two");
+        assert!(SeatNote::parse("bell\u{7}").is_err());
+        assert!(Department::parse(&"d".repeat(101)).is_err());
+        assert_eq!(Extension::new(8001).map(Extension::get), Ok(8001));
+        for bad in [0, -1, Extension::MAX + 1] {
+            assert_eq!(Extension::new(bad), Err(ExtensionError), "{bad}");
         }
     }
 

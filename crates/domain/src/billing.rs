@@ -84,8 +84,11 @@ pub struct BillLine {
     pub unit: String,
     /// The month the usage belongs to (the bill's own month for usage lines).
     pub for_month: String,
-    /// Billable quantity (for a supplement: what it adds).
+    /// Billable quantity (for a supplement: what it adds): what money pays for.
     pub quantity: Quantity,
+    /// Minutes time cards covered (usage lines of per-minute voice products;
+    /// see `timecards`), beside `quantity`, which money paid for.
+    pub card: Quantity,
     pub money_micros: i64,
     pub money_cents: i64,
     /// For a supplement: what the earlier bills counted, quantity and cents.
@@ -169,6 +172,7 @@ pub fn usage_line(product: &LineProduct, month: &str, rollup: &MonthRollup, mode
         unit: product.unit.clone(),
         for_month: month.to_owned(),
         quantity,
+        card: Quantity::from_milli(rollup.totals()?.card_milli).ok_or(AmountTooLarge("a month's card minutes"))?,
         money_micros,
         money_cents: micros_to_cents(money_micros),
         previous: None,
@@ -209,6 +213,8 @@ pub fn supplement_line(
         unit: product.unit.clone(),
         for_month: for_month.to_owned(),
         quantity: added,
+        // Card minutes show on the month's usage line; a supplement re-rates money only.
+        card: Quantity::default(),
         money_micros,
         money_cents,
         previous: Some(previous),

@@ -46,11 +46,37 @@ impl TenantTimeZone {
         day.0.to_zoned(self.zone.clone()).and_then(|z| z.start_of_day()).map(|z| z.timestamp()).expect("dates within the supported range have a start")
     }
 
+    /// A wall-clock time written `yyyy-MM-dd HH:mm:ss` (UUCall `startTime`),
+    /// read in this zone, as microseconds since the epoch. A time that a
+    /// daylight-saving change skips or repeats reads as the earlier instant.
+    pub fn parse_local_time(&self, text: &str) -> Result<i64, LocalTimeError> {
+        let error = || LocalTimeError(text.chars().take(40).collect());
+        // jiff's strptime accepts one-digit fields; the wire format has fixed widths.
+        let shape = text.len() == 19
+            && text.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                10 => b == b' ',
+                13 | 16 => b == b':',
+                _ => b.is_ascii_digit(),
+            });
+        if !shape {
+            return Err(error());
+        }
+        let local = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", text).map_err(|_| error())?;
+        let zoned = local.to_zoned(self.zone.clone()).map_err(|_| error())?;
+        Ok(zoned.timestamp().as_microsecond())
+    }
+
     /// `[start, end)` of a month in this zone.
     pub fn month_bounds(&self, month: Month) -> (Timestamp, Timestamp) {
         (self.start_of_day(month.first_day()), self.start_of_day(month.next().first_day()))
     }
 }
+
+/// A local time that is not `yyyy-MM-dd HH:mm:ss` or not a real time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a time written yyyy-MM-dd HH:mm:ss")]
+pub struct LocalTimeError(pub String);
 
 /// A calendar day (no zone attached: it was cut in the tenant's zone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,6 +85,10 @@ pub struct Day(pub Date);
 impl Day {
     pub fn previous(self) -> Day {
         Day(self.0.checked_sub(1.day()).expect("dates stay far from the minimum"))
+    }
+
+    pub fn next(self) -> Day {
+        Day(self.0.checked_add(1.day()).expect("dates stay far from the maximum"))
     }
 
     pub fn month(self) -> Month {
@@ -185,6 +215,16 @@ mod tests {
         assert_eq!(start.to_string(), "2023-03-31T16:00:00Z");
         assert_eq!(end.to_string(), "2023-04-30T16:00:00Z");
         assert!(TenantTimeZone::parse("Mars/Base").is_err());
+    }
+
+    #[test]
+    fn local_times_are_read_in_the_tenant_zone() {
+        let shanghai = TenantTimeZone::parse("Asia/Shanghai").unwrap();
+        let at = shanghai.parse_local_time("2024-03-01 08:00:00").unwrap();
+        assert_eq!(from_unix_micros(at).to_string(), "2024-03-01T00:00:00Z");
+        for bad in ["2024-3-01 08:00:00", "2024-03-01T08:00:00", "2024-02-30 08:00:00", "2024-03-01 24:00:00", "2024-03-01 08:00", "", "２０２４-03-01 08:00:00"] {
+            assert!(shanghai.parse_local_time(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -21,6 +21,99 @@ use crate::rating::Grouping;
 /// The currency of every built-in product.
 pub const BUILTIN_CURRENCY: Currency = Currency::Cny;
 
+/// How a product is billed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductKind {
+    /// Metered: usage events, rated as they arrive.
+    Usage,
+    /// A monthly function fee per subscribed account (call recording, IVR,
+    /// CRM …; UUCall `funrate`), charged at month close.
+    Function,
+    /// A monthly rental per subscribed account (a line, a number; UUCall
+    /// `hirerate`), charged at month close.
+    Rental,
+    /// The monthly fee of a seat (a tenant-funded account): the built-in
+    /// [`SEAT_PRODUCT`] only.
+    Seat,
+}
+
+impl ProductKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProductKind::Usage => "usage",
+            ProductKind::Function => "function",
+            ProductKind::Rental => "rental",
+            ProductKind::Seat => "seat",
+        }
+    }
+
+    /// The kinds a tenant's own product may have (the seat is built in).
+    pub fn parse(text: &str) -> Option<ProductKind> {
+        [ProductKind::Usage, ProductKind::Function, ProductKind::Rental].into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// Billed by subscription at month close, priced by a `recurring` tariff
+    /// as a price per month, never by usage events.
+    pub fn is_monthly_fee(self) -> bool {
+        !matches!(self, ProductKind::Usage)
+    }
+}
+
+/// Where a product's money shows in UUCall's charge bills: the columns of
+/// the basic bill (`day_seat`, `day_callin`, `day_callout`,
+/// `day_intvoice`, `day_sms`), the function bill, or neither (`Other`:
+/// counted in the basic total only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BillCategory {
+    Seat,
+    CallIn,
+    CallOut,
+    InternalVoice,
+    Sms,
+    /// Function fees and rentals: the function bill.
+    Function,
+    Other,
+}
+
+impl BillCategory {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BillCategory::Seat => "seat",
+            BillCategory::CallIn => "call_in",
+            BillCategory::CallOut => "call_out",
+            BillCategory::InternalVoice => "internal_voice",
+            BillCategory::Sms => "sms",
+            BillCategory::Function => "function",
+            BillCategory::Other => "other",
+        }
+    }
+
+    /// The categories a tenant's metered product may be given (seat and
+    /// function follow from the product's kind).
+    pub fn parse_usage(text: &str) -> Option<BillCategory> {
+        [BillCategory::CallIn, BillCategory::CallOut, BillCategory::InternalVoice, BillCategory::Sms, BillCategory::Other].into_iter().find(|c| c.as_str() == text)
+    }
+
+    /// A category of calls: what time cards can cover (when priced per minute).
+    pub fn is_voice(self) -> bool {
+        matches!(self, BillCategory::CallIn | BillCategory::CallOut | BillCategory::InternalVoice)
+    }
+
+    /// The category of a product of this kind given `usage_category` for a metered one.
+    pub fn of_kind(kind: ProductKind, usage_category: BillCategory) -> BillCategory {
+        match kind {
+            ProductKind::Usage => usage_category,
+            ProductKind::Function | ProductKind::Rental => BillCategory::Function,
+            ProductKind::Seat => BillCategory::Seat,
+        }
+    }
+}
+
+/// The built-in product of a seat's monthly fee (`day_seat`).
+pub const SEAT_PRODUCT: &str = "seat";
+
 /// The group a telephony item is listed under (`charges`, `getConsumerInfo`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -84,13 +177,33 @@ pub struct Product {
     pub supplement: i64,
     pub refund: Option<i64>,
     pub telephony: Option<TelephonyItem>,
+    pub kind: ProductKind,
+    pub category: BillCategory,
 }
 
 /// 人工补扣: the supplementary code of products whose family has none.
 pub const MANUAL_SUPPLEMENT: i64 = 15;
 
 const fn product(code: &'static str, order_type: i64, name: &'static str, unit: &'static str, quantity_meaning: &'static str) -> Product {
-    Product { code, order_type, name, unit, quantity_meaning, grouping: Grouping::None, currency: BUILTIN_CURRENCY, supplement: MANUAL_SUPPLEMENT, refund: None, telephony: None }
+    Product {
+        code,
+        order_type,
+        name,
+        unit,
+        quantity_meaning,
+        grouping: Grouping::None,
+        currency: BUILTIN_CURRENCY,
+        supplement: MANUAL_SUPPLEMENT,
+        refund: None,
+        telephony: None,
+        kind: ProductKind::Usage,
+        category: BillCategory::Other,
+    }
+}
+
+/// A call product of UUCall's basic bill without a telephony item.
+const fn seat_call(code: &'static str, name: &'static str, category: BillCategory) -> Product {
+    Product { supplement: 34, category, ..product(code, 13, name, "分钟", "call duration in seconds (billed per started increment)") }
 }
 
 const fn call(code: &'static str, name: &'static str, group: TelephonyGroup, overview: &'static str) -> Product {
@@ -105,6 +218,8 @@ const fn call(code: &'static str, name: &'static str, group: TelephonyGroup, ove
         supplement: 34,
         refund: None,
         telephony: Some(TelephonyItem { group, name, pay_type: "时长", statement_pay_type: "时长", price_unit: "元/分钟", overview }),
+        kind: ProductKind::Usage,
+        category: BillCategory::CallOut,
     }
 }
 
@@ -120,6 +235,8 @@ const fn verification_code(code: &'static str, name: &'static str) -> Product {
         supplement: 34,
         refund: None,
         telephony: Some(TelephonyItem { group: TelephonyGroup::Messages, name, pay_type: "数量", statement_pay_type: "条数", price_unit: "元/条", overview: "语音验证" }),
+        kind: ProductKind::Usage,
+        category: BillCategory::CallOut,
     }
 }
 
@@ -135,17 +252,18 @@ pub const BUILTIN: &[Product] = &[
         telephony: Some(TelephonyItem {
             group: TelephonyGroup::Messages, name: "（国内）短信（下行）", pay_type: "数量", statement_pay_type: "条数", price_unit: "元/条", overview: "短信"
         }),
+        category: BillCategory::Sms,
         ..product("sms", 10, "短信费用", "条", "messages sent")
     },
-    Product { supplement: 32, ..product("mms", 11, "彩信费用", "条", "messages sent") },
-    Product { supplement: 33, grouping: Grouping::Country, ..product("intl_sms", 12, "国际短信费用", "条", "messages sent (attribute country = country id)") },
-    Product { supplement: 34, ..product("voice", 13, "语音费用", "分钟", "call duration in seconds") },
+    Product { supplement: 32, category: BillCategory::Sms, ..product("mms", 11, "彩信费用", "条", "messages sent") },
+    Product { supplement: 33, grouping: Grouping::Country, category: BillCategory::Sms, ..product("intl_sms", 12, "国际短信费用", "条", "messages sent (attribute country = country id)") },
+    Product { supplement: 34, category: BillCategory::CallOut, ..product("voice", 13, "语音费用", "分钟", "call duration in seconds") },
     product("netease", 16, "网易通费用", "封", "e-mails sent"),
     product("sina", 17, "新浪通费用", "封", "e-mails sent"),
     product("overseas", 20, "海外通费用", "封", "e-mails sent"),
     product("splus_email_content", 21, "S+邮件内容", "封", "e-mails"),
     product("splus_email_log", 22, "S+邮件日志", "封", "e-mails"),
-    product("sms_notice", 25, "短信通知费用", "条", "messages sent"),
+    Product { category: BillCategory::Sms, ..product("sms_notice", 25, "短信通知费用", "条", "messages sent") },
     product("masked_storage", 28, "脱敏存储费用", "MB", "megabytes stored"),
     Product { grouping: Grouping::Item, ..product("netease_fixed_ip", 29, "网易通固定IP费用", "个", "one per fixed IP in use (attribute item = the IP)") },
     product("email_traffic", 30, "邮件流量费用", "MB", "megabytes of e-mail traffic"),
@@ -158,7 +276,7 @@ pub const BUILTIN: &[Product] = &[
     Product { supplement: 57, ..product("email_pack_use", 49, "邮件增量包使用", "封", "e-mails sent from a package") },
     product("sms_pack_buy", 50, "购买短信增量包", "个", "packages bought"),
     product("email_pack_buy", 51, "购买邮件增量包", "个", "packages bought"),
-    Product { supplement: 55, ..product("video_sms", 54, "影信费用", "条", "messages sent") },
+    Product { supplement: 55, category: BillCategory::Sms, ..product("video_sms", 54, "影信费用", "条", "messages sent") },
     product("netease_annual", 58, "网易年审代缴", "次", "annual reviews"),
     call("pstn_one_way", "(国内)(运营商)单向外呼", TelephonyGroup::Pstn, "单项外呼"),
     call("pstn_one_way_hidden", "(国内)(运营商)单向外呼（隐号）", TelephonyGroup::Pstn, "单项外呼"),
@@ -167,6 +285,11 @@ pub const BUILTIN: &[Product] = &[
     call("voip", "互联网语音（IP呼入，PSTN呼出）", TelephonyGroup::Voip, "互联网语音"),
     verification_code("voice_code_shown", "（标准）语音验证码（显号）"),
     verification_code("voice_code_hidden", "（标准）语音验证码（隐号）"),
+    // UUCall's seat items (spec 003, basic bill): inbound and internal calls
+    // beside the outbound ones above, and the seat's monthly fee.
+    seat_call("call_in", "呼入通话", BillCategory::CallIn),
+    seat_call("internal_voice", "内部通话", BillCategory::InternalVoice),
+    Product { kind: ProductKind::Seat, category: BillCategory::Seat, ..product(SEAT_PRODUCT, 60, "坐席费用", "个", "billed by subscription: each tenant-funded account's seat, per month") },
 ];
 
 /// The adjustment codes of the table (补扣 and 返账) with their descriptions:

@@ -39,6 +39,14 @@ integer_id!(
     /// Storage key of a notice of a tenant.
     NoticeId
 );
+integer_id!(
+    /// Storage key of a time card (时长卡) of a tenant.
+    TimeCardId
+);
+integer_id!(
+    /// Storage key of an account's subscription to a monthly item.
+    SubscriptionId
+);
 
 /// The opaque tenant identifier shown to people and scripts (`tn_…`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

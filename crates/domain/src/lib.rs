@@ -16,5 +16,7 @@ pub mod oplog;
 pub mod paging;
 pub mod posting;
 pub mod rating;
+pub mod seats;
 pub mod text;
+pub mod timecards;
 pub mod usage;

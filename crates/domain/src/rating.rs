@@ -423,11 +423,50 @@ pub struct MonthUsage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DetailLine {
-    Tier { level: usize, min: Quantity, max: Option<Quantity>, unit: Quantity, price: UnitPrice, count: Quantity, money_micros: i64 },
-    Country { country_id: i64, name: String, price: UnitPrice, count: Quantity, money_micros: i64 },
-    Item { item: String, price: UnitPrice, money_micros: i64 },
-    Allowance { total: Quantity, free: Quantity, pay: Quantity, price: UnitPrice, money_micros: i64 },
-    Units { count: Quantity, price: UnitPrice, money_micros: i64 },
+    Tier {
+        level: usize,
+        min: Quantity,
+        max: Option<Quantity>,
+        unit: Quantity,
+        price: UnitPrice,
+        count: Quantity,
+        money_micros: i64,
+    },
+    Country {
+        country_id: i64,
+        name: String,
+        price: UnitPrice,
+        count: Quantity,
+        money_micros: i64,
+    },
+    Item {
+        item: String,
+        price: UnitPrice,
+        money_micros: i64,
+    },
+    Allowance {
+        total: Quantity,
+        free: Quantity,
+        pay: Quantity,
+        price: UnitPrice,
+        money_micros: i64,
+    },
+    Units {
+        count: Quantity,
+        price: UnitPrice,
+        money_micros: i64,
+    },
+    /// A monthly fee: `days` of the month's `month_days` subscribed, in
+    /// `periods` (first and last day, both included), at `price` a month;
+    /// `money_micros` is the pro-rated fee rounded once to the cent (see
+    /// `seats::prorated_cents`).
+    Subscription {
+        periods: Vec<(String, String)>,
+        days: i64,
+        month_days: i64,
+        price: UnitPrice,
+        money_micros: i64,
+    },
 }
 
 impl DetailLine {
@@ -437,7 +476,8 @@ impl DetailLine {
             | DetailLine::Country { money_micros, .. }
             | DetailLine::Item { money_micros, .. }
             | DetailLine::Allowance { money_micros, .. }
-            | DetailLine::Units { money_micros, .. } => *money_micros,
+            | DetailLine::Units { money_micros, .. }
+            | DetailLine::Subscription { money_micros, .. } => *money_micros,
         }
     }
 }

@@ -16,6 +16,17 @@
 //! it. Every sum (what an account owes, what a revenue wallet receives) is
 //! kept per currency.
 //!
+//! An account funded by its tenant (a seat) is charged from its tenant's
+//! spendable wallets: the wallets in [`AccountTerms::wallets`] are whoever
+//! pays, and what a batch owes is summed per paying wallet pair, so seats
+//! sharing their tenant's wallets are checked together. A cancelled account
+//! is charged nothing more: its events are refused (`account_cancelled`).
+//!
+//! Time cards ([`crate::timecards`]) cover the billable minutes of
+//! per-minute voice products before money: an event's card minutes are
+//! taken from the batch's [`CardBook`] only once the event is accepted, and
+//! only its remaining minutes are rated and charged.
+//!
 //! Every amount is checked: an event whose rating, month rollup
 //! ([`rating::MONTH_MICROS_MAX`], [`rating::MONTH_QUANTITY_MILLI_MAX`]), the
 //! account's charges in the batch or the revenue wallet's balance
@@ -27,11 +38,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::BillCategory;
 use crate::ids::{AccountId, WalletId};
 use crate::ledger::{Book, DebitRule, TransferIntent};
 use crate::money::{AMOUNT_MINOR_MAX, AmountTooLarge, Currency};
 use crate::posting::promo_first;
-use crate::rating::{self, MONTH_CENTS_MAX, MONTH_MICROS_MAX, MONTH_QUANTITY_MILLI_MAX, MonthUsage, PriceModel, Quantity, micros_to_cents};
+use crate::rating::{self, MILLI, MONTH_CENTS_MAX, MONTH_MICROS_MAX, MONTH_QUANTITY_MILLI_MAX, MonthUsage, PriceModel, Quantity, micros_to_cents};
+use crate::timecards::{self, CardBook, CardChange, Cover};
 
 /// Why an event was refused. Stable snake_case codes in the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -53,6 +66,12 @@ pub enum UsageRejection {
     /// The account has no wallets in the product's currency (they open with
     /// its first deposit, transfer or overdraft in that currency).
     NoWalletInCurrency,
+    /// The account is cancelled (a sub-user deleted): kept for its history,
+    /// it can no longer be charged.
+    AccountCancelled,
+    /// The product is a monthly fee (a function, a rental, the seat), billed
+    /// by subscription at month close, not by events.
+    NotMetered,
 }
 
 impl UsageRejection {
@@ -70,6 +89,8 @@ impl UsageRejection {
             UsageRejection::InsufficientFunds => "insufficient_funds",
             UsageRejection::AmountTooLarge => "amount_too_large",
             UsageRejection::NoWalletInCurrency => "no_wallet_in_currency",
+            UsageRejection::AccountCancelled => "account_cancelled",
+            UsageRejection::NotMetered => "not_metered",
         }
     }
 
@@ -87,6 +108,8 @@ impl UsageRejection {
             "insufficient_funds" => UsageRejection::InsufficientFunds,
             "amount_too_large" => UsageRejection::AmountTooLarge,
             "no_wallet_in_currency" => UsageRejection::NoWalletInCurrency,
+            "account_cancelled" => UsageRejection::AccountCancelled,
+            "not_metered" => UsageRejection::NotMetered,
             _ => return None,
         })
     }
@@ -107,10 +130,13 @@ pub struct Accepted {
     pub rated_micros: i64,
     /// What was debited for it now (0 for postpaid accounts).
     pub charge_cents: i64,
+    /// Billable minutes time cards covered (not in `billable`, which money paid for).
+    pub card_minutes: i64,
 }
 
-/// An account's spendable wallets of one currency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The spendable wallets of one currency that pay an account's charges:
+/// its own, or its tenant's for a tenant-funded account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SpendableWallets {
     pub primary: WalletId,
     pub promo: WalletId,
@@ -121,9 +147,14 @@ pub struct SpendableWallets {
 pub struct AccountTerms {
     pub id: AccountId,
     pub active: bool,
+    /// Cancelled (access state 3): refused, whatever else.
+    pub cancelled: bool,
+    /// Funded by its tenant: it is a seat, which may use the tenant's shared time cards.
+    pub seat: bool,
     pub postpaid: bool,
     pub daily_quota: i64,
-    /// Its wallets in the currencies the batch needs (those it has).
+    /// The wallets that pay for it in the currencies the batch needs (those
+    /// it has): its own, or its tenant's when it is tenant-funded.
     pub wallets: BTreeMap<Currency, SpendableWallets>,
 }
 
@@ -131,6 +162,10 @@ pub struct AccountTerms {
 #[derive(Debug, Clone)]
 pub struct EventInput {
     pub event_id: String,
+    /// When it occurred: time cards cover it if valid at this instant.
+    pub at_us: i64,
+    /// Its product's bill category: cards cover voice categories only.
+    pub category: BillCategory,
     /// `Err` when the event was refused before rating (unknown account, …).
     pub account: Result<AccountId, UsageRejection>,
     pub product: String,
@@ -161,6 +196,8 @@ pub struct RollupAmounts {
     pub events: i64,
     pub rated_micros: i64,
     pub charged_cents: i64,
+    /// Minutes time cards covered, in thousandths (not in `billable_milli`).
+    pub card_milli: i64,
 }
 
 impl RollupAmounts {
@@ -172,13 +209,18 @@ impl RollupAmounts {
             events: self.events.checked_add(other.events)?,
             rated_micros: self.rated_micros.checked_add(other.rated_micros)?,
             charged_cents: self.charged_cents.checked_add(other.charged_cents)?,
+            card_milli: self.card_milli.checked_add(other.card_milli)?,
         })
     }
 
     /// Whether these are possible totals of one (account, product, month):
     /// within the month's limits, so every sum over its rows fits (see `rating`).
     pub fn within_month_limits(&self) -> bool {
-        self.quantity_milli <= MONTH_QUANTITY_MILLI_MAX && self.billable_milli <= MONTH_QUANTITY_MILLI_MAX && self.rated_micros <= MONTH_MICROS_MAX && self.charged_cents <= MONTH_CENTS_MAX
+        self.quantity_milli <= MONTH_QUANTITY_MILLI_MAX
+            && self.billable_milli <= MONTH_QUANTITY_MILLI_MAX
+            && self.card_milli <= MONTH_QUANTITY_MILLI_MAX
+            && self.rated_micros <= MONTH_MICROS_MAX
+            && self.charged_cents <= MONTH_CENTS_MAX
     }
 }
 
@@ -223,6 +265,8 @@ pub struct BatchState {
     pub book: Book,
     /// The tenant's revenue wallet of each currency the batch uses.
     pub revenue: BTreeMap<Currency, WalletId>,
+    /// The time cards the batch's accounts may use, locked.
+    pub cards: CardBook,
 }
 
 /// The changes a batch makes.
@@ -236,9 +280,11 @@ pub struct BatchChanges {
     pub months: HashMap<(AccountId, String, String, String), RollupAmounts>,
     /// Requests to add per (account, day).
     pub quota: HashMap<(AccountId, String), i64>,
-    /// The charges to post: (from, to, amount), one per account and wallet,
-    /// each in its wallets' currency.
+    /// The charges to post: (from, to, amount), one per paying wallet, each
+    /// in its wallets' currency.
     pub debits: Vec<TransferIntent>,
+    /// The time cards consumed from.
+    pub cards: Vec<CardChange>,
 }
 
 /// Decides every event of a batch, in order.
@@ -258,23 +304,25 @@ pub fn ingest<'a>(events: impl IntoIterator<Item = &'a EventInput>, state: &mut 
         changes.outcomes.push((outcome, false));
     }
 
-    // One debit per account, currency and wallet: promo money first, then primary.
-    for (&(account, currency), &cents) in owed.by_account.iter().filter(|(_, cents)| **cents > 0) {
-        // Every event was accepted only if its account had wallets in its
-        // currency and could pay it on top of what it owed before (`decide`),
-        // so the whole is payable, into a revenue wallet of that currency.
-        let (wallets, revenue) = state.accounts[&account].wallets.get(&currency).zip(state.revenue.get(&currency)).expect("accepted charges have their wallets");
+    // One debit per paying wallet: promo money first, then primary.
+    for (&(currency, wallets), &cents) in owed.by_payer.iter().filter(|(_, cents)| **cents > 0) {
+        // Every event was accepted only if its payer's wallets could pay it
+        // on top of what they owed before (`decide`), so the whole is
+        // payable, into the revenue wallet of that currency.
+        let revenue = state.revenue.get(&currency).expect("accepted charges have a revenue wallet");
         let parts = promo_first(&state.book, wallets.promo, wallets.primary, cents).expect("accepted charges are payable");
         changes.debits.extend(parts.into_iter().map(|(wallet, amount)| TransferIntent { debit: wallet, credit: *revenue, amount, currency, debit_rule: DebitRule::ToFloor }));
     }
+    changes.cards = state.cards.changes();
     changes
 }
 
-/// Cents the batch's accepted events owe so far: per account and currency,
-/// and per currency in all (all of it goes to that currency's revenue wallet).
+/// Cents the batch's accepted events owe so far: per paying wallet pair
+/// (an account's own, or its tenant's, shared by its seats), and per
+/// currency in all (all of it goes to that currency's revenue wallet).
 #[derive(Debug, Default)]
 struct Owed {
-    by_account: BTreeMap<(AccountId, Currency), i64>,
+    by_payer: BTreeMap<(Currency, SpendableWallets), i64>,
     total: BTreeMap<Currency, i64>,
 }
 
@@ -284,6 +332,9 @@ fn decide(event: &EventInput, state: &mut BatchState, changes: &mut BatchChanges
         Err(reason) => return Outcome::Rejected(reason),
     };
     let Some(terms) = state.accounts.get(&account).cloned() else { return Outcome::Rejected(UsageRejection::UnknownAccount) };
+    if terms.cancelled {
+        return Outcome::Rejected(UsageRejection::AccountCancelled);
+    }
     if !terms.active {
         return Outcome::Rejected(UsageRejection::AccountFrozen);
     }
@@ -300,13 +351,18 @@ fn decide(event: &EventInput, state: &mut BatchState, changes: &mut BatchChanges
 
     let month_key: MonthKey = (account, event.product.clone(), event.month.clone());
     let month = state.months.entry(month_key).or_default();
-    let Ok((billable, rated_micros, cents)) = rate(event, model, month) else { return Outcome::Rejected(UsageRejection::AmountTooLarge) };
+    // What time cards would cover: consumed only if the event is accepted.
+    let cover = match model.billable(event.quantity) {
+        Ok(billable) if timecards::covers(event.category, model) => state.cards.plan(account, terms.seat, event.at_us, billable.milli() / MILLI),
+        _ => Cover::default(),
+    };
+    let Ok((billable, rated_micros, cents)) = rate(event, model, month, cover.minutes()) else { return Outcome::Rejected(UsageRejection::AmountTooLarge) };
 
-    let owed_key = (account, event.currency);
+    let owed_key = (event.currency, wallets);
     let charge_cents = if terms.postpaid {
         0
     } else {
-        let pending = owed.by_account.get(&owed_key).copied().unwrap_or(0);
+        let pending = owed.by_payer.get(&owed_key).copied().unwrap_or(0);
         // What the batch owes stays a possible transfer, and what the revenue
         // wallet receives a possible balance (in i128: the balance is stored data).
         let received = owed.total.get(&event.currency).copied().unwrap_or(0);
@@ -320,7 +376,8 @@ fn decide(event: &EventInput, state: &mut BatchState, changes: &mut BatchChanges
         cents
     };
 
-    let amounts = RollupAmounts { quantity_milli: event.quantity.milli(), billable_milli: billable.milli(), events: 1, rated_micros, charged_cents: charge_cents };
+    let card_milli = cover.minutes() * MILLI;
+    let amounts = RollupAmounts { quantity_milli: event.quantity.milli(), billable_milli: billable.milli(), events: 1, rated_micros, charged_cents: charge_cents, card_milli };
     let month_row = (account, event.product.clone(), event.month.clone(), event.attr.clone());
     let day_row = (account, event.product.clone(), event.day.clone(), event.attr.clone());
     // All three sums first, so that a refusal leaves every one unchanged.
@@ -332,21 +389,24 @@ fn decide(event: &EventInput, state: &mut BatchState, changes: &mut BatchChanges
     changes.months.insert(month_row, month_change);
     changes.days.insert(day_row, day_change);
     *changes.quota.entry(quota_key).or_default() += 1;
-    *owed.by_account.entry(owed_key).or_default() += charge_cents;
+    *owed.by_payer.entry(owed_key).or_default() += charge_cents;
     *owed.total.entry(event.currency).or_default() += charge_cents;
-    Outcome::Accepted(Accepted { billable, rated_micros, charge_cents })
+    state.cards.consume(&cover);
+    Outcome::Accepted(Accepted { billable, rated_micros, charge_cents, card_minutes: cover.minutes() })
 }
 
-/// Rates an event against its month so far: (billable quantity, what it adds
-/// to the month's exact cost, the cents that adds once the month's cumulative
-/// amount is rounded), or [`AmountTooLarge`] when the month with it would
-/// pass its limits.
-fn rate(event: &EventInput, model: &PriceModel, month: &MonthRollup) -> Result<(Quantity, i64, i64), AmountTooLarge> {
+/// Rates an event against its month so far: (billable quantity money pays
+/// for, what it adds to the month's exact cost, the cents that adds once the
+/// month's cumulative amount is rounded), or [`AmountTooLarge`] when the
+/// month with it would pass its limits. `card_minutes` of its billable
+/// minutes are covered by time cards and neither billed nor rated.
+fn rate(event: &EventInput, model: &PriceModel, month: &MonthRollup, card_minutes: i64) -> Result<(Quantity, i64, i64), AmountTooLarge> {
     let before = month.totals()?;
     let billable = model.billable(event.quantity)?;
+    let billable = Quantity::from_milli(billable.milli() - card_minutes * MILLI).ok_or(AmountTooLarge("an event's quantity"))?;
     let item = (model.grouping() == rating::Grouping::Item).then_some(event.attr.as_str());
     let rated_micros = rating::marginal_micros(model, &month.usage()?, billable, event.country, item)?;
-    let added = RollupAmounts { quantity_milli: event.quantity.milli(), billable_milli: billable.milli(), events: 1, rated_micros, charged_cents: 0 };
+    let added = RollupAmounts { quantity_milli: event.quantity.milli(), billable_milli: billable.milli(), events: 1, rated_micros, charged_cents: 0, card_milli: card_minutes * MILLI };
     let after = before.checked_add(&added).filter(RollupAmounts::within_month_limits).ok_or(AmountTooLarge("a month's usage"))?;
     // Cents rounded on the cumulative amount, so the month's charges telescope.
     Ok((billable, rated_micros, micros_to_cents(after.rated_micros) - micros_to_cents(before.rated_micros)))
@@ -369,11 +429,12 @@ mod tests {
         let wallets = [(Currency::Cny, SpendableWallets { primary: PRIMARY, promo: PROMO })].into();
         BatchState {
             earlier: HashMap::new(),
-            accounts: [(ACCOUNT, AccountTerms { id: ACCOUNT, active: true, postpaid, daily_quota: quota, wallets })].into(),
+            accounts: [(ACCOUNT, AccountTerms { id: ACCOUNT, active: true, cancelled: false, seat: false, postpaid, daily_quota: quota, wallets })].into(),
             months: HashMap::new(),
             quota_used: HashMap::new(),
             book: Book::new([wallet(PRIMARY, primary, Some(0)), wallet(PROMO, promo, Some(0)), wallet(REVENUE, 0, None)]),
             revenue: [(Currency::Cny, REVENUE)].into(),
+            cards: CardBook::default(),
         }
     }
 
@@ -384,6 +445,8 @@ mod tests {
     fn event(id: &str, model: Arc<PriceModel>) -> EventInput {
         EventInput {
             event_id: id.to_owned(),
+            at_us: 1_000,
+            category: BillCategory::Sms,
             account: Ok(ACCOUNT),
             product: "sms".into(),
             currency: Currency::Cny,
@@ -515,6 +578,120 @@ mod tests {
         s.book = Book::new(others.into_iter().chain([full]));
         let changes = ingest(&[event("a", sms()), event("b", sms()), in_usd("c", sms()), in_usd("d", sms())], &mut s);
         assert_eq!(reasons(&changes), ["accepted", "amount_too_large", "accepted", "accepted"]);
+    }
+
+    const SEAT_TWO: AccountId = AccountId(8);
+
+    /// Two seats funded by their tenant pay from the same wallets: what the
+    /// batch owes is checked per paying wallet, so together they cannot
+    /// spend more than those wallets hold.
+    #[test]
+    fn seats_share_their_tenants_wallets() {
+        let mut s = state(5, 0, 100, false);
+        let mut seat = s.accounts[&ACCOUNT].clone();
+        seat.id = SEAT_TWO;
+        seat.seat = true;
+        s.accounts.get_mut(&ACCOUNT).unwrap().seat = true;
+        s.accounts.insert(SEAT_TWO, seat);
+        let changes = ingest(&[event("a", sms()), EventInput { account: Ok(SEAT_TWO), ..event("b", sms()) }], &mut s);
+        assert_eq!(reasons(&changes), ["accepted", "insufficient_funds"], "3 + 4 cents from 5");
+        assert_eq!(changes.debits.len(), 1);
+        assert_eq!(changes.months.keys().map(|(account, ..)| *account).collect::<Vec<_>>(), [ACCOUNT], "usage stays the account's own");
+    }
+
+    #[test]
+    fn cancelled_accounts_are_refused_before_anything_else() {
+        let mut s = state(10_000, 0, 100, false);
+        let terms = s.accounts.get_mut(&ACCOUNT).unwrap();
+        terms.cancelled = true;
+        terms.active = false;
+        let changes = ingest(&[event("a", sms())], &mut s);
+        assert_eq!(reasons(&changes), ["account_cancelled"]);
+        assert!(changes.quota.is_empty() && changes.months.is_empty());
+        assert_eq!(UsageRejection::parse("account_cancelled"), Some(UsageRejection::AccountCancelled));
+    }
+
+    fn per_minute(price: &str) -> Arc<PriceModel> {
+        Arc::new(PriceModel::PerUnit { price: UnitPrice::parse(price).unwrap(), increment: Quantity::parse("60").unwrap() })
+    }
+
+    fn call(id: &str, seconds: i64, at_us: i64) -> EventInput {
+        EventInput { product: "pstn_one_way".into(), category: BillCategory::CallOut, quantity: Quantity::units(seconds).unwrap(), at_us, ..event(id, per_minute("0.10")) }
+    }
+
+    fn with_cards(primary: i64, cards: Vec<timecards::Card>) -> BatchState {
+        BatchState { cards: CardBook::new(cards), ..state(primary, 0, 1_000, false) }
+    }
+
+    fn card(id: i64, minutes: i64, from: i64, until: i64) -> timecards::Card {
+        timecards::Card { id: crate::ids::TimeCardId(id), account: Some(ACCOUNT), minutes_left: minutes, effective_at_us: from, expires_at_us: until, status: timecards::CardStatus::Active }
+    }
+
+    /// A 150 s call is 3 billable minutes: a card with 2 left covers 2, money
+    /// pays the third; the next call is all money.
+    #[test]
+    fn cards_cover_minutes_before_money() {
+        let mut s = with_cards(1_000, vec![card(1, 2, 0, 10_000)]);
+        let changes = ingest(&[call("c1", 150, 500), call("c2", 60, 600)], &mut s);
+        let accepted: Vec<(i64, i64, i64)> =
+            changes.outcomes.iter().map(|(o, _)| if let Outcome::Accepted(a) = o { (a.card_minutes, a.billable.milli() / 1_000, a.charge_cents) } else { panic!("{o:?}") }).collect();
+        assert_eq!(accepted, [(2, 1, 10), (0, 1, 10)]);
+        let month = &changes.months[&(ACCOUNT, "pstn_one_way".to_owned(), "2026-11".to_owned(), String::new())];
+        assert_eq!((month.card_milli, month.billable_milli, month.quantity_milli, month.rated_micros), (2_000, 2_000, 210_000, 200_000));
+        assert_eq!(changes.cards, [CardChange { id: crate::ids::TimeCardId(1), minutes_left_read: 2, minutes_left: 0 }]);
+        // SMS and other increments are never covered.
+        let mut s = with_cards(1_000, vec![card(1, 2, 0, 10_000)]);
+        let six_seconds = EventInput { model: Some(Arc::new(PriceModel::PerUnit { price: UnitPrice::parse("0.01").unwrap(), increment: Quantity::parse("6").unwrap() })), ..call("c3", 60, 500) };
+        let changes = ingest(&[event("sms", sms()), six_seconds], &mut s);
+        assert!(changes.cards.is_empty());
+    }
+
+    /// An event refused after its cover was planned consumes nothing; an
+    /// expired card covers nothing.
+    #[test]
+    fn a_refused_or_late_call_consumes_no_minutes() {
+        let mut s = with_cards(0, vec![card(1, 1, 0, 1_000)]);
+        // 2 minutes: the card covers 1, money cannot pay the other.
+        let changes = ingest(&[call("c1", 120, 500)], &mut s);
+        assert_eq!(reasons(&changes), ["insufficient_funds"]);
+        assert!(changes.cards.is_empty());
+        let changes = ingest(&[call("c2", 60, 999)], &mut s);
+        assert_eq!(reasons(&changes), ["accepted"]);
+        assert_eq!(changes.cards.len(), 1, "the last microsecond of the card");
+        let mut s = with_cards(0, vec![card(1, 5, 0, 1_000)]);
+        assert_eq!(reasons(&ingest(&[call("c3", 60, 1_000)], &mut s)), ["insufficient_funds"], "expired at its expiry instant");
+    }
+
+    proptest! {
+        /// Per accepted call, card minutes + money minutes = its billable
+        /// minutes; cards give no more than they held; refused calls take nothing.
+        #[test]
+        fn card_and_money_minutes_make_the_billable_usage(
+            primary in 0i64..200,
+            cards in proptest::collection::vec((0i64..5, 0i64..100, 1i64..100), 0..4),
+            calls in proptest::collection::vec((1i64..400, 0i64..200), 0..30),
+        ) {
+            let cards: Vec<_> = cards.iter().enumerate().map(|(i, (minutes, from, length))| card(i as i64 + 1, *minutes, *from, from + length)).collect();
+            let held: i64 = cards.iter().map(|c| c.minutes_left).sum();
+            let mut s = with_cards(primary, cards);
+            let events: Vec<_> = calls.iter().enumerate().map(|(i, (seconds, at))| call(&format!("c{i}"), *seconds, *at)).collect();
+            let changes = ingest(&events, &mut s);
+            let mut card_total = 0;
+            for ((outcome, _), (seconds, _)) in changes.outcomes.iter().zip(&calls) {
+                if let Outcome::Accepted(a) = outcome {
+                    let minutes = (seconds + 59) / 60;
+                    prop_assert_eq!(a.card_minutes + a.billable.milli() / 1_000, minutes);
+                    prop_assert_eq!(a.billable.milli() % 1_000, 0);
+                    card_total += a.card_minutes;
+                }
+            }
+            let consumed: i64 = changes.cards.iter().map(|c| c.minutes_left_read - c.minutes_left).sum();
+            prop_assert_eq!(consumed, card_total);
+            prop_assert!(consumed <= held);
+            prop_assert!(changes.cards.iter().all(|c| c.minutes_left >= 0));
+            let debited: i64 = changes.debits.iter().map(|d| d.amount.minor()).sum();
+            prop_assert!(debited <= primary);
+        }
     }
 
     #[test]
@@ -651,7 +828,7 @@ mod tests {
     #[test]
     fn stored_totals_past_the_limits_refuse_the_event() {
         let mut s = state(0, 0, 1_000, true);
-        let full = RollupAmounts { quantity_milli: 1, billable_milli: 1, events: i64::MAX, rated_micros: 0, charged_cents: 0 };
+        let full = RollupAmounts { quantity_milli: 1, billable_milli: 1, events: i64::MAX, rated_micros: 0, charged_cents: 0, card_milli: 0 };
         s.months.insert((ACCOUNT, "sms".to_owned(), "2026-11".to_owned()), MonthRollup { by_attr: [(String::new(), full)].into() });
         assert_eq!(reasons(&ingest(&[event("x", sms())], &mut s)), ["amount_too_large"]);
     }

@@ -5,9 +5,11 @@ mod input;
 mod metrics;
 pub mod native;
 mod numbers;
+pub mod ratelimit;
 pub mod sendcloud;
 pub mod server;
 pub mod telephony;
+pub mod uucall;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use metrics::HttpMetrics;
+use ratelimit::{RateLimitConfig, RateLimits};
 use sendcloud::SendCloudConfig;
 use server::ConnectionLimits;
 
@@ -46,6 +49,8 @@ pub struct HttpConfig {
     /// Largest JSON body of the native API.
     pub json_body_bytes_max: usize,
     pub connections: ConnectionLimits,
+    /// Per tenant, per session and login rate limits.
+    pub rate_limits: RateLimitConfig,
 }
 
 impl Default for HttpConfig {
@@ -56,6 +61,7 @@ impl Default for HttpConfig {
             requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX_DEFAULT,
             json_body_bytes_max: 256 * 1024,
             connections: ConnectionLimits::default(),
+            rate_limits: RateLimitConfig::default(),
         }
     }
 }
@@ -76,6 +82,8 @@ pub struct AppState(Arc<AppInner>);
 pub struct AppInner {
     pub services: Services,
     pub sendcloud: SendCloudConfig,
+    /// The rate limits every dialect applies to its authenticated callers.
+    pub limits: RateLimits,
     registry: Registry,
     openapi_json: String,
 }
@@ -96,8 +104,9 @@ fn app(services: Services, config: HttpConfig, metrics: HttpMetrics, registry: R
     let native_bounds = admission(Answers { busy: native::busy, timed_out: native::timed_out });
     let sendcloud_bounds = admission(Answers { busy: sendcloud::unavailable, timed_out: sendcloud::unavailable });
     let telephony_bounds = admission(Answers { busy: telephony::busy, timed_out: telephony::timed_out });
+    let uucall_bounds = admission(Answers { busy: uucall::busy, timed_out: uucall::timed_out });
     let (native, openapi) = native::router();
-    let state = AppState(Arc::new(AppInner { services, sendcloud: config.sendcloud, registry, openapi_json: native::openapi::document(&openapi) }));
+    let state = AppState(Arc::new(AppInner { services, sendcloud: config.sendcloud, limits: RateLimits::new(&config.rate_limits), registry, openapi_json: native::openapi::document(&openapi) }));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -106,6 +115,7 @@ fn app(services: Services, config: HttpConfig, metrics: HttpMetrics, registry: R
         .merge(native.layer(DefaultBodyLimit::max(config.json_body_bytes_max)).layer(axum::middleware::from_fn_with_state(native_bounds, admit)))
         .merge(sendcloud::router().layer(axum::middleware::from_fn_with_state(sendcloud_bounds, admit)))
         .merge(telephony::router().layer(axum::middleware::from_fn_with_state(telephony_bounds, admit)))
+        .merge(uucall::router().layer(axum::middleware::from_fn_with_state(uucall_bounds, admit)))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         .layer(CatchPanicLayer::new())

@@ -112,9 +112,9 @@ pub(crate) async fn run(listener: TcpListener, router: Router, limits: Connectio
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => match connections.admit().await {
+                Ok((stream, peer)) => match connections.admit().await {
                     Some(connection) => {
-                        tasks.spawn(serve_connection(stream, connection, connections.clone(), http.clone(), router.clone(), stopped.clone()));
+                        tasks.spawn(serve_connection(stream, peer, connection, connections.clone(), http.clone(), router.clone(), stopped.clone()));
                     }
                     None => {
                         // A fresh socket's send buffer is empty: this short write completes at once.
@@ -142,11 +142,21 @@ fn is_connection_error(error: &io::Error) -> bool {
     matches!(error.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset)
 }
 
-async fn serve_connection(stream: TcpStream, connection: Arc<Connection>, connections: Arc<Connections>, http: hyper::server::conn::http1::Builder, router: Router, mut stopped: watch::Receiver<()>) {
+async fn serve_connection(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    connection: Arc<Connection>,
+    connections: Arc<Connections>,
+    http: hyper::server::conn::http1::Builder,
+    router: Router,
+    mut stopped: watch::Receiver<()>,
+) {
     let _open = OpenConnection { connection: connection.clone(), connections: connections.clone() };
     let service = {
         let connection = connection.clone();
-        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            // The client's address, for the login limit per address.
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             let in_flight = connection.request_started();
             let response = router.clone().call(request);
             async move {

@@ -11,12 +11,14 @@ use subledger_domain::money::Currency;
 use subledger_domain::oplog::{Operation, OperationKind};
 use subledger_domain::paging::Page;
 use subledger_storage::accounts::{self as store_accounts, AccountFilter, AccountRecord, Clashes, NewAccount};
+use subledger_storage::subusers::{self as store_subusers, SeatChanges};
 use subledger_storage::tenants as store_tenants;
 use subledger_storage::wallets::{self as store_wallets, WalletOwner};
 use subledger_storage::{StorageError, UniqueKey, WriteTx};
 
 use crate::Change;
 use crate::error::{Resource, ServiceError, ServiceResult};
+use crate::roles::role_in_tx;
 use crate::secrets::{hash_password, random_base62, token_digest};
 use crate::tenants::Tenant;
 use crate::{Services, now_us};
@@ -75,7 +77,7 @@ pub struct Seat {
 }
 
 impl Account {
-    fn from_record(record: AccountRecord) -> ServiceResult<Account> {
+    pub(crate) fn from_record(record: AccountRecord) -> ServiceResult<Account> {
         let corrupt = |what: &str| ServiceError::Storage(StorageError::Corrupt(format!("account {}: {what}", record.id)));
         Ok(Account {
             id: record.account_id(),
@@ -151,6 +153,12 @@ const API_KEY_CHARS: usize = 16;
 
 impl Services {
     pub async fn create_account(&self, tenant: &Tenant, input: NewAccountInput, change: &Change) -> ServiceResult<CreatedAccount> {
+        self.insert_account(tenant, input, None, change).await
+    }
+
+    /// Creates an account, and with `seat` its seat fields (a sub-user), in
+    /// one transaction: the checks of [`Services::create_account`] apply to both.
+    pub(crate) async fn insert_account(&self, tenant: &Tenant, input: NewAccountInput, seat: Option<SeatChanges<'_>>, change: &Change) -> ServiceResult<CreatedAccount> {
         let (username, phone) = (input.username.as_str(), input.phone.as_ref().map(Phone::as_str));
         // Cheap refusals first: a password hash costs about 19 MiB and tens of
         // milliseconds of CPU, so a taken name, a used phone or a full tenant
@@ -198,9 +206,20 @@ impl Services {
             StorageError::UniqueViolation { key: UniqueKey::AccountUsername, .. } => ServiceError::UsernameTaken,
             other => other.into(),
         })?;
+        if let Some(seat) = &seat {
+            // Under the tenant's lock, which deleting a role takes too.
+            if let Some(Some(role)) = seat.role {
+                role_in_tx(&mut tx, tenant, role).await?;
+            }
+            store_subusers::update_seat(&mut tx, tenant.id, id, seat, now).await?;
+        }
         // Wallets in the built-in products' currency, which every tenant's
         // catalog has; other currencies open on first use (`open_currency`).
         create_account_wallets(&mut tx, tenant, id, BUILTIN_CURRENCY, now).await?;
+        if input.funding == Funding::Tenant {
+            // A seat from its creation: its seat fee runs from now.
+            crate::seats::open_seat(&mut tx, tenant, id, now).await?;
+        }
         change.commit(tx, tenant.id, Operation::new(OperationKind::AccountCreate, input.username.as_str())).await?;
         let account = self.account(tenant, input.username.as_str()).await?;
         Ok(CreatedAccount { account, api_key })

@@ -80,13 +80,16 @@ use subledger_domain::money::{AMOUNT_MINOR_MAX, AmountTooLarge, Currency, Positi
 use subledger_domain::oplog::{Actor, Operation, OperationKind};
 use subledger_domain::paging::Page;
 use subledger_domain::posting::{Journal, Posting, promo_first};
+use subledger_domain::rating::PriceModel;
 use subledger_domain::rating::{MONTH_CENTS_MAX, Quantity, sum_to_cents};
+use subledger_domain::seats::{Period, fee_line, subscribed_days};
 use subledger_domain::usage::{MonthRollup, SpendableWallets};
 use subledger_storage::StorageError;
 use subledger_storage::bills as store_bills;
 use subledger_storage::ledger::close::{self as store_close, CloseProgress, CloseWrites, NewBillLine, NewSettlement};
 use subledger_storage::ledger::{LedgerWriter, LedgerWrites};
 use subledger_storage::records::ChangeRecords;
+use subledger_storage::subscriptions::{self as store_subscriptions, SubscriptionRecord};
 
 use crate::Change;
 use crate::accounts::Account;
@@ -366,9 +369,18 @@ impl Catalog<'_> {
     /// bill order: a usage line per product used in the month, and a
     /// supplement (补扣) per product of an earlier, closed month whose usage
     /// grew since it was billed. A line goes on the bill of its product's currency.
-    fn bill_lines(&self, month: &str, month_rows: Vec<store_close::MonthRow>, late_rows: Vec<store_close::MonthRow>, previous_billed: store_close::PreviousBilled) -> Result<BillLines, CloseError> {
+    /// With them, one line per (account, monthly fee) subscribed in the month
+    /// (see [`Catalog::fee_lines`]).
+    fn bill_lines(
+        &self,
+        month: &str,
+        month_rows: Vec<store_close::MonthRow>,
+        late_rows: Vec<store_close::MonthRow>,
+        previous_billed: store_close::PreviousBilled,
+        subscriptions: &[SubscriptionRecord],
+    ) -> Result<BillLines, CloseError> {
         let previous: HashMap<(AccountId, String, String), (i64, i64)> = previous_billed.into_iter().collect();
-        let mut lines = BillLines::new();
+        let mut lines = self.fee_lines(month, subscriptions)?;
         for ((account, product, for_month), rollup) in &group_rows(month_rows) {
             let model = model_at_end(self.tariffs, self.timezone, product, *account, month)?;
             let line = usage_line(&line_product(self.products, product)?, month, rollup, model).map_err(Unbillable::of(*account, product, for_month))?;
@@ -384,6 +396,40 @@ impl Catalog<'_> {
         }
         for bill_lines in lines.values_mut() {
             subledger_domain::billing::sort_lines(bill_lines);
+        }
+        Ok(lines)
+    }
+}
+
+impl Catalog<'_> {
+    /// The monthly fees of `month`: per (account, product) subscribed on some
+    /// day of it, the price per month of the `recurring` tariff in force at
+    /// the end of the month, pro-rated to the days subscribed in the tenant's
+    /// calendar and rounded half-up once (`seats::fee_line`). A fee without a
+    /// tariff then costs nothing and has no line (the seat's fee, for a tenant
+    /// that sets no seat price).
+    fn fee_lines(&self, month: &str, subscriptions: &[SubscriptionRecord]) -> Result<BillLines, CloseError> {
+        let mut lines = BillLines::new();
+        if subscriptions.is_empty() {
+            return Ok(lines);
+        }
+        let parsed = Month::parse_dashed(month).map_err(|_| StorageError::Corrupt(format!("month {month:?} of a close")))?;
+        let mut periods: BTreeMap<(AccountId, &str), Vec<Period>> = BTreeMap::new();
+        for s in subscriptions {
+            periods.entry((s.account, s.product_code.as_str())).or_default().push(Period { from_us: s.from_us, until_us: s.until_us });
+        }
+        for ((account, code), periods) in periods {
+            // Subscriptions are taken only to monthly fees of the catalog, whose products are never removed.
+            let product = self
+                .products
+                .iter()
+                .find(|p| p.code == code && p.kind.is_monthly_fee())
+                .ok_or_else(|| StorageError::Corrupt(format!("a subscription of account {account} to {code:?}, which is not a monthly fee of the catalog")))?;
+            let Some(PriceModel::Recurring { price }) = model_at_end(self.tariffs, self.timezone, code, account, month)? else { continue };
+            let days = subscribed_days(self.timezone, parsed, &periods);
+            if let Some(line) = fee_line(&product.line_product(), parsed, &days, *price).map_err(Unbillable::of(account, code, month))? {
+                lines.entry((account, line.currency)).or_default().push(line);
+            }
         }
         Ok(lines)
     }
@@ -405,14 +451,16 @@ impl From<Unbillable> for CloseError {
 /// error leaves nothing of the chunk written.
 pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob, accounts_max: usize) -> Result<CloseStep, CloseError> {
     let month = job.month.to_string();
-    let (mut tx, reads) = store_close::begin_close(writer, job.tenant, &month, accounts_max).await?;
+    let (start, end) = job.timezone.month_bounds(job.month);
+    let window = (start.as_microsecond(), end.as_microsecond());
+    let (mut tx, reads) = store_close::begin_close(writer, job.tenant, &month, window, accounts_max).await?;
     if reads.already_closed {
         store_close::abandon(tx).await?;
         return Ok(CloseStep::Closed(CloseReport { month, already_closed: true, bills: 0, by_currency: BTreeMap::new() }));
     }
 
     let catalog = Catalog { products: &job.products, tariffs: &job.tariffs, timezone: &job.timezone };
-    let lines = catalog.bill_lines(&month, reads.month_rows, reads.late_rows, reads.previous_billed)?;
+    let lines = catalog.bill_lines(&month, reads.month_rows, reads.late_rows, reads.previous_billed, &reads.subscriptions)?;
 
     // Settlements: running totals per (account, product), billed minus
     // charged minus settled, in the product's currency. Each must fit one transfer.
@@ -522,6 +570,7 @@ pub(crate) async fn run_close_job(writer: &LedgerWriter, job: &CloseJob, account
             description: &line.description,
             unit: &line.unit,
             quantity_milli: line.quantity.milli(),
+            card_milli: line.card.milli(),
             money_cents: line.money_cents,
             previous: line.previous.map(|(q, c)| (q.milli(), c)),
             detail: detail.clone(),
@@ -558,6 +607,8 @@ pub struct LineView {
     pub description: String,
     pub unit: String,
     pub quantity: Quantity,
+    /// Minutes time cards covered, beside `quantity` (which money paid for).
+    pub card: Quantity,
     pub money_cents: i64,
     pub previous: Option<(Quantity, i64)>,
     pub detail: Vec<subledger_domain::rating::DetailLine>,
@@ -573,6 +624,7 @@ impl From<BillLine> for LineView {
             description: line.description,
             unit: line.unit,
             quantity: line.quantity,
+            card: line.card,
             money_cents: line.money_cents,
             previous: line.previous,
             detail: line.detail,
@@ -639,6 +691,7 @@ impl Services {
                 description: l.description,
                 unit: l.unit,
                 quantity: l.quantity,
+                card: l.card,
                 money_cents: l.money_cents,
                 previous: l.previous,
                 detail,
@@ -684,8 +737,10 @@ impl Services {
             } else {
                 (Vec::new(), Vec::new())
             };
+            let (start, end) = tenant.timezone.month_bounds(current);
+            let subscriptions = store_subscriptions::of_accounts(&self.store, tenant.id, accounts, start.as_microsecond(), end.as_microsecond()).await?;
             let catalog = Catalog { products: &products, tariffs: &tariffs, timezone: &tenant.timezone };
-            let computed = match catalog.bill_lines(&current_text, rows, late, previous) {
+            let computed = match catalog.bill_lines(&current_text, rows, late, previous, &subscriptions) {
                 Ok(computed) => computed,
                 Err(error) => return Err(self.close_error(tenant, error).await),
             };
@@ -765,7 +820,10 @@ pub struct DayLine {
     pub description: String,
     pub unit: String,
     pub quantity: Quantity,
+    /// What money paid for.
     pub billable: Quantity,
+    /// Minutes time cards covered, beside `billable`.
+    pub card: Quantity,
     pub events: i64,
     /// Exact rated cost (what the usage added to its month's cost).
     pub rated_micros: i64,
@@ -814,6 +872,7 @@ impl Services {
                 product_code: row.product_code,
                 quantity: row.quantity,
                 billable: row.billable,
+                card: row.card,
                 events: row.events,
                 rated_micros: row.rated_micros,
                 charged_cents: row.charged_cents,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use subledger_domain::account::{CompanyNameError, Username, parse_display_name};
-use subledger_domain::catalog::{self, BUILTIN, TelephonyItem};
+use subledger_domain::catalog::{self, BUILTIN, BillCategory, ProductKind, TelephonyItem};
 use subledger_domain::ids::AccountId;
 use subledger_domain::money::Currency;
 use subledger_domain::oplog::{Operation, OperationKind};
@@ -34,10 +34,14 @@ pub struct Product {
     pub quantity_meaning: String,
     pub builtin: bool,
     pub telephony: Option<TelephonyItem>,
+    /// Metered, or a monthly fee billed by subscription.
+    pub kind: ProductKind,
+    /// Where its money shows in UUCall's charge bills.
+    pub category: BillCategory,
 }
 
 impl Product {
-    fn from_builtin(p: &catalog::Product) -> Product {
+    pub(crate) fn from_builtin(p: &catalog::Product) -> Product {
         Product {
             code: p.code.to_owned(),
             name: p.name.to_owned(),
@@ -50,11 +54,16 @@ impl Product {
             quantity_meaning: p.quantity_meaning.to_owned(),
             builtin: true,
             telephony: p.telephony,
+            kind: p.kind,
+            category: p.category,
         }
     }
 
     fn from_record(r: ProductRecord) -> ServiceResult<Product> {
-        let grouping = Grouping::parse(&r.grouping).ok_or_else(|| ServiceError::Storage(StorageError::Corrupt(format!("grouping {:?} of product {}", r.grouping, r.code))))?;
+        let corrupt = |what: &str, value: &str| ServiceError::Storage(StorageError::Corrupt(format!("{what} {value:?} of product {}", r.code)));
+        let grouping = Grouping::parse(&r.grouping).ok_or_else(|| corrupt("grouping", &r.grouping))?;
+        let kind = ProductKind::parse(&r.kind).ok_or_else(|| corrupt("kind", &r.kind))?;
+        let category = BillCategory::of_kind(kind, BillCategory::parse_usage(&r.bill_category).ok_or_else(|| corrupt("bill category", &r.bill_category))?);
         Ok(Product {
             code: r.code,
             name: r.name,
@@ -67,6 +76,8 @@ impl Product {
             quantity_meaning: r.quantity_meaning,
             builtin: false,
             telephony: None,
+            kind,
+            category,
         })
     }
 
@@ -101,6 +112,12 @@ pub struct NewProduct {
     pub refund_order_type: Option<i64>,
     /// What an event's quantity counts, for people reading the catalog.
     pub quantity_meaning: Option<String>,
+    /// `Usage` (default), or `Function` / `Rental`: a monthly fee per
+    /// subscribed account (grouping `none`, priced by a `recurring` tariff).
+    pub kind: ProductKind,
+    /// The basic-bill column of a metered product's money (default `Other`);
+    /// function fees and rentals are the function bill whatever this says.
+    pub bill_category: BillCategory,
 }
 
 /// One version of a tariff.
@@ -132,6 +149,11 @@ impl TariffBook {
         let versions = self.by_product.get(product)?;
         let latest = |wanted: Option<AccountId>| versions.iter().rev().find(|v| v.account == wanted && v.effective_from_us <= at_us);
         latest(Some(account)).or_else(|| latest(None))
+    }
+
+    /// The tenant's default version in force at `at_us` (overrides left out).
+    pub fn default_in_force(&self, product: &str, at_us: i64) -> Option<&TariffVersion> {
+        self.by_product.get(product)?.iter().rev().find(|v| v.account.is_none() && v.effective_from_us <= at_us)
     }
 
     /// The versions of one product (or all), ordered by product, then the
@@ -185,6 +207,15 @@ impl Services {
             Some(Ok(text)) => text,
             Some(Err(CompanyNameError::Invalid)) => return Err(ServiceError::Invalid { field: "quantity_meaning", reason: "at most 200 characters, without control characters".to_owned() }),
         };
+        if product.kind == ProductKind::Seat || !matches!(product.bill_category, BillCategory::CallIn | BillCategory::CallOut | BillCategory::InternalVoice | BillCategory::Sms | BillCategory::Other) {
+            return Err(ServiceError::Invalid {
+                field: "kind",
+                reason: "a product is usage, function or rental, and a usage product's bill category call_in, call_out, internal_voice, sms or other".to_owned(),
+            });
+        }
+        if product.kind.is_monthly_fee() && product.grouping != Grouping::None {
+            return Err(ServiceError::Invalid { field: "grouping", reason: "a function or rental is billed per subscribed account: its grouping is none".to_owned() });
+        }
         let existing = self.products(tenant).await?;
         if existing.iter().any(|p| p.code == product.code) {
             return Err(ServiceError::Conflict("a product with this code exists"));
@@ -202,6 +233,8 @@ impl Services {
             supplement_order_type: product.supplement_order_type.unwrap_or(catalog::MANUAL_SUPPLEMENT),
             refund_order_type: product.refund_order_type,
             quantity_meaning,
+            kind: product.kind.as_str().to_owned(),
+            bill_category: if product.kind.is_monthly_fee() { BillCategory::Other } else { product.bill_category }.as_str().to_owned(),
             created_at_us: now_us(),
         };
         let mut tx = self.store.begin_write().await?;
@@ -260,7 +293,12 @@ impl Services {
         let product = self.product(tenant, product_code).await?;
         model.validate().map_err(|e| ServiceError::Invalid { field: "model", reason: e.to_string() })?;
         let needs = model.grouping();
-        if needs != Grouping::None && needs != product.grouping {
+        if product.kind.is_monthly_fee() {
+            // A monthly fee's price is a price per month per subscription.
+            if !matches!(model, PriceModel::Recurring { .. }) {
+                return Err(ServiceError::Invalid { field: "model", reason: format!("product {} is a monthly fee: its tariff is recurring (a price per month)", product.code) });
+            }
+        } else if needs != Grouping::None && needs != product.grouping {
             return Err(ServiceError::Invalid { field: "model", reason: format!("product {} is not grouped the way this model needs ({needs:?})", product.code) });
         }
         let account = match account_name {

@@ -51,4 +51,11 @@ impl Change {
     pub(crate) async fn commit(&self, tx: WriteTx, tenant: TenantId, operation: Operation) -> ServiceResult<()> {
         Ok(tx.commit_with(&self.records(tenant, operation)).await?)
     }
+
+    /// Commits a plain write transaction whose change was refused but still
+    /// stored something (a failed login counted towards a lock): the entry
+    /// says refused, with `reason`.
+    pub(crate) async fn commit_refused(&self, tx: WriteTx, tenant: TenantId, operation: Operation, reason: &str) -> ServiceResult<()> {
+        Ok(tx.commit_with(&self.records(tenant, operation).refused(reason)).await?)
+    }
 }

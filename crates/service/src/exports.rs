@@ -43,32 +43,96 @@ impl ExportFormat {
 /// `currency`, the bill's (an account has one bill per currency).
 pub const COLUMNS: [&str; 12] = ["username", "month", "line", "kind", "for_month", "order_type", "description", "quantity", "unit", "money", "bill_total", "currency"];
 
-/// The columns that hold money, written as numbers in XLSX.
-const MONEY_COLUMNS: [usize; 2] = [9, 10];
+/// One cell of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    Text(String),
+    /// A whole number (fen, counts, ids): a number cell in XLSX.
+    Whole(i64),
+    /// Money in minor units, written with two decimals (`12.34`): a number
+    /// cell formatted `0.00` in XLSX (exact: cents fit a double exactly).
+    Money(i64),
+}
 
-/// One row per bill line: text cells, and money as cents for the XLSX number cells.
-fn rows(bills: &[(String, BillView)]) -> Vec<([String; 12], i64, i64)> {
+/// A file's content: a sheet name, a header row and the rows.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub sheet: String,
+    pub columns: Vec<&'static str>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+/// Most rows a file may hold (XLSX allows about a million; a bill is far smaller).
+pub const TABLE_ROWS_MAX: usize = 1_000_000;
+
+impl Table {
+    /// The table as a file in `format`.
+    pub fn write(&self, format: ExportFormat) -> ServiceResult<Vec<u8>> {
+        let failed = |e: String| ServiceError::Invalid { field: "export", reason: e };
+        if self.rows.len() > TABLE_ROWS_MAX {
+            return Err(failed(format!("at most {TABLE_ROWS_MAX} rows")));
+        }
+        match format {
+            ExportFormat::Csv => {
+                let mut writer = csv::Writer::from_writer(Vec::new());
+                writer.write_record(&self.columns).map_err(|e| failed(e.to_string()))?;
+                for row in &self.rows {
+                    let cells = row.iter().map(|cell| match cell {
+                        Cell::Text(text) => text.clone(),
+                        Cell::Whole(value) => value.to_string(),
+                        Cell::Money(minor) => format_minor(*minor),
+                    });
+                    writer.write_record(cells).map_err(|e| failed(e.to_string()))?;
+                }
+                writer.into_inner().map_err(|e| failed(e.to_string()))
+            }
+            ExportFormat::Xlsx => {
+                let mut book = rust_xlsxwriter::Workbook::new();
+                let sheet = book.add_worksheet();
+                sheet.set_name(&self.sheet).map_err(|e| failed(e.to_string()))?;
+                let money = rust_xlsxwriter::Format::new().set_num_format("0.00");
+                let bold = rust_xlsxwriter::Format::new().set_bold();
+                for (col, name) in self.columns.iter().enumerate() {
+                    sheet.write_string_with_format(0, col as u16, *name, &bold).map_err(|e| failed(e.to_string()))?;
+                }
+                for (i, row) in self.rows.iter().enumerate() {
+                    let r = i as u32 + 1;
+                    for (col, cell) in row.iter().enumerate() {
+                        let col = col as u16;
+                        match cell {
+                            Cell::Text(text) => sheet.write_string(r, col, text),
+                            Cell::Whole(value) => sheet.write_number(r, col, *value as f64),
+                            Cell::Money(minor) => sheet.write_number_with_format(r, col, *minor as f64 / 100.0, &money),
+                        }
+                        .map_err(|e| failed(e.to_string()))?;
+                    }
+                }
+                book.save_to_buffer().map_err(|e| failed(e.to_string()))
+            }
+        }
+    }
+}
+
+/// One row per bill line; money as money cells.
+fn rows(bills: &[(String, BillView)]) -> Vec<Vec<Cell>> {
     let mut rows = Vec::new();
     for (username, bill) in bills {
         for (i, line) in bill.lines.iter().enumerate() {
-            rows.push((
-                [
-                    username.clone(),
-                    bill.month.clone(),
-                    (i + 1).to_string(),
-                    line.kind.as_str().to_owned(),
-                    line.for_month.clone(),
-                    line.order_type.to_string(),
-                    line.description.clone(),
-                    line.quantity.to_string(),
-                    line.unit.clone(),
-                    format_minor(line.money_cents),
-                    format_minor(bill.total_cents),
-                    bill.currency.code().to_owned(),
-                ],
-                line.money_cents,
-                bill.total_cents,
-            ));
+            let text = |t: String| Cell::Text(t);
+            rows.push(vec![
+                text(username.clone()),
+                text(bill.month.clone()),
+                text((i + 1).to_string()),
+                text(line.kind.as_str().to_owned()),
+                text(line.for_month.clone()),
+                text(line.order_type.to_string()),
+                text(line.description.clone()),
+                text(line.quantity.to_string()),
+                text(line.unit.clone()),
+                Cell::Money(line.money_cents),
+                Cell::Money(bill.total_cents),
+                text(bill.currency.code().to_owned()),
+            ]);
         }
     }
     rows
@@ -81,38 +145,6 @@ impl Services {
             return Err(ServiceError::Invalid { field: "month", reason: format!("{month} is not closed; close it first") });
         }
         let bills = self.month_bills(tenant, month, false).await?;
-        let rows = rows(&bills);
-        let failed = |e: String| ServiceError::Invalid { field: "export", reason: e };
-        match format {
-            ExportFormat::Csv => {
-                let mut writer = csv::Writer::from_writer(Vec::new());
-                writer.write_record(COLUMNS).map_err(|e| failed(e.to_string()))?;
-                for (cells, _, _) in &rows {
-                    writer.write_record(cells).map_err(|e| failed(e.to_string()))?;
-                }
-                writer.into_inner().map_err(|e| failed(e.to_string()))
-            }
-            ExportFormat::Xlsx => {
-                let mut book = rust_xlsxwriter::Workbook::new();
-                let sheet = book.add_worksheet();
-                sheet.set_name(format!("bills {month}")).map_err(|e| failed(e.to_string()))?;
-                let money = rust_xlsxwriter::Format::new().set_num_format("0.00");
-                let bold = rust_xlsxwriter::Format::new().set_bold();
-                for (col, name) in COLUMNS.iter().enumerate() {
-                    sheet.write_string_with_format(0, col as u16, *name, &bold).map_err(|e| failed(e.to_string()))?;
-                }
-                for (i, (cells, line_cents, total_cents)) in rows.iter().enumerate() {
-                    let row = i as u32 + 1;
-                    for (col, cell) in cells.iter().enumerate().filter(|(col, _)| !MONEY_COLUMNS.contains(col)) {
-                        sheet.write_string(row, col as u16, cell).map_err(|e| failed(e.to_string()))?;
-                    }
-                    // Money as numbers (exact to the cent in a double), formatted with two decimals.
-                    for (col, cents) in MONEY_COLUMNS.into_iter().zip([*line_cents, *total_cents]) {
-                        sheet.write_number_with_format(row, col as u16, cents as f64 / 100.0, &money).map_err(|e| failed(e.to_string()))?;
-                    }
-                }
-                book.save_to_buffer().map_err(|e| failed(e.to_string()))
-            }
-        }
+        Table { sheet: format!("bills {month}"), columns: COLUMNS.to_vec(), rows: rows(&bills) }.write(format)
     }
 }

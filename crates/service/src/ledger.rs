@@ -1068,6 +1068,8 @@ mod tests {
     fn usage(events: usize) -> Work {
         let event = EventInput {
             event_id: "e".into(),
+            at_us: 0,
+            category: subledger_domain::catalog::BillCategory::Sms,
             account: Err(subledger_domain::usage::UsageRejection::UnknownAccount),
             product: "sms".into(),
             currency: subledger_domain::money::Currency::Cny,

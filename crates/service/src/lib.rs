@@ -3,6 +3,7 @@
 //! edge has already parsed, decides, and uses storage inside the transactions
 //! it chooses.
 
+pub mod access;
 pub mod accounts;
 pub mod admin;
 pub mod billing;
@@ -15,11 +16,20 @@ pub mod funds;
 pub mod holds;
 pub mod ledger;
 pub mod metrics;
+pub mod notices;
 pub mod oplog;
+pub mod rates;
+pub mod recharges;
+pub mod roles;
+pub mod seat_bills;
+pub mod seats;
 pub mod secrets;
+pub mod sessions;
 pub mod signed_requests;
 pub mod statements;
+pub mod subusers;
 pub mod tenants;
+pub mod timecards;
 pub mod usage;
 
 use std::sync::Arc;
@@ -28,6 +38,7 @@ use prometheus_client::registry::Registry;
 use subledger_storage::Store;
 use tokio::task::JoinHandle;
 
+pub use access::{AccessConfig, Caller};
 pub use cache::CacheConfig;
 use cache::Caches;
 pub use change::Change;
@@ -44,11 +55,13 @@ pub struct ServiceConfig {
     pub daily_quota_default: i64,
     pub ledger: LedgerConfig,
     pub cache: CacheConfig,
+    /// Sessions and login locks.
+    pub access: AccessConfig,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { account_limit_default: 10_000, daily_quota_default: 2_500, ledger: LedgerConfig::default(), cache: CacheConfig::default() }
+        ServiceConfig { account_limit_default: 10_000, daily_quota_default: 2_500, ledger: LedgerConfig::default(), cache: CacheConfig::default(), access: AccessConfig::default() }
     }
 }
 

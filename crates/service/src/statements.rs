@@ -133,7 +133,7 @@ fn units_per_shown_unit(item: &TelephonyItem) -> i64 {
 /// 0.12 per minute) and allowances (the price beyond the free quantity).
 /// Graduated, per-country and recurring (per item and month) models have no
 /// price per minute or message.
-fn shown_price_micros(model: &PriceModel, item: &TelephonyItem) -> Option<i64> {
+pub(crate) fn shown_price_micros(model: &PriceModel, item: &TelephonyItem) -> Option<i64> {
     let (price, per_milli) = match model {
         PriceModel::PerUnit { price, increment } => (price.micros(), increment.milli()),
         PriceModel::Allowance { price, .. } => (price.micros(), MILLI),

@@ -170,6 +170,8 @@ impl Services {
             };
             let pre_check = if product.is_none() {
                 Err(UsageRejection::UnknownProduct)
+            } else if product.is_some_and(|p| p.kind.is_monthly_fee()) {
+                Err(UsageRejection::NotMetered)
             } else if product.is_some_and(|p| p.grouping != Grouping::None) && attr.is_empty() {
                 Err(UsageRejection::MissingAttribute)
             } else if event.quantity.milli() == 0 {
@@ -190,6 +192,8 @@ impl Services {
                 .filter(|model| !matches!(**model, PriceModel::ByCountry { .. }) || country.is_some_and(|c| model.country_price(c).is_some()));
             inputs.push(EventInput {
                 event_id: event.id.clone(),
+                at_us: event.occurred_at_us,
+                category: product.map_or(subledger_domain::catalog::BillCategory::Other, |p| p.category),
                 account: pre_check,
                 product: event.product.clone(),
                 // An unknown product was refused above, so its currency is never read.
@@ -306,6 +310,12 @@ pub(crate) async fn run_usage_jobs(writer: &LedgerWriter, jobs: &[UsageJob]) -> 
     let mut month_names: Vec<&str> = events.iter().map(|e| e.month.as_str()).collect();
     month_names.sort_unstable();
     month_names.dedup();
+    // Cards are read only for the accounts with events they may cover.
+    let card_events: Vec<&EventInput> = events.iter().copied().filter(|e| e.account.is_ok() && e.model.as_deref().is_some_and(|m| subledger_domain::timecards::covers(e.category, m))).collect();
+    let mut card_accounts: Vec<AccountId> = card_events.iter().filter_map(|e| e.account.ok()).collect();
+    card_accounts.sort_unstable();
+    card_accounts.dedup();
+    let cards_after_us = card_events.iter().map(|e| e.at_us).min().unwrap_or(0);
     let keys = UsageKeys {
         tenant: job.tenant,
         event_ids: &event_ids,
@@ -315,6 +325,8 @@ pub(crate) async fn run_usage_jobs(writer: &LedgerWriter, jobs: &[UsageJob]) -> 
         month_names: &month_names,
         revenue: &revenue_ids,
         ids_needed: accounts.len() * 2,
+        card_accounts: &card_accounts,
+        cards_after_us,
     };
     let (tx, reads) = store_usage::begin_usage(writer, &keys).await?;
 
@@ -338,6 +350,7 @@ pub(crate) async fn run_usage_jobs(writer: &LedgerWriter, jobs: &[UsageJob]) -> 
         quota_used: reads.quota.into_iter().collect(),
         book: Book::new(reads.wallets.into_iter().map(|(_, w)| w)),
         revenue,
+        cards: subledger_domain::timecards::CardBook::new(reads.cards),
     };
     let changes = engine::ingest(events.iter().copied(), &mut state);
 
@@ -374,7 +387,7 @@ pub(crate) async fn run_usage_jobs(writer: &LedgerWriter, jobs: &[UsageJob]) -> 
     let days: Vec<_> = changes.days.iter().collect();
     let month_rows: Vec<_> = changes.months.iter().map(|(key, amounts)| (key, amounts, late(key))).collect();
     let quota: Vec<_> = changes.quota.iter().map(|(key, used)| (key, *used)).collect();
-    let writes = UsageWrites { tenant: job.tenant, ingested_at_us: now, events: &new_events, days: &days, months: &month_rows, quota: &quota };
+    let writes = UsageWrites { tenant: job.tenant, ingested_at_us: now, events: &new_events, days: &days, months: &month_rows, quota: &quota, cards: &changes.cards };
     store_usage::finish_usage(tx, &writes, &ledger).await?;
     let mut outcomes = changes.outcomes.into_iter();
     Ok(jobs.iter().map(|j| outcomes.by_ref().take(j.events.len()).collect()).collect())

@@ -47,7 +47,7 @@ impl AccountRecord {
     }
 }
 
-const COLUMNS: &str = "id, tenant_id, username, user_type, status, phone, email, company_name, company_url, api_user, daily_quota, billing_mode, funding, access_state, role_id, role_template, person_name, job_number, extension, department, note, last_login_at_us, logins, created_at_us, updated_at_us";
+pub(crate) const COLUMNS: &str = "id, tenant_id, username, user_type, status, phone, email, company_name, company_url, api_user, daily_quota, billing_mode, funding, access_state, role_id, role_template, person_name, job_number, extension, department, note, last_login_at_us, logins, created_at_us, updated_at_us";
 
 pub struct NewAccount<'a> {
     pub tenant_id: TenantId,
@@ -197,6 +197,13 @@ pub async fn set_daily_quota(tx: &mut WriteTx, tenant: TenantId, username: &str,
 }
 
 /// Every account of the tenant: id and username, by id.
+/// Sets whose wallets pay for the account (`own` or `tenant`); `None` when
+/// the tenant has no such account.
+pub async fn set_funding(tx: &mut WriteTx, tenant: TenantId, username: &str, funding: &str, now_us: i64) -> Result<Option<AccountRecord>> {
+    let sql = format!("UPDATE accounts SET funding = $3, updated_at_us = $4 WHERE tenant_id = $1 AND username = $2 RETURNING {COLUMNS}");
+    Ok(sqlx::query_as(&sql).bind(tenant.0).bind(username).bind(funding).bind(now_us).fetch_optional(tx.conn()).await?)
+}
+
 pub async fn all_ids(store: &Store, tenant: TenantId) -> Result<Vec<(AccountId, String)>> {
     let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, username FROM accounts WHERE tenant_id = $1 ORDER BY id").bind(tenant.0).fetch_all(store.reader()).await?;
     Ok(rows.into_iter().map(|(id, name)| (AccountId(id), name)).collect())

@@ -39,6 +39,8 @@ pub struct LineRecord {
     pub description: String,
     pub unit: String,
     pub quantity: Quantity,
+    /// Minutes time cards covered, beside `quantity` (which money paid for).
+    pub card: Quantity,
     pub money_cents: i64,
     /// For a supplement: the quantity and cents earlier bills counted.
     pub previous: Option<(Quantity, i64)>,
@@ -146,6 +148,8 @@ pub struct DayUsage {
     pub day: String,
     pub quantity: Quantity,
     pub billable: Quantity,
+    /// Minutes time cards covered, beside `billable` (which money paid for).
+    pub card: Quantity,
     pub events: i64,
     pub rated_micros: i64,
     pub charged_cents: i64,
@@ -155,7 +159,8 @@ pub struct DayUsage {
 pub async fn daily(store: &Store, tenant: TenantId, account: AccountId, from_day: &str, to_day: &str) -> Result<Vec<DayUsage>> {
     let rows: Vec<UsageDaySumRow<String>> = sqlx::query_as(
         "SELECT product_code, day, CAST(SUM(quantity_milli) AS BIGINT) AS quantity_milli, CAST(SUM(billable_milli) AS BIGINT) AS billable_milli,
-                CAST(SUM(events) AS BIGINT) AS events, CAST(SUM(rated_micros) AS BIGINT) AS rated_micros, CAST(SUM(charged_cents) AS BIGINT) AS charged_cents
+                CAST(SUM(events) AS BIGINT) AS events, CAST(SUM(rated_micros) AS BIGINT) AS rated_micros, CAST(SUM(charged_cents) AS BIGINT) AS charged_cents,
+                CAST(SUM(card_milli) AS BIGINT) AS card_milli
          FROM usage_daily WHERE account_id = $1 AND day >= $2 AND day <= $3 AND tenant_id = $4 GROUP BY product_code, day ORDER BY day, product_code",
     )
     .bind(account.0)

@@ -20,6 +20,10 @@ pub struct ProductRecord {
     pub supplement_order_type: i64,
     pub refund_order_type: Option<i64>,
     pub quantity_meaning: String,
+    /// `usage`, `function` or `rental`.
+    pub kind: String,
+    /// Its usage's column of the basic bill: `call_in`, `call_out`, `internal_voice`, `sms` or `other`.
+    pub bill_category: String,
     pub created_at_us: i64,
 }
 

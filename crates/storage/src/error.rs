@@ -105,6 +105,10 @@ pub enum UniqueKey {
     NoticeId,
     NoticeTarget,
     OperationId,
+    TimeCardId,
+    SubscriptionId,
+    /// An account has at most one open subscription to a product.
+    SubscriptionOpen,
 }
 
 /// The `CHECK` constraints of the schema, one per variant.
@@ -154,13 +158,23 @@ pub enum Check {
     OperationActorKind,
     /// A sub-user's entry names it; any other names none.
     OperationActor,
+    ProductKind,
+    ProductBillCategory,
+    TimeCardMinutesTotal,
+    TimeCardState,
+    /// A card's minutes left are between 0 and its total.
+    TimeCardMinutesLeft,
+    /// A card expires after it takes effect.
+    TimeCardPeriod,
+    /// A subscription ends at or after its start.
+    SubscriptionPeriod,
 }
 
 /// Each unique key with the name PostgreSQL gives it and what SQLite says
 /// after `UNIQUE constraint failed: ` (the columns, or the index when it
 /// holds an expression). `constraint_names_cover_the_schema` checks this
 /// table against both migrated schemas.
-const UNIQUE_KEYS: [(UniqueKey, &str, &str); 37] = [
+const UNIQUE_KEYS: [(UniqueKey, &str, &str); 40] = [
     (UniqueKey::ServerSetting, "server_settings_pkey", "server_settings.key"),
     (UniqueKey::TenantId, "tenants_pkey", "tenants.id"),
     (UniqueKey::TenantPublicId, "tenants_public_id_key", "tenants.public_id"),
@@ -198,12 +212,15 @@ const UNIQUE_KEYS: [(UniqueKey, &str, &str); 37] = [
     (UniqueKey::NoticeId, "notices_pkey", "notices.id"),
     (UniqueKey::NoticeTarget, "notice_targets_pkey", "notice_targets.notice_id, notice_targets.account_id"),
     (UniqueKey::OperationId, "operations_pkey", "operations.id"),
+    (UniqueKey::TimeCardId, "time_cards_pkey", "time_cards.id"),
+    (UniqueKey::SubscriptionId, "subscriptions_pkey", "subscriptions.id"),
+    (UniqueKey::SubscriptionOpen, "subscriptions_open", "subscriptions.account_id, subscriptions.product_code"),
 ];
 
 /// Each check with the name PostgreSQL gives it and what SQLite says after
 /// `CHECK constraint failed: ` (the expression as the migration wrote it;
 /// no two are alike).
-const CHECKS: [(Check, &str, &str); 35] = [
+const CHECKS: [(Check, &str, &str); 42] = [
     (Check::TenantAccountLimit, "tenants_account_limit_check", "account_limit >= 0"),
     (Check::TenantDefaultDailyQuota, "tenants_default_daily_quota_check", "default_daily_quota >= 0"),
     (Check::AccountUserType, "accounts_user_type_check", "user_type IN (0, 1)"),
@@ -239,6 +256,13 @@ const CHECKS: [(Check, &str, &str); 35] = [
     (Check::AccountAppGranted, "account_apps_granted_check", "granted IN (0, 1)"),
     (Check::OperationActorKind, "operations_actor_kind_check", "actor_kind IN ('tenant', 'sub_user', 'admin', 'cli', 'system')"),
     (Check::OperationActor, "operations_check", "(actor_kind = 'sub_user') = (actor_account_id IS NOT NULL AND actor_name IS NOT NULL)"),
+    (Check::ProductKind, "products_kind_check", "kind IN ('usage', 'function', 'rental')"),
+    (Check::ProductBillCategory, "products_bill_category_check", "bill_category IN ('call_in', 'call_out', 'internal_voice', 'sms', 'other')"),
+    (Check::TimeCardMinutesTotal, "time_cards_minutes_total_check", "minutes_total > 0"),
+    (Check::TimeCardState, "time_cards_state_check", "state IN ('active', 'cancelled')"),
+    (Check::TimeCardMinutesLeft, "time_cards_check", "minutes_left >= 0 AND minutes_left <= minutes_total"),
+    (Check::TimeCardPeriod, "time_cards_check1", "expires_at_us > effective_at_us"),
+    (Check::SubscriptionPeriod, "subscriptions_check", "until_us IS NULL OR until_us >= from_us"),
 ];
 
 /// A failure as the database reported it, before classification.

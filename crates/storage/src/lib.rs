@@ -12,13 +12,20 @@ pub mod bills;
 pub mod catalog;
 mod error;
 pub mod ledger;
+pub mod notices;
 pub mod oplog;
+pub mod recharges;
 pub mod records;
+pub mod roles;
 pub mod rows;
+pub mod sessions;
 pub mod settings;
 pub mod signed_requests;
 pub mod statements;
+pub mod subscriptions;
+pub mod subusers;
 pub mod tenants;
+pub mod timecards;
 pub mod wallets;
 
 /// The integration tests' databases, for the unit tests too.

@@ -490,6 +490,8 @@ row! {
         refund_order_type: Option<i64>,
         quantity_meaning: S,
         created_at_us: i64,
+        kind: S,
+        bill_category: S,
     }
 }
 
@@ -507,6 +509,8 @@ impl<'a> ProductRow<&'a str> {
             refund_order_type: p.refund_order_type,
             quantity_meaning: &p.quantity_meaning,
             created_at_us: p.created_at_us,
+            kind: &p.kind,
+            bill_category: &p.bill_category,
         }
     }
 }
@@ -526,6 +530,8 @@ impl TryFrom<ProductRow<String>> for ProductRecord {
             refund_order_type: row.refund_order_type,
             quantity_meaning: row.quantity_meaning,
             created_at_us: row.created_at_us,
+            kind: row.kind,
+            bill_category: row.bill_category,
         })
     }
 }
@@ -965,6 +971,8 @@ row! {
         rated_micros: Option<i64>,
         charge_cents: Option<i64>,
         ingested_at_us: i64,
+        /// Minutes time cards covered (accepted events; NULL before migration 0009 means 0).
+        card_milli: Option<i64>,
     }
 }
 
@@ -991,6 +999,7 @@ impl<'a> UsageEventRow<&'a str> {
             rated_micros: accepted.map(|a| a.rated_micros),
             charge_cents: accepted.map(|a| a.charge_cents),
             ingested_at_us,
+            card_milli: accepted.map(|a| a.card_minutes * subledger_domain::rating::MILLI),
         }
     }
 }
@@ -1001,7 +1010,8 @@ impl UsageEventRow<String> {
         let place = || format!("usage event {:?}", self.event_id);
         match (self.status.as_str(), self.rejection.as_deref(), self.billable_milli, self.rated_micros, self.charge_cents) {
             (ACCEPTED, None, Some(billable), Some(rated_micros), Some(charge_cents)) => {
-                Ok(Outcome::Accepted(Accepted { billable: quantity(billable, "billable quantity", place)?, rated_micros, charge_cents }))
+                let card_minutes = self.card_milli.unwrap_or(0) / subledger_domain::rating::MILLI;
+                Ok(Outcome::Accepted(Accepted { billable: quantity(billable, "billable quantity", place)?, rated_micros, charge_cents, card_minutes }))
             }
             (REJECTED, Some(reason), None, None, None) => Ok(Outcome::Rejected(parse(reason, UsageRejection::parse(reason), "rejection", place)?)),
             _ => Err(StorageError::corrupt(format!("status {:?} with rejection {:?} and amounts of {}", self.status, self.rejection, place()))),
@@ -1023,6 +1033,7 @@ row! {
         events: i64,
         rated_micros: i64,
         charged_cents: i64,
+        card_milli: i64,
     }
 }
 
@@ -1039,6 +1050,7 @@ impl<'a> UsageDayRow<&'a str> {
             events: a.events,
             rated_micros: a.rated_micros,
             charged_cents: a.charged_cents,
+            card_milli: a.card_milli,
         }
     }
 }
@@ -1059,6 +1071,7 @@ row! {
         charged_cents: i64,
         /// 1 when usage arrived after the month was closed.
         late: i64,
+        card_milli: i64,
     }
 }
 
@@ -1076,6 +1089,7 @@ impl<'a> UsageMonthRow<&'a str> {
             rated_micros: a.rated_micros,
             charged_cents: a.charged_cents,
             late: i64::from(late),
+            card_milli: a.card_milli,
         }
     }
 }
@@ -1084,7 +1098,14 @@ impl TryFrom<UsageMonthRow<String>> for MonthRow {
     type Error = StorageError;
 
     fn try_from(row: UsageMonthRow<String>) -> Result<MonthRow> {
-        let amounts = RollupAmounts { quantity_milli: row.quantity_milli, billable_milli: row.billable_milli, events: row.events, rated_micros: row.rated_micros, charged_cents: row.charged_cents };
+        let amounts = RollupAmounts {
+            quantity_milli: row.quantity_milli,
+            billable_milli: row.billable_milli,
+            events: row.events,
+            rated_micros: row.rated_micros,
+            charged_cents: row.charged_cents,
+            card_milli: row.card_milli,
+        };
         check_rollup(&amounts, || format!("the month rollup of account {} {} {} {:?}", row.account_id, row.product_code, row.month, row.attr))?;
         Ok(MonthRow { account: AccountId(row.account_id), product: row.product_code, month: row.month, attr: row.attr, amounts })
     }
@@ -1094,6 +1115,7 @@ impl TryFrom<UsageMonthRow<String>> for MonthRow {
 pub(crate) fn check_rollup(amounts: &RollupAmounts, place: impl Fn() -> String) -> Result<()> {
     quantity(amounts.quantity_milli, "quantity", &place)?;
     quantity(amounts.billable_milli, "billable quantity", &place)?;
+    quantity(amounts.card_milli, "card minutes", &place)?;
     Ok(())
 }
 
@@ -1108,6 +1130,7 @@ row! {
         events: i64,
         rated_micros: i64,
         charged_cents: i64,
+        card_milli: i64,
     }
 }
 
@@ -1119,6 +1142,7 @@ impl TryFrom<UsageDaySumRow<String>> for DayUsage {
         Ok(DayUsage {
             quantity: quantity(row.quantity_milli, "quantity", place)?,
             billable: quantity(row.billable_milli, "billable quantity", place)?,
+            card: quantity(row.card_milli, "card minutes", place)?,
             product_code: row.product_code,
             day: row.day,
             events: row.events,
@@ -1206,6 +1230,10 @@ row! {
     pub struct UsageAccountRow<S> {
         id: i64,
         status: i64,
+        /// 3: cancelled.
+        access_state: i64,
+        /// `own` or `tenant`: whose wallets are the primary and promo ones below.
+        funding: S,
         billing_mode: S,
         daily_quota: i64,
         currency: S,
@@ -1217,12 +1245,25 @@ row! {
 /// [`UsageAccountRow`]'s query over `accounts a`, its columns by their names
 /// (and `tenant_id`, to filter on), for the currency the SQL expression
 /// `currency` names (a parameter or a key's column).
+///
+/// The wallets are those that pay for the account: its own, or for a
+/// tenant-funded account (a seat) its tenant's own spendable wallets (the
+/// tenant's wallets have no account). Usage charges and close settlements
+/// both read them here, so both follow the funding mode.
 pub(crate) fn usage_account_select(currency: &str) -> String {
+    let wallet = |purpose: &str| {
+        format!(
+            "(CASE WHEN a.funding = 'tenant'
+                THEN (SELECT id FROM wallets WHERE tenant_id = a.tenant_id AND account_id IS NULL AND purpose = '{purpose}' AND currency = {currency})
+                ELSE (SELECT id FROM wallets WHERE account_id = a.id AND purpose = '{purpose}' AND currency = {currency}) END)"
+        )
+    };
     format!(
-        "SELECT a.id, a.tenant_id, a.status, a.billing_mode, a.daily_quota, {currency} AS currency,
-            (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'primary' AND currency = {currency}) AS primary_wallet_id,
-            (SELECT id FROM wallets WHERE account_id = a.id AND purpose = 'promo' AND currency = {currency}) AS promo_wallet_id
-         FROM accounts a"
+        "SELECT a.id, a.tenant_id, a.status, a.access_state, a.funding, a.billing_mode, a.daily_quota, {currency} AS currency,
+            {} AS primary_wallet_id, {} AS promo_wallet_id
+         FROM accounts a",
+        wallet("primary"),
+        wallet("promo")
     )
 }
 
@@ -1243,7 +1284,17 @@ pub(crate) fn usage_accounts(rows: Vec<UsageAccountRow<String>>) -> Result<Vec<A
         let index = match accounts.iter().position(|a| a.id.0 == row.id) {
             Some(index) => index,
             None => {
-                let terms = AccountTerms { id: AccountId(row.id), active: status == AccountStatus::Active, postpaid, daily_quota: row.daily_quota, wallets: Default::default() };
+                let seat = match row.funding.as_str() {
+                    "own" => false,
+                    "tenant" => true,
+                    other => return Err(StorageError::corrupt(format!("funding {other:?} of {}", place()))),
+                };
+                let cancelled = match row.access_state {
+                    1 | 2 => false,
+                    3 => true,
+                    other => return Err(StorageError::corrupt(format!("access state {other} of {}", place()))),
+                };
+                let terms = AccountTerms { id: AccountId(row.id), active: status == AccountStatus::Active, cancelled, seat, postpaid, daily_quota: row.daily_quota, wallets: Default::default() };
                 accounts.push(terms);
                 accounts.len() - 1
             }
@@ -1353,6 +1404,8 @@ row! {
         previous_money_cents: Option<i64>,
         /// JSON of the line's detail.
         detail: S,
+        /// Minutes time cards covered (beside `quantity_milli`, which money paid for).
+        card_milli: i64,
     }
 }
 
@@ -1375,6 +1428,7 @@ impl<'a> BillLineRow<&'a str> {
             previous_quantity_milli: l.previous.map(|(quantity_milli, _)| quantity_milli),
             previous_money_cents: l.previous.map(|(_, money_cents)| money_cents),
             detail: &l.detail,
+            card_milli: l.card_milli,
         }
     }
 }
@@ -1401,6 +1455,7 @@ impl TryFrom<BillLineRow<String>> for LineRecord {
             kind,
             for_month: month(row.for_month.clone(), place)?,
             quantity: quantity(row.quantity_milli, "quantity", place)?,
+            card: quantity(row.card_milli, "card minutes", place)?,
             previous,
             month: month(row.month.clone(), place)?,
             product_code: row.product_code,
@@ -1514,4 +1569,110 @@ pub(crate) fn month(text: String, place: impl FnOnce() -> String) -> Result<Stri
 /// A stored month (`YYYY-MM`), parsed.
 pub(crate) fn parsed_month(text: &str, place: impl FnOnce() -> String) -> Result<Month> {
     Month::parse_dashed(text).map_err(|_| StorageError::corrupt(format!("month {text:?} of {}", place())))
+}
+
+// --- Seats: time cards and subscriptions -------------------------------------
+
+row! {
+    /// A new row of `time_cards` (its id is the database's).
+    pub struct NewTimeCardRow<S> in "time_cards" {
+        tenant_id: i64,
+        account_id: Option<i64>,
+        name: S,
+        minutes_total: i64,
+        minutes_left: i64,
+        effective_at_us: i64,
+        expires_at_us: i64,
+        state: S,
+        note: S,
+        created_at_us: i64,
+        updated_at_us: i64,
+    }
+}
+
+row! {
+    /// A row of `time_cards` as read.
+    pub struct TimeCardRow<S> {
+        id: i64,
+        tenant_id: i64,
+        account_id: Option<i64>,
+        name: S,
+        minutes_total: i64,
+        minutes_left: i64,
+        effective_at_us: i64,
+        expires_at_us: i64,
+        state: S,
+        note: S,
+        created_at_us: i64,
+    }
+}
+
+impl TimeCardRow<String> {
+    /// The card as the usage engine sees it.
+    pub(crate) fn card(&self) -> Result<subledger_domain::timecards::Card> {
+        use subledger_domain::timecards::{Card, CardStatus};
+        let status = parse(&self.state, CardStatus::parse(&self.state), "state", || format!("time card {}", self.id))?;
+        Ok(Card {
+            id: subledger_domain::ids::TimeCardId(self.id),
+            account: self.account_id.map(AccountId),
+            minutes_left: self.minutes_left,
+            effective_at_us: self.effective_at_us,
+            expires_at_us: self.expires_at_us,
+            status,
+        })
+    }
+}
+
+row! {
+    /// Whose usable cards a usage batch reads: an account's (or, with no
+    /// account, the tenant's shared ones) that expire after `after_us`.
+    pub struct CardHolderKey {
+        tenant_id: i64,
+        account_id: Option<i64>,
+        after_us: i64,
+    }
+}
+
+row! {
+    /// A card's minutes left, written only if still as read.
+    pub struct CardUpdate {
+        id: i64,
+        minutes_left: i64,
+        minutes_left_read: i64,
+        updated_at_us: i64,
+    }
+}
+
+row! {
+    /// A new row of `subscriptions`.
+    pub struct NewSubscriptionRow<S> in "subscriptions" {
+        tenant_id: i64,
+        account_id: i64,
+        product_code: S,
+        from_us: i64,
+        until_us: Option<i64>,
+        created_at_us: i64,
+    }
+}
+
+row! {
+    /// A row of `subscriptions` as read.
+    pub struct SubscriptionRow<S> {
+        id: i64,
+        account_id: i64,
+        product_code: S,
+        from_us: i64,
+        until_us: Option<i64>,
+    }
+}
+
+row! {
+    /// The subscriptions of a chunk's accounts in force during `[from_us, until_us)`.
+    pub struct ChunkWindowKey {
+        tenant_id: i64,
+        after_account_id: i64,
+        through_account_id: i64,
+        from_us: i64,
+        until_us: i64,
+    }
 }

@@ -7,7 +7,7 @@ use subledger_domain::ledger::TransferKind;
 use subledger_domain::rating::Quantity;
 
 use crate::rows::ProductMonthRow;
-use crate::{Result, Store};
+use crate::{Result, StorageError, Store};
 
 /// One wallet over a period that starts at an instant and runs to now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
@@ -67,4 +67,26 @@ pub async fn month_by_product(store: &Store, tenant: TenantId, account: AccountI
     .fetch_all(store.reader())
     .await?;
     rows.into_iter().map(|row| row.product_month(account, month)).collect()
+}
+
+/// What a wallet was credited and debited per transfer kind since `from_us`
+/// (its entries after the last one created before then, as in
+/// [`wallet_period`]): `(kind, credited, debited)`, both positive.
+pub async fn wallet_flows(store: &Store, wallet: WalletId, from_us: i64) -> Result<Vec<(TransferKind, i64, i64)>> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "WITH opening AS (
+            SELECT seq FROM entries WHERE wallet_id = $1 AND created_at_us < $2 ORDER BY seq DESC LIMIT 1
+         )
+         SELECT t.kind,
+                CAST(COALESCE(SUM(CASE WHEN e.amount_minor > 0 THEN e.amount_minor ELSE 0 END), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN e.amount_minor < 0 THEN -e.amount_minor ELSE 0 END), 0) AS BIGINT)
+         FROM entries e JOIN transfers t ON t.id = e.transfer_id
+         WHERE e.wallet_id = $1 AND e.seq > COALESCE((SELECT seq FROM opening), 0)
+         GROUP BY t.kind ORDER BY t.kind",
+    )
+    .bind(wallet.0)
+    .bind(from_us)
+    .fetch_all(store.reader())
+    .await?;
+    rows.into_iter().map(|(kind, credited, debited)| Ok((kind.parse().map_err(|()| StorageError::corrupt(format!("transfer kind {kind:?} of wallet {wallet}")))?, credited, debited))).collect()
 }

@@ -374,7 +374,7 @@ async fn holds_round_trip_and_resolve_once(db: TestDb) {
 }
 
 fn amounts(base: i64) -> RollupAmounts {
-    RollupAmounts { quantity_milli: base + 1_000, billable_milli: base + 2_000, events: base + 11, rated_micros: base + 5_555, charged_cents: base + 66 }
+    RollupAmounts { quantity_milli: base + 1_000, billable_milli: base + 2_000, events: base + 11, rated_micros: base + 5_555, charged_cents: base + 66, card_milli: base + 3_000 }
 }
 
 fn sum(a: RollupAmounts, b: RollupAmounts) -> RollupAmounts {
@@ -384,7 +384,7 @@ fn sum(a: RollupAmounts, b: RollupAmounts) -> RollupAmounts {
 async fn usage_rows_round_trip(db: TestDb) {
     let mut f = Fixture::new(&db).await;
     let writer = LedgerWriter::open(&f.store).expect("the ledger writer");
-    let accepted = Outcome::Accepted(Accepted { billable: Quantity::from_milli(4_000).unwrap(), rated_micros: 5_000_000, charge_cents: 9 });
+    let accepted = Outcome::Accepted(Accepted { billable: Quantity::from_milli(4_000).unwrap(), rated_micros: 5_000_000, charge_cents: 9, card_minutes: 7 });
     let rejected = Outcome::Rejected(UsageRejection::QuotaExceeded);
     let events = [
         NewUsageEvent {
@@ -412,6 +412,8 @@ async fn usage_rows_round_trip(db: TestDb) {
         month_names: &["2025-03"],
         revenue: &[f.revenue],
         ids_needed: 0,
+        card_accounts: &[],
+        cards_after_us: 0,
     };
 
     // Written twice: the second time the rollups add up, and a month once late stays late.
@@ -424,6 +426,7 @@ async fn usage_rows_round_trip(db: TestDb) {
             days: &[(&day, &first)],
             months: &[(&month, &second, late)],
             quota: &[(&quota, 12 + round)],
+            cards: &[],
         };
         let (tx, _) = usage::begin_usage(&writer, &keys).await.expect("a usage batch");
         usage::finish_usage(tx, &writes, &LedgerWrites::default()).await.expect("the usage batch is written");
@@ -436,7 +439,12 @@ async fn usage_rows_round_trip(db: TestDb) {
     earlier.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(earlier, [("ev-1".to_owned(), accepted), ("ev-2".to_owned(), rejected)], "{}", f.backend);
     let wallets = [(Currency::Cny, SpendableWallets { primary: f.primary, promo: f.promo })].into();
-    assert_eq!(reads.accounts, [AccountTerms { id: f.account, active: true, postpaid: false, daily_quota: 700, wallets }], "{}: the USD wallets it has not are left out", f.backend);
+    assert_eq!(
+        reads.accounts,
+        [AccountTerms { id: f.account, active: true, cancelled: false, seat: false, postpaid: false, daily_quota: 700, wallets }],
+        "{}: the USD wallets it has not are left out",
+        f.backend
+    );
     let mut locked: Vec<WalletId> = reads.wallets.iter().map(|(_, w)| w.id).collect();
     locked.sort();
     assert_eq!(locked, [f.primary, f.promo, f.revenue], "{}", f.backend);
@@ -452,6 +460,7 @@ async fn usage_rows_round_trip(db: TestDb) {
         day: "2025-03-14".to_owned(),
         quantity: Quantity::from_milli(day_total.quantity_milli).unwrap(),
         billable: Quantity::from_milli(day_total.billable_milli).unwrap(),
+        card: Quantity::from_milli(day_total.card_milli).unwrap(),
         events: day_total.events,
         rated_micros: day_total.rated_micros,
         charged_cents: day_total.charged_cents,
@@ -484,10 +493,10 @@ async fn close_rows_round_trip(db: TestDb) {
     let writer = LedgerWriter::open(&f.store).expect("the ledger writer");
     // A closed month with late usage, for the reads that follow it.
     let late: RollupKey = (f.account, "sms".to_owned(), "2025-02".to_owned(), String::new());
-    let writes = UsageWrites { tenant: f.tenant, ingested_at_us: T0_US, events: &[], days: &[], months: &[(&late, &amounts(0), true)], quota: &[] };
-    let (tx, _) = usage::begin_usage(&writer, &UsageKeys { tenant: f.tenant, event_ids: &[], accounts: &[], months: &[], quota_days: &[], month_names: &[], revenue: &[f.revenue], ids_needed: 0 })
-        .await
-        .unwrap();
+    let writes = UsageWrites { tenant: f.tenant, ingested_at_us: T0_US, events: &[], days: &[], months: &[(&late, &amounts(0), true)], quota: &[], cards: &[] };
+    let keys =
+        UsageKeys { tenant: f.tenant, event_ids: &[], accounts: &[], months: &[], quota_days: &[], month_names: &[], revenue: &[f.revenue], ids_needed: 0, card_accounts: &[], cards_after_us: 0 };
+    let (tx, _) = usage::begin_usage(&writer, &keys).await.unwrap();
     usage::finish_usage(tx, &writes, &LedgerWrites::default()).await.unwrap();
 
     let line = NewBillLine {
@@ -501,6 +510,7 @@ async fn close_rows_round_trip(db: TestDb) {
         description: "description",
         unit: "unit",
         quantity_milli: 8_000,
+        card_milli: 2_000,
         money_cents: 4_321,
         previous: Some((6_000, 1_234)),
         detail: r#"[{"tier":1}]"#.to_owned(),
@@ -510,7 +520,7 @@ async fn close_rows_round_trip(db: TestDb) {
         NewSettlement { account: f.account, product_code: "email", currency: Currency::Usd, order_type: 17, amount_cents: 888, transfer_id: None },
     ];
     let now_us = T0_US + 999;
-    let (tx, reads) = close::begin_close(&writer, f.tenant, "2025-03", 10).await.expect("a close");
+    let (tx, reads) = close::begin_close(&writer, f.tenant, "2025-03", (T0_US, T0_US + 1), 10).await.expect("a close");
     assert!(!reads.already_closed, "{}", f.backend);
     assert_eq!((reads.progress, reads.chunk), (None, Chunk { after: AccountId(0), through: None }), "{}: one chunk takes the tenant's one account", f.backend);
     let progress = CloseProgress { started_at_us: now_us, last_account: AccountId(0), chunks: 1, bills: 1 };
@@ -532,6 +542,7 @@ async fn close_rows_round_trip(db: TestDb) {
         description: "description".to_owned(),
         unit: "unit".to_owned(),
         quantity: Quantity::from_milli(8_000).unwrap(),
+        card: Quantity::from_milli(2_000).unwrap(),
         money_cents: 4_321,
         previous: Some((Quantity::from_milli(6_000).unwrap(), 1_234)),
         detail: r#"[{"tier":1}]"#.to_owned(),
@@ -560,12 +571,15 @@ async fn close_rows_round_trip(db: TestDb) {
     assert_eq!(late_flags, 0, "{}: the close clears the late flags", f.backend);
 
     // The next close reads the running totals.
-    let writes = UsageWrites { tenant: f.tenant, ingested_at_us: T0_US, events: &[], days: &[], months: &[(&late, &amounts(1), true)], quota: &[] };
-    let (tx, _) = usage::begin_usage(&writer, &UsageKeys { tenant: f.tenant, event_ids: &[], accounts: &[], months: &[], quota_days: &[], month_names: &[], revenue: &[f.revenue], ids_needed: 0 })
-        .await
-        .unwrap();
+    let writes = UsageWrites { tenant: f.tenant, ingested_at_us: T0_US, events: &[], days: &[], months: &[(&late, &amounts(1), true)], quota: &[], cards: &[] };
+    let (tx, _) = usage::begin_usage(
+        &writer,
+        &UsageKeys { tenant: f.tenant, event_ids: &[], accounts: &[], months: &[], quota_days: &[], month_names: &[], revenue: &[f.revenue], ids_needed: 0, card_accounts: &[], cards_after_us: 0 },
+    )
+    .await
+    .unwrap();
     usage::finish_usage(tx, &writes, &LedgerWrites::default()).await.unwrap();
-    let (tx, reads) = close::begin_close(&writer, f.tenant, "2025-04", 10).await.expect("a close");
+    let (tx, reads) = close::begin_close(&writer, f.tenant, "2025-04", (T0_US, T0_US + 1), 10).await.expect("a close");
     close::abandon(tx).await.unwrap();
     let sms = (f.account, "sms".to_owned());
     assert!(!reads.already_closed, "{}", f.backend);
@@ -578,7 +592,7 @@ async fn close_rows_round_trip(db: TestDb) {
     assert_eq!(reads.late_rows, [late_row], "{}", f.backend);
 
     // A month closes once.
-    let (tx, reads) = close::begin_close(&writer, f.tenant, "2025-03", 10).await.expect("a close");
+    let (tx, reads) = close::begin_close(&writer, f.tenant, "2025-03", (T0_US, T0_US + 1), 10).await.expect("a close");
     assert!(reads.already_closed, "{}", f.backend);
     let again = CloseWrites { tenant: f.tenant, month: "2025-03", now_us, chunk: reads.chunk, progress: &progress, bills: &[], lines: &[], settlements: &[] };
     let error = close::finish_close(tx, &again, &LedgerWrites::default()).await.unwrap_err();
@@ -651,6 +665,8 @@ async fn tenants_accounts_and_catalog_round_trip(db: TestDb) {
         supplement_order_type: 22,
         refund_order_type: Some(23),
         quantity_meaning: "p-meaning".to_owned(),
+        kind: "rental".to_owned(),
+        bill_category: "call_in".to_owned(),
         created_at_us: T0_US + 6,
     };
     catalog::insert_product(&mut tx, f.tenant, &product).await.unwrap();
@@ -729,12 +745,13 @@ async fn close_progress_round_trip(db: TestDb) {
     assert_eq!(more, [AccountId(3), AccountId(4)], "{}", f.backend);
     let writer = LedgerWriter::open(&f.store).expect("the ledger writer");
     let month = "2025-03";
-    let usage_keys = UsageKeys { tenant: f.tenant, event_ids: &[], accounts: &[], months: &[], quota_days: &[], month_names: &[month], revenue: &[f.revenue], ids_needed: 0 };
+    let usage_keys =
+        UsageKeys { tenant: f.tenant, event_ids: &[], accounts: &[], months: &[], quota_days: &[], month_names: &[month], revenue: &[f.revenue], ids_needed: 0, card_accounts: &[], cards_after_us: 0 };
 
     let mut chunks = Vec::new();
     let mut last = None;
     for (round, account) in [f.account, more[0], more[1]].into_iter().enumerate() {
-        let (tx, reads) = close::begin_close(&writer, f.tenant, month, 1).await.expect("a chunk");
+        let (tx, reads) = close::begin_close(&writer, f.tenant, month, (T0_US, T0_US + 1), 1).await.expect("a chunk");
         assert_eq!(reads.progress, last, "{}: chunk {round} reads the progress as written", f.backend);
         chunks.push(reads.chunk);
         let round = round as i64;
@@ -761,7 +778,7 @@ async fn close_progress_round_trip(db: TestDb) {
     assert_eq!(close, (T0_US + 10, 21), "{}: the month closed with every chunk's bills", f.backend);
     let bills: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bills").fetch_one(&mut f.sql).await.unwrap();
     assert_eq!(bills, 3, "{}", f.backend);
-    let (tx, reads) = close::begin_close(&writer, f.tenant, month, 1).await.unwrap();
+    let (tx, reads) = close::begin_close(&writer, f.tenant, month, (T0_US, T0_US + 1), 1).await.unwrap();
     close::abandon(tx).await.unwrap();
     assert!(reads.already_closed, "{}", f.backend);
 }

@@ -58,6 +58,313 @@ pub enum Command {
     /// Monthly bills: close a month, show and export its bills.
     #[command(subcommand)]
     Bill(BillCommand),
+    /// Roles and the applications they grant.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Sub-users: seats, their state, role and own grants.
+    #[command(subcommand)]
+    Subuser(SubuserCommand),
+    /// Notices to sub-users.
+    #[command(subcommand)]
+    Notice(NoticeCommand),
+    /// The operation log.
+    #[command(subcommand)]
+    Oplog(OplogCommand),
+    /// Time cards (时长卡): prepaid minutes used before money.
+    #[command(subcommand)]
+    Card(CardCommand),
+    /// Monthly function fees and rentals: subscriptions and rates.
+    #[command(subcommand)]
+    Function(FunctionCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CardCommand {
+    /// Issue a card to an account, or (without --username) shared by the tenant's seats.
+    Issue {
+        /// Tenant id (tn_…) or app id.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        minutes: i64,
+        /// RFC 3339; default: now.
+        #[arg(long)]
+        effective_at: Option<String>,
+        /// RFC 3339: the first instant it no longer covers.
+        #[arg(long, conflicts_with = "expires_on", required_unless_present = "expires_on")]
+        expires_at: Option<String>,
+        /// YYYY-MM-DD: it covers until the end of that day in the tenant's zone.
+        #[arg(long)]
+        expires_on: Option<String>,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tenant's cards (with --username: those that can cover it).
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a card: it covers nothing more.
+    Cancel {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FunctionCommand {
+    /// Subscribe an account to a function, rental or the seat fee.
+    Subscribe {
+        #[command(flatten)]
+        account: AccountRef,
+        #[arg(long)]
+        product: String,
+        /// RFC 3339, not before the current month; default: now.
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// End an account's subscription.
+    Unsubscribe {
+        #[command(flatten)]
+        account: AccountRef,
+        #[arg(long)]
+        product: String,
+        /// RFC 3339, not before the current month; default: now.
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// The function fees and rentals in force, with their prices.
+    Rates {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RoleCommand {
+    Create {
+        /// Tenant id (tn_…) or app id.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = 0)]
+        level: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+        /// Only roles whose name contains this.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        #[arg(long)]
+        tenant: String,
+        role: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    Update {
+        #[arg(long)]
+        tenant: String,
+        role: i64,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        level: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a role no sub-user holds.
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        role: i64,
+    },
+    /// The applications a role grants.
+    Apps {
+        #[arg(long)]
+        tenant: String,
+        role: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant and revoke applications of a role (comma-separated ids).
+    Grant {
+        #[arg(long)]
+        tenant: String,
+        role: i64,
+        #[arg(long, default_value = "")]
+        grant: String,
+        #[arg(long, default_value = "")]
+        revoke: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SubuserCommand {
+    /// Create a seat: a sub-user paid by the tenant.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long, env = "SUBLEDGER_SUBUSER_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long)]
+        person_name: Option<String>,
+        #[arg(long)]
+        job_number: Option<String>,
+        #[arg(long)]
+        role: Option<i64>,
+        /// Do not apply the role's applications.
+        #[arg(long)]
+        no_role_template: bool,
+        #[arg(long)]
+        extension: Option<i64>,
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: Option<String>,
+        /// Only sub-users whose role's name contains this.
+        #[arg(long)]
+        role_name: Option<String>,
+        #[arg(long, value_parser = ["enabled", "disabled", "cancelled"])]
+        access: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a sub-user's seat fields, role, state or password.
+    Update {
+        #[arg(long)]
+        tenant: String,
+        username: String,
+        #[arg(long)]
+        person_name: Option<String>,
+        #[arg(long)]
+        job_number: Option<String>,
+        #[arg(long)]
+        extension: Option<i64>,
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        /// A role's id; 0 takes the role away.
+        #[arg(long)]
+        role: Option<i64>,
+        #[arg(long, value_parser = ["enabled", "disabled", "cancelled"])]
+        access: Option<String>,
+        #[arg(long, env = "SUBLEDGER_SUBUSER_NEW_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What a sub-user may do.
+    Apps {
+        #[arg(long)]
+        tenant: String,
+        username: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant and revoke a sub-user's own applications (comma-separated ids).
+    Grant {
+        #[arg(long)]
+        tenant: String,
+        username: String,
+        #[arg(long, default_value = "")]
+        grant: String,
+        #[arg(long, default_value = "")]
+        revoke: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NoticeCommand {
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long)]
+        content: String,
+        /// Comma-separated account ids; none: every sub-user.
+        #[arg(long, default_value = "")]
+        targets: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        notice: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OplogCommand {
+    /// Entries, newest first.
+    List {
+        #[arg(long)]
+        tenant: String,
+        /// Only this sub-user's entries.
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        /// At most 500.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -115,6 +422,34 @@ pub struct ServeArgs {
     /// busy at once (health and metrics endpoints are not counted).
     #[arg(long, env = "SUBLEDGER_HTTP_REQUESTS_IN_FLIGHT_MAX", default_value_t = subledger_http::REQUESTS_IN_FLIGHT_MAX_DEFAULT)]
     pub http_requests_in_flight_max: usize,
+    /// Requests a second of one tenant on the APIs, all its callers
+    /// together (a token bucket); 0 turns the limit off. Beyond it: 429 with `Retry-After`.
+    #[arg(long, env = "SUBLEDGER_RATE_LIMIT_TENANT_PER_SECOND", default_value_t = subledger_http::ratelimit::TENANT_PER_SECOND_DEFAULT)]
+    pub rate_limit_tenant_per_second: u32,
+    /// Requests one tenant may send at once above its rate (the bucket's size).
+    #[arg(long, env = "SUBLEDGER_RATE_LIMIT_TENANT_BURST", default_value_t = subledger_http::ratelimit::TENANT_BURST_DEFAULT)]
+    pub rate_limit_tenant_burst: u32,
+    /// Requests a second of one sub-user (all its sessions); 0 turns it off.
+    #[arg(long, env = "SUBLEDGER_RATE_LIMIT_SESSION_PER_SECOND", default_value_t = subledger_http::ratelimit::SESSION_PER_SECOND_DEFAULT)]
+    pub rate_limit_session_per_second: u32,
+    /// Requests one sub-user may send at once above its rate.
+    #[arg(long, env = "SUBLEDGER_RATE_LIMIT_SESSION_BURST", default_value_t = subledger_http::ratelimit::SESSION_BURST_DEFAULT)]
+    pub rate_limit_session_burst: u32,
+    /// Login attempts a minute from one client address; 0 turns it off.
+    #[arg(long, env = "SUBLEDGER_LOGIN_RATE_PER_ADDRESS", default_value_t = subledger_http::ratelimit::LOGIN_PER_ADDRESS_PER_MINUTE_DEFAULT)]
+    pub login_rate_per_address: u32,
+    /// Login attempts a minute at one username of a tenant; 0 turns it off.
+    #[arg(long, env = "SUBLEDGER_LOGIN_RATE_PER_USERNAME", default_value_t = subledger_http::ratelimit::LOGIN_PER_USERNAME_PER_MINUTE_DEFAULT)]
+    pub login_rate_per_username: u32,
+    /// How long a sub-user's session lasts, in minutes.
+    #[arg(long, env = "SUBLEDGER_SESSION_TTL_MINUTES", default_value_t = 720)]
+    pub session_ttl_minutes: u32,
+    /// Wrong passwords in a row that lock a sub-user's account.
+    #[arg(long, env = "SUBLEDGER_LOGIN_FAILURES_MAX", default_value_t = subledger_service::access::LOGIN_FAILURES_MAX_DEFAULT)]
+    pub login_failures_max: i64,
+    /// How long such a lock lasts, in seconds.
+    #[arg(long, env = "SUBLEDGER_LOGIN_LOCK_SECONDS", default_value_t = 900)]
+    pub login_lock_seconds: u32,
 }
 
 impl Default for ServeArgs {
@@ -261,6 +596,19 @@ pub enum AccountCommand {
         #[arg(long, value_enum)]
         mode: BillingMode,
     },
+    /// Set whose wallets pay for a sub-account: its own, or its tenant's (a seat).
+    Funding {
+        #[command(flatten)]
+        account: AccountRef,
+        /// own or tenant.
+        #[arg(long, value_parser = funding)]
+        funding: subledger_domain::account::Funding,
+    },
+}
+
+/// `own` or `tenant`, parsed by the domain like the native API does.
+fn funding(text: &str) -> Result<subledger_domain::account::Funding, String> {
+    subledger_domain::account::Funding::parse(text).ok_or_else(|| format!("{text:?} is not own or tenant"))
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -479,9 +827,25 @@ pub enum ProductCommand {
         /// What an event's quantity counts.
         #[arg(long)]
         quantity_meaning: Option<String>,
+        /// usage (metered by events), function or rental (a monthly fee per subscribed account).
+        #[arg(long, default_value = "usage", value_parser = product_kind)]
+        kind: subledger_domain::catalog::ProductKind,
+        /// A usage product's column in UUCall's basic bill: call_in, call_out, internal_voice, sms or other.
+        #[arg(long, default_value = "other", value_parser = bill_category)]
+        bill_category: subledger_domain::catalog::BillCategory,
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `usage`, `function` or `rental`, parsed by the domain like the native API does.
+fn product_kind(text: &str) -> Result<subledger_domain::catalog::ProductKind, String> {
+    subledger_domain::catalog::ProductKind::parse(text).ok_or_else(|| format!("{text:?} is not usage, function or rental"))
+}
+
+/// A usage product's basic-bill category, parsed by the domain like the native API does.
+fn bill_category(text: &str) -> Result<subledger_domain::catalog::BillCategory, String> {
+    subledger_domain::catalog::BillCategory::parse_usage(text).ok_or_else(|| format!("{text:?} is not call_in, call_out, internal_voice, sms or other"))
 }
 
 /// `CNY` or `USD`, parsed by the domain like the native API does.

@@ -1,8 +1,10 @@
 //! The CLI commands. Each parses its flags into domain types and calls the
 //! same service methods the HTTP dialects call.
 
+mod access;
 mod billing;
 mod holds;
+mod seats;
 mod usage_import;
 
 use std::process::ExitCode;
@@ -56,6 +58,12 @@ async fn dispatch(services: &Services, command: Command) -> Result<ExitCode, Any
         Command::Tariff(command) => billing::tariff(services, command).await,
         Command::Usage(UsageCommand::Import(args)) => usage_import::import(services, args).await,
         Command::Bill(command) => billing::bill(services, command).await,
+        Command::Card(command) => seats::card(services, command).await,
+        Command::Function(command) => seats::function(services, command).await,
+        Command::Role(command) => access::role(services, command).await,
+        Command::Subuser(command) => access::subuser(services, command).await,
+        Command::Notice(command) => access::notice(services, command).await,
+        Command::Oplog(command) => access::oplog(services, command).await,
         Command::AdminToken(AdminTokenCommand::Rotate) => {
             println!("{}", services.rotate_admin_token().await?);
             Ok(ExitCode::SUCCESS)
@@ -228,6 +236,11 @@ async fn account(services: &Services, command: AccountCommand) -> Result<ExitCod
                 BillingMode::Postpaid => "postpaid",
             };
             print(account.json, json!({"username": account.username, "billing_mode": mode}), || format!("{}: {mode}", account.username));
+        }
+        AccountCommand::Funding { account, funding } => {
+            let tenant = services.find_tenant(&account.tenant).await?;
+            services.set_funding(&tenant, &account.username, funding, &Change::by(Actor::Cli)).await?;
+            print(account.json, json!({"username": account.username, "funding": funding.as_str()}), || format!("{}: paid by {}", account.username, funding.as_str()));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use subledger_http::HttpConfig;
+use subledger_http::ratelimit::{Rate, RateLimitConfig};
 use subledger_http::sendcloud::SendCloudConfig;
 use subledger_http::server::ConnectionLimits;
 use subledger_service::ledger::CLOSE_CHUNK_ACCOUNTS_MAX;
-use subledger_service::{LedgerConfig, ServiceConfig, Services};
+use subledger_service::{AccessConfig, LedgerConfig, ServiceConfig, Services};
 use subledger_storage::{Store, StoreOptions};
 
 use crate::cli::ServeArgs;
@@ -74,6 +75,9 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
     if !(1..=HTTP_CAP_MAX).contains(&args.http_connections_max) || !(1..=HTTP_CAP_MAX).contains(&args.http_requests_in_flight_max) {
         return Err(format!("--http-connections-max and --http-requests-in-flight-max must be from 1 to {HTTP_CAP_MAX}").into());
     }
+    if !(1..=100).contains(&args.login_failures_max) || !(1..=30 * 24 * 60).contains(&args.session_ttl_minutes) || !(1..=86_400).contains(&args.login_lock_seconds) {
+        return Err("--login-failures-max must be from 1 to 100, --session-ttl-minutes from 1 to 43200, --login-lock-seconds from 1 to 86400".into());
+    }
     let connections_max = connections_within_descriptors(args.http_connections_max, args.db_connections)?;
     let store = Store::open(database_url, &StoreOptions { connections_max: args.db_connections, ..StoreOptions::default() }).await?;
     tracing::info!(backend = store.backend().name(), "database ready");
@@ -89,6 +93,11 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
             close_chunk_accounts: args.close_chunk_accounts,
             ..LedgerConfig::default()
         },
+        access: AccessConfig {
+            session_ttl: Duration::from_secs(u64::from(args.session_ttl_minutes) * 60),
+            login_failures_max: args.login_failures_max,
+            lock_for: Duration::from_secs(u64::from(args.login_lock_seconds)),
+        },
         ..ServiceConfig::default()
     };
     let (services, ledger_worker) = Services::start(store.clone(), config, &mut registry);
@@ -100,11 +109,18 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
     let http_config = HttpConfig {
         sendcloud: SendCloudConfig { timestamp_window_ms: args.sendcloud_timestamp_window_ms, transfer_requires_timestamp: !args.sendcloud_transfer_timestamp_optional, ..SendCloudConfig::default() },
         requests_in_flight_max: args.http_requests_in_flight_max,
+        rate_limits: RateLimitConfig {
+            tenant: Rate::per_second(args.rate_limit_tenant_per_second, args.rate_limit_tenant_burst),
+            session: Rate::per_second(args.rate_limit_session_per_second, args.rate_limit_session_burst),
+            login_per_address: Rate::per_minute(args.login_rate_per_address, args.login_rate_per_address),
+            login_per_username: Rate::per_minute(args.login_rate_per_username, args.login_rate_per_username),
+        },
         connections: ConnectionLimits { header_read_timeout: Duration::from_millis(args.http_header_read_timeout_ms), idle_timeout: Duration::from_millis(args.http_idle_timeout_ms), connections_max },
         ..HttpConfig::default()
     };
     let auto_close = (args.auto_close_after_hours > 0).then(|| tokio::spawn(auto_close(services.clone(), args.auto_close_after_hours)));
     let expiry = tokio::spawn(expire_overdue_holds(services.clone()));
+    let sessions = tokio::spawn(forget_old_sessions(services.clone()));
     let sweep = tokio::spawn(forget_expired_sightings(services.clone(), subledger_service::signed_requests::sweep_every(args.sendcloud_timestamp_window_ms)));
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let local = listener.local_addr()?;
@@ -121,7 +137,7 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
         task.abort();
         let _ = task.await;
     }
-    for task in [sweep, expiry] {
+    for task in [sweep, expiry, sessions] {
         task.abort();
         let _ = task.await;
     }
@@ -218,6 +234,21 @@ async fn forget_expired_sightings(services: Services, every: std::time::Duration
         ticks.tick().await;
         if let Err(error) = services.forget_expired_sightings(jiff::Timestamp::now().as_millisecond()).await {
             tracing::warn!(%error, "sweeping expired signed requests failed; retrying later");
+        }
+    }
+}
+
+/// How often a server forgets sessions that ended or expired a day ago.
+const SESSION_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Keeps the sessions table to the live sessions and a day of old ones.
+async fn forget_old_sessions(services: Services) {
+    let mut ticks = tokio::time::interval(SESSION_SWEEP_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = services.forget_old_sessions().await {
+            tracing::warn!(%error, "forgetting old sessions failed; retrying later");
         }
     }
 }

@@ -8,17 +8,17 @@ use serde::{Deserialize, Serialize};
 use subledger_domain::account::{AccessState, AccountStatus, CompanyName, CompanyUrl, DailyQuota, Email, Funding, Password, Phone, UserType, Username};
 use subledger_domain::calendar::from_unix_micros;
 use subledger_domain::money::{Currency, format_minor};
-use subledger_domain::oplog::Actor;
 use subledger_domain::paging::Page;
-use subledger_service::Change;
-use subledger_service::accounts::{ACCOUNT_PAGE_MAX, Account, NewAccountInput};
+use subledger_service::accounts::{ACCOUNT_PAGE_MAX, Account, NewAccountInput, Seat};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, TenantAuth};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, Granted, need};
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct AccountView {
+    /// The account's id (what notice targets and the operation log name).
+    pub id: i64,
     pub username: String,
     /// `sendcloud` (SendCloud `userType` 0) or `ifaxin` (1).
     #[schema(value_type = String)]
@@ -39,12 +39,46 @@ pub struct AccountView {
     /// `enabled`, `disabled` or `cancelled`.
     #[schema(value_type = String)]
     pub access: AccessState,
+    /// A sub-user's seat fields (empty for other accounts).
+    pub seat: SeatView,
     pub created_at: String,
+}
+
+/// What a sub-user seat carries beside the account's own fields.
+#[derive(Serialize, ToSchema)]
+pub struct SeatView {
+    pub role_id: Option<i64>,
+    /// Whether the role's application template applies.
+    pub role_template: bool,
+    pub person_name: Option<String>,
+    pub job_number: Option<String>,
+    pub extension: Option<i64>,
+    pub department: Option<String>,
+    pub note: Option<String>,
+    pub last_login_at: Option<String>,
+    pub logins: i64,
+}
+
+impl From<Seat> for SeatView {
+    fn from(seat: Seat) -> Self {
+        SeatView {
+            role_id: seat.role.map(|r| r.0),
+            role_template: seat.role_template,
+            person_name: seat.person_name,
+            job_number: seat.job_number,
+            extension: seat.extension,
+            department: seat.department,
+            note: seat.note,
+            last_login_at: seat.last_login_at_us.map(|at| from_unix_micros(at).to_string()),
+            logins: seat.logins,
+        }
+    }
 }
 
 impl From<Account> for AccountView {
     fn from(a: Account) -> Self {
         AccountView {
+            id: a.id.0,
             username: a.username,
             user_type: a.user_type,
             status: a.status,
@@ -56,6 +90,7 @@ impl From<Account> for AccountView {
             daily_quota: a.daily_quota,
             funding: a.funding,
             access: a.access,
+            seat: a.seat.into(),
             created_at: from_unix_micros(a.created_at_us).to_string(),
         }
     }
@@ -105,7 +140,7 @@ pub struct AccountQuery {
 /// List accounts
 #[utoipa::path(get, path = "/v1/accounts", tag = "accounts", security(("api_token" = [])), params(AccountQuery),
     responses((status = 200, body = AccountList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-pub async fn list(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiQuery(query): ApiQuery<AccountQuery>) -> Result<Json<AccountList>, ApiError> {
+pub async fn list(Granted { tenant, .. }: Granted<need::AccountsView>, State(state): State<AppState>, ApiQuery(query): ApiQuery<AccountQuery>) -> Result<Json<AccountList>, ApiError> {
     let page = Page::new(query.offset.unwrap_or(0), query.limit.unwrap_or(50), ACCOUNT_PAGE_MAX).map_err(|e| ApiError::bad_request("invalid_page", &e.to_string()))?;
     let found = state.services.list_accounts(&tenant, query.username.as_deref().filter(|u| !u.is_empty()), page).await?;
     Ok(Json(AccountList {
@@ -150,7 +185,7 @@ pub struct AccountCreated {
     pub api_key: Option<String>,
 }
 
-fn invalid(code: &'static str, error: impl std::fmt::Display) -> ApiError {
+pub(super) fn invalid(code: &'static str, error: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(code, &error.to_string())
 }
 
@@ -158,7 +193,7 @@ fn invalid(code: &'static str, error: impl std::fmt::Display) -> ApiError {
 #[utoipa::path(post, path = "/v1/accounts", tag = "accounts", security(("api_token" = [])), request_body = CreateAccountBody,
     responses((status = 201, body = AccountCreated), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "username or phone taken"), (status = 422, body = ErrorBody, description = "account limit reached")))]
-pub async fn create(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiJson(body): ApiJson<CreateAccountBody>) -> Result<impl IntoResponse, ApiError> {
+pub async fn create(Granted { tenant, caller, .. }: Granted<need::AccountsManage>, State(state): State<AppState>, ApiJson(body): ApiJson<CreateAccountBody>) -> Result<impl IntoResponse, ApiError> {
     let input = NewAccountInput {
         username: Username::parse(&body.username).map_err(|e| invalid("invalid_username", e))?,
         user_type: body.user_type.unwrap_or(UserType::SendCloud),
@@ -170,14 +205,14 @@ pub async fn create(TenantAuth(tenant): TenantAuth, State(state): State<AppState
         daily_quota: body.daily_quota.map(DailyQuota::new).transpose().map_err(|e| invalid("invalid_quota", e))?,
         funding: body.funding.unwrap_or_default(),
     };
-    let created = state.services.create_account(&tenant, input, &Change::by(Actor::Tenant)).await?;
+    let created = state.services.create_account(&tenant, input, &caller.change()).await?;
     Ok((StatusCode::CREATED, Json(AccountCreated { account: created.account.into(), api_key: created.api_key })))
 }
 
 /// Show an account
 #[utoipa::path(get, path = "/v1/accounts/{username}", tag = "accounts", security(("api_token" = [])), params(("username" = String, Path)),
     responses((status = 200, body = AccountView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn show(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>) -> Result<Json<AccountView>, ApiError> {
+pub async fn show(Granted { tenant, .. }: Granted<need::AccountsView>, State(state): State<AppState>, ApiPath(username): ApiPath<String>) -> Result<Json<AccountView>, ApiError> {
     Ok(Json(state.services.account(&tenant, &username).await?.into()))
 }
 
@@ -198,22 +233,27 @@ pub struct QuotaView {
 #[utoipa::path(put, path = "/v1/accounts/{username}/quota", tag = "accounts", security(("api_token" = [])), params(("username" = String, Path)),
     request_body = QuotaBody,
     responses((status = 200, body = QuotaView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn set_quota(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>, ApiJson(body): ApiJson<QuotaBody>) -> Result<Json<QuotaView>, ApiError> {
+pub async fn set_quota(
+    Granted { tenant, caller, .. }: Granted<need::AccountsManage>,
+    State(state): State<AppState>,
+    ApiPath(username): ApiPath<String>,
+    ApiJson(body): ApiJson<QuotaBody>,
+) -> Result<Json<QuotaView>, ApiError> {
     let quota = DailyQuota::new(body.daily_quota).map_err(|e| invalid("invalid_quota", e))?;
-    let (account, quota) = state.services.set_daily_quota(&tenant, &username, quota, &Change::by(Actor::Tenant)).await?;
+    let (account, quota) = state.services.set_daily_quota(&tenant, &username, quota, &caller.change()).await?;
     Ok(Json(QuotaView { username: account.username, daily_quota: quota.quota, used_today: quota.used_today }))
 }
 
 /// Freeze an account
 #[utoipa::path(post, path = "/v1/accounts/{username}/freeze", tag = "accounts", security(("api_token" = [])), params(("username" = String, Path)),
     responses((status = 200, body = AccountView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn freeze(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>) -> Result<Json<AccountView>, ApiError> {
-    Ok(Json(state.services.set_account_status(&tenant, &username, AccountStatus::Frozen, &Change::by(Actor::Tenant)).await?.into()))
+pub async fn freeze(Granted { tenant, caller, .. }: Granted<need::AccountsManage>, State(state): State<AppState>, ApiPath(username): ApiPath<String>) -> Result<Json<AccountView>, ApiError> {
+    Ok(Json(state.services.set_account_status(&tenant, &username, AccountStatus::Frozen, &caller.change()).await?.into()))
 }
 
 /// Unfreeze an account
 #[utoipa::path(post, path = "/v1/accounts/{username}/unfreeze", tag = "accounts", security(("api_token" = [])), params(("username" = String, Path)),
     responses((status = 200, body = AccountView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn unfreeze(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>) -> Result<Json<AccountView>, ApiError> {
-    Ok(Json(state.services.set_account_status(&tenant, &username, AccountStatus::Active, &Change::by(Actor::Tenant)).await?.into()))
+pub async fn unfreeze(Granted { tenant, caller, .. }: Granted<need::AccountsManage>, State(state): State<AppState>, ApiPath(username): ApiPath<String>) -> Result<Json<AccountView>, ApiError> {
+    Ok(Json(state.services.set_account_status(&tenant, &username, AccountStatus::Active, &caller.change()).await?.into()))
 }

@@ -6,16 +6,14 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use subledger_domain::calendar::{Day, Month};
 use subledger_domain::money::format_minor;
-use subledger_domain::oplog::Actor;
 use subledger_domain::paging::Page;
 use subledger_domain::rating::format_scaled;
-use subledger_service::Change;
 use subledger_service::accounts::ACCOUNT_PAGE_MAX;
 use subledger_service::billing::{BillRange, BillView, CloseReport, CloseTotals, DayBill, LineView, SettlementView};
 use subledger_service::exports::ExportFormat;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, TenantAuth};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, Granted, need};
 use crate::AppState;
 
 /// Widest range of months one bill query may span.
@@ -40,7 +38,10 @@ pub struct BillLineView {
     pub order_type: i64,
     pub description: String,
     pub unit: String,
+    /// What money paid for (billable quantity).
     pub quantity: String,
+    /// Minutes time cards covered, beside `quantity` (per-minute voice products).
+    pub card_minutes: String,
     pub money: String,
     pub money_minor: i64,
     /// For a supplement: the quantity and money billed for `for_month` before.
@@ -61,6 +62,7 @@ impl From<LineView> for BillLineView {
             description: line.description,
             unit: line.unit,
             quantity: line.quantity.to_string(),
+            card_minutes: line.card.to_string(),
             money: format_minor(line.money_cents),
             money_minor: line.money_cents,
             previous_quantity: line.previous.map(|(q, _)| q.to_string()),
@@ -157,7 +159,7 @@ pub struct BillQuery {
 /// far, for a page of accounts.
 #[utoipa::path(get, path = "/v1/bills", tag = "billing", security(("api_token" = [])), params(BillQuery),
     responses((status = 200, body = BillList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn list(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiQuery(query): ApiQuery<BillQuery>) -> Result<Json<BillList>, ApiError> {
+pub async fn list(Granted { tenant, .. }: Granted<need::BillingView>, State(state): State<AppState>, ApiQuery(query): ApiQuery<BillQuery>) -> Result<Json<BillList>, ApiError> {
     let from = month("from", &query.from)?;
     let to = query.to.as_deref().map(|t| month("to", t)).transpose()?.unwrap_or(from);
     if from > to || from.through(to).count() > MONTHS_MAX {
@@ -231,9 +233,9 @@ pub struct CloseResult {
 /// charged in real time, and locks the month. Closing again changes nothing.
 #[utoipa::path(post, path = "/v1/bills/close", tag = "billing", security(("api_token" = [])), request_body = CloseBody,
     responses((status = 200, body = CloseResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-pub async fn close(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiJson(body): ApiJson<CloseBody>) -> Result<Json<CloseResult>, ApiError> {
+pub async fn close(Granted { tenant, caller, .. }: Granted<need::BillingManage>, State(state): State<AppState>, ApiJson(body): ApiJson<CloseBody>) -> Result<Json<CloseResult>, ApiError> {
     let month = month("month", &body.month)?;
-    let reports = state.services.close_month(&tenant, month, &Change::by(Actor::Tenant)).await?;
+    let reports = state.services.close_month(&tenant, month, &caller.change()).await?;
     Ok(Json(CloseResult { months: reports.into_iter().map(CloseReportJson::from).collect() }))
 }
 
@@ -253,7 +255,7 @@ pub struct ExportQuery {
 #[utoipa::path(get, path = "/v1/bills/export", tag = "billing", security(("api_token" = [])), params(ExportQuery),
     responses((status = 200, description = "the file: text/csv, or an XLSX workbook (application/vnd.openxmlformats-officedocument.spreadsheetml.sheet)"),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-pub async fn export(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiQuery(query): ApiQuery<ExportQuery>) -> Result<Response, ApiError> {
+pub async fn export(Granted { tenant, .. }: Granted<need::BillingView>, State(state): State<AppState>, ApiQuery(query): ApiQuery<ExportQuery>) -> Result<Response, ApiError> {
     let month = month("month", &query.month)?;
     let format_name = query.format.as_deref().unwrap_or("csv");
     let format = ExportFormat::parse(format_name).ok_or_else(|| ApiError::bad_request("invalid_format", &format!("format must be csv or xlsx, not {format_name:?}")))?;
@@ -269,7 +271,10 @@ pub struct DayLineJson {
     pub description: String,
     pub unit: String,
     pub quantity: String,
+    /// What money paid for.
     pub billable: String,
+    /// Minutes time cards covered, beside `billable`.
+    pub card_minutes: String,
     pub events: i64,
     /// Exact rated cost (up to six decimals).
     pub rated: String,
@@ -306,6 +311,7 @@ fn day_json(bill: DayBill) -> DayBillJson {
                 unit: l.unit,
                 quantity: l.quantity.to_string(),
                 billable: l.billable.to_string(),
+                card_minutes: l.card.to_string(),
                 events: l.events,
                 rated: format_scaled(l.rated_micros, 6),
                 charged: format_minor(l.charged_cents),
@@ -333,7 +339,12 @@ pub struct DailyQuery {
 /// An account's daily bills
 #[utoipa::path(get, path = "/v1/accounts/{username}/daily", tag = "billing", security(("api_token" = [])), params(("username" = String, Path), DailyQuery),
     responses((status = 200, body = DayBillList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn daily(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>, ApiQuery(query): ApiQuery<DailyQuery>) -> Result<Json<DayBillList>, ApiError> {
+pub async fn daily(
+    Granted { tenant, .. }: Granted<need::BillingView>,
+    State(state): State<AppState>,
+    ApiPath(username): ApiPath<String>,
+    ApiQuery(query): ApiQuery<DailyQuery>,
+) -> Result<Json<DayBillList>, ApiError> {
     let (from, to) = (day("from", &query.from)?, day("to", &query.to)?);
     let bills = state.services.daily_bills(&tenant, &username, from, to).await?;
     Ok(Json(DayBillList { items: bills.into_iter().map(day_json).collect() }))

@@ -7,13 +7,12 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use subledger_domain::account::Username;
 use subledger_domain::calendar::from_unix_micros;
-use subledger_domain::oplog::Actor;
+use subledger_domain::catalog::{BillCategory, ProductKind};
 use subledger_domain::rating::{Grouping, PriceModel};
-use subledger_service::Change;
 use subledger_service::catalog::{NewProduct, Product, TariffVersion};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, TenantAuth};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, Granted, need};
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -36,6 +35,11 @@ pub struct ProductView {
     pub builtin: bool,
     /// Telephony group (`pstn`, `voip`, `messages`) for telephony items.
     pub telephony_group: Option<String>,
+    /// `usage`, `function`, `rental` or `seat` (the last three: monthly fees by subscription).
+    pub kind: String,
+    /// Where its money shows in UUCall's charge bills: `seat`, `call_in`,
+    /// `call_out`, `internal_voice`, `sms`, `function` or `other`.
+    pub bill_category: String,
 }
 
 impl From<&Product> for ProductView {
@@ -52,6 +56,8 @@ impl From<&Product> for ProductView {
             quantity_meaning: p.quantity_meaning.clone(),
             builtin: p.builtin,
             telephony_group: p.telephony.map(|t| t.group.key().to_owned()),
+            kind: p.kind.as_str().to_owned(),
+            bill_category: p.category.as_str().to_owned(),
         }
     }
 }
@@ -64,7 +70,7 @@ pub struct ProductList {
 /// The catalog: built-in products and the tenant's own
 #[utoipa::path(get, path = "/v1/products", tag = "billing", security(("api_token" = [])),
     responses((status = 200, body = ProductList), (status = 401, body = ErrorBody)))]
-pub async fn list_products(TenantAuth(tenant): TenantAuth, State(state): State<AppState>) -> Result<Json<ProductList>, ApiError> {
+pub async fn list_products(Granted { tenant, .. }: Granted<need::RatesView>, State(state): State<AppState>) -> Result<Json<ProductList>, ApiError> {
     let products = state.services.products(&tenant).await?;
     Ok(Json(ProductList { items: products.iter().map(ProductView::from).collect() }))
 }
@@ -86,15 +92,26 @@ pub struct NewProductBody {
     pub refund_order_type: Option<i64>,
     /// What an event's quantity counts (at most 200 characters).
     pub quantity_meaning: Option<String>,
+    /// `usage` (default: metered by events), `function` or `rental` (a
+    /// monthly fee per subscribed account, priced by a `recurring` tariff).
+    pub kind: Option<String>,
+    /// A usage product's column in UUCall's basic bill: `call_in`,
+    /// `call_out`, `internal_voice`, `sms` or `other` (default).
+    pub bill_category: Option<String>,
 }
 
 /// Add a product of the tenant's own
 #[utoipa::path(post, path = "/v1/products", tag = "billing", security(("api_token" = [])), request_body = NewProductBody,
     responses((status = 201, body = ProductView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn add_product(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiJson(body): ApiJson<NewProductBody>) -> Result<impl IntoResponse, ApiError> {
+pub async fn add_product(Granted { tenant, caller, .. }: Granted<need::RatesManage>, State(state): State<AppState>, ApiJson(body): ApiJson<NewProductBody>) -> Result<impl IntoResponse, ApiError> {
     let name = body.grouping.as_deref().unwrap_or("none");
     let grouping = Grouping::parse(name).ok_or_else(|| ApiError::bad_request("invalid_grouping", &format!("grouping must be none, country or item, not {name:?}")))?;
     let currency = super::wallets::parse_currency(body.currency.as_deref())?;
+    let kind_name = body.kind.as_deref().unwrap_or("usage");
+    let kind = ProductKind::parse(kind_name).ok_or_else(|| ApiError::bad_request("invalid_kind", &format!("kind must be usage, function or rental, not {kind_name:?}")))?;
+    let category_name = body.bill_category.as_deref().unwrap_or("other");
+    let bill_category = BillCategory::parse_usage(category_name)
+        .ok_or_else(|| ApiError::bad_request("invalid_bill_category", &format!("bill_category must be call_in, call_out, internal_voice, sms or other, not {category_name:?}")))?;
     let product = state
         .services
         .add_product(
@@ -109,8 +126,10 @@ pub async fn add_product(TenantAuth(tenant): TenantAuth, State(state): State<App
                 supplement_order_type: body.supplement_order_type,
                 refund_order_type: body.refund_order_type,
                 quantity_meaning: body.quantity_meaning,
+                kind,
+                bill_category,
             },
-            &Change::by(Actor::Tenant),
+            &caller.change(),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(ProductView::from(&product))))
@@ -164,7 +183,7 @@ pub struct TariffQuery {
 /// Tariff versions (defaults and per-account overrides)
 #[utoipa::path(get, path = "/v1/tariffs", tag = "billing", security(("api_token" = [])), params(TariffQuery),
     responses((status = 200, body = TariffList), (status = 401, body = ErrorBody)))]
-pub async fn list_tariffs(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiQuery(query): ApiQuery<TariffQuery>) -> Result<Json<TariffList>, ApiError> {
+pub async fn list_tariffs(Granted { tenant, .. }: Granted<need::RatesView>, State(state): State<AppState>, ApiQuery(query): ApiQuery<TariffQuery>) -> Result<Json<TariffList>, ApiError> {
     let book = state.services.tariff_book(&tenant).await?;
     Ok(Json(TariffList { items: book.listed(query.product.as_deref()).into_iter().map(TariffView::from).collect() }))
 }
@@ -188,12 +207,12 @@ pub(super) fn parse_instant(text: &str) -> Result<i64, ApiError> {
 /// Set a tariff version
 #[utoipa::path(post, path = "/v1/tariffs", tag = "billing", security(("api_token" = [])), request_body = NewTariffBody,
     responses((status = 201, body = TariffView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn set_tariff(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiJson(body): ApiJson<NewTariffBody>) -> Result<impl IntoResponse, ApiError> {
+pub async fn set_tariff(Granted { tenant, caller, .. }: Granted<need::RatesManage>, State(state): State<AppState>, ApiJson(body): ApiJson<NewTariffBody>) -> Result<impl IntoResponse, ApiError> {
     let model: PriceModel = serde_json::from_value(body.model).map_err(|e| ApiError::bad_request("invalid_model", &e.to_string()))?;
     model.validate().map_err(|e| ApiError::bad_request("invalid_model", &e.to_string()))?;
     let username = body.username.as_deref().map(Username::parse).transpose().map_err(|e| ApiError::bad_request("invalid_username", &e.to_string()))?;
     let from = body.effective_from.as_deref().map(parse_instant).transpose()?;
-    let version = state.services.set_tariff(&tenant, &body.product, username.as_ref(), from, model, &Change::by(Actor::Tenant)).await?;
+    let version = state.services.set_tariff(&tenant, &body.product, username.as_ref(), from, model, &caller.change()).await?;
     Ok((StatusCode::CREATED, Json(TariffView::from(&version))))
 }
 
@@ -207,12 +226,17 @@ pub struct BillingBody {
 /// Set how an account pays for usage
 #[utoipa::path(put, path = "/v1/accounts/{username}/billing", tag = "billing", security(("api_token" = [])), params(("username" = String, Path)),
     request_body = BillingBody, responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn set_billing(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(username): ApiPath<String>, ApiJson(body): ApiJson<BillingBody>) -> Result<StatusCode, ApiError> {
+pub async fn set_billing(
+    Granted { tenant, caller, .. }: Granted<need::RatesManage>,
+    State(state): State<AppState>,
+    ApiPath(username): ApiPath<String>,
+    ApiJson(body): ApiJson<BillingBody>,
+) -> Result<StatusCode, ApiError> {
     let postpaid = match body.mode.as_str() {
         "prepaid" => false,
         "postpaid" => true,
         other => return Err(ApiError::bad_request("invalid_mode", &format!("mode must be prepaid or postpaid, not {other:?}"))),
     };
-    state.services.set_billing_mode(&tenant, &username, postpaid, &Change::by(Actor::Tenant)).await?;
+    state.services.set_billing_mode(&tenant, &username, postpaid, &caller.change()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

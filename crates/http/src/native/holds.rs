@@ -10,15 +10,13 @@ use serde::{Deserialize, Serialize};
 use subledger_domain::calendar::from_unix_micros;
 use subledger_domain::ids::{TransferId, WalletId};
 use subledger_domain::money::format_minor;
-use subledger_domain::oplog::Actor;
 use subledger_domain::posting::HoldState;
-use subledger_service::Change;
 use subledger_service::funds::MoveOptions;
 use subledger_service::holds::{HOLD_TIMEOUT_SECONDS_DEFAULT, HOLDS_PAGE_MAX, HoldFilter, HoldInput, PostedHold, StoredHold};
 use utoipa::{IntoParams, ToSchema};
 
 use super::wallets::{TransferView, WalletSide, parse_amount, parse_currency, transfer_view, wallet_ref};
-use super::{ApiError, ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery, ErrorBody, IdempotencyKey, TenantAuth};
+use super::{ApiError, ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery, ErrorBody, Granted, IdempotencyKey, need};
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -110,11 +108,16 @@ pub struct HoldBody {
     responses((status = 201, body = HoldView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "idempotency key reused for another request"),
               (status = 422, body = ErrorBody, description = "insufficient_funds, negative_balance …")))]
-pub async fn open(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, IdempotencyKey(key): IdempotencyKey, ApiJson(body): ApiJson<HoldBody>) -> Result<Response, ApiError> {
+pub async fn open(
+    Granted { tenant, caller, .. }: Granted<need::FundsMove>,
+    State(state): State<AppState>,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(body): ApiJson<HoldBody>,
+) -> Result<Response, ApiError> {
     let amount = parse_amount(&body.amount)?;
     let currency = parse_currency(body.currency.as_deref())?;
     let input = HoldInput { from: wallet_ref(&body.from)?, to: wallet_ref(&body.to)?, amount, currency, timeout_seconds: body.timeout_seconds.unwrap_or(HOLD_TIMEOUT_SECONDS_DEFAULT) };
-    let receipt = state.services.open_hold(&tenant, &input, MoveOptions { idempotency_key: Some(key), memo: body.memo }, &Change::by(Actor::Tenant)).await?;
+    let receipt = state.services.open_hold(&tenant, &input, MoveOptions { idempotency_key: Some(key), memo: body.memo }, &caller.change()).await?;
     if let HoldState::Rejected(reason) = receipt.hold.hold.state {
         return Err(subledger_service::ServiceError::Rejected(reason).into());
     }
@@ -128,7 +131,7 @@ fn parse_hold_id(text: &str) -> Result<TransferId, ApiError> {
 /// Show a hold
 #[utoipa::path(get, path = "/v1/holds/{hold_id}", tag = "holds", security(("api_token" = [])), params(("hold_id" = String, Path)),
     responses((status = 200, body = HoldView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn show(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<HoldView>, ApiError> {
+pub async fn show(Granted { tenant, .. }: Granted<need::FundsView>, State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<HoldView>, ApiError> {
     let hold = state.services.hold(&tenant, parse_hold_id(&id)?).await?;
     Ok(Json(hold_view(&hold, false)))
 }
@@ -157,7 +160,7 @@ pub struct HoldPage {
 /// List the tenant's holds, newest first
 #[utoipa::path(get, path = "/v1/holds", tag = "holds", security(("api_token" = [])), params(HoldQuery),
     responses((status = 200, body = HoldPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-pub async fn list(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiQuery(query): ApiQuery<HoldQuery>) -> Result<Json<HoldPage>, ApiError> {
+pub async fn list(Granted { tenant, .. }: Granted<need::FundsView>, State(state): State<AppState>, ApiQuery(query): ApiQuery<HoldQuery>) -> Result<Json<HoldPage>, ApiError> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=HOLDS_PAGE_MAX).contains(&limit) {
         return Err(ApiError::bad_request("invalid_limit", &format!("limit must be from 1 to {HOLDS_PAGE_MAX}")));
@@ -191,7 +194,7 @@ pub struct PostedHoldView {
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "hold_not_pending (posted, voided or expired), idempotency_key_reused"),
               (status = 422, body = ErrorBody)))]
 pub async fn post(
-    TenantAuth(tenant): TenantAuth,
+    Granted { tenant, caller, .. }: Granted<need::FundsMove>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
     IdempotencyKey(key): IdempotencyKey,
@@ -199,7 +202,7 @@ pub async fn post(
 ) -> Result<Response, ApiError> {
     let id = parse_hold_id(&id)?;
     let amount = body.amount.as_deref().map(parse_amount).transpose()?;
-    let PostedHold { hold, transfer, replayed } = state.services.post_hold(&tenant, id, amount, MoveOptions { idempotency_key: Some(key), memo: body.memo }, &Change::by(Actor::Tenant)).await?;
+    let PostedHold { hold, transfer, replayed } = state.services.post_hold(&tenant, id, amount, MoveOptions { idempotency_key: Some(key), memo: body.memo }, &caller.change()).await?;
     let view = PostedHoldView { hold: hold_view(&hold, replayed), transfer: transfer_view(transfer, hold.hold.intent.currency)? };
     Ok(hold_response(StatusCode::OK, view, replayed))
 }
@@ -208,7 +211,7 @@ pub async fn post(
 #[utoipa::path(post, path = "/v1/holds/{hold_id}/void", tag = "holds", security(("api_token" = [])), params(("hold_id" = String, Path)),
     responses((status = 200, body = HoldView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "hold_not_pending: already posted")))]
-pub async fn void(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
-    let receipt = state.services.void_hold(&tenant, parse_hold_id(&id)?, &Change::by(Actor::Tenant)).await?;
+pub async fn void(Granted { tenant, caller, .. }: Granted<need::FundsMove>, State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
+    let receipt = state.services.void_hold(&tenant, parse_hold_id(&id)?, &caller.change()).await?;
     Ok(hold_response(StatusCode::OK, hold_view(&receipt.hold, receipt.replayed), receipt.replayed))
 }

@@ -1,7 +1,9 @@
 //! The native API (`/v1`): JSON over HTTP, bearer tokens, OpenAPI 3.1.
 //!
-//! Two credentials: a tenant's `api_token` for everything inside that tenant,
-//! and the admin token for tenant administration. Money-moving calls require
+//! Three credentials: a tenant's `api_token` for everything inside that
+//! tenant, a sub-user's session token for the applications it holds (each
+//! endpoint names its own in `Granted<need::…>`), and the admin token for
+//! tenant administration. Money-moving calls require
 //! an `Idempotency-Key` header; replaying it returns the first outcome.
 
 mod accounts;
@@ -9,10 +11,18 @@ mod bills;
 mod catalog;
 mod error;
 mod holds;
+mod notices;
 pub mod openapi;
+mod operations;
+mod roles;
+mod seats;
+mod sessions;
+mod subusers;
 mod tenants;
 mod usage;
 mod wallets;
+
+use std::marker::PhantomData;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -22,7 +32,9 @@ use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
+use subledger_domain::access::AppId;
 use subledger_domain::text::check_json_text;
+use subledger_service::Caller;
 use subledger_service::tenants::Tenant;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -52,7 +64,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(wallets::tenant_overdraft))
         .routes(routes!(tenants::current))
         .routes(routes!(accounts::list, accounts::create))
-        .routes(routes!(accounts::show))
+        .routes(routes!(accounts::show, subusers::update))
         .routes(routes!(accounts::set_quota))
         .routes(routes!(accounts::freeze))
         .routes(routes!(accounts::unfreeze))
@@ -72,7 +84,31 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(bills::list))
         .routes(routes!(bills::close))
         .routes(routes!(bills::export))
+        .routes(routes!(seats::set_funding))
+        .routes(routes!(seats::issue_card, seats::list_cards))
+        .routes(routes!(seats::cancel_card))
+        .routes(routes!(seats::subscribe))
+        .routes(routes!(seats::unsubscribe))
+        .routes(routes!(seats::list_subscriptions))
+        .routes(routes!(seats::function_rates))
+        .routes(routes!(seats::rental_rates))
+        .routes(routes!(seats::charge_bills))
+        .routes(routes!(seats::basic_bill))
+        .routes(routes!(seats::function_bill))
+        .routes(routes!(seats::billing_account))
         .routes(usage)
+        .routes(routes!(sessions::login))
+        .routes(routes!(sessions::logout))
+        .routes(routes!(sessions::me))
+        .routes(routes!(sessions::apps))
+        .routes(routes!(roles::list, roles::create))
+        .routes(routes!(roles::show, roles::update, roles::delete))
+        .routes(routes!(roles::apps, roles::set_apps))
+        .routes(routes!(subusers::list, subusers::create))
+        .routes(routes!(subusers::apps, subusers::set_apps))
+        .routes(routes!(notices::list, notices::create))
+        .routes(routes!(notices::show, notices::update, notices::delete))
+        .routes(routes!(operations::list))
         .layer(axum::middleware::from_fn_with_state(invalid_text as Refuse, refuse_invalid_uri))
         .split_for_parts()
 }
@@ -100,15 +136,83 @@ pub fn busy() -> axum::response::Response {
     axum::response::IntoResponse::into_response(ApiError::Busy)
 }
 
-/// The tenant whose `api_token` authenticated the request.
-pub struct TenantAuth(pub Tenant);
+/// What an endpoint needs: one leaf application of the tree. Each marker
+/// below is one application; an endpoint names it in its `Granted<…>`.
+pub trait Need {
+    const APP: AppId;
+}
 
-impl FromRequestParts<AppState> for TenantAuth {
+macro_rules! needs {
+    ($($marker:ident = $app:ident;)+) => {
+        /// The markers of [`Need`], one per leaf application.
+        pub mod need {
+            use subledger_domain::access::{AppId, app};
+            $(
+                #[doc = concat!("Needs `", stringify!($app), "`.")]
+                pub struct $marker;
+                impl super::Need for $marker {
+                    const APP: AppId = app::$app;
+                }
+            )+
+        }
+    };
+}
+
+needs! {
+    AccountsView = ACCOUNTS_VIEW;
+    AccountsManage = ACCOUNTS_MANAGE;
+    FundsView = FUNDS_VIEW;
+    FundsMove = FUNDS_MOVE;
+    BillingView = BILLING_VIEW;
+    BillingManage = BILLING_MANAGE;
+    RatesView = RATES_VIEW;
+    RatesManage = RATES_MANAGE;
+    NoticesView = NOTICES_VIEW;
+    NoticesManage = NOTICES_MANAGE;
+    RolesView = ROLES_VIEW;
+    RolesManage = ROLES_MANAGE;
+    OplogView = OPLOG_VIEW;
+    SettingsView = SETTINGS_VIEW;
+}
+
+/// The tenant and caller of a bearer token (the tenant's `api_token` or a
+/// sub-user's session), within the caller's rate limits.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<(Tenant, Caller), ApiError> {
+    let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;
+    let (tenant, caller) = state.services.authenticate_bearer(token).await?.ok_or(ApiError::Unauthenticated)?;
+    state.limits.check_caller(&tenant, &caller)?;
+    Ok((tenant, caller))
+}
+
+/// An authenticated caller that holds the application `A` needs (else 403).
+/// Mutating handlers build their `Change` from `caller`, so the operation
+/// log records who acted.
+pub struct Granted<A: Need> {
+    pub tenant: Tenant,
+    pub caller: Caller,
+    need: PhantomData<A>,
+}
+
+impl<A: Need> FromRequestParts<AppState> for Granted<A> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;
-        let tenant = state.services.tenant_by_api_token(token).await?.ok_or(ApiError::Unauthenticated)?;
-        Ok(TenantAuth(tenant))
+        let (tenant, caller) = authenticate(parts, state).await?;
+        caller.require(A::APP)?;
+        Ok(Granted { tenant, caller, need: PhantomData })
+    }
+}
+
+/// Any authenticated caller, whatever it holds (who am I, the tree).
+pub struct Authenticated {
+    pub tenant: Tenant,
+    pub caller: Caller,
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let (tenant, caller) = authenticate(parts, state).await?;
+        Ok(Authenticated { tenant, caller })
     }
 }
 

@@ -16,6 +16,8 @@ use utoipa::{Modify, OpenApi};
         (name = "wallets", description = "Balances, entries and money movements"),
         (name = "holds", description = "Two-phase transfers: reserve money, then post or void it; a hold voids itself at its timeout"),
         (name = "billing", description = "Products, tariffs, usage, bills"),
+        (name = "seats", description = "Seats paid by their tenant, time cards, monthly function fees and rentals, and UUCall's billing views"),
+        (name = "access", description = "Sessions, roles, sub-users and their applications, notices, the operation log. Each endpoint needs one application of the tree (`GET /v1/apps`): a session has only its sub-user's, the tenant's api_token every one; see docs/access-control.md"),
     )
 )]
 pub struct NativeApi;
@@ -28,6 +30,7 @@ impl Modify for BearerTokens {
         let bearer = |description: &str| SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(description.to_owned())).build());
         components.add_security_scheme("api_token", bearer("A tenant's api_token (slt_…)"));
         components.add_security_scheme("admin_token", bearer("The server's admin token (sla_…)"));
+        components.add_security_scheme("session_token", bearer("A sub-user's session token (sls_…), from POST /v1/sessions"));
     }
 }
 

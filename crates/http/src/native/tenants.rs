@@ -13,13 +13,15 @@ use subledger_service::Change;
 use subledger_service::tenants::{TENANT_PAGE_MAX, Tenant, TenantUpdate, TenantWithSecrets};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, TenantAuth};
+use super::{AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, Granted, need};
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct TenantView {
     /// Opaque id (`tn_…`), accepted wherever a tenant is named.
     pub tenant_id: String,
+    /// The numeric enterprise id, as the UUCall dialect names it (`uid`).
+    pub uid: i64,
     pub name: String,
     /// IANA zone in which days and months are cut.
     pub timezone: String,
@@ -39,6 +41,7 @@ impl From<&Tenant> for TenantView {
     fn from(t: &Tenant) -> Self {
         TenantView {
             tenant_id: t.public_id.to_string(),
+            uid: t.id.0,
             name: t.name.clone(),
             language: t.language.as_str().to_owned(),
             timezone: t.timezone.name().to_owned(),
@@ -130,7 +133,7 @@ pub async fn show(_: AdminAuth, State(state): State<AppState>, ApiPath(tenant): 
 /// The authenticated tenant
 #[utoipa::path(get, path = "/v1/tenant", tag = "tenants", security(("api_token" = [])),
     responses((status = 200, body = TenantView), (status = 401, body = ErrorBody)))]
-pub async fn current(TenantAuth(tenant): TenantAuth) -> Json<TenantView> {
+pub async fn current(Granted { tenant, .. }: Granted<need::SettingsView>) -> Json<TenantView> {
     Json(TenantView::from(&tenant))
 }
 

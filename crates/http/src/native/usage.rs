@@ -6,15 +6,13 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use subledger_domain::money::format_minor;
-use subledger_domain::oplog::Actor;
 use subledger_domain::rating::{Quantity, format_scaled};
 use subledger_domain::usage::Outcome;
-use subledger_service::Change;
 use subledger_service::usage::{USAGE_BATCH_MAX, UsageEventIn, UsageResult};
 use utoipa::ToSchema;
 
 use super::catalog::parse_instant;
-use super::{ApiError, ApiJson, ErrorBody, TenantAuth};
+use super::{ApiError, ApiJson, ErrorBody, Granted, need};
 use crate::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -55,7 +53,8 @@ pub struct UsageEventResult {
     /// `account_frozen`, `missing_attribute`, `invalid_quantity`, `in_future`, `too_old` (over 400 days old),
     /// `quota_exceeded`, `amount_too_large` (its cost, or its month's totals with it, past their
     /// limits), `insufficient_funds`, `no_wallet_in_currency` (the account has no wallets in the
-    /// product's currency: they open with its first deposit, transfer or overdraft in it).
+    /// product's currency: they open with its first deposit, transfer or overdraft in it),
+    /// `account_cancelled` (a cancelled sub-user), `not_metered` (a monthly fee, billed by subscription).
     pub reason: Option<String>,
     /// Debited now, in `currency` (decimal; 0 for postpaid accounts).
     pub charge: Option<String>,
@@ -65,6 +64,8 @@ pub struct UsageEventResult {
     pub billable: Option<String>,
     /// What the event added to its month's exact cost (up to six decimals).
     pub rated: Option<String>,
+    /// Billable minutes time cards covered (not in `billable`, which money paid for).
+    pub card_minutes: Option<i64>,
     /// `CNY` or `USD`: the currency of the event's product, which `charge` and
     /// `rated` are in; `null` for a product the tenant does not have.
     pub currency: Option<String>,
@@ -79,9 +80,9 @@ pub struct UsageBatchResult {
 }
 
 fn result_view(result: UsageResult) -> UsageEventResult {
-    let (first_status, reason, charge, billable, rated) = match result.outcome {
-        Outcome::Accepted(a) => ("accepted", None, Some(a.charge_cents), Some(a.billable), Some(a.rated_micros)),
-        Outcome::Rejected(r) => ("rejected", Some(r.as_str().to_owned()), None, None, None),
+    let (first_status, reason, charge, billable, rated, card_minutes) = match result.outcome {
+        Outcome::Accepted(a) => ("accepted", None, Some(a.charge_cents), Some(a.billable), Some(a.rated_micros), Some(a.card_minutes)),
+        Outcome::Rejected(r) => ("rejected", Some(r.as_str().to_owned()), None, None, None, None),
     };
     UsageEventResult {
         id: result.id,
@@ -92,6 +93,7 @@ fn result_view(result: UsageResult) -> UsageEventResult {
         charge_minor: charge,
         billable: billable.map(|b| b.to_string()),
         rated: rated.map(|r| format_scaled(r, 6)),
+        card_minutes,
         currency: result.currency.map(|c| c.code().to_owned()),
     }
 }
@@ -103,7 +105,7 @@ fn result_view(result: UsageResult) -> UsageEventResult {
 /// nothing twice.
 #[utoipa::path(post, path = "/v1/usage", tag = "billing", security(("api_token" = [])), request_body = UsageBatchBody,
     responses((status = 200, body = UsageBatchResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody)))]
-pub async fn ingest(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiJson(body): ApiJson<UsageBatchBody>) -> Result<Json<UsageBatchResult>, ApiError> {
+pub async fn ingest(Granted { tenant, caller, .. }: Granted<need::BillingManage>, State(state): State<AppState>, ApiJson(body): ApiJson<UsageBatchBody>) -> Result<Json<UsageBatchResult>, ApiError> {
     if body.events.len() > USAGE_BATCH_MAX {
         return Err(ApiError::bad_request("batch_too_large", &format!("a batch holds at most {USAGE_BATCH_MAX} events")));
     }
@@ -125,7 +127,7 @@ pub async fn ingest(TenantAuth(tenant): TenantAuth, State(state): State<AppState
         }
         events.push(UsageEventIn { id: event.id, username: event.account, product: event.product, quantity: event.quantity, occurred_at_us, attributes });
     }
-    let results = state.services.ingest_usage(&tenant, events, &Change::by(Actor::Tenant)).await?;
+    let results = state.services.ingest_usage(&tenant, events, &caller.change()).await?;
     let views: Vec<UsageEventResult> = results.into_iter().map(result_view).collect();
     let count = |status: &str| views.iter().filter(|v| v.status == status).count();
     Ok(Json(UsageBatchResult { accepted: count("accepted"), duplicates: count("duplicate"), rejected: count("rejected"), results: views }))

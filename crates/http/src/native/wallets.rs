@@ -19,7 +19,7 @@ use subledger_service::funds::{EntryRecord, WalletRecord};
 use subledger_service::ledger::TransferReceipt;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, IdempotencyKey, TenantAuth};
+use super::{AdminAuth, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, Granted, IdempotencyKey, need};
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -84,7 +84,7 @@ fn holder_of(username: Option<&str>) -> Result<Holder, ApiError> {
 /// List wallets with balances
 #[utoipa::path(get, path = "/v1/wallets", tag = "wallets", security(("api_token" = [])), params(WalletQuery),
     responses((status = 200, body = WalletList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn list(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiQuery(query): ApiQuery<WalletQuery>) -> Result<Json<WalletList>, ApiError> {
+pub async fn list(Granted { tenant, .. }: Granted<need::FundsView>, State(state): State<AppState>, ApiQuery(query): ApiQuery<WalletQuery>) -> Result<Json<WalletList>, ApiError> {
     let holder = holder_of(query.username.as_deref())?;
     let wallets = state.services.wallets(&tenant, &holder).await?;
     Ok(Json(WalletList { items: wallets.iter().map(WalletView::from).collect() }))
@@ -146,7 +146,12 @@ pub struct EntryQuery {
 #[utoipa::path(get, path = "/v1/wallets/{wallet_id}/entries", tag = "wallets", security(("api_token" = [])),
     params(("wallet_id" = i64, Path), EntryQuery),
     responses((status = 200, body = EntryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn entries(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(wallet_id): ApiPath<i64>, ApiQuery(query): ApiQuery<EntryQuery>) -> Result<Json<EntryPage>, ApiError> {
+pub async fn entries(
+    Granted { tenant, .. }: Granted<need::FundsView>,
+    State(state): State<AppState>,
+    ApiPath(wallet_id): ApiPath<i64>,
+    ApiQuery(query): ApiQuery<EntryQuery>,
+) -> Result<Json<EntryPage>, ApiError> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=ENTRY_PAGE_MAX).contains(&limit) {
         return Err(ApiError::bad_request("invalid_page", &format!("limit must be from 1 to {ENTRY_PAGE_MAX}")));
@@ -287,11 +292,16 @@ pub(super) fn wallet_ref(side: &WalletSide) -> Result<WalletRef, ApiError> {
     responses((status = 201, body = TransferView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "idempotency key reused for another request"),
               (status = 422, body = ErrorBody, description = "insufficient_funds, negative_balance, same_wallet …")))]
-pub async fn transfer(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, IdempotencyKey(key): IdempotencyKey, ApiJson(body): ApiJson<TransferBody>) -> Result<Response, ApiError> {
+pub async fn transfer(
+    Granted { tenant, caller, .. }: Granted<need::FundsMove>,
+    State(state): State<AppState>,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(body): ApiJson<TransferBody>,
+) -> Result<Response, ApiError> {
     let amount = parse_amount(&body.amount)?;
     let currency = parse_currency(body.currency.as_deref())?;
     let (from, to) = (wallet_ref(&body.from)?, wallet_ref(&body.to)?);
-    let receipt = state.services.transfer(&tenant, &from, &to, amount, currency, MoveOptions { idempotency_key: Some(key), memo: body.memo }, &Change::by(Actor::Tenant)).await?;
+    let receipt = state.services.transfer(&tenant, &from, &to, amount, currency, MoveOptions { idempotency_key: Some(key), memo: body.memo }, &caller.change()).await?;
     transfer_response(receipt, currency)
 }
 
@@ -314,7 +324,7 @@ pub struct StoredTransferView {
 /// Show a transfer
 #[utoipa::path(get, path = "/v1/transfers/{transfer_id}", tag = "wallets", security(("api_token" = [])), params(("transfer_id" = String, Path)),
     responses((status = 200, body = StoredTransferView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn show_transfer(TenantAuth(tenant): TenantAuth, State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<StoredTransferView>, ApiError> {
+pub async fn show_transfer(Granted { tenant, .. }: Granted<need::FundsView>, State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<StoredTransferView>, ApiError> {
     let id = TransferId::from_str(&id).map_err(|_| ApiError::bad_request("invalid_transfer_id", "transfer ids are whole numbers"))?;
     let t = state.services.transfer_by_id(&tenant, id).await?;
     Ok(Json(StoredTransferView {
@@ -370,12 +380,12 @@ pub async fn tenant_overdraft(_: AdminAuth, State(state): State<AppState>, ApiPa
     params(("username" = String, Path)), request_body = OverdraftBody,
     responses((status = 200, body = WalletView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn account_overdraft(
-    TenantAuth(tenant): TenantAuth,
+    Granted { tenant, caller, .. }: Granted<need::FundsMove>,
     State(state): State<AppState>,
     ApiPath(username): ApiPath<String>,
     ApiJson(body): ApiJson<OverdraftBody>,
 ) -> Result<Json<WalletView>, ApiError> {
     let holder = Holder::Account(parse_username(&username)?);
-    let wallet = state.services.set_overdraft(&tenant, &holder, parse_currency(body.currency.as_deref())?, parse_limit(&body.limit)?, &Change::by(Actor::Tenant)).await?;
+    let wallet = state.services.set_overdraft(&tenant, &holder, parse_currency(body.currency.as_deref())?, parse_limit(&body.limit)?, &caller.change()).await?;
     Ok(Json(WalletView::from(&wallet)))
 }

@@ -158,6 +158,13 @@ fn detail_json(line: &DetailLine) -> serde_json::Value {
             "totalEmailDataCount": number(quantity(*total)),
             "freeEmailDataCount": number(quantity(*free)),
         }),
+        // A monthly fee (spec 000 has none): its days, like a count of units.
+        DetailLine::Subscription { days, month_days, price: p, money_micros, .. } => serde_json::json!({
+            "money": number(detail_money(*money_micros)),
+            "price": number(price(*p)),
+            "count": days,
+            "monthDays": month_days,
+        }),
     }
 }
 
@@ -166,7 +173,7 @@ fn detail_json(line: &DetailLine) -> serde_json::Value {
 /// `{lastMonthMoney, lastMonthAmount, list}`.
 fn line_info(line: &LineView) -> Box<RawValue> {
     let parts: Vec<serde_json::Value> = line.detail.iter().map(detail_json).collect();
-    let single = matches!(line.detail.as_slice(), [DetailLine::Units { .. } | DetailLine::Allowance { .. }]);
+    let single = matches!(line.detail.as_slice(), [DetailLine::Units { .. } | DetailLine::Allowance { .. } | DetailLine::Subscription { .. }]);
     let raw = match line.previous {
         // Money with its two decimals, like `orderMoney`.
         Some((amount, money)) => serde_json::value::to_raw_value(&SupplementInfo { last_month_money: Yuan(money), last_month_amount: quantity(amount), list: parts }),

@@ -162,6 +162,8 @@ pub struct CloseReads {
     /// Real-time charges of months up to the one closed.
     pub charged: ProductTotals,
     pub settled: ProductTotals,
+    /// The chunk's accounts' subscriptions in force for some instant of the month.
+    pub subscriptions: Vec<crate::subscriptions::SubscriptionRecord>,
 }
 
 /// The wallets a close's settlements move, locked.
@@ -185,6 +187,8 @@ pub struct NewBillLine<'a> {
     pub description: &'a str,
     pub unit: &'a str,
     pub quantity_milli: i64,
+    /// Minutes time cards covered.
+    pub card_milli: i64,
     pub money_cents: i64,
     pub previous: Option<(i64, i64)>,
     pub detail: String,
@@ -254,18 +258,19 @@ impl<'a> CloseWrites<'a> {
 /// (or a transaction and the tenant's locks) and reads whether the month is
 /// closed, how far its close got, which accounts come next (at most
 /// `accounts_max`), and what the close needs of them.
-pub async fn begin_close(writer: &LedgerWriter, tenant: TenantId, month: &str, accounts_max: usize) -> Result<(BatchTx, CloseReads)> {
+/// `window` is the month's `[start, end)` in microseconds (its subscriptions are read).
+pub async fn begin_close(writer: &LedgerWriter, tenant: TenantId, month: &str, window: (i64, i64), accounts_max: usize) -> Result<(BatchTx, CloseReads)> {
     if accounts_max == 0 {
         return Err(StorageError::Config("a close chunk takes at least one account".to_owned()));
     }
     match &writer.inner {
         WriterInner::Sqlite(w) => {
             let batch = sqlite::open_batch(w).await?;
-            let reads = sqlite::close_reads(&batch, tenant, month, accounts_max)?;
+            let reads = sqlite::close_reads(&batch, tenant, month, window, accounts_max)?;
             Ok((BatchTx { inner: BatchInner::Sqlite(batch) }, reads))
         }
         WriterInner::Postgres(store) => {
-            let (batch, reads) = postgres::close_begin(store, tenant, month, accounts_max).await?;
+            let (batch, reads) = postgres::close_begin(store, tenant, month, window, accounts_max).await?;
             Ok((BatchTx { inner: BatchInner::Postgres(batch) }, reads))
         }
     }
@@ -283,6 +288,7 @@ pub(crate) fn closed_reads() -> CloseReads {
         billed: Vec::new(),
         charged: Vec::new(),
         settled: Vec::new(),
+        subscriptions: Vec::new(),
     }
 }
 

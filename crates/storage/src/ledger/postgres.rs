@@ -41,8 +41,9 @@ use super::close::{Chunk, CloseReads, CloseWrites, MonthRow, SettlementWallets};
 use super::usage::{UsageKeys, UsageReads, UsageWrites};
 use super::{BatchKeys, BatchReads, LedgerWrites, Locking, StoredHold, StoredTransfer};
 use crate::rows::{
-    self, AccountCurrencyKey, BillLineRow, BillRow, EntryKey, EntryRow, HoldIdKey, HoldKey, HoldResolutionRow, HoldRow, MonthCloseRow, MonthClosingRow, MonthKey, PreviousBilledRow, ProductTotalRow,
-    QuotaKey, QuotaRow, SettlementRow, SightingRow, TransferKey, TransferRow, UsageAccountRow, UsageDayRow, UsageEventRow, UsageMonthRow, WalletRow, WalletUpdate, columns, from_json, json,
+    self, AccountCurrencyKey, BillLineRow, BillRow, CardUpdate, EntryKey, EntryRow, HoldIdKey, HoldKey, HoldResolutionRow, HoldRow, MonthCloseRow, MonthClosingRow, MonthKey, PreviousBilledRow,
+    ProductTotalRow, QuotaKey, QuotaRow, SettlementRow, SightingRow, SubscriptionRow, TimeCardRow, TransferKey, TransferRow, UsageAccountRow, UsageDayRow, UsageEventRow, UsageMonthRow, WalletRow,
+    WalletUpdate, columns, from_json, json,
 };
 use crate::{Result, StorageError, Store};
 
@@ -308,13 +309,34 @@ static USAGE_READS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// The usable time cards of the batch ($1 tenant; expiring after $2; of the
+/// accounts in $3, or shared), locked in id order like the wallets.
+static USABLE_CARDS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {cards} FROM (SELECT {columns} FROM time_cards
+           WHERE tenant_id = $1 AND state = 'active' AND minutes_left > 0 AND expires_at_us > $2
+             AND (account_id IS NULL OR account_id = ANY(ARRAY(SELECT jsonb_array_elements_text($3::jsonb)::bigint)))
+           ORDER BY id FOR UPDATE) AS c",
+        cards = rows::postgres_agg::<TimeCardRow<String>>("c"),
+        columns = columns::<TimeCardRow<String>>(None),
+    )
+});
+
+/// A card's minutes left are written only as read (they are locked since:
+/// the check guards against a bug); any other count fails the batch.
 static USAGE_WRITES: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH new_events AS ({events} RETURNING 1),
         days AS ({days} {day_conflict} RETURNING 1),
         months AS ({months} {month_conflict} RETURNING 1),
-        quota AS ({quota} {quota_conflict} RETURNING 1)
-        SELECT (SELECT COUNT(*) FROM new_events) + (SELECT COUNT(*) FROM days) + (SELECT COUNT(*) FROM months) + (SELECT COUNT(*) FROM quota)",
+        quota AS ({quota} {quota_conflict} RETURNING 1),
+        cards AS (
+          UPDATE time_cards SET minutes_left = r.minutes_left, updated_at_us = r.updated_at_us
+          FROM {card_updates}
+          WHERE time_cards.id = ANY(ARRAY(SELECT c.id FROM {card_ids}))
+            AND time_cards.id = r.id AND time_cards.minutes_left = r.minutes_left_read RETURNING 1)
+        SELECT (SELECT COUNT(*) FROM new_events) + (SELECT COUNT(*) FROM days) + (SELECT COUNT(*) FROM months) + (SELECT COUNT(*) FROM quota)
+             + subledger_expect_rows((SELECT COUNT(*) FROM cards), $6)",
         events = rows::postgres_insert::<UsageEventRow<&str>>(1),
         days = rows::postgres_insert::<UsageDayRow<&str>>(2),
         day_conflict = *super::usage::DAY_CONFLICT,
@@ -322,6 +344,8 @@ static USAGE_WRITES: LazyLock<String> = LazyLock::new(|| {
         month_conflict = *super::usage::MONTH_CONFLICT,
         quota = rows::postgres_insert::<QuotaRow<&str>>(4),
         quota_conflict = super::usage::QUOTA_CONFLICT,
+        card_updates = rows::postgres_records::<CardUpdate>(5, "r"),
+        card_ids = rows::postgres_records::<CardUpdate>(5, "c"),
     )
 });
 
@@ -352,14 +376,21 @@ pub(super) async fn usage_begin(store: &Store, keys: &UsageKeys<'_>) -> Result<(
     let quota: Vec<QuotaKey<&str>> = keys.quota_days.iter().map(|(account, day)| QuotaKey { account_id: account.0, day: *day }).collect();
     let (earlier, months, quota, closed, closing): (String, String, String, String, String) =
         sqlx::query_as(&USAGE_READS).bind(keys.tenant.0).bind(json(keys.event_ids)).bind(json(&months)).bind(json(&quota)).bind(json(keys.month_names)).fetch_one(batch.conn()).await?;
+    let cards: Vec<TimeCardRow<String>> = if keys.card_accounts.is_empty() {
+        Vec::new()
+    } else {
+        let ids: Vec<i64> = keys.card_accounts.iter().map(|a| a.0).collect();
+        let text: String = sqlx::query_scalar(&USABLE_CARDS).bind(keys.tenant.0).bind(keys.cards_after_us).bind(json(&ids)).fetch_one(batch.conn()).await?;
+        from_json(&text, "time cards")?
+    };
     let reads = super::usage::reads(
-        wallets,
-        transfer_ids,
+        (wallets, transfer_ids),
         from_json(&earlier, "earlier events")?,
         accounts,
         from_json(&months, "month rollups")?,
         from_json(&quota, "quota")?,
         (from_json(&closed, "closed months")?, from_json(&closing, "closing months")?),
+        cards,
     )?;
     Ok((batch, reads))
 }
@@ -371,10 +402,12 @@ pub(super) async fn usage_writes(batch: &mut Batch, writes: &UsageWrites<'_>) ->
         .bind(json(&writes.day_rows().collect::<Vec<_>>()))
         .bind(json(&writes.month_rows().collect::<Vec<_>>()))
         .bind(json(&writes.quota_rows().collect::<Vec<_>>()))
+        .bind(json(&writes.card_rows().collect::<Vec<_>>()))
+        .bind(writes.cards.len() as i64)
         .fetch_one(batch.conn())
         .await?
         .try_get(0)?;
-    expect_written(written, writes.events.len() + writes.days.len() + writes.months.len() + writes.quota.len(), "a usage batch")
+    expect_written(written, writes.events.len() + writes.days.len() + writes.months.len() + writes.quota.len() + writes.cards.len(), "a usage batch")
 }
 
 /// Whether the month is closed, how far its close got, and the tenant's next
@@ -404,7 +437,8 @@ static CLOSE_READS: LazyLock<String> = LazyLock::new(|| {
           (SELECT {p} FROM ({previous}) AS p),
           (SELECT {t} FROM ({billed}) AS t),
           (SELECT {t} FROM ({charged}) AS t),
-          (SELECT {t} FROM ({settled}) AS t)",
+          (SELECT {t} FROM ({settled}) AS t),
+          (SELECT {s} FROM ({subscriptions}) AS s)",
         m = rows::postgres_agg::<UsageMonthRow<String>>("m"),
         p = rows::postgres_agg::<PreviousBilledRow<String>>("p"),
         t = rows::postgres_agg::<ProductTotalRow<String>>("t"),
@@ -413,13 +447,15 @@ static CLOSE_READS: LazyLock<String> = LazyLock::new(|| {
         billed = super::close::billed_totals("$1", &chunk),
         charged = super::close::charged_totals("$1", "$2", &chunk),
         settled = super::close::settled_totals("$1", &chunk),
+        s = rows::postgres_agg::<SubscriptionRow<String>>("s"),
+        subscriptions = crate::subscriptions::in_window("$1", &chunk, "$5", "$6"),
     )
 });
 
 /// Begins a chunk of a month close: a transaction holding the tenant row (so
 /// two processes closing the same month take turns, chunk by chunk, each
 /// reading where the other left off) and the tenant's close lock, then the reads.
-pub(super) async fn close_begin(store: &Store, tenant: TenantId, month: &str, accounts_max: usize) -> Result<(Batch, CloseReads)> {
+pub(super) async fn close_begin(store: &Store, tenant: TenantId, month: &str, (from_us, until_us): (i64, i64), accounts_max: usize) -> Result<(Batch, CloseReads)> {
     let mut batch = Batch::Locked(store.writer().begin().await?);
     sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE").bind(tenant.0).execute(batch.conn()).await?;
     sqlx::query(CLOSE_LOCK_EXCLUSIVE).bind(tenant.0).execute(batch.conn()).await?;
@@ -431,8 +467,8 @@ pub(super) async fn close_begin(store: &Store, tenant: TenantId, month: &str, ac
     let progress = from_json::<MonthClosingRow<String>>(&progress, "close progress")?.into_iter().next().map(MonthClosingRow::progress);
     let chunk = Chunk::of(progress.map_or(AccountId(0), |p| p.last_account), &from_json::<i64>(&next_ids, "accounts")?, accounts_max);
     let key = chunk.key(tenant, month);
-    let (month_rows, late_rows, previous, billed, charged, settled): (String, String, String, String, String, String) =
-        sqlx::query_as(&CLOSE_READS).bind(tenant.0).bind(month).bind(key.after_account_id).bind(key.through_account_id).fetch_one(batch.conn()).await?;
+    let (month_rows, late_rows, previous, billed, charged, settled, subscriptions): (String, String, String, String, String, String, String) =
+        sqlx::query_as(&CLOSE_READS).bind(tenant.0).bind(month).bind(key.after_account_id).bind(key.through_account_id).bind(from_us).bind(until_us).fetch_one(batch.conn()).await?;
     let rollups = |text: &str, what: &str| -> Result<Vec<MonthRow>> { from_json::<UsageMonthRow<String>>(text, what)?.into_iter().map(MonthRow::try_from).collect() };
     let totals = |text: &str, what: &str| -> Result<super::close::ProductTotals> { Ok(from_json::<ProductTotalRow<String>>(text, what)?.into_iter().map(ProductTotalRow::entry).collect()) };
     let reads = CloseReads {
@@ -445,6 +481,7 @@ pub(super) async fn close_begin(store: &Store, tenant: TenantId, month: &str, ac
         billed: totals(&billed, "billed")?,
         charged: totals(&charged, "charged")?,
         settled: totals(&settled, "settled")?,
+        subscriptions: from_json::<SubscriptionRow<String>>(&subscriptions, "subscriptions")?.into_iter().map(Into::into).collect(),
     };
     Ok((batch, reads))
 }

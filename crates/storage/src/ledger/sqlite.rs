@@ -30,8 +30,9 @@ use super::usage::{UsageKeys, UsageReads, UsageWrites};
 use super::{BatchKeys, BatchReads, LedgerWrites, StoredHold, StoredTransfer};
 use crate::error::{DatabaseFailure, classify};
 use crate::rows::{
-    self, BillLineRow, BillRow, EntryKey, EntryRow, HoldIdKey, HoldKey, HoldResolutionRow, HoldRow, MonthCloseRow, MonthClosingRow, MonthKey, PreviousBilledRow, ProductTotalRow, QuotaKey, QuotaRow,
-    Row, SettlementRow, SightingRow, SqliteDecode, TenantMonthKey, TransferKey, TransferRow, UsageAccountRow, UsageDayRow, UsageEventKey, UsageEventRow, UsageMonthRow, WalletRow, WalletUpdate,
+    self, BillLineRow, BillRow, ChunkWindowKey, EntryKey, EntryRow, HoldIdKey, HoldKey, HoldResolutionRow, HoldRow, MonthCloseRow, MonthClosingRow, MonthKey, PreviousBilledRow, ProductTotalRow,
+    QuotaKey, QuotaRow, Row, SettlementRow, SightingRow, SqliteDecode, SubscriptionRow, TenantMonthKey, TimeCardRow, TransferKey, TransferRow, UsageAccountRow, UsageDayRow, UsageEventKey,
+    UsageEventRow, UsageMonthRow, WalletRow, WalletUpdate,
 };
 use crate::{Backend, Result, StorageError};
 
@@ -287,8 +288,19 @@ pub(super) fn usage_reads(batch: &Batch, keys: &UsageKeys<'_>) -> Result<UsageRe
     let month_keys = || keys.month_names.iter().map(|month| TenantMonthKey { tenant_id, month: *month });
     let closed = rows_of::<_, MonthCloseRow<String>>(batch, &MONTH_CLOSE_BY_KEY, month_keys())?;
     let closing = rows_of::<_, MonthClosingRow<String>>(batch, &MONTH_CLOSING_BY_KEY, month_keys())?;
-    super::usage::reads(wallets, fresh_ids(batch, keys.ids_needed)?, earlier, accounts, months, quota, (closed, closing))
+    let cards = rows_of::<_, TimeCardRow<String>>(batch, &USABLE_CARDS, keys.card_holders())?;
+    super::usage::reads((wallets, fresh_ids(batch, keys.ids_needed)?), earlier, accounts, months, quota, (closed, closing), cards)
 }
+
+/// A holder's cards that may still cover something (`account_id IS` also matches NULL: the shared cards).
+static USABLE_CARDS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM time_cards WHERE tenant_id = ?1 AND account_id IS ?2 AND state = 'active' AND minutes_left > 0 AND expires_at_us > ?3 ORDER BY id",
+        rows::columns::<TimeCardRow<String>>(None)
+    )
+});
+/// Under the write lock the check of what was read guards against a bug, not another writer.
+const UPDATE_CARD: &str = "UPDATE time_cards SET minutes_left = :minutes_left, updated_at_us = :updated_at_us WHERE id = :id AND minutes_left = :minutes_left_read";
 
 static INSERT_USAGE_EVENT: LazyLock<String> = LazyLock::new(rows::sqlite_insert::<UsageEventRow<&str>>);
 static UPSERT_USAGE_DAY: LazyLock<String> = LazyLock::new(|| format!("{} {}", rows::sqlite_insert::<UsageDayRow<&str>>(), *super::usage::DAY_CONFLICT));
@@ -300,7 +312,8 @@ pub(super) fn usage_writes(batch: &Batch, writes: &UsageWrites<'_>) -> Result<()
     execute_each(batch, &INSERT_USAGE_EVENT, writes.event_rows())?;
     execute_each(batch, &UPSERT_USAGE_DAY, writes.day_rows())?;
     execute_each(batch, &UPSERT_USAGE_MONTH, writes.month_rows())?;
-    execute_each(batch, &UPSERT_QUOTA, writes.quota_rows())
+    execute_each(batch, &UPSERT_QUOTA, writes.quota_rows())?;
+    update_each(batch, UPDATE_CARD, writes.card_rows(), |c| format!("time card {} changed under the write lock", c.id))
 }
 
 static CLOSE_MONTH_ROWS: LazyLock<String> = LazyLock::new(|| {
@@ -326,7 +339,7 @@ static CHUNK: LazyLock<String> = LazyLock::new(|| super::close::in_chunk(":after
 /// The reads of a chunk of a month close, under the write lock: whether the
 /// month is closed, how far its close got, the chunk's accounts (at most
 /// `accounts_max` after the last one billed) and what the close needs of them.
-pub(super) fn close_reads(batch: &Batch, tenant: TenantId, month: &str, accounts_max: usize) -> Result<CloseReads> {
+pub(super) fn close_reads(batch: &Batch, tenant: TenantId, month: &str, (from_us, until_us): (i64, i64), accounts_max: usize) -> Result<CloseReads> {
     let month_key = TenantMonthKey { tenant_id: tenant.0, month };
     if !rows_of::<_, MonthCloseRow<String>>(batch, &MONTH_CLOSE_BY_KEY, [month_key.clone()])?.is_empty() {
         return Ok(super::close::closed_reads());
@@ -352,8 +365,15 @@ pub(super) fn close_reads(batch: &Batch, tenant: TenantId, month: &str, accounts
         billed: totals(&CLOSE_BILLED)?,
         charged: totals(&CLOSE_CHARGED)?,
         settled: totals(&CLOSE_SETTLED)?,
+        subscriptions: {
+            let window = ChunkWindowKey { tenant_id: tenant.0, after_account_id: key.after_account_id, through_account_id: key.through_account_id, from_us, until_us };
+            rows_named::<_, SubscriptionRow<String>>(batch, &CLOSE_SUBSCRIPTIONS, &window)?.into_iter().map(Into::into).collect()
+        },
     })
 }
+
+static CLOSE_SUBSCRIPTIONS: LazyLock<String> =
+    LazyLock::new(|| crate::subscriptions::in_window(":tenant_id", &super::close::in_chunk(":after_account_id", ":through_account_id"), ":from_us", ":until_us"));
 
 pub(super) fn settlement_wallets(batch: &mut Batch, tenant: TenantId, accounts: &[(AccountId, Currency)], revenue: &[WalletId], ids_needed: usize) -> Result<SettlementWallets> {
     let accounts = usage_accounts(batch, tenant, accounts)?;

@@ -1,19 +1,26 @@
 //! Usage ingestion's storage: one transaction per batch of events, on the
 //! ledger writer. It reads what the usage engine needs under the write lock
 //! (SQLite) or the wallets' row locks (PostgreSQL), then writes the events,
-//! their rollups, the quota counts and the charges, and commits.
+//! their rollups, the quota counts, the time cards' minutes consumed and the
+//! charges, and commits.
+//!
+//! Time cards are read with the batch's other reads, under the same lock
+//! (SQLite's write lock; on PostgreSQL `FOR UPDATE`, in id order), and only
+//! for batches with events cards may cover; a card's minutes left are
+//! written only if still as read, so two batches never consume one minute.
 
 use std::sync::LazyLock;
 
 use subledger_domain::ids::{AccountId, TenantId, TransferId, WalletId};
 use subledger_domain::ledger::WalletState;
 use subledger_domain::money::Currency;
+use subledger_domain::timecards::{Card, CardChange};
 use subledger_domain::usage::{AccountTerms, Outcome, RollupAmounts};
 
 use super::close::MonthRow;
 use super::{BatchInner, BatchTx, LedgerWriter, WriterInner, postgres, sqlite};
 use crate::Result;
-use crate::rows::{AccountCurrencyKey, MonthCloseRow, MonthClosingRow, QuotaRow, UsageDayRow, UsageEventRow, UsageMonthRow};
+use crate::rows::{AccountCurrencyKey, CardHolderKey, CardUpdate, MonthCloseRow, MonthClosingRow, QuotaRow, TimeCardRow, UsageDayRow, UsageEventRow, UsageMonthRow};
 
 /// What the batch reads, and which wallets it must lock.
 pub struct UsageKeys<'a> {
@@ -31,6 +38,23 @@ pub struct UsageKeys<'a> {
     pub revenue: &'a [WalletId],
     /// Transfer ids to draw (two per account and currency at most: promo and primary).
     pub ids_needed: usize,
+    /// Accounts with events time cards may cover: their cards and the
+    /// tenant's shared ones are read (none when empty).
+    pub card_accounts: &'a [AccountId],
+    /// The earliest instant of those events: cards expired by then are left out.
+    pub cards_after_us: i64,
+}
+
+impl UsageKeys<'_> {
+    /// The holders whose usable cards the batch reads: each account, and the
+    /// tenant's shared cards (no account).
+    pub(crate) fn card_holders(&self) -> Vec<CardHolderKey> {
+        if self.card_accounts.is_empty() {
+            return Vec::new();
+        }
+        let holder = |account: Option<AccountId>| CardHolderKey { tenant_id: self.tenant.0, account_id: account.map(|a| a.0), after_us: self.cards_after_us };
+        self.card_accounts.iter().map(|a| holder(Some(*a))).chain([holder(None)]).collect()
+    }
 }
 
 pub struct UsageReads {
@@ -47,6 +71,8 @@ pub struct UsageReads {
     /// Months of the batch whose close is under way, with the last account
     /// it billed: usage of those accounts is late, of the others not.
     pub closing_months: Vec<(String, AccountId)>,
+    /// The usable time cards of the batch's card accounts and the shared ones, locked.
+    pub cards: Vec<Card>,
 }
 
 /// An event to store with its outcome.
@@ -74,6 +100,8 @@ pub struct UsageWrites<'a> {
     /// (account, product, month, attr) additions, and whether the month is closed (late usage).
     pub months: &'a [(&'a RollupKey, &'a RollupAmounts, bool)],
     pub quota: &'a [(&'a (AccountId, String), i64)],
+    /// The time cards consumed from.
+    pub cards: &'a [CardChange],
 }
 
 impl<'a> UsageWrites<'a> {
@@ -92,10 +120,14 @@ impl<'a> UsageWrites<'a> {
     pub(crate) fn quota_rows(&self) -> impl Iterator<Item = QuotaRow<&'a str>> + '_ {
         self.quota.iter().map(|((account, day), used)| QuotaRow { account_id: account.0, day: day.as_str(), tenant_id: self.tenant.0, used: *used })
     }
+
+    pub(crate) fn card_rows(&self) -> impl Iterator<Item = CardUpdate> + '_ {
+        self.cards.iter().map(|c| CardUpdate { id: c.id.0, minutes_left: c.minutes_left, minutes_left_read: c.minutes_left_read, updated_at_us: self.ingested_at_us })
+    }
 }
 
 /// The columns a rollup adds up when its row exists already.
-const ROLLUP_AMOUNT_COLUMNS: [&str; 5] = ["quantity_milli", "billable_milli", "events", "rated_micros", "charged_cents"];
+const ROLLUP_AMOUNT_COLUMNS: [&str; 6] = ["quantity_milli", "billable_milli", "events", "rated_micros", "charged_cents", "card_milli"];
 
 /// `ON CONFLICT … DO UPDATE`, on both backends: a day rollup adds up.
 pub(crate) static DAY_CONFLICT: LazyLock<String> = LazyLock::new(|| format!("ON CONFLICT (account_id, product_code, day, attr) DO UPDATE SET {}", add_amounts("usage_daily")));
@@ -130,15 +162,16 @@ pub(crate) fn wallets_to_lock(accounts: &[AccountTerms], revenue: &[WalletId]) -
 }
 
 /// What a usage batch read, decoded (the same on both backends); the last
-/// pair is the batch's months that are closed and those whose close is under way.
+/// pair is the batch's months that are closed and those whose close is under way;
+/// the first the locked wallets and the fresh transfer ids.
 pub(crate) fn reads(
-    wallets: Vec<(TenantId, WalletState)>,
-    transfer_ids: Vec<TransferId>,
+    (wallets, transfer_ids): (Vec<(TenantId, WalletState)>, Vec<TransferId>),
     earlier: Vec<UsageEventRow<String>>,
     accounts: Vec<AccountTerms>,
     months: Vec<UsageMonthRow<String>>,
     quota: Vec<QuotaRow<String>>,
     (closed, closing): (Vec<MonthCloseRow<String>>, Vec<MonthClosingRow<String>>),
+    cards: Vec<TimeCardRow<String>>,
 ) -> Result<UsageReads> {
     Ok(UsageReads {
         wallets,
@@ -155,6 +188,7 @@ pub(crate) fn reads(
         quota: quota.into_iter().map(|q| ((AccountId(q.account_id), q.day), q.used)).collect(),
         closed_months: closed.into_iter().map(|c| c.month).collect(),
         closing_months: closing.into_iter().map(|c| (c.month, AccountId(c.last_account_id))).collect(),
+        cards: cards.iter().map(TimeCardRow::card).collect::<Result<_>>()?,
     })
 }
 

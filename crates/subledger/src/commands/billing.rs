@@ -39,6 +39,8 @@ fn product_json(p: &Product) -> Value {
         "quantity_meaning": p.quantity_meaning,
         "builtin": p.builtin,
         "telephony_group": p.telephony.map(|t| t.group.key()),
+        "kind": p.kind.as_str(),
+        "bill_category": p.category.as_str(),
     })
 }
 
@@ -56,11 +58,10 @@ pub(super) async fn product(services: &Services, command: ProductCommand) -> Res
                 std::iter::once(header).chain(products.iter().map(product_row)).collect::<Vec<_>>().join("\n")
             });
         }
-        ProductCommand::Add { tenant, code, name, unit, order_type, grouping, currency, supplement_order_type, refund_order_type, quantity_meaning, json } => {
+        ProductCommand::Add { tenant, code, name, unit, order_type, grouping, currency, supplement_order_type, refund_order_type, quantity_meaning, kind, bill_category, json } => {
             let tenant = services.find_tenant(&tenant).await?;
-            let product = services
-                .add_product(&tenant, NewProduct { code, name, unit, order_type, grouping, currency, supplement_order_type, refund_order_type, quantity_meaning }, &Change::by(Actor::Cli))
-                .await?;
+            let new = NewProduct { code, name, unit, order_type, grouping, currency, supplement_order_type, refund_order_type, quantity_meaning, kind, bill_category };
+            let product = services.add_product(&tenant, new, &Change::by(Actor::Cli)).await?;
             print(json, product_json(&product), || format!("added product {}", product_row(&product)));
         }
     }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod access;
 mod billing;
 mod cli;
 mod close;
@@ -18,5 +19,7 @@ mod oplog;
 mod overflow;
 mod passwords;
 mod reliability;
+mod seats;
 mod sendcloud;
 mod telephony;
+mod uucall;
