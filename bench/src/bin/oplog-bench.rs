@@ -63,7 +63,7 @@ fn seed_sql(backend: Backend, tenant_id: i64, entries: i64, end_us: i64) -> Stri
     let columns = "INSERT INTO operations (tenant_id, at_us, actor_kind, actor_account_id, actor_name, kind, subject, detail, outcome)";
     match backend {
         Backend::Sqlite => format!("{columns} WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {entries}) {select} FROM n"),
-        Backend::Postgres => format!("{columns} {select} FROM generate_series(1, {entries}) AS n(i)"),
+        Backend::Postgres => format!("{columns} {select} FROM generate_series(1::bigint, {entries}) AS n(i)"),
     }
 }
 
