@@ -670,8 +670,9 @@ pub struct BillRange {
 impl Services {
     /// Bills of these accounts for months `from`..=`to`, one per account,
     /// month and currency: the closed months' bills, and with
-    /// `month_to_date`, the current month so far. With `currency`, only the
-    /// bills in it.
+    /// `month_to_date`, every month not closed yet as it stands (the current
+    /// month so far, an ended month as its close would bill it). With
+    /// `currency`, only the bills in it.
     pub async fn bills(&self, tenant: &Tenant, accounts: &[AccountId], from: Month, to: Month, month_to_date: bool, currency: Option<Currency>) -> ServiceResult<Vec<BillView>> {
         if accounts.is_empty() || from > to {
             return Ok(Vec::new());
@@ -723,43 +724,65 @@ impl Services {
             })
             .collect();
 
-        let current = tenant.timezone.month_of(jiff::Timestamp::now());
-        if month_to_date && from <= current && current <= to {
-            let current_text = current.to_string();
-            let products = self.products(tenant).await?;
-            let tariffs = self.tariff_book(tenant).await?;
-            let rows = store_bills::month_rows(&self.store, tenant.id, accounts, &current_text).await?;
-            // Late usage of closed months lands on the next bill that closes:
-            // this month's only when every earlier month with usage is closed.
-            let next_to_close = store_bills::unclosed_months_with_usage(&self.store, tenant.id, &current.previous().to_string()).await?.is_empty();
-            let (late, previous) = if next_to_close {
-                (store_bills::late_rows(&self.store, tenant.id, accounts, &current_text).await?, store_bills::previous_billed(&self.store, tenant.id, accounts, &current_text).await?)
-            } else {
-                (Vec::new(), Vec::new())
-            };
-            let (start, end) = tenant.timezone.month_bounds(current);
-            let subscriptions = store_subscriptions::of_accounts(&self.store, tenant.id, accounts, start.as_microsecond(), end.as_microsecond()).await?;
-            let catalog = Catalog { products: &products, tariffs: &tariffs, timezone: &tenant.timezone };
-            let computed = match catalog.bill_lines(&current_text, rows, late, previous, &subscriptions) {
-                Ok(computed) => computed,
-                Err(error) => return Err(self.close_error(tenant, error).await),
-            };
-            for ((account, bill_currency), lines) in computed.into_iter().filter(|((_, c), _)| currency.is_none_or(|wanted| wanted == *c)) {
-                let total_cents = match bill_total(account, &current_text, &lines) {
-                    Ok(total) => total,
-                    Err(unbillable) => return Err(self.unbillable_error(tenant, unbillable).await),
-                };
-                let lines = lines.into_iter().map(LineView::from).collect();
-                bills.push(BillView { account, month: current_text.clone(), currency: bill_currency, closed: false, total_cents, lines, settlements: Vec::new() });
+        if month_to_date {
+            // Every month of the range that is not closed yet, up to the
+            // current one, is shown as it stands: the current month so far,
+            // and a month that ended but is not (or not wholly) closed as its
+            // close would bill it. Accounts a closing month already billed
+            // keep their stored bill.
+            let current = tenant.timezone.month_of(jiff::Timestamp::now());
+            let closed: std::collections::HashSet<Month> = store_bills::closed_months(&self.store, tenant.id).await?.into_iter().collect();
+            let billed: std::collections::HashSet<BillKey> = bills.iter().map(|b| (b.account, b.month.clone(), b.currency)).collect();
+            let mut month = from;
+            while month <= to.min(current) {
+                if !closed.contains(&month) {
+                    let computed = self.month_so_far(tenant, accounts, month, currency).await?;
+                    bills.extend(computed.into_iter().filter(|b| !billed.contains(&(b.account, b.month.clone(), b.currency))));
+                }
+                month = month.next();
             }
         }
         bills.sort_by(|a, b| (a.account, &a.month, a.currency).cmp(&(b.account, &b.month, b.currency)));
         Ok(bills)
     }
 
+    /// The bills of one month not closed, computed from its usage as a
+    /// close would bill it now (lines, no settlements).
+    async fn month_so_far(&self, tenant: &Tenant, accounts: &[AccountId], month: Month, currency: Option<Currency>) -> ServiceResult<Vec<BillView>> {
+        let mut bills = Vec::new();
+        let month_text = month.to_string();
+        let products = self.products(tenant).await?;
+        let tariffs = self.tariff_book(tenant).await?;
+        let rows = store_bills::month_rows(&self.store, tenant.id, accounts, &month_text).await?;
+        // Late usage of closed months lands on the next bill that closes:
+        // this month's only when every earlier month with usage is closed.
+        let next_to_close = store_bills::unclosed_months_with_usage(&self.store, tenant.id, &month.previous().to_string()).await?.is_empty();
+        let (late, previous) = if next_to_close {
+            (store_bills::late_rows(&self.store, tenant.id, accounts, &month_text).await?, store_bills::previous_billed(&self.store, tenant.id, accounts, &month_text).await?)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let (start, end) = tenant.timezone.month_bounds(month);
+        let subscriptions = store_subscriptions::of_accounts(&self.store, tenant.id, accounts, start.as_microsecond(), end.as_microsecond()).await?;
+        let catalog = Catalog { products: &products, tariffs: &tariffs, timezone: &tenant.timezone };
+        let computed = match catalog.bill_lines(&month_text, rows, late, previous, &subscriptions) {
+            Ok(computed) => computed,
+            Err(error) => return Err(self.close_error(tenant, error).await),
+        };
+        for ((account, bill_currency), lines) in computed.into_iter().filter(|((_, c), _)| currency.is_none_or(|wanted| wanted == *c)) {
+            let total_cents = match bill_total(account, &month_text, &lines) {
+                Ok(total) => total,
+                Err(unbillable) => return Err(self.unbillable_error(tenant, unbillable).await),
+            };
+            let lines = lines.into_iter().map(LineView::from).collect();
+            bills.push(BillView { account, month: month_text.clone(), currency: bill_currency, closed: false, total_cents, lines, settlements: Vec::new() });
+        }
+        Ok(bills)
+    }
+
     /// A page of the tenant's accounts (or the one named) with their bills in
-    /// `range`. `month_to_date` says which accounts also see the current
-    /// month so far. An unknown username is `NotFound(Account)`.
+    /// `range`. `month_to_date` says which accounts also see the months not
+    /// closed yet, as they stand. An unknown username is `NotFound(Account)`.
     pub async fn bills_page(
         &self,
         tenant: &Tenant,
@@ -788,7 +811,7 @@ impl Services {
     }
 
     /// Every bill of a month (all accounts): the closed month's bills or, with
-    /// `month_to_date`, the current month so far. For exports and the CLI.
+    /// `month_to_date`, a month not closed yet as it stands. For exports and the CLI.
     pub async fn month_bills(&self, tenant: &Tenant, month: Month, month_to_date: bool) -> ServiceResult<Vec<(String, BillView)>> {
         let accounts = subledger_storage::accounts::all_ids(&self.store, tenant.id).await?;
         let ids: Vec<AccountId> = accounts.iter().map(|(id, _)| *id).collect();

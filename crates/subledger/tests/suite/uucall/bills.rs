@@ -178,6 +178,8 @@ async fn a_seats_month_agrees_in_every_view(backend: Backend) {
     .await;
     let got: Vec<(i64, i64)> = answer["results"].as_array().unwrap().iter().map(|r| (r["card_minutes"].as_i64().unwrap(), r["charge_minor"].as_i64().unwrap())).collect();
     assert_eq!(got, [(3, 0), (0, 10), (1, 40), (0, 5), (2, 0), (2, 0), (0, 5)], "card minutes before money: {answer}");
+    // Ended, not closed yet: shown as its close would bill it.
+    let unclosed = ok(get(&h, &e, &format!("/account/chargebill?uidName={uid_name}&time={month}")).await);
     let (status, body) = h.post_json("/v1/bills/close", token, &json!({"month": month})).await;
     assert_eq!(status, 200, "{body}");
 
@@ -194,6 +196,7 @@ async fn a_seats_month_agrees_in_every_view(backend: Backend) {
     assert_keys(&charge.body[0], &["subUserName", "time", "basicBill", "functionBill", "total"]);
     let want = format!(r#"[{{"subUserName":"agent001","time":"{month}","basicBill":{},"functionBill":20.00,"total":{}}}]"#, yuan(basic_cents), yuan(total_cents));
     assert_eq!(charge.raw, want, "yuan with two decimals, as numbers");
+    assert_eq!(unclosed.raw, want, "before its close, the ended month showed what its close billed");
     assert_eq!(ok(get(&h, &e, &format!("/account/chargebill?{query}&account=agent001")).await).raw, want);
 
     // basicbill: every day with anything, in fen; the columns add up to the charge bill.
