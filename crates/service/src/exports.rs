@@ -74,17 +74,9 @@ impl Table {
         }
         match format {
             ExportFormat::Csv => {
-                let mut writer = csv::Writer::from_writer(Vec::new());
-                writer.write_record(&self.columns).map_err(|e| failed(e.to_string()))?;
-                for row in &self.rows {
-                    let cells = row.iter().map(|cell| match cell {
-                        Cell::Text(text) => text.clone(),
-                        Cell::Whole(value) => value.to_string(),
-                        Cell::Money(minor) => format_minor(*minor),
-                    });
-                    writer.write_record(cells).map_err(|e| failed(e.to_string()))?;
-                }
-                writer.into_inner().map_err(|e| failed(e.to_string()))
+                let mut bytes = csv_header(&self.columns)?;
+                bytes.extend(csv_rows(&self.rows)?);
+                Ok(bytes)
             }
             ExportFormat::Xlsx => {
                 let mut book = rust_xlsxwriter::Workbook::new();
@@ -111,6 +103,31 @@ impl Table {
             }
         }
     }
+}
+
+fn csv_failed(error: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Invalid { field: "export", reason: error.to_string() }
+}
+
+/// A CSV file's header line: a file sent in parts starts with it.
+pub fn csv_header(columns: &[&str]) -> ServiceResult<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(columns).map_err(csv_failed)?;
+    writer.into_inner().map_err(csv_failed)
+}
+
+/// CSV lines of `rows` (no header): one part of a file sent in parts.
+pub fn csv_rows(rows: &[Vec<Cell>]) -> ServiceResult<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        let cells = row.iter().map(|cell| match cell {
+            Cell::Text(text) => text.clone(),
+            Cell::Whole(value) => value.to_string(),
+            Cell::Money(minor) => format_minor(*minor),
+        });
+        writer.write_record(cells).map_err(csv_failed)?;
+    }
+    writer.into_inner().map_err(csv_failed)
 }
 
 /// One row per bill line; money as money cells.

@@ -15,7 +15,7 @@ use super::*;
 use crate::billing::{at, dashed, month_start, per_unit, tariff, usage};
 use crate::on_both_backends;
 
-on_both_backends!(a_seats_month_agrees_in_every_view, bill_operations_answer_every_status, rates_cards_and_the_billing_account_answer_every_status);
+on_both_backends!(a_seats_month_agrees_in_every_view, bill_operations_answer_every_status, rates_cards_and_the_billing_account_answer_every_status, a_charge_bill_file_streams_every_sub_user);
 
 const NAME: &str = "UU 呼叫中心";
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -397,4 +397,27 @@ async fn rates_cards_and_the_billing_account_answer_every_status(backend: Backen
     assert_eq!(ok(get(&h, &alpha, &format!("/account/{uid}/funrate")).await).raw, "[]");
     assert_eq!(ok(get(&h, &alpha, &format!("/account/{uid}/giftrate")).await).raw, "[]");
     invalid(&get(&h, &alpha, &format!("/account/{uid}/giftrate?pageSize=0")).await, "pageSize");
+}
+
+/// More sub-users than one page of the service: the CSV file is sent a page
+/// at a time and holds each of them exactly once, as many as the list counts.
+async fn a_charge_bill_file_streams_every_sub_user(backend: Backend) {
+    let h = Harness::start(backend).await;
+    let e = Enterprise::create(&h, NAME).await;
+    let count = subledger_service::seat_bills::CHARGE_BILL_PAGE_MAX as usize * 2 + 5;
+    for n in 0..count {
+        create_account(&h, &e, &format!("seat{n:04}")).await;
+    }
+    let query = format!("uidName={}&time={}", encode(NAME), dashed(month_start(0)));
+    let listed = ok(get(&h, &e, &format!("/account/chargebill?{query}")).await);
+    assert_eq!(listed.total, Some(count as i64));
+    let (status, content_type, _, bytes) = download(&h, &e, &format!("/account/file/chargebill?{query}&format=csv")).await;
+    assert_eq!((status, content_type.as_str()), (200, "text/csv; charset=utf-8"));
+    let text = String::from_utf8(bytes).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("subUserName,time,basicBill,functionBill,total"));
+    let mut names: Vec<&str> = lines.map(|line| line.split(',').next().unwrap()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names, (0..count).map(|n| format!("seat{n:04}")).collect::<Vec<_>>(), "every sub-user once, across pages");
 }
