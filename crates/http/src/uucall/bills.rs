@@ -212,12 +212,16 @@ pub async fn charge_bills_file(auth: Auth, State(state): State<AppState>, params
         }
     }
     let table = Table { sheet: format!("chargebill {month}"), columns: CHARGE_BILL_COLUMNS.to_vec(), rows: rows.iter().map(charge_bill_cells).collect() };
-    // The name as stored (a username), not as given, goes into the header.
-    let stem = match (account, rows.first()) {
-        (Some(_), Some(row)) => format!("chargebill-{}-{}-{month}", auth.tenant.id.0, row.username),
+    file(charge_bill_stem(&auth, month, account.is_some(), rows.first()), format, table)
+}
+
+/// The charge-bill file's name without its extension. With `account`, the
+/// name as stored (a username), not as given, goes into the header.
+fn charge_bill_stem(auth: &Auth, month: Month, for_account: bool, first: Option<&ChargeBillRow>) -> String {
+    match (for_account, first) {
+        (true, Some(row)) => format!("chargebill-{}-{}-{month}", auth.tenant.id.0, row.username),
         _ => format!("chargebill-{}-{month}", auth.tenant.id.0),
-    };
-    file(stem, format, table)
+    }
 }
 
 const CHARGE_BILL_COLUMNS: [&str; 5] = ["subUserName", "time", "basicBill", "functionBill", "total"];
@@ -233,10 +237,7 @@ fn charge_bill_cells(r: &ChargeBillRow) -> Vec<Cell> {
 async fn charge_bills_csv(auth: Auth, state: AppState, month: Month, account: Option<String>) -> Result<Response, Refusal> {
     let first = Page { offset: 0, limit: CHARGE_BILL_PAGE_MAX };
     let (total, rows) = state.services.charge_bills(&auth.tenant, month, account.as_deref(), first).await.map_err(|e| Refusal::from_service(e, account_field))?;
-    let stem = match (&account, rows.first()) {
-        (Some(_), Some(row)) => format!("chargebill-{}-{}-{month}", auth.tenant.id.0, row.username),
-        _ => format!("chargebill-{}-{month}", auth.tenant.id.0),
-    };
+    let stem = charge_bill_stem(&auth, month, account.is_some(), rows.first());
     let mut head = subledger_service::exports::csv_header(&CHARGE_BILL_COLUMNS)?;
     head.extend(subledger_service::exports::csv_rows(&rows.iter().map(charge_bill_cells).collect::<Vec<_>>())?);
     let sent = rows.len() as i64;
