@@ -39,6 +39,13 @@ pub enum WalletPurpose {
     World,
     /// Where usage charges go. Refunds flow back out of it.
     Revenue,
+    /// One per ad account: what the tenant funded of the account's spend cap
+    /// and Meta has not spent yet. Unbounded below, like every system wallet:
+    /// Meta's reports of spend are facts.
+    AdCap,
+    /// The tenant's: what Meta reported as spent on its ad accounts, owed
+    /// upstream. Unbounded.
+    AdPayable,
 }
 
 impl WalletPurpose {
@@ -48,6 +55,8 @@ impl WalletPurpose {
             WalletPurpose::Promo => "promo",
             WalletPurpose::World => "world",
             WalletPurpose::Revenue => "revenue",
+            WalletPurpose::AdCap => "ad_cap",
+            WalletPurpose::AdPayable => "ad_payable",
         }
     }
 
@@ -75,6 +84,8 @@ impl FromStr for WalletPurpose {
             "promo" => Ok(WalletPurpose::Promo),
             "world" => Ok(WalletPurpose::World),
             "revenue" => Ok(WalletPurpose::Revenue),
+            "ad_cap" => Ok(WalletPurpose::AdCap),
+            "ad_payable" => Ok(WalletPurpose::AdPayable),
             _ => Err(UnknownWalletPurpose(s.to_owned())),
         }
     }
@@ -97,6 +108,14 @@ pub enum TransferKind {
     Charge,
     /// A refund, from revenue.
     Refund,
+    /// Raising an ad account's spend cap: from the tenant's wallet to the
+    /// account's `ad_cap` wallet.
+    AdFunding,
+    /// Lowering or resetting a spend cap: what Meta had not spent, back from
+    /// `ad_cap` to the tenant.
+    AdReturn,
+    /// What Meta reported as spent: from `ad_cap` to `ad_payable`.
+    AdSpend,
 }
 
 impl TransferKind {
@@ -108,6 +127,9 @@ impl TransferKind {
             TransferKind::Internal => "internal",
             TransferKind::Charge => "charge",
             TransferKind::Refund => "refund",
+            TransferKind::AdFunding => "ad_funding",
+            TransferKind::AdReturn => "ad_return",
+            TransferKind::AdSpend => "ad_spend",
         }
     }
 }
@@ -122,6 +144,9 @@ impl FromStr for TransferKind {
             "internal" => TransferKind::Internal,
             "charge" => TransferKind::Charge,
             "refund" => TransferKind::Refund,
+            "ad_funding" => TransferKind::AdFunding,
+            "ad_return" => TransferKind::AdReturn,
+            "ad_spend" => TransferKind::AdSpend,
             _ => return Err(()),
         })
     }

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod account;
+pub mod ads;
 pub mod billing;
 pub mod calendar;
 pub mod catalog;

@@ -109,6 +109,15 @@ pub enum UniqueKey {
     SubscriptionId,
     /// An account has at most one open subscription to a product.
     SubscriptionOpen,
+    AdConnection,
+    AdRequest,
+    AdRequestOrder,
+    AdAccount,
+    AdAccountBusiness,
+    AdAccountPixel,
+    AdBlacklist,
+    AdWrite,
+    AdWriteInFlight,
 }
 
 /// The `CHECK` constraints of the schema, one per variant.
@@ -168,13 +177,22 @@ pub enum Check {
     TimeCardPeriod,
     /// A subscription ends at or after its start.
     SubscriptionPeriod,
+    AdConnectionPlatform,
+    AdConnectionToken,
+    AdSpendCap,
+    AdAmountSpent,
+    AdTotalSpent,
+    AdBlacklistLevel,
+    AdBlacklistUntil,
+    AdWriteState,
+    AdWriteOutcome,
 }
 
 /// Each unique key with the name PostgreSQL gives it and what SQLite says
 /// after `UNIQUE constraint failed: ` (the columns, or the index when it
 /// holds an expression). `constraint_names_cover_the_schema` checks this
 /// table against both migrated schemas.
-const UNIQUE_KEYS: [(UniqueKey, &str, &str); 40] = [
+const UNIQUE_KEYS: [(UniqueKey, &str, &str); 49] = [
     (UniqueKey::ServerSetting, "server_settings_pkey", "server_settings.key"),
     (UniqueKey::TenantId, "tenants_pkey", "tenants.id"),
     (UniqueKey::TenantPublicId, "tenants_public_id_key", "tenants.public_id"),
@@ -215,19 +233,28 @@ const UNIQUE_KEYS: [(UniqueKey, &str, &str); 40] = [
     (UniqueKey::TimeCardId, "time_cards_pkey", "time_cards.id"),
     (UniqueKey::SubscriptionId, "subscriptions_pkey", "subscriptions.id"),
     (UniqueKey::SubscriptionOpen, "subscriptions_open", "subscriptions.account_id, subscriptions.product_code"),
+    (UniqueKey::AdConnection, "ad_connections_pkey", "ad_connections.tenant_id"),
+    (UniqueKey::AdRequest, "ad_requests_pkey", "ad_requests.tenant_id, ad_requests.id"),
+    (UniqueKey::AdRequestOrder, "ad_requests_order", "ad_requests.tenant_id, ad_requests.time_created_us, ad_requests.id"),
+    (UniqueKey::AdAccount, "ad_accounts_pkey", "ad_accounts.tenant_id, ad_accounts.id"),
+    (UniqueKey::AdAccountBusiness, "ad_account_businesses_pkey", "ad_account_businesses.tenant_id, ad_account_businesses.account_id, ad_account_businesses.business_id"),
+    (UniqueKey::AdAccountPixel, "ad_account_pixels_pkey", "ad_account_pixels.tenant_id, ad_account_pixels.account_id, ad_account_pixels.pixel_id"),
+    (UniqueKey::AdBlacklist, "ad_blacklist_pkey", "ad_blacklist.tenant_id, ad_blacklist.company_name"),
+    (UniqueKey::AdWrite, "ad_writes_pkey", "ad_writes.tenant_id, ad_writes.search_id"),
+    (UniqueKey::AdWriteInFlight, "ad_writes_one_in_flight", "ad_writes.tenant_id, ad_writes.account_id"),
 ];
 
 /// Each check with the name PostgreSQL gives it and what SQLite says after
 /// `CHECK constraint failed: ` (the expression as the migration wrote it;
 /// no two are alike).
-const CHECKS: [(Check, &str, &str); 42] = [
+const CHECKS: [(Check, &str, &str); 51] = [
     (Check::TenantAccountLimit, "tenants_account_limit_check", "account_limit >= 0"),
     (Check::TenantDefaultDailyQuota, "tenants_default_daily_quota_check", "default_daily_quota >= 0"),
     (Check::AccountUserType, "accounts_user_type_check", "user_type IN (0, 1)"),
     (Check::AccountStatus, "accounts_status_check", "status IN (1, -1)"),
     (Check::AccountDailyQuota, "accounts_daily_quota_check", "daily_quota >= 0"),
     (Check::AccountBillingMode, "accounts_billing_mode_check", "billing_mode IN ('prepaid', 'postpaid')"),
-    (Check::WalletPurpose, "wallets_purpose_check", "purpose IN ('primary', 'promo', 'world', 'revenue')"),
+    (Check::WalletPurpose, "wallets_purpose_check", "purpose IN ('primary', 'promo', 'world', 'revenue', 'ad_cap', 'ad_payable')"),
     (Check::WalletFloor, "wallets_check", "floor_minor IS NULL OR balance_minor >= floor_minor"),
     (Check::TransferStatus, "transfers_status_check", "status IN ('posted', 'rejected')"),
     (Check::TransferAmount, "transfers_amount_minor_check", "amount_minor > 0"),
@@ -263,6 +290,15 @@ const CHECKS: [(Check, &str, &str); 42] = [
     (Check::TimeCardMinutesLeft, "time_cards_check", "minutes_left >= 0 AND minutes_left <= minutes_total"),
     (Check::TimeCardPeriod, "time_cards_check1", "expires_at_us > effective_at_us"),
     (Check::SubscriptionPeriod, "subscriptions_check", "until_us IS NULL OR until_us >= from_us"),
+    (Check::AdConnectionPlatform, "ad_connections_platform_check", "platform IN ('sandbox', 'graph')"),
+    (Check::AdConnectionToken, "ad_connections_check", "(platform = 'graph') = (token_sealed IS NOT NULL)"),
+    (Check::AdSpendCap, "ad_accounts_spend_cap_cents_check", "spend_cap_cents >= 0"),
+    (Check::AdAmountSpent, "ad_accounts_amount_spent_cents_check", "amount_spent_cents >= 0"),
+    (Check::AdTotalSpent, "ad_accounts_total_spent_cents_check", "total_spent_cents >= 0"),
+    (Check::AdBlacklistLevel, "ad_blacklist_level_check", "level BETWEEN 1 AND 4"),
+    (Check::AdBlacklistUntil, "ad_blacklist_check", "(level = 4) = (until_us IS NULL)"),
+    (Check::AdWriteState, "ad_writes_state_check", "state IN ('started', 'reserved', 'calling', 'unknown', 'done')"),
+    (Check::AdWriteOutcome, "ad_writes_check", "(state = 'done') = (outcome IS NOT NULL)"),
 ];
 
 /// A failure as the database reported it, before classification.
