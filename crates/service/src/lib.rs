@@ -4,6 +4,7 @@
 //! it chooses.
 
 pub mod access;
+pub mod ads;
 pub mod accounts;
 pub mod admin;
 pub mod billing;

@@ -1,0 +1,1 @@
+//! Insights of ad accounts: synced daily rows, and queries over them.

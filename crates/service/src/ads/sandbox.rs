@@ -1,0 +1,1 @@
+//! The sandbox: Meta simulated inside subledger.
