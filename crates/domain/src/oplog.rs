@@ -146,6 +146,17 @@ kinds! {
     NoticeDelete = "notice.delete", "删除公告", "deleted notice";
     SessionLogin = "session.login", "登录", "logged in";
     SessionLogout = "session.logout", "退出登录", "logged out";
+    AdSpendCap = "ads.spend_cap", "修改广告账户额度", "changed the spend cap of ad account";
+    AdReset = "ads.reset", "重置广告账户额度", "reset the spend of ad account";
+    AdSpend = "ads.spend", "同步广告账户消耗", "recorded the spend of ad account";
+    AdBindBusiness = "ads.bind_business", "绑定BM", "bound a Business Manager to ad account";
+    AdUnbindBusiness = "ads.unbind_business", "解绑BM", "unbound a Business Manager from ad account";
+    AdBindPixel = "ads.bind_pixel", "绑定像素", "bound a pixel to ad account";
+    AdUnbindPixel = "ads.unbind_pixel", "解绑像素", "unbound a pixel from ad account";
+    AdConnection = "ads.connection", "设置广告平台连接", "set the ad platform connection";
+    AdBlacklist = "ads.blacklist", "设置开户公司黑名单", "set the blacklist entry of company";
+    AdViolation = "ads.violation", "设置违规账户", "set the violation flag of ad account";
+    AdSettings = "ads.settings", "修改广告设置", "changed the ad settings";
 }
 
 /// How a recorded change ended. A change that rolled back is not recorded

@@ -44,7 +44,7 @@ impl Change {
     /// The records of this change doing `operation` in `tenant`, for a job
     /// that writes them in its own transaction.
     pub(crate) fn records(&self, tenant: TenantId, operation: Operation) -> ChangeRecords {
-        ChangeRecords { sightings: self.sightings.clone(), operations: vec![OperationRecord { tenant, actor: self.actor.clone(), operation, outcome: Outcome::Done }] }
+        ChangeRecords { sightings: self.sightings.clone(), operations: vec![OperationRecord { tenant, actor: self.actor.clone(), operation, outcome: Outcome::Done }], ad_money: Vec::new() }
     }
 
     /// Commits a plain write transaction with the change's records.

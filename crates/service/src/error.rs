@@ -57,6 +57,12 @@ pub enum ServiceError {
     /// Too many requests or failed logins; retry after the given seconds.
     #[error("too many requests; retry after {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
+    /// The ad-account reseller's rules refused the request (before any call upstream).
+    #[error("{0}")]
+    AdRefused(crate::ads::AdRefusal),
+    /// The ad platform did not do what was asked (or its answer was lost).
+    #[error("ad platform: {0}")]
+    Upstream(subledger_ads::PlatformError),
     #[error(transparent)]
     Storage(StorageError),
 }
@@ -68,6 +74,7 @@ impl From<StorageError> for ServiceError {
             StorageError::ValueRefused { kind: RefusedValue::Number, detail } => ServiceError::AmountTooLarge(format!("the database refused a number as out of range ({detail})")),
             StorageError::ValueRefused { kind: RefusedValue::Text, detail } => ServiceError::Invalid { field: "text", reason: format!("the database cannot store it ({detail})") },
             StorageError::Replayed(_) => ServiceError::Replayed,
+            StorageError::Stale(_) => ServiceError::Conflict("the record changed while the request ran; send it again"),
             other => ServiceError::Storage(other),
         }
     }
@@ -92,6 +99,8 @@ pub enum Resource {
     Notice,
     Session,
     TimeCard,
+    AdAccount,
+    AdRequest,
 }
 
 impl std::fmt::Display for Resource {
@@ -107,6 +116,8 @@ impl std::fmt::Display for Resource {
             Resource::Notice => "notice",
             Resource::Session => "session",
             Resource::TimeCard => "time_card",
+            Resource::AdAccount => "ad_account",
+            Resource::AdRequest => "ad_request",
         })
     }
 }

@@ -58,11 +58,13 @@ pub struct ServiceConfig {
     pub cache: CacheConfig,
     /// Sessions and login locks.
     pub access: AccessConfig,
+    /// The ad-account reseller dialect's platforms and jobs.
+    pub ads: ads::AdsConfig,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { account_limit_default: 10_000, daily_quota_default: 2_500, ledger: LedgerConfig::default(), cache: CacheConfig::default(), access: AccessConfig::default() }
+        ServiceConfig { account_limit_default: 10_000, daily_quota_default: 2_500, ledger: LedgerConfig::default(), cache: CacheConfig::default(), access: AccessConfig::default(), ads: ads::AdsConfig::default() }
     }
 }
 
@@ -74,6 +76,7 @@ pub struct Services {
     pub ledger: Ledger,
     pub config: ServiceConfig,
     caches: Arc<Caches>,
+    ads: Arc<ads::AdsRuntime>,
 }
 
 impl Services {
@@ -84,7 +87,8 @@ impl Services {
         let metrics = metrics::LedgerMetrics::new(registry);
         let (ledger, worker) = Ledger::start(store.clone(), config.ledger.clone(), metrics);
         let caches = Arc::new(Caches::new(&config.cache));
-        (Services { store, ledger, config, caches }, worker)
+        let ads = Arc::new(ads::AdsRuntime::new(store.clone(), config.ads.clone()));
+        (Services { store, ledger, config, caches, ads }, worker)
     }
 }
 

@@ -192,3 +192,68 @@ mod tests {
         assert!(!secrets_equal(b"same", b"longer"));
     }
 }
+
+/// The key that seals secrets subledger must give back to someone else (a
+/// tenant's Meta system-user token): 32 bytes, from the server's settings.
+#[derive(Clone)]
+pub struct SealingKey(chacha20poly1305::Key);
+
+impl std::fmt::Debug for SealingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealingKey(<redacted>)")
+    }
+}
+
+/// Prefix of a sealed secret: the scheme, so that another can follow.
+const SEALED_PREFIX: &str = "v1:";
+
+impl SealingKey {
+    /// From 64 hexadecimal digits.
+    pub fn from_hex(text: &str) -> Result<SealingKey, &'static str> {
+        let bytes = hex::decode(text.trim()).map_err(|_| "the key must be 64 hexadecimal digits")?;
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| "the key must be 64 hexadecimal digits (32 bytes)")?;
+        Ok(SealingKey(bytes.into()))
+    }
+
+    /// Seals `secret`: ChaCha20-Poly1305 under a fresh random nonce, bound
+    /// to `context` (the tenant), so that a sealed value copied to another
+    /// tenant's row does not open.
+    pub fn seal(&self, secret: &str, context: &str) -> String {
+        use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+        let cipher = chacha20poly1305::ChaCha20Poly1305::new(&self.0);
+        let nonce = chacha20poly1305::ChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let sealed = cipher.encrypt(&nonce, Payload { msg: secret.as_bytes(), aad: context.as_bytes() }).expect("sealing a short secret cannot fail");
+        format!("{SEALED_PREFIX}{}{}", hex::encode(nonce), hex::encode(sealed))
+    }
+
+    /// Opens what [`SealingKey::seal`] sealed with this key and context.
+    pub fn open(&self, sealed: &str, context: &str) -> Result<String, &'static str> {
+        use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+        let text = sealed.strip_prefix(SEALED_PREFIX).ok_or("unknown sealing scheme")?;
+        let bytes = hex::decode(text).map_err(|_| "a sealed secret is hexadecimal")?;
+        if bytes.len() < 12 {
+            return Err("a sealed secret holds its nonce");
+        }
+        let (nonce, sealed) = bytes.split_at(12);
+        let cipher = chacha20poly1305::ChaCha20Poly1305::new(&self.0);
+        let opened = cipher.decrypt(nonce.into(), Payload { msg: sealed, aad: context.as_bytes() }).map_err(|_| "the secret does not open with this key")?;
+        String::from_utf8(opened).map_err(|_| "a sealed secret is UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod sealing_tests {
+    use super::SealingKey;
+
+    #[test]
+    fn sealed_secrets_open_only_with_their_key_and_context() {
+        let key = SealingKey::from_hex(&"ab".repeat(32)).unwrap();
+        let sealed = key.seal("EAAB-token", "tenant:1");
+        assert!(!sealed.contains("EAAB-token"));
+        assert_ne!(sealed, key.seal("EAAB-token", "tenant:1"), "a fresh nonce every time");
+        assert_eq!(key.open(&sealed, "tenant:1").as_deref(), Ok("EAAB-token"));
+        assert!(key.open(&sealed, "tenant:2").is_err());
+        assert!(SealingKey::from_hex(&"cd".repeat(32)).unwrap().open(&sealed, "tenant:1").is_err());
+        assert!(SealingKey::from_hex("abc").is_err());
+    }
+}

@@ -33,6 +33,11 @@ pub enum StorageError {
     /// signed request seen before): the change it went with was refused.
     #[error("replayed: {0}")]
     Replayed(String),
+    /// A row the change was computed from changed since it was read (an ad
+    /// account's money, [`crate::records::AdMoneyRecord`]): the change was
+    /// refused and may be computed again from fresh reads.
+    #[error("stale: {0}")]
+    Stale(String),
     #[error("database configuration: {0}")]
     Config(String),
     #[error("migration failed: {0}")]

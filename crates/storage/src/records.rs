@@ -28,17 +28,77 @@ pub struct ChangeRecords {
     pub sightings: Vec<Sighting>,
     /// Entries of the operation log.
     pub operations: Vec<OperationRecord>,
+    /// Ad accounts' cap and spend as the change's transfers fund them.
+    pub ad_money: Vec<AdMoneyRecord>,
+}
+
+/// An ad account's cap and spend, written with the transfer that funds them
+/// (`ad_accounts`), so that the ledger and the account never disagree, even
+/// after a crash. With `expected`, the account must still have the cap and
+/// spend the change was computed from, or the change is refused
+/// ([`StorageError::Stale`]): two processes syncing one account cannot both
+/// move its spend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdMoneyRecord {
+    pub tenant: TenantId,
+    pub account_id: String,
+    /// (spend cap, amount spent) as read, in cents.
+    pub expected: Option<(i64, i64)>,
+    pub spend_cap_cents: i64,
+    /// `None` keeps the amount spent as it is.
+    pub amount_spent_cents: Option<i64>,
+    /// Added to the account's lifetime spend.
+    pub total_spent_delta_cents: i64,
+}
+
+const UPDATE_AD_MONEY: &str = "UPDATE ad_accounts SET spend_cap_cents = $3, amount_spent_cents = COALESCE(CAST($4 AS BIGINT), amount_spent_cents),
+     total_spent_cents = total_spent_cents + $5
+     WHERE tenant_id = $1 AND id = $2 AND (CAST($6 AS BIGINT) IS NULL OR (spend_cap_cents = $6 AND amount_spent_cents = $7))";
+const UPDATE_AD_MONEY_SQLITE: &str = "UPDATE ad_accounts SET spend_cap_cents = ?3, amount_spent_cents = COALESCE(?4, amount_spent_cents),
+     total_spent_cents = total_spent_cents + ?5
+     WHERE tenant_id = ?1 AND id = ?2 AND (?6 IS NULL OR (spend_cap_cents = ?6 AND amount_spent_cents = ?7))";
+
+fn stale(record: &AdMoneyRecord) -> StorageError {
+    StorageError::Stale(format!("ad account {} of tenant {} changed since it was read", record.account_id, record.tenant))
+}
+
+/// Writes the ad accounts' money of `records` (sqlx).
+pub(crate) async fn write_ad_money(conn: &mut sqlx::AnyConnection, records: &ChangeRecords) -> Result<()> {
+    for record in &records.ad_money {
+        let (expected_cap, expected_spent) = record.expected.unzip();
+        let done = sqlx::query(UPDATE_AD_MONEY)
+            .bind(record.tenant.0)
+            .bind(&record.account_id)
+            .bind(record.spend_cap_cents)
+            .bind(record.amount_spent_cents)
+            .bind(record.total_spent_delta_cents)
+            .bind(expected_cap)
+            .bind(expected_spent)
+            .execute(&mut *conn)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Err(stale(record));
+        }
+    }
+    Ok(())
 }
 
 impl ChangeRecords {
     pub fn is_empty(&self) -> bool {
-        self.sightings.is_empty() && self.operations.is_empty()
+        self.sightings.is_empty() && self.operations.is_empty() && self.ad_money.is_empty()
+    }
+
+    /// Whether the records need a transaction around the batch's write
+    /// statement (each must be checked as written), rather than riding in it.
+    pub fn need_transaction(&self) -> bool {
+        !self.sightings.is_empty() || !self.ad_money.is_empty()
     }
 
     /// Adds another change's records: a batch commits the records of all its changes.
     pub fn extend(&mut self, other: ChangeRecords) {
         self.sightings.extend(other.sightings);
         self.operations.extend(other.operations);
+        self.ad_money.extend(other.ad_money);
     }
 
     /// Marks the change's operations as refused (a refusal that was itself
@@ -94,6 +154,7 @@ fn replayed(sighting: &Sighting) -> StorageError {
 /// plain write transactions).
 pub(crate) async fn write(conn: &mut sqlx::AnyConnection, records: &ChangeRecords, now_us: i64) -> Result<()> {
     write_sightings(conn, records, now_us / 1000).await?;
+    write_ad_money(conn, records).await?;
     for row in operation_rows(records, now_us) {
         sqlx::query_with(&INSERT_OPERATION_SQLX, row.sqlx_arguments()?).execute(&mut *conn).await?;
     }
@@ -120,6 +181,18 @@ pub(crate) fn write_sqlite(conn: &rusqlite::Connection, records: &ChangeRecords,
         let mut insert = conn.prepare_cached(&INSERT_OPERATION_SQLITE).map_err(crate::ledger::sqlite::storage_error)?;
         for row in operation_rows(records, now_us) {
             rows::sqlite_bind(&mut insert, &row, &[]).and_then(|()| insert.raw_execute()).map_err(crate::ledger::sqlite::storage_error)?;
+        }
+    }
+    if !records.ad_money.is_empty() {
+        let mut update = conn.prepare_cached(UPDATE_AD_MONEY_SQLITE).map_err(crate::ledger::sqlite::storage_error)?;
+        for record in &records.ad_money {
+            let (expected_cap, expected_spent) = record.expected.unzip();
+            let changed = update
+                .execute(rusqlite::params![record.tenant.0, record.account_id, record.spend_cap_cents, record.amount_spent_cents, record.total_spent_delta_cents, expected_cap, expected_spent])
+                .map_err(crate::ledger::sqlite::storage_error)?;
+            if changed != 1 {
+                return Err(stale(record));
+            }
         }
     }
     if records.sightings.is_empty() {

@@ -74,7 +74,7 @@ pub async fn ensure(tx: &mut WriteTx, owner: WalletOwner, purpose: WalletPurpose
     };
     let row = NewWalletRow { tenant_id: owner.tenant().0, account_id, purpose: purpose.as_str(), currency: currency.code(), balance_minor: 0, floor_minor, entry_seq: 0, created_at_us: now_us };
     sqlx::query_with(&INSERT, row.sqlx_arguments()?).execute(tx.conn()).await?;
-    let id: i64 = sqlx::query_scalar("SELECT id FROM wallets WHERE tenant_id = $1 AND COALESCE(account_id, 0) = $2 AND purpose = $3 AND currency = $4")
+    let id: i64 = sqlx::query_scalar("SELECT id FROM wallets WHERE tenant_id = $1 AND COALESCE(account_id, 0) = $2 AND ad_account_id IS NULL AND purpose = $3 AND currency = $4")
         .bind(owner.tenant().0)
         .bind(owner.account_key())
         .bind(purpose.as_str())
@@ -86,14 +86,14 @@ pub async fn ensure(tx: &mut WriteTx, owner: WalletOwner, purpose: WalletPurpose
 
 /// Finds the wallet of an owner for a purpose and currency.
 pub async fn find(store: &Store, owner: WalletOwner, purpose: WalletPurpose, currency: Currency) -> Result<Option<WalletRecord>> {
-    let sql = format!("SELECT {} FROM wallets w WHERE tenant_id = $1 AND COALESCE(account_id, 0) = $2 AND purpose = $3 AND currency = $4", *COLUMNS);
+    let sql = format!("SELECT {} FROM wallets w WHERE tenant_id = $1 AND COALESCE(account_id, 0) = $2 AND ad_account_id IS NULL AND purpose = $3 AND currency = $4", *COLUMNS);
     let row: Option<WalletRow<String>> = sqlx::query_as(&sql).bind(owner.tenant().0).bind(owner.account_key()).bind(purpose.as_str()).bind(currency.code()).fetch_optional(store.reader()).await?;
     row.map(WalletRecord::try_from).transpose()
 }
 
 /// All wallets of an owner (its own, not those of its accounts), by currency then purpose.
 pub async fn of_owner(store: &Store, owner: WalletOwner) -> Result<Vec<WalletRecord>> {
-    let sql = format!("SELECT {} FROM wallets w WHERE tenant_id = $1 AND COALESCE(account_id, 0) = $2 ORDER BY currency, id", *COLUMNS);
+    let sql = format!("SELECT {} FROM wallets w WHERE tenant_id = $1 AND COALESCE(account_id, 0) = $2 AND ad_account_id IS NULL ORDER BY currency, id", *COLUMNS);
     let rows: Vec<WalletRow<String>> = sqlx::query_as(&sql).bind(owner.tenant().0).bind(owner.account_key()).fetch_all(store.reader()).await?;
     rows.into_iter().map(WalletRecord::try_from).collect()
 }

@@ -251,7 +251,7 @@ async fn records_commit_with_a_ledger_batch_or_refuse_it(db: TestDb) {
         operation: Operation::new(OperationKind::FundsTransfer, "a → b").with_detail("0.01 CNY"),
         outcome: OpOutcome::Refused("insufficient_funds".to_owned()),
     };
-    let records = ChangeRecords { sightings: vec![sighting.clone()], operations: vec![operation.clone()] };
+    let records = ChangeRecords { sightings: vec![sighting.clone()], operations: vec![operation.clone()], ad_money: Vec::new() };
     let transfer = |id| StoredTransfer {
         id: TransferId(id),
         tenant_id: f.tenant,
@@ -288,7 +288,7 @@ async fn records_commit_with_a_ledger_batch_or_refuse_it(db: TestDb) {
 
     // Without a sighting, an optimistic batch writes its entries in its one statement.
     let (tx, _) = ledger::begin_batch(&writer, &BatchKeys::default(), Locking::Optimistic).await.unwrap();
-    let only_operation = ChangeRecords { sightings: Vec::new(), operations: vec![OperationRecord { actor: Actor::Tenant, outcome: OpOutcome::Done, ..operation.clone() }] };
+    let only_operation = ChangeRecords { sightings: Vec::new(), operations: vec![OperationRecord { actor: Actor::Tenant, outcome: OpOutcome::Done, ..operation.clone() }], ad_money: Vec::new() };
     ledger::finish_batch(tx, &LedgerWrites { transfers: vec![transfer(972)], records: only_operation, ..LedgerWrites::default() }).await.unwrap();
     let by_name = OperationFilter { actor_name: Some("user-b"), ..OperationFilter::default() };
     assert_eq!(oplog::list(&f.store, f.tenant, &by_name, 0, 10).await.unwrap().len(), 1, "{}: filtered by the sub-user", f.backend);

@@ -450,6 +450,40 @@ pub struct ServeArgs {
     /// How long such a lock lasts, in seconds.
     #[arg(long, env = "SUBLEDGER_LOGIN_LOCK_SECONDS", default_value_t = 900)]
     pub login_lock_seconds: u32,
+    /// Where Meta's Graph API is (a fake server's address in tests).
+    #[arg(long, env = "SUBLEDGER_ADS_GRAPH_URL", default_value = "https://graph.facebook.com")]
+    pub ads_graph_url: String,
+    /// The Graph API version called.
+    #[arg(long, env = "SUBLEDGER_ADS_GRAPH_VERSION", default_value = "v23.0")]
+    pub ads_graph_version: String,
+    /// Longest one Graph call may take, retries included, in milliseconds (then 1011).
+    #[arg(long, env = "SUBLEDGER_ADS_GRAPH_TIMEOUT_MS", default_value_t = 20_000)]
+    pub ads_graph_timeout_ms: u64,
+    /// 64 hexadecimal digits: the key that seals tenants' Meta tokens. Without
+    /// it only the sandbox serves the ad dialect.
+    #[arg(long, env = "SUBLEDGER_ADS_TOKEN_KEY", hide_env_values = true)]
+    pub ads_token_key: Option<String>,
+    /// Seconds between two syncs of a tenant's ad data; 0 turns the background sync off.
+    #[arg(long, env = "SUBLEDGER_ADS_SYNC_SECONDS", default_value_t = 300)]
+    pub ads_sync_seconds: u64,
+    /// Days of insights each sync reads again (today included).
+    #[arg(long, env = "SUBLEDGER_ADS_INSIGHTS_DAYS", default_value_t = 7)]
+    pub ads_insights_days: u32,
+    /// How long a spend cap change's reservation lasts, in seconds.
+    #[arg(long, env = "SUBLEDGER_ADS_HOLD_TIMEOUT_SECONDS", default_value_t = 3_600)]
+    pub ads_hold_timeout_seconds: u64,
+    /// How old an unsettled ad write must be before the recovery job reads it back, in seconds.
+    #[arg(long, env = "SUBLEDGER_ADS_RECOVERY_AFTER_SECONDS", default_value_t = 60)]
+    pub ads_recovery_after_seconds: u64,
+    /// The sandbox's seed: the same seed and database give the same sandbox.
+    #[arg(long, env = "SUBLEDGER_ADS_SANDBOX_SEED", default_value_t = 20_240_501)]
+    pub ads_sandbox_seed: u64,
+    /// Seconds between two review steps of a sandbox creation request.
+    #[arg(long, env = "SUBLEDGER_ADS_SANDBOX_REVIEW_STEP_SECONDS", default_value_t = 600)]
+    pub ads_sandbox_review_step_seconds: u64,
+    /// Seconds between two new sandbox creation requests.
+    #[arg(long, env = "SUBLEDGER_ADS_SANDBOX_REQUEST_EVERY_SECONDS", default_value_t = 21_600)]
+    pub ads_sandbox_request_every_seconds: u64,
 }
 
 impl Default for ServeArgs {

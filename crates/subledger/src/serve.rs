@@ -12,6 +12,9 @@ use subledger_http::ratelimit::{Rate, RateLimitConfig};
 use subledger_http::sendcloud::SendCloudConfig;
 use subledger_http::server::ConnectionLimits;
 use subledger_service::ledger::CLOSE_CHUNK_ACCOUNTS_MAX;
+use subledger_ads::graph::GraphConfig;
+use subledger_service::ads::{AdsConfig, SandboxConfig};
+use subledger_service::secrets::SealingKey;
 use subledger_service::{AccessConfig, LedgerConfig, ServiceConfig, Services};
 use subledger_storage::{Store, StoreOptions};
 
@@ -98,8 +101,32 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
             login_failures_max: args.login_failures_max,
             lock_for: Duration::from_secs(u64::from(args.login_lock_seconds)),
         },
+        ads: AdsConfig {
+            graph: GraphConfig {
+                base_url: args.ads_graph_url.clone(),
+                api_version: args.ads_graph_version.clone(),
+                call_timeout: Duration::from_millis(args.ads_graph_timeout_ms),
+                ..GraphConfig::default()
+            },
+
+            sandbox: SandboxConfig {
+                seed: args.ads_sandbox_seed,
+                review_step_seconds: args.ads_sandbox_review_step_seconds,
+                request_every_seconds: args.ads_sandbox_request_every_seconds,
+                ..SandboxConfig::default()
+            },
+            token_key: args.ads_token_key.as_deref().map(SealingKey::from_hex).transpose().map_err(|e| format!("--ads-token-key: {e}"))?,
+            sync_every: Duration::from_secs(args.ads_sync_seconds.max(1)),
+            insights_days: args.ads_insights_days.clamp(1, 1_200),
+            hold_timeout: Duration::from_secs(args.ads_hold_timeout_seconds),
+            recovery_after: Duration::from_secs(args.ads_recovery_after_seconds),
+            ..AdsConfig::default()
+        },
         ..ServiceConfig::default()
     };
+    if args.ads_hold_timeout_seconds <= args.ads_recovery_after_seconds.saturating_mul(2) {
+        return Err("--ads-hold-timeout-seconds must exceed twice --ads-recovery-after-seconds, so that unknown outcomes are settled before their reservation lapses".into());
+    }
     let (services, ledger_worker) = Services::start(store.clone(), config, &mut registry);
     if let Some(token) = services.ensure_admin_token(args.admin_token.as_deref()).await? {
         // Shown once; only its digest is stored. `subledger admin-token rotate` makes a new one.
@@ -121,6 +148,7 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
     let auto_close = (args.auto_close_after_hours > 0).then(|| tokio::spawn(auto_close(services.clone(), args.auto_close_after_hours)));
     let expiry = tokio::spawn(expire_overdue_holds(services.clone()));
     let sessions = tokio::spawn(forget_old_sessions(services.clone()));
+    let ads = tokio::spawn(ads_jobs(services.clone(), args.ads_sync_seconds > 0));
     let sweep = tokio::spawn(forget_expired_sightings(services.clone(), subledger_service::signed_requests::sweep_every(args.sendcloud_timestamp_window_ms)));
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let local = listener.local_addr()?;
@@ -137,7 +165,7 @@ pub async fn run(database_url: &str, account_limit_default: i64, args: ServeArgs
         task.abort();
         let _ = task.await;
     }
-    for task in [sweep, expiry, sessions] {
+    for task in [sweep, expiry, sessions, ads] {
         task.abort();
         let _ = task.await;
     }
@@ -249,6 +277,28 @@ async fn forget_old_sessions(services: Services) {
         ticks.tick().await;
         if let Err(error) = services.forget_old_sessions().await {
             tracing::warn!(%error, "forgetting old sessions failed; retrying later");
+        }
+    }
+}
+
+/// How often a server looks for ad writes to settle and tenants to sync.
+const ADS_JOBS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Settles ad writes whose platform answer was lost (at start, then every
+/// few seconds) and syncs the tenants due for it. Safe in several processes:
+/// a write is settled once (only as read), a tenant synced under a lease.
+async fn ads_jobs(services: Services, sync: bool) {
+    let mut ticks = tokio::time::interval(ADS_JOBS_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match services.recover_ad_writes().await {
+            Ok(0) => {}
+            Ok(settled) => tracing::info!(settled, "ad writes with a lost answer settled"),
+            Err(error) => tracing::warn!(%error, "settling ad writes failed; retrying later"),
+        }
+        if sync && let Err(error) = services.sync_due_tenants().await {
+            tracing::warn!(%error, "syncing ad data failed; retrying later");
         }
     }
 }

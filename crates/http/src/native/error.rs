@@ -93,6 +93,8 @@ impl IntoResponse for ApiError {
                             Resource::Notice => "notice_not_found",
                             Resource::Session => "session_not_found",
                             Resource::TimeCard => "time_card_not_found",
+                            Resource::AdAccount => "ad_account_not_found",
+                            Resource::AdRequest => "ad_request_not_found",
                         },
                         message,
                     ),
@@ -110,6 +112,9 @@ impl IntoResponse for ApiError {
                     ServiceError::Busy(_) => return ApiError::Busy.into_response(),
                     ServiceError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden", message),
                     ServiceError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", message),
+                    ServiceError::AdRefused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ad_refused", message),
+                    ServiceError::Upstream(subledger_ads::PlatformError::Timeout) => (StatusCode::GATEWAY_TIMEOUT, "ad_platform_timeout", message),
+                    ServiceError::Upstream(_) => (StatusCode::BAD_GATEWAY, "ad_platform_error", message),
                     ServiceError::RateLimited { retry_after_s } => {
                         let body = Json(ErrorBody { error: ErrorDetail { code: "rate_limited".to_owned(), message } });
                         let mut response = (StatusCode::TOO_MANY_REQUESTS, body).into_response();

@@ -7,6 +7,7 @@
 //! an `Idempotency-Key` header; replaying it returns the first outcome.
 
 mod accounts;
+mod ads;
 mod bills;
 mod catalog;
 mod error;
@@ -108,6 +109,11 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(subusers::apps, subusers::set_apps))
         .routes(routes!(notices::list, notices::create))
         .routes(routes!(notices::show, notices::update, notices::delete))
+        .routes(routes!(ads::set_connection))
+        .routes(routes!(ads::sync))
+        .routes(routes!(ads::set_blacklist))
+        .routes(routes!(ads::set_violation))
+        .routes(routes!(ads::set_settings))
         .routes(routes!(operations::list))
         .layer(axum::middleware::from_fn_with_state(invalid_text as Refuse, refuse_invalid_uri))
         .split_for_parts()
@@ -173,6 +179,9 @@ needs! {
     RolesManage = ROLES_MANAGE;
     OplogView = OPLOG_VIEW;
     SettingsView = SETTINGS_VIEW;
+    SettingsManage = SETTINGS_MANAGE;
+    AdsView = ADS_VIEW;
+    AdsManage = ADS_MANAGE;
 }
 
 /// The tenant and caller of a bearer token (the tenant's `api_token` or a

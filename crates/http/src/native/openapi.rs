@@ -18,6 +18,7 @@ use utoipa::{Modify, OpenApi};
         (name = "billing", description = "Products, tariffs, usage, bills"),
         (name = "seats", description = "Seats paid by their tenant, time cards, monthly function fees and rentals, and UUCall's billing views"),
         (name = "access", description = "Sessions, roles, sub-users and their applications, notices, the operation log. Each endpoint needs one application of the tree (`GET /v1/apps`): a session has only its sub-user's, the tenant's api_token every one; see docs/access-control.md"),
+        (name = "ads", description = "The operator's side of the ad-account reseller dialect (`/api/v1`, see docs/ads.md): the ad platform serving the tenant, syncs, the blacklist, violation accounts"),
     )
 )]
 pub struct NativeApi;

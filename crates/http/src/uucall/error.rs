@@ -108,7 +108,7 @@ pub fn default_field(resource: Resource) -> &'static str {
         Resource::Account => "subUserId",
         Resource::TimeCard => "id",
         Resource::Tenant => "uid",
-        Resource::Wallet | Resource::Transfer | Resource::Hold | Resource::Product | Resource::Session => "id",
+        Resource::Wallet | Resource::Transfer | Resource::Hold | Resource::Product | Resource::Session | Resource::AdAccount | Resource::AdRequest => "id",
     }
 }
 

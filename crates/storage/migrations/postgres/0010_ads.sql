@@ -22,7 +22,7 @@ CREATE TABLE ad_connections (
     -- NULL for the sandbox.
     token_sealed TEXT,
     -- An operator's switch: unbinding Business Managers is paused (code 1022).
-    unbind_business_paused BOOLEAN NOT NULL DEFAULT FALSE,
+    unbind_business_paused BIGINT NOT NULL DEFAULT 0,
     -- The sync job's lease: one process syncs a tenant at a time.
     sync_owner TEXT,
     sync_lease_until_us BIGINT NOT NULL DEFAULT 0,
@@ -74,7 +74,7 @@ CREATE TABLE ad_accounts (
     total_spent_cents BIGINT NOT NULL CHECK (total_spent_cents >= 0),
     created_time_us BIGINT NOT NULL,
     -- An operator's flag: a violation account cannot be topped up (1020).
-    violation BOOLEAN NOT NULL DEFAULT FALSE,
+    violation BIGINT NOT NULL DEFAULT 0,
     violation_reason TEXT NOT NULL DEFAULT '',
     -- Every field Meta returned, as JSON.
     fields TEXT NOT NULL,

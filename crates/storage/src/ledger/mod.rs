@@ -358,6 +358,11 @@ pub struct AuditReport {
     pub entries_dangling: i64,
     /// Transfers naming a wallet that does not exist or belongs to another tenant.
     pub transfers_dangling: i64,
+    /// Ad accounts (without a cap change under way) whose `ad_cap` wallet does
+    /// not hold their spend cap less what Meta spent: funded = spent + remaining cap.
+    pub ad_accounts_off_their_funding: i64,
+    /// Tenants whose `ad_payable` wallet does not hold what their ad accounts spent.
+    pub ad_payables_off_their_spend: i64,
     pub wallets: i64,
     pub transfers: i64,
     pub entries: i64,
@@ -378,6 +383,8 @@ impl AuditReport {
             && self.entries_unaccounted == 0
             && self.entries_dangling == 0
             && self.transfers_dangling == 0
+            && self.ad_accounts_off_their_funding == 0
+            && self.ad_payables_off_their_spend == 0
     }
 }
 
@@ -444,6 +451,18 @@ pub async fn audit(store: &Store) -> Result<AuditReport> {
             "SELECT COUNT(*) FROM transfers t WHERE
                NOT EXISTS (SELECT 1 FROM wallets w WHERE w.id = t.debit_wallet_id AND w.tenant_id = t.tenant_id)
                OR NOT EXISTS (SELECT 1 FROM wallets w WHERE w.id = t.credit_wallet_id AND w.tenant_id = t.tenant_id)",
+        )
+        .await?,
+        ad_accounts_off_their_funding: count(
+            "SELECT COUNT(*) FROM ad_accounts a
+             WHERE NOT EXISTS (SELECT 1 FROM ad_writes x WHERE x.tenant_id = a.tenant_id AND x.account_id = a.id AND x.state <> 'done' AND x.cap_after_cents IS NOT NULL)
+               AND a.spend_cap_cents - a.amount_spent_cents <> COALESCE((SELECT w.balance_minor FROM wallets w WHERE w.tenant_id = a.tenant_id AND w.ad_account_id = a.id
+                                                                         AND w.purpose = 'ad_cap' AND w.currency = a.currency), 0)",
+        )
+        .await?,
+        ad_payables_off_their_spend: count(
+            "SELECT COUNT(*) FROM wallets w WHERE w.purpose = 'ad_payable'
+               AND w.balance_minor <> COALESCE((SELECT CAST(SUM(a.total_spent_cents) AS BIGINT) FROM ad_accounts a WHERE a.tenant_id = w.tenant_id AND a.currency = w.currency), 0)",
         )
         .await?,
         wallets: count("SELECT COUNT(*) FROM wallets").await?,

@@ -201,7 +201,7 @@ pub(super) async fn finish(batch: Batch, writes: &LedgerWrites) -> Result<()> {
             Ok(tx.commit().await?)
         }
         // The write statement is its own transaction, operations included.
-        Batch::Optimistic(mut conn) if writes.records.sightings.is_empty() => write_rows(&mut conn, writes).await,
+        Batch::Optimistic(mut conn) if !writes.records.need_transaction() => write_rows(&mut conn, writes).await,
         // Sightings need a transaction shared with the write (each must be the first). The write still
         // checks every wallet as read, so nothing the batch decided can have
         // changed unseen.
@@ -216,6 +216,7 @@ pub(super) async fn finish(batch: Batch, writes: &LedgerWrites) -> Result<()> {
 /// The records that go with the batch's changes, then its rows.
 async fn write_all(conn: &mut sqlx::AnyConnection, writes: &LedgerWrites) -> Result<()> {
     crate::records::write_sightings(conn, &writes.records, crate::now_ms()).await?;
+    crate::records::write_ad_money(conn, &writes.records).await?;
     write_rows(conn, writes).await
 }
 
