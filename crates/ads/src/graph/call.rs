@@ -236,6 +236,10 @@ fn answer((status, body): (StatusCode, Vec<u8>)) -> Result<Value, Failure> {
     {
         return Err(Failure::Graph(error));
     }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        // Graph says so with its error object; a bare 429 (from a proxy) means the same.
+        return Err(Failure::Graph(GraphError { code: 4, subcode: None, message: "HTTP 429 Too Many Requests".to_owned(), is_transient: false }));
+    }
     if status.is_server_error() {
         return Err(Failure::ServerError(status));
     }
@@ -289,6 +293,7 @@ mod tests {
         assert!(matches!(answer((StatusCode::BAD_REQUEST, br#"{"error":{"code":100,"message":"x"}}"#.to_vec())), Err(Failure::Graph(_))));
         assert!(matches!(answer((StatusCode::BAD_GATEWAY, b"<html>".to_vec())), Err(Failure::ServerError(_))));
         assert!(matches!(answer((StatusCode::NOT_FOUND, b"<html>".to_vec())), Err(Failure::Malformed(_))));
+        assert!(matches!(answer((StatusCode::TOO_MANY_REQUESTS, Vec::new())), Err(Failure::Graph(error)) if error.is_rate_limit()));
         assert!(matches!(answer((StatusCode::OK, b"<html>".to_vec())), Err(Failure::Malformed(_))));
     }
 
