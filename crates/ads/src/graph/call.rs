@@ -95,6 +95,19 @@ enum Failure {
 }
 
 impl Failure {
+    /// What failed, for logs (messages stay out: Meta's could echo a token).
+    fn kind(&self) -> &'static str {
+        match self {
+            Failure::NotSent(_) => "not sent",
+            Failure::TimedOut => "timed out",
+            Failure::Lost(_) => "connection lost",
+            Failure::ServerError(_) => "server error",
+            Failure::Graph(error) if error.is_rate_limit() => "rate limited",
+            Failure::Graph(_) => "graph error",
+            Failure::Malformed(_) => "malformed",
+        }
+    }
+
     fn may_repeat(&self, repeat: Repeat) -> bool {
         match self {
             Failure::NotSent(_) => true,
@@ -185,7 +198,7 @@ impl GraphApi {
                 return Err(PlatformError::Timeout);
             }
             let wait = jitter(config.backoff_max.min(config.backoff_base.saturating_mul(1 << retry.min(20))));
-            tracing::debug!(path = %call.path, retry, failure = ?std::mem::discriminant(&failure), "graph attempt failed");
+            tracing::debug!(path = %call.path, retry, failure = failure.kind(), "graph attempt failed");
             if !failure.may_repeat(call.repeat) || retry >= config.max_retries || Instant::now() + wait >= deadline {
                 return Err(failure.into_error(wait, &scope.access_token));
             }
