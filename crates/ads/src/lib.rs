@@ -12,6 +12,7 @@
 
 pub mod graph;
 pub mod model;
+pub mod sandbox_model;
 
 use std::future::Future;
 

@@ -123,6 +123,10 @@ pub enum UniqueKey {
     AdBlacklist,
     AdWrite,
     AdWriteInFlight,
+    AdSandboxTenant,
+    AdSandboxSpend,
+    AdSandboxSpendDay,
+    AdSandboxBinding,
 }
 
 /// The `CHECK` constraints of the schema, one per variant.
@@ -191,13 +195,20 @@ pub enum Check {
     AdBlacklistUntil,
     AdWriteState,
     AdWriteOutcome,
+    AdSandboxSpendSeq,
+    AdSandboxSpendCap,
+    /// A sandbox account's amount spent is below 0 or above its cap.
+    AdSandboxAmountSpent,
+    AdSandboxLifetimeSpent,
+    AdSandboxBindingKind,
+    AdSandboxBindingBound,
 }
 
 /// Each unique key with the name PostgreSQL gives it and what SQLite says
 /// after `UNIQUE constraint failed: ` (the columns, or the index when it
 /// holds an expression). `constraint_names_cover_the_schema` checks this
 /// table against both migrated schemas.
-const UNIQUE_KEYS: [(UniqueKey, &str, &str); 49] = [
+const UNIQUE_KEYS: [(UniqueKey, &str, &str); 53] = [
     (UniqueKey::ServerSetting, "server_settings_pkey", "server_settings.key"),
     (UniqueKey::TenantId, "tenants_pkey", "tenants.id"),
     (UniqueKey::TenantPublicId, "tenants_public_id_key", "tenants.public_id"),
@@ -247,12 +258,16 @@ const UNIQUE_KEYS: [(UniqueKey, &str, &str); 49] = [
     (UniqueKey::AdBlacklist, "ad_blacklist_pkey", "ad_blacklist.tenant_id, ad_blacklist.company_name"),
     (UniqueKey::AdWrite, "ad_writes_pkey", "ad_writes.tenant_id, ad_writes.search_id"),
     (UniqueKey::AdWriteInFlight, "ad_writes_one_in_flight", "ad_writes.tenant_id, ad_writes.account_id"),
+    (UniqueKey::AdSandboxTenant, "ad_sandbox_tenants_pkey", "ad_sandbox_tenants.tenant_id"),
+    (UniqueKey::AdSandboxSpend, "ad_sandbox_spend_pkey", "ad_sandbox_spend.tenant_id, ad_sandbox_spend.account_id"),
+    (UniqueKey::AdSandboxSpendDay, "ad_sandbox_spend_days_pkey", "ad_sandbox_spend_days.tenant_id, ad_sandbox_spend_days.account_id, ad_sandbox_spend_days.local_day"),
+    (UniqueKey::AdSandboxBinding, "ad_sandbox_bindings_pkey", "ad_sandbox_bindings.tenant_id, ad_sandbox_bindings.account_id, ad_sandbox_bindings.kind, ad_sandbox_bindings.target_id"),
 ];
 
 /// Each check with the name PostgreSQL gives it and what SQLite says after
 /// `CHECK constraint failed: ` (the expression as the migration wrote it;
 /// no two are alike).
-const CHECKS: [(Check, &str, &str); 51] = [
+const CHECKS: [(Check, &str, &str); 57] = [
     (Check::TenantAccountLimit, "tenants_account_limit_check", "account_limit >= 0"),
     (Check::TenantDefaultDailyQuota, "tenants_default_daily_quota_check", "default_daily_quota >= 0"),
     (Check::AccountUserType, "accounts_user_type_check", "user_type IN (0, 1)"),
@@ -304,6 +319,12 @@ const CHECKS: [(Check, &str, &str); 51] = [
     (Check::AdBlacklistUntil, "ad_blacklist_check", "(level = 4) = (until_us IS NULL)"),
     (Check::AdWriteState, "ad_writes_state_check", "state IN ('started', 'reserved', 'calling', 'unknown', 'done')"),
     (Check::AdWriteOutcome, "ad_writes_check", "(state = 'done') = (outcome IS NOT NULL)"),
+    (Check::AdSandboxSpendSeq, "ad_sandbox_spend_seq_check", "seq >= 1"),
+    (Check::AdSandboxSpendCap, "ad_sandbox_spend_cap_cents_check", "cap_cents >= 1"),
+    (Check::AdSandboxAmountSpent, "ad_sandbox_spend_check", "amount_spent_cents >= 0 AND amount_spent_cents <= cap_cents"),
+    (Check::AdSandboxLifetimeSpent, "ad_sandbox_spend_check1", "lifetime_spent_cents >= amount_spent_cents"),
+    (Check::AdSandboxBindingKind, "ad_sandbox_bindings_kind_check", "kind IN ('business', 'pixel')"),
+    (Check::AdSandboxBindingBound, "ad_sandbox_bindings_bound_check", "bound IN (0, 1)"),
 ];
 
 /// A failure as the database reported it, before classification.
