@@ -531,8 +531,9 @@ pub fn earliest_day(today: Day) -> Day {
     Day(today.0.checked_sub(HISTORY_MONTHS_MAX.months()).expect("dates stay far from the minimum"))
 }
 
-/// A date written exactly `YYYY-MM-DD`, and a real one.
-fn parse_day(text: &str) -> Option<Day> {
+/// A date written exactly `YYYY-MM-DD`, and a real one (as the API takes
+/// dates, and as days are stored).
+pub fn parse_day(text: &str) -> Option<Day> {
     let shape = text.len() == 10 && text.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
     if !shape {
         return None;
@@ -978,8 +979,9 @@ impl DailyRow {
             Some(breakdown) => breakdown
                 .columns()
                 .map(|column| match values.get(column) {
-                    Some(Value::String(value)) if !value.contains('\0') => Ok(value.clone()),
-                    _ => Err(GraphValueError(format!("breakdown column {column} is missing or not text"))),
+                    // No control character: storage joins the values of several columns with one.
+                    Some(Value::String(value)) if !value.chars().any(char::is_control) => Ok(value.clone()),
+                    _ => Err(GraphValueError(format!("breakdown column {column} is missing, not text, or holds a control character"))),
                 })
                 .collect::<Result<_, _>>()?,
         };
@@ -1599,8 +1601,9 @@ mod tests {
         }
         let no_column = DailyRow::from_graph(day("2024-05-01"), Breakdown::from_key("age,gender"), json!({"age": "18-24", "spend": "1"}).as_object().unwrap());
         assert!(no_column.unwrap_err().to_string().contains("gender"));
-        let not_text = DailyRow::from_graph(day("2024-05-01"), Breakdown::from_key("country"), json!({"country": 1}).as_object().unwrap());
-        assert!(not_text.is_err());
+        for country in [json!(1), json!("U\u{1f}S"), json!("US\n")] {
+            assert!(DailyRow::from_graph(day("2024-05-01"), Breakdown::from_key("country"), json!({ "country": country }).as_object().unwrap()).is_err(), "{country}");
+        }
     }
 
     // ------------------------------------------------------------ answers

@@ -118,6 +118,7 @@ pub enum UniqueKey {
     AdBlacklist,
     AdWrite,
     AdWriteInFlight,
+    AdInsightsDay,
 }
 
 /// The `CHECK` constraints of the schema, one per variant.
@@ -186,13 +187,15 @@ pub enum Check {
     AdBlacklistUntil,
     AdWriteState,
     AdWriteOutcome,
+    /// A synced insights metric is negative.
+    AdInsightsMetrics,
 }
 
 /// Each unique key with the name PostgreSQL gives it and what SQLite says
 /// after `UNIQUE constraint failed: ` (the columns, or the index when it
 /// holds an expression). `constraint_names_cover_the_schema` checks this
 /// table against both migrated schemas.
-const UNIQUE_KEYS: [(UniqueKey, &str, &str); 49] = [
+const UNIQUE_KEYS: [(UniqueKey, &str, &str); 50] = [
     (UniqueKey::ServerSetting, "server_settings_pkey", "server_settings.key"),
     (UniqueKey::TenantId, "tenants_pkey", "tenants.id"),
     (UniqueKey::TenantPublicId, "tenants_public_id_key", "tenants.public_id"),
@@ -242,12 +245,17 @@ const UNIQUE_KEYS: [(UniqueKey, &str, &str); 49] = [
     (UniqueKey::AdBlacklist, "ad_blacklist_pkey", "ad_blacklist.tenant_id, ad_blacklist.company_name"),
     (UniqueKey::AdWrite, "ad_writes_pkey", "ad_writes.tenant_id, ad_writes.search_id"),
     (UniqueKey::AdWriteInFlight, "ad_writes_one_in_flight", "ad_writes.tenant_id, ad_writes.account_id"),
+    (
+        UniqueKey::AdInsightsDay,
+        "ad_insights_daily_pkey",
+        "ad_insights_daily.tenant_id, ad_insights_daily.account_id, ad_insights_daily.breakdown, ad_insights_daily.day, ad_insights_daily.breakdown_value",
+    ),
 ];
 
 /// Each check with the name PostgreSQL gives it and what SQLite says after
 /// `CHECK constraint failed: ` (the expression as the migration wrote it;
 /// no two are alike).
-const CHECKS: [(Check, &str, &str); 51] = [
+const CHECKS: [(Check, &str, &str); 52] = [
     (Check::TenantAccountLimit, "tenants_account_limit_check", "account_limit >= 0"),
     (Check::TenantDefaultDailyQuota, "tenants_default_daily_quota_check", "default_daily_quota >= 0"),
     (Check::AccountUserType, "accounts_user_type_check", "user_type IN (0, 1)"),
@@ -299,6 +307,7 @@ const CHECKS: [(Check, &str, &str); 51] = [
     (Check::AdBlacklistUntil, "ad_blacklist_check", "(level = 4) = (until_us IS NULL)"),
     (Check::AdWriteState, "ad_writes_state_check", "state IN ('started', 'reserved', 'calling', 'unknown', 'done')"),
     (Check::AdWriteOutcome, "ad_writes_check", "(state = 'done') = (outcome IS NOT NULL)"),
+    (Check::AdInsightsMetrics, "ad_insights_daily_check", "spend_cents >= 0 AND impressions >= 0 AND clicks >= 0 AND reach >= 0 AND inline_link_clicks >= 0 AND total_postbacks >= 0"),
 ];
 
 /// A failure as the database reported it, before classification.

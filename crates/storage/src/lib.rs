@@ -8,6 +8,7 @@
 //! chooses.
 
 pub mod accounts;
+pub mod ad_insights;
 pub mod bills;
 pub mod catalog;
 mod error;
