@@ -175,6 +175,11 @@ impl InsightsQuery {
     pub fn increment(&self) -> TimeIncrement {
         self.increment
     }
+
+    /// Whether the answer needs the days' per-action-type lists.
+    pub fn needs_action_lists(&self) -> bool {
+        self.fields.needs_action_lists()
+    }
 }
 
 /// An `account_insights_breakdowns` query: one row per breakdown value over
@@ -219,6 +224,12 @@ impl BreakdownsQuery {
 
     pub fn limit(&self) -> usize {
         self.limit
+    }
+
+    /// Whether the answer needs the days' per-action-type lists: to show
+    /// them, or to sort by an action type.
+    pub fn needs_action_lists(&self) -> bool {
+        self.fields.needs_action_lists() || matches!(&self.sort, Some(Sort { key: SortKey::ActionType { .. }, .. }))
     }
 }
 
@@ -1527,6 +1538,20 @@ mod tests {
         ] {
             assert!(matches!(sort(value.clone(), "age"), Err(InsightsError::Sort(_))), "{value}");
         }
+    }
+
+    #[test]
+    fn action_lists_are_read_only_when_needed() {
+        assert!(!insights(json!({"fields": ["spend", "cpc", "account_name"], "time_range": may()})).unwrap().needs_action_lists());
+        for field in ["actions", "action_values", "conversions", "conversion_values", "cost_per_action_type", "purchase_roas"] {
+            assert!(insights(json!({"fields": ["spend", field], "time_range": may()})).unwrap().needs_action_lists(), "{field}");
+        }
+        let query = |sort: &str| breakdowns(json!({"fields": ["spend"], "time_range": may(), "breakdowns": "country", "sort": sort})).unwrap();
+        assert!(!query("spend_descending").needs_action_lists());
+        assert!(query("actions:link_click_descending").needs_action_lists());
+        assert!(query("purchase_roas:omni_purchase").needs_action_lists());
+        assert!(insights(json!({"fields": ["account_currency"], "time_range": may()})).unwrap().fields().needs_account_details());
+        assert!(!insights(json!({"fields": ["account_id"], "time_range": may()})).unwrap().fields().needs_account_details());
     }
 
     #[test]
