@@ -11,6 +11,7 @@ pub mod calendar;
 pub mod catalog;
 pub mod decimal;
 pub mod ids;
+pub mod insights;
 pub mod ledger;
 pub mod money;
 pub mod oplog;

@@ -127,6 +127,7 @@ pub enum UniqueKey {
     AdSandboxSpend,
     AdSandboxSpendDay,
     AdSandboxBinding,
+    AdInsightsDay,
 }
 
 /// The `CHECK` constraints of the schema, one per variant.
@@ -202,13 +203,15 @@ pub enum Check {
     AdSandboxLifetimeSpent,
     AdSandboxBindingKind,
     AdSandboxBindingBound,
+    /// A synced insights metric is negative.
+    AdInsightsMetrics,
 }
 
 /// Each unique key with the name PostgreSQL gives it and what SQLite says
 /// after `UNIQUE constraint failed: ` (the columns, or the index when it
 /// holds an expression). `constraint_names_cover_the_schema` checks this
 /// table against both migrated schemas.
-const UNIQUE_KEYS: [(UniqueKey, &str, &str); 53] = [
+const UNIQUE_KEYS: [(UniqueKey, &str, &str); 54] = [
     (UniqueKey::ServerSetting, "server_settings_pkey", "server_settings.key"),
     (UniqueKey::TenantId, "tenants_pkey", "tenants.id"),
     (UniqueKey::TenantPublicId, "tenants_public_id_key", "tenants.public_id"),
@@ -262,12 +265,17 @@ const UNIQUE_KEYS: [(UniqueKey, &str, &str); 53] = [
     (UniqueKey::AdSandboxSpend, "ad_sandbox_spend_pkey", "ad_sandbox_spend.tenant_id, ad_sandbox_spend.account_id"),
     (UniqueKey::AdSandboxSpendDay, "ad_sandbox_spend_days_pkey", "ad_sandbox_spend_days.tenant_id, ad_sandbox_spend_days.account_id, ad_sandbox_spend_days.local_day"),
     (UniqueKey::AdSandboxBinding, "ad_sandbox_bindings_pkey", "ad_sandbox_bindings.tenant_id, ad_sandbox_bindings.account_id, ad_sandbox_bindings.kind, ad_sandbox_bindings.target_id"),
+    (
+        UniqueKey::AdInsightsDay,
+        "ad_insights_daily_pkey",
+        "ad_insights_daily.tenant_id, ad_insights_daily.account_id, ad_insights_daily.breakdown, ad_insights_daily.day, ad_insights_daily.breakdown_value",
+    ),
 ];
 
 /// Each check with the name PostgreSQL gives it and what SQLite says after
 /// `CHECK constraint failed: ` (the expression as the migration wrote it;
 /// no two are alike).
-const CHECKS: [(Check, &str, &str); 57] = [
+const CHECKS: [(Check, &str, &str); 58] = [
     (Check::TenantAccountLimit, "tenants_account_limit_check", "account_limit >= 0"),
     (Check::TenantDefaultDailyQuota, "tenants_default_daily_quota_check", "default_daily_quota >= 0"),
     (Check::AccountUserType, "accounts_user_type_check", "user_type IN (0, 1)"),
@@ -325,6 +333,7 @@ const CHECKS: [(Check, &str, &str); 57] = [
     (Check::AdSandboxLifetimeSpent, "ad_sandbox_spend_check1", "lifetime_spent_cents >= amount_spent_cents"),
     (Check::AdSandboxBindingKind, "ad_sandbox_bindings_kind_check", "kind IN ('business', 'pixel')"),
     (Check::AdSandboxBindingBound, "ad_sandbox_bindings_bound_check", "bound IN (0, 1)"),
+    (Check::AdInsightsMetrics, "ad_insights_daily_check", "spend_cents >= 0 AND impressions >= 0 AND clicks >= 0 AND reach >= 0 AND inline_link_clicks >= 0 AND total_postbacks >= 0"),
 ];
 
 /// A failure as the database reported it, before classification.

@@ -8,6 +8,7 @@
 //! chooses.
 
 pub mod accounts;
+pub mod ad_insights;
 pub mod ad_sandbox;
 pub mod ads;
 pub mod bills;
