@@ -261,7 +261,10 @@ async fn main() {
                     0 => ("account_insights", json!({"id": id, "access_token": token, "time_range": time_range, "fields": ["spend", "impressions", "clicks", "ctr", "cpc"]})),
                     1 => ("account_insights", json!({"id": id, "access_token": token, "time_range": time_range, "fields": ["spend", "purchase_roas"], "time_increment": "1"})),
                     2 => ("account_insights", json!({"id": id, "access_token": token, "time_range": time_range, "fields": ["spend", "impressions"], "time_increment": "monthly"})),
-                    _ => ("account_insights_breakdowns", json!({"id": id, "access_token": token, "time_range": time_range, "breakdowns": "country", "fields": ["spend", "clicks"], "limit": 50, "sort": "spend_descending"})),
+                    _ => (
+                        "account_insights_breakdowns",
+                        json!({"id": id, "access_token": token, "time_range": time_range, "breakdowns": "country", "fields": ["spend", "clicks"], "limit": 50, "sort": "spend_descending"}),
+                    ),
                 };
                 let sent = Instant::now();
                 let reply: Value = http.get(format!("{base}/api/v1/{path}")).json(&body).timeout(Duration::from_secs(30)).send().await.expect("a reply").json().await.expect("JSON");
