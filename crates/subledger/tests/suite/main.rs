@@ -4,6 +4,7 @@
 mod support;
 
 mod access;
+mod ads;
 mod billing;
 mod cli;
 mod close;
