@@ -1,6 +1,7 @@
 //! The HTTP layer: one module per dialect, plus the native API and the
 //! operational endpoints. Dialects translate; they hold no business rule.
 
+pub mod ads;
 mod input;
 mod metrics;
 pub mod native;
@@ -105,6 +106,7 @@ fn app(services: Services, config: HttpConfig, metrics: HttpMetrics, registry: R
     let sendcloud_bounds = admission(Answers { busy: sendcloud::unavailable, timed_out: sendcloud::unavailable });
     let telephony_bounds = admission(Answers { busy: telephony::busy, timed_out: telephony::timed_out });
     let uucall_bounds = admission(Answers { busy: uucall::busy, timed_out: uucall::timed_out });
+    let ads_bounds = admission(Answers { busy: ads::busy, timed_out: ads::timed_out });
     let (native, openapi) = native::router();
     let state = AppState(Arc::new(AppInner { services, sendcloud: config.sendcloud, limits: RateLimits::new(&config.rate_limits), registry, openapi_json: native::openapi::document(&openapi) }));
     Router::new()
@@ -116,6 +118,7 @@ fn app(services: Services, config: HttpConfig, metrics: HttpMetrics, registry: R
         .merge(sendcloud::router().layer(axum::middleware::from_fn_with_state(sendcloud_bounds, admit)))
         .merge(telephony::router().layer(axum::middleware::from_fn_with_state(telephony_bounds, admit)))
         .merge(uucall::router().layer(axum::middleware::from_fn_with_state(uucall_bounds, admit)))
+        .merge(ads::router().layer(axum::middleware::from_fn_with_state(ads_bounds, admit)))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         .layer(CatchPanicLayer::new())

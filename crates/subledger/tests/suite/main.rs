@@ -4,6 +4,7 @@
 mod support;
 
 mod access;
+mod ads;
 mod ads_faults;
 mod billing;
 mod cli;

@@ -1,0 +1,56 @@
+//! Spend insights: `account_insights` and `account_insights_breakdowns`.
+//! The query is parsed by the domain (`subledger_domain::insights`, which
+//! decides codes 1009, 1010, 1015–1019 and 1024–1026) and answered by the
+//! service from synced daily rows, in Graph's row format.
+
+use subledger_domain::insights::{BreakdownsParams, BreakdownsQuery, InsightsParams, InsightsQuery};
+
+use super::error::{Refusal, code};
+use super::{Call, Codes, Reply};
+
+pub const INSIGHTS: Codes = &[
+    code::ID_MISSING,
+    code::ID_INVALID,
+    code::FIELDS_EMPTY,
+    code::FIELDS_INVALID,
+    code::UPSTREAM_TIMEOUT,
+    code::TIME_RANGE,
+    code::TIME_RANGE_TOO_OLD,
+    code::TOTAL_POSTBACKS_ALONE,
+    code::TIME_INCREMENT,
+    code::TOO_MANY_DAYS,
+];
+pub const BREAKDOWNS: Codes = &[
+    code::ID_MISSING,
+    code::ID_INVALID,
+    code::FIELDS_EMPTY,
+    code::FIELDS_INVALID,
+    code::UPSTREAM_TIMEOUT,
+    code::TIME_RANGE,
+    code::TIME_RANGE_TOO_OLD,
+    code::TOTAL_POSTBACKS_ALONE,
+    code::BREAKDOWNS,
+    code::SORT,
+    code::LIMIT,
+];
+
+/// `account_insights`: one row per window of the range (`time_increment`).
+pub async fn insights(call: Call) -> Result<Reply, Refusal> {
+    let id = call.params.account_id()?;
+    let [fields, time_range, date_preset, time_increment] = ["fields", "time_range", "date_preset", "time_increment"].map(|name| call.params.value(name));
+    let params = InsightsParams { fields: fields.as_ref(), time_range: time_range.as_ref(), date_preset: date_preset.as_ref(), time_increment: time_increment.as_ref() };
+    let query = InsightsQuery::parse(&params, call.tenant.timezone.day_of(jiff::Timestamp::now()))?;
+    let rows = call.state.services.ad_insights(&call.tenant, &id, &query).await?;
+    Reply::data(&rows)
+}
+
+/// `account_insights_breakdowns`: one row per value of the breakdown over the range.
+pub async fn breakdowns(call: Call) -> Result<Reply, Refusal> {
+    let id = call.params.account_id()?;
+    let [fields, time_range, date_preset, breakdowns, sort, limit] = ["fields", "time_range", "date_preset", "breakdowns", "sort", "limit"].map(|name| call.params.value(name));
+    let params =
+        BreakdownsParams { fields: fields.as_ref(), time_range: time_range.as_ref(), date_preset: date_preset.as_ref(), breakdowns: breakdowns.as_ref(), sort: sort.as_ref(), limit: limit.as_ref() };
+    let query = BreakdownsQuery::parse(&params, call.tenant.timezone.day_of(jiff::Timestamp::now()))?;
+    let rows = call.state.services.ad_insights_breakdowns(&call.tenant, &id, &query).await?;
+    Reply::data(&rows)
+}
