@@ -322,7 +322,7 @@ mod tests {
             let mut meta = CapAndSpend { spend_cap_cents: RESET_REMAINDER_CENTS, amount_spent_cents: 0 };
             let mut local = CapAndSpend { spend_cap_cents: 0, amount_spent_cents: 0 };
             let (mut tenant, mut cap_wallet, mut payable, mut spent_at_meta) = (10_000_000i64, 0i64, 0i64, 0i64);
-            let mut sync = |meta: CapAndSpend, local: &mut CapAndSpend, tenant: &mut i64, cap_wallet: &mut i64, payable: &mut i64| {
+            let sync = |meta: CapAndSpend, local: &mut CapAndSpend, tenant: &mut i64, cap_wallet: &mut i64, payable: &mut i64| {
                 let r = reconcile(*local, meta);
                 *tenant -= r.funding_cents;
                 *cap_wallet += r.funding_cents - r.spent_cents;
