@@ -1223,7 +1223,9 @@ fn format_hundredths(hundredths: i64) -> String {
 /// The rows of `account_insights`: one per window of the query's range that
 /// has at least one stored day (Graph gives no row for a window without
 /// delivery), oldest first. `days` are the account's stored days (without
-/// breakdown); days outside the range are not counted.
+/// breakdown); days outside the range are not counted. A row of `days` may
+/// also be the sums of several days of one window, dated by one of them:
+/// sums add up alike (storage adds up in the database what needs no list).
 pub fn insights_rows(query: &InsightsQuery, account: &AccountFacts<'_>, days: &[DailyRow]) -> Result<Vec<Map<String, Value>>, AmountTooLarge> {
     let mut windows: BTreeMap<Window, Totals> = BTreeMap::new();
     for day in days.iter().filter(|day| query.range.contains(day.day)) {
@@ -1236,7 +1238,8 @@ pub fn insights_rows(query: &InsightsQuery, account: &AccountFacts<'_>, days: &[
 /// at least one stored day in the range, summed over the range, sorted by
 /// the query's `sort` (ties, and no `sort`, by the breakdown's columns
 /// ascending), at most `limit`. `days` are the account's stored days of the
-/// query's breakdown; days outside the range are not counted.
+/// query's breakdown, or sums of several of them per value (as for
+/// [`insights_rows`]); days outside the range are not counted.
 pub fn breakdown_rows(query: &BreakdownsQuery, account: &AccountFacts<'_>, days: &[DailyRow]) -> Result<Vec<Map<String, Value>>, AmountTooLarge> {
     let mut groups: BTreeMap<&[String], Totals> = BTreeMap::new();
     for day in days.iter().filter(|day| query.range.contains(day.day)) {
