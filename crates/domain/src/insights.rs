@@ -130,6 +130,13 @@ pub struct InsightsParams<'a> {
     pub time_increment: Option<&'a Value>,
 }
 
+impl<'a> InsightsParams<'a> {
+    /// The parameters of a JSON object (a request body), by their names.
+    pub fn of(object: &'a Value) -> InsightsParams<'a> {
+        InsightsParams { fields: object.get("fields"), time_range: object.get("time_range"), date_preset: object.get("date_preset"), time_increment: object.get("time_increment") }
+    }
+}
+
 /// The raw parameters of `account_insights_breakdowns` (see [`InsightsParams`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BreakdownsParams<'a> {
@@ -139,6 +146,20 @@ pub struct BreakdownsParams<'a> {
     pub breakdowns: Option<&'a Value>,
     pub sort: Option<&'a Value>,
     pub limit: Option<&'a Value>,
+}
+
+impl<'a> BreakdownsParams<'a> {
+    /// The parameters of a JSON object (a request body), by their names.
+    pub fn of(object: &'a Value) -> BreakdownsParams<'a> {
+        BreakdownsParams {
+            fields: object.get("fields"),
+            time_range: object.get("time_range"),
+            date_preset: object.get("date_preset"),
+            breakdowns: object.get("breakdowns"),
+            sort: object.get("sort"),
+            limit: object.get("limit"),
+        }
+    }
 }
 
 /// An `account_insights` query: rows per window of the range.
@@ -1275,24 +1296,11 @@ mod tests {
     }
 
     fn insights(params: Value) -> Result<InsightsQuery, InsightsError> {
-        InsightsQuery::parse(
-            &InsightsParams { fields: params.get("fields"), time_range: params.get("time_range"), date_preset: params.get("date_preset"), time_increment: params.get("time_increment") },
-            today(),
-        )
+        InsightsQuery::parse(&InsightsParams::of(&params), today())
     }
 
     fn breakdowns(params: Value) -> Result<BreakdownsQuery, InsightsError> {
-        BreakdownsQuery::parse(
-            &BreakdownsParams {
-                fields: params.get("fields"),
-                time_range: params.get("time_range"),
-                date_preset: params.get("date_preset"),
-                breakdowns: params.get("breakdowns"),
-                sort: params.get("sort"),
-                limit: params.get("limit"),
-            },
-            today(),
-        )
+        BreakdownsQuery::parse(&BreakdownsParams::of(&params), today())
     }
 
     fn may() -> Value {
@@ -1311,6 +1319,17 @@ mod tests {
         }
         let every: Vec<&str> = Field::ALL.iter().filter(|f| **f != Field::TotalPostbacks).map(|f| f.name()).collect();
         assert_eq!(fields_of(&insights(json!({"fields": every, "time_range": may()})).unwrap()).len(), Field::ALL.len() - 1);
+    }
+
+    #[test]
+    fn parameters_are_picked_from_a_body_by_name() {
+        let body = json!({"fields": ["spend"], "time_range": may(), "date_preset": "today", "time_increment": 7, "breakdowns": "age", "sort": "spend", "limit": 5, "id": "1"});
+        let p = InsightsParams::of(&body);
+        assert_eq!((p.fields, p.time_range, p.date_preset, p.time_increment), (body.get("fields"), body.get("time_range"), body.get("date_preset"), body.get("time_increment")));
+        let p = BreakdownsParams::of(&body);
+        assert_eq!((p.breakdowns, p.sort, p.limit), (body.get("breakdowns"), body.get("sort"), body.get("limit")));
+        // Not an object: nothing given.
+        assert_eq!(InsightsQuery::parse(&InsightsParams::of(&json!(["spend"])), today()).unwrap_err(), InsightsError::FieldsEmpty);
     }
 
     #[test]

@@ -356,20 +356,11 @@ mod tests {
     }
 
     fn insights_query(params: Value) -> InsightsQuery {
-        let p = InsightsParams { fields: params.get("fields"), time_range: params.get("time_range"), date_preset: None, time_increment: params.get("time_increment") };
-        InsightsQuery::parse(&p, day("2024-06-30")).unwrap()
+        InsightsQuery::parse(&InsightsParams::of(&params), day("2024-06-30")).unwrap()
     }
 
     fn breakdowns_query(params: Value) -> BreakdownsQuery {
-        let p = BreakdownsParams {
-            fields: params.get("fields"),
-            time_range: params.get("time_range"),
-            breakdowns: params.get("breakdowns"),
-            sort: params.get("sort"),
-            limit: params.get("limit"),
-            date_preset: None,
-        };
-        BreakdownsQuery::parse(&p, day("2024-06-30")).unwrap()
+        BreakdownsQuery::parse(&BreakdownsParams::of(&params), day("2024-06-30")).unwrap()
     }
 
     #[test]
