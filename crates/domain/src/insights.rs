@@ -130,6 +130,13 @@ pub struct InsightsParams<'a> {
     pub time_increment: Option<&'a Value>,
 }
 
+impl<'a> InsightsParams<'a> {
+    /// The parameters of a JSON object (a request body), by their names.
+    pub fn of(object: &'a Value) -> InsightsParams<'a> {
+        InsightsParams { fields: object.get("fields"), time_range: object.get("time_range"), date_preset: object.get("date_preset"), time_increment: object.get("time_increment") }
+    }
+}
+
 /// The raw parameters of `account_insights_breakdowns` (see [`InsightsParams`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BreakdownsParams<'a> {
@@ -139,6 +146,20 @@ pub struct BreakdownsParams<'a> {
     pub breakdowns: Option<&'a Value>,
     pub sort: Option<&'a Value>,
     pub limit: Option<&'a Value>,
+}
+
+impl<'a> BreakdownsParams<'a> {
+    /// The parameters of a JSON object (a request body), by their names.
+    pub fn of(object: &'a Value) -> BreakdownsParams<'a> {
+        BreakdownsParams {
+            fields: object.get("fields"),
+            time_range: object.get("time_range"),
+            date_preset: object.get("date_preset"),
+            breakdowns: object.get("breakdowns"),
+            sort: object.get("sort"),
+            limit: object.get("limit"),
+        }
+    }
 }
 
 /// An `account_insights` query: rows per window of the range.
@@ -837,19 +858,42 @@ fn parse_limit(raw: Option<&Value>) -> Result<usize, InsightsError> {
 #[error("insights value {0}")]
 pub struct GraphValueError(pub String);
 
+/// An action type or value that no list may hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionStatError {
+    #[error("an action type must be 1 to {ACTION_TYPE_CHARS_MAX} characters without control characters")]
+    Type,
+    #[error("an action type's value must be from 0 to {DAILY_VALUE_MAX} hundredths")]
+    Value,
+}
+
 /// Per action type, a value in hundredths (a count, or money of the
-/// account's currency): sorted by type, one entry per type.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// account's currency): sorted by type, one entry per type, each type 1 to
+/// 200 characters without control characters, each value from 0 to
+/// [`DAILY_VALUE_MAX`]. Stored as `[["link_click", 2000], …]`, and read
+/// back through [`ActionStats::new`], so a stored list obeys the same rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "Vec<(String, i64)>")]
 pub struct ActionStats(Vec<(String, i64)>);
 
+impl TryFrom<Vec<(String, i64)>> for ActionStats {
+    type Error = ActionStatError;
+
+    fn try_from(entries: Vec<(String, i64)>) -> Result<ActionStats, ActionStatError> {
+        ActionStats::new(entries)
+    }
+}
+
 impl ActionStats {
-    /// From (type, hundredths) pairs; a type given twice adds up. Each
-    /// value is at most [`DAILY_VALUE_MAX`], as any daily value.
-    pub fn new(entries: impl IntoIterator<Item = (String, i64)>) -> Result<ActionStats, AmountTooLarge> {
+    /// From (type, hundredths) pairs; a type given twice adds up.
+    pub fn new(entries: impl IntoIterator<Item = (String, i64)>) -> Result<ActionStats, ActionStatError> {
         let mut merged: BTreeMap<String, i64> = BTreeMap::new();
         for (action_type, hundredths) in entries {
+            if action_type.is_empty() || action_type.chars().count() > ACTION_TYPE_CHARS_MAX || action_type.chars().any(char::is_control) {
+                return Err(ActionStatError::Type);
+            }
             let sum = merged.entry(action_type).or_default();
-            *sum = sum.checked_add(hundredths).filter(|sum| *sum <= DAILY_VALUE_MAX).ok_or(AmountTooLarge("an action type's value"))?;
+            *sum = sum.checked_add(hundredths).filter(|sum| (0..=DAILY_VALUE_MAX).contains(sum) && hundredths >= 0).ok_or(ActionStatError::Value)?;
         }
         Ok(ActionStats(merged.into_iter().collect()))
     }
@@ -863,19 +907,12 @@ impl ActionStats {
     }
 
     /// Graph's `[{"action_type", "value"}]`.
-    fn to_graph(&self) -> Value {
-        Value::Array(self.0.iter().map(|(action_type, hundredths)| action_stat(action_type, format_hundredths(*hundredths))).collect())
-    }
-
     fn from_graph(name: &str, value: &Value) -> Result<ActionStats, GraphValueError> {
         let malformed = || GraphValueError(format!("{name} is not a list of {{action_type, value}}"));
         let items = value.as_array().ok_or_else(malformed)?;
         let mut entries = Vec::with_capacity(items.len());
         for item in items {
             let action_type = item.get("action_type").and_then(Value::as_str).ok_or_else(malformed)?;
-            if action_type.is_empty() || action_type.chars().count() > ACTION_TYPE_CHARS_MAX || action_type.contains('\0') {
-                return Err(GraphValueError(format!("{name} has an action type that is empty, too long or holds NUL")));
-            }
             let hundredths = graph_hundredths(item.get("value").ok_or_else(malformed)?, name)?;
             entries.push((action_type.to_owned(), hundredths));
         }
@@ -883,12 +920,17 @@ impl ActionStats {
     }
 }
 
-/// The per-action-type lists of a day.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The per-action-type lists of a day. Stored as an object of the lists
+/// that are not empty (`{"actions": [["link_click", 2000]]}`, `{}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ActionLists {
+    #[serde(default, skip_serializing_if = "ActionStats::is_empty")]
     pub actions: ActionStats,
+    #[serde(default, skip_serializing_if = "ActionStats::is_empty")]
     pub action_values: ActionStats,
+    #[serde(default, skip_serializing_if = "ActionStats::is_empty")]
     pub conversions: ActionStats,
+    #[serde(default, skip_serializing_if = "ActionStats::is_empty")]
     pub conversion_values: ActionStats,
 }
 
@@ -911,14 +953,8 @@ impl ActionLists {
         }
     }
 
-    /// As Graph writes them: an object of the lists that are not empty
-    /// (how storage keeps them, so one reader serves both).
-    pub fn to_graph(&self) -> Map<String, Value> {
-        ActionList::ALL.into_iter().filter(|list| !self.get(*list).is_empty()).map(|list| (list.field().name().to_owned(), self.get(list).to_graph())).collect()
-    }
-
-    /// The lists of a Graph row (or of what [`ActionLists::to_graph`]
-    /// wrote); absent lists are empty, other members are not looked at.
+    /// The lists of a Graph row; absent lists are empty, other members are
+    /// not looked at.
     pub fn from_graph(values: &Map<String, Value>) -> Result<ActionLists, GraphValueError> {
         let mut lists = ActionLists::default();
         for list in ActionList::ALL {
@@ -1223,7 +1259,9 @@ fn format_hundredths(hundredths: i64) -> String {
 /// The rows of `account_insights`: one per window of the query's range that
 /// has at least one stored day (Graph gives no row for a window without
 /// delivery), oldest first. `days` are the account's stored days (without
-/// breakdown); days outside the range are not counted.
+/// breakdown); days outside the range are not counted. A row of `days` may
+/// also be the sums of several days of one window, dated by one of them:
+/// sums add up alike (storage adds up in the database what needs no list).
 pub fn insights_rows(query: &InsightsQuery, account: &AccountFacts<'_>, days: &[DailyRow]) -> Result<Vec<Map<String, Value>>, AmountTooLarge> {
     let mut windows: BTreeMap<Window, Totals> = BTreeMap::new();
     for day in days.iter().filter(|day| query.range.contains(day.day)) {
@@ -1236,7 +1274,8 @@ pub fn insights_rows(query: &InsightsQuery, account: &AccountFacts<'_>, days: &[
 /// at least one stored day in the range, summed over the range, sorted by
 /// the query's `sort` (ties, and no `sort`, by the breakdown's columns
 /// ascending), at most `limit`. `days` are the account's stored days of the
-/// query's breakdown; days outside the range are not counted.
+/// query's breakdown, or sums of several of them per value (as for
+/// [`insights_rows`]); days outside the range are not counted.
 pub fn breakdown_rows(query: &BreakdownsQuery, account: &AccountFacts<'_>, days: &[DailyRow]) -> Result<Vec<Map<String, Value>>, AmountTooLarge> {
     let mut groups: BTreeMap<&[String], Totals> = BTreeMap::new();
     for day in days.iter().filter(|day| query.range.contains(day.day)) {
@@ -1272,24 +1311,11 @@ mod tests {
     }
 
     fn insights(params: Value) -> Result<InsightsQuery, InsightsError> {
-        InsightsQuery::parse(
-            &InsightsParams { fields: params.get("fields"), time_range: params.get("time_range"), date_preset: params.get("date_preset"), time_increment: params.get("time_increment") },
-            today(),
-        )
+        InsightsQuery::parse(&InsightsParams::of(&params), today())
     }
 
     fn breakdowns(params: Value) -> Result<BreakdownsQuery, InsightsError> {
-        BreakdownsQuery::parse(
-            &BreakdownsParams {
-                fields: params.get("fields"),
-                time_range: params.get("time_range"),
-                date_preset: params.get("date_preset"),
-                breakdowns: params.get("breakdowns"),
-                sort: params.get("sort"),
-                limit: params.get("limit"),
-            },
-            today(),
-        )
+        BreakdownsQuery::parse(&BreakdownsParams::of(&params), today())
     }
 
     fn may() -> Value {
@@ -1308,6 +1334,17 @@ mod tests {
         }
         let every: Vec<&str> = Field::ALL.iter().filter(|f| **f != Field::TotalPostbacks).map(|f| f.name()).collect();
         assert_eq!(fields_of(&insights(json!({"fields": every, "time_range": may()})).unwrap()).len(), Field::ALL.len() - 1);
+    }
+
+    #[test]
+    fn parameters_are_picked_from_a_body_by_name() {
+        let body = json!({"fields": ["spend"], "time_range": may(), "date_preset": "today", "time_increment": 7, "breakdowns": "age", "sort": "spend", "limit": 5, "id": "1"});
+        let p = InsightsParams::of(&body);
+        assert_eq!((p.fields, p.time_range, p.date_preset, p.time_increment), (body.get("fields"), body.get("time_range"), body.get("date_preset"), body.get("time_increment")));
+        let p = BreakdownsParams::of(&body);
+        assert_eq!((p.breakdowns, p.sort, p.limit), (body.get("breakdowns"), body.get("sort"), body.get("limit")));
+        // Not an object: nothing given.
+        assert_eq!(InsightsQuery::parse(&InsightsParams::of(&json!(["spend"])), today()).unwrap_err(), InsightsError::FieldsEmpty);
     }
 
     #[test]
@@ -1597,8 +1634,14 @@ mod tests {
         assert_eq!(m.action_lists.action_values.entries(), [("omni_purchase".to_owned(), 9990)]);
         assert!(m.action_lists.conversions.is_empty());
         // What storage keeps reads back the same.
-        assert_eq!(ActionLists::from_graph(&m.action_lists.to_graph()).unwrap(), m.action_lists);
-        assert_eq!(Value::Object(m.action_lists.to_graph())["actions"][0], json!({"action_type": "link_click", "value": "21.5"}));
+        let stored = serde_json::to_string(&m.action_lists).unwrap();
+        assert_eq!(stored, r#"{"actions":[["link_click",2150],["omni_purchase",200]],"action_values":[["omni_purchase",9990]]}"#);
+        assert_eq!(serde_json::from_str::<ActionLists>(&stored).unwrap(), m.action_lists);
+        assert_eq!(serde_json::to_string(&ActionLists::default()).unwrap(), "{}");
+        // A stored list obeys the rules of any list.
+        for bad in [r#"{"actions":[["",1]]}"#, r#"{"actions":[["x",-1]]}"#, r#"{"actions":[["x",1000000000000001]]}"#, r#"{"actions":[["x\n",1]]}"#, r#"{"actions":{"x":1}}"#] {
+            assert!(serde_json::from_str::<ActionLists>(bad).is_err(), "{bad}");
+        }
         // More than cents is rounded half-up; numbers are read like strings.
         let rounded = DailyMetrics::from_graph(json!({"spend": "0.125", "impressions": 3.0}).as_object().unwrap()).unwrap();
         assert_eq!((rounded.spend_cents, rounded.impressions), (13, 3));
@@ -1887,7 +1930,13 @@ mod tests {
         #[test]
         fn action_lists_round_trip(entries in proptest::collection::btree_map("[a-z_.]{1,20}", 0i64..=DAILY_VALUE_MAX, 0..8)) {
             let lists = ActionLists { actions: ActionStats::new(entries.clone()).unwrap(), conversion_values: ActionStats::new(entries).unwrap(), ..ActionLists::default() };
-            prop_assert_eq!(ActionLists::from_graph(&lists.to_graph()).unwrap(), lists);
+            prop_assert_eq!(serde_json::from_str::<ActionLists>(&serde_json::to_string(&lists).unwrap()).unwrap(), lists);
+        }
+
+        /// Graph's decimals of the list values read back as written.
+        #[test]
+        fn list_values_read_as_written(hundredths in 0i64..=DAILY_VALUE_MAX) {
+            prop_assert_eq!(graph_hundredths(&json!(format_hundredths(hundredths)), "value"), Ok(hundredths));
         }
 
         /// No parameter text makes the parsers panic.

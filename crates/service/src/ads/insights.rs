@@ -9,12 +9,13 @@
 //! stored rows alone (`subledger_domain::insights` computes the answer), so
 //! they keep working, as fresh as the last sync, while Meta is slow or down.
 
+use jiff::civil::Date;
 use serde_json::{Map, Value};
 use subledger_ads::{AdPlatform, InsightsRow, InsightsWindow, PlatformError, Scope};
 use subledger_domain::calendar::Day;
 use subledger_domain::insights::{self, AccountFacts, Breakdown, BreakdownsQuery, DailyMetrics, DailyRow, FieldSet, InsightsQuery, TimeIncrement, TimeRange};
 use subledger_storage::StorageError;
-use subledger_storage::ad_insights::{self as stored, AccountDetails, InsightsKey};
+use subledger_storage::ad_insights::{self as stored, AccountDetails, DaysRead, InsightsKey};
 
 use crate::tenants::Tenant;
 use crate::{Resource, ServiceError, ServiceResult, Services, now_us};
@@ -82,7 +83,8 @@ impl Services {
     /// stores them, replacing what was stored for those days. Called by the
     /// sync job, for an account of the tenant; calls run one after another
     /// (the job syncs accounts side by side if it wants more at once).
-    pub async fn sync_ad_insights<P: AdPlatform>(&self, platform: &P, scope: &Scope, tenant: &Tenant, account_id: &str, since: Day, until: Day) -> Result<SyncedInsights, InsightsSyncError> {
+    pub async fn sync_ad_insights<P: AdPlatform>(&self, platform: &P, scope: &Scope, tenant: &Tenant, account_id: &str, since: Date, until: Date) -> Result<SyncedInsights, InsightsSyncError> {
+        let (since, until) = (Day(since), Day(until));
         let window = TimeRange::new(since, until).ok_or_else(|| ServiceError::Invalid { field: "until", reason: format!("{since} is after {until}") })?;
         if window.days() > SYNC_DAYS_MAX {
             return Err(ServiceError::Invalid { field: "until", reason: format!("a sync reads at most {SYNC_DAYS_MAX} days, {since} to {until} is {}", window.days()) }.into());
@@ -134,7 +136,14 @@ impl Services {
     /// The caller has already checked that the account belongs to the tenant.
     pub async fn ad_insights(&self, tenant: &Tenant, account_id: &str, query: &InsightsQuery) -> ServiceResult<Vec<Map<String, Value>>> {
         let key = InsightsKey { tenant: tenant.id, account_id, breakdown: None };
-        let days = stored::read_days(&self.store, &key, query.range().since(), query.range().until(), query.needs_action_lists()).await?;
+        // Without lists, the database adds up the days of each window when windows are months or the range.
+        let how = match (query.needs_action_lists(), query.increment()) {
+            (true, _) => DaysRead::Daily,
+            (false, TimeIncrement::AllDays) => DaysRead::SummedOverRange,
+            (false, TimeIncrement::Monthly) => DaysRead::SummedPerMonth,
+            (false, TimeIncrement::Days(_)) => DaysRead::DailyWithoutLists,
+        };
+        let days = stored::read_days(&self.store, &key, query.range().since(), query.range().until(), how).await?;
         let details = self.insights_account_details(tenant, account_id, query.fields()).await?;
         Ok(insights::insights_rows(query, &facts(account_id, details.as_ref()), &days)?)
     }
@@ -143,7 +152,8 @@ impl Services {
     /// rows. The caller has already checked that the account belongs to the tenant.
     pub async fn ad_insights_breakdowns(&self, tenant: &Tenant, account_id: &str, query: &BreakdownsQuery) -> ServiceResult<Vec<Map<String, Value>>> {
         let key = InsightsKey { tenant: tenant.id, account_id, breakdown: Some(query.breakdown()) };
-        let days = stored::read_days(&self.store, &key, query.range().since(), query.range().until(), query.needs_action_lists()).await?;
+        let how = if query.needs_action_lists() { DaysRead::Daily } else { DaysRead::SummedOverRange };
+        let days = stored::read_days(&self.store, &key, query.range().since(), query.range().until(), how).await?;
         let details = self.insights_account_details(tenant, account_id, query.fields()).await?;
         Ok(insights::breakdown_rows(query, &facts(account_id, details.as_ref()), &days)?)
     }
@@ -196,7 +206,6 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use jiff::civil::Date;
     use prometheus_client::registry::Registry;
     use serde_json::json;
     use subledger_ads::{AdAccount, Business, CreationRequest, Pixel, PlatformResult};
@@ -274,6 +283,10 @@ mod tests {
         parse_day(text).unwrap()
     }
 
+    fn date(text: &str) -> Date {
+        day(text).0
+    }
+
     fn days(window: &InsightsWindow) -> impl Iterator<Item = Date> {
         std::iter::successors(Some(window.since), |d| d.tomorrow().ok()).take_while(|d| *d <= window.until)
     }
@@ -348,20 +361,11 @@ mod tests {
     }
 
     fn insights_query(params: Value) -> InsightsQuery {
-        let p = InsightsParams { fields: params.get("fields"), time_range: params.get("time_range"), date_preset: None, time_increment: params.get("time_increment") };
-        InsightsQuery::parse(&p, day("2024-06-30")).unwrap()
+        InsightsQuery::parse(&InsightsParams::of(&params), day("2024-06-30")).unwrap()
     }
 
     fn breakdowns_query(params: Value) -> BreakdownsQuery {
-        let p = BreakdownsParams {
-            fields: params.get("fields"),
-            time_range: params.get("time_range"),
-            breakdowns: params.get("breakdowns"),
-            sort: params.get("sort"),
-            limit: params.get("limit"),
-            date_preset: None,
-        };
-        BreakdownsQuery::parse(&p, day("2024-06-30")).unwrap()
+        BreakdownsQuery::parse(&BreakdownsParams::of(&params), day("2024-06-30")).unwrap()
     }
 
     #[test]
@@ -374,7 +378,7 @@ mod tests {
         let s = setup().await;
         let platform = FixedPlatform::new(steady);
         // 52 days: a step of 31 days, then one of 21; 8 rows a day (the account, 2 countries, 5 other breakdowns).
-        let synced = s.services.sync_ad_insights(&platform, &s.scope, &s.tenant, ACCOUNT, day("2024-04-20"), day("2024-06-10")).await.unwrap();
+        let synced = s.services.sync_ad_insights(&platform, &s.scope, &s.tenant, ACCOUNT, date("2024-04-20"), date("2024-06-10")).await.unwrap();
         assert_eq!(synced, SyncedInsights { since: day("2024-04-20"), until: day("2024-06-10"), calls: 16, rows: 52 * 8 });
         let asked = platform.asked.lock().unwrap().clone();
         assert_eq!(asked.len(), 16);
@@ -418,7 +422,7 @@ mod tests {
     #[tokio::test]
     async fn a_later_sync_replaces_the_days_it_reads() {
         let s = setup().await;
-        s.services.sync_ad_insights(&FixedPlatform::new(steady), &s.scope, &s.tenant, ACCOUNT, day("2024-05-01"), day("2024-05-10")).await.unwrap();
+        s.services.sync_ad_insights(&FixedPlatform::new(steady), &s.scope, &s.tenant, ACCOUNT, date("2024-05-01"), date("2024-05-10")).await.unwrap();
         // Meta now reports only the 5th (restated), and nothing by breakdown.
         let restated = FixedPlatform::new(|window| {
             Ok(match (window.breakdown, window.total_postbacks) {
@@ -426,7 +430,7 @@ mod tests {
                 _ => Vec::new(),
             })
         });
-        let synced = s.services.sync_ad_insights(&restated, &s.scope, &s.tenant, ACCOUNT, day("2024-05-04"), day("2024-05-06")).await.unwrap();
+        let synced = s.services.sync_ad_insights(&restated, &s.scope, &s.tenant, ACCOUNT, date("2024-05-04"), date("2024-05-06")).await.unwrap();
         assert_eq!(synced.rows, 1);
         let rows =
             s.services.ad_insights(&s.tenant, ACCOUNT, &insights_query(json!({"fields": ["spend"], "time_range": {"since": "2024-05-01", "until": "2024-05-10"}, "time_increment": 1}))).await.unwrap();
@@ -441,7 +445,7 @@ mod tests {
         let s = setup().await;
         let sync = |platform: FixedPlatform| {
             let s = &s;
-            async move { s.services.sync_ad_insights(&platform, &s.scope, &s.tenant, ACCOUNT, day("2024-05-01"), day("2024-05-03")).await }
+            async move { s.services.sync_ad_insights(&platform, &s.scope, &s.tenant, ACCOUNT, date("2024-05-01"), date("2024-05-03")).await }
         };
         assert!(matches!(sync(FixedPlatform::new(|_| Err(PlatformError::Timeout))).await, Err(InsightsSyncError::Platform(PlatformError::Timeout))));
         let one = |values: Value| move |_: &InsightsWindow| Ok(vec![graph_row(Date::constant(2024, 5, 1), values.clone())]);
@@ -458,9 +462,9 @@ mod tests {
         assert!(matches!(sync(no_column).await, Err(InsightsSyncError::Platform(PlatformError::Malformed(_)))));
         // Windows that cannot be synced.
         let platform = FixedPlatform::new(steady);
-        let backwards = s.services.sync_ad_insights(&platform, &s.scope, &s.tenant, ACCOUNT, day("2024-05-02"), day("2024-05-01")).await;
+        let backwards = s.services.sync_ad_insights(&platform, &s.scope, &s.tenant, ACCOUNT, date("2024-05-02"), date("2024-05-01")).await;
         assert!(matches!(backwards, Err(InsightsSyncError::Service(ServiceError::Invalid { .. }))));
-        let too_long = s.services.sync_ad_insights(&platform, &s.scope, &s.tenant, ACCOUNT, day("2020-01-01"), day("2024-05-01")).await;
+        let too_long = s.services.sync_ad_insights(&platform, &s.scope, &s.tenant, ACCOUNT, date("2020-01-01"), date("2024-05-01")).await;
         assert!(matches!(too_long, Err(InsightsSyncError::Service(ServiceError::Invalid { .. }))));
         assert!(platform.asked.lock().unwrap().is_empty());
     }
