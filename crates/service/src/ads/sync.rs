@@ -117,7 +117,7 @@ impl Services {
             if let Err(error) = self.sync_bindings(tenant, &upstream, &scope, &account.account_id).await {
                 report.errors.push(format!("account {}: bindings: {error}", account.account_id));
             }
-            if let Err(error) = self.sync_ad_insights(&upstream, &scope, tenant, &account.account_id, since, today).await {
+            if let Err(error) = self.sync_ad_insights(&upstream, &scope, tenant, &account.account_id, since.0, today.0).await {
                 report.errors.push(format!("account {}: insights: {error}", account.account_id));
             }
         }
