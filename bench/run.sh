@@ -6,6 +6,7 @@
 #   bench/run.sh soak [sqlite|postgres] [flags]     minutes of mixed load: RSS flat, WAL bounded (soak)
 #   bench/run.sh fairness [sqlite|postgres] [flags] transferIn p99 while another tenant's month closes (fairness-bench)
 #   bench/run.sh oplog [sqlite|postgres] [flags]    operation-log queries over 1,000,000 entries (oplog-bench)
+#   bench/run.sh ads [sqlite|postgres] [flags]      spend cap changes through a 100 ms fake Graph API, insights reads (ads-bench)
 # Builds the release server and harness, then runs the harness against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ case "${1:-}" in
     soak) bench=soak; shift ;;
     fairness) bench=fairness-bench; shift ;;
     oplog) bench=oplog-bench; shift ;;
+    ads) bench=ads-bench; shift ;;
 esac
 backend="${1:-sqlite}"
 shift || true

@@ -4,9 +4,9 @@
 //! it chooses.
 
 pub mod access;
-pub mod ads;
 pub mod accounts;
 pub mod admin;
+pub mod ads;
 pub mod billing;
 mod cache;
 pub mod catalog;
@@ -64,7 +64,14 @@ pub struct ServiceConfig {
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { account_limit_default: 10_000, daily_quota_default: 2_500, ledger: LedgerConfig::default(), cache: CacheConfig::default(), access: AccessConfig::default(), ads: ads::AdsConfig::default() }
+        ServiceConfig {
+            account_limit_default: 10_000,
+            daily_quota_default: 2_500,
+            ledger: LedgerConfig::default(),
+            cache: CacheConfig::default(),
+            access: AccessConfig::default(),
+            ads: ads::AdsConfig::default(),
+        }
     }
 }
 

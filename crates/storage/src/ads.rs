@@ -70,7 +70,8 @@ pub async fn set_connection(tx: &mut WriteTx, tenant: TenantId, platform: &str, 
 }
 
 pub async fn set_unbind_business_paused(tx: &mut WriteTx, tenant: TenantId, paused: bool, now_us: i64) -> Result<bool> {
-    let done = sqlx::query("UPDATE ad_connections SET unbind_business_paused = $2, updated_at_us = $3 WHERE tenant_id = $1").bind(tenant.0).bind(i64::from(paused)).bind(now_us).execute(tx.conn()).await?;
+    let done =
+        sqlx::query("UPDATE ad_connections SET unbind_business_paused = $2, updated_at_us = $3 WHERE tenant_id = $1").bind(tenant.0).bind(i64::from(paused)).bind(now_us).execute(tx.conn()).await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -108,14 +109,13 @@ pub async fn finish_sync(store: &Store, tenant: TenantId, owner: &str, synced_at
 /// Tenants whose last sync began before `stale_before_us` (or never ran) and
 /// whose lease is free, oldest first.
 pub async fn due_for_sync(store: &Store, stale_before_us: i64, now_us: i64, limit: i64) -> Result<Vec<TenantId>> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT tenant_id FROM ad_connections WHERE COALESCE(synced_at_us, 0) < $1 AND sync_lease_until_us <= $2 ORDER BY COALESCE(synced_at_us, 0), tenant_id LIMIT $3",
-    )
-    .bind(stale_before_us)
-    .bind(now_us)
-    .bind(limit)
-    .fetch_all(store.reader())
-    .await?;
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT tenant_id FROM ad_connections WHERE COALESCE(synced_at_us, 0) < $1 AND sync_lease_until_us <= $2 ORDER BY COALESCE(synced_at_us, 0), tenant_id LIMIT $3")
+            .bind(stale_before_us)
+            .bind(now_us)
+            .bind(limit)
+            .fetch_all(store.reader())
+            .await?;
     Ok(ids.into_iter().map(TenantId).collect())
 }
 
@@ -466,10 +466,7 @@ pub async fn unsettled_writes(store: &Store, before_us: i64, limit: i64) -> Resu
 
 /// Accounts of the tenant with an unsettled money write: a sync leaves their money alone.
 pub async fn accounts_in_flight(store: &Store, tenant: TenantId) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar("SELECT account_id FROM ad_writes WHERE tenant_id = $1 AND state <> 'done' AND cap_after_cents IS NOT NULL")
-        .bind(tenant.0)
-        .fetch_all(store.reader())
-        .await?)
+    Ok(sqlx::query_scalar("SELECT account_id FROM ad_writes WHERE tenant_id = $1 AND state <> 'done' AND cap_after_cents IS NOT NULL").bind(tenant.0).fetch_all(store.reader()).await?)
 }
 
 // ---------------------------------------------------------------------------

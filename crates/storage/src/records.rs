@@ -107,6 +107,8 @@ impl ChangeRecords {
         for operation in &mut self.operations {
             operation.outcome = Outcome::Refused(reason.to_owned());
         }
+        // No money moved, so no account's money changes.
+        self.ad_money.clear();
         self
     }
 }
@@ -207,4 +209,18 @@ pub(crate) fn write_sqlite(conn: &rusqlite::Connection, records: &ChangeRecords,
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_change_moves_no_ad_money() {
+        let money = AdMoneyRecord { tenant: TenantId(1), account_id: "1".to_owned(), expected: None, spend_cap_cents: 5, amount_spent_cents: None, total_spent_delta_cents: 0 };
+        let records = ChangeRecords { ad_money: vec![money], ..ChangeRecords::default() };
+        assert!(records.need_transaction());
+        let refused = records.refused("insufficient_funds");
+        assert!(refused.ad_money.is_empty(), "the account keeps its cap when the money did not move");
+    }
 }

@@ -7,13 +7,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
+use subledger_ads::graph::GraphConfig;
 use subledger_http::HttpConfig;
 use subledger_http::ratelimit::{Rate, RateLimitConfig};
 use subledger_http::sendcloud::SendCloudConfig;
 use subledger_http::server::ConnectionLimits;
-use subledger_service::ledger::CLOSE_CHUNK_ACCOUNTS_MAX;
-use subledger_ads::graph::GraphConfig;
 use subledger_service::ads::{AdsConfig, SandboxConfig};
+use subledger_service::ledger::CLOSE_CHUNK_ACCOUNTS_MAX;
 use subledger_service::secrets::SealingKey;
 use subledger_service::{AccessConfig, LedgerConfig, ServiceConfig, Services};
 use subledger_storage::{Store, StoreOptions};

@@ -7,8 +7,8 @@ use axum::extract::State;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use subledger_domain::ads::BlacklistLevel;
-use subledger_service::ads::{AdConnectionInput, BlacklistInput};
 use subledger_service::ads::sync::SyncReport;
+use subledger_service::ads::{AdConnectionInput, BlacklistInput};
 use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson, ApiPath, ErrorBody, Granted, need};

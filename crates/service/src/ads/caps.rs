@@ -30,8 +30,8 @@ use subledger_domain::money::{Currency, PositiveAmount, format_minor};
 use subledger_domain::oplog::{Actor, Operation, OperationKind};
 use subledger_domain::posting::HoldState;
 use subledger_storage::StorageError;
-use subledger_storage::ads::{self as store_ads, AdWriteRecord};
 use subledger_storage::UniqueKey;
+use subledger_storage::ads::{self as store_ads, AdWriteRecord};
 use subledger_storage::records::{AdMoneyRecord, ChangeRecords};
 use subledger_storage::wallets::{self as store_wallets, WalletOwner};
 
@@ -272,10 +272,7 @@ impl Services {
         Ok(match intent.kind {
             WriteKind::SpendCap => match recharge_refusal(account.violation, account.blacklist, account.status) {
                 Some(refusal) => Some(AdRefusal::Recharge(refusal)),
-                None => intent
-                    .cap_after_cents
-                    .filter(|cap| *cap <= account.amount_spent_cents)
-                    .map(|_| AdRefusal::CapNotAboveSpent { amount_spent_cents: account.amount_spent_cents }),
+                None => intent.cap_after_cents.filter(|cap| *cap <= account.amount_spent_cents).map(|_| AdRefusal::CapNotAboveSpent { amount_spent_cents: account.amount_spent_cents }),
             },
             WriteKind::Reset => (!account.status.accepts_reset()).then_some(AdRefusal::ResetStatus(account.status)),
             WriteKind::UnbindBusiness => (self.ad_connection(tenant).await?.unbind_business_paused != 0).then_some(AdRefusal::UnbindingPaused),

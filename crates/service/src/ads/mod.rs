@@ -19,6 +19,8 @@ pub mod insights;
 mod operator;
 pub mod sandbox;
 pub mod sync;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 

@@ -7,18 +7,18 @@
 //! spend and insights. Only what the sandbox was told is stored (migration
 //! 0011): the tenant's epoch (its first use), each ad account's spend segment
 //! in force and the last one of each day it changed, and the bindings that
-//! differ from the start. Every write is one transaction that applies only
-//! over what it read, so that several server processes share one sandbox.
+//! differ from the start. Every write applies only over what it read, in a
+//! transaction, so that several server processes share one sandbox.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use subledger_ads::sandbox_model::{self as model, AccountProfile, Segment, World, WorldConfig};
 use subledger_ads::{AdAccount, AdPlatform, Business, CreationRequest, InsightsRow, InsightsWindow, Pixel, PlatformError, PlatformResult, Scope};
 use subledger_domain::ids::TenantId;
 use subledger_storage::ad_sandbox::{self, BindingKind, SpendRecord};
 use subledger_storage::{StorageError, Store};
+use writes::{Change, Writer};
 
 /// Settings of the sandbox, shared by every tenant it serves. See
 /// `docs/ads-sandbox.md` for what each changes.
@@ -83,11 +83,6 @@ impl SandboxConfig {
     }
 }
 
-/// How often a write is tried again when another one came first.
-const WRITE_ATTEMPTS: u32 = 8;
-/// The pause before trying again, times the attempt.
-const WRITE_RETRY_PAUSE: Duration = Duration::from_millis(2);
-
 /// The sandbox ad platform. Cheap to clone; clones share the epochs read.
 #[derive(Clone)]
 pub struct Sandbox {
@@ -97,6 +92,7 @@ pub struct Sandbox {
     now_us: Option<i64>,
     /// Tenants' epochs, which never change once stored.
     epochs: Arc<Mutex<HashMap<i64, i64>>>,
+    writer: Arc<Writer>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -138,18 +134,10 @@ fn record(segment: &Segment) -> SpendRecord {
     }
 }
 
-/// How one try of a write ended.
-enum Attempt {
-    /// Decided: applied, or refused as Meta refuses.
-    Done(PlatformResult<()>),
-    /// Another write came first: read again, decide again.
-    Lost,
-}
-
 impl Sandbox {
     /// A sandbox on `store`; settings out of bounds are brought within them.
     pub fn new(store: Store, config: SandboxConfig) -> Sandbox {
-        Sandbox { store, world: Arc::new(config.world().bounded()), now_us: None, epochs: Arc::default() }
+        Sandbox { writer: Arc::new(Writer::new(store.clone())), store, world: Arc::new(config.world().bounded()), now_us: None, epochs: Arc::default() }
     }
 
     /// For tests: the same sandbox at another instant (microseconds since
@@ -199,38 +187,11 @@ impl Sandbox {
         Ok(stored.map_or_else(|| account.first_segment(), segment))
     }
 
-    /// Starts the segment `decide` makes of the one in force, in one
-    /// transaction that applies only over the segment it read; again when
-    /// another write came first.
-    async fn write_spend(&self, scope: &Scope, account_id: &str, decide: impl Fn(&AccountProfile, &Segment, i64) -> PlatformResult<Option<Segment>>) -> PlatformResult<()> {
+    /// Starts the segment a change makes of the one in force (see [`writes`]).
+    async fn write_spend(&self, scope: &Scope, account_id: &str, change: Change) -> PlatformResult<()> {
         let now_us = self.now();
         let (_, account) = self.account(scope, account_id, now_us).await?;
-        let tenant = TenantId(scope.tenant_id);
-        for attempt in 1..=WRITE_ATTEMPTS {
-            let tried: Result<Attempt, StorageError> = async {
-                let mut tx = self.store.begin_write().await?;
-                let current = ad_sandbox::spend_for_write(&mut tx, tenant, account_id).await?.map_or_else(|| account.first_segment(), segment);
-                let next = match decide(&account, &current, now_us) {
-                    Ok(Some(next)) => next,
-                    decided => return Ok(Attempt::Done(decided.map(|_| ()))),
-                };
-                if !ad_sandbox::advance(&mut tx, tenant, account_id, current.seq, &record(&next)).await? {
-                    return Ok(Attempt::Lost);
-                }
-                tx.commit().await?;
-                Ok(Attempt::Done(Ok(())))
-            }
-            .await;
-            match tried {
-                Ok(Attempt::Done(result)) => return result,
-                Ok(Attempt::Lost) => {}
-                // A concurrent first write or a serialization conflict.
-                Err(error) if error.is_retryable() || matches!(error, StorageError::UniqueViolation { .. }) => {}
-                Err(error) => return Err(unavailable(error)),
-            }
-            tokio::time::sleep(WRITE_RETRY_PAUSE * attempt).await;
-        }
-        Err(PlatformError::Unavailable("the sandbox is busy: too many writes to one ad account at once".to_owned()))
+        self.writer.apply(TenantId(scope.tenant_id), account, now_us, change).await
     }
 
     /// Binds or unbinds, after checking the account.
@@ -287,11 +248,11 @@ impl AdPlatform for Sandbox {
     }
 
     async fn set_spend_cap(&self, scope: &Scope, account_id: &str, spend_cap_cents: i64) -> PlatformResult<()> {
-        self.write_spend(scope, account_id, |account, current, now_us| account.set_spend_cap(current, spend_cap_cents, now_us)).await
+        self.write_spend(scope, account_id, Change::Cap(spend_cap_cents)).await
     }
 
     async fn reset_spend_cap(&self, scope: &Scope, account_id: &str) -> PlatformResult<()> {
-        self.write_spend(scope, account_id, |account, current, now_us| Ok(Some(account.reset_spend_cap(current, now_us)))).await
+        self.write_spend(scope, account_id, Change::Reset).await
     }
 
     async fn businesses(&self, scope: &Scope, account_id: &str) -> PlatformResult<Vec<Business>> {
@@ -349,6 +310,8 @@ impl AdPlatform for Sandbox {
         account.daily_insights(&history, window, now_us)
     }
 }
+
+mod writes;
 
 #[cfg(test)]
 mod tests;

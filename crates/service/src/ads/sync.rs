@@ -103,7 +103,7 @@ impl Services {
         report.accounts = accounts.len();
         let in_flight: HashSet<String> = store_ads::accounts_in_flight(&self.store, tenant.id).await?.into_iter().collect();
         let today = tenant.timezone.day_of(jiff::Timestamp::now());
-        let since = today.0.checked_sub(i64::from(self.ads.config.insights_days.saturating_sub(1)).days()).unwrap_or(today.0);
+        let since = subledger_domain::calendar::Day(today.0.checked_sub(i64::from(self.ads.config.insights_days.saturating_sub(1)).days()).unwrap_or(today.0));
         for account in &accounts {
             if in_flight.contains(&account.account_id) {
                 report.accounts_in_flight += 1;
@@ -116,7 +116,7 @@ impl Services {
             if let Err(error) = self.sync_bindings(tenant, &upstream, &scope, &account.account_id).await {
                 report.errors.push(format!("account {}: bindings: {error}", account.account_id));
             }
-            if let Err(error) = self.sync_ad_insights(&upstream, &scope, tenant, &account.account_id, since, today.0).await {
+            if let Err(error) = self.sync_ad_insights(&upstream, &scope, tenant, &account.account_id, since, today).await {
                 report.errors.push(format!("account {}: insights: {error}", account.account_id));
             }
         }

@@ -5,6 +5,7 @@ mod support;
 
 mod access;
 mod ads;
+mod ads_faults;
 mod billing;
 mod cli;
 mod close;

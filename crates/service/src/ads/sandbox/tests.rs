@@ -300,3 +300,62 @@ async fn two_processes_share_one_sandbox() {
     let read = second.at(now).ad_account(&scope, &id).await.unwrap();
     assert_eq!(read.spend_cap_cents, stored.cap_cents);
 }
+
+/// The figures of `docs/ads-sandbox.md`: 64 callers each changing its own
+/// account's cap 40 times, reads of one and of every account, 37 months of
+/// daily insights. Run with `cargo test --release -p subledger-service
+/// --lib throughput -- --ignored --nocapture`.
+#[ignore = "a measurement: run it in release, see its doc"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput() {
+    let (_db, _store, sandbox, scope, old) = setup(never_disabled()).await;
+    let now = T0_US + 1_200 * DAY_US;
+    // The first tenant started 40 days ago, the second 1,200 days ago.
+    sandbox.at(now - 40 * DAY_US).creation_requests(&scope).await.unwrap();
+    sandbox.at(now - 1_200 * DAY_US).creation_requests(&old).await.unwrap();
+    let accounts: Vec<String> = sandbox.at(now).ad_accounts(&scope).await.unwrap().into_iter().map(|a| a.account_id).take(64).collect();
+    assert_eq!(accounts.len(), 64);
+    let started = std::time::Instant::now();
+    let mut callers = Vec::new();
+    for (caller, id) in accounts.iter().enumerate() {
+        let (sandbox, scope, id) = (sandbox.clone(), scope.clone(), id.clone());
+        callers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            for change in 0..40i64 {
+                let started = std::time::Instant::now();
+                sandbox.at(now + change * 1_000_000 + caller as i64).set_spend_cap(&scope, &id, 10_000_000 + change).await.unwrap();
+                latencies.push(started.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for caller in callers {
+        latencies.extend(caller.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let rate = latencies.len() as f64 / elapsed.as_secs_f64();
+    println!("set_spend_cap: {rate:.0}/s, p50 {:?}, p99 {:?}", latencies[latencies.len() / 2], latencies[latencies.len() * 99 / 100]);
+    let started = std::time::Instant::now();
+    for _ in 0..200 {
+        sandbox.at(now).ad_account(&scope, &accounts[0]).await.unwrap();
+    }
+    println!("ad_account: {:?} each", started.elapsed() / 200);
+    let started = std::time::Instant::now();
+    let every = sandbox.at(now).ad_accounts(&scope).await.unwrap().len();
+    println!("ad_accounts ({every}): {:?}", started.elapsed());
+    let id = sandbox.at(now).ad_accounts(&old).await.unwrap().remove(0).account_id;
+    for change in 0..118 {
+        sandbox.at(now - 1_190 * DAY_US + change * 10 * DAY_US).set_spend_cap(&old, &id, 100_000_000_000 + change).await.unwrap();
+    }
+    let today = jiff::Timestamp::from_microsecond(now).unwrap().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let since = today.checked_sub(jiff::ToSpan::months(37)).unwrap().tomorrow().unwrap();
+    for breakdown in [None, Some("age,gender")] {
+        let window = InsightsWindow { since, until: today, breakdown, total_postbacks: false };
+        let started = std::time::Instant::now();
+        let rows = sandbox.at(now).daily_insights(&old, &id, &window).await.unwrap();
+        println!("daily_insights, 37 months, {breakdown:?}: {} rows in {:?}", rows.len(), started.elapsed());
+    }
+    assert!(rate >= 400.0, "{rate:.0} changes/s");
+}
