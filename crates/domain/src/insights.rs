@@ -130,6 +130,13 @@ pub struct InsightsParams<'a> {
     pub time_increment: Option<&'a Value>,
 }
 
+impl<'a> InsightsParams<'a> {
+    /// The parameters of a JSON object (a request body), by their names.
+    pub fn of(object: &'a Value) -> InsightsParams<'a> {
+        InsightsParams { fields: object.get("fields"), time_range: object.get("time_range"), date_preset: object.get("date_preset"), time_increment: object.get("time_increment") }
+    }
+}
+
 /// The raw parameters of `account_insights_breakdowns` (see [`InsightsParams`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BreakdownsParams<'a> {
@@ -139,6 +146,20 @@ pub struct BreakdownsParams<'a> {
     pub breakdowns: Option<&'a Value>,
     pub sort: Option<&'a Value>,
     pub limit: Option<&'a Value>,
+}
+
+impl<'a> BreakdownsParams<'a> {
+    /// The parameters of a JSON object (a request body), by their names.
+    pub fn of(object: &'a Value) -> BreakdownsParams<'a> {
+        BreakdownsParams {
+            fields: object.get("fields"),
+            time_range: object.get("time_range"),
+            date_preset: object.get("date_preset"),
+            breakdowns: object.get("breakdowns"),
+            sort: object.get("sort"),
+            limit: object.get("limit"),
+        }
+    }
 }
 
 /// An `account_insights` query: rows per window of the range.
@@ -1223,7 +1244,9 @@ fn format_hundredths(hundredths: i64) -> String {
 /// The rows of `account_insights`: one per window of the query's range that
 /// has at least one stored day (Graph gives no row for a window without
 /// delivery), oldest first. `days` are the account's stored days (without
-/// breakdown); days outside the range are not counted.
+/// breakdown); days outside the range are not counted. A row of `days` may
+/// also be the sums of several days of one window, dated by one of them:
+/// sums add up alike (storage adds up in the database what needs no list).
 pub fn insights_rows(query: &InsightsQuery, account: &AccountFacts<'_>, days: &[DailyRow]) -> Result<Vec<Map<String, Value>>, AmountTooLarge> {
     let mut windows: BTreeMap<Window, Totals> = BTreeMap::new();
     for day in days.iter().filter(|day| query.range.contains(day.day)) {
@@ -1236,7 +1259,8 @@ pub fn insights_rows(query: &InsightsQuery, account: &AccountFacts<'_>, days: &[
 /// at least one stored day in the range, summed over the range, sorted by
 /// the query's `sort` (ties, and no `sort`, by the breakdown's columns
 /// ascending), at most `limit`. `days` are the account's stored days of the
-/// query's breakdown; days outside the range are not counted.
+/// query's breakdown, or sums of several of them per value (as for
+/// [`insights_rows`]); days outside the range are not counted.
 pub fn breakdown_rows(query: &BreakdownsQuery, account: &AccountFacts<'_>, days: &[DailyRow]) -> Result<Vec<Map<String, Value>>, AmountTooLarge> {
     let mut groups: BTreeMap<&[String], Totals> = BTreeMap::new();
     for day in days.iter().filter(|day| query.range.contains(day.day)) {
@@ -1272,24 +1296,11 @@ mod tests {
     }
 
     fn insights(params: Value) -> Result<InsightsQuery, InsightsError> {
-        InsightsQuery::parse(
-            &InsightsParams { fields: params.get("fields"), time_range: params.get("time_range"), date_preset: params.get("date_preset"), time_increment: params.get("time_increment") },
-            today(),
-        )
+        InsightsQuery::parse(&InsightsParams::of(&params), today())
     }
 
     fn breakdowns(params: Value) -> Result<BreakdownsQuery, InsightsError> {
-        BreakdownsQuery::parse(
-            &BreakdownsParams {
-                fields: params.get("fields"),
-                time_range: params.get("time_range"),
-                date_preset: params.get("date_preset"),
-                breakdowns: params.get("breakdowns"),
-                sort: params.get("sort"),
-                limit: params.get("limit"),
-            },
-            today(),
-        )
+        BreakdownsQuery::parse(&BreakdownsParams::of(&params), today())
     }
 
     fn may() -> Value {
@@ -1308,6 +1319,17 @@ mod tests {
         }
         let every: Vec<&str> = Field::ALL.iter().filter(|f| **f != Field::TotalPostbacks).map(|f| f.name()).collect();
         assert_eq!(fields_of(&insights(json!({"fields": every, "time_range": may()})).unwrap()).len(), Field::ALL.len() - 1);
+    }
+
+    #[test]
+    fn parameters_are_picked_from_a_body_by_name() {
+        let body = json!({"fields": ["spend"], "time_range": may(), "date_preset": "today", "time_increment": 7, "breakdowns": "age", "sort": "spend", "limit": 5, "id": "1"});
+        let p = InsightsParams::of(&body);
+        assert_eq!((p.fields, p.time_range, p.date_preset, p.time_increment), (body.get("fields"), body.get("time_range"), body.get("date_preset"), body.get("time_increment")));
+        let p = BreakdownsParams::of(&body);
+        assert_eq!((p.breakdowns, p.sort, p.limit), (body.get("breakdowns"), body.get("sort"), body.get("limit")));
+        // Not an object: nothing given.
+        assert_eq!(InsightsQuery::parse(&InsightsParams::of(&json!(["spend"])), today()).unwrap_err(), InsightsError::FieldsEmpty);
     }
 
     #[test]

@@ -199,13 +199,35 @@ impl StoredRow {
     }
 }
 
-/// The stored rows of one key over `since..=until`, in no particular order;
-/// with `action_lists` false their lists are left empty (not read). More
-/// than [`READ_ROWS_MAX`] rows is refused.
-pub async fn read_days(store: &Store, key: &InsightsKey<'_>, since: Day, until: Day, action_lists: bool) -> Result<Vec<DailyRow>> {
-    static WITH_LISTS: LazyLock<String> = LazyLock::new(|| read_sql("action_lists"));
-    static WITHOUT_LISTS: LazyLock<String> = LazyLock::new(|| read_sql("'' AS action_lists"));
-    let sql = if action_lists { WITH_LISTS.as_str() } else { WITHOUT_LISTS.as_str() };
+/// How a read gives the stored days of a range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaysRead {
+    /// Every stored day (and breakdown value), with its action lists.
+    Daily,
+    /// Every stored day, its lists left empty (not read).
+    DailyWithoutLists,
+    /// One row per breakdown value: the sums of its days over the range,
+    /// dated by its first day; lists left empty. The database adds up, so
+    /// a read of many days moves a few rows.
+    SummedOverRange,
+    /// One row per calendar month and breakdown value, as
+    /// [`DaysRead::SummedOverRange`] within each month.
+    SummedPerMonth,
+}
+
+/// The stored rows of one key over `since..=until`, in no particular order,
+/// as `how` says. More than [`READ_ROWS_MAX`] rows is refused.
+pub async fn read_days(store: &Store, key: &InsightsKey<'_>, since: Day, until: Day, how: DaysRead) -> Result<Vec<DailyRow>> {
+    static DAILY: LazyLock<String> = LazyLock::new(|| read_sql(DaysRead::Daily));
+    static DAILY_WITHOUT_LISTS: LazyLock<String> = LazyLock::new(|| read_sql(DaysRead::DailyWithoutLists));
+    static OVER_RANGE: LazyLock<String> = LazyLock::new(|| read_sql(DaysRead::SummedOverRange));
+    static PER_MONTH: LazyLock<String> = LazyLock::new(|| read_sql(DaysRead::SummedPerMonth));
+    let sql = match how {
+        DaysRead::Daily => &DAILY,
+        DaysRead::DailyWithoutLists => &DAILY_WITHOUT_LISTS,
+        DaysRead::SummedOverRange => &OVER_RANGE,
+        DaysRead::SummedPerMonth => &PER_MONTH,
+    };
     let rows: Vec<StoredRow> = sqlx::query_as(sql)
         .bind(key.tenant.0)
         .bind(key.account_id)
@@ -221,11 +243,20 @@ pub async fn read_days(store: &Store, key: &InsightsKey<'_>, since: Day, until: 
     rows.into_iter().map(|row| row.decode(key)).collect()
 }
 
-fn read_sql(action_lists: &str) -> String {
-    format!(
-        "SELECT day, breakdown_value, spend_cents, impressions, clicks, reach, inline_link_clicks, total_postbacks, {action_lists} FROM ad_insights_daily \
-         WHERE tenant_id = $1 AND account_id = $2 AND breakdown = $3 AND day BETWEEN $4 AND $5 LIMIT $6"
-    )
+/// The statement of a read: the same columns whichever `how`, sums cast
+/// back to `BIGINT` (PostgreSQL's `SUM` of `bigint` is `numeric`).
+fn read_sql(how: DaysRead) -> String {
+    const METRICS: [&str; 6] = ["spend_cents", "impressions", "clicks", "reach", "inline_link_clicks", "total_postbacks"];
+    let filter = "FROM ad_insights_daily WHERE tenant_id = $1 AND account_id = $2 AND breakdown = $3 AND day BETWEEN $4 AND $5";
+    let summed = || METRICS.iter().map(|m| format!("CAST(SUM({m}) AS BIGINT) AS {m}")).collect::<Vec<_>>().join(", ");
+    match how {
+        DaysRead::Daily => format!("SELECT day, breakdown_value, {}, action_lists {filter} LIMIT $6", METRICS.join(", ")),
+        DaysRead::DailyWithoutLists => format!("SELECT day, breakdown_value, {}, '' AS action_lists {filter} LIMIT $6", METRICS.join(", ")),
+        DaysRead::SummedOverRange => format!("SELECT MIN(day) AS day, breakdown_value, {}, '' AS action_lists {filter} GROUP BY breakdown_value LIMIT $6", summed()),
+        DaysRead::SummedPerMonth => {
+            format!("SELECT MIN(day) AS day, breakdown_value, {}, '' AS action_lists {filter} GROUP BY SUBSTR(day, 1, 7), breakdown_value LIMIT $6", summed())
+        }
+    }
 }
 
 /// What an insights answer says of the ad account itself, as last synced

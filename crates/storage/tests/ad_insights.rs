@@ -12,14 +12,14 @@ use sqlx::Connection;
 use subledger_domain::calendar::Day;
 use subledger_domain::ids::TenantId;
 use subledger_domain::insights::{ActionLists, ActionStats, Breakdown, DailyMetrics, DailyRow, parse_day};
-use subledger_storage::ad_insights::{self, AccountDetails, InsightsKey};
+use subledger_storage::ad_insights::{self, AccountDetails, DaysRead, InsightsKey};
 use subledger_storage::tenants::{self, NewTenant};
 use subledger_storage::{Check, RefusedValue, StorageError, Store, StoreOptions};
 use support::TestDb;
 
 const T0_US: i64 = 1_700_000_000_000_000;
 
-on_both_backends!(daily_rows_round_trip_by_key_and_range, later_syncs_replace_days, large_batches_and_refused_rows, account_details_come_from_ad_accounts);
+on_both_backends!(daily_rows_round_trip_by_key_and_range, summed_reads_add_up_in_the_database, later_syncs_replace_days, large_batches_and_refused_rows, account_details_come_from_ad_accounts);
 
 async fn open(db: &TestDb) -> (Store, TenantId, TenantId) {
     let store = Store::open(&db.url, &StoreOptions::default()).await.expect("the store opens");
@@ -100,7 +100,8 @@ async fn daily_rows_round_trip_by_key_and_range(db: TestDb) {
     let read = |key: InsightsKey<'static>, since: &str, until: &str, lists: bool| {
         let store = store.clone();
         let (since, until) = (day(since), day(until));
-        async move { sorted(ad_insights::read_days(&store, &key, since, until, lists).await.unwrap()) }
+        let how = if lists { DaysRead::Daily } else { DaysRead::DailyWithoutLists };
+        async move { sorted(ad_insights::read_days(&store, &key, since, until, how).await.unwrap()) }
     };
     let plain: InsightsKey<'static> = InsightsKey { tenant, account_id: "1001", breakdown: None };
     // Everything of the key, as written.
@@ -122,6 +123,79 @@ async fn daily_rows_round_trip_by_key_and_range(db: TestDb) {
     assert!(read(InsightsKey { account_id: "1003", ..plain }, "2024-01-01", "2024-12-31", true).await.is_empty(), "{backend}");
 }
 
+async fn summed_reads_add_up_in_the_database(db: TestDb) {
+    let (store, tenant, _) = open(&db).await;
+    let backend = store.backend().name();
+    let key = InsightsKey { tenant, account_id: "1001", breakdown: Breakdown::from_key("age,gender") };
+    // 2024-04-25 ..= 2024-05-06: two values a day, the second only on even days.
+    let days: Vec<Day> = days_from("2024-04-25", 12).collect();
+    let rows: Vec<DailyRow> = days
+        .iter()
+        .enumerate()
+        .flat_map(|(i, on)| {
+            let mut rows = vec![row(*on, &["18-24", "female"], with_lists(i as i64))];
+            if i % 2 == 0 {
+                rows.push(row(*on, &["25-34", "male"], metrics(i as i64)));
+            }
+            rows
+        })
+        .collect();
+    let mut tx = store.begin_write().await.unwrap();
+    ad_insights::upsert_days(&mut tx, &key, &rows, T0_US).await.unwrap();
+    tx.commit().await.unwrap();
+    let sum = |rows: &[&DailyRow], on: Day, values: &[String]| {
+        let total = |f: fn(&DailyMetrics) -> i64| rows.iter().map(|r| f(&r.metrics)).sum::<i64>();
+        DailyRow {
+            day: on,
+            breakdown_values: values.to_vec(),
+            metrics: DailyMetrics {
+                spend_cents: total(|m| m.spend_cents),
+                impressions: total(|m| m.impressions),
+                clicks: total(|m| m.clicks),
+                reach: total(|m| m.reach),
+                inline_link_clicks: total(|m| m.inline_link_clicks),
+                total_postbacks: total(|m| m.total_postbacks),
+                action_lists: ActionLists::default(),
+            },
+        }
+    };
+    // Over 04-27 ..= 05-05: one row per value, dated by its first day in the range.
+    let (since, until) = (day("2024-04-27"), day("2024-05-05"));
+    let expected: Vec<DailyRow> = ["18-24\u{1f}female", "25-34\u{1f}male"]
+        .iter()
+        .map(|joined| {
+            let values: Vec<String> = joined.split('\u{1f}').map(str::to_owned).collect();
+            let of: Vec<&DailyRow> = rows.iter().filter(|r| r.breakdown_values == values && since <= r.day && r.day <= until).collect();
+            sum(&of, of[0].day, &values)
+        })
+        .collect();
+    assert_eq!(sorted(ad_insights::read_days(&store, &key, since, until, DaysRead::SummedOverRange).await.unwrap()), expected, "{backend}");
+    // Per month: April's and May's rows of each value.
+    let per_month = sorted(ad_insights::read_days(&store, &key, since, until, DaysRead::SummedPerMonth).await.unwrap());
+    let seen: Vec<(String, String, i64)> = per_month.iter().map(|r| (r.day.to_string(), r.breakdown_values.join("|"), r.metrics.spend_cents)).collect();
+    let spend = |values: &[&str], from: &str, to: &str| rows.iter().filter(|r| r.breakdown_values == values && day(from) <= r.day && r.day <= day(to)).map(|r| r.metrics.spend_cents).sum::<i64>();
+    assert_eq!(
+        seen,
+        [
+            ("2024-04-27".to_owned(), "18-24|female".to_owned(), spend(&["18-24", "female"], "2024-04-27", "2024-04-30")),
+            ("2024-04-27".to_owned(), "25-34|male".to_owned(), spend(&["25-34", "male"], "2024-04-27", "2024-04-30")),
+            ("2024-05-01".to_owned(), "18-24|female".to_owned(), spend(&["18-24", "female"], "2024-05-01", "2024-05-05")),
+            ("2024-05-01".to_owned(), "25-34|male".to_owned(), spend(&["25-34", "male"], "2024-05-01", "2024-05-05")),
+        ],
+        "{backend}"
+    );
+    // Nothing stored in the range: no rows.
+    assert!(ad_insights::read_days(&store, &key, day("2023-01-01"), day("2023-12-31"), DaysRead::SummedOverRange).await.unwrap().is_empty(), "{backend}");
+    // A sum past i64 is refused as a number, on both backends.
+    let plain = InsightsKey { tenant, account_id: "1001", breakdown: None };
+    let huge = [row(day("2024-05-01"), &[], DailyMetrics { spend_cents: i64::MAX, ..metrics(1) }), row(day("2024-05-02"), &[], metrics(1))];
+    let mut tx = store.begin_write().await.unwrap();
+    ad_insights::upsert_days(&mut tx, &plain, &huge, T0_US).await.unwrap();
+    tx.commit().await.unwrap();
+    let error = ad_insights::read_days(&store, &plain, day("2024-05-01"), day("2024-05-02"), DaysRead::SummedOverRange).await.unwrap_err();
+    assert!(matches!(error, StorageError::ValueRefused { kind: RefusedValue::Number, .. }), "{backend}: {error:?}");
+}
+
 async fn later_syncs_replace_days(db: TestDb) {
     let (store, tenant, _) = open(&db).await;
     let backend = store.backend().name();
@@ -135,14 +209,14 @@ async fn later_syncs_replace_days(db: TestDb) {
     let mut tx = store.begin_write().await.unwrap();
     ad_insights::upsert_days(&mut tx, &key, &[row(day("2024-05-01"), &["US"], with_lists(9))], T0_US + 1).await.unwrap();
     tx.commit().await.unwrap();
-    let rows = ad_insights::read_days(&store, &key, day("2024-05-01"), day("2024-05-01"), true).await.unwrap();
+    let rows = ad_insights::read_days(&store, &key, day("2024-05-01"), day("2024-05-01"), DaysRead::Daily).await.unwrap();
     assert_eq!(sorted(rows), [row(day("2024-05-01"), &["DE"], metrics(2)), row(day("2024-05-01"), &["US"], with_lists(9))], "{backend}");
 
     // Replacing 05-02..05-04 with only FR on 05-03: the rest of that window is gone, the days around it stay.
     let mut tx = store.begin_write().await.unwrap();
     ad_insights::replace_days(&mut tx, &key, day("2024-05-02"), day("2024-05-04"), &[row(day("2024-05-03"), &["FR"], metrics(7))], T0_US + 2).await.unwrap();
     tx.commit().await.unwrap();
-    let rows = sorted(ad_insights::read_days(&store, &key, day("2024-05-01"), day("2024-05-05"), false).await.unwrap());
+    let rows = sorted(ad_insights::read_days(&store, &key, day("2024-05-01"), day("2024-05-05"), DaysRead::DailyWithoutLists).await.unwrap());
     let seen: Vec<(String, String)> = rows.iter().map(|r| (r.day.to_string(), r.breakdown_values.join("|"))).collect();
     let expected = [("2024-05-01", "DE"), ("2024-05-01", "US"), ("2024-05-03", "FR"), ("2024-05-05", "DE"), ("2024-05-05", "US")];
     assert_eq!(seen, expected.map(|(d, v)| (d.to_owned(), v.to_owned())), "{backend}");
@@ -150,7 +224,7 @@ async fn later_syncs_replace_days(db: TestDb) {
     let mut tx = store.begin_write().await.unwrap();
     assert_eq!(ad_insights::delete_days(&mut tx, &key, day("2024-05-01"), day("2024-05-31")).await.unwrap(), 5, "{backend}");
     tx.rollback().await.unwrap();
-    assert_eq!(ad_insights::read_days(&store, &key, day("2024-05-01"), day("2024-05-05"), false).await.unwrap().len(), 5, "{backend}");
+    assert_eq!(ad_insights::read_days(&store, &key, day("2024-05-01"), day("2024-05-05"), DaysRead::DailyWithoutLists).await.unwrap().len(), 5, "{backend}");
 }
 
 async fn large_batches_and_refused_rows(db: TestDb) {
@@ -162,7 +236,7 @@ async fn large_batches_and_refused_rows(db: TestDb) {
     let mut tx = store.begin_write().await.unwrap();
     ad_insights::upsert_days(&mut tx, &key, &rows, T0_US).await.unwrap();
     tx.commit().await.unwrap();
-    let read = ad_insights::read_days(&store, &key, day("2024-01-01"), day("2025-12-31"), true).await.unwrap();
+    let read = ad_insights::read_days(&store, &key, day("2024-01-01"), day("2025-12-31"), DaysRead::Daily).await.unwrap();
     assert_eq!(sorted(read), sorted(rows), "{backend}");
 
     // A negative metric is refused by the table's check, and nothing of the batch is written.
@@ -172,7 +246,7 @@ async fn large_batches_and_refused_rows(db: TestDb) {
     let error = ad_insights::upsert_days(&mut tx, &plain, &bad, T0_US).await.unwrap_err();
     assert!(matches!(error, StorageError::CheckViolation { check: Check::AdInsightsMetrics, .. }), "{backend}: {error:?}");
     drop(tx);
-    assert!(ad_insights::read_days(&store, &plain, day("2024-05-01"), day("2024-05-02"), false).await.unwrap().is_empty(), "{backend}");
+    assert!(ad_insights::read_days(&store, &plain, day("2024-05-01"), day("2024-05-02"), DaysRead::DailyWithoutLists).await.unwrap().is_empty(), "{backend}");
 
     // Breakdown values that do not fit the key are refused before the database sees them.
     let mut tx = store.begin_write().await.unwrap();

@@ -14,7 +14,7 @@ use subledger_ads::{AdPlatform, InsightsRow, InsightsWindow, PlatformError, Scop
 use subledger_domain::calendar::Day;
 use subledger_domain::insights::{self, AccountFacts, Breakdown, BreakdownsQuery, DailyMetrics, DailyRow, FieldSet, InsightsQuery, TimeIncrement, TimeRange};
 use subledger_storage::StorageError;
-use subledger_storage::ad_insights::{self as stored, AccountDetails, InsightsKey};
+use subledger_storage::ad_insights::{self as stored, AccountDetails, DaysRead, InsightsKey};
 
 use crate::tenants::Tenant;
 use crate::{Resource, ServiceError, ServiceResult, Services, now_us};
@@ -134,7 +134,14 @@ impl Services {
     /// The caller has already checked that the account belongs to the tenant.
     pub async fn ad_insights(&self, tenant: &Tenant, account_id: &str, query: &InsightsQuery) -> ServiceResult<Vec<Map<String, Value>>> {
         let key = InsightsKey { tenant: tenant.id, account_id, breakdown: None };
-        let days = stored::read_days(&self.store, &key, query.range().since(), query.range().until(), query.needs_action_lists()).await?;
+        // Without lists, the database adds up the days of each window when windows are months or the range.
+        let how = match (query.needs_action_lists(), query.increment()) {
+            (true, _) => DaysRead::Daily,
+            (false, TimeIncrement::AllDays) => DaysRead::SummedOverRange,
+            (false, TimeIncrement::Monthly) => DaysRead::SummedPerMonth,
+            (false, TimeIncrement::Days(_)) => DaysRead::DailyWithoutLists,
+        };
+        let days = stored::read_days(&self.store, &key, query.range().since(), query.range().until(), how).await?;
         let details = self.insights_account_details(tenant, account_id, query.fields()).await?;
         Ok(insights::insights_rows(query, &facts(account_id, details.as_ref()), &days)?)
     }
@@ -143,7 +150,8 @@ impl Services {
     /// rows. The caller has already checked that the account belongs to the tenant.
     pub async fn ad_insights_breakdowns(&self, tenant: &Tenant, account_id: &str, query: &BreakdownsQuery) -> ServiceResult<Vec<Map<String, Value>>> {
         let key = InsightsKey { tenant: tenant.id, account_id, breakdown: Some(query.breakdown()) };
-        let days = stored::read_days(&self.store, &key, query.range().since(), query.range().until(), query.needs_action_lists()).await?;
+        let how = if query.needs_action_lists() { DaysRead::Daily } else { DaysRead::SummedOverRange };
+        let days = stored::read_days(&self.store, &key, query.range().since(), query.range().until(), how).await?;
         let details = self.insights_account_details(tenant, account_id, query.fields()).await?;
         Ok(insights::breakdown_rows(query, &facts(account_id, details.as_ref()), &days)?)
     }
@@ -348,20 +356,11 @@ mod tests {
     }
 
     fn insights_query(params: Value) -> InsightsQuery {
-        let p = InsightsParams { fields: params.get("fields"), time_range: params.get("time_range"), date_preset: None, time_increment: params.get("time_increment") };
-        InsightsQuery::parse(&p, day("2024-06-30")).unwrap()
+        InsightsQuery::parse(&InsightsParams::of(&params), day("2024-06-30")).unwrap()
     }
 
     fn breakdowns_query(params: Value) -> BreakdownsQuery {
-        let p = BreakdownsParams {
-            fields: params.get("fields"),
-            time_range: params.get("time_range"),
-            breakdowns: params.get("breakdowns"),
-            sort: params.get("sort"),
-            limit: params.get("limit"),
-            date_preset: None,
-        };
-        BreakdownsQuery::parse(&p, day("2024-06-30")).unwrap()
+        BreakdownsQuery::parse(&BreakdownsParams::of(&params), day("2024-06-30")).unwrap()
     }
 
     #[test]
