@@ -246,9 +246,133 @@ pub fn reset_cents(cap_before_cents: i64, spent_before_cents: i64) -> i64 {
     RESET_REMAINDER_CENTS - (cap_before_cents - spent_before_cents)
 }
 
+/// An account's cap and spend since its last reset, in cents: as subledger
+/// funded it, or as Meta reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapAndSpend {
+    pub spend_cap_cents: i64,
+    pub amount_spent_cents: i64,
+}
+
+/// What brings subledger's books of an account in line with Meta's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconciliation {
+    /// Meta's spend counter went back (a reset made outside subledger): spend
+    /// counts from 0 again.
+    pub was_reset: bool,
+    /// Money to fund (positive, from the tenant) or return (negative) because
+    /// the cap changed outside subledger (or a reset ended the old funding).
+    pub funding_cents: i64,
+    /// Spend to move from the account's `ad_cap` wallet to `ad_payable`.
+    pub spent_cents: i64,
+}
+
+/// How subledger's books of an account (`local`) follow Meta's report
+/// (`meta`): what the tenant funded since the last reset is the cap, so a cap
+/// changed at Meta is funded by the difference, and new spend is moved out.
+/// After a reset at Meta, the old cap's funding ends: what it had not spent
+/// is returned (in `funding_cents`) and spend counts from 0. Applying both
+/// leaves the `ad_cap` wallet at `meta` cap − spent.
+pub fn reconcile(local: CapAndSpend, meta: CapAndSpend) -> Reconciliation {
+    let was_reset = meta.amount_spent_cents < local.amount_spent_cents;
+    let spent_base = if was_reset { 0 } else { local.amount_spent_cents };
+    let funding_cents = meta.spend_cap_cents - local.spend_cap_cents + if was_reset { local.amount_spent_cents } else { 0 };
+    Reconciliation { was_reset, funding_cents, spent_cents: meta.amount_spent_cents - spent_base }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// What happens to an ad account, as a test drives it.
+    #[derive(Debug, Clone)]
+    enum Event {
+        /// subledger changes the cap (funded by the difference of caps).
+        ChangeCap(i64),
+        /// Meta spends, never past the cap.
+        Spend(i64),
+        /// subledger resets (after moving the spend it knows of).
+        Reset,
+        /// Someone changes the cap at Meta; a sync follows.
+        ExternalCap(i64),
+        /// Someone resets at Meta; a sync follows.
+        ExternalReset,
+        /// A sync.
+        Sync,
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            (1i64..100_000).prop_map(Event::ChangeCap),
+            (0i64..50_000).prop_map(Event::Spend),
+            Just(Event::Reset),
+            (1i64..100_000).prop_map(Event::ExternalCap),
+            Just(Event::ExternalReset),
+            Just(Event::Sync),
+        ]
+    }
+
+    proptest! {
+        /// Whatever happens, after each sync: the `ad_cap` wallet holds the
+        /// cap less the spend, the payable holds every cent Meta spent, and
+        /// money is conserved between tenant, account and payable.
+        #[test]
+        fn funded_is_spent_plus_remaining_cap(events in proptest::collection::vec(event(), 1..60)) {
+            let mut meta = CapAndSpend { spend_cap_cents: RESET_REMAINDER_CENTS, amount_spent_cents: 0 };
+            let mut local = CapAndSpend { spend_cap_cents: 0, amount_spent_cents: 0 };
+            let (mut tenant, mut cap_wallet, mut payable, mut spent_at_meta) = (10_000_000i64, 0i64, 0i64, 0i64);
+            let sync = |meta: CapAndSpend, local: &mut CapAndSpend, tenant: &mut i64, cap_wallet: &mut i64, payable: &mut i64| {
+                let r = reconcile(*local, meta);
+                *tenant -= r.funding_cents;
+                *cap_wallet += r.funding_cents - r.spent_cents;
+                *payable += r.spent_cents;
+                *local = meta;
+            };
+            sync(meta, &mut local, &mut tenant, &mut cap_wallet, &mut payable);
+            for event in events {
+                match event {
+                    Event::ChangeCap(cap) if cap > meta.amount_spent_cents => {
+                        let moved = cap_change_cents(local.spend_cap_cents, cap);
+                        tenant -= moved;
+                        cap_wallet += moved;
+                        meta.spend_cap_cents = cap;
+                        local.spend_cap_cents = cap;
+                    }
+                    Event::ChangeCap(_) => {}
+                    Event::Spend(cents) => {
+                        let cents = cents.min(meta.spend_cap_cents - meta.amount_spent_cents).max(0);
+                        meta.amount_spent_cents += cents;
+                        spent_at_meta += cents;
+                    }
+                    Event::Reset => {
+                        sync(meta, &mut local, &mut tenant, &mut cap_wallet, &mut payable);
+                        let moved = reset_cents(local.spend_cap_cents, local.amount_spent_cents);
+                        tenant -= moved;
+                        cap_wallet += moved;
+                        meta = CapAndSpend { spend_cap_cents: RESET_REMAINDER_CENTS, amount_spent_cents: 0 };
+                        local = meta;
+                    }
+                    Event::ExternalCap(cap) if cap > meta.amount_spent_cents => {
+                        meta.spend_cap_cents = cap;
+                        sync(meta, &mut local, &mut tenant, &mut cap_wallet, &mut payable);
+                    }
+                    Event::ExternalCap(_) => {}
+                    Event::ExternalReset => {
+                        // What Meta spent before the reset, if no sync saw it, is lost to the books: sync first.
+                        sync(meta, &mut local, &mut tenant, &mut cap_wallet, &mut payable);
+                        meta = CapAndSpend { spend_cap_cents: RESET_REMAINDER_CENTS, amount_spent_cents: 0 };
+                        sync(meta, &mut local, &mut tenant, &mut cap_wallet, &mut payable);
+                    }
+                    Event::Sync => sync(meta, &mut local, &mut tenant, &mut cap_wallet, &mut payable),
+                }
+                prop_assert_eq!(tenant + cap_wallet + payable, 10_000_000, "money is conserved");
+            }
+            sync(meta, &mut local, &mut tenant, &mut cap_wallet, &mut payable);
+            prop_assert_eq!(cap_wallet, meta.spend_cap_cents - meta.amount_spent_cents, "funded = spent + remaining cap");
+            prop_assert_eq!(payable, spent_at_meta, "every cent Meta spent is payable, once");
+        }
+    }
 
     #[test]
     fn spend_caps_parse_whole_cents_above_zero() {

@@ -858,19 +858,42 @@ fn parse_limit(raw: Option<&Value>) -> Result<usize, InsightsError> {
 #[error("insights value {0}")]
 pub struct GraphValueError(pub String);
 
+/// An action type or value that no list may hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionStatError {
+    #[error("an action type must be 1 to {ACTION_TYPE_CHARS_MAX} characters without control characters")]
+    Type,
+    #[error("an action type's value must be from 0 to {DAILY_VALUE_MAX} hundredths")]
+    Value,
+}
+
 /// Per action type, a value in hundredths (a count, or money of the
-/// account's currency): sorted by type, one entry per type.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// account's currency): sorted by type, one entry per type, each type 1 to
+/// 200 characters without control characters, each value from 0 to
+/// [`DAILY_VALUE_MAX`]. Stored as `[["link_click", 2000], …]`, and read
+/// back through [`ActionStats::new`], so a stored list obeys the same rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "Vec<(String, i64)>")]
 pub struct ActionStats(Vec<(String, i64)>);
 
+impl TryFrom<Vec<(String, i64)>> for ActionStats {
+    type Error = ActionStatError;
+
+    fn try_from(entries: Vec<(String, i64)>) -> Result<ActionStats, ActionStatError> {
+        ActionStats::new(entries)
+    }
+}
+
 impl ActionStats {
-    /// From (type, hundredths) pairs; a type given twice adds up. Each
-    /// value is at most [`DAILY_VALUE_MAX`], as any daily value.
-    pub fn new(entries: impl IntoIterator<Item = (String, i64)>) -> Result<ActionStats, AmountTooLarge> {
+    /// From (type, hundredths) pairs; a type given twice adds up.
+    pub fn new(entries: impl IntoIterator<Item = (String, i64)>) -> Result<ActionStats, ActionStatError> {
         let mut merged: BTreeMap<String, i64> = BTreeMap::new();
         for (action_type, hundredths) in entries {
+            if action_type.is_empty() || action_type.chars().count() > ACTION_TYPE_CHARS_MAX || action_type.chars().any(char::is_control) {
+                return Err(ActionStatError::Type);
+            }
             let sum = merged.entry(action_type).or_default();
-            *sum = sum.checked_add(hundredths).filter(|sum| *sum <= DAILY_VALUE_MAX).ok_or(AmountTooLarge("an action type's value"))?;
+            *sum = sum.checked_add(hundredths).filter(|sum| (0..=DAILY_VALUE_MAX).contains(sum) && hundredths >= 0).ok_or(ActionStatError::Value)?;
         }
         Ok(ActionStats(merged.into_iter().collect()))
     }
@@ -884,19 +907,12 @@ impl ActionStats {
     }
 
     /// Graph's `[{"action_type", "value"}]`.
-    fn to_graph(&self) -> Value {
-        Value::Array(self.0.iter().map(|(action_type, hundredths)| action_stat(action_type, format_hundredths(*hundredths))).collect())
-    }
-
     fn from_graph(name: &str, value: &Value) -> Result<ActionStats, GraphValueError> {
         let malformed = || GraphValueError(format!("{name} is not a list of {{action_type, value}}"));
         let items = value.as_array().ok_or_else(malformed)?;
         let mut entries = Vec::with_capacity(items.len());
         for item in items {
             let action_type = item.get("action_type").and_then(Value::as_str).ok_or_else(malformed)?;
-            if action_type.is_empty() || action_type.chars().count() > ACTION_TYPE_CHARS_MAX || action_type.contains('\0') {
-                return Err(GraphValueError(format!("{name} has an action type that is empty, too long or holds NUL")));
-            }
             let hundredths = graph_hundredths(item.get("value").ok_or_else(malformed)?, name)?;
             entries.push((action_type.to_owned(), hundredths));
         }
@@ -904,12 +920,17 @@ impl ActionStats {
     }
 }
 
-/// The per-action-type lists of a day.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The per-action-type lists of a day. Stored as an object of the lists
+/// that are not empty (`{"actions": [["link_click", 2000]]}`, `{}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ActionLists {
+    #[serde(default, skip_serializing_if = "ActionStats::is_empty")]
     pub actions: ActionStats,
+    #[serde(default, skip_serializing_if = "ActionStats::is_empty")]
     pub action_values: ActionStats,
+    #[serde(default, skip_serializing_if = "ActionStats::is_empty")]
     pub conversions: ActionStats,
+    #[serde(default, skip_serializing_if = "ActionStats::is_empty")]
     pub conversion_values: ActionStats,
 }
 
@@ -932,14 +953,8 @@ impl ActionLists {
         }
     }
 
-    /// As Graph writes them: an object of the lists that are not empty
-    /// (how storage keeps them, so one reader serves both).
-    pub fn to_graph(&self) -> Map<String, Value> {
-        ActionList::ALL.into_iter().filter(|list| !self.get(*list).is_empty()).map(|list| (list.field().name().to_owned(), self.get(list).to_graph())).collect()
-    }
-
-    /// The lists of a Graph row (or of what [`ActionLists::to_graph`]
-    /// wrote); absent lists are empty, other members are not looked at.
+    /// The lists of a Graph row; absent lists are empty, other members are
+    /// not looked at.
     pub fn from_graph(values: &Map<String, Value>) -> Result<ActionLists, GraphValueError> {
         let mut lists = ActionLists::default();
         for list in ActionList::ALL {
@@ -1619,8 +1634,14 @@ mod tests {
         assert_eq!(m.action_lists.action_values.entries(), [("omni_purchase".to_owned(), 9990)]);
         assert!(m.action_lists.conversions.is_empty());
         // What storage keeps reads back the same.
-        assert_eq!(ActionLists::from_graph(&m.action_lists.to_graph()).unwrap(), m.action_lists);
-        assert_eq!(Value::Object(m.action_lists.to_graph())["actions"][0], json!({"action_type": "link_click", "value": "21.5"}));
+        let stored = serde_json::to_string(&m.action_lists).unwrap();
+        assert_eq!(stored, r#"{"actions":[["link_click",2150],["omni_purchase",200]],"action_values":[["omni_purchase",9990]]}"#);
+        assert_eq!(serde_json::from_str::<ActionLists>(&stored).unwrap(), m.action_lists);
+        assert_eq!(serde_json::to_string(&ActionLists::default()).unwrap(), "{}");
+        // A stored list obeys the rules of any list.
+        for bad in [r#"{"actions":[["",1]]}"#, r#"{"actions":[["x",-1]]}"#, r#"{"actions":[["x",1000000000000001]]}"#, r#"{"actions":[["x\n",1]]}"#, r#"{"actions":{"x":1}}"#] {
+            assert!(serde_json::from_str::<ActionLists>(bad).is_err(), "{bad}");
+        }
         // More than cents is rounded half-up; numbers are read like strings.
         let rounded = DailyMetrics::from_graph(json!({"spend": "0.125", "impressions": 3.0}).as_object().unwrap()).unwrap();
         assert_eq!((rounded.spend_cents, rounded.impressions), (13, 3));
@@ -1909,7 +1930,13 @@ mod tests {
         #[test]
         fn action_lists_round_trip(entries in proptest::collection::btree_map("[a-z_.]{1,20}", 0i64..=DAILY_VALUE_MAX, 0..8)) {
             let lists = ActionLists { actions: ActionStats::new(entries.clone()).unwrap(), conversion_values: ActionStats::new(entries).unwrap(), ..ActionLists::default() };
-            prop_assert_eq!(ActionLists::from_graph(&lists.to_graph()).unwrap(), lists);
+            prop_assert_eq!(serde_json::from_str::<ActionLists>(&serde_json::to_string(&lists).unwrap()).unwrap(), lists);
+        }
+
+        /// Graph's decimals of the list values read back as written.
+        #[test]
+        fn list_values_read_as_written(hundredths in 0i64..=DAILY_VALUE_MAX) {
+            prop_assert_eq!(graph_hundredths(&json!(format_hundredths(hundredths)), "value"), Ok(hundredths));
         }
 
         /// No parameter text makes the parsers panic.

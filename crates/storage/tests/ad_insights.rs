@@ -19,7 +19,14 @@ use support::TestDb;
 
 const T0_US: i64 = 1_700_000_000_000_000;
 
-on_both_backends!(daily_rows_round_trip_by_key_and_range, summed_reads_add_up_in_the_database, later_syncs_replace_days, large_batches_and_refused_rows, account_details_come_from_ad_accounts);
+on_both_backends!(
+    daily_rows_round_trip_by_key_and_range,
+    summed_reads_add_up_in_the_database,
+    later_syncs_replace_days,
+    large_batches_and_refused_rows,
+    corrupt_rows_are_refused_when_read,
+    account_details_come_from_ad_accounts
+);
 
 async fn open(db: &TestDb) -> (Store, TenantId, TenantId) {
     let store = Store::open(&db.url, &StoreOptions::default()).await.expect("the store opens");
@@ -257,6 +264,24 @@ async fn large_batches_and_refused_rows(db: TestDb) {
     }
     let error = ad_insights::upsert_days(&mut tx, &plain, &[row(day("2024-05-01"), &["US"], metrics(1))], T0_US).await.unwrap_err();
     assert!(matches!(error, StorageError::ValueRefused { .. }), "{backend}: {error:?}");
+}
+
+async fn corrupt_rows_are_refused_when_read(db: TestDb) {
+    let (store, tenant, _) = open(&db).await;
+    let backend = store.backend().name();
+    let key = InsightsKey { tenant, account_id: "1001", breakdown: None };
+    let mut tx = store.begin_write().await.unwrap();
+    ad_insights::upsert_days(&mut tx, &key, &[row(day("2024-05-01"), &[], with_lists(1))], T0_US).await.unwrap();
+    tx.commit().await.unwrap();
+    // Written behind storage's back: lists that break a list's rules, then a day that is no day.
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    for (set, what) in [("action_lists = '{\"actions\": [[\"link_click\", -5]]}'", "lists"), ("action_lists = '{}', day = '2024-05-32'", "day")] {
+        sqlx::query(&format!("UPDATE ad_insights_daily SET {set}")).execute(&mut conn).await.unwrap();
+        let since = if what == "day" { "2024-05-31" } else { "2024-05-01" };
+        let error = ad_insights::read_days(&store, &key, day(since), day("2024-06-30"), DaysRead::Daily).await.unwrap_err();
+        assert!(matches!(error, StorageError::Corrupt(_)), "{backend} {what}: {error:?}");
+    }
+    conn.close().await.unwrap();
 }
 
 async fn account_details_come_from_ad_accounts(db: TestDb) {

@@ -19,15 +19,13 @@ pub const CHANGE_SPEND_CAP: Codes = &[
     code::AMOUNT_MISSING,
     code::AMOUNT_INVALID,
     code::AMOUNT_TOO_LOW,
-    code::META_REFUSED,
     code::UPSTREAM_TIMEOUT,
-    code::FUNDS_INSUFFICIENT,
     code::STATUS,
     code::VIOLATION,
     code::BLACKLISTED,
 ];
-pub const RESET_SPEND_CAP: Codes = &[code::ID_MISSING, code::ID_INVALID, code::META_REFUSED, code::UPSTREAM_TIMEOUT, code::STATUS];
-pub const ACCOUNT_INFO: Codes = &[code::ID_MISSING, code::ID_INVALID, code::META_REFUSED, code::FIELDS_EMPTY, code::FIELDS_INVALID, code::UPSTREAM_TIMEOUT];
+pub const RESET_SPEND_CAP: Codes = &[code::ID_MISSING, code::ID_INVALID, code::UPSTREAM_TIMEOUT, code::STATUS];
+pub const ACCOUNT_INFO: Codes = &[code::ID_MISSING, code::ID_INVALID, code::FIELDS_EMPTY, code::FIELDS_INVALID, code::UPSTREAM_TIMEOUT];
 pub const RECHARGE_STATUS: Codes = &[code::ID_MISSING, code::ID_INVALID, code::VIOLATION, code::BLACKLISTED];
 pub const ACCOUNT_LIST: Codes = &[code::TIME_RANGE, code::PAGING];
 

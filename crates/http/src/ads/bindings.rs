@@ -7,13 +7,11 @@ use serde_json::{Map, Value, json};
 use super::error::{Refusal, code};
 use super::{Call, Codes, Reply, requested_fields};
 
-// 1006 (Meta refused, with Meta's message) is answered by every operation
-// that calls Meta, though the spec lists it for `account_pixel_list` only.
-pub const BIND_BUSINESS: Codes = &[code::ID_MISSING, code::ID_INVALID, code::META_REFUSED, code::BUSINESS_ID_MISSING, code::UPSTREAM_TIMEOUT];
-pub const UNBIND_BUSINESS: Codes = &[code::ID_MISSING, code::ID_INVALID, code::META_REFUSED, code::BUSINESS_ID_MISSING, code::UPSTREAM_TIMEOUT, code::UNBINDING_PAUSED];
-/// As the spec lists them (1008 and 1022 cannot arise on a read), and 1006.
-pub const BUSINESS_LIST: Codes = &[code::ID_MISSING, code::ID_INVALID, code::META_REFUSED, code::BUSINESS_ID_MISSING, code::UPSTREAM_TIMEOUT, code::UNBINDING_PAUSED];
-pub const PIXEL_WRITE: Codes = &[code::ID_MISSING, code::ID_INVALID, code::META_REFUSED, code::UPSTREAM_TIMEOUT, code::PIXEL_ID_MISSING];
+pub const BIND_BUSINESS: Codes = &[code::ID_MISSING, code::ID_INVALID, code::BUSINESS_ID_MISSING, code::UPSTREAM_TIMEOUT];
+pub const UNBIND_BUSINESS: Codes = &[code::ID_MISSING, code::ID_INVALID, code::BUSINESS_ID_MISSING, code::UPSTREAM_TIMEOUT, code::UNBINDING_PAUSED];
+/// As the spec lists them (1008 and 1022 cannot arise on a read).
+pub const BUSINESS_LIST: Codes = &[code::ID_MISSING, code::ID_INVALID, code::BUSINESS_ID_MISSING, code::UPSTREAM_TIMEOUT, code::UNBINDING_PAUSED];
+pub const PIXEL_WRITE: Codes = &[code::ID_MISSING, code::ID_INVALID, code::UPSTREAM_TIMEOUT, code::PIXEL_ID_MISSING];
 pub const PIXEL_LIST: Codes = &[code::ID_MISSING, code::ID_INVALID, code::META_REFUSED, code::UPSTREAM_TIMEOUT];
 
 /// The fields of a Business Manager `account_business_list` can give.

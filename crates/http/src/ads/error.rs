@@ -99,9 +99,13 @@ impl Refusal {
     }
 
     /// The code an operation answers: codes the spec does not list for it
-    /// become 1001, keeping the message (which never holds internals).
+    /// become 1001, keeping the message (which never holds internals) —
+    /// except Meta's own answers (1006 refused with Meta's message, 1011 timed
+    /// out or pending) and ours for funds (1012), which mean the same
+    /// whichever operation met them (the issue: Graph errors → 1006).
     pub fn within(mut self, codes: &[i64]) -> Refusal {
-        if self.code != code::SYSTEM && !codes.contains(&self.code) {
+        const EVERYWHERE: [i64; 3] = [code::META_REFUSED, code::UPSTREAM_TIMEOUT, code::FUNDS_INSUFFICIENT];
+        if self.code != code::SYSTEM && !codes.contains(&self.code) && !EVERYWHERE.contains(&self.code) {
             self.code = code::SYSTEM;
         }
         self
@@ -205,8 +209,11 @@ mod tests {
 
     #[test]
     fn codes_an_operation_does_not_list_become_1001_with_their_message() {
-        let refusal = Refusal::new(code::META_REFUSED, "Invalid parameter").within(&[code::ID_MISSING]);
-        assert_eq!((refusal.code, refusal.message.as_ref()), (code::SYSTEM, "Invalid parameter"));
+        let refusal = Refusal::new(code::STATUS, "the ad account is closed").within(&[code::ID_MISSING]);
+        assert_eq!((refusal.code, refusal.message.as_ref()), (code::SYSTEM, "the ad account is closed"));
+        // Meta's own answers and ours for funds mean the same for every operation.
+        assert_eq!(Refusal::new(code::META_REFUSED, "Invalid parameter").within(&[code::ID_MISSING]).code, code::META_REFUSED);
+        assert_eq!(Refusal::new(code::FUNDS_INSUFFICIENT, "insufficient").within(&[code::ID_MISSING]).code, code::FUNDS_INSUFFICIENT);
         assert_eq!(Refusal::new(code::ID_MISSING, "id is required").within(&[code::ID_MISSING]).code, code::ID_MISSING);
     }
 

@@ -9,6 +9,7 @@
 //! stored rows alone (`subledger_domain::insights` computes the answer), so
 //! they keep working, as fresh as the last sync, while Meta is slow or down.
 
+use jiff::civil::Date;
 use serde_json::{Map, Value};
 use subledger_ads::{AdPlatform, InsightsRow, InsightsWindow, PlatformError, Scope};
 use subledger_domain::calendar::Day;
@@ -82,7 +83,8 @@ impl Services {
     /// stores them, replacing what was stored for those days. Called by the
     /// sync job, for an account of the tenant; calls run one after another
     /// (the job syncs accounts side by side if it wants more at once).
-    pub async fn sync_ad_insights<P: AdPlatform>(&self, platform: &P, scope: &Scope, tenant: &Tenant, account_id: &str, since: Day, until: Day) -> Result<SyncedInsights, InsightsSyncError> {
+    pub async fn sync_ad_insights<P: AdPlatform>(&self, platform: &P, scope: &Scope, tenant: &Tenant, account_id: &str, since: Date, until: Date) -> Result<SyncedInsights, InsightsSyncError> {
+        let (since, until) = (Day(since), Day(until));
         let window = TimeRange::new(since, until).ok_or_else(|| ServiceError::Invalid { field: "until", reason: format!("{since} is after {until}") })?;
         if window.days() > SYNC_DAYS_MAX {
             return Err(ServiceError::Invalid { field: "until", reason: format!("a sync reads at most {SYNC_DAYS_MAX} days, {since} to {until} is {}", window.days()) }.into());
@@ -204,7 +206,6 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use jiff::civil::Date;
     use prometheus_client::registry::Registry;
     use serde_json::json;
     use subledger_ads::{AdAccount, Business, CreationRequest, Pixel, PlatformResult};
@@ -280,6 +281,10 @@ mod tests {
 
     fn day(text: &str) -> Day {
         parse_day(text).unwrap()
+    }
+
+    fn date(text: &str) -> Date {
+        day(text).0
     }
 
     fn days(window: &InsightsWindow) -> impl Iterator<Item = Date> {
@@ -373,7 +378,7 @@ mod tests {
         let s = setup().await;
         let platform = FixedPlatform::new(steady);
         // 52 days: a step of 31 days, then one of 21; 8 rows a day (the account, 2 countries, 5 other breakdowns).
-        let synced = s.services.sync_ad_insights(&platform, &s.scope, &s.tenant, ACCOUNT, day("2024-04-20"), day("2024-06-10")).await.unwrap();
+        let synced = s.services.sync_ad_insights(&platform, &s.scope, &s.tenant, ACCOUNT, date("2024-04-20"), date("2024-06-10")).await.unwrap();
         assert_eq!(synced, SyncedInsights { since: day("2024-04-20"), until: day("2024-06-10"), calls: 16, rows: 52 * 8 });
         let asked = platform.asked.lock().unwrap().clone();
         assert_eq!(asked.len(), 16);
@@ -417,7 +422,7 @@ mod tests {
     #[tokio::test]
     async fn a_later_sync_replaces_the_days_it_reads() {
         let s = setup().await;
-        s.services.sync_ad_insights(&FixedPlatform::new(steady), &s.scope, &s.tenant, ACCOUNT, day("2024-05-01"), day("2024-05-10")).await.unwrap();
+        s.services.sync_ad_insights(&FixedPlatform::new(steady), &s.scope, &s.tenant, ACCOUNT, date("2024-05-01"), date("2024-05-10")).await.unwrap();
         // Meta now reports only the 5th (restated), and nothing by breakdown.
         let restated = FixedPlatform::new(|window| {
             Ok(match (window.breakdown, window.total_postbacks) {
@@ -425,7 +430,7 @@ mod tests {
                 _ => Vec::new(),
             })
         });
-        let synced = s.services.sync_ad_insights(&restated, &s.scope, &s.tenant, ACCOUNT, day("2024-05-04"), day("2024-05-06")).await.unwrap();
+        let synced = s.services.sync_ad_insights(&restated, &s.scope, &s.tenant, ACCOUNT, date("2024-05-04"), date("2024-05-06")).await.unwrap();
         assert_eq!(synced.rows, 1);
         let rows =
             s.services.ad_insights(&s.tenant, ACCOUNT, &insights_query(json!({"fields": ["spend"], "time_range": {"since": "2024-05-01", "until": "2024-05-10"}, "time_increment": 1}))).await.unwrap();
@@ -440,7 +445,7 @@ mod tests {
         let s = setup().await;
         let sync = |platform: FixedPlatform| {
             let s = &s;
-            async move { s.services.sync_ad_insights(&platform, &s.scope, &s.tenant, ACCOUNT, day("2024-05-01"), day("2024-05-03")).await }
+            async move { s.services.sync_ad_insights(&platform, &s.scope, &s.tenant, ACCOUNT, date("2024-05-01"), date("2024-05-03")).await }
         };
         assert!(matches!(sync(FixedPlatform::new(|_| Err(PlatformError::Timeout))).await, Err(InsightsSyncError::Platform(PlatformError::Timeout))));
         let one = |values: Value| move |_: &InsightsWindow| Ok(vec![graph_row(Date::constant(2024, 5, 1), values.clone())]);
@@ -457,9 +462,9 @@ mod tests {
         assert!(matches!(sync(no_column).await, Err(InsightsSyncError::Platform(PlatformError::Malformed(_)))));
         // Windows that cannot be synced.
         let platform = FixedPlatform::new(steady);
-        let backwards = s.services.sync_ad_insights(&platform, &s.scope, &s.tenant, ACCOUNT, day("2024-05-02"), day("2024-05-01")).await;
+        let backwards = s.services.sync_ad_insights(&platform, &s.scope, &s.tenant, ACCOUNT, date("2024-05-02"), date("2024-05-01")).await;
         assert!(matches!(backwards, Err(InsightsSyncError::Service(ServiceError::Invalid { .. }))));
-        let too_long = s.services.sync_ad_insights(&platform, &s.scope, &s.tenant, ACCOUNT, day("2020-01-01"), day("2024-05-01")).await;
+        let too_long = s.services.sync_ad_insights(&platform, &s.scope, &s.tenant, ACCOUNT, date("2020-01-01"), date("2024-05-01")).await;
         assert!(matches!(too_long, Err(InsightsSyncError::Service(ServiceError::Invalid { .. }))));
         assert!(platform.asked.lock().unwrap().is_empty());
     }

@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use jiff::ToSpan;
 use serde_json::{Value, json};
 use subledger_ads::{AdAccount, AdPlatform, CreationRequest, Scope};
+use subledger_domain::ads::{CapAndSpend, Reconciliation, reconcile};
 use subledger_domain::ids::TenantId;
 use subledger_domain::ledger::{DebitRule, TransferIntent, TransferKind};
 use subledger_domain::money::{Currency, PositiveAmount, format_minor};
@@ -198,12 +199,10 @@ impl Services {
             return Ok(0);
         }
         let cap_wallet = self.cap_wallet(tenant, &fresh.account_id).await?;
-        // Meta resets spend to 0 (spend_cap_action=reset): spend after it counts from 0.
-        let was_reset = fresh.amount_spent_cents < local.amount_spent_cents;
-        let spent_base = if was_reset { 0 } else { local.amount_spent_cents };
-        // What the tenant funded since the last reset is the cap; after a reset the
-        // old spend is no longer covered by it.
-        let funding_cents = fresh.spend_cap_cents - local.spend_cap_cents + if was_reset { local.amount_spent_cents } else { 0 };
+        let local_money = CapAndSpend { spend_cap_cents: local.spend_cap_cents, amount_spent_cents: local.amount_spent_cents };
+        let meta_money = CapAndSpend { spend_cap_cents: fresh.spend_cap_cents, amount_spent_cents: fresh.amount_spent_cents };
+        let Reconciliation { was_reset, funding_cents, spent_cents } = reconcile(local_money, meta_money);
+        let spent_base = fresh.amount_spent_cents - spent_cents;
         if funding_cents != 0 || was_reset {
             let money = AdMoneyRecord {
                 tenant: tenant.id,
@@ -230,7 +229,6 @@ impl Services {
                 }
             }
         }
-        let spent_cents = fresh.amount_spent_cents - spent_base;
         let Ok(amount) = PositiveAmount::new(spent_cents) else { return Ok(0) };
         let payable = self.ad_payable_wallet(tenant).await?;
         let money = AdMoneyRecord {

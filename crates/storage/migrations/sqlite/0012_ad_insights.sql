@@ -7,8 +7,9 @@
 -- '' for the account as a whole, else the synced breakdown's key (`country`,
 -- `age,gender` …); `breakdown_value` is '' for the account as a whole, else
 -- the values of the breakdown's columns joined with U+001F. Money in cents of
--- the account's currency; `action_lists` holds the per-action-type lists as
--- Graph writes them (JSON text, '{}' when there are none). No foreign key to
+-- the account's currency; `action_lists` holds the per-action-type lists
+-- (JSON text: `{"actions": [["link_click", 2000]]}`, values in hundredths;
+-- '{}' when there are none). No foreign key to
 -- `ad_accounts`: insights may be synced before the account's own row is.
 -- Reads take a range of days of one (tenant, account, breakdown): the
 -- primary key's order, which SQLite keeps the rows in (WITHOUT ROWID).
