@@ -13,18 +13,8 @@ use super::error::{Refusal, code, recharge_refusal};
 use super::{Call, Codes, Reply, graph_time, requested_fields};
 use crate::numbers::Number;
 
-pub const CHANGE_SPEND_CAP: Codes = &[
-    code::ID_MISSING,
-    code::ID_INVALID,
-    code::AMOUNT_MISSING,
-    code::AMOUNT_INVALID,
-    code::AMOUNT_TOO_LOW,
-    code::UPSTREAM_TIMEOUT,
-    code::FUNDS_INSUFFICIENT,
-    code::STATUS,
-    code::VIOLATION,
-    code::BLACKLISTED,
-];
+pub const CHANGE_SPEND_CAP: Codes =
+    &[code::ID_MISSING, code::ID_INVALID, code::AMOUNT_MISSING, code::AMOUNT_INVALID, code::AMOUNT_TOO_LOW, code::UPSTREAM_TIMEOUT, code::STATUS, code::VIOLATION, code::BLACKLISTED];
 pub const RESET_SPEND_CAP: Codes = &[code::ID_MISSING, code::ID_INVALID, code::UPSTREAM_TIMEOUT, code::STATUS];
 pub const ACCOUNT_INFO: Codes = &[code::ID_MISSING, code::ID_INVALID, code::FIELDS_EMPTY, code::FIELDS_INVALID, code::UPSTREAM_TIMEOUT];
 pub const RECHARGE_STATUS: Codes = &[code::ID_MISSING, code::ID_INVALID, code::VIOLATION, code::BLACKLISTED];

@@ -149,7 +149,11 @@ fn upstream(error: PlatformError) -> Refusal {
             Refusal::new(code::UPSTREAM_TIMEOUT, "the Facebook API's answer could not be read; retry later")
         }
         PlatformError::Refused { message, .. } => Refusal::new(code::META_REFUSED, message),
-        PlatformError::NotFound => Refusal::new(code::ID_INVALID, "id is not an ad account of this agency"),
+        // The account is the agency's (the service checked it first): what
+        // Meta does not know, or will not show this agency, is the object
+        // the call named (a Business Manager, a pixel) or the account's
+        // state at Meta. Meta refused.
+        PlatformError::NotFound => Refusal::new(code::META_REFUSED, "the Facebook API does not know the object named, or this agency cannot see it"),
     }
 }
 
@@ -231,7 +235,7 @@ mod tests {
             (ServiceError::Upstream(PlatformError::Timeout), code::UPSTREAM_TIMEOUT),
             (ServiceError::Upstream(PlatformError::RateLimited { retry_after_s: 3 }), code::UPSTREAM_TIMEOUT),
             (ServiceError::Upstream(PlatformError::Malformed("x".into())), code::UPSTREAM_TIMEOUT),
-            (ServiceError::Upstream(PlatformError::NotFound), code::ID_INVALID),
+            (ServiceError::Upstream(PlatformError::NotFound), code::META_REFUSED),
             (ServiceError::Rejected(subledger_domain::ledger::TransferRejection::InsufficientFunds), code::FUNDS_INSUFFICIENT),
             (ServiceError::Invalid { field: "page_size", reason: "from 1 to 500".into() }, code::PAGING),
         ];

@@ -4,6 +4,7 @@
 //! service from synced daily rows, in Graph's row format.
 
 use subledger_domain::insights::{BreakdownsParams, BreakdownsQuery, InsightsParams, InsightsQuery};
+use subledger_service::ads::insights::insights_today;
 
 use super::error::{Refusal, code};
 use super::{Call, Codes, Reply};
@@ -37,9 +38,9 @@ pub const BREAKDOWNS: Codes = &[
 /// `account_insights`: one row per window of the range (`time_increment`).
 pub async fn insights(call: Call) -> Result<Reply, Refusal> {
     let id = call.params.account_id()?;
-    let [fields, time_range, date_preset, time_increment] = ["fields", "time_range", "date_preset", "time_increment"].map(|name| call.params.value(name));
-    let params = InsightsParams { fields: fields.as_ref(), time_range: time_range.as_ref(), date_preset: date_preset.as_ref(), time_increment: time_increment.as_ref() };
-    let query = InsightsQuery::parse(&params, call.tenant.timezone.day_of(jiff::Timestamp::now()))?;
+    let query = InsightsQuery::parse(&InsightsParams::of(&call.params.to_object()), insights_today(&call.tenant))?;
+    // The rows are read by account id alone: the account must be the agency's (1003).
+    call.state.services.ad_account(&call.tenant, &id).await?;
     let rows = call.state.services.ad_insights(&call.tenant, &id, &query).await?;
     Reply::data(&rows)
 }
@@ -47,10 +48,8 @@ pub async fn insights(call: Call) -> Result<Reply, Refusal> {
 /// `account_insights_breakdowns`: one row per value of the breakdown over the range.
 pub async fn breakdowns(call: Call) -> Result<Reply, Refusal> {
     let id = call.params.account_id()?;
-    let [fields, time_range, date_preset, breakdowns, sort, limit] = ["fields", "time_range", "date_preset", "breakdowns", "sort", "limit"].map(|name| call.params.value(name));
-    let params =
-        BreakdownsParams { fields: fields.as_ref(), time_range: time_range.as_ref(), date_preset: date_preset.as_ref(), breakdowns: breakdowns.as_ref(), sort: sort.as_ref(), limit: limit.as_ref() };
-    let query = BreakdownsQuery::parse(&params, call.tenant.timezone.day_of(jiff::Timestamp::now()))?;
+    let query = BreakdownsQuery::parse(&BreakdownsParams::of(&call.params.to_object()), insights_today(&call.tenant))?;
+    call.state.services.ad_account(&call.tenant, &id).await?;
     let rows = call.state.services.ad_insights_breakdowns(&call.tenant, &id, &query).await?;
     Reply::data(&rows)
 }

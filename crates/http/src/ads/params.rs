@@ -106,13 +106,21 @@ impl Params {
         }
     }
 
-    /// A parameter's JSON value as given: a body field as it is, a query
-    /// value as a string (the domain's parsers read both).
-    pub fn value(&self, name: &str) -> Option<Value> {
-        match self.0.get(name)? {
-            Param::Text(text) => Some(Value::String(text.clone())),
-            Param::Json(raw) => serde_json::from_str(raw.get()).ok(),
-        }
+    /// Every parameter as one JSON object: body fields as they are, query
+    /// values as strings (the domain's query parsers read both).
+    pub fn to_object(&self) -> Value {
+        let object: Map<String, Value> = self
+            .0
+            .iter()
+            .filter_map(|(name, param)| {
+                let value = match param {
+                    Param::Text(text) => Value::String(text.clone()),
+                    Param::Json(raw) => serde_json::from_str(raw.get()).ok()?,
+                };
+                Some((name.clone(), value))
+            })
+            .collect();
+        Value::Object(object)
     }
 
     /// A required id-like text: `missing` when absent or empty, `invalid`
@@ -319,6 +327,7 @@ mod tests {
         assert_eq!(refused(p.whole_number("limit", code::LIMIT)), code::LIMIT);
         assert_eq!(refused(params("time_range=x", "").object("time_range", code::TIME_RANGE)), code::TIME_RANGE);
         assert_eq!(params("", "").object("time_range", code::TIME_RANGE).unwrap(), None);
+        assert_eq!(p.to_object(), serde_json::json!({"time_range": "{\"since\":\"2024-05-01\"}", "page_num": "2", "page_size": 100, "limit": "x"}));
     }
 
     #[test]

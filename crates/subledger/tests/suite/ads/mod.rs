@@ -4,7 +4,15 @@
 //! parameters; the spec's field names and types checked in the raw JSON;
 //! each code an operation can answer triggered.
 
+mod accounts;
+mod bindings;
 mod envelope;
+mod faults;
+mod insights;
+mod isolation;
+mod money;
+mod requests;
+mod world;
 
 use reqwest::Method;
 use serde_json::{Value, json};
