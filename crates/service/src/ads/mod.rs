@@ -20,6 +20,8 @@ mod operator;
 pub mod sandbox;
 pub mod sync;
 #[cfg(test)]
+mod test_db;
+#[cfg(test)]
 mod tests;
 
 use std::time::Duration;

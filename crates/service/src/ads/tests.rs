@@ -5,8 +5,6 @@
 //! invariants (funded = spent + remaining cap) after every step. The HTTP
 //! dialect and both backends are tested black-box in the suite.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
@@ -19,34 +17,14 @@ use subledger_domain::oplog::Actor;
 use subledger_storage::{Store, StoreOptions};
 
 use super::*;
+use crate::ads::test_db::TempDb;
 use crate::funds::{Holder, MoveOptions, WalletRef};
 use crate::{ServiceConfig, Services};
-
-struct TempDb {
-    dir: PathBuf,
-    url: String,
-}
-
-impl TempDb {
-    fn new() -> TempDb {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!("subledger-ads-money-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-        std::fs::create_dir_all(&dir).expect("a temporary folder");
-        let url = format!("sqlite://{}/ads.db", dir.display());
-        TempDb { dir, url }
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// Services over a fresh database whose sandbox has approved accounts at
 /// once and spends fast (about 100 cents a second per account).
 async fn setup() -> (TempDb, Services, Tenant) {
-    let db = TempDb::new();
+    let db = TempDb::new("ads-money");
     let store = Store::open(&db.url, &StoreOptions::default()).await.expect("the store opens");
     let sandbox = SandboxConfig { review_step_seconds: 1, initial_requests: 8, disabled_per_mille: 0, daily_spend_cents_min: 8_640_000, daily_spend_cents_max: 8_640_000, ..SandboxConfig::default() };
     let config = ServiceConfig { ads: AdsConfig { sandbox, ..AdsConfig::default() }, ..ServiceConfig::default() };

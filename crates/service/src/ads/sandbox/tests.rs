@@ -3,45 +3,21 @@
 //! stored days, bindings, tenant isolation, and two processes writing at
 //! once. (The SQL itself runs on both backends in storage's tests.)
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use subledger_ads::sandbox_model::{DAY_US, date_of_day};
 use subledger_ads::{AdPlatform, InsightsWindow, PlatformError, RESET_SPEND_CAP_CENTS, Scope, account_status};
 use subledger_storage::tenants::{self, NewTenant};
 use subledger_storage::{Store, StoreOptions};
 
 use super::*;
+use crate::ads::test_db::TempDb;
 
 const T0_US: i64 = 1_714_521_600_000_000; // 2024-05-01T00:00:00Z
 const HOUR_US: i64 = 3_600_000_000;
 const AGENCY_BM: &str = "100200300";
 
-/// A database file of its own, removed afterwards.
-struct TempDb {
-    dir: PathBuf,
-    url: String,
-}
-
-impl TempDb {
-    fn new() -> TempDb {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!("subledger-ad-sandbox-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-        std::fs::create_dir_all(&dir).expect("a temporary folder");
-        let url = format!("sqlite://{}/sandbox.db", dir.display());
-        TempDb { dir, url }
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// A database with two tenants, and the sandbox on it.
 async fn setup(config: SandboxConfig) -> (TempDb, Store, Sandbox, Scope, Scope) {
-    let db = TempDb::new();
+    let db = TempDb::new("ad-sandbox");
     let store = Store::open(&db.url, &StoreOptions::default()).await.expect("the store opens");
     let mut tx = store.begin_write().await.unwrap();
     let mut scopes = Vec::new();
