@@ -418,7 +418,7 @@ fn supported_fields() -> String {
 /// as a query parameter carries it) or a comma-separated string (`"a,b"`);
 /// blanks around names and empty names are dropped. Not given: no names.
 /// The error says what the value is instead.
-fn name_list(raw: Option<&Value>) -> Result<Vec<String>, &'static str> {
+pub fn name_list(raw: Option<&Value>) -> Result<Vec<String>, &'static str> {
     let names: Vec<String> = match given(raw) {
         None => Vec::new(),
         Some(Value::Array(items)) => items.iter().map(|item| item.as_str().map(str::to_owned).ok_or("must be a list of names")).collect::<Result<_, _>>()?,

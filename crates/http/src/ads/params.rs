@@ -161,16 +161,13 @@ impl Params {
     /// its text, or names separated by commas. 1010 for anything else.
     pub fn fields(&self) -> Result<Option<Vec<String>>, Refusal> {
         let invalid = |why: &str| Refusal::new(code::FIELDS_INVALID, format!("fields {why}"));
-        let names: Vec<String> = match self.0.get("fields") {
+        // The forms a list arrives in are the domain's rule (`insights::name_list`), shared with insights.
+        let value: Value = match self.0.get("fields") {
             None => return Ok(None),
-            Some(Param::Json(raw)) if !raw.get().starts_with('"') => serde_json::from_str(raw.get()).map_err(|_| invalid("must be a list of field names"))?,
-            Some(_) => match self.text("fields") {
-                Text::Absent => Vec::new(),
-                Text::Other => return Err(invalid("must be a list of field names")),
-                Text::Given(text) if text.trim_start().starts_with('[') => serde_json::from_str(&text).map_err(|_| invalid("must be a JSON array of field names"))?,
-                Text::Given(text) => text.split(',').map(|name| name.trim().to_owned()).filter(|name| !name.is_empty()).collect(),
-            },
+            Some(Param::Json(raw)) => serde_json::from_str(raw.get()).map_err(|_| invalid("must be a list of field names"))?,
+            Some(Param::Text(text)) => Value::String(text.clone()),
         };
+        let names = subledger_domain::insights::name_list(Some(&value)).map_err(|_| invalid("must be a list of field names"))?;
         if names.len() > FIELDS_MAX {
             return Err(invalid(&format!("holds at most {FIELDS_MAX} names")));
         }
