@@ -229,7 +229,10 @@ impl Services {
         }
         if let Some(refusal) = self.ad_write_refusal(tenant, &account, &intent).await? {
             let refused = Err(ServiceError::AdRefused(refusal));
-            self.record_settled(tenant, &write.change, &search_id, &intent, &refused).await?;
+            // Kept only under the caller's key, for its replays: a refusal without one stores (and logs) nothing.
+            if write.search_id.as_deref().is_some_and(|id| !id.is_empty()) {
+                self.record_settled(tenant, &write.change, &search_id, &intent, &refused).await?;
+            }
             return refused;
         }
         let now = now_us();
