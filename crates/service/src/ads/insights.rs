@@ -9,10 +9,13 @@
 //! stored rows alone (`subledger_domain::insights` computes the answer), so
 //! they keep working, as fresh as the last sync, while Meta is slow or down.
 
+use std::collections::HashMap;
+
 use jiff::civil::Date;
 use serde_json::{Map, Value};
 use subledger_ads::{AdPlatform, InsightsRow, InsightsWindow, PlatformError, Scope};
 use subledger_domain::calendar::Day;
+use subledger_domain::ids::TenantId;
 use subledger_domain::insights::{self, AccountFacts, Breakdown, BreakdownsQuery, DailyMetrics, DailyRow, FieldSet, InsightsQuery, TimeIncrement, TimeRange};
 use subledger_storage::StorageError;
 use subledger_storage::ad_insights::{self as stored, AccountDetails, DaysRead, InsightsKey};
@@ -92,7 +95,11 @@ impl Services {
         let mut synced = SyncedInsights { since, until, calls: 0, rows: 0 };
         for step in window.windows(TimeIncrement::Days(SYNC_STEP_DAYS)) {
             let step = TimeRange::new(step.start, step.stop).expect("a window runs forwards");
-            self.sync_step(platform, scope, tenant, account_id, step, &mut synced).await?;
+            let stepped = self.sync_step(platform, scope, tenant, account_id, step, &mut synced).await;
+            // Rows changed: this process's answers are computed again (other processes see the
+            // tenant's new sync instant when the sync ends).
+            self.ads.answers.forget_tenant(tenant.id);
+            stepped?;
         }
         Ok(synced)
     }
@@ -135,6 +142,17 @@ impl Services {
     /// The answer of `account_insights`, computed from the stored rows.
     /// The caller has already checked that the account belongs to the tenant.
     pub async fn ad_insights(&self, tenant: &Tenant, account_id: &str, query: &InsightsQuery) -> ServiceResult<Vec<Map<String, Value>>> {
+        let version = self.insights_version(tenant).await?;
+        let cached = (tenant.id, format!("{account_id}:{query:?}"));
+        if let Some(answer) = self.ads.answers.answer(&cached, version) {
+            return Ok(answer);
+        }
+        let answer = self.compute_ad_insights(tenant, account_id, query).await?;
+        self.ads.answers.remember(cached, version, &answer);
+        Ok(answer)
+    }
+
+    async fn compute_ad_insights(&self, tenant: &Tenant, account_id: &str, query: &InsightsQuery) -> ServiceResult<Vec<Map<String, Value>>> {
         let key = InsightsKey { tenant: tenant.id, account_id, breakdown: None };
         // Without lists, the database adds up the days of each window when windows are months or the range.
         let how = match (query.needs_action_lists(), query.increment()) {
@@ -151,6 +169,17 @@ impl Services {
     /// The answer of `account_insights_breakdowns`, computed from the stored
     /// rows. The caller has already checked that the account belongs to the tenant.
     pub async fn ad_insights_breakdowns(&self, tenant: &Tenant, account_id: &str, query: &BreakdownsQuery) -> ServiceResult<Vec<Map<String, Value>>> {
+        let version = self.insights_version(tenant).await?;
+        let cached = (tenant.id, format!("{account_id}:{query:?}"));
+        if let Some(answer) = self.ads.answers.answer(&cached, version) {
+            return Ok(answer);
+        }
+        let answer = self.compute_ad_insights_breakdowns(tenant, account_id, query).await?;
+        self.ads.answers.remember(cached, version, &answer);
+        Ok(answer)
+    }
+
+    async fn compute_ad_insights_breakdowns(&self, tenant: &Tenant, account_id: &str, query: &BreakdownsQuery) -> ServiceResult<Vec<Map<String, Value>>> {
         let key = InsightsKey { tenant: tenant.id, account_id, breakdown: Some(query.breakdown()) };
         let how = if query.needs_action_lists() { DaysRead::Daily } else { DaysRead::SummedOverRange };
         let days = stored::read_days(&self.store, &key, query.range().since(), query.range().until(), how).await?;
@@ -423,6 +452,8 @@ mod tests {
     async fn a_later_sync_replaces_the_days_it_reads() {
         let s = setup().await;
         s.services.sync_ad_insights(&FixedPlatform::new(steady), &s.scope, &s.tenant, ACCOUNT, date("2024-05-01"), date("2024-05-10")).await.unwrap();
+        let daily = insights_query(json!({"fields": ["spend"], "time_range": {"since": "2024-05-01", "until": "2024-05-10"}, "time_increment": 1}));
+        assert_eq!(s.services.ad_insights(&s.tenant, ACCOUNT, &daily).await.unwrap().len(), 10, "read (and remembered) before the next sync");
         // Meta now reports only the 5th (restated), and nothing by breakdown.
         let restated = FixedPlatform::new(|window| {
             Ok(match (window.breakdown, window.total_postbacks) {
@@ -467,5 +498,64 @@ mod tests {
         let too_long = s.services.sync_ad_insights(&platform, &s.scope, &s.tenant, ACCOUNT, date("2020-01-01"), date("2024-05-01")).await;
         assert!(matches!(too_long, Err(InsightsSyncError::Service(ServiceError::Invalid { .. }))));
         assert!(platform.asked.lock().unwrap().is_empty());
+    }
+}
+
+/// Most insights answers kept; when full, the cache starts over.
+pub const INSIGHTS_ANSWERS_MAX: usize = 10_000;
+/// How long a process trusts the last sync instant it read of a tenant;
+/// its own syncs drop it at once, another process's show within this.
+const SYNC_VERSION_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Insights answers computed since the tenant's last sync: the stored rows
+/// change only when a sync writes them, so an answer stays right until the
+/// tenant's next sync (its `synced_at_us`, the version) — dashboards ask the
+/// same questions again and again. Bounded; per process.
+/// An answer's rows, and the tenant's sync instant they were computed at.
+type Answer = (i64, Vec<Map<String, Value>>);
+
+#[derive(Default)]
+pub(crate) struct InsightsAnswers {
+    answers: std::sync::Mutex<HashMap<(TenantId, String), Answer>>,
+    versions: std::sync::Mutex<HashMap<TenantId, (std::time::Instant, i64)>>,
+}
+
+impl InsightsAnswers {
+    fn answer(&self, key: &(TenantId, String), version: i64) -> Option<Vec<Map<String, Value>>> {
+        let answers = self.answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        answers.get(key).filter(|(at, _)| *at == version).map(|(_, answer)| answer.clone())
+    }
+
+    fn remember(&self, key: (TenantId, String), version: i64, answer: &[Map<String, Value>]) {
+        let mut answers = self.answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if answers.len() >= INSIGHTS_ANSWERS_MAX {
+            answers.clear();
+        }
+        answers.insert(key, (version, answer.to_vec()));
+    }
+
+    /// The tenant's rows changed: its answers are computed again.
+    pub(crate) fn forget_tenant(&self, tenant: TenantId) {
+        self.answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|(owner, _), _| *owner != tenant);
+    }
+
+    /// This process synced the tenant: its answers are read again.
+    pub(crate) fn forget_version(&self, tenant: TenantId) {
+        self.versions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&tenant);
+    }
+}
+
+impl Services {
+    /// The instant of the tenant's last sync, read at most once a second.
+    async fn insights_version(&self, tenant: &Tenant) -> ServiceResult<i64> {
+        let cached = self.ads.answers.versions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&tenant.id).copied();
+        if let Some((read_at, version)) = cached
+            && read_at.elapsed() < SYNC_VERSION_TTL
+        {
+            return Ok(version);
+        }
+        let version = subledger_storage::ads::connection(&self.store, tenant.id).await?.and_then(|c| c.synced_at_us).unwrap_or(0);
+        self.ads.answers.versions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(tenant.id, (std::time::Instant::now(), version));
+        Ok(version)
     }
 }

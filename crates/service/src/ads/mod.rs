@@ -86,13 +86,14 @@ impl Default for AdsConfig {
 }
 
 /// What serves the ad dialect, shared by every request.
-#[derive(Clone)]
 pub struct AdsRuntime {
     pub config: AdsConfig,
     graph: GraphApi,
     sandbox: Sandbox,
     /// Names this process in sync leases.
     process_id: String,
+    /// Insights answers valid until the tenant's next sync.
+    answers: insights::InsightsAnswers,
 }
 
 impl AdsRuntime {
@@ -102,6 +103,7 @@ impl AdsRuntime {
             sandbox: Sandbox::new(store, config.sandbox.clone()),
             config,
             process_id: format!("{}-{}", std::process::id(), crate::secrets::random_lower36(8)),
+            answers: insights::InsightsAnswers::default(),
         }
     }
 }

@@ -87,6 +87,7 @@ impl Services {
             Err(error) => Some(error.to_string()),
         };
         store_ads::finish_sync(&self.store, tenant_id, &self.ads.process_id, Some(now), error.as_deref()).await?;
+        self.ads.answers.forget_version(tenant_id);
         result.map(Some)
     }
 
