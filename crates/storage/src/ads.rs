@@ -9,7 +9,7 @@ use subledger_domain::ids::{TenantId, WalletId};
 use crate::{Result, Store, WriteTx};
 
 /// Most rows one read returns where the caller asks for "all": requests after
-/// an id, the accounts one sync visits.
+/// an id.
 pub const ADS_LIST_MAX: i64 = 10_000;
 
 // ---------------------------------------------------------------------------
@@ -265,19 +265,6 @@ pub async fn upsert_account(tx: &mut WriteTx, a: &SyncedAdAccount<'_>) -> Result
     Ok(())
 }
 
-/// An account's cap and spend as the ledger now funds them.
-pub async fn set_money(tx: &mut WriteTx, tenant: TenantId, id: &str, spend_cap_cents: i64, amount_spent_cents: i64, total_spent_cents: i64) -> Result<()> {
-    sqlx::query("UPDATE ad_accounts SET spend_cap_cents = $3, amount_spent_cents = $4, total_spent_cents = $5 WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant.0)
-        .bind(id)
-        .bind(spend_cap_cents)
-        .bind(amount_spent_cents)
-        .bind(total_spent_cents)
-        .execute(tx.conn())
-        .await?;
-    Ok(())
-}
-
 pub async fn set_violation(tx: &mut WriteTx, tenant: TenantId, id: &str, violation: bool, reason: &str) -> Result<bool> {
     let done = sqlx::query("UPDATE ad_accounts SET violation = $3, violation_reason = $4 WHERE tenant_id = $1 AND id = $2")
         .bind(tenant.0)
@@ -291,11 +278,6 @@ pub async fn set_violation(tx: &mut WriteTx, tenant: TenantId, id: &str, violati
 
 pub async fn account(store: &Store, tenant: TenantId, id: &str) -> Result<Option<AdAccountRecord>> {
     Ok(sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM {ACCOUNT_FROM} WHERE a.tenant_id = $1 AND a.id = $2")).bind(tenant.0).bind(id).fetch_optional(store.reader()).await?)
-}
-
-/// Every account of the tenant, by id, at most [`ADS_LIST_MAX`].
-pub async fn accounts(store: &Store, tenant: TenantId) -> Result<Vec<AdAccountRecord>> {
-    Ok(sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM {ACCOUNT_FROM} WHERE a.tenant_id = $1 ORDER BY a.id LIMIT $2")).bind(tenant.0).bind(ADS_LIST_MAX).fetch_all(store.reader()).await?)
 }
 
 /// A page of the tenant's accounts created in `[from_us, until_us)`, newest
@@ -504,28 +486,6 @@ pub async fn cap_wallet(store: &Store, tenant: TenantId, account: &str, currency
     .fetch_optional(store.reader())
     .await?;
     Ok(row.map(|(id, balance, reserved, seq)| (WalletId(id), balance, reserved, seq)))
-}
-
-/// What Meta's reported spend moved out of an `ad_cap` wallet, over its life.
-pub async fn spent_from(store: &Store, wallet: WalletId) -> Result<i64> {
-    let total: Option<i64> = sqlx::query_scalar("SELECT SUM(-e.amount_minor) FROM entries e JOIN transfers t ON t.id = e.transfer_id WHERE e.wallet_id = $1 AND t.kind = 'ad_spend'")
-        .bind(wallet.0)
-        .fetch_one(store.reader())
-        .await?;
-    Ok(total.unwrap_or(0))
-}
-
-/// Each ad account with its `ad_cap` wallet's balance, for `ledger verify`:
-/// (tenant, account, spend cap, amount spent, balance, unsettled write).
-pub async fn funding_rows(store: &Store) -> Result<Vec<(i64, String, i64, i64, Option<i64>, i64)>> {
-    Ok(sqlx::query_as(
-        "SELECT a.tenant_id, a.id, a.spend_cap_cents, a.amount_spent_cents, w.balance_minor,
-                (SELECT COUNT(*) FROM ad_writes x WHERE x.tenant_id = a.tenant_id AND x.account_id = a.id AND x.state <> 'done' AND x.cap_after_cents IS NOT NULL)
-         FROM ad_accounts a LEFT JOIN wallets w ON w.tenant_id = a.tenant_id AND COALESCE(w.account_id, 0) = 0 AND COALESCE(w.ad_account_id, '') = a.id AND w.purpose = 'ad_cap' AND w.currency = a.currency
-         ORDER BY a.tenant_id, a.id",
-    )
-    .fetch_all(store.reader())
-    .await?)
 }
 
 /// The id of the tenant's hold opened under `key`, if any.

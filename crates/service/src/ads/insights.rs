@@ -140,8 +140,10 @@ impl Services {
     }
 
     /// The answer of `account_insights`, computed from the stored rows.
-    /// The caller has already checked that the account belongs to the tenant.
+    /// An account of another tenant is not found.
     pub async fn ad_insights(&self, tenant: &Tenant, account_id: &str, query: &InsightsQuery) -> ServiceResult<Vec<Map<String, Value>>> {
+        // The rows are keyed by account id alone: the account must be the tenant's (else not found, like an unknown one).
+        self.ad_account(tenant, account_id).await?;
         let version = self.insights_version(tenant).await?;
         let cached = (tenant.id, format!("{account_id}:{query:?}"));
         if let Some(answer) = self.ads.answers.answer(&cached, version) {
@@ -167,8 +169,9 @@ impl Services {
     }
 
     /// The answer of `account_insights_breakdowns`, computed from the stored
-    /// rows. The caller has already checked that the account belongs to the tenant.
+    /// rows. An account of another tenant is not found.
     pub async fn ad_insights_breakdowns(&self, tenant: &Tenant, account_id: &str, query: &BreakdownsQuery) -> ServiceResult<Vec<Map<String, Value>>> {
+        self.ad_account(tenant, account_id).await?;
         let version = self.insights_version(tenant).await?;
         let cached = (tenant.id, format!("{account_id}:{query:?}"));
         if let Some(answer) = self.ads.answers.answer(&cached, version) {
@@ -192,7 +195,7 @@ impl Services {
         if !fields.needs_account_details() {
             return Ok(None);
         }
-        Ok(Some(stored::account_details(&self.store, tenant.id, account_id).await?.ok_or(ServiceError::NotFound(Resource::Account))?))
+        Ok(Some(stored::account_details(&self.store, tenant.id, account_id).await?.ok_or(ServiceError::NotFound(Resource::AdAccount))?))
     }
 }
 
@@ -233,7 +236,6 @@ mod tests {
     //! real platforms are tested end to end elsewhere.
 
     use std::sync::Mutex;
-    use std::sync::atomic::{AtomicU64, Ordering};
 
     use prometheus_client::registry::Registry;
     use serde_json::json;
@@ -367,26 +369,33 @@ mod tests {
         services: Services,
         tenant: Tenant,
         scope: Scope,
-        _dir: TempDir,
+        _db: crate::ads::test_db::TempDb,
     }
 
-    /// A folder removed when dropped (the service crate has no tempfile).
-    struct TempDir(std::path::PathBuf);
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
+    /// A tenant with the ad account `ACCOUNT` synced (its name and currency; its rows come from each test's sync).
     async fn setup() -> Setup {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let dir = TempDir(std::env::temp_dir().join(format!("subledger-insights-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))));
-        let store = Store::open(&format!("sqlite://{}/test.db", dir.0.display()), &StoreOptions::default()).await.unwrap();
+        let db = crate::ads::test_db::TempDb::new("insights");
+        let store = Store::open(&db.url, &StoreOptions::default()).await.unwrap();
         let (services, _worker) = Services::start(store, ServiceConfig::default(), &mut Registry::default());
         let created = services.create_tenant(TenantName::parse("agency").unwrap(), TenantTimeZone::parse("UTC").unwrap(), &Change::by(Actor::Cli)).await.unwrap();
+        let account = subledger_storage::ads::SyncedAdAccount {
+            tenant: created.tenant.id,
+            id: ACCOUNT,
+            name: "Spring Sale",
+            request_id: None,
+            company_name: "",
+            meta_status: 1,
+            disable_reason: 0,
+            currency: "USD",
+            created_time_us: 0,
+            fields: "{}",
+            synced_at_us: 0,
+        };
+        let mut tx = services.store.begin_write().await.unwrap();
+        subledger_storage::ads::upsert_account(&mut tx, &account).await.unwrap();
+        tx.commit().await.unwrap();
         let scope = Scope { tenant_id: created.tenant.id.0, business_id: "bm".to_owned(), access_token: String::new() };
-        Setup { services, tenant: created.tenant, scope, _dir: dir }
+        Setup { services, tenant: created.tenant, scope, _db: db }
     }
 
     fn insights_query(params: Value) -> InsightsQuery {
@@ -443,9 +452,11 @@ mod tests {
         let rows = s.services.ad_insights_breakdowns(&s.tenant, ACCOUNT, &query).await.unwrap();
         assert_eq!(Value::Object(rows[0].clone()), json!({"age": "25-34", "gender": "female", "clicks": "310", "date_start": "2024-05-01", "date_stop": "2024-05-31"}));
 
-        // The name and currency come from the synced account, which this test has not: the account is not found.
-        let named = insights_query(json!({"fields": ["account_name"], "time_range": may}));
-        assert!(matches!(s.services.ad_insights(&s.tenant, ACCOUNT, &named).await, Err(ServiceError::NotFound(Resource::Account))));
+        // The name and currency come from the synced account; an account that is not the tenant's is not found.
+        let named = insights_query(json!({"fields": ["account_name", "account_currency"], "time_range": may}));
+        let rows = s.services.ad_insights(&s.tenant, ACCOUNT, &named).await.unwrap();
+        assert_eq!((rows[0]["account_name"].clone(), rows[0]["account_currency"].clone()), (json!("Spring Sale"), json!("USD")));
+        assert!(matches!(s.services.ad_insights(&s.tenant, "999", &named).await, Err(ServiceError::NotFound(Resource::AdAccount))));
     }
 
     #[tokio::test]
